@@ -1,0 +1,601 @@
+//! Signed envelopes: how a gateway proves a message is its own, fresh and new.
+//!
+//! ```text
+//!  gateway                                        market service
+//!  Message ──serde_json──▶ payload text
+//!  digest = keccak256("GridShare envelope v1\0" ‖ gateway u64 BE ‖ seq u64 BE ‖ ts i64 BE ‖ payload)
+//!  sig = secp256k1 ECDSA (RFC 6979, low-s) over digest, 65 bytes r‖s‖v
+//!  {"v":1,"gateway":..,"seq":..,"ts":..,"payload":"..","sig":"0x.."}  ──MQTT──▶  Verifier::open
+//!                                        size ≤ MAX_ENVELOPE_BYTES → version → registered key
+//!                                        → signature → clock skew / age → replay window → Message
+//! ```
+//!
+//! **Why secp256k1 and not ed25519:** a gateway's key is also an EVM account.
+//! The on-chain gateway registry stores the address derived from it, and a
+//! contract can check a gateway's signature with `ecrecover`; ed25519 would
+//! need a second key per gateway and a precompile chains do not have.
+//!
+//! The payload stays as the exact text that was signed, so verification never
+//! depends on how a JSON library re-serialises numbers or field order.
+
+use std::collections::HashMap;
+
+use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha3::{Digest, Keccak256};
+
+use crate::ids::GatewayId;
+use crate::interval::Timestamp;
+use crate::wire::{Message, WIRE_VERSION};
+
+/// Largest envelope accepted, in bytes of JSON: 64 KiB. A telemetry message
+/// of [`crate::wire::Telemetry::MAX_SAMPLES`] samples is about 12 KiB.
+pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// Domain separator so a signature over an envelope can never be replayed as
+/// a signature over anything else (a transaction, another protocol).
+const DOMAIN: &[u8] = b"GridShare envelope v1\0";
+
+/// keccak-256, as Ethereum uses it.
+pub fn keccak256(data: &[u8]) -> [u8; 32] {
+    Keccak256::digest(data).into()
+}
+
+/// Why an envelope was refused. Each variant is counted separately by the
+/// market service, so the names are stable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// More than [`MAX_ENVELOPE_BYTES`].
+    #[error("envelope is {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// Bytes received.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a JSON envelope.
+    #[error("malformed envelope: {0}")]
+    Malformed(String),
+    /// A wire version this build does not speak.
+    #[error("unsupported wire version {0} (this build speaks {WIRE_VERSION})")]
+    UnsupportedVersion(u16),
+    /// The gateway is not registered (or was revoked).
+    #[error("unknown gateway {0}")]
+    UnknownGateway(GatewayId),
+    /// The signature is not the registered key's.
+    #[error("bad signature from {0}")]
+    BadSignature(GatewayId),
+    /// Timestamp further in the future than the allowed skew.
+    #[error("timestamp {ts} is {ahead_ms} ms in the future (allowed {max_ms} ms)")]
+    FromTheFuture {
+        /// The envelope's timestamp.
+        ts: Timestamp,
+        /// How far ahead of now.
+        ahead_ms: i64,
+        /// Allowed skew.
+        max_ms: i64,
+    },
+    /// Timestamp older than allowed for this kind of message.
+    #[error("{kind} message is {age_ms} ms old (allowed {max_ms} ms)")]
+    Stale {
+        /// Message kind.
+        kind: &'static str,
+        /// Its age.
+        age_ms: i64,
+        /// Allowed age.
+        max_ms: i64,
+    },
+    /// The sequence number was seen before.
+    #[error("replayed sequence {seq} from {gateway}")]
+    Replayed {
+        /// Sender.
+        gateway: GatewayId,
+        /// The repeated sequence number.
+        seq: u64,
+    },
+    /// The sequence number is older than the reorder window.
+    #[error("sequence {seq} from {gateway} is older than the window (highest seen {highest})")]
+    SequenceTooOld {
+        /// Sender.
+        gateway: GatewayId,
+        /// The sequence number.
+        seq: u64,
+        /// Highest accepted so far.
+        highest: u64,
+    },
+    /// The signed payload is not a valid message.
+    #[error("invalid payload: {0}")]
+    BadPayload(String),
+}
+
+impl EnvelopeError {
+    /// A stable snake_case reason, for metrics labels and error codes.
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::Malformed(_) => "malformed",
+            Self::UnsupportedVersion(_) => "unsupported_version",
+            Self::UnknownGateway(_) => "unknown_gateway",
+            Self::BadSignature(_) => "bad_signature",
+            Self::FromTheFuture { .. } => "from_the_future",
+            Self::Stale { .. } => "stale",
+            Self::Replayed { .. } => "replayed",
+            Self::SequenceTooOld { .. } => "sequence_too_old",
+            Self::BadPayload(_) => "bad_payload",
+        }
+    }
+}
+
+/// A signed message on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedEnvelope {
+    /// Wire version.
+    pub v: u16,
+    /// The sender.
+    pub gateway: GatewayId,
+    /// Sender's sequence number, strictly increasing per gateway (starts at 1).
+    pub seq: u64,
+    /// When the sender signed it.
+    pub ts: Timestamp,
+    /// The message as JSON text, exactly as signed.
+    pub payload: String,
+    /// `0x` + 130 hex digits: r ‖ s ‖ v (v = 27 or 28, as `ecrecover` wants).
+    pub sig: String,
+}
+
+fn digest(gateway: GatewayId, seq: u64, ts: Timestamp, payload: &[u8]) -> [u8; 32] {
+    let mut h = Keccak256::new();
+    h.update(DOMAIN);
+    h.update(gateway.0.to_be_bytes());
+    h.update(seq.to_be_bytes());
+    h.update(ts.0.to_be_bytes());
+    h.update(payload);
+    h.finalize().into()
+}
+
+/// A gateway's private key.
+#[derive(Clone)]
+pub struct GatewayKey(SigningKey);
+
+impl core::fmt::Debug for GatewayKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never print the secret.
+        write!(f, "GatewayKey({})", self.public().address_hex())
+    }
+}
+
+/// A key that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid key: {0}")]
+pub struct KeyError(pub String);
+
+fn decode_hex(s: &str) -> Result<Vec<u8>, KeyError> {
+    hex::decode(s.trim().trim_start_matches("0x")).map_err(|e| KeyError(e.to_string()))
+}
+
+impl GatewayKey {
+    /// From 32 secret bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        SigningKey::from_bytes(bytes.into())
+            .map(Self)
+            .map_err(|e| KeyError(e.to_string()))
+    }
+
+    /// From 64 hex digits, `0x` optional.
+    pub fn from_hex(s: &str) -> Result<Self, KeyError> {
+        let bytes: [u8; 32] = decode_hex(s)?
+            .try_into()
+            .map_err(|_| KeyError("a secret key is 32 bytes (64 hex digits)".into()))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// The 32 secret bytes as hex (for writing a key file).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0.to_bytes())
+    }
+
+    /// The matching public key.
+    pub fn public(&self) -> GatewayPublicKey {
+        GatewayPublicKey(*self.0.verifying_key())
+    }
+
+    /// Sign `msg` as `gateway` with sequence `seq` at `ts`.
+    pub fn seal(
+        &self,
+        gateway: GatewayId,
+        seq: u64,
+        ts: Timestamp,
+        msg: &Message,
+    ) -> Result<SignedEnvelope, EnvelopeError> {
+        let payload = serde_json::to_string(msg).map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
+        self.seal_raw(gateway, seq, ts, payload)
+    }
+
+    /// Sign already-serialised payload text (used by test vectors and tools).
+    pub fn seal_raw(
+        &self,
+        gateway: GatewayId,
+        seq: u64,
+        ts: Timestamp,
+        payload: String,
+    ) -> Result<SignedEnvelope, EnvelopeError> {
+        let d = digest(gateway, seq, ts, payload.as_bytes());
+        let (sig, recid) = self
+            .0
+            .sign_prehash_recoverable(&d)
+            .map_err(|e| EnvelopeError::BadPayload(format!("signing failed: {e}")))?;
+        let mut raw = [0u8; 65];
+        raw[..64].copy_from_slice(&sig.to_bytes());
+        raw[64] = 27 + recid.to_byte();
+        Ok(SignedEnvelope {
+            v: WIRE_VERSION,
+            gateway,
+            seq,
+            ts,
+            payload,
+            sig: format!("0x{}", hex::encode(raw)),
+        })
+    }
+}
+
+/// A gateway's public key, as registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayPublicKey(VerifyingKey);
+
+impl GatewayPublicKey {
+    /// From SEC1 bytes (33 compressed or 65 uncompressed), as hex.
+    pub fn from_hex(s: &str) -> Result<Self, KeyError> {
+        VerifyingKey::from_sec1_bytes(&decode_hex(s)?)
+            .map(Self)
+            .map_err(|e| KeyError(e.to_string()))
+    }
+
+    /// Compressed SEC1 form as hex (66 digits), how we store it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0.to_encoded_point(true).as_bytes())
+    }
+
+    /// The EVM address of this key: the last 20 bytes of keccak256 of the
+    /// uncompressed point without its 0x04 prefix.
+    pub fn address(&self) -> [u8; 20] {
+        let point = self.0.to_encoded_point(false);
+        let hash = keccak256(&point.as_bytes()[1..]);
+        let mut a = [0u8; 20];
+        a.copy_from_slice(&hash[12..]);
+        a
+    }
+
+    /// The EVM address as `0x` + 40 lowercase hex digits.
+    pub fn address_hex(&self) -> String {
+        format!("0x{}", hex::encode(self.address()))
+    }
+
+    fn verify(&self, env: &SignedEnvelope) -> bool {
+        let Ok(raw) = decode_hex(&env.sig) else { return false };
+        if raw.len() != 65 {
+            return false;
+        }
+        let Ok(sig) = Signature::from_slice(&raw[..64]) else {
+            return false;
+        };
+        // High-s signatures are malleable copies of low-s ones: refuse them, like Ethereum.
+        if sig.normalize_s().is_some() {
+            return false;
+        }
+        let Some(recid) = raw[64].checked_sub(27).and_then(RecoveryId::from_byte) else {
+            return false;
+        };
+        let d = digest(env.gateway, env.seq, env.ts, env.payload.as_bytes());
+        VerifyingKey::recover_from_prehash(&d, &sig, recid).is_ok_and(|k| k == self.0)
+    }
+}
+
+/// Per-gateway anti-replay state: the highest sequence accepted and a bitmap
+/// of the 64 below it, so messages reordered in transit by up to 64 places
+/// are still accepted once, and nothing is accepted twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayWindow {
+    /// Highest sequence accepted (0 = none yet).
+    pub highest: u64,
+    /// Bit i set = sequence `highest - i` accepted (bit 0 is `highest` itself).
+    pub seen: u64,
+}
+
+impl ReplayWindow {
+    /// How far behind the highest sequence a message may arrive.
+    pub const WIDTH: u64 = 64;
+
+    /// Check `seq` against the window without changing it.
+    pub fn check(&self, gateway: GatewayId, seq: u64) -> Result<(), EnvelopeError> {
+        if seq > self.highest {
+            return Ok(());
+        }
+        let behind = self.highest - seq;
+        if seq == 0 || behind >= Self::WIDTH {
+            return Err(EnvelopeError::SequenceTooOld {
+                gateway,
+                seq,
+                highest: self.highest,
+            });
+        }
+        if self.seen & (1 << behind) != 0 {
+            return Err(EnvelopeError::Replayed { gateway, seq });
+        }
+        Ok(())
+    }
+
+    /// Record `seq` as accepted (call after [`Self::check`] passed).
+    pub fn record(&mut self, seq: u64) {
+        if seq > self.highest {
+            let shift = seq - self.highest;
+            self.seen = if shift >= Self::WIDTH { 0 } else { self.seen << shift };
+            self.seen |= 1;
+            self.highest = seq;
+        } else {
+            self.seen |= 1 << (self.highest - seq);
+        }
+    }
+}
+
+/// How strict a [`Verifier`] is about time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessPolicy {
+    /// How far in the future a timestamp may be (clock skew), ms. Default 30 s.
+    pub max_future_ms: i64,
+    /// Oldest order or cancel accepted, ms. Default 60 s: an order is a live intent.
+    pub max_order_age_ms: i64,
+    /// Oldest telemetry or report accepted, ms. Default 7 days: store-and-forward
+    /// delivers samples after an outage, and the sequence window stops replays.
+    pub max_data_age_ms: i64,
+}
+
+impl Default for FreshnessPolicy {
+    fn default() -> Self {
+        Self {
+            max_future_ms: 30_000,
+            max_order_age_ms: 60_000,
+            max_data_age_ms: 7 * 24 * 3_600_000,
+        }
+    }
+}
+
+/// Opens envelopes: checks size, version, key, signature, time and replay,
+/// in that order (cheap checks first; state changes only on success).
+#[derive(Debug, Default)]
+pub struct Verifier {
+    keys: HashMap<GatewayId, GatewayPublicKey>,
+    windows: HashMap<GatewayId, ReplayWindow>,
+    policy: FreshnessPolicy,
+}
+
+impl Verifier {
+    /// A verifier with no gateways registered.
+    pub fn new(policy: FreshnessPolicy) -> Self {
+        Self {
+            keys: HashMap::new(),
+            windows: HashMap::new(),
+            policy,
+        }
+    }
+
+    /// Register (or replace) a gateway's key; `window` restores persisted replay state.
+    pub fn register(&mut self, gateway: GatewayId, key: GatewayPublicKey, window: ReplayWindow) {
+        self.keys.insert(gateway, key);
+        self.windows.insert(gateway, window);
+    }
+
+    /// Forget a gateway (revoked): its messages are refused from now on.
+    pub fn revoke(&mut self, gateway: GatewayId) {
+        self.keys.remove(&gateway);
+        self.windows.remove(&gateway);
+    }
+
+    /// The replay state of a gateway, to persist.
+    pub fn window(&self, gateway: GatewayId) -> Option<ReplayWindow> {
+        self.windows.get(&gateway).copied()
+    }
+
+    /// Verify raw bytes from the wire and return the envelope and its message.
+    pub fn open(&mut self, bytes: &[u8], now: Timestamp) -> Result<(SignedEnvelope, Message), EnvelopeError> {
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(EnvelopeError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_ENVELOPE_BYTES,
+            });
+        }
+        let env: SignedEnvelope = serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if env.v != WIRE_VERSION {
+            return Err(EnvelopeError::UnsupportedVersion(env.v));
+        }
+        let key = self
+            .keys
+            .get(&env.gateway)
+            .ok_or(EnvelopeError::UnknownGateway(env.gateway))?;
+        if !key.verify(&env) {
+            return Err(EnvelopeError::BadSignature(env.gateway));
+        }
+        let ahead = env.ts.0.saturating_sub(now.0);
+        if ahead > self.policy.max_future_ms {
+            return Err(EnvelopeError::FromTheFuture {
+                ts: env.ts,
+                ahead_ms: ahead,
+                max_ms: self.policy.max_future_ms,
+            });
+        }
+        let msg: Message = serde_json::from_str(&env.payload).map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
+        let max_age = match msg {
+            Message::Order(_) | Message::Cancel(_) => self.policy.max_order_age_ms,
+            _ => self.policy.max_data_age_ms,
+        };
+        let age = now.0.saturating_sub(env.ts.0);
+        if age > max_age {
+            return Err(EnvelopeError::Stale {
+                kind: msg.kind(),
+                age_ms: age,
+                max_ms: max_age,
+            });
+        }
+        let window = self.windows.entry(env.gateway).or_default();
+        window.check(env.gateway, env.seq)?;
+        window.record(env.seq);
+        Ok((env, msg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::OrderId;
+    use crate::wire::CancelOrder;
+
+    // Anvil's first development key: a well-known key whose address any EVM tool confirms.
+    const ANVIL_KEY_0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    const ANVIL_ADDR_0: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
+
+    fn setup() -> (GatewayKey, Verifier) {
+        let key = GatewayKey::from_hex(ANVIL_KEY_0).unwrap();
+        let mut v = Verifier::new(FreshnessPolicy::default());
+        v.register(GatewayId(7), key.public(), ReplayWindow::default());
+        (key, v)
+    }
+
+    fn cancel() -> Message {
+        Message::Cancel(CancelOrder { order_id: OrderId(5) })
+    }
+
+    fn bytes(env: &SignedEnvelope) -> Vec<u8> {
+        serde_json::to_vec(env).unwrap()
+    }
+
+    #[test]
+    fn address_matches_the_evm() {
+        let key = GatewayKey::from_hex(ANVIL_KEY_0).unwrap();
+        assert_eq!(key.public().address_hex(), ANVIL_ADDR_0);
+        let again = GatewayPublicKey::from_hex(&key.public().to_hex()).unwrap();
+        assert_eq!(again, key.public());
+        assert!(!format!("{key:?}").contains(ANVIL_KEY_0));
+    }
+
+    #[test]
+    fn seal_then_open() {
+        let (key, mut v) = setup();
+        let now = Timestamp(1_000_000);
+        let env = key.seal(GatewayId(7), 1, now, &cancel()).unwrap();
+        let (opened, msg) = v.open(&bytes(&env), now).unwrap();
+        assert_eq!(opened, env);
+        assert_eq!(msg, cancel());
+    }
+
+    #[test]
+    fn rejects_tampering_and_strangers() {
+        let (key, mut v) = setup();
+        let now = Timestamp(1_000_000);
+        let mut env = key.seal(GatewayId(7), 1, now, &cancel()).unwrap();
+        env.payload = env.payload.replace('5', "6");
+        assert_eq!(
+            v.open(&bytes(&env), now),
+            Err(EnvelopeError::BadSignature(GatewayId(7)))
+        );
+        let env = key.seal(GatewayId(8), 1, now, &cancel()).unwrap();
+        assert_eq!(
+            v.open(&bytes(&env), now),
+            Err(EnvelopeError::UnknownGateway(GatewayId(8)))
+        );
+        // A signature by another key for gateway 7.
+        let other = GatewayKey::from_bytes(&[3u8; 32]).unwrap();
+        let env = other.seal(GatewayId(7), 1, now, &cancel()).unwrap();
+        assert_eq!(
+            v.open(&bytes(&env), now),
+            Err(EnvelopeError::BadSignature(GatewayId(7)))
+        );
+        // The same signature claimed under another sequence number.
+        let mut env = key.seal(GatewayId(7), 1, now, &cancel()).unwrap();
+        env.seq = 2;
+        assert_eq!(
+            v.open(&bytes(&env), now),
+            Err(EnvelopeError::BadSignature(GatewayId(7)))
+        );
+    }
+
+    #[test]
+    fn rejects_high_s_malleated_signature() {
+        let (key, mut v) = setup();
+        let now = Timestamp(1_000_000);
+        let mut env = key.seal(GatewayId(7), 1, now, &cancel()).unwrap();
+        let raw = decode_hex(&env.sig).unwrap();
+        let sig = Signature::from_slice(&raw[..64]).unwrap();
+        let (r, s) = sig.split_scalars();
+        let high = Signature::from_scalars(r, -*s).unwrap();
+        let mut out = high.to_bytes().to_vec();
+        out.push(raw[64] ^ 1);
+        env.sig = format!("0x{}", hex::encode(out));
+        assert_eq!(
+            v.open(&bytes(&env), now),
+            Err(EnvelopeError::BadSignature(GatewayId(7)))
+        );
+    }
+
+    #[test]
+    fn rejects_replay_and_allows_reorder_within_window() {
+        let (key, mut v) = setup();
+        let now = Timestamp(1_000_000);
+        let seal = |seq| bytes(&key.seal(GatewayId(7), seq, now, &cancel()).unwrap());
+        assert!(v.open(&seal(10), now).is_ok());
+        assert!(v.open(&seal(8), now).is_ok(), "late by 2 is fine once");
+        assert!(matches!(
+            v.open(&seal(8), now),
+            Err(EnvelopeError::Replayed { seq: 8, .. })
+        ));
+        assert!(matches!(
+            v.open(&seal(10), now),
+            Err(EnvelopeError::Replayed { seq: 10, .. })
+        ));
+        assert!(v.open(&seal(100), now).is_ok());
+        assert!(matches!(
+            v.open(&seal(36), now),
+            Err(EnvelopeError::SequenceTooOld { .. })
+        ));
+        assert!(v.open(&seal(37), now).is_ok());
+        assert!(matches!(
+            v.open(&seal(0), now),
+            Err(EnvelopeError::SequenceTooOld { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_stale_and_future() {
+        let (key, mut v) = setup();
+        let now = Timestamp(10_000_000);
+        let env = key.seal(GatewayId(7), 1, Timestamp(now.0 - 61_000), &cancel()).unwrap();
+        assert!(matches!(
+            v.open(&bytes(&env), now),
+            Err(EnvelopeError::Stale { kind: "cancel", .. })
+        ));
+        let env = key.seal(GatewayId(7), 2, Timestamp(now.0 + 31_000), &cancel()).unwrap();
+        assert!(matches!(
+            v.open(&bytes(&env), now),
+            Err(EnvelopeError::FromTheFuture { .. })
+        ));
+        // a rejected message does not consume its sequence number
+        let env = key.seal(GatewayId(7), 1, now, &cancel()).unwrap();
+        assert!(v.open(&bytes(&env), now).is_ok());
+    }
+
+    #[test]
+    fn rejects_oversize_malformed_and_unknown_version() {
+        let (key, mut v) = setup();
+        let now = Timestamp(0);
+        let big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
+        assert!(matches!(v.open(&big, now), Err(EnvelopeError::TooLarge { .. })));
+        assert!(matches!(v.open(b"{\"v\":1", now), Err(EnvelopeError::Malformed(_))));
+        let mut env = key.seal(GatewayId(7), 1, now, &cancel()).unwrap();
+        env.v = 2;
+        assert_eq!(v.open(&bytes(&env), now), Err(EnvelopeError::UnsupportedVersion(2)));
+        let env = key
+            .seal_raw(GatewayId(7), 1, now, "{\"type\":\"nope\"}".into())
+            .unwrap();
+        assert!(matches!(v.open(&bytes(&env), now), Err(EnvelopeError::BadPayload(_))));
+    }
+}

@@ -1,0 +1,355 @@
+//! Wire messages between gateways, the market service and API clients.
+//!
+//! Every message is a variant of [`Message`], serialised as JSON with a
+//! `"type"` tag. Gateways wrap theirs in a [`crate::envelope::SignedEnvelope`]
+//! which carries the wire version; a receiver rejects versions it does not
+//! know instead of guessing.
+//!
+//! Sign convention for power and energy (load reference): **positive means
+//! drawn** (consumed from the grid or the home's bus), **negative means
+//! delivered** (PV production, battery discharge, export at the grid meter).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeviceId, EventId, OrderId, ParticipantId, ProgramId, TradeId, ZoneId};
+use crate::interval::{DeliveryInterval, Timestamp};
+use crate::market::{OrderMode, Side, TimeInForce};
+use crate::units::{MicroPerKwh, W, Wh};
+
+/// The wire version this crate speaks.
+pub const WIRE_VERSION: u16 = 1;
+
+/// What kind of device a sample comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// The grid-connection meter of the home.
+    GridMeter,
+    /// A PV inverter.
+    PvInverter,
+    /// A battery (or hybrid) inverter.
+    Battery,
+    /// An EV charger.
+    EvCharger,
+    /// A sub-meter of some load.
+    SubMeter,
+}
+
+/// The operating status a device reports, simplified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    /// Running normally.
+    #[default]
+    Ok,
+    /// Running but limited (curtailed, derated, at a setpoint).
+    Limited,
+    /// Off, standby or sleeping (PV at night).
+    Standby,
+    /// Reporting a fault.
+    Fault,
+    /// Not answering.
+    Unreachable,
+}
+
+/// How far a sample can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    /// Read from the device in this cycle.
+    #[default]
+    Good,
+    /// Read, but unchanged for suspiciously long (possibly stuck).
+    Suspect,
+    /// Not read this cycle; carried forward or estimated.
+    Estimated,
+}
+
+/// One device's state at one instant. Absent fields were not measured or the
+/// device marks them "not implemented"; they are never reported as zero.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySample {
+    /// The device, by its name in the gateway config.
+    pub device: DeviceId,
+    /// What the device is.
+    pub kind: DeviceKind,
+    /// When the values were read.
+    pub at: Timestamp,
+    /// Active power, load convention (positive = drawn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_w: Option<W>,
+    /// Lifetime energy counter, drawn (import for a grid meter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_in_wh: Option<Wh>,
+    /// Lifetime energy counter, delivered (export for a grid meter, production for PV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_out_wh: Option<Wh>,
+    /// Battery state of charge in tenths of a percent (0..=1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soc_permille: Option<u16>,
+    /// Operating status.
+    #[serde(default)]
+    pub status: DeviceStatus,
+    /// Trust in the values.
+    #[serde(default)]
+    pub quality: Quality,
+}
+
+/// Samples of one gateway's devices from one polling cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// The samples, at most [`Telemetry::MAX_SAMPLES`].
+    pub samples: Vec<TelemetrySample>,
+}
+
+impl Telemetry {
+    /// Most samples one message may carry.
+    pub const MAX_SAMPLES: usize = 64;
+}
+
+/// A new order. The owner and feeder node come from the sender's identity
+/// (gateway registration or API key), never from the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    /// Client-chosen id, unique per market service.
+    pub order_id: OrderId,
+    /// Zone of the book.
+    pub zone: ZoneId,
+    /// Delivery interval of the book.
+    pub interval: DeliveryInterval,
+    /// Buy or sell.
+    pub side: Side,
+    /// Energy, Wh, positive.
+    pub quantity: Wh,
+    /// Limit price; buyers pay at most this including grid fees, sellers receive at least this.
+    pub limit_price: MicroPerKwh,
+    /// Time in force.
+    #[serde(default)]
+    pub tif: TimeInForce,
+    /// Continuous or auction-only.
+    #[serde(default)]
+    pub mode: OrderMode,
+}
+
+/// Cancel a resting order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrder {
+    /// The order to cancel.
+    pub order_id: OrderId,
+}
+
+/// A trade as published to the two parties and the public tape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradeReport {
+    /// The engine's trade id.
+    pub trade_id: TradeId,
+    /// Zone of the book.
+    pub zone: ZoneId,
+    /// Delivery interval of the book.
+    pub interval: DeliveryInterval,
+    /// The buying order.
+    pub buy_order: OrderId,
+    /// The selling order.
+    pub sell_order: OrderId,
+    /// Buyer.
+    pub buyer: ParticipantId,
+    /// Seller.
+    pub seller: ParticipantId,
+    /// Energy traded.
+    pub quantity: Wh,
+    /// Trade price (what the seller receives per kWh).
+    pub price: MicroPerKwh,
+    /// Grid fee along the path, paid by the buyer on top of the price.
+    pub grid_fee: MicroPerKwh,
+    /// When the engine made the trade.
+    pub at: Timestamp,
+}
+
+/// The outcome of one book at gate closure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntervalResult {
+    /// Zone of the book.
+    pub zone: ZoneId,
+    /// Delivery interval of the book.
+    pub interval: DeliveryInterval,
+    /// Uniform clearing price of the call auction, if anything crossed.
+    pub clearing_price: Option<MicroPerKwh>,
+    /// Energy matched in the auction.
+    pub auction_volume: Wh,
+    /// Energy matched in total (continuous + auction).
+    pub total_volume: Wh,
+    /// Number of trades in the book's life.
+    pub trades: u32,
+}
+
+/// A demand-response signal, after OpenADR 3 signal types, in our units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "signal", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DrSignal {
+    /// Limit export at the grid connection to this power (≥ 0).
+    ExportLimit {
+        /// The limit.
+        w: W,
+    },
+    /// Limit import at the grid connection to this power (≥ 0).
+    ImportLimit {
+        /// The limit.
+        w: W,
+    },
+    /// Battery setpoint, load convention (positive charges).
+    BatterySetpoint {
+        /// The setpoint.
+        w: W,
+    },
+    /// EV charging current limit per phase, in milliamperes.
+    EvCurrentLimit {
+        /// The limit.
+        milliamps: i64,
+    },
+    /// A price signal for the interval.
+    Price {
+        /// The price.
+        price: MicroPerKwh,
+    },
+    /// Reduce load by this much against baseline.
+    LoadShed {
+        /// The reduction asked for.
+        w: W,
+    },
+}
+
+/// One interval of a demand-response event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrInterval {
+    /// Interval number within the event, from 0.
+    pub id: u32,
+    /// Start of the interval.
+    pub start: Timestamp,
+    /// Length in minutes (> 0).
+    pub duration_minutes: u32,
+    /// The signals in force during the interval.
+    pub signals: Vec<DrSignal>,
+}
+
+/// A demand-response event as sent to a gateway (OpenADR 3 concepts:
+/// program, event, intervals, payloads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrEvent {
+    /// The event.
+    pub event_id: EventId,
+    /// The program it belongs to.
+    pub program_id: ProgramId,
+    /// Higher runs first when events overlap (OpenADR: lower number = higher priority; we say it plainly).
+    #[serde(default)]
+    pub priority: u32,
+    /// The intervals, in time order, not overlapping.
+    pub intervals: Vec<DrInterval>,
+    /// True when the operator cancelled the event: revert now.
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+/// A gateway's report on a demand-response event interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrReport {
+    /// The event.
+    pub event_id: EventId,
+    /// The event interval reported on.
+    pub interval_id: u32,
+    /// The gateway's estimate of grid power without the event.
+    pub baseline_w: Option<W>,
+    /// Mean measured grid power over the report period.
+    pub measured_w: W,
+    /// True when every device write was confirmed by read-back.
+    pub confirmed: bool,
+    /// Human-readable note on what could not be done, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When the report was made.
+    pub at: Timestamp,
+}
+
+/// Every message that travels in an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// Gateway → service: device samples.
+    Telemetry(Telemetry),
+    /// Gateway or trader → service: a new order.
+    Order(NewOrder),
+    /// Gateway or trader → service: cancel an order.
+    Cancel(CancelOrder),
+    /// Service → participants: a trade.
+    Trade(TradeReport),
+    /// Service → everyone: a book's result at gate closure.
+    IntervalResult(IntervalResult),
+    /// Service → gateway: a demand-response event.
+    DrEvent(DrEvent),
+    /// Gateway → service: a demand-response report.
+    DrReport(DrReport),
+}
+
+impl Message {
+    /// A short name for logs and metrics.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Telemetry(_) => "telemetry",
+            Self::Order(_) => "order",
+            Self::Cancel(_) => "cancel",
+            Self::Trade(_) => "trade",
+            Self::IntervalResult(_) => "interval_result",
+            Self::DrEvent(_) => "dr_event",
+            Self::DrReport(_) => "dr_report",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn telemetry_json_shape() {
+        let msg = Message::Telemetry(Telemetry {
+            samples: vec![TelemetrySample {
+                device: DeviceId::new("meter").unwrap(),
+                kind: DeviceKind::GridMeter,
+                at: Timestamp(1_764_064_800_000),
+                power_w: Some(W(-1200)),
+                energy_in_wh: Some(Wh(10)),
+                energy_out_wh: None,
+                soc_permille: None,
+                status: DeviceStatus::Ok,
+                quality: Quality::Good,
+            }],
+        });
+        let json = serde_json::to_string(&msg).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"telemetry","samples":[{"device":"meter","kind":"grid_meter","at":1764064800000,"power_w":-1200,"energy_in_wh":10,"status":"ok","quality":"good"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), msg);
+    }
+
+    #[test]
+    fn unknown_fields_and_types_are_rejected() {
+        let extra = r#"{"type":"cancel","order_id":1,"owner":2}"#;
+        assert!(serde_json::from_str::<Message>(extra).is_err());
+        let unknown = r#"{"type":"launch","order_id":1}"#;
+        assert!(serde_json::from_str::<Message>(unknown).is_err());
+        let dr = r#"{"signal":"export_limit","w":0}"#;
+        assert_eq!(
+            serde_json::from_str::<DrSignal>(dr).unwrap(),
+            DrSignal::ExportLimit { w: W(0) }
+        );
+    }
+}
