@@ -1,0 +1,73 @@
+//! Test support shared by the crates' integration tests.
+//!
+//! Tests that need a real service (PostgreSQL, an MQTT broker, anvil) ask for
+//! it here. `scripts/test.sh` starts throwaway instances on free loopback
+//! ports and exports their addresses in the variables below. When a variable
+//! is missing the test is skipped with a message saying how to provide it —
+//! except under `CI=true`, where a missing service is a failure, so CI can
+//! never pass by skipping.
+
+use std::path::PathBuf;
+
+/// PostgreSQL URL of a throwaway cluster, e.g. `postgres://postgres@127.0.0.1:5433/postgres`.
+pub const POSTGRES_URL: &str = "GRIDSHARE_TEST_POSTGRES_URL";
+/// MQTT broker (Mosquitto) as `mqtt://user:password@127.0.0.1:port`.
+pub const MQTT_URL: &str = "GRIDSHARE_TEST_MQTT_URL";
+/// Path to the `anvil` binary (else looked up on `PATH`).
+pub const ANVIL_BIN: &str = "GRIDSHARE_ANVIL_BIN";
+
+/// True when running under CI (`CI=true` or `CI=1`).
+pub fn in_ci() -> bool {
+    matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
+}
+
+/// The value of service variable `var`, or `None` (test should return early)
+/// when it is unset outside CI. Panics under CI: a missing service is a failure.
+#[allow(clippy::panic, clippy::print_stderr)] // reporting to the test harness is this function's job
+pub fn service(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Some(v),
+        _ if in_ci() => panic!("{what} is required under CI=true but {var} is not set (scripts/test.sh starts it)"),
+        _ => {
+            eprintln!("skipping: {what} not available; set {var} or run scripts/test.sh");
+            None
+        }
+    }
+}
+
+/// Find an executable: the variable `var` if set, else `name` on `PATH`.
+/// `None` (skip) outside CI when absent; panics under CI.
+#[allow(clippy::panic, clippy::print_stderr)]
+pub fn executable(var: &str, name: &str) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var(var) {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+    });
+    match found {
+        Some(p) => Some(p),
+        None if in_ci() => panic!("{name} is required under CI=true but was not found (set {var} or put it on PATH)"),
+        None => {
+            eprintln!("skipping: {name} not found; set {var} or run scripts/setup.sh");
+            None
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
+/// Prefer binding port 0 directly; use this only for programs that need a number.
+pub fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The workspace root (for tests that read `hardware/`, `contracts/` and such).
+pub fn workspace_root() -> PathBuf {
+    // This crate lives at <root>/testkit.
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
