@@ -144,6 +144,13 @@ pub struct SignedEnvelope {
     pub sig: String,
 }
 
+impl SignedEnvelope {
+    /// The 32-byte digest that was signed (for cross-language checks and tools).
+    pub fn signing_digest(&self) -> [u8; 32] {
+        digest(self.gateway, self.seq, self.ts, self.payload.as_bytes())
+    }
+}
+
 fn digest(gateway: GatewayId, seq: u64, ts: Timestamp, payload: &[u8]) -> [u8; 32] {
     let mut h = Keccak256::new();
     h.update(DOMAIN);
