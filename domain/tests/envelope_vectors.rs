@@ -6,6 +6,8 @@
 //! Regenerate after an intended change with
 //! `GRIDSHARE_WRITE_VECTORS=1 cargo test -p gridshare-domain --test envelope_vectors`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a test failure
+
 use gridshare_domain::envelope::{FreshnessPolicy, GatewayKey, ReplayWindow, SignedEnvelope, Verifier};
 use gridshare_domain::{GatewayId, Timestamp};
 use serde::{Deserialize, Serialize};
