@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Start or stop throwaway test services on free loopback ports:
+# a PostgreSQL cluster and a Mosquitto broker with a password file and ACL.
+#
+#   scripts/services.sh start DIR   # writes DIR/env.sh with the URLs to source
+#   scripts/services.sh stop DIR
+#
+# Nothing here listens on anything but 127.0.0.1, and DIR holds all state.
+set -euo pipefail
+
+cmd=${1:?usage: services.sh start|stop DIR}
+dir=${2:?usage: services.sh start|stop DIR}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+pg_bin() {
+    local b
+    for b in /usr/lib/postgresql/*/bin; do
+        [ -x "$b/initdb" ] && { echo "$b"; return; }
+    done
+    command -v initdb >/dev/null && { dirname "$(command -v initdb)"; return; }
+    echo "PostgreSQL server binaries not found: run scripts/setup.sh" >&2
+    exit 1
+}
+
+# initdb refuses to run as root: run PostgreSQL as the 'postgres' system user then.
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start() {
+    mkdir -p "$dir"
+    local bin pgport mqport
+    bin=$(pg_bin)
+    pgport=$(free_port)
+    mkdir -p "$dir/pg"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir/pg"
+    as_pg "$bin/initdb" -D "$dir/pg/data" -U postgres --auth=trust -E UTF8 >"$dir/pg-initdb.log" 2>&1
+    # fsync off: a test cluster, thrown away after the run.
+    as_pg "$bin/pg_ctl" -D "$dir/pg/data" -w -t 60 -l "$dir/pg/log" \
+        -o "-p $pgport -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >/dev/null
+    echo "export GRIDSHARE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$pgport/postgres" >"$dir/env.sh"
+
+    mqport=$(free_port)
+    local mq="$dir/mosquitto"
+    mkdir -p "$mq"
+    mosquitto_passwd -b -c "$mq/passwd" gridshare gridshare-test >/dev/null 2>&1
+    cat >"$mq/acl" <<ACL
+user gridshare
+topic readwrite #
+ACL
+    cat >"$mq/mosquitto.conf" <<CONF
+listener $mqport 127.0.0.1
+allow_anonymous false
+password_file $mq/passwd
+acl_file $mq/acl
+persistence false
+log_dest file $mq/log
+CONF
+    [ "$(id -u)" = 0 ] && chown -R mosquitto: "$mq" 2>/dev/null || true
+    chmod 0700 "$mq/passwd" "$mq/acl" 2>/dev/null || true
+    mosquitto -c "$mq/mosquitto.conf" -d
+    # wait until it listens
+    for _ in $(seq 1 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$mqport") 2>/dev/null && break
+        sleep 0.1
+    done
+    pgrep -f "mosquitto -c $mq/mosquitto.conf" >"$mq/pid" || { echo "mosquitto did not start: $(cat "$mq/log" 2>/dev/null)" >&2; exit 1; }
+    echo "export GRIDSHARE_TEST_MQTT_URL=mqtt://gridshare:gridshare-test@127.0.0.1:$mqport" >>"$dir/env.sh"
+    echo "services up: PostgreSQL on $pgport, Mosquitto on $mqport (state in $dir)"
+}
+
+stop() {
+    if [ -d "$dir/pg/data" ]; then
+        as_pg "$(pg_bin)/pg_ctl" -D "$dir/pg/data" -m fast stop >/dev/null 2>&1 || true
+    fi
+    if [ -f "$dir/mosquitto/pid" ]; then
+        kill "$(cat "$dir/mosquitto/pid")" 2>/dev/null || true
+    fi
+}
+
+case "$cmd" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: services.sh start|stop DIR" >&2; exit 2 ;;
+esac
