@@ -24,6 +24,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt mosqui
 command -v mosquitto_pub >/dev/null || need_apt mosquitto-clients
 command -v socat >/dev/null || need_apt socat
 command -v make >/dev/null || need_apt make
+command -v docker-compose >/dev/null || need_apt docker-compose
 
 # wasm32: rustup's target where it can be downloaded; Debian's rustc-web (with
 # the std sources for -Z build-std) where it cannot.
