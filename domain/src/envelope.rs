@@ -432,6 +432,7 @@ impl Verifier {
             });
         }
         let msg: Message = serde_json::from_str(&env.payload).map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
+        msg.validate().map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
         let max_age = match msg {
             Message::Order(_) | Message::Cancel(_) => self.policy.max_order_age_ms,
             _ => self.policy.max_data_age_ms,

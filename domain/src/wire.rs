@@ -298,7 +298,118 @@ pub enum Message {
     DrReport(DrReport),
 }
 
+/// A message that parsed but breaks a rule of its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    /// The offending field, as a path (`samples[3].soc_permille`).
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ValidationError {
+    ValidationError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Telemetry {
+    /// Check sample count and value ranges.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.samples.is_empty() || self.samples.len() > Self::MAX_SAMPLES {
+            return Err(invalid(
+                "samples",
+                format!(
+                    "must hold 1 to {} samples, got {}",
+                    Self::MAX_SAMPLES,
+                    self.samples.len()
+                ),
+            ));
+        }
+        for (i, s) in self.samples.iter().enumerate() {
+            if s.soc_permille.is_some_and(|soc| soc > 1000) {
+                return Err(invalid(format!("samples[{i}].soc_permille"), "must be 0..=1000"));
+            }
+            for (name, counter) in [("energy_in_wh", s.energy_in_wh), ("energy_out_wh", s.energy_out_wh)] {
+                if counter.is_some_and(|c| c.0 < 0) {
+                    return Err(invalid(
+                        format!("samples[{i}].{name}"),
+                        "an energy counter cannot be negative",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DrEvent {
+    /// Most intervals one event may carry (a day of 5-minute intervals).
+    pub const MAX_INTERVALS: usize = 288;
+
+    /// Check intervals are present, positive, in time order and not overlapping,
+    /// and that limits are not negative.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.intervals.is_empty() && !self.cancelled {
+            return Err(invalid("intervals", "an event needs at least one interval"));
+        }
+        if self.intervals.len() > Self::MAX_INTERVALS {
+            return Err(invalid(
+                "intervals",
+                format!("at most {} intervals", Self::MAX_INTERVALS),
+            ));
+        }
+        let mut prev_end: Option<Timestamp> = None;
+        for (i, iv) in self.intervals.iter().enumerate() {
+            if iv.duration_minutes == 0 {
+                return Err(invalid(format!("intervals[{i}].duration_minutes"), "must be positive"));
+            }
+            if prev_end.is_some_and(|end| iv.start < end) {
+                return Err(invalid(
+                    format!("intervals[{i}].start"),
+                    "intervals must be in time order and not overlap",
+                ));
+            }
+            prev_end = Some(iv.end());
+            for (j, sig) in iv.signals.iter().enumerate() {
+                let negative = match *sig {
+                    DrSignal::ExportLimit { w } | DrSignal::ImportLimit { w } | DrSignal::LoadShed { w } => w.0 < 0,
+                    DrSignal::EvCurrentLimit { milliamps } => milliamps < 0,
+                    DrSignal::BatterySetpoint { .. } | DrSignal::Price { .. } => false,
+                };
+                if negative {
+                    return Err(invalid(
+                        format!("intervals[{i}].signals[{j}]"),
+                        "limits cannot be negative",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DrInterval {
+    /// First instant after the interval.
+    pub fn end(&self) -> Timestamp {
+        self.start.plus_minutes(i64::from(self.duration_minutes))
+    }
+}
+
 impl Message {
+    /// Check the rules of the message's type beyond what parsing checks.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            Self::Telemetry(t) => t.validate(),
+            Self::Order(o) if o.quantity.0 <= 0 => Err(invalid("quantity", "must be positive")),
+            Self::DrEvent(e) => e.validate(),
+            Self::Trade(t) if t.quantity.0 <= 0 => Err(invalid("quantity", "must be positive")),
+            _ => Ok(()),
+        }
+    }
+
     /// A short name for logs and metrics.
     pub const fn kind(&self) -> &'static str {
         match self {
@@ -338,6 +449,72 @@ mod tests {
             r#"{"type":"telemetry","samples":[{"device":"meter","kind":"grid_meter","at":1764064800000,"power_w":-1200,"energy_in_wh":10,"status":"ok","quality":"good"}]}"#
         );
         assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), msg);
+    }
+
+    fn sample(soc: Option<u16>) -> TelemetrySample {
+        TelemetrySample {
+            device: DeviceId::new("bat").unwrap(),
+            kind: DeviceKind::Battery,
+            at: Timestamp(0),
+            power_w: None,
+            energy_in_wh: None,
+            energy_out_wh: None,
+            soc_permille: soc,
+            status: DeviceStatus::Ok,
+            quality: Quality::Good,
+        }
+    }
+
+    #[test]
+    fn telemetry_validation() {
+        assert!(
+            Telemetry {
+                samples: vec![sample(Some(1000))]
+            }
+            .validate()
+            .is_ok()
+        );
+        let err = Telemetry {
+            samples: vec![sample(Some(500)), sample(Some(1001))],
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(err.field, "samples[1].soc_permille");
+        assert!(Telemetry { samples: vec![] }.validate().is_err());
+        assert!(
+            Telemetry {
+                samples: vec![sample(None); 65]
+            }
+            .validate()
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn dr_event_validation() {
+        let iv = |id, start, minutes| DrInterval {
+            id,
+            start: Timestamp(start),
+            duration_minutes: minutes,
+            signals: vec![DrSignal::ExportLimit { w: W(2000) }],
+        };
+        let ev = |intervals| DrEvent {
+            event_id: EventId(1),
+            program_id: ProgramId(1),
+            priority: 0,
+            intervals,
+            cancelled: false,
+        };
+        assert!(ev(vec![iv(0, 0, 15), iv(1, 900_000, 15)]).validate().is_ok());
+        assert_eq!(
+            ev(vec![iv(0, 0, 15), iv(1, 600_000, 15)]).validate().unwrap_err().field,
+            "intervals[1].start"
+        );
+        assert!(ev(vec![iv(0, 0, 0)]).validate().is_err());
+        assert!(ev(vec![]).validate().is_err());
+        let mut neg = iv(0, 0, 15);
+        neg.signals = vec![DrSignal::ImportLimit { w: W(-1) }];
+        assert_eq!(ev(vec![neg]).validate().unwrap_err().field, "intervals[0].signals[0]");
     }
 
     #[test]
