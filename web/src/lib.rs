@@ -1,0 +1,101 @@
+//! GridShare's HTTP face: one axum [`Router`] built by [`app`], shared by the
+//! market service's `main` and by tests (which call it in-process with
+//! `tower::ServiceExt::oneshot`, no port needed).
+//!
+//! ```text
+//!  request ─▶ body limit ─▶ timeout ─▶ count (metrics) ─▶ route ─▶ handler ─▶ Result<_, ApiError>
+//!                                                           └─ no route / wrong method ─▶ ApiError (404 / 405)
+//! ```
+//!
+//! Every error, from a handler or from parsing the body, leaves as
+//! `{ "error": { "code", "message" } }` (see [`error`]).
+
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::timeout::TimeoutLayer;
+
+pub use error::{ApiError, ApiJson};
+pub use health::Readiness;
+pub use metrics::Metrics;
+
+/// Largest request body accepted: 64 KiB (an order is ~300 bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What handlers share.
+#[derive(Debug, Clone, Default)]
+pub struct AppState {
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Component readiness.
+    pub readiness: Arc<Readiness>,
+}
+
+/// Prometheus metrics in text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics_text(State(state): State<AppState>) -> Response {
+    match state.metrics.encode() {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(_) => ApiError::internal("metrics could not be encoded").into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /docs")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    let status = format!("{}xx", resp.status().as_u16() / 100);
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&metrics::HttpLabels { method, status })
+        .inc();
+    resp
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
