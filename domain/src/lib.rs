@@ -15,6 +15,7 @@ pub mod ids;
 pub mod interval;
 pub mod market;
 pub mod money;
+pub mod topics;
 pub mod units;
 pub mod wire;
 

@@ -1,0 +1,127 @@
+//! The MQTT topic tree, shared by gateways and the market service.
+//!
+//! ```text
+//! gridshare/v1/gw/{gateway}/telemetry       gateway → service   signed Telemetry
+//! gridshare/v1/gw/{gateway}/orders          gateway → service   signed Order / Cancel
+//! gridshare/v1/gw/{gateway}/dr/report       gateway → service   signed DrReport
+//! gridshare/v1/gw/{gateway}/status          gateway → service   retained "online" / "offline" (last will)
+//! gridshare/v1/gw/{gateway}/dr/event        service → gateway   DrEvent
+//! gridshare/v1/gw/{gateway}/orders/ack      service → gateway   order acknowledgements and fills
+//! gridshare/v1/gw/{gateway}/market/result   service → gateway   IntervalResult, trades
+//! ```
+//!
+//! `{gateway}` is the bare number of the [`GatewayId`]; the broker's ACL lets a
+//! gateway publish only below its own prefix (its MQTT username is `gw-{id}`).
+
+use crate::ids::GatewayId;
+
+/// Root of every GridShare topic, with the wire version.
+pub const ROOT: &str = "gridshare/v1/gw";
+
+/// One channel below a gateway's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// Upstream: signed telemetry.
+    Telemetry,
+    /// Upstream: signed orders and cancels.
+    Orders,
+    /// Upstream: signed demand-response reports.
+    DrReport,
+    /// Upstream: online/offline presence (retained; last will).
+    Status,
+    /// Downstream: demand-response events.
+    DrEvent,
+    /// Downstream: order acknowledgements and fills.
+    OrderAck,
+    /// Downstream: market results.
+    MarketResult,
+}
+
+impl Channel {
+    /// Every channel.
+    pub const ALL: [Self; 7] = [
+        Self::Telemetry,
+        Self::Orders,
+        Self::DrReport,
+        Self::Status,
+        Self::DrEvent,
+        Self::OrderAck,
+        Self::MarketResult,
+    ];
+
+    /// The path below the gateway prefix.
+    pub const fn suffix(self) -> &'static str {
+        match self {
+            Self::Telemetry => "telemetry",
+            Self::Orders => "orders",
+            Self::DrReport => "dr/report",
+            Self::Status => "status",
+            Self::DrEvent => "dr/event",
+            Self::OrderAck => "orders/ack",
+            Self::MarketResult => "market/result",
+        }
+    }
+
+    /// True for channels a gateway publishes on.
+    pub const fn is_upstream(self) -> bool {
+        matches!(self, Self::Telemetry | Self::Orders | Self::DrReport | Self::Status)
+    }
+}
+
+/// The full topic of `channel` for `gateway`.
+pub fn topic(gateway: GatewayId, channel: Channel) -> String {
+    format!("{ROOT}/{}/{}", gateway.0, channel.suffix())
+}
+
+/// Subscription filter for one channel of every gateway (`gridshare/v1/gw/+/telemetry`).
+pub fn all_gateways(channel: Channel) -> String {
+    format!("{ROOT}/+/{}", channel.suffix())
+}
+
+/// Split a topic into gateway and channel; `None` if it is not one of ours.
+pub fn parse(topic: &str) -> Option<(GatewayId, Channel)> {
+    let rest = topic.strip_prefix(ROOT)?.strip_prefix('/')?;
+    let (id, suffix) = rest.split_once('/')?;
+    // Only canonical decimal ids: "007" or "+7" would alias another gateway's prefix.
+    if id.is_empty()
+        || id.len() > 20
+        || !id.bytes().all(|b| b.is_ascii_digit())
+        || (id.len() > 1 && id.starts_with('0'))
+    {
+        return None;
+    }
+    let gateway = GatewayId(id.parse().ok()?);
+    let channel = Channel::ALL.into_iter().find(|c| c.suffix() == suffix)?;
+    Some((gateway, channel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_every_channel() {
+        for c in Channel::ALL {
+            let t = topic(GatewayId(42), c);
+            assert_eq!(parse(&t), Some((GatewayId(42), c)), "{t}");
+        }
+        assert_eq!(topic(GatewayId(3), Channel::DrReport), "gridshare/v1/gw/3/dr/report");
+        assert_eq!(all_gateways(Channel::Telemetry), "gridshare/v1/gw/+/telemetry");
+    }
+
+    #[test]
+    fn rejects_foreign_and_aliased_topics() {
+        for bad in [
+            "gridshare/v1/gw/42",
+            "gridshare/v1/gw/42/",
+            "gridshare/v1/gw/042/telemetry",
+            "gridshare/v1/gw/+42/telemetry",
+            "gridshare/v1/gw/x/telemetry",
+            "gridshare/v2/gw/42/telemetry",
+            "gridshare/v1/gw/42/telemetry/extra",
+            "gridshare/v1/gw/99999999999999999999999/telemetry",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+}
