@@ -103,6 +103,14 @@ pub enum EnvelopeError {
         /// Highest accepted so far.
         highest: u64,
     },
+    /// Signed by another gateway than the one the channel belongs to.
+    #[error("signed by {signed}, received on {expected}'s channel")]
+    WrongSender {
+        /// The gateway the channel (e.g. MQTT topic) belongs to.
+        expected: GatewayId,
+        /// The gateway that signed.
+        signed: GatewayId,
+    },
     /// The signed payload is not a valid message.
     #[error("invalid payload: {0}")]
     BadPayload(String),
@@ -121,6 +129,7 @@ impl EnvelopeError {
             Self::Stale { .. } => "stale",
             Self::Replayed { .. } => "replayed",
             Self::SequenceTooOld { .. } => "sequence_too_old",
+            Self::WrongSender { .. } => "wrong_sender",
             Self::BadPayload(_) => "bad_payload",
         }
     }
@@ -406,6 +415,27 @@ impl Verifier {
 
     /// Verify raw bytes from the wire and return the envelope and its message.
     pub fn open(&mut self, bytes: &[u8], now: Timestamp) -> Result<(SignedEnvelope, Message), EnvelopeError> {
+        self.open_inner(bytes, now, None)
+    }
+
+    /// Like [`Self::open`], for a channel that belongs to `expected` (its MQTT
+    /// topic): a message signed by any other gateway is refused before it can
+    /// use up a sequence number.
+    pub fn open_from(
+        &mut self,
+        expected: GatewayId,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<(SignedEnvelope, Message), EnvelopeError> {
+        self.open_inner(bytes, now, Some(expected))
+    }
+
+    fn open_inner(
+        &mut self,
+        bytes: &[u8],
+        now: Timestamp,
+        expected: Option<GatewayId>,
+    ) -> Result<(SignedEnvelope, Message), EnvelopeError> {
         if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err(EnvelopeError::TooLarge {
                 size: bytes.len(),
@@ -415,6 +445,12 @@ impl Verifier {
         let env: SignedEnvelope = serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         if env.v != WIRE_VERSION {
             return Err(EnvelopeError::UnsupportedVersion(env.v));
+        }
+        if let Some(expected) = expected.filter(|e| *e != env.gateway) {
+            return Err(EnvelopeError::WrongSender {
+                expected,
+                signed: env.gateway,
+            });
         }
         let key = self
             .keys
@@ -570,6 +606,18 @@ mod tests {
             v.open(&seal(0), now),
             Err(EnvelopeError::SequenceTooOld { .. })
         ));
+    }
+
+    #[test]
+    fn wrong_sender_does_not_use_up_the_sequence() {
+        let (key, mut v) = setup();
+        let now = Timestamp(1_000_000);
+        let env = bytes(&key.seal(GatewayId(7), 1, now, &cancel()).unwrap());
+        assert_eq!(
+            v.open_from(GatewayId(8), &env, now),
+            Err(EnvelopeError::WrongSender { expected: GatewayId(8), signed: GatewayId(7) })
+        );
+        assert!(v.open_from(GatewayId(7), &env, now).is_ok());
     }
 
     #[test]
