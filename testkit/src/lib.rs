@@ -46,7 +46,9 @@ pub fn executable(var: &str, name: &str) -> Option<PathBuf> {
         }
     }
     let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
     });
     match found {
         Some(p) => Some(p),
