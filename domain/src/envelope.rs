@@ -615,7 +615,10 @@ mod tests {
         let env = bytes(&key.seal(GatewayId(7), 1, now, &cancel()).unwrap());
         assert_eq!(
             v.open_from(GatewayId(8), &env, now),
-            Err(EnvelopeError::WrongSender { expected: GatewayId(8), signed: GatewayId(7) })
+            Err(EnvelopeError::WrongSender {
+                expected: GatewayId(8),
+                signed: GatewayId(7)
+            })
         );
         assert!(v.open_from(GatewayId(7), &env, now).is_ok());
     }
