@@ -24,4 +24,14 @@ for b in contracts/node_modules/@foundry-rs/*-linux-*/bin; do
 done
 export PATH
 
-make check
+log=$(mktemp /tmp/gridshare-test-log.XXXXXX)
+make check 2>&1 | tee "$log"
+
+# One closing line over every runner (cargo test and forge), so the run's
+# result does not hang on whichever suite happened to print last.
+awk '
+    /^test result: /        { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+    /tests passed, .* failed/ { for (i = 1; i <= NF; i++) { if ($i == "tests" && $(i+1) == "passed,") p += $(i-1); if ($i ~ /^failed,?$/) f += $(i-1) } }
+    END { printf "Summary: %d passed, %d failed\n", p, f }
+' "$log"
+rm -f "$log"
