@@ -10,10 +10,12 @@
 //! Every error, from a handler or from parsing the body, leaves as
 //! `{ "error": { "code", "message" } }` (see [`error`]).
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
 
 use std::sync::Arc;
 use std::time::Duration;
