@@ -1,0 +1,114 @@
+//! Gateways: registration (public key, owner, feeder node), revocation, and
+//! the anti-replay window each one's messages are checked against, persisted
+//! so a restart of the market service cannot re-open old sequence numbers.
+
+use gridshare_domain::envelope::{GatewayPublicKey, ReplayWindow};
+use gridshare_domain::{GatewayId, NodeId, ParticipantId, Timestamp};
+use sqlx::Row;
+
+use crate::db::{Db, query};
+use crate::error::{Result, StorageError};
+
+/// A registered gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    /// Id.
+    pub id: GatewayId,
+    /// The home that owns it.
+    pub owner: ParticipantId,
+    /// Who commissioned it.
+    pub installer: Option<ParticipantId>,
+    /// Its signing key.
+    pub public_key: GatewayPublicKey,
+    /// Where the home connects to the feeder.
+    pub feeder_node: NodeId,
+    /// Persisted replay state.
+    pub window: ReplayWindow,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Register a gateway. `Duplicate` if the id or key is already registered.
+pub async fn register(db: &Db, g: &Gateway, now: Timestamp) -> Result<()> {
+    let sql = "INSERT INTO gateways (id, owner_id, installer_id, public_key, evm_address, feeder_node, commissioned_at, \
+               replay_highest, replay_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    let (highest, seen) = window_columns(g.window);
+    query!(db, sql, pool => |q| {
+        q.bind(g.id.0 as i64)
+            .bind(g.owner.0 as i64)
+            .bind(g.installer.map(|p| p.0 as i64))
+            .bind(g.public_key.to_hex())
+            .bind(g.public_key.address_hex())
+            .bind(i64::from(g.feeder_node.0))
+            .bind(now.0)
+            .bind(highest)
+            .bind(seen)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Revoke a gateway: its messages are refused from now on.
+pub async fn revoke(db: &Db, id: GatewayId, now: Timestamp) -> Result<()> {
+    let sql = "UPDATE gateways SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+    let n = query!(db, sql, pool => |q| q.bind(now.0).bind(id.0 as i64).execute(pool).await?.rows_affected());
+    if n == 0 {
+        return Err(StorageError::NotFound {
+            what: "active gateway",
+            key: id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+// The bitmap is a u64; the column is a signed BIGINT holding the same 64 bits.
+fn window_columns(w: ReplayWindow) -> (i64, i64) {
+    (w.highest as i64, w.seen as i64)
+}
+
+/// Save a gateway's replay window.
+pub async fn save_window(db: &Db, id: GatewayId, w: ReplayWindow) -> Result<()> {
+    let (highest, seen) = window_columns(w);
+    let sql = "UPDATE gateways SET replay_highest = $1, replay_seen = $2 WHERE id = $3";
+    let n =
+        query!(db, sql, pool => |q| q.bind(highest).bind(seen).bind(id.0 as i64).execute(pool).await?.rows_affected());
+    if n == 0 {
+        return Err(StorageError::NotFound {
+            what: "gateway",
+            key: id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Every gateway not revoked, with keys and replay windows, by id.
+pub async fn active(db: &Db) -> Result<Vec<Gateway>> {
+    let sql = "SELECT id, owner_id, installer_id, public_key, feeder_node, replay_highest, replay_seen, revoked_at \
+               FROM gateways WHERE revoked_at IS NULL ORDER BY id";
+    query!(db, sql, pool => |q| {
+        let rows = q.fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.try_get("public_key")?;
+                let node: i64 = r.try_get("feeder_node")?;
+                Ok(Gateway {
+                    id: GatewayId(r.try_get::<i64, _>("id")? as u64),
+                    owner: ParticipantId(r.try_get::<i64, _>("owner_id")? as u64),
+                    installer: r.try_get::<Option<i64>, _>("installer_id")?.map(|p| ParticipantId(p as u64)),
+                    public_key: GatewayPublicKey::from_hex(&key)
+                        .map_err(|e| StorageError::Corrupt { field: "gateways.public_key", reason: e.to_string() })?,
+                    feeder_node: NodeId(u32::try_from(node).map_err(|e| StorageError::Corrupt {
+                        field: "gateways.feeder_node",
+                        reason: e.to_string(),
+                    })?),
+                    window: ReplayWindow {
+                        highest: r.try_get::<i64, _>("replay_highest")? as u64,
+                        seen: r.try_get::<i64, _>("replay_seen")? as u64,
+                    },
+                    revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
+                })
+            })
+            .collect()
+    })
+}

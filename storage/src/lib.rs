@@ -1,0 +1,23 @@
+//! GridShare storage: one interface over SQLite (the embedded default) and
+//! PostgreSQL (production, with TimescaleDB hypertables when available).
+//!
+//! ```text
+//!  Db::open(url | data dir) ─▶ migrations (compiled in, per backend) ─▶ TimescaleDB step (PostgreSQL, if present)
+//!  ingest:  [Reading] ─▶ readings::insert_batch ─▶ one transaction, duplicates ignored, count of new rows
+//!  queries: readings::buckets (15 min / hour / day), gateways, market records, DR, rewards
+//! ```
+//!
+//! Every function takes a [`Db`] and returns [`Result`]; database failures
+//! come back as a [`StorageError`] that names the constraint or value that was
+//! wrong. Writes that touch several rows run in one transaction.
+
+pub mod db;
+pub mod error;
+pub mod gateways;
+pub mod market;
+pub mod participants;
+pub mod readings;
+pub mod timescale;
+
+pub use db::{Backend, Db};
+pub use error::{Result, StorageError};

@@ -1,0 +1,112 @@
+//! Market records: trades and interval results, as the engine produced them.
+
+use gridshare_domain::wire::{IntervalResult, TradeReport};
+use gridshare_domain::{
+    DeliveryInterval, IntervalLength, MicroPerKwh, OrderId, ParticipantId, Timestamp, TradeId, Wh, ZoneId,
+};
+use sqlx::Row;
+
+use crate::db::{Db, query, with_pool};
+use crate::error::{Result, StorageError};
+
+/// Store trades in one transaction (all or nothing). `Duplicate` if a trade id exists.
+pub async fn insert_trades(db: &Db, trades: &[TradeReport]) -> Result<()> {
+    let sql = "INSERT INTO trades (trade_id, zone, interval_start, buy_order, sell_order, buyer_id, seller_id, \
+               quantity_wh, price, grid_fee, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    let sqlite_sql = crate::db::sqlite_placeholders(sql);
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for t in trades {
+            let q = match db {
+                Db::Sqlite(_) => sqlx::query(sqlx::AssertSqlSafe(sqlite_sql.clone())),
+                Db::Postgres(_) => sqlx::query(sql),
+            };
+            q.bind(t.trade_id.0 as i64)
+                .bind(i64::from(t.zone.0))
+                .bind(t.interval.start().0)
+                .bind(t.buy_order.0 as i64)
+                .bind(t.sell_order.0 as i64)
+                .bind(t.buyer.0 as i64)
+                .bind(t.seller.0 as i64)
+                .bind(t.quantity.0)
+                .bind(t.price.0)
+                .bind(t.grid_fee.0)
+                .bind(t.at.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Trades of one book, by trade id.
+pub async fn trades_of_interval(db: &Db, zone: ZoneId, interval: DeliveryInterval) -> Result<Vec<TradeReport>> {
+    let sql = "SELECT trade_id, zone, interval_start, buy_order, sell_order, buyer_id, seller_id, quantity_wh, price, \
+               grid_fee, at FROM trades WHERE zone = $1 AND interval_start = $2 ORDER BY trade_id";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(i64::from(zone.0)).bind(interval.start().0).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TradeReport {
+                    trade_id: TradeId(r.try_get::<i64, _>("trade_id")? as u64),
+                    zone,
+                    interval,
+                    buy_order: OrderId(r.try_get::<i64, _>("buy_order")? as u64),
+                    sell_order: OrderId(r.try_get::<i64, _>("sell_order")? as u64),
+                    buyer: ParticipantId(r.try_get::<i64, _>("buyer_id")? as u64),
+                    seller: ParticipantId(r.try_get::<i64, _>("seller_id")? as u64),
+                    quantity: Wh(r.try_get("quantity_wh")?),
+                    price: MicroPerKwh(r.try_get("price")?),
+                    grid_fee: MicroPerKwh(r.try_get("grid_fee")?),
+                    at: Timestamp(r.try_get("at")?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+}
+
+/// Store a book's result; `Duplicate` if that book already has one.
+pub async fn insert_interval_result(db: &Db, r: &IntervalResult, closed_at: Timestamp) -> Result<()> {
+    let sql = "INSERT INTO interval_results (zone, interval_start, interval_minutes, clearing_price, auction_volume, \
+               total_volume, trades, closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    query!(db, sql, pool => |q| {
+        q.bind(i64::from(r.zone.0))
+            .bind(r.interval.start().0)
+            .bind(r.interval.length().minutes())
+            .bind(r.clearing_price.map(MicroPerKwh::get))
+            .bind(r.auction_volume.0)
+            .bind(r.total_volume.0)
+            .bind(i64::from(r.trades))
+            .bind(closed_at.0)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Results of a zone's books whose intervals start in `[from, to)`, oldest first.
+pub async fn interval_results(db: &Db, zone: ZoneId, from: Timestamp, to: Timestamp) -> Result<Vec<IntervalResult>> {
+    let sql = "SELECT interval_start, interval_minutes, clearing_price, auction_volume, total_volume, trades \
+               FROM interval_results WHERE zone = $1 AND interval_start >= $2 AND interval_start < $3 ORDER BY interval_start";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(i64::from(zone.0)).bind(from.0).bind(to.0).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let corrupt = |reason: String| StorageError::Corrupt { field: "interval_results.interval", reason };
+                let length = IntervalLength::from_minutes(r.try_get("interval_minutes")?).map_err(|e| corrupt(e.to_string()))?;
+                let interval = DeliveryInterval::new(Timestamp(r.try_get("interval_start")?), length)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                let trades: i64 = r.try_get("trades")?;
+                Ok(IntervalResult {
+                    zone,
+                    interval,
+                    clearing_price: r.try_get::<Option<i64>, _>("clearing_price")?.map(MicroPerKwh),
+                    auction_volume: Wh(r.try_get("auction_volume")?),
+                    total_volume: Wh(r.try_get("total_volume")?),
+                    trades: u32::try_from(trades).map_err(|e| corrupt(e.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+}

@@ -1,0 +1,331 @@
+//! Readings: batched, idempotent ingest and time-bucketed queries.
+//!
+//! Ingest writes a whole batch in one transaction (all or nothing) and ignores
+//! rows whose `(gateway, seq, device, at)` is already stored, returning how
+//! many were new — a re-sent envelope is harmless. PostgreSQL gets one
+//! `INSERT … SELECT FROM UNNEST(arrays)` statement per batch; SQLite gets
+//! multi-row `INSERT OR IGNORE … VALUES` in chunks under its variable limit.
+//!
+//! Buckets are computed from the raw rows with integer arithmetic in Rust, so
+//! both backends return identical results.
+
+use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
+use gridshare_domain::{GatewayId, Timestamp, W, Wh};
+use sqlx::Row;
+
+use crate::db::{Db, query};
+use crate::error::{Result, StorageError};
+
+/// One stored sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// Sender.
+    pub gateway: GatewayId,
+    /// Envelope sequence number.
+    pub seq: u64,
+    /// The sample.
+    pub sample: TelemetrySample,
+}
+
+fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    // Unit enums serialise to a JSON string; strip the quotes.
+    serde_json::to_string(v)
+        .map(|s| s.trim_matches('"').to_owned())
+        .unwrap_or_default()
+}
+
+fn enum_parse<T: serde::de::DeserializeOwned>(field: &'static str, s: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|e| StorageError::Corrupt {
+        field,
+        reason: format!("{s:?}: {e}"),
+    })
+}
+
+fn seq_i64(seq: u64) -> Result<i64> {
+    i64::try_from(seq).map_err(|_| StorageError::Refused {
+        constraint: "readings.seq".into(),
+        message: format!("sequence {seq} does not fit a signed 64-bit column"),
+    })
+}
+
+const COLUMNS: &str =
+    "gateway_id, seq, device, at, kind, power_w, energy_in_wh, energy_out_wh, soc_permille, status, quality";
+const NCOLS: usize = 11;
+/// Rows per SQLite statement: 11 columns × 800 rows stays under SQLite's 32,766 variables.
+const SQLITE_CHUNK: usize = 800;
+
+const PG_UNNEST: &str = "INSERT INTO readings (gateway_id, seq, device, at, kind, power_w, energy_in_wh, energy_out_wh, soc_permille, status, quality) \
+     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], \
+     $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[]) ON CONFLICT DO NOTHING";
+
+fn sqlite_insert(rows: usize) -> String {
+    let mut sql = format!("INSERT OR IGNORE INTO readings ({COLUMNS}) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..NCOLS {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('?');
+            sql.push_str(&(r * NCOLS + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Store a batch of readings in one transaction; returns how many were new.
+pub async fn insert_batch(db: &Db, rows: &[Reading]) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    match db {
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let mut new = 0;
+            for chunk in rows.chunks(SQLITE_CHUNK) {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sqlite_insert(chunk.len())));
+                for r in chunk {
+                    let s = &r.sample;
+                    q = q
+                        .bind(r.gateway.0 as i64)
+                        .bind(seq_i64(r.seq)?)
+                        .bind(s.device.as_str().to_owned())
+                        .bind(s.at.0)
+                        .bind(enum_str(&s.kind))
+                        .bind(s.power_w.map(W::get))
+                        .bind(s.energy_in_wh.map(Wh::get))
+                        .bind(s.energy_out_wh.map(Wh::get))
+                        .bind(s.soc_permille.map(i64::from))
+                        .bind(enum_str(&s.status))
+                        .bind(enum_str(&s.quality));
+                }
+                new += q.execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(new)
+        }
+        Db::Postgres(pool) => {
+            let n = rows.len();
+            let (mut gw, mut seq, mut dev, mut at, mut kind) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut pw, mut ein, mut eout, mut soc, mut st, mut ql) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for r in rows {
+                let s = &r.sample;
+                gw.push(r.gateway.0 as i64);
+                seq.push(seq_i64(r.seq)?);
+                dev.push(s.device.as_str().to_owned());
+                at.push(s.at.0);
+                kind.push(enum_str(&s.kind));
+                pw.push(s.power_w.map(W::get));
+                ein.push(s.energy_in_wh.map(Wh::get));
+                eout.push(s.energy_out_wh.map(Wh::get));
+                soc.push(s.soc_permille.map(i64::from));
+                st.push(enum_str(&s.status));
+                ql.push(enum_str(&s.quality));
+            }
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(PG_UNNEST)
+                .bind(gw)
+                .bind(seq)
+                .bind(dev)
+                .bind(at)
+                .bind(kind)
+                .bind(pw)
+                .bind(ein)
+                .bind(eout)
+                .bind(soc)
+                .bind(st)
+                .bind(ql)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        }
+    }
+}
+
+/// Store one reading with its own statement and commit (the slow path, kept
+/// for the benchmark that shows why batching matters).
+pub async fn insert_one(db: &Db, r: &Reading) -> Result<u64> {
+    let s = &r.sample;
+    let sql = "INSERT INTO readings (gateway_id, seq, device, at, kind, power_w, energy_in_wh, energy_out_wh, soc_permille, status, quality) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING";
+    let seq = seq_i64(r.seq)?;
+    query!(db, sql, pool => |q| {
+        let done = q
+            .bind(r.gateway.0 as i64)
+            .bind(seq)
+            .bind(s.device.as_str().to_owned())
+            .bind(s.at.0)
+            .bind(enum_str(&s.kind))
+            .bind(s.power_w.map(W::get))
+            .bind(s.energy_in_wh.map(Wh::get))
+            .bind(s.energy_out_wh.map(Wh::get))
+            .bind(s.soc_permille.map(i64::from))
+            .bind(enum_str(&s.status))
+            .bind(enum_str(&s.quality))
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected())
+    })
+}
+
+/// Build a [`Reading`] from a row of either backend (expanded per driver).
+macro_rules! reading_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let device: String = r.try_get("device")?;
+        let soc: Option<i64> = r.try_get("soc_permille")?;
+        let kind: String = r.try_get("kind")?;
+        let status: String = r.try_get("status")?;
+        let quality: String = r.try_get("quality")?;
+        let seq: i64 = r.try_get("seq")?;
+        Ok::<Reading, StorageError>(Reading {
+            gateway: GatewayId(r.try_get::<i64, _>("gateway_id")? as u64),
+            seq: seq as u64,
+            sample: TelemetrySample {
+                device: gridshare_domain::DeviceId::new(device).map_err(|e| StorageError::Corrupt {
+                    field: "readings.device",
+                    reason: e.to_string(),
+                })?,
+                kind: enum_parse::<DeviceKind>("readings.kind", &kind)?,
+                at: Timestamp(r.try_get("at")?),
+                power_w: r.try_get::<Option<i64>, _>("power_w")?.map(W),
+                energy_in_wh: r.try_get::<Option<i64>, _>("energy_in_wh")?.map(Wh),
+                energy_out_wh: r.try_get::<Option<i64>, _>("energy_out_wh")?.map(Wh),
+                soc_permille: soc.map(u16::try_from).transpose().map_err(|e| StorageError::Corrupt {
+                    field: "readings.soc_permille",
+                    reason: e.to_string(),
+                })?,
+                status: enum_parse::<DeviceStatus>("readings.status", &status)?,
+                quality: enum_parse::<Quality>("readings.quality", &quality)?,
+            },
+        })
+    }};
+}
+
+/// Readings of one device in `[from, to)`, oldest first.
+pub async fn list(db: &Db, gateway: GatewayId, device: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Reading>> {
+    let sql = "SELECT gateway_id, seq, device, at, kind, power_w, energy_in_wh, energy_out_wh, soc_permille, status, quality \
+               FROM readings WHERE gateway_id = $1 AND device = $2 AND at >= $3 AND at < $4 ORDER BY at, seq";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(gateway.0 as i64).bind(device.to_owned()).bind(from.0).bind(to.0).fetch_all(pool).await?;
+        rows.iter().map(|r| reading_from_row!(r)).collect()
+    })
+}
+
+/// Bucket sizes for [`buckets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketSize {
+    /// 15 minutes.
+    Quarter,
+    /// One hour.
+    Hour,
+    /// One UTC day.
+    Day,
+}
+
+impl BucketSize {
+    /// Length in milliseconds.
+    pub const fn millis(self) -> i64 {
+        match self {
+            Self::Quarter => 900_000,
+            Self::Hour => 3_600_000,
+            Self::Day => 86_400_000,
+        }
+    }
+}
+
+/// One time bucket of a device's readings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// Start of the bucket.
+    pub start: Timestamp,
+    /// Samples in it.
+    pub samples: i64,
+    /// Mean power over the samples that had one, rounded toward zero.
+    pub avg_power: Option<W>,
+    /// Energy drawn in the bucket: highest counter in it minus the highest
+    /// counter of the previous bucket with data (or the lowest in this one,
+    /// for the first bucket), so energy between buckets is never lost.
+    pub energy_in: Option<Wh>,
+    /// Energy delivered in the bucket, by the same rule.
+    pub energy_out: Option<Wh>,
+}
+
+/// A device's readings in `[from, to)` grouped in buckets aligned to UTC
+/// multiples of the bucket size. Identical on both backends.
+pub async fn buckets(
+    db: &Db,
+    gateway: GatewayId,
+    device: &str,
+    size: BucketSize,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Bucket>> {
+    // Integer division floors for the non-negative times we store.
+    let sql = "SELECT (at / $1) * $1 AS bucket, count(*) AS samples, CAST(sum(power_w) AS BIGINT) AS power_sum, count(power_w) AS power_n, \
+               min(energy_in_wh) AS in_min, max(energy_in_wh) AS in_max, min(energy_out_wh) AS out_min, max(energy_out_wh) AS out_max \
+               FROM readings WHERE gateway_id = $2 AND device = $3 AND at >= $4 AND at < $5 \
+               GROUP BY 1 ORDER BY 1";
+    type Raw = (
+        i64,
+        i64,
+        Option<i64>,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let raw: Vec<Raw> = query!(db, sql, pool => |q| {
+        let rows = q.bind(size.millis()).bind(gateway.0 as i64).bind(device.to_owned()).bind(from.0).bind(to.0).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                // SUM over BIGINT is NUMERIC on PostgreSQL, hence the CAST in the SQL.
+                Ok((
+                    r.try_get::<i64, _>("bucket")?,
+                    r.try_get::<i64, _>("samples")?,
+                    r.try_get::<Option<i64>, _>("power_sum")?,
+                    r.try_get::<i64, _>("power_n")?,
+                    r.try_get::<Option<i64>, _>("in_min")?,
+                    r.try_get::<Option<i64>, _>("in_max")?,
+                    r.try_get::<Option<i64>, _>("out_min")?,
+                    r.try_get::<Option<i64>, _>("out_max")?,
+                ))
+            })
+            .collect::<Result<Vec<Raw>>>()?
+    });
+    let mut out = Vec::with_capacity(raw.len());
+    let (mut prev_in, mut prev_out): (Option<i64>, Option<i64>) = (None, None);
+    for (start, samples, psum, pn, in_min, in_max, out_min, out_max) in raw {
+        let delta =
+            |max: Option<i64>, min: Option<i64>, prev: Option<i64>| max.map(|m| Wh(m - prev.or(min).unwrap_or(m)));
+        out.push(Bucket {
+            start: Timestamp(start),
+            samples,
+            avg_power: psum.filter(|_| pn > 0).map(|s| W(s / pn)),
+            energy_in: delta(in_max, in_min, prev_in),
+            energy_out: delta(out_max, out_min, prev_out),
+        });
+        prev_in = in_max.or(prev_in);
+        prev_out = out_max.or(prev_out);
+    }
+    Ok(out)
+}

@@ -1,0 +1,317 @@
+//! Storage on both backends: migrations, typed constraint errors, all-or-
+//! nothing batches, idempotent ingest and identical bucket queries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+
+use common::{NOW, backends, home_with_gateway};
+use gridshare_domain::envelope::ReplayWindow;
+use gridshare_domain::wire::{DeviceKind, DeviceStatus, IntervalResult, Quality, TelemetrySample, TradeReport};
+use gridshare_domain::{
+    DeliveryInterval, DeviceId, GatewayId, IntervalLength, MicroPerKwh, OrderId, ParticipantId, Timestamp, TradeId, W,
+    Wh, ZoneId,
+};
+use gridshare_storage::gateways;
+use gridshare_storage::market;
+use gridshare_storage::participants::{self, Participant};
+use gridshare_storage::readings::{self, BucketSize, Reading};
+use gridshare_storage::{Db, StorageError};
+
+fn reading(gw: GatewayId, seq: u64, at: i64, power: i64, counter_in: i64) -> Reading {
+    Reading {
+        gateway: gw,
+        seq,
+        sample: TelemetrySample {
+            device: DeviceId::new("meter").unwrap(),
+            kind: DeviceKind::GridMeter,
+            at: Timestamp(at),
+            power_w: Some(W(power)),
+            energy_in_wh: Some(Wh(counter_in)),
+            energy_out_wh: None,
+            soc_permille: None,
+            status: DeviceStatus::Ok,
+            quality: Quality::Good,
+        },
+    }
+}
+
+async fn count_readings(db: &Db, gw: GatewayId) -> usize {
+    readings::list(db, gw, "meter", Timestamp(0), Timestamp(i64::MAX))
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    for t in backends().await {
+        t.db.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", t.name));
+        t.db.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", t.name));
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn participants_and_typed_errors() {
+    for t in backends().await {
+        let db = &t.db;
+        let (home, _, _) = home_with_gateway(db, 1).await;
+        assert_eq!(participants::get(db, home).await.unwrap().name, "Home 1");
+        let missing = participants::get(db, ParticipantId(99)).await.unwrap_err();
+        assert!(
+            matches!(
+                missing,
+                StorageError::NotFound {
+                    what: "participant",
+                    ..
+                }
+            ),
+            "{}: {missing}",
+            t.name
+        );
+
+        let bad_role = Participant {
+            id: ParticipantId(2),
+            name: "x".into(),
+            role: "king".into(),
+            evm_address: None,
+            feeder_node: None,
+        };
+        let err = participants::upsert(db, &bad_role, NOW).await.unwrap_err();
+        assert!(matches!(err, StorageError::Refused { .. }), "{}: {err}", t.name);
+
+        participants::create_user(db, "alice", "$argon2id$x", home, NOW)
+            .await
+            .unwrap();
+        let dup = participants::create_user(db, "alice", "$argon2id$y", home, NOW)
+            .await
+            .unwrap_err();
+        match &dup {
+            StorageError::Duplicate { constraint, .. } => assert!(constraint.contains("username"), "{}: {dup}", t.name),
+            other => panic!("{}: expected Duplicate, got {other}", t.name),
+        }
+        let fk = participants::create_user(db, "bob", "h", ParticipantId(404), NOW)
+            .await
+            .unwrap_err();
+        assert!(matches!(fk, StorageError::MissingReference { .. }), "{}: {fk}", t.name);
+        assert_eq!(
+            participants::find_user(db, "alice").await.unwrap().unwrap().participant,
+            home
+        );
+        assert!(participants::find_user(db, "nobody").await.unwrap().is_none());
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn gateways_register_revoke_and_keep_their_window() {
+    for t in backends().await {
+        let db = &t.db;
+        let (_, gw, key) = home_with_gateway(db, 3).await;
+        let active = gateways::active(db).await.unwrap();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].public_key, key.public());
+
+        // a window with the top bit set survives the signed column
+        let window = ReplayWindow {
+            highest: u64::MAX - 1,
+            seen: u64::MAX,
+        };
+        gateways::save_window(db, gw, window).await.unwrap();
+        assert_eq!(gateways::active(db).await.unwrap()[0].window, window, "{}", t.name);
+
+        let mut again = gateways::active(db).await.unwrap().remove(0);
+        again.id = GatewayId(4);
+        let dup = gateways::register(db, &again, NOW).await.unwrap_err();
+        assert!(
+            matches!(dup, StorageError::Duplicate { .. }),
+            "{}: same key twice: {dup}",
+            t.name
+        );
+
+        gateways::revoke(db, gw, NOW).await.unwrap();
+        assert!(gateways::active(db).await.unwrap().is_empty());
+        assert!(matches!(
+            gateways::revoke(db, gw, NOW).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn batched_ingest_is_idempotent() {
+    for t in backends().await {
+        let db = &t.db;
+        let (_, gw, _) = home_with_gateway(db, 1).await;
+        let batch: Vec<Reading> = (1..=2000)
+            .map(|i| reading(gw, i, NOW.0 + i as i64 * 1000, 100, i as i64))
+            .collect();
+        assert_eq!(readings::insert_batch(db, &batch).await.unwrap(), 2000, "{}", t.name);
+        assert_eq!(
+            readings::insert_batch(db, &batch).await.unwrap(),
+            0,
+            "{}: re-sent batch",
+            t.name
+        );
+        let overlap: Vec<Reading> = (1990..=2010)
+            .map(|i| reading(gw, i, NOW.0 + i as i64 * 1000, 100, i as i64))
+            .collect();
+        assert_eq!(readings::insert_batch(db, &overlap).await.unwrap(), 10, "{}", t.name);
+        assert_eq!(
+            readings::insert_one(db, &reading(gw, 2011, NOW.0 + 2_011_000, 5, 2011))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            readings::insert_one(db, &reading(gw, 2011, NOW.0 + 2_011_000, 5, 2011))
+                .await
+                .unwrap(),
+            0
+        );
+        let stored = readings::list(db, gw, "meter", Timestamp(0), Timestamp(i64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 2011);
+        assert_eq!(stored[0], batch[0], "{}: round trip", t.name);
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_failing_batch_writes_nothing() {
+    for t in backends().await {
+        let db = &t.db;
+        let (_, gw, _) = home_with_gateway(db, 1).await;
+        // 1500 good rows (two SQLite chunks) then one from an unregistered gateway
+        let mut batch: Vec<Reading> = (1..=1500).map(|i| reading(gw, i, NOW.0 + i as i64, 1, 1)).collect();
+        batch.push(reading(GatewayId(77), 1, NOW.0, 1, 1));
+        let err = readings::insert_batch(db, &batch).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::MissingReference { .. }),
+            "{}: {err}",
+            t.name
+        );
+        assert_eq!(count_readings(db, gw).await, 0, "{}: nothing half-written", t.name);
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn buckets_agree_across_backends() {
+    let mut results = Vec::new();
+    for t in backends().await {
+        let db = &t.db;
+        let (_, gw, _) = home_with_gateway(db, 1).await;
+        let day = 1_764_028_800_000; // 2026-11-25T00:00:00Z
+        // Every 5 minutes for 3 hours; power alternates, the import counter grows 10 Wh per sample.
+        let rows: Vec<Reading> = (0..36)
+            .map(|i| {
+                reading(
+                    gw,
+                    i + 1,
+                    day + i as i64 * 300_000,
+                    if i % 2 == 0 { 1000 } else { -501 },
+                    10 * i as i64,
+                )
+            })
+            .collect();
+        readings::insert_batch(db, &rows).await.unwrap();
+        let q = readings::buckets(
+            db,
+            gw,
+            "meter",
+            BucketSize::Quarter,
+            Timestamp(day),
+            Timestamp(day + 3 * 3_600_000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(q.len(), 12, "{}", t.name);
+        assert_eq!(q[0].samples, 3);
+        assert_eq!(q[0].avg_power, Some(W((1000 - 501 + 1000) / 3)));
+        assert_eq!(q[0].energy_in, Some(Wh(20)), "{}: first bucket: max - min", t.name);
+        assert_eq!(
+            q[1].energy_in,
+            Some(Wh(30)),
+            "{}: later buckets include the gap to the previous one",
+            t.name
+        );
+        let total: i64 = q.iter().map(|b| b.energy_in.unwrap().0).sum();
+        assert_eq!(total, 350, "{}: 35 steps of 10 Wh", t.name);
+        let h = readings::buckets(
+            db,
+            gw,
+            "meter",
+            BucketSize::Hour,
+            Timestamp(day),
+            Timestamp(day + 86_400_000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(h.len(), 3);
+        let d = readings::buckets(db, gw, "meter", BucketSize::Day, Timestamp(0), Timestamp(i64::MAX))
+            .await
+            .unwrap();
+        assert_eq!((d.len(), d[0].start, d[0].samples), (1, Timestamp(day), 36));
+        results.push((q, h, d));
+        t.finish().await;
+    }
+    if results.len() == 2 {
+        assert_eq!(results[0], results[1], "SQLite and PostgreSQL disagree");
+    }
+}
+
+#[tokio::test]
+async fn trades_and_results_are_all_or_nothing() {
+    for t in backends().await {
+        let db = &t.db;
+        let (buyer, _, _) = home_with_gateway(db, 1).await;
+        let (seller, _, _) = home_with_gateway(db, 2).await;
+        let interval = DeliveryInterval::new(Timestamp(1_764_064_800_000), IntervalLength::Min15).unwrap();
+        let trade = |id| TradeReport {
+            trade_id: TradeId(id),
+            zone: ZoneId(1),
+            interval,
+            buy_order: OrderId(10),
+            sell_order: OrderId(11),
+            buyer,
+            seller,
+            quantity: Wh(500),
+            price: MicroPerKwh(120_000),
+            grid_fee: MicroPerKwh(10_000),
+            at: NOW,
+        };
+        market::insert_trades(db, &[trade(1), trade(2)]).await.unwrap();
+        let err = market::insert_trades(db, &[trade(3), trade(2)]).await.unwrap_err();
+        assert!(matches!(err, StorageError::Duplicate { .. }), "{}: {err}", t.name);
+        let stored = market::trades_of_interval(db, ZoneId(1), interval).await.unwrap();
+        assert_eq!(
+            stored,
+            vec![trade(1), trade(2)],
+            "{}: trade 3 rolled back with its batch",
+            t.name
+        );
+
+        let result = IntervalResult {
+            zone: ZoneId(1),
+            interval,
+            clearing_price: Some(MicroPerKwh(115_000)),
+            auction_volume: Wh(700),
+            total_volume: Wh(1000),
+            trades: 2,
+        };
+        market::insert_interval_result(db, &result, NOW).await.unwrap();
+        assert!(matches!(
+            market::insert_interval_result(db, &result, NOW).await,
+            Err(StorageError::Duplicate { .. })
+        ));
+        let got = market::interval_results(db, ZoneId(1), Timestamp(0), Timestamp(i64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(got, vec![result]);
+        t.finish().await;
+    }
+}
