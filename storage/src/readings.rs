@@ -58,6 +58,9 @@ const PG_UNNEST: &str = "INSERT INTO readings (gateway_id, seq, device, at, kind
      SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], \
      $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[]) ON CONFLICT DO NOTHING";
 
+/// Multi-row insert with plain `?` placeholders, bound in order. Numbered
+/// `?NNN` placeholders made sqlx-sqlite's binding quadratic in the number of
+/// parameters (measured: 154 µs/row at 800 rows vs 4.5 µs/row with `?`).
 fn sqlite_insert(rows: usize) -> String {
     let mut sql = format!("INSERT OR IGNORE INTO readings ({COLUMNS}) VALUES ");
     for r in 0..rows {
@@ -70,7 +73,6 @@ fn sqlite_insert(rows: usize) -> String {
                 sql.push(',');
             }
             sql.push('?');
-            sql.push_str(&(r * NCOLS + c + 1).to_string());
         }
         sql.push(')');
     }
