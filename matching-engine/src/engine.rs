@@ -1,0 +1,988 @@
+//! The engine: books per (zone, interval), continuous matching, amend and
+//! cancel, and the gate-closure call auction. Single-threaded, no I/O, no
+//! clock (time comes in the commands), no allocation per command once the
+//! scratch buffers have grown to the largest book.
+//!
+//! # Rules
+//! - **Prices** are what the seller receives per kWh. A buy limit is the
+//!   most the buyer pays per kWh *including* the grid fee of the path; a sell
+//!   limit is the least the seller receives. Continuous trades execute at the
+//!   resting order's price: a resting ask trades at its price and the buyer
+//!   pays price + fee; a resting bid trades at bid − fee, so its owner pays
+//!   exactly its limit.
+//! - **Priority** is price, then time of arrival. Reducing an order's
+//!   quantity keeps its place; any other amend takes a new place at the back.
+//! - **Self-trade prevention**: when the next match of an incoming (or
+//!   re-priced) order would be against its own owner's resting order, the
+//!   incoming order's remaining quantity is cancelled (`CancelReason::SelfTrade`);
+//!   trades made before that stand. An order that would *rest* crossing an
+//!   opposite order of its owner that continuous matching cannot reach (an
+//!   auction-only one, or any, for an auction-only order) is cancelled the
+//!   same way, so an owner's buy and sell never meet in the auction either.
+//! - **Network**: with a feeder tree configured, a pair matches only when the
+//!   buyer's limit covers the price plus the path fee and every edge of the
+//!   path has room (capacities net counter-flows; see [`crate::network`]).
+//!   A blocked resting order is skipped, not removed, and matching goes on
+//!   with the next one in priority order.
+//! - **Call auction at gate closure** over every resting order, continuous
+//!   and auction-only: the clearing price maximises matched volume; among the
+//!   prices that do, the price is `lo + k·(hi − lo)` rounded to the nearest
+//!   tick, where `[lo, hi]` is the range of volume-maximising prices and `k`
+//!   is `auction_k_permille / 1000` (default ½: the midpoint). Orders are then
+//!   paired in priority order (price, then time — so the marginal price level
+//!   is rationed by time, not pro rata): buyers pay the clearing price plus
+//!   their path fee, sellers receive the clearing price. With a feeder tree
+//!   the pairing is greedy and may match less than the unconstrained volume;
+//!   it never breaks a limit. Unmatched orders are cancelled
+//!   (`CancelReason::Unmatched`) and the book closes.
+
+use std::collections::HashMap;
+
+use gridshare_domain::{
+    DeliveryInterval, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side, TimeInForce, Timestamp, TradeId,
+    Wh, ZoneId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::index::OrderIndex;
+use crate::ladder::{Ladder, Links, NIL};
+use crate::network::{Network, NetworkError, NodeConfig};
+use crate::types::{CancelReason, Command, Event, EventSink, OrderSpec, RejectReason};
+
+/// A market's rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketConfig {
+    /// Price step.
+    pub tick: MicroPerKwh,
+    /// Lowest allowed price (may be negative).
+    pub min_price: MicroPerKwh,
+    /// Highest allowed price.
+    pub max_price: MicroPerKwh,
+    /// Smallest order.
+    pub min_quantity: Wh,
+    /// Largest order.
+    pub max_quantity: Wh,
+    /// k of the k-double auction, in thousandths (0 = lowest, 1000 = highest volume-maximising price).
+    #[serde(default = "default_k")]
+    pub auction_k_permille: u16,
+    /// Most live orders at once, over all books.
+    pub max_orders: usize,
+    /// Most books open at once.
+    pub max_books: usize,
+    /// The feeder tree; absent = no grid fees or limits.
+    #[serde(default)]
+    pub network: Option<Vec<NodeConfig>>,
+}
+
+const fn default_k() -> u16 {
+    500
+}
+
+impl Default for MarketConfig {
+    /// −0.5 to 2 €/kWh in 0.001 € ticks, 1 Wh to 1 MWh, 1M live orders, 200 books, no network.
+    fn default() -> Self {
+        Self {
+            tick: MicroPerKwh(1_000),
+            min_price: MicroPerKwh(-500_000),
+            max_price: MicroPerKwh(2_000_000),
+            min_quantity: Wh(1),
+            max_quantity: Wh(1_000_000),
+            auction_k_permille: default_k(),
+            max_orders: 1_000_000,
+            max_books: 200,
+            network: None,
+        }
+    }
+}
+
+/// A configuration the engine cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Tick must be positive and divide the price range.
+    #[error("tick must be positive and divide max_price - min_price")]
+    Tick,
+    /// Too many ticks (the ladder is a dense array).
+    #[error("price range has {0} ticks; at most 1,048,576")]
+    TooManyTicks(i64),
+    /// Quantity bounds out of order or not positive.
+    #[error("need 0 < min_quantity <= max_quantity")]
+    Quantity,
+    /// k above 1000.
+    #[error("auction_k_permille must be 0..=1000")]
+    K,
+    /// The feeder tree is invalid.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    id: OrderId,
+    owner: ParticipantId,
+    node: u32,
+    book: u32,
+    tick: u32,
+    qty: i64,
+    seq: u64,
+    prev: u32,
+    next: u32,
+    side: Side,
+    auction_only: bool,
+}
+
+const FREE_SLOT: Slot = Slot {
+    id: OrderId(u64::MAX),
+    owner: ParticipantId(0),
+    node: 0,
+    book: 0,
+    tick: 0,
+    qty: 0,
+    seq: 0,
+    prev: NIL,
+    next: NIL,
+    side: Side::Buy,
+    auction_only: false,
+};
+
+struct SlotLinks<'a>(&'a mut [Slot]);
+
+impl Links for SlotLinks<'_> {
+    #[inline]
+    fn links(&mut self, slot: u32) -> (&mut u32, &mut u32) {
+        let s = &mut self.0[slot as usize];
+        (&mut s.prev, &mut s.next)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Book {
+    zone: ZoneId,
+    interval: DeliveryInterval,
+    open: bool,
+    bids: Ladder,
+    asks: Ladder,
+    auction_bids: Ladder,
+    auction_asks: Ladder,
+    flows: Vec<i64>,
+    trades: u32,
+    volume: i64,
+}
+
+/// The matching engine. See the module docs for the rules.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: MarketConfig,
+    ticks: u32,
+    network: Option<Network>,
+    owners: HashMap<ParticipantId, NodeId>,
+    books: Vec<Book>,
+    /// (zone, interval start, book index), sorted, for binary search.
+    lookup: Vec<(u32, i64, u32)>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    index: OrderIndex,
+    seq: u64,
+    next_trade: u64,
+    scratch_bids: Vec<(u32, i64)>,
+    scratch_asks: Vec<(u32, i64)>,
+    scratch_flows: Vec<i64>,
+}
+
+/// Outcome of matching an incoming order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MatchEnd {
+    /// Nothing (more) crosses, or fully filled.
+    Done,
+    /// Stopped by self-trade prevention.
+    SelfTrade,
+}
+
+impl Engine {
+    /// An engine for `cfg`.
+    pub fn new(cfg: MarketConfig) -> Result<Self, ConfigError> {
+        let range = cfg.max_price.0.checked_sub(cfg.min_price.0).ok_or(ConfigError::Tick)?;
+        if cfg.tick.0 <= 0 || range < 0 || range % cfg.tick.0 != 0 {
+            return Err(ConfigError::Tick);
+        }
+        let ticks = range / cfg.tick.0 + 1;
+        if ticks > 1 << 20 {
+            return Err(ConfigError::TooManyTicks(ticks));
+        }
+        if cfg.min_quantity.0 <= 0 || cfg.min_quantity > cfg.max_quantity {
+            return Err(ConfigError::Quantity);
+        }
+        if cfg.auction_k_permille > 1000 {
+            return Err(ConfigError::K);
+        }
+        let network = cfg.network.as_deref().map(Network::new).transpose()?;
+        let nodes = network.as_ref().map_or(0, Network::len);
+        Ok(Self {
+            ticks: ticks as u32,
+            network,
+            owners: HashMap::new(),
+            books: Vec::new(),
+            lookup: Vec::new(),
+            slots: Vec::with_capacity(cfg.max_orders.min(1 << 20)),
+            free: Vec::new(),
+            index: OrderIndex::with_capacity(cfg.max_orders),
+            seq: 0,
+            next_trade: 1,
+            scratch_bids: Vec::new(),
+            scratch_asks: Vec::new(),
+            scratch_flows: vec![0; nodes],
+            cfg,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MarketConfig {
+        &self.cfg
+    }
+
+    /// Number of live orders.
+    pub fn live_orders(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Apply one command; its events go to `out`.
+    pub fn apply(&mut self, cmd: &Command, out: &mut impl EventSink) {
+        match *cmd {
+            Command::AddParticipant { owner, node } => self.add_participant(owner, node, out),
+            Command::OpenBook { zone, interval } => self.open_book(zone, interval, out),
+            Command::Submit { at, order } => self.submit(at, &order, out),
+            Command::Cancel { id, owner, .. } => self.cancel(id, owner, out),
+            Command::Amend {
+                at,
+                id,
+                owner,
+                quantity,
+                price,
+            } => self.amend(at, id, owner, quantity, price, out),
+            Command::CloseGate { at, zone, interval } => self.close_gate(at, zone, interval, out),
+        }
+    }
+
+    fn add_participant(&mut self, owner: ParticipantId, node: NodeId, out: &mut impl EventSink) {
+        if self.network.as_ref().is_some_and(|n| n.index_of(node).is_none()) {
+            out.push(Event::Rejected {
+                id: None,
+                reason: RejectReason::UnknownNode,
+            });
+            return;
+        }
+        self.owners.insert(owner, node);
+        out.push(Event::ParticipantAdded { owner, node });
+    }
+
+    fn find_book(&self, zone: ZoneId, interval: DeliveryInterval) -> Result<usize, usize> {
+        let key = (zone.0, interval.start().0);
+        self.lookup.binary_search_by(|&(z, s, _)| (z, s).cmp(&key))
+    }
+
+    fn open_book(&mut self, zone: ZoneId, interval: DeliveryInterval, out: &mut impl EventSink) {
+        let pos = match self.find_book(zone, interval) {
+            Ok(_) => {
+                out.push(Event::Rejected {
+                    id: None,
+                    reason: RejectReason::BookExists,
+                });
+                return;
+            }
+            Err(pos) => pos,
+        };
+        if self.books.iter().filter(|b| b.open).count() >= self.cfg.max_books {
+            out.push(Event::Rejected {
+                id: None,
+                reason: RejectReason::TooManyBooks,
+            });
+            return;
+        }
+        let idx = self.books.len() as u32;
+        self.books.push(Book {
+            zone,
+            interval,
+            open: true,
+            bids: Ladder::new(self.ticks),
+            asks: Ladder::new(self.ticks),
+            auction_bids: Ladder::new(self.ticks),
+            auction_asks: Ladder::new(self.ticks),
+            flows: vec![0; self.scratch_flows.len()],
+            trades: 0,
+            volume: 0,
+        });
+        self.lookup.insert(pos, (zone.0, interval.start().0, idx));
+        out.push(Event::BookOpened { zone, interval });
+    }
+
+    #[inline]
+    fn tick_of(&self, price: MicroPerKwh) -> Result<u32, RejectReason> {
+        if price < self.cfg.min_price || price > self.cfg.max_price {
+            return Err(RejectReason::PriceOutOfBounds);
+        }
+        let off = price.0 - self.cfg.min_price.0;
+        if off % self.cfg.tick.0 != 0 {
+            return Err(RejectReason::PriceOffTick);
+        }
+        Ok((off / self.cfg.tick.0) as u32)
+    }
+
+    #[inline]
+    fn price_of(&self, tick: u32) -> i64 {
+        self.cfg.min_price.0 + i64::from(tick) * self.cfg.tick.0
+    }
+
+    #[inline]
+    fn open_book_index(&self, zone: ZoneId, interval: DeliveryInterval) -> Result<u32, RejectReason> {
+        match self.find_book(zone, interval) {
+            Ok(pos) => {
+                let b = self.lookup[pos].2;
+                if self.books[b as usize].open {
+                    Ok(b)
+                } else {
+                    Err(RejectReason::BookClosed)
+                }
+            }
+            Err(_) => Err(RejectReason::UnknownBook),
+        }
+    }
+
+    /// Validate an order; on success the book index, the tick and the dense node.
+    #[inline]
+    fn validate(&self, o: &OrderSpec) -> Result<(u32, u32, u32), RejectReason> {
+        let book = self.open_book_index(o.zone, o.interval)?;
+        let tick = self.tick_of(o.price)?;
+        if o.quantity < self.cfg.min_quantity || o.quantity > self.cfg.max_quantity {
+            return Err(RejectReason::QuantityOutOfBounds);
+        }
+        match self.owners.get(&o.owner) {
+            None => return Err(RejectReason::UnknownOwner),
+            Some(node) if *node != o.node => return Err(RejectReason::UnknownNode),
+            Some(_) => {}
+        }
+        let node = match &self.network {
+            Some(n) => n.index_of(o.node).ok_or(RejectReason::UnknownNode)?,
+            None => 0,
+        };
+        if o.mode == OrderMode::AuctionOnly && o.tif != TimeInForce::GoodTillGateClosure {
+            return Err(RejectReason::InvalidTimeInForce);
+        }
+        if self.index.get(o.id).is_some() {
+            return Err(RejectReason::DuplicateOrderId);
+        }
+        if self.index.is_full() {
+            return Err(RejectReason::OrderCapacity);
+        }
+        Ok((book, tick, node))
+    }
+
+    fn submit(&mut self, at: Timestamp, o: &OrderSpec, out: &mut impl EventSink) {
+        let (book, tick, node) = match self.validate(o) {
+            Ok(v) => v,
+            Err(reason) => {
+                out.push(Event::Rejected { id: Some(o.id), reason });
+                return;
+            }
+        };
+        if o.tif == TimeInForce::FillOrKill
+            && self.fillable(book, o.side, tick, node, o.owner, o.quantity.0) < o.quantity.0
+        {
+            out.push(Event::Rejected {
+                id: Some(o.id),
+                reason: RejectReason::FillOrKillUnfilled,
+            });
+            return;
+        }
+        out.push(Event::Accepted { id: o.id });
+        self.seq += 1;
+        let slot = self.alloc(Slot {
+            id: o.id,
+            owner: o.owner,
+            node,
+            book,
+            tick,
+            qty: o.quantity.0,
+            seq: self.seq,
+            prev: NIL,
+            next: NIL,
+            side: o.side,
+            auction_only: o.mode == OrderMode::AuctionOnly,
+        });
+        self.index.insert(o.id, slot);
+        self.process(at, slot, o.tif, out);
+    }
+
+    /// Match a freshly (re)priced order and rest, expire or cancel what is left.
+    fn process(&mut self, at: Timestamp, slot: u32, tif: TimeInForce, out: &mut impl EventSink) {
+        let s = self.slots[slot as usize];
+        let end = if s.auction_only {
+            MatchEnd::Done
+        } else {
+            self.match_incoming(at, slot, out)
+        };
+        let rem = self.slots[slot as usize].qty;
+        if rem == 0 {
+            self.release(slot);
+            return;
+        }
+        let reason = match (end, tif) {
+            (MatchEnd::SelfTrade, _) => Some(CancelReason::SelfTrade),
+            (_, TimeInForce::ImmediateOrCancel | TimeInForce::FillOrKill) => Some(CancelReason::ImmediateOrCancel),
+            _ if self.crosses_own(slot) => Some(CancelReason::SelfTrade),
+            _ => None,
+        };
+        match reason {
+            Some(reason) => {
+                out.push(Event::Cancelled {
+                    id: s.id,
+                    remaining: Wh(rem),
+                    reason,
+                });
+                self.release(slot);
+            }
+            None => self.rest(slot),
+        }
+    }
+
+    /// True when `slot`, about to rest, would cross an opposite order of the
+    /// same owner that matching did not see: an auction-only one (or, for an
+    /// auction-only order, any). Such a pair could only meet in the auction,
+    /// where it must not trade, so the newer order goes.
+    fn crosses_own(&self, slot: u32) -> bool {
+        let s = self.slots[slot as usize];
+        let b = &self.books[s.book as usize];
+        let ladders: [Option<&Ladder>; 2] = match (s.side, s.auction_only) {
+            (Side::Buy, false) => [Some(&b.auction_asks), None],
+            (Side::Sell, false) => [Some(&b.auction_bids), None],
+            (Side::Buy, true) => [Some(&b.auction_asks), Some(&b.asks)],
+            (Side::Sell, true) => [Some(&b.auction_bids), Some(&b.bids)],
+        };
+        ladders.into_iter().flatten().any(|l| {
+            let mut t = match s.side {
+                Side::Buy => l.lowest(),
+                Side::Sell => l.highest(),
+            };
+            while let Some(tick) = t {
+                let crosses = match s.side {
+                    Side::Buy => tick <= s.tick,
+                    Side::Sell => tick >= s.tick,
+                };
+                if !crosses {
+                    return false;
+                }
+                let mut r = l.levels[tick as usize].head;
+                while r != NIL {
+                    if self.slots[r as usize].owner == s.owner {
+                        return true;
+                    }
+                    r = self.slots[r as usize].next;
+                }
+                t = match s.side {
+                    Side::Buy => l.lowest_at_or_above(tick + 1),
+                    Side::Sell => tick.checked_sub(1).and_then(|t1| l.highest_at_or_below(t1)),
+                };
+            }
+            false
+        })
+    }
+
+    fn alloc(&mut self, s: Slot) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = s;
+                i
+            }
+            None => {
+                self.slots.push(s);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn release(&mut self, slot: u32) {
+        let id = self.slots[slot as usize].id;
+        self.index.remove(id);
+        self.slots[slot as usize] = FREE_SLOT;
+        self.free.push(slot);
+    }
+
+    fn ladder_of(book: &mut Book, side: Side, auction_only: bool) -> &mut Ladder {
+        match (side, auction_only) {
+            (Side::Buy, false) => &mut book.bids,
+            (Side::Sell, false) => &mut book.asks,
+            (Side::Buy, true) => &mut book.auction_bids,
+            (Side::Sell, true) => &mut book.auction_asks,
+        }
+    }
+
+    fn rest(&mut self, slot: u32) {
+        let s = self.slots[slot as usize];
+        let ladder = Self::ladder_of(&mut self.books[s.book as usize], s.side, s.auction_only);
+        ladder.push_back(&mut SlotLinks(&mut self.slots), s.tick, slot, s.qty);
+    }
+
+    fn unrest(&mut self, slot: u32) {
+        let s = self.slots[slot as usize];
+        let ladder = Self::ladder_of(&mut self.books[s.book as usize], s.side, s.auction_only);
+        ladder.unlink(&mut SlotLinks(&mut self.slots), s.tick, slot, s.qty);
+    }
+
+    /// Fee and room for a pair, or None when the network forbids it.
+    #[inline]
+    fn pair_terms(&self, seller_node: u32, buyer_node: u32, flows: &[i64]) -> (i64, i64) {
+        match &self.network {
+            None => (0, i64::MAX),
+            Some(n) => (
+                n.path_fee(seller_node, buyer_node),
+                n.path_room(seller_node, buyer_node, flows),
+            ),
+        }
+    }
+
+    /// Continuous matching of `slot` against the opposite continuous ladder.
+    fn match_incoming(&mut self, at: Timestamp, slot: u32, out: &mut impl EventSink) -> MatchEnd {
+        let inc = self.slots[slot as usize];
+        let book_i = inc.book as usize;
+        let limit = self.price_of(inc.tick);
+        let mut rem = inc.qty;
+        let mut level = match inc.side {
+            Side::Buy => self.books[book_i].asks.lowest(),
+            Side::Sell => self.books[book_i].bids.highest(),
+        };
+        let mut end = MatchEnd::Done;
+        'levels: while let Some(t) = level {
+            let level_price = self.price_of(t);
+            // Fees are never negative, so past this price nothing can cross.
+            let crosses = match inc.side {
+                Side::Buy => level_price <= limit,
+                Side::Sell => level_price >= limit,
+            };
+            if !crosses {
+                break;
+            }
+            let book = &self.books[book_i];
+            let mut r = match inc.side {
+                Side::Buy => book.asks.levels[t as usize].head,
+                Side::Sell => book.bids.levels[t as usize].head,
+            };
+            while r != NIL && rem > 0 {
+                let rs = self.slots[r as usize];
+                let next = rs.next;
+                if rs.owner == inc.owner {
+                    end = MatchEnd::SelfTrade;
+                    break 'levels;
+                }
+                let (seller_node, buyer_node) = match inc.side {
+                    Side::Buy => (rs.node, inc.node),
+                    Side::Sell => (inc.node, rs.node),
+                };
+                let (fee, room) = self.pair_terms(seller_node, buyer_node, &self.books[book_i].flows);
+                // Buyer pays price + fee ≤ bid; seller receives price ≥ ask.
+                let price = match inc.side {
+                    Side::Buy => level_price,
+                    Side::Sell => level_price - fee,
+                };
+                let ok = match inc.side {
+                    Side::Buy => price + fee <= limit,
+                    Side::Sell => price >= limit,
+                };
+                if !ok || room == 0 {
+                    r = next;
+                    continue;
+                }
+                let q = rem.min(rs.qty).min(room);
+                rem -= q;
+                let (buy, sell) = match inc.side {
+                    Side::Buy => (inc, rs),
+                    Side::Sell => (rs, inc),
+                };
+                self.execute(at, book_i, &buy, &sell, q, price, fee, false, out);
+                // The resting order shrinks (or goes).
+                self.books[book_i].level_sub(rs.side, t, q);
+                self.slots[r as usize].qty -= q;
+                if self.slots[r as usize].qty == 0 {
+                    self.unrest_filled(r);
+                }
+                r = next;
+            }
+            if rem == 0 {
+                break;
+            }
+            level = match inc.side {
+                Side::Buy => self.books[book_i].asks.lowest_at_or_above(t + 1),
+                Side::Sell => t
+                    .checked_sub(1)
+                    .and_then(|t1| self.books[book_i].bids.highest_at_or_below(t1)),
+            };
+        }
+        self.slots[slot as usize].qty = rem;
+        end
+    }
+
+    /// Remove a resting order whose quantity reached zero (level qty already reduced).
+    fn unrest_filled(&mut self, slot: u32) {
+        // `unlink` subtracts the slot's qty (0 now) from the level.
+        self.unrest(slot);
+        self.release(slot);
+    }
+
+    #[allow(clippy::too_many_arguments)] // one trade's full description
+    #[inline]
+    fn execute(
+        &mut self,
+        at: Timestamp,
+        book_i: usize,
+        buy: &Slot,
+        sell: &Slot,
+        q: i64,
+        price: i64,
+        fee: i64,
+        auction: bool,
+        out: &mut impl EventSink,
+    ) {
+        let book = &mut self.books[book_i];
+        if let Some(n) = &self.network {
+            n.apply(sell.node, buy.node, q, &mut book.flows);
+        }
+        book.trades += 1;
+        book.volume += q;
+        let trade_id = TradeId(self.next_trade);
+        self.next_trade += 1;
+        out.push(Event::Trade {
+            trade_id,
+            zone: book.zone,
+            interval: book.interval,
+            buy: buy.id,
+            sell: sell.id,
+            buyer: buy.owner,
+            seller: sell.owner,
+            quantity: Wh(q),
+            price: MicroPerKwh(price),
+            grid_fee: MicroPerKwh(fee),
+            auction,
+            at,
+        });
+    }
+
+    /// How much of an order of `side` at `tick` could fill now, up to `want`
+    /// (a dry run of continuous matching, for fill-or-kill).
+    fn fillable(&mut self, book: u32, side: Side, tick: u32, node: u32, owner: ParticipantId, want: i64) -> i64 {
+        let limit = self.price_of(tick);
+        let b = &self.books[book as usize];
+        self.scratch_flows.copy_from_slice(&b.flows);
+        let mut got = 0;
+        let mut level = match side {
+            Side::Buy => b.asks.lowest(),
+            Side::Sell => b.bids.highest(),
+        };
+        while let Some(t) = level {
+            let level_price = self.price_of(t);
+            if (side == Side::Buy && level_price > limit) || (side == Side::Sell && level_price < limit) {
+                break;
+            }
+            let mut r = match side {
+                Side::Buy => b.asks.levels[t as usize].head,
+                Side::Sell => b.bids.levels[t as usize].head,
+            };
+            while r != NIL && got < want {
+                let rs = &self.slots[r as usize];
+                if rs.owner == owner {
+                    return got;
+                }
+                let (seller_node, buyer_node) = if side == Side::Buy {
+                    (rs.node, node)
+                } else {
+                    (node, rs.node)
+                };
+                let (fee, room) = self.pair_terms(seller_node, buyer_node, &self.scratch_flows);
+                let ok = match side {
+                    Side::Buy => level_price + fee <= limit,
+                    Side::Sell => level_price - fee >= limit,
+                };
+                if ok && room > 0 {
+                    let q = (want - got).min(rs.qty).min(room);
+                    if let Some(n) = &self.network {
+                        n.apply(seller_node, buyer_node, q, &mut self.scratch_flows);
+                    }
+                    got += q;
+                }
+                r = rs.next;
+            }
+            if got >= want {
+                break;
+            }
+            level = match side {
+                Side::Buy => b.asks.lowest_at_or_above(t + 1),
+                Side::Sell => t.checked_sub(1).and_then(|t1| b.bids.highest_at_or_below(t1)),
+            };
+        }
+        got
+    }
+
+    fn cancel(&mut self, id: OrderId, owner: ParticipantId, out: &mut impl EventSink) {
+        let Some(slot) = self.index.get(id) else {
+            out.push(Event::Rejected {
+                id: Some(id),
+                reason: RejectReason::UnknownOrder,
+            });
+            return;
+        };
+        let s = self.slots[slot as usize];
+        if s.owner != owner {
+            out.push(Event::Rejected {
+                id: Some(id),
+                reason: RejectReason::NotOwner,
+            });
+            return;
+        }
+        self.unrest(slot);
+        self.release(slot);
+        out.push(Event::Cancelled {
+            id,
+            remaining: Wh(s.qty),
+            reason: CancelReason::Requested,
+        });
+    }
+
+    fn amend(
+        &mut self,
+        at: Timestamp,
+        id: OrderId,
+        owner: ParticipantId,
+        quantity: Wh,
+        price: MicroPerKwh,
+        out: &mut impl EventSink,
+    ) {
+        let Some(slot) = self.index.get(id) else {
+            out.push(Event::Rejected {
+                id: Some(id),
+                reason: RejectReason::UnknownOrder,
+            });
+            return;
+        };
+        let s = self.slots[slot as usize];
+        let check = || -> Result<u32, RejectReason> {
+            if s.owner != owner {
+                return Err(RejectReason::NotOwner);
+            }
+            let tick = self.tick_of(price)?;
+            if quantity < self.cfg.min_quantity || quantity > self.cfg.max_quantity {
+                return Err(RejectReason::QuantityOutOfBounds);
+            }
+            Ok(tick)
+        };
+        let tick = match check() {
+            Ok(t) => t,
+            Err(reason) => {
+                out.push(Event::Rejected { id: Some(id), reason });
+                return;
+            }
+        };
+        if tick == s.tick && quantity.0 <= s.qty {
+            // Same price, not more: keep the place in the queue.
+            let delta = s.qty - quantity.0;
+            Self::ladder_of(&mut self.books[s.book as usize], s.side, s.auction_only).levels[s.tick as usize].qty -=
+                delta;
+            self.slots[slot as usize].qty = quantity.0;
+            out.push(Event::Amended {
+                id,
+                quantity,
+                price,
+                kept_priority: true,
+            });
+            return;
+        }
+        self.unrest(slot);
+        self.seq += 1;
+        let sl = &mut self.slots[slot as usize];
+        sl.tick = tick;
+        sl.qty = quantity.0;
+        sl.seq = self.seq;
+        out.push(Event::Amended {
+            id,
+            quantity,
+            price,
+            kept_priority: false,
+        });
+        self.process(at, slot, TimeInForce::GoodTillGateClosure, out);
+    }
+
+    fn close_gate(&mut self, at: Timestamp, zone: ZoneId, interval: DeliveryInterval, out: &mut impl EventSink) {
+        let book_i = match self.open_book_index(zone, interval) {
+            Ok(b) => b as usize,
+            Err(reason) => {
+                out.push(Event::Rejected { id: None, reason });
+                return;
+            }
+        };
+        let mut bids = std::mem::take(&mut self.scratch_bids);
+        let mut asks = std::mem::take(&mut self.scratch_asks);
+        bids.clear();
+        asks.clear();
+        {
+            let b = &self.books[book_i];
+            for ladder in [&b.bids, &b.auction_bids] {
+                collect(ladder, &self.slots, &mut bids);
+            }
+            for ladder in [&b.asks, &b.auction_asks] {
+                collect(ladder, &self.slots, &mut asks);
+            }
+        }
+        let slots = &self.slots;
+        // Priority: best price first, then arrival.
+        bids.sort_unstable_by_key(|&(s, _)| (std::cmp::Reverse(slots[s as usize].tick), slots[s as usize].seq));
+        asks.sort_unstable_by_key(|&(s, _)| (slots[s as usize].tick, slots[s as usize].seq));
+
+        let clearing = self.clearing_tick(book_i);
+        let mut volume = 0i64;
+        if let Some(pt) = clearing {
+            let p = self.price_of(pt);
+            let mut first_ask = 0usize;
+            for bid in bids.iter_mut() {
+                let b = self.slots[bid.0 as usize];
+                if self.price_of(b.tick) < p {
+                    break;
+                }
+                let mut j = first_ask;
+                while j < asks.len() && bid.1 > 0 {
+                    let (a_slot, a_rem) = asks[j];
+                    if a_rem == 0 {
+                        if j == first_ask {
+                            first_ask += 1;
+                        }
+                        j += 1;
+                        continue;
+                    }
+                    let a = self.slots[a_slot as usize];
+                    if a.tick > pt {
+                        break;
+                    }
+                    if a.owner == b.owner {
+                        j += 1;
+                        continue;
+                    }
+                    let (fee, room) = self.pair_terms(a.node, b.node, &self.books[book_i].flows);
+                    if p + fee > self.price_of(b.tick) || room == 0 {
+                        j += 1;
+                        continue;
+                    }
+                    let q = bid.1.min(a_rem).min(room);
+                    self.execute(at, book_i, &b, &a, q, p, fee, true, out);
+                    bid.1 -= q;
+                    asks[j].1 -= q;
+                    volume += q;
+                    if asks[j].1 > 0 {
+                        // Room on this path ran out; try the next seller.
+                        j += 1;
+                    }
+                }
+            }
+        }
+        out.push(Event::AuctionResult {
+            zone,
+            interval,
+            clearing_price: clearing.filter(|_| volume > 0).map(|t| MicroPerKwh(self.price_of(t))),
+            volume: Wh(volume),
+        });
+        for &(slot, rem) in bids.iter().chain(asks.iter()) {
+            if rem > 0 {
+                out.push(Event::Cancelled {
+                    id: self.slots[slot as usize].id,
+                    remaining: Wh(rem),
+                    reason: CancelReason::Unmatched,
+                });
+            }
+            self.release(slot);
+        }
+        let book = &mut self.books[book_i];
+        book.open = false;
+        for l in [
+            &mut book.bids,
+            &mut book.asks,
+            &mut book.auction_bids,
+            &mut book.auction_asks,
+        ] {
+            l.release();
+        }
+        out.push(Event::BookClosed {
+            zone,
+            interval,
+            total_volume: Wh(book.volume),
+            trades: book.trades,
+        });
+        self.scratch_bids = bids;
+        self.scratch_asks = asks;
+    }
+
+    /// The uniform clearing tick: maximise volume, then `lo + k·(hi − lo)`.
+    fn clearing_tick(&self, book_i: usize) -> Option<u32> {
+        let b = &self.books[book_i];
+        let lo = min_opt(b.asks.lowest(), b.auction_asks.lowest())?;
+        let hi = max_opt(b.bids.highest(), b.auction_bids.highest())?;
+        if lo > hi {
+            return None;
+        }
+        let qty = |l: &Ladder, t: u32| l.levels[t as usize].qty;
+        // Demand at t: bids at t or above; supply at t: asks at t or below.
+        // Walking t upward, supply grows as a running sum and demand shrinks
+        // from the total, so one pass over [lo, hi] finds the best range.
+        let mut demand: i64 = (lo..=hi).map(|t| qty(&b.bids, t) + qty(&b.auction_bids, t)).sum();
+        let mut supply: i64 = 0;
+        let mut best = (0i64, lo, lo);
+        for t in lo..=hi {
+            supply += qty(&b.asks, t) + qty(&b.auction_asks, t);
+            let v = demand.min(supply);
+            if v > best.0 {
+                best = (v, t, t);
+            } else if v == best.0 && v > 0 && best.2 + 1 == t {
+                best.2 = t;
+            }
+            demand -= qty(&b.bids, t) + qty(&b.auction_bids, t);
+        }
+        if best.0 == 0 {
+            return None;
+        }
+        let (lo_t, hi_t) = (best.1, best.2);
+        let k = u64::from(self.cfg.auction_k_permille);
+        let span = u64::from(hi_t - lo_t);
+        Some(lo_t + ((k * span + 500) / 1000) as u32)
+    }
+}
+
+impl Book {
+    #[inline]
+    fn level_sub(&mut self, side: Side, t: u32, q: i64) {
+        match side {
+            Side::Buy => self.bids.levels[t as usize].qty -= q,
+            Side::Sell => self.asks.levels[t as usize].qty -= q,
+        }
+    }
+}
+
+fn collect(ladder: &Ladder, slots: &[Slot], into: &mut Vec<(u32, i64)>) {
+    let mut t = ladder.lowest();
+    while let Some(tick) = t {
+        let mut s = ladder.levels[tick as usize].head;
+        while s != NIL {
+            into.push((s, slots[s as usize].qty));
+            s = slots[s as usize].next;
+        }
+        t = ladder.lowest_at_or_above(tick + 1);
+    }
+}
+
+fn min_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn max_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}

@@ -1,0 +1,501 @@
+//! The market rules, one behaviour per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use gridshare_domain::{
+    DeliveryInterval, IntervalLength, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side, TimeInForce,
+    Timestamp, Wh, ZoneId,
+};
+use gridshare_matching_engine::{
+    CancelReason, Command, Engine, Event, MarketConfig, NodeConfig, OrderSpec, RejectReason,
+};
+
+const AT: Timestamp = Timestamp(1_764_064_000_000);
+
+fn iv() -> DeliveryInterval {
+    DeliveryInterval::new(Timestamp(1_764_064_800_000), IntervalLength::Min15).unwrap()
+}
+
+fn engine_with(cfg: MarketConfig) -> Engine {
+    let mut e = Engine::new(cfg).unwrap();
+    let mut out = Vec::new();
+    for p in 1..=4 {
+        e.apply(
+            &Command::AddParticipant {
+                owner: ParticipantId(p),
+                node: NodeId(p as u32),
+            },
+            &mut out,
+        );
+    }
+    e.apply(
+        &Command::OpenBook {
+            zone: ZoneId(1),
+            interval: iv(),
+        },
+        &mut out,
+    );
+    assert!(out.iter().all(|e| !matches!(e, Event::Rejected { .. })), "{out:?}");
+    e
+}
+
+fn engine() -> Engine {
+    engine_with(MarketConfig::default())
+}
+
+fn order(id: u64, owner: u64, side: Side, qty: i64, price_milli: i64) -> OrderSpec {
+    OrderSpec {
+        id: OrderId(id),
+        owner: ParticipantId(owner),
+        node: NodeId(owner as u32),
+        zone: ZoneId(1),
+        interval: iv(),
+        side,
+        quantity: Wh(qty),
+        price: MicroPerKwh(price_milli * 1000),
+        tif: TimeInForce::GoodTillGateClosure,
+        mode: OrderMode::Continuous,
+    }
+}
+
+fn submit(e: &mut Engine, o: OrderSpec) -> Vec<Event> {
+    let mut out = Vec::new();
+    e.apply(&Command::Submit { at: AT, order: o }, &mut out);
+    out
+}
+
+fn trades(events: &[Event]) -> Vec<(u64, u64, i64, i64, i64)> {
+    events
+        .iter()
+        .filter_map(|e| match *e {
+            Event::Trade {
+                buy,
+                sell,
+                quantity,
+                price,
+                grid_fee,
+                ..
+            } => Some((buy.0, sell.0, quantity.0, price.0 / 1000, grid_fee.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reject(events: &[Event]) -> Option<RejectReason> {
+    events.iter().find_map(|e| match *e {
+        Event::Rejected { reason, .. } => Some(reason),
+        _ => None,
+    })
+}
+
+#[test]
+fn price_time_priority_at_the_resting_price() {
+    let mut e = engine();
+    submit(&mut e, order(1, 1, Side::Sell, 100, 100));
+    submit(&mut e, order(2, 2, Side::Sell, 100, 100));
+    submit(&mut e, order(3, 3, Side::Sell, 100, 90));
+    let out = submit(&mut e, order(4, 4, Side::Buy, 250, 110));
+    assert_eq!(
+        trades(&out),
+        vec![(4, 3, 100, 90, 0), (4, 1, 100, 100, 0), (4, 2, 50, 100, 0)]
+    );
+    assert_eq!(e.live_orders(), 1, "order 2's rest is still there");
+    let out = submit(&mut e, order(5, 1, Side::Buy, 10, 100));
+    assert_eq!(trades(&out), vec![(5, 2, 10, 100, 0)]);
+    let mut out = Vec::new();
+    e.apply(
+        &Command::Cancel {
+            at: AT,
+            id: OrderId(2),
+            owner: ParticipantId(2),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![Event::Cancelled {
+            id: OrderId(2),
+            remaining: Wh(40),
+            reason: CancelReason::Requested
+        }]
+    );
+    // An incoming sell trades at the resting bid.
+    submit(&mut e, order(6, 3, Side::Buy, 10, 120));
+    let out = submit(&mut e, order(7, 4, Side::Sell, 10, 50));
+    assert_eq!(trades(&out), vec![(6, 7, 10, 120, 0)]);
+}
+
+#[test]
+fn ioc_and_fok() {
+    let mut e = engine();
+    submit(&mut e, order(1, 1, Side::Sell, 100, 100));
+    let mut ioc = order(2, 2, Side::Buy, 150, 100);
+    ioc.tif = TimeInForce::ImmediateOrCancel;
+    let out = submit(&mut e, ioc);
+    assert_eq!(trades(&out), vec![(2, 1, 100, 100, 0)]);
+    assert!(out.contains(&Event::Cancelled {
+        id: OrderId(2),
+        remaining: Wh(50),
+        reason: CancelReason::ImmediateOrCancel
+    }));
+    assert_eq!(e.live_orders(), 0);
+
+    submit(&mut e, order(3, 1, Side::Sell, 100, 100));
+    let mut fok = order(4, 2, Side::Buy, 101, 100);
+    fok.tif = TimeInForce::FillOrKill;
+    let out = submit(&mut e, fok);
+    assert_eq!(
+        out,
+        vec![Event::Rejected {
+            id: Some(OrderId(4)),
+            reason: RejectReason::FillOrKillUnfilled
+        }]
+    );
+    fok.quantity = Wh(100);
+    assert_eq!(trades(&submit(&mut e, fok)), vec![(4, 3, 100, 100, 0)]);
+}
+
+#[test]
+fn self_trade_prevention_cancels_the_newer_order() {
+    let mut e = engine();
+    submit(&mut e, order(1, 2, Side::Sell, 50, 90));
+    submit(&mut e, order(2, 1, Side::Sell, 50, 95));
+    submit(&mut e, order(3, 3, Side::Sell, 50, 99));
+    let out = submit(&mut e, order(4, 1, Side::Buy, 200, 100));
+    assert_eq!(
+        trades(&out),
+        vec![(4, 1, 50, 90, 0)],
+        "trades before the own order stand"
+    );
+    assert!(out.contains(&Event::Cancelled {
+        id: OrderId(4),
+        remaining: Wh(150),
+        reason: CancelReason::SelfTrade
+    }));
+    assert_eq!(e.live_orders(), 2, "orders 2 and 3 still rest");
+}
+
+#[test]
+fn amend_keeps_priority_only_when_reducing() {
+    let mut e = engine();
+    submit(&mut e, order(1, 1, Side::Sell, 100, 100));
+    submit(&mut e, order(2, 2, Side::Sell, 100, 100));
+    let mut out = Vec::new();
+    e.apply(
+        &Command::Amend {
+            at: AT,
+            id: OrderId(1),
+            owner: ParticipantId(1),
+            quantity: Wh(60),
+            price: MicroPerKwh(100_000),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![Event::Amended {
+            id: OrderId(1),
+            quantity: Wh(60),
+            price: MicroPerKwh(100_000),
+            kept_priority: true
+        }]
+    );
+    assert_eq!(
+        trades(&submit(&mut e, order(3, 3, Side::Buy, 10, 100))),
+        vec![(3, 1, 10, 100, 0)]
+    );
+    out.clear();
+    e.apply(
+        &Command::Amend {
+            at: AT,
+            id: OrderId(1),
+            owner: ParticipantId(1),
+            quantity: Wh(80),
+            price: MicroPerKwh(100_000),
+        },
+        &mut out,
+    );
+    assert!(matches!(
+        out[0],
+        Event::Amended {
+            kept_priority: false,
+            ..
+        }
+    ));
+    assert_eq!(
+        trades(&submit(&mut e, order(4, 3, Side::Buy, 10, 100))),
+        vec![(4, 2, 10, 100, 0)],
+        "order 1 went to the back"
+    );
+    // Re-pricing across the spread trades at once.
+    submit(&mut e, order(5, 4, Side::Buy, 30, 95));
+    out.clear();
+    e.apply(
+        &Command::Amend {
+            at: AT,
+            id: OrderId(1),
+            owner: ParticipantId(1),
+            quantity: Wh(80),
+            price: MicroPerKwh(95_000),
+        },
+        &mut out,
+    );
+    assert_eq!(trades(&out), vec![(5, 1, 30, 95, 0)]);
+}
+
+#[test]
+fn every_bad_input_is_a_typed_reject_and_changes_nothing() {
+    let mut e = engine();
+    submit(&mut e, order(1, 1, Side::Sell, 100, 100));
+    let cases: Vec<(OrderSpec, RejectReason)> = vec![
+        (
+            {
+                let mut o = order(9, 2, Side::Buy, 10, 100);
+                o.interval = iv().next();
+                o
+            },
+            RejectReason::UnknownBook,
+        ),
+        (
+            {
+                let mut o = order(9, 2, Side::Buy, 10, 100);
+                o.price = MicroPerKwh(100_500);
+                o
+            },
+            RejectReason::PriceOffTick,
+        ),
+        (order(9, 2, Side::Buy, 10, 2_001), RejectReason::PriceOutOfBounds),
+        (order(9, 2, Side::Buy, 0, 100), RejectReason::QuantityOutOfBounds),
+        (
+            order(9, 2, Side::Buy, 1_000_001, 100),
+            RejectReason::QuantityOutOfBounds,
+        ),
+        (order(9, 7, Side::Buy, 10, 100), RejectReason::UnknownOwner),
+        (
+            {
+                let mut o = order(9, 2, Side::Buy, 10, 100);
+                o.node = NodeId(3);
+                o
+            },
+            RejectReason::UnknownNode,
+        ),
+        (order(1, 2, Side::Buy, 10, 100), RejectReason::DuplicateOrderId),
+        (
+            {
+                let mut o = order(9, 2, Side::Buy, 10, 100);
+                o.mode = OrderMode::AuctionOnly;
+                o.tif = TimeInForce::ImmediateOrCancel;
+                o
+            },
+            RejectReason::InvalidTimeInForce,
+        ),
+    ];
+    for (o, want) in cases {
+        let out = submit(&mut e, o);
+        assert_eq!(
+            out,
+            vec![Event::Rejected {
+                id: Some(o.id),
+                reason: want
+            }],
+            "{o:?}"
+        );
+        assert_eq!(e.live_orders(), 1);
+    }
+    let mut out = Vec::new();
+    e.apply(
+        &Command::Cancel {
+            at: AT,
+            id: OrderId(1),
+            owner: ParticipantId(2),
+        },
+        &mut out,
+    );
+    e.apply(
+        &Command::Cancel {
+            at: AT,
+            id: OrderId(42),
+            owner: ParticipantId(2),
+        },
+        &mut out,
+    );
+    e.apply(
+        &Command::Amend {
+            at: AT,
+            id: OrderId(1),
+            owner: ParticipantId(1),
+            quantity: Wh(5),
+            price: MicroPerKwh(1),
+        },
+        &mut out,
+    );
+    e.apply(
+        &Command::OpenBook {
+            zone: ZoneId(1),
+            interval: iv(),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out.iter().map(|e| reject(std::slice::from_ref(e))).collect::<Vec<_>>(),
+        vec![
+            Some(RejectReason::NotOwner),
+            Some(RejectReason::UnknownOrder),
+            Some(RejectReason::PriceOffTick),
+            Some(RejectReason::BookExists)
+        ]
+    );
+    // the order is untouched: it still fills fully at its price
+    assert_eq!(
+        trades(&submit(&mut e, order(2, 2, Side::Buy, 100, 100))),
+        vec![(2, 1, 100, 100, 0)]
+    );
+    // a closed book refuses orders
+    out.clear();
+    e.apply(
+        &Command::CloseGate {
+            at: AT,
+            zone: ZoneId(1),
+            interval: iv(),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        reject(&submit(&mut e, order(3, 2, Side::Buy, 10, 100))),
+        Some(RejectReason::BookClosed)
+    );
+}
+
+#[test]
+fn call_auction_maximises_volume_then_takes_the_midpoint() {
+    let mut e = engine();
+    let auction = |mut o: OrderSpec| {
+        o.mode = OrderMode::AuctionOnly;
+        o
+    };
+    // Auction-only orders cross but do not trade continuously.
+    assert!(trades(&submit(&mut e, auction(order(1, 1, Side::Sell, 100, 80)))).is_empty());
+    assert!(trades(&submit(&mut e, auction(order(2, 2, Side::Sell, 100, 100)))).is_empty());
+    assert!(trades(&submit(&mut e, auction(order(3, 3, Side::Buy, 150, 120)))).is_empty());
+    submit(&mut e, order(4, 4, Side::Buy, 100, 90));
+    // Demand: ≥120:150, ≥90: 250. Supply: ≤80:100, ≤100:200. Volume is 150
+    // for prices 100..=120 (at 90..99 it is 100), so the midpoint is 110.
+    let mut out = Vec::new();
+    e.apply(
+        &Command::CloseGate {
+            at: AT,
+            zone: ZoneId(1),
+            interval: iv(),
+        },
+        &mut out,
+    );
+    assert_eq!(trades(&out), vec![(3, 1, 100, 110, 0), (3, 2, 50, 110, 0)]);
+    assert!(out.contains(&Event::AuctionResult {
+        zone: ZoneId(1),
+        interval: iv(),
+        clearing_price: Some(MicroPerKwh(110_000)),
+        volume: Wh(150)
+    }));
+    assert!(out.contains(&Event::Cancelled {
+        id: OrderId(2),
+        remaining: Wh(50),
+        reason: CancelReason::Unmatched
+    }));
+    assert!(out.contains(&Event::Cancelled {
+        id: OrderId(4),
+        remaining: Wh(100),
+        reason: CancelReason::Unmatched
+    }));
+    assert!(matches!(
+        out.last(),
+        Some(Event::BookClosed {
+            total_volume: Wh(150),
+            trades: 2,
+            ..
+        })
+    ));
+    assert_eq!(e.live_orders(), 0);
+}
+
+#[test]
+fn auction_k_moves_the_price_within_the_range() {
+    for (k, price) in [(0, 100), (1000, 120), (250, 105)] {
+        let mut e = engine_with(MarketConfig {
+            auction_k_permille: k,
+            ..MarketConfig::default()
+        });
+        let mut o1 = order(1, 1, Side::Sell, 100, 100);
+        o1.mode = OrderMode::AuctionOnly;
+        let mut o2 = order(2, 2, Side::Buy, 100, 120);
+        o2.mode = OrderMode::AuctionOnly;
+        submit(&mut e, o1);
+        submit(&mut e, o2);
+        let mut out = Vec::new();
+        e.apply(
+            &Command::CloseGate {
+                at: AT,
+                zone: ZoneId(1),
+                interval: iv(),
+            },
+            &mut out,
+        );
+        assert_eq!(trades(&out), vec![(2, 1, 100, price, 0)], "k = {k}");
+    }
+}
+
+fn network_config() -> MarketConfig {
+    let node = |id: u32, parent: Option<u32>, cap: Option<i64>, fee: i64| NodeConfig {
+        id: NodeId(id),
+        parent: parent.map(NodeId),
+        capacity: cap.map(Wh),
+        fee: MicroPerKwh(fee),
+    };
+    MarketConfig {
+        network: Some(vec![
+            node(0, None, None, 0),
+            node(10, Some(0), Some(1000), 10_000),
+            node(20, Some(0), Some(1000), 10_000),
+            node(1, Some(10), Some(100), 5_000),
+            node(2, Some(10), Some(500), 5_000),
+            node(3, Some(20), Some(500), 5_000),
+            node(4, Some(20), Some(500), 5_000),
+        ]),
+        ..MarketConfig::default()
+    }
+}
+
+#[test]
+fn network_fees_and_limits_shape_continuous_matching() {
+    let mut e = engine_with(network_config());
+    // Home 1 sells; home 2 shares its transformer (fee 10), home 3 does not (fee 30).
+    submit(&mut e, order(1, 1, Side::Sell, 300, 100));
+    // Home 3's limit 125 does not cover 100 + 30: no trade.
+    assert!(trades(&submit(&mut e, order(2, 3, Side::Buy, 50, 125))).is_empty());
+    // Home 2 pays 100 + 10; home 1's edge carries at most 100 Wh.
+    let mut ioc = order(3, 2, Side::Buy, 300, 110);
+    ioc.tif = TimeInForce::ImmediateOrCancel;
+    let out = submit(&mut e, ioc);
+    assert_eq!(trades(&out), vec![(3, 1, 100, 100, 10_000)]);
+    let mut out = Vec::new();
+    e.apply(
+        &Command::Cancel {
+            at: AT,
+            id: OrderId(2),
+            owner: ParticipantId(3),
+        },
+        &mut out,
+    );
+    // A counter-flow into home 1 frees its edge again.
+    assert!(trades(&submit(&mut e, order(4, 4, Side::Sell, 50, 60))).is_empty());
+    let mut buy = order(5, 1, Side::Buy, 50, 200);
+    buy.node = NodeId(1);
+    assert_eq!(trades(&submit(&mut e, buy)), vec![(5, 4, 50, 60, 30_000)]);
+    let out = submit(&mut e, order(6, 2, Side::Buy, 100, 110));
+    assert_eq!(trades(&out), vec![(6, 1, 50, 100, 10_000)]);
+    // An incoming sell against a resting bid: the bid pays its limit, the seller gets limit - fee.
+    submit(&mut e, order(7, 3, Side::Buy, 10, 150));
+    assert_eq!(
+        trades(&submit(&mut e, order(8, 4, Side::Sell, 10, 100))),
+        vec![(7, 8, 10, 140, 10_000)]
+    );
+}
