@@ -21,6 +21,6 @@ pub mod ladder;
 pub mod network;
 pub mod types;
 
-pub use engine::{ConfigError, Engine, MarketConfig};
+pub use engine::{BookSnapshot, ConfigError, Engine, MarketConfig, OrderSnapshot, Snapshot, SnapshotError};
 pub use network::{Network, NodeConfig};
 pub use types::{CancelReason, Command, CountingSink, Event, EventSink, OrderSpec, RejectReason};

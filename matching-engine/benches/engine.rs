@@ -1,0 +1,652 @@
+//! Matching-engine benchmarks, side by side with obcore (the fastest Rust
+//! order book measured here) on identical pre-generated operation streams.
+//!
+//! `cargo bench -p gridshare-matching-engine --bench engine`
+//!
+//! Both books get buys from one owner and sells from another (so neither's
+//! self-trade prevention fires) and plain limit orders (marketable ones are
+//! priced through the spread); fill counts are compared before timing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)] // bench code
+
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use gridshare_domain::{
+    DeliveryInterval, IntervalLength, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side, TimeInForce,
+    Timestamp, Wh, ZoneId,
+};
+use gridshare_matching_engine::journal::{self, Durability, JournalWriter};
+use gridshare_matching_engine::{Command, CountingSink, Engine, MarketConfig, NodeConfig, OrderSpec};
+use obcore::{Evaluator, Instruction, OrderInterface};
+
+// ---- workloads -----------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Add {
+        id: u64,
+        buy: bool,
+        tick: u32,
+        qty: i64,
+        book: u32,
+        auction: bool,
+    },
+    Cancel {
+        id: u64,
+        buy: bool,
+    },
+}
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const MID: u32 = 500;
+
+/// exchange-core-like mix: 60 % resting adds, 30 % cancels, 10 % marketable adds, ±20 ticks of mid.
+fn mix(n: usize, first_id: u64, seed: u64) -> Vec<Op> {
+    let mut r = Lcg(seed);
+    let mut ops = Vec::with_capacity(n);
+    let mut live: Vec<(u64, bool)> = Vec::new();
+    let mut id = first_id;
+    for _ in 0..n {
+        let k = r.below(100);
+        if k < 30 && !live.is_empty() {
+            let i = r.below(live.len() as u64) as usize;
+            let (cid, buy) = live.swap_remove(i);
+            ops.push(Op::Cancel { id: cid, buy });
+            continue;
+        }
+        let buy = r.below(2) == 0;
+        let tick = if k >= 90 {
+            if buy {
+                MID + r.below(20) as u32
+            } else {
+                MID - r.below(20) as u32
+            }
+        } else if buy {
+            MID - 1 - r.below(20) as u32
+        } else {
+            MID + 1 + r.below(20) as u32
+        };
+        ops.push(Op::Add {
+            id,
+            buy,
+            tick,
+            qty: 1 + r.below(100) as i64,
+            book: 0,
+            auction: false,
+        });
+        live.push((id, buy));
+        id += 1;
+    }
+    ops
+}
+
+/// 10,000 resting orders on 200 levels (100 each side, 50 per level).
+fn prefill() -> Vec<Op> {
+    let mut ops = Vec::with_capacity(10_000);
+    let mut id = 1u64;
+    for level in 0..100u32 {
+        for _ in 0..50 {
+            ops.push(Op::Add {
+                id,
+                buy: true,
+                tick: MID - 1 - level,
+                qty: 100,
+                book: 0,
+                auction: false,
+            });
+            id += 1;
+            ops.push(Op::Add {
+                id,
+                buy: false,
+                tick: MID + 1 + level,
+                qty: 100,
+                book: 0,
+                auction: false,
+            });
+            id += 1;
+        }
+    }
+    ops
+}
+
+/// Local-energy day: per book 10,000 orders of 100–5,000 Wh at 50–400 ticks, 70 % not crossing, then 10 % cancels.
+fn energy(books: u32, per_book: usize) -> Vec<Op> {
+    let mut r = Lcg(42);
+    let mut ops = Vec::new();
+    let mut side_of = vec![false; books as usize * per_book + 1];
+    let mut id = 1u64;
+    for book in 0..books {
+        let first = id;
+        for _ in 0..per_book {
+            let buy = r.below(2) == 0;
+            let crossing = r.below(100) < 30;
+            let tick = match (buy, crossing) {
+                (true, false) | (false, true) => 50 + r.below(175) as u32,
+                (true, true) | (false, false) => 225 + r.below(176) as u32,
+            };
+            ops.push(Op::Add {
+                id,
+                buy,
+                tick,
+                qty: 100 + r.below(4901) as i64,
+                book,
+                auction: false,
+            });
+            side_of[id as usize] = buy;
+            id += 1;
+        }
+        for _ in 0..per_book / 10 {
+            let cid = first + r.below(per_book as u64);
+            ops.push(Op::Cancel {
+                id: cid,
+                buy: side_of[cid as usize],
+            });
+        }
+    }
+    ops
+}
+
+// ---- GridShare engine ----------------------------------------------------
+
+fn iv(book: u32) -> DeliveryInterval {
+    DeliveryInterval::new(
+        Timestamp(1_764_064_800_000 + i64::from(book) * 900_000),
+        IntervalLength::Min15,
+    )
+    .unwrap()
+}
+
+fn ours_engine(books: u32, network: Option<Vec<NodeConfig>>) -> Engine {
+    let cfg = MarketConfig {
+        tick: MicroPerKwh(1_000),
+        min_price: MicroPerKwh(0),
+        max_price: MicroPerKwh(1_000_000),
+        max_orders: 2_000_000,
+        max_books: 200,
+        max_quantity: Wh(1_000_000),
+        network,
+        ..MarketConfig::default()
+    };
+    let mut e = Engine::new(cfg).unwrap();
+    let mut sink = CountingSink::default();
+    e.apply(
+        &Command::AddParticipant {
+            owner: ParticipantId(1),
+            node: NodeId(1),
+        },
+        &mut sink,
+    );
+    e.apply(
+        &Command::AddParticipant {
+            owner: ParticipantId(2),
+            node: NodeId(2),
+        },
+        &mut sink,
+    );
+    for b in 0..books {
+        e.apply(
+            &Command::OpenBook {
+                zone: ZoneId(1),
+                interval: iv(b),
+            },
+            &mut sink,
+        );
+    }
+    e
+}
+
+fn to_commands(ops: &[Op]) -> Vec<Command> {
+    ops.iter()
+        .map(|op| match *op {
+            Op::Add {
+                id,
+                buy,
+                tick,
+                qty,
+                book,
+                auction,
+            } => {
+                let owner = if buy { 1 } else { 2 };
+                Command::Submit {
+                    at: Timestamp(0),
+                    order: OrderSpec {
+                        id: OrderId(id),
+                        owner: ParticipantId(owner),
+                        node: NodeId(owner as u32),
+                        zone: ZoneId(1),
+                        interval: iv(book),
+                        side: if buy { Side::Buy } else { Side::Sell },
+                        quantity: Wh(qty),
+                        price: MicroPerKwh(i64::from(tick) * 1_000),
+                        tif: TimeInForce::GoodTillGateClosure,
+                        mode: if auction {
+                            OrderMode::AuctionOnly
+                        } else {
+                            OrderMode::Continuous
+                        },
+                    },
+                }
+            }
+            Op::Cancel { id, buy } => Command::Cancel {
+                at: Timestamp(0),
+                id: OrderId(id),
+                owner: ParticipantId(if buy { 1 } else { 2 }),
+            },
+        })
+        .collect()
+}
+
+fn run_ours(e: &mut Engine, cmds: &[Command]) -> CountingSink {
+    let mut sink = CountingSink::default();
+    for c in cmds {
+        e.apply(c, &mut sink);
+    }
+    sink
+}
+
+// ---- obcore ----------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ObOrder {
+    id: u64,
+    buy: bool,
+    price: u64,
+    qty: u64,
+    remaining: u64,
+    owner: u64,
+}
+
+impl OrderInterface for ObOrder {
+    type I = u64;
+    type N = u64;
+    type O = u64;
+    fn id(&self) -> &u64 {
+        &self.id
+    }
+    fn is_buy(&self) -> bool {
+        self.buy
+    }
+    fn price(&self) -> u64 {
+        self.price
+    }
+    fn quantity(&self) -> u64 {
+        self.qty
+    }
+    fn remaining(&self) -> u64 {
+        self.remaining
+    }
+    fn fill(&mut self, q: u64) {
+        self.remaining -= q;
+    }
+    fn owner(&self) -> &u64 {
+        &self.owner
+    }
+}
+
+struct Ob {
+    books: Vec<obcore::OrderBook<ObOrder>>,
+    eval: Evaluator<ObOrder>,
+    /// book of each order id, for cancels (a dense array: ids are sequential)
+    book_of: Vec<u32>,
+}
+
+impl Ob {
+    fn new(books: u32, max_id: usize) -> Self {
+        Self {
+            books: (0..books).map(|_| obcore::OrderBook::default()).collect(),
+            eval: Evaluator::default(),
+            book_of: vec![0; max_id + 1],
+        }
+    }
+
+    /// Apply ops; returns the number of maker fills (= trades).
+    fn run(&mut self, ops: &[Op]) -> u64 {
+        let mut fills = 0;
+        for op in ops {
+            let (book, o) = match *op {
+                Op::Add {
+                    id,
+                    buy,
+                    tick,
+                    qty,
+                    book,
+                    ..
+                } => {
+                    self.book_of[id as usize] = book;
+                    let order = ObOrder {
+                        id,
+                        buy,
+                        price: u64::from(tick),
+                        qty: qty as u64,
+                        remaining: qty as u64,
+                        owner: u64::from(!buy),
+                    };
+                    (book, obcore::Op::Insert(order))
+                }
+                Op::Cancel { id, .. } => (self.book_of[id as usize], obcore::Op::Delete(id)),
+            };
+            let ob = &mut self.books[book as usize];
+            self.eval.reset();
+            for ins in self.eval.eval(ob, o) {
+                if let Instruction::Fill(_, _, _, _, false) = ins {
+                    fills += 1;
+                }
+                ob.apply(ins);
+            }
+        }
+        fills
+    }
+}
+
+// ---- benches -----------------------------------------------------------------
+
+fn fast<'a>(c: &'a mut Criterion, name: &str) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g
+}
+
+fn check_same_fills(name: &str, ours: u64, peer: u64) {
+    assert_eq!(ours, peer, "{name}: fill counts differ (ours {ours}, obcore {peer})");
+    eprintln!("{name}: both engines made {ours} fills");
+}
+
+fn bench_mix(c: &mut Criterion) {
+    const N: usize = 1_000_000;
+    for (label, pre) in [("a_mix_empty", Vec::new()), ("a_prime_mix_10k_book", prefill())] {
+        let ops = mix(N, 100_000, 7);
+        let pre_cmds = to_commands(&pre);
+        let cmds = to_commands(&ops);
+        // correctness first: same fills
+        let mut e = ours_engine(1, None);
+        run_ours(&mut e, &pre_cmds);
+        let ours = run_ours(&mut e, &cmds).trades;
+        let mut ob = Ob::new(1, 100_000 + N);
+        ob.run(&pre);
+        let peer = ob.run(&ops);
+        check_same_fills(label, ours, peer);
+
+        let mut g = fast(c, label);
+        g.throughput(Throughput::Elements(N as u64));
+        g.bench_function("gridshare", |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut e = ours_engine(1, None);
+                    run_ours(&mut e, &pre_cmds);
+                    e
+                },
+                |e| run_ours(e, &cmds),
+                BatchSize::PerIteration,
+            )
+        });
+        g.bench_function("obcore", |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut ob = Ob::new(1, 100_000 + N);
+                    ob.run(&pre);
+                    ob
+                },
+                |ob| ob.run(&ops),
+                BatchSize::PerIteration,
+            )
+        });
+        g.finish();
+    }
+}
+
+fn bench_add_cancel(c: &mut Criterion) {
+    let pre = prefill();
+    let pre_cmds = to_commands(&pre);
+    // 1,000 resting adds into the 10k book, and 1,000 cancels of resting orders.
+    let mut r = Lcg(3);
+    let adds: Vec<Op> = (0..1000u64)
+        .map(|i| {
+            let buy = i % 2 == 0;
+            let tick = if buy {
+                MID - 1 - r.below(100) as u32
+            } else {
+                MID + 1 + r.below(100) as u32
+            };
+            Op::Add {
+                id: 1_000_000 + i,
+                buy,
+                tick,
+                qty: 100,
+                book: 0,
+                auction: false,
+            }
+        })
+        .collect();
+    let cancels: Vec<Op> = (0..1000u64)
+        .map(|i| Op::Cancel {
+            id: 1 + i * 10,
+            buy: (1 + i * 10) % 2 == 1,
+        })
+        .collect();
+    for (label, ops) in [("b_add_1000_into_10k", adds), ("b_cancel_1000_from_10k", cancels)] {
+        let cmds = to_commands(&ops);
+        let mut g = fast(c, label);
+        g.throughput(Throughput::Elements(ops.len() as u64));
+        g.bench_function("gridshare", |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut e = ours_engine(1, None);
+                    run_ours(&mut e, &pre_cmds);
+                    e
+                },
+                |e| run_ours(e, &cmds),
+                BatchSize::PerIteration,
+            )
+        });
+        g.bench_function("obcore", |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut ob = Ob::new(1, 1_100_000);
+                    ob.run(&pre);
+                    ob
+                },
+                |ob| ob.run(&ops),
+                BatchSize::PerIteration,
+            )
+        });
+        g.finish();
+    }
+}
+
+fn tree(homes: u32) -> Vec<NodeConfig> {
+    let mut nodes = vec![NodeConfig {
+        id: NodeId(0),
+        parent: None,
+        capacity: None,
+        fee: MicroPerKwh(0),
+    }];
+    for t in 0..10 {
+        nodes.push(NodeConfig {
+            id: NodeId(100 + t),
+            parent: Some(NodeId(0)),
+            capacity: Some(Wh(400_000)),
+            fee: MicroPerKwh(10_000),
+        });
+    }
+    for h in 1..=homes {
+        nodes.push(NodeConfig {
+            id: NodeId(h),
+            parent: Some(NodeId(100 + h % 10)),
+            capacity: Some(Wh(50_000)),
+            fee: MicroPerKwh(2_000),
+        });
+    }
+    nodes
+}
+
+fn bench_energy(c: &mut Criterion) {
+    const BOOKS: u32 = 96;
+    const PER: usize = 10_000;
+    let ops = energy(BOOKS, PER);
+    let cmds = to_commands(&ops);
+    let closes: Vec<Command> = (0..BOOKS)
+        .map(|b| Command::CloseGate {
+            at: Timestamp(1),
+            zone: ZoneId(1),
+            interval: iv(b),
+        })
+        .collect();
+    let mut e = ours_engine(BOOKS, None);
+    let ours = run_ours(&mut e, &cmds).trades;
+    let peer = Ob::new(BOOKS, ops.len() + 1).run(&ops);
+    check_same_fills("c_energy (continuous part)", ours, peer);
+
+    let mut g = fast(c, "c_energy_96_books");
+    g.throughput(Throughput::Elements(ops.len() as u64));
+    g.bench_function("gridshare", |b| {
+        b.iter_batched_ref(
+            || ours_engine(BOOKS, None),
+            |e| run_ours(e, &cmds),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("gridshare_with_auctions", |b| {
+        b.iter_batched_ref(
+            || ours_engine(BOOKS, None),
+            |e| {
+                run_ours(e, &cmds);
+                run_ours(e, &closes)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("gridshare_network_200_homes", |b| {
+        // Same stream with owners 1 and 2 placed in a 200-home tree with fees and limits.
+        b.iter_batched_ref(
+            || ours_engine(BOOKS, Some(tree(200))),
+            |e| run_ours(e, &cmds),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("obcore", |b| {
+        b.iter_batched_ref(
+            || Ob::new(BOOKS, ops.len() + 1),
+            |ob| ob.run(&ops),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn bench_auction(c: &mut Criterion) {
+    let mut r = Lcg(11);
+    let ops: Vec<Op> = (1..=10_000u64)
+        .map(|id| Op::Add {
+            id,
+            buy: id % 2 == 0,
+            tick: 50 + r.below(351) as u32,
+            qty: 100 + r.below(4901) as i64,
+            book: 0,
+            auction: true,
+        })
+        .collect();
+    let cmds = to_commands(&ops);
+    let close = [Command::CloseGate {
+        at: Timestamp(1),
+        zone: ZoneId(1),
+        interval: iv(0),
+    }];
+    let mut g = fast(c, "call_auction_10k_orders");
+    g.bench_function("gridshare", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut e = ours_engine(1, None);
+                run_ours(&mut e, &cmds);
+                e
+            },
+            |e| run_ours(e, &close),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn bench_journal(c: &mut Criterion) {
+    const N: usize = 200_000;
+    let cmds = to_commands(&mix(N, 1, 9));
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = fast(c, "journal");
+    g.throughput(Throughput::Elements(N as u64));
+    let mut round = 0u32;
+    g.bench_function("append_group_commit", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                let path = dir.path().join(format!("j{round}"));
+                let mut w = JournalWriter::open(
+                    &path,
+                    Durability::Group {
+                        max_commands: 4096,
+                        max_wait: Duration::from_millis(2),
+                    },
+                )
+                .unwrap();
+                let t = Instant::now();
+                for c in &cmds {
+                    w.append(c).unwrap();
+                }
+                w.flush().unwrap();
+                total += t.elapsed();
+                drop(w);
+                std::fs::remove_file(&path).unwrap();
+            }
+            total
+        })
+    });
+    // replay: read + decode the journal and apply every command to a fresh engine
+    let path = dir.path().join("replay");
+    {
+        let mut w = JournalWriter::open(&path, Durability::None).unwrap();
+        for c in &cmds {
+            w.append(c).unwrap();
+        }
+    }
+    let events = {
+        let mut e = ours_engine(1, None);
+        run_ours(&mut e, &journal::read(&path).unwrap().commands).events
+    };
+    g.throughput(Throughput::Elements(events));
+    g.bench_function("replay_events", |b| {
+        b.iter_batched_ref(
+            || ours_engine(1, None),
+            |e| {
+                let rec = journal::read(&path).unwrap();
+                run_ours(e, &rec.commands)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_mix,
+    bench_add_cancel,
+    bench_energy,
+    bench_auction,
+    bench_journal
+);
+criterion_main!(benches);
