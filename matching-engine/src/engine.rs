@@ -37,6 +37,7 @@
 //!   (`CancelReason::Unmatched`) and the book closes.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use gridshare_domain::{
     DeliveryInterval, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side, TimeInForce, Timestamp, TradeId,
@@ -48,6 +49,30 @@ use crate::index::OrderIndex;
 use crate::ladder::{Ladder, Links, NIL};
 use crate::network::{Network, NetworkError, NodeConfig};
 use crate::types::{CancelReason, Command, Event, EventSink, OrderSpec, RejectReason};
+
+/// A fast hasher for small integer keys (the owner map is read for every
+/// order; SipHash's DoS resistance buys nothing for ids the service assigns).
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// A market's rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,7 +200,7 @@ pub struct Engine {
     cfg: MarketConfig,
     ticks: u32,
     network: Option<Network>,
-    owners: HashMap<ParticipantId, NodeId>,
+    owners: IdMap<ParticipantId, NodeId>,
     books: Vec<Book>,
     /// (zone, interval start, book index), sorted, for binary search.
     lookup: Vec<(u32, i64, u32)>,
@@ -220,7 +245,7 @@ impl Engine {
         Ok(Self {
             ticks: ticks as u32,
             network,
-            owners: HashMap::new(),
+            owners: IdMap::default(),
             books: Vec::new(),
             lookup: Vec::new(),
             slots: Vec::with_capacity(cfg.max_orders.min(1 << 20)),

@@ -1,6 +1,8 @@
 //! Order id → slot index: open addressing with linear probing and
-//! backward-shift deletion, sized once at start so inserting and removing
-//! never allocate and never rehash on the hot path.
+//! backward-shift deletion. The table grows (doubling) with the number of
+//! live orders, so it stays dense and cache-friendly instead of being sized
+//! for the configured maximum; once it has grown to the busiest moment seen
+//! (warm-up), inserting and removing never allocate again.
 
 use gridshare_domain::OrderId;
 
@@ -17,15 +19,33 @@ pub struct OrderIndex {
 }
 
 impl OrderIndex {
-    /// Room for `capacity` live orders (the table is twice that, rounded up to a power of two).
-    pub fn with_capacity(capacity: usize) -> Self {
-        let size = (capacity.max(8) * 2).next_power_of_two();
+    /// An index that holds at most `max_len` live orders, starting small.
+    pub fn with_capacity(max_len: usize) -> Self {
+        let size = (max_len.max(8) * 2).next_power_of_two().min(1 << 12);
         Self {
             keys: vec![EMPTY; size],
             vals: vec![0; size],
             mask: size - 1,
             len: 0,
-            max_len: capacity.max(8),
+            max_len: max_len.max(8),
+        }
+    }
+
+    /// Double the table and re-insert every entry (only while warming up).
+    fn grow(&mut self) {
+        let size = (self.mask + 1) * 2;
+        let keys = std::mem::replace(&mut self.keys, vec![EMPTY; size]);
+        let vals = std::mem::replace(&mut self.vals, vec![0; size]);
+        self.mask = size - 1;
+        for (k, v) in keys.into_iter().zip(vals) {
+            if k != EMPTY {
+                let mut i = self.home(k);
+                while self.keys[i] != EMPTY {
+                    i = (i + 1) & self.mask;
+                }
+                self.keys[i] = k;
+                self.vals[i] = v;
+            }
         }
     }
 
@@ -76,6 +96,10 @@ impl OrderIndex {
         let key = id.0;
         if key == EMPTY || self.is_full() {
             return false;
+        }
+        // Keep the load factor at or under one half.
+        if (self.len + 1) * 2 > self.mask + 1 {
+            self.grow();
         }
         let mut i = self.home(key);
         loop {
@@ -168,9 +192,22 @@ mod tests {
     }
 
     #[test]
+    fn grows_beyond_its_first_table() {
+        let mut idx = OrderIndex::with_capacity(100_000);
+        for i in 0..50_000u64 {
+            assert!(idx.insert(OrderId(i * 3), i as u32));
+        }
+        for i in 0..50_000u64 {
+            assert_eq!(idx.get(OrderId(i * 3)), Some(i as u32));
+            assert_eq!(idx.get(OrderId(i * 3 + 1)), None);
+        }
+    }
+
+    #[test]
     fn full_and_reserved() {
         let mut idx = OrderIndex::with_capacity(8);
         for i in 0..8 {
+            assert!(idx.get(OrderId(i)).is_none());
             assert!(idx.insert(OrderId(i), 0));
         }
         assert!(!idx.insert(OrderId(100), 0), "full");
