@@ -1,5 +1,5 @@
-//! Matching-engine benchmarks, side by side with obcore (the fastest Rust
-//! order book measured here) on identical pre-generated operation streams.
+//! Matching-engine benchmarks, side by side with obcore and lobster (Rust
+//! order books from crates.io) on identical pre-generated operation streams.
 //!
 //! `cargo bench -p gridshare-matching-engine --bench engine`
 //!
@@ -352,6 +352,40 @@ impl Ob {
     }
 }
 
+// ---- lobster ---------------------------------------------------------------
+
+struct Lob {
+    books: Vec<lobster::OrderBook>,
+    book_of: Vec<u32>,
+}
+
+impl Lob {
+    fn new(books: u32, max_id: usize, arena: usize) -> Self {
+        Self { books: (0..books).map(|_| lobster::OrderBook::new(arena, 16, false)).collect(), book_of: vec![0; max_id + 1] }
+    }
+
+    fn run(&mut self, ops: &[Op]) -> u64 {
+        let mut fills = 0;
+        for op in ops {
+            let (book, o) = match *op {
+                Op::Add { id, buy, tick, qty, book, .. } => {
+                    self.book_of[id as usize] = book;
+                    let side = if buy { lobster::Side::Bid } else { lobster::Side::Ask };
+                    (book, lobster::OrderType::Limit { id: u128::from(id), side, qty: qty as u64, price: u64::from(tick) })
+                }
+                Op::Cancel { id, .. } => (self.book_of[id as usize], lobster::OrderType::Cancel { id: u128::from(id) }),
+            };
+            match self.books[book as usize].execute(o) {
+                lobster::OrderEvent::PartiallyFilled { fills: f, .. } | lobster::OrderEvent::Filled { fills: f, .. } => {
+                    fills += f.len() as u64;
+                }
+                _ => {}
+            }
+        }
+        fills
+    }
+}
+
 // ---- benches -----------------------------------------------------------------
 
 fn fast<'a>(c: &'a mut Criterion, name: &str) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
@@ -362,9 +396,9 @@ fn fast<'a>(c: &'a mut Criterion, name: &str) -> criterion::BenchmarkGroup<'a, c
     g
 }
 
-fn check_same_fills(name: &str, ours: u64, peer: u64) {
-    assert_eq!(ours, peer, "{name}: fill counts differ (ours {ours}, obcore {peer})");
-    eprintln!("{name}: both engines made {ours} fills");
+fn check_same_fills(name: &str, ours: u64, peer: &str, theirs: u64) {
+    assert_eq!(ours, theirs, "{name}: fill counts differ (ours {ours}, {peer} {theirs})");
+    eprintln!("{name}: gridshare and {peer} both made {ours} fills");
 }
 
 fn bench_mix(c: &mut Criterion) {
@@ -379,8 +413,10 @@ fn bench_mix(c: &mut Criterion) {
         let ours = run_ours(&mut e, &cmds).trades;
         let mut ob = Ob::new(1, 100_000 + N);
         ob.run(&pre);
-        let peer = ob.run(&ops);
-        check_same_fills(label, ours, peer);
+        check_same_fills(label, ours, "obcore", ob.run(&ops));
+        let mut lob = Lob::new(1, 100_000 + N, 20_000);
+        lob.run(&pre);
+        check_same_fills(label, ours, "lobster", lob.run(&ops));
 
         let mut g = fast(c, label);
         g.throughput(Throughput::Elements(N as u64));
@@ -403,6 +439,17 @@ fn bench_mix(c: &mut Criterion) {
                     ob
                 },
                 |ob| ob.run(&ops),
+                BatchSize::PerIteration,
+            )
+        });
+        g.bench_function("lobster", |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut lob = Lob::new(1, 100_000 + N, 20_000);
+                    lob.run(&pre);
+                    lob
+                },
+                |lob| lob.run(&ops),
                 BatchSize::PerIteration,
             )
         });
@@ -465,6 +512,17 @@ fn bench_add_cancel(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
+        g.bench_function("lobster", |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut lob = Lob::new(1, 1_100_000, 20_000);
+                    lob.run(&pre);
+                    lob
+                },
+                |lob| lob.run(&ops),
+                BatchSize::PerIteration,
+            )
+        });
         g.finish();
     }
 }
@@ -476,9 +534,10 @@ fn tree(homes: u32) -> Vec<NodeConfig> {
         capacity: None,
         fee: MicroPerKwh(0),
     }];
+    // Transformers are nodes 10_000..10_009; homes 1..=homes hang under them.
     for t in 0..10 {
         nodes.push(NodeConfig {
-            id: NodeId(100 + t),
+            id: NodeId(10_000 + t),
             parent: Some(NodeId(0)),
             capacity: Some(Wh(400_000)),
             fee: MicroPerKwh(10_000),
@@ -487,7 +546,7 @@ fn tree(homes: u32) -> Vec<NodeConfig> {
     for h in 1..=homes {
         nodes.push(NodeConfig {
             id: NodeId(h),
-            parent: Some(NodeId(100 + h % 10)),
+            parent: Some(NodeId(10_000 + h % 10)),
             capacity: Some(Wh(50_000)),
             fee: MicroPerKwh(2_000),
         });
@@ -509,8 +568,8 @@ fn bench_energy(c: &mut Criterion) {
         .collect();
     let mut e = ours_engine(BOOKS, None);
     let ours = run_ours(&mut e, &cmds).trades;
-    let peer = Ob::new(BOOKS, ops.len() + 1).run(&ops);
-    check_same_fills("c_energy (continuous part)", ours, peer);
+    check_same_fills("c_energy (continuous part)", ours, "obcore", Ob::new(BOOKS, ops.len() + 1).run(&ops));
+    check_same_fills("c_energy (continuous part)", ours, "lobster", Lob::new(BOOKS, ops.len() + 1, 12_000).run(&ops));
 
     let mut g = fast(c, "c_energy_96_books");
     g.throughput(Throughput::Elements(ops.len() as u64));
