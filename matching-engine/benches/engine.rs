@@ -1,4 +1,4 @@
-//! Matching-engine benchmarks, side by side with obcore and lobster (Rust
+//! Matching-engine benchmarks, side by side with obcore, lobster and matchcore (Rust
 //! order books from crates.io) on identical pre-generated operation streams.
 //!
 //! `cargo bench -p gridshare-matching-engine --bench engine`
@@ -361,28 +361,142 @@ struct Lob {
 
 impl Lob {
     fn new(books: u32, max_id: usize, arena: usize) -> Self {
-        Self { books: (0..books).map(|_| lobster::OrderBook::new(arena, 16, false)).collect(), book_of: vec![0; max_id + 1] }
+        Self {
+            books: (0..books).map(|_| lobster::OrderBook::new(arena, 16, false)).collect(),
+            book_of: vec![0; max_id + 1],
+        }
     }
 
     fn run(&mut self, ops: &[Op]) -> u64 {
         let mut fills = 0;
         for op in ops {
             let (book, o) = match *op {
-                Op::Add { id, buy, tick, qty, book, .. } => {
+                Op::Add {
+                    id,
+                    buy,
+                    tick,
+                    qty,
+                    book,
+                    ..
+                } => {
                     self.book_of[id as usize] = book;
                     let side = if buy { lobster::Side::Bid } else { lobster::Side::Ask };
-                    (book, lobster::OrderType::Limit { id: u128::from(id), side, qty: qty as u64, price: u64::from(tick) })
+                    (
+                        book,
+                        lobster::OrderType::Limit {
+                            id: u128::from(id),
+                            side,
+                            qty: qty as u64,
+                            price: u64::from(tick),
+                        },
+                    )
                 }
-                Op::Cancel { id, .. } => (self.book_of[id as usize], lobster::OrderType::Cancel { id: u128::from(id) }),
+                Op::Cancel { id, .. } => (
+                    self.book_of[id as usize],
+                    lobster::OrderType::Cancel { id: u128::from(id) },
+                ),
             };
             match self.books[book as usize].execute(o) {
-                lobster::OrderEvent::PartiallyFilled { fills: f, .. } | lobster::OrderEvent::Filled { fills: f, .. } => {
+                lobster::OrderEvent::PartiallyFilled { fills: f, .. }
+                | lobster::OrderEvent::Filled { fills: f, .. } => {
                     fills += f.len() as u64;
                 }
                 _ => {}
             }
         }
         fills
+    }
+}
+
+// ---- matchcore -------------------------------------------------------------
+
+struct Mc {
+    books: Vec<matchcore::OrderBook>,
+    /// next command sequence number per book (matchcore requires them consecutive)
+    seq: Vec<u64>,
+    /// matchcore order id (= the submit's sequence number) of each of our ids
+    id_map: Vec<u64>,
+    book_of: Vec<u32>,
+}
+
+impl Mc {
+    fn new(books: u32, max_id: usize) -> Self {
+        Self {
+            books: (0..books)
+                .map(|b| matchcore::OrderBook::new(&format!("book{b}")))
+                .collect(),
+            seq: vec![0; books as usize],
+            id_map: vec![u64::MAX; max_id + 1],
+            book_of: vec![0; max_id + 1],
+        }
+    }
+
+    fn run(&mut self, ops: &[Op]) -> u64 {
+        use matchcore::{CommandKind, CommandOutcome, CommandReport};
+        let mut fills = 0;
+        for op in ops {
+            let (book, kind) = match *op {
+                Op::Add {
+                    id,
+                    buy,
+                    tick,
+                    qty,
+                    book,
+                    ..
+                } => {
+                    self.book_of[id as usize] = book;
+                    self.id_map[id as usize] = self.seq[book as usize];
+                    let side = if buy {
+                        matchcore::Side::Buy
+                    } else {
+                        matchcore::Side::Sell
+                    };
+                    let order = matchcore::LimitOrder::new(
+                        matchcore::Price(u64::from(tick)),
+                        matchcore::QuantityPolicy::Standard {
+                            quantity: matchcore::Quantity(qty as u64),
+                        },
+                        matchcore::OrderFlags::new(side, false, matchcore::TimeInForce::Gtc),
+                    );
+                    (
+                        book,
+                        CommandKind::Submit(matchcore::SubmitCmd {
+                            order: matchcore::NewOrder::Limit(order),
+                        }),
+                    )
+                }
+                Op::Cancel { id, .. } => {
+                    let book = self.book_of[id as usize];
+                    let cancel = matchcore::CancelCmd {
+                        order_id: matchcore::OrderId(self.id_map[id as usize]),
+                        order_kind: matchcore::OrderKind::Limit,
+                    };
+                    (book, CommandKind::Cancel(cancel))
+                }
+            };
+            let b = book as usize;
+            let seq = self.seq[b];
+            self.seq[b] += 1;
+            let cmd = matchcore::Command {
+                meta: matchcore::CommandMeta {
+                    sequence_number: matchcore::SequenceNumber(seq),
+                    timestamp: matchcore::Timestamp(seq),
+                },
+                kind,
+            };
+            if let CommandOutcome::Applied(CommandReport::Submit(eff)) = self.books[b].execute(&cmd) {
+                fills += eff.target_order().match_result().map_or(0, |m| m.trades().len() as u64);
+            }
+        }
+        fills
+    }
+}
+
+fn report_fills(name: &str, ours: u64, peer: &str, theirs: u64) {
+    if ours == theirs {
+        eprintln!("{name}: gridshare and {peer} both made {ours} fills");
+    } else {
+        eprintln!("{name}: FILL COUNTS DIFFER: gridshare {ours}, {peer} {theirs} (timing shown, but not comparable)");
     }
 }
 
@@ -397,7 +511,10 @@ fn fast<'a>(c: &'a mut Criterion, name: &str) -> criterion::BenchmarkGroup<'a, c
 }
 
 fn check_same_fills(name: &str, ours: u64, peer: &str, theirs: u64) {
-    assert_eq!(ours, theirs, "{name}: fill counts differ (ours {ours}, {peer} {theirs})");
+    assert_eq!(
+        ours, theirs,
+        "{name}: fill counts differ (ours {ours}, {peer} {theirs})"
+    );
     eprintln!("{name}: gridshare and {peer} both made {ours} fills");
 }
 
@@ -417,6 +534,9 @@ fn bench_mix(c: &mut Criterion) {
         let mut lob = Lob::new(1, 100_000 + N, 20_000);
         lob.run(&pre);
         check_same_fills(label, ours, "lobster", lob.run(&ops));
+        let mut mc = Mc::new(1, 100_000 + N);
+        mc.run(&pre);
+        report_fills(label, ours, "matchcore", mc.run(&ops));
 
         let mut g = fast(c, label);
         g.throughput(Throughput::Elements(N as u64));
@@ -450,6 +570,17 @@ fn bench_mix(c: &mut Criterion) {
                     lob
                 },
                 |lob| lob.run(&ops),
+                BatchSize::PerIteration,
+            )
+        });
+        g.bench_function("matchcore", |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut mc = Mc::new(1, 100_000 + N);
+                    mc.run(&pre);
+                    mc
+                },
+                |mc| mc.run(&ops),
                 BatchSize::PerIteration,
             )
         });
@@ -523,8 +654,54 @@ fn bench_add_cancel(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
+        g.bench_function("matchcore", |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut mc = Mc::new(1, 1_100_000);
+                    mc.run(&pre);
+                    mc
+                },
+                |mc| mc.run(&ops),
+                BatchSize::PerIteration,
+            )
+        });
         g.finish();
     }
+}
+
+/// Re-own each order by one of `homes` homes (owner = node = 1 + id % homes).
+fn spread_over_homes(cmds: &[Command], homes: u64) -> Vec<Command> {
+    cmds.iter()
+        .map(|c| match *c {
+            Command::Submit { at, mut order } => {
+                let h = 1 + order.id.0 % homes;
+                order.owner = ParticipantId(h);
+                order.node = NodeId(h as u32);
+                Command::Submit { at, order }
+            }
+            Command::Cancel { at, id, .. } => Command::Cancel {
+                at,
+                id,
+                owner: ParticipantId(1 + id.0 % homes),
+            },
+            other => other,
+        })
+        .collect()
+}
+
+fn homes_engine(books: u32, homes: u64, network: Option<Vec<NodeConfig>>) -> Engine {
+    let mut e = ours_engine(books, network);
+    let mut sink = CountingSink::default();
+    for h in 1..=homes {
+        e.apply(
+            &Command::AddParticipant {
+                owner: ParticipantId(h),
+                node: NodeId(h as u32),
+            },
+            &mut sink,
+        );
+    }
+    e
 }
 
 fn tree(homes: u32) -> Vec<NodeConfig> {
@@ -568,8 +745,24 @@ fn bench_energy(c: &mut Criterion) {
         .collect();
     let mut e = ours_engine(BOOKS, None);
     let ours = run_ours(&mut e, &cmds).trades;
-    check_same_fills("c_energy (continuous part)", ours, "obcore", Ob::new(BOOKS, ops.len() + 1).run(&ops));
-    check_same_fills("c_energy (continuous part)", ours, "lobster", Lob::new(BOOKS, ops.len() + 1, 12_000).run(&ops));
+    check_same_fills(
+        "c_energy (continuous part)",
+        ours,
+        "obcore",
+        Ob::new(BOOKS, ops.len() + 1).run(&ops),
+    );
+    check_same_fills(
+        "c_energy (continuous part)",
+        ours,
+        "lobster",
+        Lob::new(BOOKS, ops.len() + 1, 12_000).run(&ops),
+    );
+    report_fills(
+        "c_energy (continuous part)",
+        ours,
+        "matchcore",
+        Mc::new(BOOKS, ops.len() + 1).run(&ops),
+    );
 
     let mut g = fast(c, "c_energy_96_books");
     g.throughput(Throughput::Elements(ops.len() as u64));
@@ -590,18 +783,41 @@ fn bench_energy(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
-    g.bench_function("gridshare_network_200_homes", |b| {
-        // Same stream with owners 1 and 2 placed in a 200-home tree with fees and limits.
-        b.iter_batched_ref(
-            || ours_engine(BOOKS, Some(tree(200))),
-            |e| run_ours(e, &cmds),
-            BatchSize::PerIteration,
-        )
-    });
     g.bench_function("obcore", |b| {
         b.iter_batched_ref(
             || Ob::new(BOOKS, ops.len() + 1),
             |ob| ob.run(&ops),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("lobster", |b| {
+        b.iter_batched_ref(
+            || Lob::new(BOOKS, ops.len() + 1, 12_000),
+            |lob| lob.run(&ops),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("matchcore", |b| {
+        b.iter_batched_ref(
+            || Mc::new(BOOKS, ops.len() + 1),
+            |mc| mc.run(&ops),
+            BatchSize::PerIteration,
+        )
+    });
+    // The same orders spread over 200 homes, each its own owner and node,
+    // without and with the feeder tree (fees, home and transformer limits).
+    let homes_cmds = spread_over_homes(&cmds, 200);
+    g.bench_function("gridshare_200_homes_no_network", |b| {
+        b.iter_batched_ref(
+            || homes_engine(BOOKS, 200, None),
+            |e| run_ours(e, &homes_cmds),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("gridshare_200_homes_network", |b| {
+        b.iter_batched_ref(
+            || homes_engine(BOOKS, 200, Some(tree(200))),
+            |e| run_ours(e, &homes_cmds),
             BatchSize::PerIteration,
         )
     });

@@ -575,6 +575,13 @@ impl Engine {
             Side::Sell => self.books[book_i].bids.highest(),
         };
         let mut end = MatchEnd::Done;
+        // A full edge above the incoming order's own node blocks every
+        // counterparty: stop instead of skipping through the whole book.
+        if let Some(n) = &self.network
+            && n.edge_room(inc.node, inc.side == Side::Sell, &self.books[book_i].flows) == 0
+        {
+            level = None;
+        }
         'levels: while let Some(t) = level {
             let level_price = self.price_of(t);
             // Fees are never negative, so past this price nothing can cross.

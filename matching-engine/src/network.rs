@@ -193,6 +193,22 @@ impl Network {
         room.max(0)
     }
 
+    /// Room on the edge above `node` for energy leaving it (`upward`) or
+    /// arriving at it: an upper bound on any trade of that node.
+    #[inline]
+    pub fn edge_room(&self, node: u32, upward: bool, flows: &[i64]) -> i64 {
+        let (cap, f) = (self.capacity[node as usize], flows[node as usize]);
+        if self.parent[node as usize] == NO_PARENT {
+            return i64::MAX;
+        }
+        (if upward {
+            cap.saturating_sub(f)
+        } else {
+            cap.saturating_add(f)
+        })
+        .max(0)
+    }
+
     /// Record `q` Wh flowing seller → buyer.
     #[inline]
     pub fn apply(&self, seller: u32, buyer: u32, q: i64, flows: &mut [i64]) {
