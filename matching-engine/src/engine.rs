@@ -751,22 +751,24 @@ impl Engine {
         got
     }
 
+    /// The slot of a live order `id` that `owner` may change.
+    fn owned_slot(&self, id: OrderId, owner: ParticipantId) -> Result<u32, RejectReason> {
+        let slot = self.index.get(id).ok_or(RejectReason::UnknownOrder)?;
+        if self.slots[slot as usize].owner != owner {
+            return Err(RejectReason::NotOwner);
+        }
+        Ok(slot)
+    }
+
     fn cancel(&mut self, id: OrderId, owner: ParticipantId, out: &mut impl EventSink) {
-        let Some(slot) = self.index.get(id) else {
-            out.push(Event::Rejected {
-                id: Some(id),
-                reason: RejectReason::UnknownOrder,
-            });
-            return;
+        let slot = match self.owned_slot(id, owner) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                out.push(Event::Rejected { id: Some(id), reason });
+                return;
+            }
         };
         let s = self.slots[slot as usize];
-        if s.owner != owner {
-            out.push(Event::Rejected {
-                id: Some(id),
-                reason: RejectReason::NotOwner,
-            });
-            return;
-        }
         self.unrest(slot);
         self.release(slot);
         out.push(Event::Cancelled {
@@ -785,31 +787,21 @@ impl Engine {
         price: MicroPerKwh,
         out: &mut impl EventSink,
     ) {
-        let Some(slot) = self.index.get(id) else {
-            out.push(Event::Rejected {
-                id: Some(id),
-                reason: RejectReason::UnknownOrder,
-            });
-            return;
-        };
-        let s = self.slots[slot as usize];
-        let check = || -> Result<u32, RejectReason> {
-            if s.owner != owner {
-                return Err(RejectReason::NotOwner);
-            }
+        let checked = self.owned_slot(id, owner).and_then(|slot| {
             let tick = self.tick_of(price)?;
             if quantity < self.cfg.min_quantity || quantity > self.cfg.max_quantity {
                 return Err(RejectReason::QuantityOutOfBounds);
             }
-            Ok(tick)
-        };
-        let tick = match check() {
-            Ok(t) => t,
+            Ok((slot, tick))
+        });
+        let (slot, tick) = match checked {
+            Ok(v) => v,
             Err(reason) => {
                 out.push(Event::Rejected { id: Some(id), reason });
                 return;
             }
         };
+        let s = self.slots[slot as usize];
         if tick == s.tick && quantity.0 <= s.qty {
             // Same price, not more: keep the place in the queue.
             let delta = s.qty - quantity.0;

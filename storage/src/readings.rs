@@ -54,6 +54,24 @@ const NCOLS: usize = 11;
 /// Rows per SQLite statement: 11 columns × 800 rows stays under SQLite's 32,766 variables.
 const SQLITE_CHUNK: usize = 800;
 
+/// Bind one reading's eleven columns, in `COLUMNS` order, to query `$q`.
+macro_rules! bind_reading {
+    ($q:expr, $r:expr, $seq:expr) => {{
+        let s = &$r.sample;
+        $q.bind($r.gateway.0 as i64)
+            .bind($seq)
+            .bind(s.device.as_str().to_owned())
+            .bind(s.at.0)
+            .bind(enum_str(&s.kind))
+            .bind(s.power_w.map(W::get))
+            .bind(s.energy_in_wh.map(Wh::get))
+            .bind(s.energy_out_wh.map(Wh::get))
+            .bind(s.soc_permille.map(i64::from))
+            .bind(enum_str(&s.status))
+            .bind(enum_str(&s.quality))
+    }};
+}
+
 const PG_UNNEST: &str = "INSERT INTO readings (gateway_id, seq, device, at, kind, power_w, energy_in_wh, energy_out_wh, soc_permille, status, quality) \
      SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], \
      $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[]) ON CONFLICT DO NOTHING";
@@ -91,19 +109,7 @@ pub async fn insert_batch(db: &Db, rows: &[Reading]) -> Result<u64> {
             for chunk in rows.chunks(SQLITE_CHUNK) {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sqlite_insert(chunk.len())));
                 for r in chunk {
-                    let s = &r.sample;
-                    q = q
-                        .bind(r.gateway.0 as i64)
-                        .bind(seq_i64(r.seq)?)
-                        .bind(s.device.as_str().to_owned())
-                        .bind(s.at.0)
-                        .bind(enum_str(&s.kind))
-                        .bind(s.power_w.map(W::get))
-                        .bind(s.energy_in_wh.map(Wh::get))
-                        .bind(s.energy_out_wh.map(Wh::get))
-                        .bind(s.soc_permille.map(i64::from))
-                        .bind(enum_str(&s.status))
-                        .bind(enum_str(&s.quality));
+                    q = bind_reading!(q, r, seq_i64(r.seq)?);
                 }
                 new += q.execute(&mut *tx).await?.rows_affected();
             }
@@ -165,23 +171,11 @@ pub async fn insert_batch(db: &Db, rows: &[Reading]) -> Result<u64> {
 /// Store one reading with its own statement and commit (the slow path, kept
 /// for the benchmark that shows why batching matters).
 pub async fn insert_one(db: &Db, r: &Reading) -> Result<u64> {
-    let s = &r.sample;
     let sql = "INSERT INTO readings (gateway_id, seq, device, at, kind, power_w, energy_in_wh, energy_out_wh, soc_permille, status, quality) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING";
     let seq = seq_i64(r.seq)?;
     query!(db, sql, pool => |q| {
-        let done = q
-            .bind(r.gateway.0 as i64)
-            .bind(seq)
-            .bind(s.device.as_str().to_owned())
-            .bind(s.at.0)
-            .bind(enum_str(&s.kind))
-            .bind(s.power_w.map(W::get))
-            .bind(s.energy_in_wh.map(Wh::get))
-            .bind(s.energy_out_wh.map(Wh::get))
-            .bind(s.soc_permille.map(i64::from))
-            .bind(enum_str(&s.status))
-            .bind(enum_str(&s.quality))
+        let done = bind_reading!(q, r, seq)
             .execute(pool)
             .await?;
         Ok(done.rows_affected())
