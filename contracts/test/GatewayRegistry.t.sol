@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {TestBase} from "./utils/TestBase.sol";
+import {GatewayRegistry} from "../src/GatewayRegistry.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+
+contract GatewayRegistryTest is TestBase {
+    GatewayRegistry internal registry;
+    address internal admin = address(0xAD);
+    address internal installer = address(0x1257);
+    address internal otherInstaller = address(0x1258);
+    address internal owner = address(0x0E);
+    address internal gw = address(0x6A7E);
+
+    function setUp() public {
+        registry = new GatewayRegistry(admin);
+        vm.startPrank(admin);
+        registry.grantRole(registry.INSTALLER_ROLE(), installer);
+        registry.grantRole(registry.INSTALLER_ROLE(), otherInstaller);
+        vm.stopPrank();
+    }
+
+    function test_CommissionThenOwnerOf() public {
+        vm.prank(installer);
+        registry.commission(gw, owner, "feeder-1/tx-2/home-3");
+        assertEq(registry.ownerOf(gw), owner, "owner");
+        assertTrue(registry.isActive(gw), "active");
+        assertEq(registry.gateway(gw).installer, installer, "installer recorded");
+    }
+
+    function test_OnlyInstallersCommission() public {
+        bytes32 role = registry.INSTALLER_ROLE();
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, owner, role));
+        registry.commission(gw, owner, "");
+    }
+
+    function test_KeyRegisteredOnceEvenAfterRevoke() public {
+        vm.startPrank(installer);
+        registry.commission(gw, owner, "");
+        registry.revoke(gw);
+        vm.expectRevert(abi.encodeWithSelector(GatewayRegistry.AlreadyRegistered.selector, gw));
+        registry.commission(gw, owner, "");
+        vm.stopPrank();
+        vm.expectRevert(abi.encodeWithSelector(GatewayRegistry.NotActive.selector, gw));
+        registry.ownerOf(gw);
+    }
+
+    function test_RevokeByOtherInstallerRefusedByAdminAllowed() public {
+        vm.prank(installer);
+        registry.commission(gw, owner, "");
+        vm.prank(otherInstaller);
+        vm.expectRevert(abi.encodeWithSelector(GatewayRegistry.NotInstallerOfGateway.selector, gw, otherInstaller));
+        registry.revoke(gw);
+        vm.prank(admin);
+        registry.revoke(gw);
+        assertTrue(!registry.isActive(gw), "revoked");
+    }
+
+    function testFuzz_ZeroAddressesRefused(address key) public {
+        vm.assume(key != address(0));
+        vm.prank(installer);
+        vm.expectRevert(GatewayRegistry.ZeroAddress.selector);
+        registry.commission(key, address(0), "");
+    }
+}
