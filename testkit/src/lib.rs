@@ -73,3 +73,55 @@ pub fn workspace_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     here.parent().map(PathBuf::from).unwrap_or(here)
 }
+
+/// A throwaway anvil node on a free loopback port, killed on drop.
+#[derive(Debug)]
+pub struct Anvil {
+    child: std::process::Child,
+    /// Its JSON-RPC URL.
+    pub url: String,
+}
+
+impl Anvil {
+    /// Starts anvil (found by [`executable`]) with `extra` arguments and waits until it
+    /// listens. `None` when anvil is not available outside CI.
+    pub fn start(extra: &[&str]) -> Option<std::io::Result<Self>> {
+        let bin = executable(ANVIL_BIN, "anvil")?;
+        Some(Self::spawn(&bin, extra))
+    }
+
+    fn spawn(bin: &std::path::Path, extra: &[&str]) -> std::io::Result<Self> {
+        let port = free_port()?;
+        let child = std::process::Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let mut anvil = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = anvil.child.try_wait()? {
+                return Err(std::io::Error::other(format!("anvil exited early: {status}")));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(std::io::Error::other("anvil did not listen within 20 s"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(anvil)
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Anvil's first well-known development key (funded on every anvil; public knowledge, test use only).
+pub const ANVIL_KEY_0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";

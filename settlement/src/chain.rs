@@ -1,0 +1,547 @@
+//! Chain backends behind one trait: a JSON-RPC node ([`RpcChain`], alloy) and the in-process EVM
+//! ([`EvmChain`], revm). Settlement signs every transaction itself with an explicit nonce and
+//! hands the backend raw signed bytes, so both backends see exactly the same transactions.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use alloy::consensus::transaction::SignerRecoverable;
+use alloy::consensus::{Transaction as _, TxEnvelope};
+use alloy::eips::eip2718::Decodable2718;
+use alloy::network::{Ethereum, TransactionBuilder};
+use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy::providers::{Provider, RootProvider};
+use alloy::rpc::types::TransactionRequest;
+use revm::context::result::{ExecutionResult, Output};
+use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
+use revm::database::{CacheDB, EmptyDB};
+use revm::primitives::hardfork::SpecId;
+use revm::state::AccountInfo;
+use revm::{ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
+
+/// What a backend reports of a mined transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Block it was mined in.
+    pub block_number: u64,
+    /// Hash of that block.
+    pub block_hash: B256,
+    /// False when the transaction reverted.
+    pub success: bool,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Address of a contract it created.
+    pub contract_address: Option<Address>,
+}
+
+/// Fee settings for a new transaction (EIP-1559).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fees {
+    /// `maxFeePerGas` in wei.
+    pub max_fee_per_gas: u128,
+    /// `maxPriorityFeePerGas` in wei.
+    pub max_priority_fee_per_gas: u128,
+}
+
+/// Errors of a chain backend, each naming what failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ChainError {
+    /// The node answered with an error.
+    #[error("RPC {method} failed: {message}")]
+    Rpc {
+        /// The JSON-RPC method.
+        method: &'static str,
+        /// The node's message.
+        message: String,
+    },
+    /// The node did not answer in time.
+    #[error("RPC {method} timed out after {after:?}")]
+    Timeout {
+        /// The JSON-RPC method.
+        method: &'static str,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The transaction's nonce is already used.
+    #[error("nonce too low: account {account} is at nonce {expected}, transaction has {got}")]
+    NonceTooLow {
+        /// Sender.
+        account: Address,
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The transaction's nonce leaves a gap.
+    #[error("nonce gap: account {account} is at nonce {expected}, transaction has {got}")]
+    NonceGap {
+        /// Sender.
+        account: Address,
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The sender cannot pay for gas.
+    #[error("insufficient funds for gas: account {0}")]
+    InsufficientFunds(Address),
+    /// The transaction is invalid for another reason (gas cap, chain id, encoding).
+    #[error("transaction rejected: {0}")]
+    Rejected(String),
+    /// A call (not a transaction) reverted.
+    #[error("call reverted: 0x{}", alloy::hex::encode(.0))]
+    CallReverted(Bytes),
+    /// The in-process chain's transaction log could not be read or written.
+    #[error("chain log {path}: {message}")]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A chain settlement can post to.
+pub trait Chain: Send + Sync {
+    /// The chain id transactions must be signed for.
+    fn chain_id(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
+    /// The next nonce of `account` counting mined transactions only.
+    fn nonce(&self, account: Address) -> impl Future<Output = Result<u64, ChainError>> + Send;
+    /// Fees to offer for a new transaction.
+    fn fees(&self) -> impl Future<Output = Result<Fees, ChainError>> + Send;
+    /// Gas a call from `from` would use.
+    fn estimate_gas(
+        &self,
+        from: Address,
+        to: Option<Address>,
+        data: Bytes,
+    ) -> impl Future<Output = Result<u64, ChainError>> + Send;
+    /// Broadcasts a signed transaction; returns its hash.
+    fn send_raw(&self, raw: Bytes) -> impl Future<Output = Result<B256, ChainError>> + Send;
+    /// The receipt of a mined transaction, `None` while it is not mined.
+    fn receipt(&self, tx_hash: B256) -> impl Future<Output = Result<Option<Receipt>, ChainError>> + Send;
+    /// The latest block number.
+    fn block_number(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
+    /// The hash of block `number`, `None` when it does not exist (yet, or after a reorg).
+    fn block_hash(&self, number: u64) -> impl Future<Output = Result<Option<B256>, ChainError>> + Send;
+    /// A read-only call at the latest block.
+    fn call(&self, to: Address, data: Bytes) -> impl Future<Output = Result<Bytes, ChainError>> + Send;
+}
+
+// ------------------------------------------------------------------ JSON-RPC
+
+/// A JSON-RPC node (anvil in CI, any Ethereum node in production), every request under a timeout.
+#[derive(Debug, Clone)]
+pub struct RpcChain {
+    provider: RootProvider<Ethereum>,
+    timeout: Duration,
+}
+
+impl RpcChain {
+    /// Connects to `url` (http or https).
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, ChainError> {
+        let parsed = url
+            .parse()
+            .map_err(|e| ChainError::Rejected(format!("RPC URL {url:?}: {e}")))?;
+        Ok(Self {
+            provider: RootProvider::new_http(parsed),
+            timeout,
+        })
+    }
+
+    async fn run<T>(
+        &self,
+        method: &'static str,
+        f: impl IntoFuture<Output = Result<T, alloy::transports::TransportError>>,
+    ) -> Result<T, ChainError> {
+        match tokio::time::timeout(self.timeout, f.into_future()).await {
+            Err(_) => Err(ChainError::Timeout {
+                method,
+                after: self.timeout,
+            }),
+            Ok(Err(e)) => {
+                // A revert of eth_call / eth_estimateGas comes back as an error response whose
+                // data is the revert payload: keep it so the contract's error can be decoded.
+                if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data()) {
+                    return Err(ChainError::CallReverted(data));
+                }
+                Err(classify_rpc_error(method, e.to_string()))
+            }
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+}
+
+fn classify_rpc_error(method: &'static str, message: String) -> ChainError {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("insufficient funds") {
+        ChainError::Rejected(format!("insufficient funds: {message}"))
+    } else if lower.contains("nonce too low") || lower.contains("nonce too high") {
+        ChainError::Rejected(format!("nonce: {message}"))
+    } else {
+        ChainError::Rpc { method, message }
+    }
+}
+
+impl Chain for RpcChain {
+    async fn chain_id(&self) -> Result<u64, ChainError> {
+        self.run("eth_chainId", self.provider.get_chain_id()).await
+    }
+
+    async fn nonce(&self, account: Address) -> Result<u64, ChainError> {
+        self.run(
+            "eth_getTransactionCount",
+            self.provider.get_transaction_count(account).latest(),
+        )
+        .await
+    }
+
+    async fn fees(&self) -> Result<Fees, ChainError> {
+        let est = self
+            .run("eth_feeHistory", self.provider.estimate_eip1559_fees())
+            .await?;
+        Ok(Fees {
+            max_fee_per_gas: est.max_fee_per_gas,
+            max_priority_fee_per_gas: est.max_priority_fee_per_gas,
+        })
+    }
+
+    async fn estimate_gas(&self, from: Address, to: Option<Address>, data: Bytes) -> Result<u64, ChainError> {
+        let mut req = TransactionRequest::default().with_from(from).with_input(data);
+        req = match to {
+            Some(to) => req.with_to(to),
+            None => req.with_kind(TxKind::Create),
+        };
+        self.run("eth_estimateGas", self.provider.estimate_gas(req)).await
+    }
+
+    async fn send_raw(&self, raw: Bytes) -> Result<B256, ChainError> {
+        let pending = self
+            .run("eth_sendRawTransaction", self.provider.send_raw_transaction(&raw))
+            .await?;
+        Ok(*pending.tx_hash())
+    }
+
+    async fn receipt(&self, tx_hash: B256) -> Result<Option<Receipt>, ChainError> {
+        let r = self
+            .run(
+                "eth_getTransactionReceipt",
+                self.provider.get_transaction_receipt(tx_hash),
+            )
+            .await?;
+        Ok(r.and_then(|r| {
+            Some(Receipt {
+                tx_hash,
+                block_number: r.block_number?,
+                block_hash: r.block_hash?,
+                success: r.status(),
+                gas_used: r.gas_used,
+                contract_address: r.contract_address,
+            })
+        }))
+    }
+
+    async fn block_number(&self) -> Result<u64, ChainError> {
+        self.run("eth_blockNumber", self.provider.get_block_number()).await
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        let block = self
+            .run("eth_getBlockByNumber", self.provider.get_block_by_number(number.into()))
+            .await?;
+        Ok(block.map(|b| b.header.hash))
+    }
+
+    async fn call(&self, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
+        let req = TransactionRequest::default().with_to(to).with_input(data);
+        self.run("eth_call", self.provider.call(req)).await
+    }
+}
+
+// ------------------------------------------------------------- in-process EVM
+
+/// Chain id of the in-process EVM (the one anvil uses by default).
+pub const EVM_CHAIN_ID: u64 = 31_337;
+
+/// An in-process EVM (revm, Osaka rules, so EIP-7825's 2^24 gas cap per transaction holds) that
+/// mines every valid transaction into its own block at once. With a log file it is durable: each
+/// mined transaction's raw bytes are appended (and synced) before the receipt is visible, and
+/// opening replays the log, so the chain survives a restart of the process.
+#[derive(Debug)]
+pub struct EvmChain {
+    state: Mutex<EvmState>,
+}
+
+#[derive(Debug)]
+struct EvmState {
+    db: CacheDB<EmptyDB>,
+    block: u64,
+    block_hashes: Vec<B256>,
+    receipts: HashMap<B256, Receipt>,
+    log: Option<(PathBuf, File)>,
+}
+
+/// Start of the in-process chain's clock (unix seconds); block `n` has timestamp start + 12 n.
+const GENESIS_TIME: u64 = 1_767_225_600;
+
+impl EvmChain {
+    /// A fresh chain, kept in memory only, with `funded` accounts holding 10 000 ether each.
+    pub fn in_memory(funded: &[Address]) -> Self {
+        let mut db = CacheDB::new(EmptyDB::default());
+        for a in funded {
+            db.insert_account_info(
+                *a,
+                AccountInfo {
+                    balance: U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64)),
+                    ..AccountInfo::default()
+                },
+            );
+        }
+        Self {
+            state: Mutex::new(EvmState {
+                db,
+                block: 0,
+                block_hashes: vec![B256::ZERO],
+                receipts: HashMap::new(),
+                log: None,
+            }),
+        }
+    }
+
+    /// Opens (or creates) a durable chain whose transactions are logged in `path`; the log is
+    /// replayed on open. `funded` must be the same on every open.
+    pub fn open(path: &Path, funded: &[Address]) -> Result<Self, ChainError> {
+        let chain = Self::in_memory(funded);
+        let log_err = |e: std::io::Error| ChainError::Log {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        if path.exists() {
+            let reader = BufReader::new(File::open(path).map_err(log_err)?);
+            for (n, line) in reader.lines().enumerate() {
+                let line = line.map_err(log_err)?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let raw = alloy::hex::decode(line.trim()).map_err(|e| ChainError::Log {
+                    path: path.to_path_buf(),
+                    message: format!("line {}: {e}", n + 1),
+                })?;
+                chain.apply(Bytes::from(raw)).map_err(|e| ChainError::Log {
+                    path: path.to_path_buf(),
+                    message: format!("line {}: replay failed: {e}", n + 1),
+                })?;
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(log_err)?;
+        chain.lock().log = Some((path.to_path_buf(), file));
+        Ok(chain)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EvmState> {
+        // A panic while holding the lock cannot leave the state half-written (every mutation
+        // is a whole transaction), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn apply(&self, raw: Bytes) -> Result<B256, ChainError> {
+        let envelope = TxEnvelope::decode_2718(&mut raw.as_ref())
+            .map_err(|e| ChainError::Rejected(format!("cannot decode transaction: {e}")))?;
+        let caller = envelope
+            .recover_signer()
+            .map_err(|e| ChainError::Rejected(format!("bad signature: {e}")))?;
+        let hash = *envelope.tx_hash();
+        let mut st = self.lock();
+        if st.receipts.contains_key(&hash) {
+            return Ok(hash); // already mined: a re-broadcast is harmless
+        }
+        if envelope.chain_id() != Some(EVM_CHAIN_ID) {
+            return Err(ChainError::Rejected(format!(
+                "chain id {:?}, expected {EVM_CHAIN_ID}",
+                envelope.chain_id()
+            )));
+        }
+        let expected = st.db.cache.accounts.get(&caller).map_or(0, |a| a.info.nonce);
+        let got = envelope.nonce();
+        if got < expected {
+            return Err(ChainError::NonceTooLow {
+                account: caller,
+                expected,
+                got,
+            });
+        }
+        if got > expected {
+            return Err(ChainError::NonceGap {
+                account: caller,
+                expected,
+                got,
+            });
+        }
+        let tx = TxEnv::builder()
+            .tx_type(Some(envelope.tx_type() as u8))
+            .caller(caller)
+            .gas_limit(envelope.gas_limit())
+            .max_fee_per_gas(envelope.max_fee_per_gas())
+            .gas_priority_fee(envelope.max_priority_fee_per_gas())
+            .kind(envelope.kind())
+            .value(envelope.value())
+            .data(envelope.input().clone())
+            .nonce(got)
+            .chain_id(Some(EVM_CHAIN_ID))
+            .build()
+            .map_err(|e| ChainError::Rejected(format!("{e:?}")))?;
+        let block = st.block + 1;
+        let db = std::mem::take(&mut st.db);
+        let mut evm = Self::context(db, block).build_mainnet();
+        let result = evm.transact_commit(tx);
+        st.db = evm.ctx.journaled_state.database;
+        let result = result.map_err(|e| {
+            let text = format!("{e:?}");
+            if text.contains("LackOfFundForMaxFee") || text.contains("Balance") {
+                ChainError::InsufficientFunds(caller)
+            } else {
+                ChainError::Rejected(text)
+            }
+        })?;
+        if let Some((path, file)) = st.log.as_mut() {
+            let line = format!("{}\n", alloy::hex::encode(&raw));
+            file.write_all(line.as_bytes())
+                .and_then(|()| file.sync_data())
+                .map_err(|e| ChainError::Log {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        let (success, gas_used, contract_address) = match &result {
+            ExecutionResult::Success { gas, output, .. } => {
+                let created = match output {
+                    Output::Create(_, addr) => *addr,
+                    Output::Call(_) => None,
+                };
+                (true, gas.tx_gas_used(), created)
+            }
+            ExecutionResult::Revert { gas, .. } => (false, gas.tx_gas_used(), None),
+            ExecutionResult::Halt { gas, .. } => (false, gas.tx_gas_used(), None),
+        };
+        let block_hash =
+            alloy::primitives::keccak256([st.block_hashes[st.block as usize].as_slice(), hash.as_slice()].concat());
+        st.block = block;
+        st.block_hashes.push(block_hash);
+        st.receipts.insert(
+            hash,
+            Receipt {
+                tx_hash: hash,
+                block_number: block,
+                block_hash,
+                success,
+                gas_used,
+                contract_address,
+            },
+        );
+        Ok(hash)
+    }
+
+    fn context(db: CacheDB<EmptyDB>, block: u64) -> Context<BlockEnv, TxEnv, CfgEnv, CacheDB<EmptyDB>> {
+        Context::mainnet()
+            .with_db(db)
+            .modify_cfg_chained(|c| {
+                c.chain_id = EVM_CHAIN_ID;
+                c.set_spec_and_mainnet_gas_params(SpecId::OSAKA);
+            })
+            .modify_block_chained(|b| {
+                b.number = U256::from(block);
+                b.timestamp = U256::from(GENESIS_TIME + 12 * block);
+                b.gas_limit = 60_000_000;
+                b.basefee = 0;
+            })
+    }
+}
+
+impl Chain for EvmChain {
+    async fn chain_id(&self) -> Result<u64, ChainError> {
+        Ok(EVM_CHAIN_ID)
+    }
+
+    async fn nonce(&self, account: Address) -> Result<u64, ChainError> {
+        Ok(self.lock().db.cache.accounts.get(&account).map_or(0, |a| a.info.nonce))
+    }
+
+    async fn fees(&self) -> Result<Fees, ChainError> {
+        Ok(Fees {
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+        })
+    }
+
+    async fn estimate_gas(&self, from: Address, to: Option<Address>, data: Bytes) -> Result<u64, ChainError> {
+        let mut st = self.lock();
+        let block = st.block + 1;
+        let db = std::mem::take(&mut st.db);
+        let mut evm = Self::context(db, block)
+            .modify_cfg_chained(|c| c.disable_nonce_check = true)
+            .build_mainnet();
+        let tx = TxEnv::builder()
+            .caller(from)
+            .kind(to.map_or(TxKind::Create, TxKind::Call))
+            .data(data)
+            .chain_id(Some(EVM_CHAIN_ID))
+            .build_fill();
+        let out = evm.transact(tx);
+        st.db = evm.ctx.journaled_state.database;
+        match out.map_err(|e| ChainError::Rejected(format!("{e:?}")))?.result {
+            ExecutionResult::Success { gas, .. } => Ok(gas.tx_gas_used()),
+            ExecutionResult::Revert { output, .. } => Err(ChainError::CallReverted(output)),
+            ExecutionResult::Halt { reason, .. } => Err(ChainError::Rejected(format!("halted: {reason:?}"))),
+        }
+    }
+
+    async fn send_raw(&self, raw: Bytes) -> Result<B256, ChainError> {
+        self.apply(raw)
+    }
+
+    async fn receipt(&self, tx_hash: B256) -> Result<Option<Receipt>, ChainError> {
+        Ok(self.lock().receipts.get(&tx_hash).cloned())
+    }
+
+    async fn block_number(&self) -> Result<u64, ChainError> {
+        Ok(self.lock().block)
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        Ok(usize::try_from(number)
+            .ok()
+            .and_then(|n| self.lock().block_hashes.get(n).copied()))
+    }
+
+    async fn call(&self, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
+        let mut st = self.lock();
+        let block = st.block + 1;
+        let db = std::mem::take(&mut st.db);
+        let mut evm = Self::context(db, block)
+            .modify_cfg_chained(|c| c.disable_nonce_check = true)
+            .build_mainnet();
+        let tx = TxEnv::builder()
+            .caller(Address::ZERO)
+            .kind(TxKind::Call(to))
+            .data(data)
+            .chain_id(Some(EVM_CHAIN_ID))
+            .build_fill();
+        let out = evm.transact(tx);
+        st.db = evm.ctx.journaled_state.database;
+        match out.map_err(|e| ChainError::Rejected(format!("{e:?}")))?.result {
+            ExecutionResult::Success { output, .. } => Ok(output.into_data()),
+            ExecutionResult::Revert { output, .. } => Err(ChainError::CallReverted(output)),
+            ExecutionResult::Halt { reason, .. } => Err(ChainError::Rejected(format!("halted: {reason:?}"))),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Bindings to the contracts in `contracts/`, generated from the ABI and bytecode that forge
+//! built (`contracts/artifacts/*.json`, checked in; `contracts/test.sh` fails when they are
+//! stale). The same bytecode is deployed on anvil, on any JSON-RPC node and in the in-process
+//! EVM.
+#![allow(missing_docs, missing_debug_implementations, clippy::too_many_arguments)]
+
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    EnergySettlementVault,
+    "../contracts/artifacts/EnergySettlementVault.json"
+);
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    SettlementToken,
+    "../contracts/artifacts/SettlementToken.json"
+);
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    GatewayRegistry,
+    "../contracts/artifacts/GatewayRegistry.json"
+);
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    RewardToken,
+    "../contracts/artifacts/RewardToken.json"
+);
