@@ -54,7 +54,10 @@ fn interval_trades(interval: u64, homes: u64, n: u64) -> Vec<SettledTrade> {
 
 async fn measure<C: Chain>(chain: &C, trades: u64) -> (u64, u64, usize) {
     let homes = (2 * trades).clamp(2, 40);
-    let wallet = Wallet::new(PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap(), chain.chain_id().await.unwrap());
+    let wallet = Wallet::new(
+        PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap(),
+        chain.chain_id().await.unwrap(),
+    );
     let mut s = Submitter::new(chain, wallet).await.unwrap();
     let d = deploy(&mut s, 1_000_000_000).await.unwrap();
     let mut index = AccountIndex::default();
@@ -94,7 +97,9 @@ async fn main() {
         .expect("anvil not found: set GRIDSHARE_ANVIL_BIN or put it on PATH")
         .unwrap();
     let chain = RpcChain::new(&anvil.url, std::time::Duration::from_secs(30)).unwrap();
-    println!("| trades | homes | accounts in batch | cold gas/batch | cold gas/trade | warm gas/batch | warm gas/trade |");
+    println!(
+        "| trades | homes | accounts in batch | cold gas/batch | cold gas/trade | warm gas/batch | warm gas/trade |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for trades in [1u64, 10, 100, 500] {
         let (cold, warm, accounts) = measure(&chain, trades).await;
