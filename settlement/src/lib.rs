@@ -15,3 +15,4 @@ pub mod contracts;
 pub mod ledger;
 pub mod merkle;
 pub mod onchain;
+pub mod queue;
