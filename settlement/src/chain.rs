@@ -60,6 +60,14 @@ pub enum ChainError {
         /// The node's message.
         message: String,
     },
+    /// The node could not be reached (connection refused or reset, DNS, TLS).
+    #[error("RPC {method}: node unreachable: {message}")]
+    Unreachable {
+        /// The JSON-RPC method.
+        method: &'static str,
+        /// The transport's message.
+        message: String,
+    },
     /// The node did not answer in time.
     #[error("RPC {method} timed out after {after:?}")]
     Timeout {
@@ -105,6 +113,25 @@ pub enum ChainError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl ChainError {
+    /// True when the same request may succeed later without anyone changing the transaction: the
+    /// node was unreachable or slow or answered with an error, the sender cannot pay for gas
+    /// yet, or the nonce does not fit the account right now. False for a transaction that is
+    /// wrong in itself (gas cap, chain id, encoding) and for a revert.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Rpc { .. }
+            | Self::Unreachable { .. }
+            | Self::Timeout { .. }
+            | Self::NonceTooLow { .. }
+            | Self::NonceGap { .. }
+            | Self::InsufficientFunds(_)
+            | Self::Log { .. } => true,
+            Self::Rejected(_) | Self::CallReverted(_) => false,
+        }
+    }
 }
 
 /// A chain settlement can post to.
@@ -171,22 +198,27 @@ impl RpcChain {
                 if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data()) {
                     return Err(ChainError::CallReverted(data));
                 }
-                Err(classify_rpc_error(method, e.to_string()))
+                if e.as_error_resp().is_some() {
+                    Err(ChainError::Rpc {
+                        method,
+                        message: e.to_string(),
+                    })
+                } else {
+                    Err(ChainError::Unreachable {
+                        method,
+                        message: e.to_string(),
+                    })
+                }
             }
             Ok(Ok(v)) => Ok(v),
         }
     }
 }
 
-fn classify_rpc_error(method: &'static str, message: String) -> ChainError {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("insufficient funds") {
-        ChainError::Rejected(format!("insufficient funds: {message}"))
-    } else if lower.contains("nonce too low") || lower.contains("nonce too high") {
-        ChainError::Rejected(format!("nonce: {message}"))
-    } else {
-        ChainError::Rpc { method, message }
-    }
+/// Sender and nonce of a raw transaction, for error messages.
+fn sender_and_nonce(raw: &[u8]) -> Option<(Address, u64)> {
+    let envelope = TxEnvelope::decode_2718(&mut &raw[..]).ok()?;
+    Some((envelope.recover_signer().ok()?, envelope.nonce()))
 }
 
 impl Chain for RpcChain {
@@ -222,10 +254,34 @@ impl Chain for RpcChain {
     }
 
     async fn send_raw(&self, raw: Bytes) -> Result<B256, ChainError> {
-        let pending = self
+        let message = match self
             .run("eth_sendRawTransaction", self.provider.send_raw_transaction(&raw))
-            .await?;
-        Ok(*pending.tx_hash())
+            .await
+        {
+            Ok(pending) => return Ok(*pending.tx_hash()),
+            Err(ChainError::Rpc { message, .. }) => message,
+            Err(e) => return Err(e),
+        };
+        // Nodes word these differently (geth, reth, anvil): match the common phrases.
+        let lower = message.to_ascii_lowercase();
+        if lower.contains("already known") || lower.contains("already imported") || lower.contains("known transaction")
+        {
+            return Ok(alloy::primitives::keccak256(&raw)); // the node has it: re-sending is harmless
+        }
+        let Some((account, got)) = sender_and_nonce(&raw) else {
+            return Err(ChainError::Rejected(format!("undecodable transaction: {message}")));
+        };
+        if lower.contains("insufficient funds") {
+            return Err(ChainError::InsufficientFunds(account));
+        }
+        if lower.contains("nonce too low") {
+            let expected = self.nonce(account).await.unwrap_or(got + 1);
+            return Err(ChainError::NonceTooLow { account, expected, got });
+        }
+        Err(ChainError::Rpc {
+            method: "eth_sendRawTransaction",
+            message,
+        })
     }
 
     async fn receipt(&self, tx_hash: B256) -> Result<Option<Receipt>, ChainError> {
@@ -451,6 +507,25 @@ impl EvmChain {
         Ok(hash)
     }
 
+    /// Runs a call on the next block without committing it (`eth_call` / `eth_estimateGas`).
+    fn simulate(&self, from: Address, kind: TxKind, data: Bytes) -> Result<ExecutionResult, ChainError> {
+        let mut st = self.lock();
+        let block = st.block + 1;
+        let db = std::mem::take(&mut st.db);
+        let mut evm = Self::context(db, block)
+            .modify_cfg_chained(|c| c.disable_nonce_check = true)
+            .build_mainnet();
+        let tx = TxEnv::builder()
+            .caller(from)
+            .kind(kind)
+            .data(data)
+            .chain_id(Some(EVM_CHAIN_ID))
+            .build_fill();
+        let out = evm.transact(tx);
+        st.db = evm.ctx.journaled_state.database;
+        Ok(out.map_err(|e| ChainError::Rejected(format!("{e:?}")))?.result)
+    }
+
     fn context(db: CacheDB<EmptyDB>, block: u64) -> Context<BlockEnv, TxEnv, CfgEnv, CacheDB<EmptyDB>> {
         Context::mainnet()
             .with_db(db)
@@ -484,21 +559,7 @@ impl Chain for EvmChain {
     }
 
     async fn estimate_gas(&self, from: Address, to: Option<Address>, data: Bytes) -> Result<u64, ChainError> {
-        let mut st = self.lock();
-        let block = st.block + 1;
-        let db = std::mem::take(&mut st.db);
-        let mut evm = Self::context(db, block)
-            .modify_cfg_chained(|c| c.disable_nonce_check = true)
-            .build_mainnet();
-        let tx = TxEnv::builder()
-            .caller(from)
-            .kind(to.map_or(TxKind::Create, TxKind::Call))
-            .data(data)
-            .chain_id(Some(EVM_CHAIN_ID))
-            .build_fill();
-        let out = evm.transact(tx);
-        st.db = evm.ctx.journaled_state.database;
-        match out.map_err(|e| ChainError::Rejected(format!("{e:?}")))?.result {
+        match self.simulate(from, to.map_or(TxKind::Create, TxKind::Call), data)? {
             ExecutionResult::Success { gas, .. } => Ok(gas.tx_gas_used()),
             ExecutionResult::Revert { output, .. } => Err(ChainError::CallReverted(output)),
             ExecutionResult::Halt { reason, .. } => Err(ChainError::Rejected(format!("halted: {reason:?}"))),
@@ -524,21 +585,7 @@ impl Chain for EvmChain {
     }
 
     async fn call(&self, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
-        let mut st = self.lock();
-        let block = st.block + 1;
-        let db = std::mem::take(&mut st.db);
-        let mut evm = Self::context(db, block)
-            .modify_cfg_chained(|c| c.disable_nonce_check = true)
-            .build_mainnet();
-        let tx = TxEnv::builder()
-            .caller(Address::ZERO)
-            .kind(TxKind::Call(to))
-            .data(data)
-            .chain_id(Some(EVM_CHAIN_ID))
-            .build_fill();
-        let out = evm.transact(tx);
-        st.db = evm.ctx.journaled_state.database;
-        match out.map_err(|e| ChainError::Rejected(format!("{e:?}")))?.result {
+        match self.simulate(Address::ZERO, TxKind::Call(to), data)? {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
             ExecutionResult::Revert { output, .. } => Err(ChainError::CallReverted(output)),
             ExecutionResult::Halt { reason, .. } => Err(ChainError::Rejected(format!("halted: {reason:?}"))),

@@ -407,6 +407,24 @@ impl OnchainBatch {
     pub fn chunks(&self, max_accounts: usize) -> Vec<Vec<U256>> {
         self.words().chunks(max_accounts.max(1)).map(<[U256]>::to_vec).collect()
     }
+
+    /// The vault call that applies chunk `chunk` of `chunks` (from [`Self::chunks`]) on top of
+    /// the vault's state hash `prev`; None when there is no such chunk.
+    pub fn chunk_call(
+        &self,
+        chunks: &[Vec<U256>],
+        chunk: u32,
+        prev: B256,
+    ) -> Option<EnergySettlementVault::settleIntervalCall> {
+        Some(EnergySettlementVault::settleIntervalCall {
+            batchId: self.batch_id,
+            chunk,
+            chunkCount: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+            prevStateHash: prev,
+            root: self.trades_root,
+            deltas: chunks.get(chunk as usize)?.clone(),
+        })
+    }
 }
 
 /// The state hash the vault computes for one chunk.
@@ -425,27 +443,17 @@ pub async fn settle_batch<C: Chain>(
     max_accounts: usize,
 ) -> Result<Vec<Receipt>, SubmitError> {
     let chunks = batch.chunks(max_accounts);
-    let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
     let mut receipts = Vec::new();
     loop {
         let st = vault_state(s.chain(), vault).await?;
         if st.last_batch_id >= batch.batch_id {
             return Ok(receipts);
         }
-        let chunk = st.next_chunk;
-        let Some(words) = chunks.get(chunk as usize) else {
+        let Some(call) = batch.chunk_call(&chunks, st.next_chunk, st.state_hash) else {
             return Err(SubmitError::Decode {
                 what: "vault cursor",
-                message: format!("vault expects chunk {chunk} of {count}"),
+                message: format!("vault expects chunk {} of {}", st.next_chunk, chunks.len()),
             });
-        };
-        let call = EnergySettlementVault::settleIntervalCall {
-            batchId: batch.batch_id,
-            chunk,
-            chunkCount: count,
-            prevStateHash: st.state_hash,
-            root: batch.trades_root,
-            deltas: words.clone(),
         };
         receipts.push(s.send(vault, call).await?);
     }

@@ -170,7 +170,9 @@ pub async fn batch_status(db: &Db, batch_id: u64) -> Result<Option<(String, Opti
     })
 }
 
-/// Stores a signed transaction (status `signed`) before it is broadcast.
+/// Stores a signed transaction (status `signed`) before it is broadcast. Signing the same
+/// transaction again (same hash, so the same bytes: e.g. after the node refused it for lack of
+/// funds) brings its row back to `signed`, keeping its last error.
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_signed(
     db: &Db,
@@ -185,7 +187,9 @@ pub async fn insert_signed(
 ) -> Result<()> {
     let sql = "INSERT INTO chain_txs (batch_id, chunk_index, nonce, raw_tx, tx_hash, max_fee_per_gas, \
                max_priority_fee_per_gas, status, created_at, updated_at) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, 'signed', $8, $8)";
+               VALUES ($1, $2, $3, $4, $5, $6, $7, 'signed', $8, $8) \
+               ON CONFLICT (tx_hash) DO UPDATE SET status = 'signed', block_number = NULL, block_hash = NULL, \
+               updated_at = excluded.updated_at";
     query!(db, sql, pool => |q| {
         q.bind(batch_id as i64)
             .bind(i64::from(chunk))
@@ -259,11 +263,25 @@ pub async fn txs_of_batch(db: &Db, batch_id: u64) -> Result<Vec<ChainTx>> {
     })
 }
 
-/// The highest nonce ever stored (signed or not), so a new transaction never reuses one.
-pub async fn max_nonce(db: &Db) -> Result<Option<u64>> {
-    let sql = "SELECT MAX(nonce) AS n FROM chain_txs";
+/// The highest nonce of a transaction still in flight (signed, broadcast or mined but not yet
+/// confirmed), so a new transaction never reuses the nonce of one that may still be mined.
+/// Confirmed, failed (mined and reverted) and replaced transactions are left out: the chain's own
+/// nonce already counts the mined ones, and a replaced one gave its nonce to another version.
+pub async fn max_pending_nonce(db: &Db) -> Result<Option<u64>> {
+    let sql = "SELECT MAX(nonce) AS n FROM chain_txs WHERE status IN ('signed', 'broadcast', 'mined')";
     query!(db, sql, pool => |q| {
         let row = q.fetch_one(pool).await?;
         Ok::<_, StorageError>(row.try_get::<Option<i64>, _>("n")?.map(|n| n as u64))
     })
+}
+
+/// Marks every in-flight transaction (signed or broadcast) with a nonce of at least `nonce` as
+/// `replaced`, with `reason`: the account's nonce on chain shows they can never be mined (a gap
+/// below them). Their batches sign new versions. Returns how many were marked.
+pub async fn abandon_from_nonce(db: &Db, nonce: u64, reason: &str, now: i64) -> Result<u64> {
+    let sql = "UPDATE chain_txs SET status = 'replaced', last_error = $1, updated_at = $2 \
+               WHERE status IN ('signed', 'broadcast') AND nonce >= $3";
+    Ok(query!(db, sql, pool => |q| {
+        q.bind(reason).bind(now).bind(nonce as i64).execute(pool).await?.rows_affected()
+    }))
 }

@@ -315,3 +315,94 @@ async fn trades_and_results_are_all_or_nothing() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn settlement_batches_and_their_transactions() {
+    use gridshare_storage::chain_txs::{self, NewBatch, TxStatus};
+    for t in backends().await {
+        let db = &t.db;
+        let batch = NewBatch {
+            batch_id: 7,
+            first_interval_start: 0,
+            last_interval_end: 900_000,
+            prev_state_hash: format!("0x{}", "00".repeat(32)),
+            trades_root: format!("0x{}", "ab".repeat(32)),
+            trade_count: 3,
+            deltas: vec![("1".into(), -500), ("2".into(), 300), ("3".into(), 200)],
+        };
+        chain_txs::insert_batch(db, &batch, 1).await.unwrap();
+        assert!(
+            matches!(
+                chain_txs::insert_batch(db, &batch, 2).await,
+                Err(StorageError::Duplicate { .. })
+            ),
+            "{}: a batch id is stored once",
+            t.name
+        );
+        assert_eq!(
+            chain_txs::batch_status(db, 7).await.unwrap(),
+            Some(("built".to_owned(), None))
+        );
+        assert!(matches!(
+            chain_txs::set_batch_status(db, 8, "submitting", None, None, 3).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        chain_txs::set_batch_status(db, 7, "submitting", None, Some("RPC eth_call timed out"), 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            chain_txs::batch_status(db, 7).await.unwrap(),
+            Some(("submitting".to_owned(), Some("RPC eth_call timed out".to_owned())))
+        );
+
+        // two versions of nonce 4 (a fee bump), then one mined and confirmed
+        assert_eq!(chain_txs::max_pending_nonce(db).await.unwrap(), None);
+        let raw = vec![0x02u8, 0xf8, 0x01, 0x00, 0xff];
+        chain_txs::insert_signed(db, 7, 0, 4, &raw, "0xa1", 2_000_000_000, 1_000_000_000, 4)
+            .await
+            .unwrap();
+        chain_txs::insert_signed(db, 7, 0, 4, &raw, "0xa2", 2_250_000_001, 1_125_000_001, 5)
+            .await
+            .unwrap();
+        assert_eq!(chain_txs::max_pending_nonce(db).await.unwrap(), Some(4));
+        // the node refuses 0xa1; signing the identical transaction again revives its row
+        chain_txs::set_tx_status(db, "0xa1", TxStatus::Failed, None, Some("insufficient funds"), 5)
+            .await
+            .unwrap();
+        chain_txs::insert_signed(db, 7, 0, 4, &raw, "0xa1", 2_000_000_000, 1_000_000_000, 6)
+            .await
+            .unwrap();
+        let txs = chain_txs::txs_of_batch(db, 7).await.unwrap();
+        assert_eq!((txs.len(), txs[0].status), (2, TxStatus::Signed), "{}", t.name);
+        chain_txs::set_tx_status(db, "0xa1", TxStatus::Replaced, None, None, 6)
+            .await
+            .unwrap();
+        chain_txs::set_tx_status(db, "0xa2", TxStatus::Mined, Some((12, "0xb12")), None, 6)
+            .await
+            .unwrap();
+        chain_txs::set_tx_status(db, "0xa2", TxStatus::Confirmed, Some((12, "0xb12")), None, 7)
+            .await
+            .unwrap();
+        assert_eq!(
+            chain_txs::max_pending_nonce(db).await.unwrap(),
+            None,
+            "{}: confirmed and replaced transactions no longer hold a nonce",
+            t.name
+        );
+        assert!(matches!(
+            chain_txs::set_tx_status(db, "0xdead", TxStatus::Mined, None, None, 8).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        let txs = chain_txs::txs_of_batch(db, 7).await.unwrap();
+        assert_eq!(txs.len(), 2, "{}", t.name);
+        assert_eq!(txs[0].status, TxStatus::Replaced);
+        assert_eq!(txs[1].raw, raw, "{}: raw bytes round-trip", t.name);
+        assert_eq!(txs[1].max_fee_per_gas, "2250000001");
+        assert_eq!(
+            (txs[1].block_number, txs[1].block_hash.as_deref()),
+            (Some(12), Some("0xb12"))
+        );
+        assert_eq!(txs[1].status, TxStatus::Confirmed);
+        t.finish().await;
+    }
+}
