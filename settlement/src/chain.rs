@@ -171,8 +171,11 @@ pub struct RpcChain {
 }
 
 impl RpcChain {
-    /// Connects to `url` (http or https).
+    /// Connects to `url` (http, or https with the system's certificate store).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, ChainError> {
+        // reqwest is built with rustls but no default crypto provider (aws-lc would mean a C
+        // build): use ring. A provider installed earlier by the process stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let parsed = url
             .parse()
             .map_err(|e| ChainError::Rejected(format!("RPC URL {url:?}: {e}")))?;
@@ -206,13 +209,29 @@ impl RpcChain {
                 } else {
                     Err(ChainError::Unreachable {
                         method,
-                        message: e.to_string(),
+                        message: error_chain(&e),
                     })
                 }
             }
             Ok(Ok(v)) => Ok(v),
         }
     }
+}
+
+/// An error with its causes ("sending request: connect: connection refused"): the transport's
+/// top-level message alone rarely says what failed.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Sender and nonce of a raw transaction, for error messages.

@@ -346,3 +346,29 @@ async fn a_nonce_gap_strands_nothing() {
     let ghost_tx = &chain_txs::txs_of_batch(&db, 9).await.unwrap()[0];
     assert_eq!(ghost_tx.status, TxStatus::Replaced, "the ghost no longer holds a nonce");
 }
+
+#[tokio::test]
+async fn an_https_node_is_reached_over_tls() {
+    // a plain TCP server that answers the TLS hello with garbage: the error must come from the
+    // TLS layer (so https is supported), name the method and be transient
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    let chain = RpcChain::new(&format!("https://{addr}"), std::time::Duration::from_secs(5)).unwrap();
+    let err = chain.block_number().await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("eth_blockNumber") && text.contains("unreachable"),
+        "{text}"
+    );
+    assert!(
+        text.contains("InvalidContentType"),
+        "the TLS handshake saw the plain answer: {text}"
+    );
+}
