@@ -270,6 +270,70 @@ impl Engine {
         self.index.len()
     }
 
+    /// Every book the engine holds, in (zone, interval) order: whether it still takes orders,
+    /// its trades and volume so far.
+    pub fn books(&self) -> Vec<BookSummary> {
+        self.lookup
+            .iter()
+            .map(|&(_, _, i)| {
+                let b = &self.books[i as usize];
+                BookSummary {
+                    zone: b.zone,
+                    interval: b.interval,
+                    open: b.open,
+                    trades: b.trades,
+                    volume: Wh(b.volume),
+                }
+            })
+            .collect()
+    }
+
+    /// The best `levels` price levels of each side of a book, best first, as total remaining
+    /// quantity per price (continuous and auction-only orders together, as the gate-closure
+    /// auction will see them); None for an unknown book.
+    pub fn depth(&self, zone: ZoneId, interval: DeliveryInterval, levels: usize) -> Option<Depth> {
+        let book = &self.books[self.lookup[self.find_book(zone, interval).ok()?].2 as usize];
+        let merged = |a: &Ladder, b: &Ladder, t: u32| {
+            a.levels.get(t as usize).map_or(0, |l| l.qty) + b.levels.get(t as usize).map_or(0, |l| l.qty)
+        };
+        let mut bids = Vec::new();
+        let mut t = u32::MAX;
+        while bids.len() < levels {
+            let next = [&book.bids, &book.auction_bids]
+                .into_iter()
+                .filter(|l| !l.levels.is_empty()) // released at gate closure, or never used
+                .filter_map(|l| l.highest_at_or_below(t))
+                .max();
+            let Some(tick) = next else { break };
+            bids.push((
+                MicroPerKwh(self.price_of(tick)),
+                Wh(merged(&book.bids, &book.auction_bids, tick)),
+            ));
+            let Some(below) = tick.checked_sub(1) else { break };
+            t = below;
+        }
+        let mut asks = Vec::new();
+        let mut t = 0;
+        while asks.len() < levels {
+            let next = [&book.asks, &book.auction_asks]
+                .into_iter()
+                .filter(|l| !l.levels.is_empty())
+                .filter_map(|l| l.lowest_at_or_above(t))
+                .min();
+            let Some(tick) = next else { break };
+            asks.push((
+                MicroPerKwh(self.price_of(tick)),
+                Wh(merged(&book.asks, &book.auction_asks, tick)),
+            ));
+            t = tick + 1;
+        }
+        Some(Depth {
+            open: book.open,
+            bids,
+            asks,
+        })
+    }
+
     /// Apply one command; its events go to `out`.
     pub fn apply(&mut self, cmd: &Command, out: &mut impl EventSink) {
         match *cmd {
@@ -992,6 +1056,32 @@ pub struct Snapshot {
     pub seq: u64,
     /// Next trade id.
     pub next_trade: u64,
+}
+
+/// A book as [`Engine::books`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookSummary {
+    /// Zone.
+    pub zone: ZoneId,
+    /// Delivery interval.
+    pub interval: DeliveryInterval,
+    /// Still accepting orders (gate not closed).
+    pub open: bool,
+    /// Trades so far.
+    pub trades: u32,
+    /// Energy traded so far.
+    pub volume: Wh,
+}
+
+/// Aggregated depth of one book ([`Engine::depth`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Depth {
+    /// Still accepting orders.
+    pub open: bool,
+    /// (price, total quantity), highest price first.
+    pub bids: Vec<(MicroPerKwh, Wh)>,
+    /// (price, total quantity), lowest price first.
+    pub asks: Vec<(MicroPerKwh, Wh)>,
 }
 
 /// One book in a [`Snapshot`].

@@ -21,6 +21,8 @@ pub mod ladder;
 pub mod network;
 pub mod types;
 
-pub use engine::{BookSnapshot, ConfigError, Engine, MarketConfig, OrderSnapshot, Snapshot, SnapshotError};
+pub use engine::{
+    BookSnapshot, BookSummary, ConfigError, Depth, Engine, MarketConfig, OrderSnapshot, Snapshot, SnapshotError,
+};
 pub use network::{Network, NodeConfig};
 pub use types::{CancelReason, Command, CountingSink, Event, EventSink, OrderSpec, RejectReason};

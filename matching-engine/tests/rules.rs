@@ -499,3 +499,43 @@ fn network_fees_and_limits_shape_continuous_matching() {
         vec![(7, 8, 10, 140, 10_000)]
     );
 }
+
+#[test]
+fn depth_aggregates_levels_best_first_with_auction_only_orders() {
+    let mut e = engine();
+    assert_eq!(e.depth(ZoneId(2), iv(), 5), None, "unknown book");
+    submit(&mut e, order(1, 1, Side::Buy, 100, 100));
+    submit(&mut e, order(2, 2, Side::Buy, 50, 100));
+    submit(&mut e, order(3, 1, Side::Buy, 70, 90));
+    let mut auction = order(4, 2, Side::Buy, 30, 95);
+    auction.mode = OrderMode::AuctionOnly;
+    submit(&mut e, auction);
+    submit(&mut e, order(5, 3, Side::Sell, 40, 120));
+    submit(&mut e, order(6, 4, Side::Sell, 60, 110));
+    submit(&mut e, order(7, 4, Side::Sell, 5, 110));
+    let d = e.depth(ZoneId(1), iv(), 2).unwrap();
+    assert!(d.open);
+    let milli = |p: i64| MicroPerKwh(p * 1000);
+    assert_eq!(d.bids, vec![(milli(100), Wh(150)), (milli(95), Wh(30))]);
+    assert_eq!(d.asks, vec![(milli(110), Wh(65)), (milli(120), Wh(40))]);
+    let all = e.depth(ZoneId(1), iv(), 10).unwrap();
+    assert_eq!(all.bids.len(), 3);
+    assert_eq!(all.bids[2], (milli(90), Wh(70)));
+
+    let books = e.books();
+    assert_eq!(books.len(), 1);
+    assert_eq!((books[0].zone, books[0].open, books[0].trades), (ZoneId(1), true, 0));
+    let mut out = Vec::new();
+    e.apply(
+        &Command::CloseGate {
+            at: AT,
+            zone: ZoneId(1),
+            interval: iv(),
+        },
+        &mut out,
+    );
+    let closed = e.depth(ZoneId(1), iv(), 10).unwrap();
+    assert!(!closed.open);
+    assert!(closed.bids.is_empty() && closed.asks.is_empty(), "{closed:?}");
+    assert!(!e.books()[0].open);
+}
