@@ -11,6 +11,7 @@
 //! come back as a [`StorageError`] that names the constraint or value that was
 //! wrong. Writes that touch several rows run in one transaction.
 
+pub mod api_keys;
 pub mod chain_txs;
 pub mod db;
 pub mod error;

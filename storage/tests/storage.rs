@@ -406,3 +406,67 @@ async fn settlement_batches_and_their_transactions() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn api_keys_are_scoped_listed_and_revoked() {
+    use gridshare_storage::api_keys;
+    for t in backends().await {
+        let db = &t.db;
+        let (home, _, _) = home_with_gateway(db, 1).await;
+        api_keys::create(db, "gsk_000000000001", home, "ab12", "read,trade", "bot", NOW)
+            .await
+            .unwrap();
+        api_keys::create(db, "gsk_000000000002", home, "cd34", "read", "", Timestamp(NOW.0 + 1))
+            .await
+            .unwrap();
+        assert!(matches!(
+            api_keys::create(db, "gsk_000000000001", home, "ef", "read", "", NOW).await,
+            Err(StorageError::Duplicate { .. })
+        ));
+        let k = api_keys::find(db, "gsk_000000000001").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                k.participant,
+                k.role.as_str(),
+                k.token_hash.as_str(),
+                k.scopes.as_str(),
+                k.label.as_str()
+            ),
+            (home, "homeowner", "ab12", "read,trade", "bot"),
+            "{}",
+            t.name
+        );
+        assert_eq!(api_keys::find(db, "gsk_nope").await.unwrap(), None);
+        let listed: Vec<String> = api_keys::list(db, home)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(listed, ["gsk_000000000002", "gsk_000000000001"], "newest first");
+        api_keys::revoke(db, home, "gsk_000000000001", Timestamp(NOW.0 + 5))
+            .await
+            .unwrap();
+        assert_eq!(
+            api_keys::find(db, "gsk_000000000001")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(NOW.0 + 5)
+        );
+        assert!(
+            matches!(
+                api_keys::revoke(db, home, "gsk_000000000001", NOW).await,
+                Err(StorageError::NotFound { .. })
+            ),
+            "{}: a key is revoked once",
+            t.name
+        );
+        assert!(matches!(
+            api_keys::revoke(db, ParticipantId(999), "gsk_000000000002", NOW).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        t.finish().await;
+    }
+}
