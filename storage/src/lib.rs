@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod gateways;
 pub mod market;
+pub mod orders;
 pub mod participants;
 pub mod readings;
 pub mod timescale;

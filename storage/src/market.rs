@@ -12,7 +12,7 @@ use crate::error::{Result, StorageError};
 /// Store trades in one transaction (all or nothing). `Duplicate` if a trade id exists.
 pub async fn insert_trades(db: &Db, trades: &[TradeReport]) -> Result<()> {
     let sql = "INSERT INTO trades (trade_id, zone, interval_start, buy_order, sell_order, buyer_id, seller_id, \
-               quantity_wh, price, grid_fee, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+               quantity_wh, price, grid_fee, at, interval_minutes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     let sqlite_sql = crate::db::sqlite_placeholders(sql);
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
@@ -32,6 +32,7 @@ pub async fn insert_trades(db: &Db, trades: &[TradeReport]) -> Result<()> {
                 .bind(t.price.0)
                 .bind(t.grid_fee.0)
                 .bind(t.at.0)
+                .bind(t.interval.length().minutes())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -40,29 +41,42 @@ pub async fn insert_trades(db: &Db, trades: &[TradeReport]) -> Result<()> {
     Ok(())
 }
 
+/// A trade from a `trades` row (all its columns).
+pub(crate) fn trade_from_row<R: Row>(r: &R) -> Result<TradeReport>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let corrupt = |reason: String| StorageError::Corrupt {
+        field: "trades.interval",
+        reason,
+    };
+    let length = IntervalLength::from_minutes(r.try_get("interval_minutes")?).map_err(|e| corrupt(e.to_string()))?;
+    let interval =
+        DeliveryInterval::new(Timestamp(r.try_get("interval_start")?), length).map_err(|e| corrupt(e.to_string()))?;
+    let zone = u32::try_from(r.try_get::<i64, _>("zone")?).map_err(|e| corrupt(e.to_string()))?;
+    Ok(TradeReport {
+        trade_id: TradeId(r.try_get::<i64, _>("trade_id")? as u64),
+        zone: ZoneId(zone),
+        interval,
+        buy_order: OrderId(r.try_get::<i64, _>("buy_order")? as u64),
+        sell_order: OrderId(r.try_get::<i64, _>("sell_order")? as u64),
+        buyer: ParticipantId(r.try_get::<i64, _>("buyer_id")? as u64),
+        seller: ParticipantId(r.try_get::<i64, _>("seller_id")? as u64),
+        quantity: Wh(r.try_get("quantity_wh")?),
+        price: MicroPerKwh(r.try_get("price")?),
+        grid_fee: MicroPerKwh(r.try_get("grid_fee")?),
+        at: Timestamp(r.try_get("at")?),
+    })
+}
+
 /// Trades of one book, by trade id.
 pub async fn trades_of_interval(db: &Db, zone: ZoneId, interval: DeliveryInterval) -> Result<Vec<TradeReport>> {
-    let sql = "SELECT trade_id, zone, interval_start, buy_order, sell_order, buyer_id, seller_id, quantity_wh, price, \
-               grid_fee, at FROM trades WHERE zone = $1 AND interval_start = $2 ORDER BY trade_id";
+    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
+               quantity_wh, price, grid_fee, at FROM trades WHERE zone = $1 AND interval_start = $2 ORDER BY trade_id";
     query!(db, sql, pool => |q| {
         let rows = q.bind(i64::from(zone.0)).bind(interval.start().0).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TradeReport {
-                    trade_id: TradeId(r.try_get::<i64, _>("trade_id")? as u64),
-                    zone,
-                    interval,
-                    buy_order: OrderId(r.try_get::<i64, _>("buy_order")? as u64),
-                    sell_order: OrderId(r.try_get::<i64, _>("sell_order")? as u64),
-                    buyer: ParticipantId(r.try_get::<i64, _>("buyer_id")? as u64),
-                    seller: ParticipantId(r.try_get::<i64, _>("seller_id")? as u64),
-                    quantity: Wh(r.try_get("quantity_wh")?),
-                    price: MicroPerKwh(r.try_get("price")?),
-                    grid_fee: MicroPerKwh(r.try_get("grid_fee")?),
-                    at: Timestamp(r.try_get("at")?),
-                })
-            })
-            .collect::<Result<Vec<_>>>()
+        rows.iter().map(trade_from_row).collect::<Result<Vec<_>>>()
     })
 }
 

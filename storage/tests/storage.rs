@@ -470,3 +470,105 @@ async fn api_keys_are_scoped_listed_and_revoked() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn orders_fills_and_results_are_recorded_idempotently() {
+    use gridshare_domain::{OrderMode, Side, TimeInForce};
+    use gridshare_storage::orders::{self, Change, OrderRecord, OrderStatus};
+    for t in backends().await {
+        let db = &t.db;
+        let (buyer, gw, _) = home_with_gateway(db, 1).await;
+        let (seller, _, _) = home_with_gateway(db, 2).await;
+        let interval = DeliveryInterval::new(Timestamp(1_764_064_800_000), IntervalLength::Min15).unwrap();
+        let order = |id, owner, side, qty| OrderRecord {
+            id: OrderId(id),
+            owner,
+            gateway: (owner == buyer).then_some(gw),
+            zone: ZoneId(1),
+            interval,
+            side,
+            quantity: Wh(qty),
+            price: MicroPerKwh(120_000),
+            tif: TimeInForce::GoodTillGateClosure,
+            mode: OrderMode::Continuous,
+            status: OrderStatus::Open,
+            filled: Wh(0),
+            reason: None,
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        let trade = TradeReport {
+            trade_id: TradeId(1),
+            zone: ZoneId(1),
+            interval,
+            buy_order: OrderId(10),
+            sell_order: OrderId(11),
+            buyer,
+            seller,
+            quantity: Wh(300),
+            price: MicroPerKwh(120_000),
+            grid_fee: MicroPerKwh(5_000),
+            at: Timestamp(NOW.0 + 1),
+        };
+        let result = IntervalResult {
+            zone: ZoneId(1),
+            interval,
+            clearing_price: None,
+            auction_volume: Wh(0),
+            total_volume: Wh(300),
+            trades: 1,
+        };
+        let changes = vec![
+            Change::Accepted(order(10, buyer, Side::Buy, 500)),
+            Change::Accepted(order(11, seller, Side::Sell, 300)),
+            Change::Trade(trade.clone()),
+            Change::Filled {
+                id: OrderId(11),
+                at: trade.at,
+            },
+            Change::Cancelled {
+                id: OrderId(10),
+                reason: "unmatched",
+                at: Timestamp(NOW.0 + 2),
+            },
+            Change::Result {
+                result: result.clone(),
+                closed_at: Timestamp(NOW.0 + 2),
+            },
+        ];
+        orders::record(db, &changes).await.unwrap();
+        // a replay after a crash records the same changes again: nothing moves
+        orders::record(db, &changes).await.unwrap();
+        let buy = orders::get(db, OrderId(10)).await.unwrap().unwrap();
+        assert_eq!(
+            (buy.status, buy.filled, buy.reason.as_deref(), buy.gateway),
+            (OrderStatus::Cancelled, Wh(300), Some("unmatched"), Some(gw)),
+            "{}",
+            t.name
+        );
+        let sell = orders::get(db, OrderId(11)).await.unwrap().unwrap();
+        assert_eq!((sell.status, sell.filled), (OrderStatus::Filled, Wh(300)));
+        assert_eq!(orders::max_id(db).await.unwrap(), Some(OrderId(11)));
+        assert_eq!(
+            orders::trades_of_participant(db, buyer, None, 10).await.unwrap(),
+            vec![trade.clone()]
+        );
+        assert_eq!(
+            orders::trades_of_participant(db, buyer, Some(1), 10).await.unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            market::trades_of_interval(db, ZoneId(1), interval).await.unwrap(),
+            vec![trade]
+        );
+        let mine = orders::of_participant(db, buyer, None, 10).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(
+            market::interval_results(db, ZoneId(1), Timestamp(0), Timestamp(i64::MAX))
+                .await
+                .unwrap(),
+            vec![result]
+        );
+        t.finish().await;
+    }
+}
