@@ -10,9 +10,11 @@
 //! Every error, from a handler or from parsing the body, leaves as
 //! `{ "error": { "code", "message" } }` (see [`error`]).
 
+pub mod api;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod market;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
@@ -25,7 +27,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, patch};
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, ApiJson};
@@ -37,13 +39,37 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Requests per second and burst allowed per API key by default.
+pub const DEFAULT_RATE_LIMIT: ratelimit::RateLimit = ratelimit::RateLimit {
+    per_second: 20.0,
+    burst: 40.0,
+};
+
 /// What handlers share.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AppState {
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Component readiness.
     pub readiness: Arc<Readiness>,
+    /// The database (None: API routes answer 503).
+    pub db: Option<gridshare_storage::Db>,
+    /// The market (None: order entry answers 503).
+    pub market: Option<market::Market>,
+    /// Rate limits per API key.
+    pub limiter: Arc<ratelimit::RateLimiter>,
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self {
+            metrics: Arc::default(),
+            readiness: Arc::default(),
+            db: None,
+            market: None,
+            limiter: Arc::new(ratelimit::RateLimiter::new(DEFAULT_RATE_LIMIT)),
+        }
+    }
 }
 
 /// Prometheus metrics in text format.
@@ -91,6 +117,14 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/orders", get(api::my_orders).post(api::place_order))
+        .route("/api/v1/orders/{id}", patch(api::amend_order).delete(api::cancel_order))
+        .route("/api/v1/trades", get(api::my_trades))
+        .route("/api/v1/markets", get(api::books))
+        .route("/api/v1/markets/{zone}/depth", get(api::depth))
+        .route("/api/v1/markets/{zone}/trades", get(api::book_trades))
+        .route("/api/v1/markets/{zone}/results", get(api::results))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))

@@ -17,11 +17,42 @@ use crate::health::HealthBody;
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "GridShare API", description = "Trade energy with your neighbours: markets, orders, trades, settlement, readings, demand response."),
-    paths(crate::health::healthz, crate::health::readyz, openapi_json, crate::metrics_text),
+    paths(
+        crate::health::healthz, crate::health::readyz, openapi_json, crate::metrics_text,
+        crate::api::me, crate::api::place_order, crate::api::cancel_order, crate::api::amend_order,
+        crate::api::my_orders, crate::api::my_trades, crate::api::books, crate::api::depth,
+        crate::api::book_trades, crate::api::results,
+    ),
     components(schemas(ErrorBody, ErrorDetail, HealthBody)),
-    tags((name = "operations", description = "Health, readiness, metrics and API description")),
+    modifiers(&BearerKey),
+    tags(
+        (name = "operations", description = "Health, readiness, metrics and API description"),
+        (name = "account", description = "Who a key acts for"),
+        (name = "orders", description = "Order entry, my orders and trades"),
+        (name = "markets", description = "Books, depth, trades and gate-closure results"),
+    ),
 )]
 pub struct ApiDoc;
+
+/// Declares the `api_key` security scheme: `Authorization: Bearer gsk_…`.
+#[derive(Debug)]
+struct BearerKey;
+
+impl utoipa::Modify for BearerKey {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key, `gsk_…`"))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// This document, as JSON.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
