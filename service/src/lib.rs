@@ -8,6 +8,9 @@
 //!  HTTP (gridshare-web) ─▶ same order path as MQTT
 //! ```
 //!
-//! Only [`ingest`] exists so far; the other modules arrive with issue 7.
+//! Here: [`config`] and [`ingest`]; the engine task, recorder and scheduler are in
+//! `gridshare_web::market`, the HTTP API in `gridshare_web`. MQTT ingest wiring, settlement
+//! scheduling and demand response are still to come (issue 7).
 
+pub mod config;
 pub mod ingest;

@@ -1,0 +1,269 @@
+//! The service's configuration: a TOML file (every key optional, defaults below), then
+//! environment variables and command-line flags on top (see `gridshare serve --help`).
+//!
+//! ```toml
+//! data_dir = "data"                 # SQLite database, engine journal and snapshots
+//! database = "postgres://…"         # optional; default: SQLite under data_dir
+//!
+//! [http]
+//! listen = "127.0.0.1:8080"
+//! rate_per_second = 20.0            # per API key
+//! rate_burst = 40.0
+//!
+//! [market]
+//! zones = [1]
+//! horizon = 96                      # intervals kept open ahead (96 × 15 min = 24 h)
+//! durability = "every_command"      # or "none", or { group = { commands = 64, micros = 2000 } }
+//! intervals = { length = 15, gate_closure_minutes = 5, metering_window_minutes = 15 }
+//! engine = { tick = 1000, min_price = -500000, max_price = 2000000, … }   # matching-engine MarketConfig
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gridshare_domain::{IntervalRules, ZoneId};
+use gridshare_matching_engine::MarketConfig;
+use gridshare_matching_engine::journal::Durability;
+use serde::Deserialize;
+
+/// A configuration that cannot be used, naming the file and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (the message names line, column and key).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Sustained requests per second per API key.
+    pub rate_per_second: f64,
+    /// Burst per API key.
+    pub rate_burst: f64,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            rate_per_second: gridshare_web::DEFAULT_RATE_LIMIT.per_second,
+            rate_burst: gridshare_web::DEFAULT_RATE_LIMIT.burst,
+        }
+    }
+}
+
+/// When journaled commands reach the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum JournalDurability {
+    /// fdatasync per command (default).
+    #[default]
+    EveryCommand,
+    /// fdatasync every `commands` commands or `micros` µs.
+    Group {
+        /// Commands per flush.
+        commands: u32,
+        /// Longest wait, µs.
+        micros: u64,
+    },
+    /// Leave it to the OS (tests, demos).
+    None,
+}
+
+impl From<JournalDurability> for Durability {
+    fn from(d: JournalDurability) -> Self {
+        match d {
+            JournalDurability::EveryCommand => Self::EveryCommand,
+            JournalDurability::Group { commands, micros } => Self::Group {
+                max_commands: commands,
+                max_wait: Duration::from_micros(micros),
+            },
+            JournalDurability::None => Self::None,
+        }
+    }
+}
+
+/// Market settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Market {
+    /// Zones with a book per interval.
+    pub zones: Vec<u32>,
+    /// Intervals kept open ahead.
+    pub horizon: usize,
+    /// Journal durability.
+    pub durability: JournalDurability,
+    /// Interval length, gate closure, metering window.
+    pub intervals: IntervalRules,
+    /// Prices, quantities, limits and the feeder network.
+    pub engine: MarketConfig,
+}
+
+impl Default for Market {
+    fn default() -> Self {
+        Self {
+            zones: vec![1],
+            horizon: 96,
+            durability: JournalDurability::default(),
+            intervals: IntervalRules::default(),
+            engine: MarketConfig::default(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the SQLite database and the engine's journal.
+    pub data_dir: PathBuf,
+    /// Database URL; default SQLite under `data_dir`.
+    pub database: Option<String>,
+    /// HTTP.
+    pub http: Http,
+    /// Market.
+    pub market: Market,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            database: None,
+            http: Http::default(),
+            market: Market::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (defaults when None).
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.market
+            .intervals
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("market.intervals: {e}")))?;
+        if self.market.zones.is_empty() {
+            return Err(ConfigError::Invalid("market.zones: at least one zone".into()));
+        }
+        if !(1..=10_000).contains(&self.market.horizon) {
+            return Err(ConfigError::Invalid(format!(
+                "market.horizon: 1 to 10000 intervals, got {}",
+                self.market.horizon
+            )));
+        }
+        if !(self.http.rate_per_second > 0.0 && self.http.rate_burst >= 1.0) {
+            return Err(ConfigError::Invalid(
+                "http.rate_per_second must be > 0 and http.rate_burst ≥ 1".into(),
+            ));
+        }
+        gridshare_matching_engine::Engine::new(self.market.engine.clone())
+            .map_err(|e| ConfigError::Invalid(format!("market.engine: {e}")))?;
+        Ok(())
+    }
+
+    /// The database target: the configured URL, or the data directory (SQLite).
+    pub fn database_target(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| self.data_dir.to_string_lossy().into_owned())
+    }
+
+    /// The zones as ids.
+    pub fn zones(&self) -> Vec<ZoneId> {
+        self.market.zones.iter().copied().map(ZoneId).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)] // test code
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_validate() {
+        let c = Config::parse("").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.http.listen.port(), 8080);
+        assert_eq!(c.database_target(), "data");
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = Config::parse(
+            r#"
+            data_dir = "/var/lib/gridshare"
+            database = "postgres://gs@db/gridshare"
+            [http]
+            listen = "0.0.0.0:9000"
+            [market]
+            zones = [1, 2]
+            horizon = 8
+            durability = { group = { commands = 64, micros = 2000 } }
+            intervals = { length = 5, gate_closure_minutes = 1 }
+            engine = { tick = 500, min_price = 0, max_price = 1000000, min_quantity = 1, max_quantity = 50000, max_orders = 1000, max_books = 50 }
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.zones(), vec![ZoneId(1), ZoneId(2)]);
+        assert_eq!(c.database_target(), "postgres://gs@db/gridshare");
+        assert!(matches!(
+            c.market.durability,
+            JournalDurability::Group { commands: 64, .. }
+        ));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = Config::parse("[http]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("listen"), "{e}");
+        let e = Config::parse("[market]\nzone = [1]\n").unwrap_err();
+        assert!(e.contains("zone"), "{e}");
+        let c = Config::parse("[market]\nhorizon = 0\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("market.horizon"));
+        let c = Config::parse("[market.engine]\ntick = 0\nmin_price = 0\nmax_price = 10\nmin_quantity = 1\nmax_quantity = 10\nmax_orders = 10\nmax_books = 10\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("market.engine"));
+    }
+}

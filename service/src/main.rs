@@ -1,0 +1,267 @@
+//! `gridshare`: the market service binary. `gridshare serve` runs the matching engine (on its own
+//! thread, journaled), the book scheduler (opens books ahead, closes gates on time), the recorder
+//! and the HTTP API in one process; the other subcommands administer its database.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use gridshare::config::Config;
+use gridshare_domain::{NodeId, ParticipantId};
+use gridshare_storage::Db;
+use gridshare_storage::participants::{self, Participant};
+use gridshare_web::auth::{Scope, TokenKind, new_token};
+use gridshare_web::market::{self, JournalConfig, Market};
+use gridshare_web::ratelimit::{RateLimit, RateLimiter};
+use gridshare_web::{AppState, app};
+
+#[derive(Debug, Parser)]
+#[command(name = "gridshare", version, about = "GridShare: a neighbourhood energy market")]
+struct Cli {
+    /// Configuration file (TOML; see the service crate's docs). Every key is optional.
+    #[arg(long, short, global = true, env = "GRIDSHARE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the SQLite database and the engine journal (overrides `data_dir`).
+    #[arg(long, global = true, env = "GRIDSHARE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL, `postgres://…` or `sqlite://…` (overrides `database`; default SQLite in the data directory).
+    #[arg(long, global = true, env = "GRIDSHARE_DATABASE")]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the market service: engine, scheduler, recorder and HTTP API, until Ctrl-C or SIGTERM.
+    Serve {
+        /// Address for the HTTP API (overrides `http.listen`).
+        #[arg(long, env = "GRIDSHARE_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Add or update a participant (a home, trader, operator…).
+    Participant {
+        /// Id.
+        #[arg(long)]
+        id: u64,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// homeowner, installer, operator, trader or admin.
+        #[arg(long)]
+        role: String,
+        /// Feeder node (homes and traders: where their energy flows).
+        #[arg(long)]
+        node: Option<u32>,
+    },
+    /// Make an API key for a participant; the secret is printed once and never stored.
+    ApiKey {
+        /// The participant it acts for.
+        #[arg(long)]
+        participant: u64,
+        /// Comma-separated scopes: read, trade, demand_response.
+        #[arg(long, default_value = "read")]
+        scopes: String,
+        /// A label to recognise it by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Check the configuration and exit.
+    CheckConfig,
+}
+
+fn load(cli: &Cli) -> Result<Config, String> {
+    let mut cfg = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(d) = &cli.data_dir {
+        cfg.data_dir.clone_from(d);
+    }
+    if let Some(db) = &cli.database {
+        cfg.database = Some(db.clone());
+    }
+    if let Cmd::Serve { listen: Some(l) } = cli.command {
+        cfg.http.listen = l;
+    }
+    cfg.validate().map_err(|e| e.to_string())?;
+    Ok(cfg)
+}
+
+async fn open_db(cfg: &Config) -> Result<Db, String> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("data directory {}: {e}", cfg.data_dir.display()))?;
+    Db::open(&cfg.database_target()).await.map_err(|e| e.to_string())
+}
+
+#[allow(clippy::print_stdout)] // the secret is for the operator's eyes, once
+async fn run(cli: Cli) -> Result<(), String> {
+    let cfg = load(&cli)?;
+    match cli.command {
+        Cmd::CheckConfig => {
+            println!("configuration OK");
+            Ok(())
+        }
+        Cmd::Participant { id, name, role, node } => {
+            let db = open_db(&cfg).await?;
+            if gridshare_web::auth::Role::parse(&role).is_none() {
+                return Err(format!(
+                    "--role {role:?}: expected homeowner, installer, operator, trader or admin"
+                ));
+            }
+            let p = Participant {
+                id: ParticipantId(id),
+                name,
+                role,
+                evm_address: None,
+                feeder_node: node,
+            };
+            participants::upsert(&db, &p, market::now())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("participant {id} saved");
+            Ok(())
+        }
+        Cmd::ApiKey {
+            participant,
+            scopes,
+            label,
+        } => {
+            let db = open_db(&cfg).await?;
+            participants::get(&db, ParticipantId(participant))
+                .await
+                .map_err(|e| format!("participant {participant}: {e}"))?;
+            let mut parsed = Vec::new();
+            for s in scopes.split(',').map(str::trim) {
+                serde_json::from_value::<Scope>(serde_json::Value::String(s.to_owned()))
+                    .map_err(|_| format!("--scopes: unknown scope {s:?} (read, trade, demand_response)"))?;
+                parsed.push(s.to_owned());
+            }
+            let t = new_token(TokenKind::ApiKey);
+            gridshare_storage::api_keys::create(
+                &db,
+                &t.id,
+                ParticipantId(participant),
+                &t.hash,
+                &parsed.join(","),
+                &label,
+                market::now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            println!("{}", t.token);
+            Ok(())
+        }
+        Cmd::Serve { .. } => serve(cfg).await,
+    }
+}
+
+async fn serve(cfg: Config) -> Result<(), String> {
+    let db = open_db(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {}: {e} (is another process using the port?)",
+            cfg.http.listen
+        )
+    })?;
+    let journal = JournalConfig {
+        dir: cfg.data_dir.join("engine"),
+        durability: cfg.market.durability.into(),
+    };
+    let (market, recorder) = Market::start(cfg.market.engine.clone(), Some(journal), db.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let homes = participants::list(&db).await.map_err(|e| e.to_string())?;
+    market::add_participants(
+        &market,
+        homes.iter().filter_map(|p| p.feeder_node.map(|n| (p.id, NodeId(n)))),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let scheduler = tokio::spawn(market::schedule(
+        market.clone(),
+        cfg.zones(),
+        cfg.market.intervals,
+        cfg.market.horizon,
+        market::now,
+        Duration::from_millis(250),
+    ));
+    let state = AppState {
+        db: Some(db.clone()),
+        market: Some(market.clone()),
+        limiter: Arc::new(RateLimiter::new(RateLimit {
+            per_second: cfg.http.rate_per_second,
+            burst: cfg.http.rate_burst,
+        })),
+        ..AppState::default()
+    };
+    state.readiness.register("storage");
+    state.readiness.register("market");
+    state.readiness.set("storage", true);
+    state.readiness.set("market", true);
+    tracing::info!(listen = %cfg.http.listen, data_dir = %cfg.data_dir.display(), "GridShare market service running");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("HTTP server: {e}"))?;
+
+    // Intake is stopped: close the books' scheduler, flush the journal, let the recorder drain.
+    tracing::info!("shutting down: flushing the journal and the recorder");
+    scheduler.abort();
+    let _ = scheduler.await;
+    market.flush().await.map_err(|e| e.to_string())?;
+    drop(market);
+    if tokio::time::timeout(Duration::from_secs(30), recorder).await.is_err() {
+        tracing::error!("the recorder did not drain within 30 s; the journal holds every command");
+    }
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The `gridshare` binary for real: administer participants and keys, serve the API, open books
+//! ahead on its own, stop cleanly on SIGTERM and resume from its journal; clear errors for a
+//! taken port and a bad config file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridshare");
+
+fn admin(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn http(port: u16, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status: u16 = resp[9..12].parse().unwrap();
+    let (_, body) = resp.split_once("\r\n\r\n").unwrap();
+    // chunked bodies: take the JSON between the first '{' or '[' and the last '}' or ']'
+    let start = body.find(['{', '[']).unwrap_or(body.len());
+    let end = body.rfind(['}', ']']).map_or(start, |e| e + 1);
+    let v = if start < end {
+        serde_json::from_str(&body[start..end]).unwrap()
+    } else {
+        Value::Null
+    };
+    (status, v)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &Path, config: &Path, port: u16) -> Server {
+    let server = Server(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut r = String::new();
+            let _ = s.read_to_string(&mut r);
+            if r.starts_with("HTTP/1.1 200") {
+                return server;
+            }
+        }
+        assert!(Instant::now() < deadline, "server not ready in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn terminate(mut server: Server) {
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            assert!(status.success(), "clean exit on SIGTERM: {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serves_trades_stops_cleanly_and_resumes_from_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("gridshare.toml");
+    std::fs::write(&config, "[market]\nzones = [1]\nhorizon = 4\n").unwrap();
+    admin(
+        &data,
+        &[
+            "participant",
+            "--id",
+            "1",
+            "--name",
+            "Ada's house",
+            "--role",
+            "homeowner",
+            "--node",
+            "1",
+        ],
+    );
+    admin(
+        &data,
+        &[
+            "participant",
+            "--id",
+            "2",
+            "--name",
+            "Bo's house",
+            "--role",
+            "homeowner",
+            "--node",
+            "2",
+        ],
+    );
+    let seller = admin(&data, &["api-key", "--participant", "1", "--scopes", "read,trade"]);
+    let buyer = admin(
+        &data,
+        &[
+            "api-key",
+            "--participant",
+            "2",
+            "--scopes",
+            "read,trade",
+            "--label",
+            "bot",
+        ],
+    );
+    assert!(seller.starts_with("gsk_"), "{seller}");
+
+    let port = gridshare_testkit::free_port().unwrap();
+    let server = serve(&data, &config, port);
+    let (st, books) = http(port, "GET", "/api/v1/markets", &seller, None);
+    assert_eq!(st, 200, "{books}");
+    let books = books.as_array().unwrap();
+    assert_eq!(books.len(), 4, "the scheduler keeps 4 intervals open: {books:?}");
+    assert!(books.iter().all(|b| b["open"] == true));
+    let interval = books[3]["interval"].as_str().unwrap().to_owned();
+    let order = |side: &str, qty: i64| json!({"zone": 1, "interval": interval, "side": side, "quantity_wh": qty, "price": 110_000});
+    let (st, ack) = http(port, "POST", "/api/v1/orders", &seller, Some(order("sell", 900)));
+    assert_eq!(st, 201, "{ack}");
+    let (st, ack) = http(port, "POST", "/api/v1/orders", &buyer, Some(order("buy", 300)));
+    assert_eq!((st, ack["status"].as_str()), (201, Some("filled")), "{ack}");
+    terminate(server);
+
+    let server = serve(&data, &config, port);
+    let (_, mine) = http(port, "GET", "/api/v1/orders", &seller, None);
+    assert_eq!(mine[0]["filled_wh"], 300, "{mine}");
+    let (_, depth) = http(
+        port,
+        "GET",
+        &format!("/api/v1/markets/1/depth?interval={interval}"),
+        &buyer,
+        None,
+    );
+    assert_eq!(
+        depth["asks"],
+        json!([{"price": 110_000, "quantity_wh": 600}]),
+        "the book came back"
+    );
+    let (_, trades) = http(port, "GET", "/api/v1/trades", &buyer, None);
+    assert_eq!(
+        trades.as_array().unwrap().len(),
+        1,
+        "no trade lost or repeated: {trades}"
+    );
+    let (st, ack) = http(port, "POST", "/api/v1/orders", &buyer, Some(order("buy", 100)));
+    assert_eq!((st, ack["order_id"].as_u64()), (201, Some(3)), "{ack}");
+
+    // a second server on the same port says so
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path().join("other"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+    terminate(server);
+}
+
+#[test]
+fn a_bad_config_file_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[market]\nzones = [1]\nhorizon = \"all\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("line 3") && err.contains("horizon"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent.toml", "check-config"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
+    let help = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--listen") && help.contains("GRIDSHARE_LISTEN"), "{help}");
+}
