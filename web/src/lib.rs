@@ -18,6 +18,7 @@ pub mod market;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +122,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/orders", get(api::my_orders).post(api::place_order))
         .route("/api/v1/orders/{id}", patch(api::amend_order).delete(api::cancel_order))
         .route("/api/v1/trades", get(api::my_trades))
+        .route("/api/v1/ws", get(ws::ws))
         .route("/api/v1/markets", get(api::books))
         .route("/api/v1/markets/{zone}/depth", get(api::depth))
         .route("/api/v1/markets/{zone}/trades", get(api::book_trades))

@@ -90,7 +90,15 @@ pub struct Outcome {
     pub owner: Option<ParticipantId>,
     /// The engine's events.
     pub events: Vec<Event>,
+    /// Owner of every order an event names (so each owner hears about their own orders).
+    pub owners: Vec<(OrderId, ParticipantId)>,
+    /// Depth of every book the command changed, best 10 levels a side (only computed while
+    /// someone subscribes to the feed).
+    pub books: Vec<(ZoneId, DeliveryInterval, Depth)>,
 }
+
+/// Levels per side in [`Outcome::books`].
+pub const FEED_DEPTH_LEVELS: usize = 10;
 
 enum Request {
     Submit(NewOrder, oneshot::Sender<Result<Arc<Outcome>, MarketError>>),
@@ -150,9 +158,18 @@ impl Core {
 /// quantity so a complete fill is known.
 #[derive(Debug, Default)]
 struct Projector {
-    live: HashMap<OrderId, i64>,
+    /// Each live order.
+    live: HashMap<OrderId, LiveOrder>,
     nodes: HashMap<ParticipantId, NodeId>,
     max_id: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LiveOrder {
+    rest: i64,
+    owner: ParticipantId,
+    zone: ZoneId,
+    interval: DeliveryInterval,
 }
 
 fn cancel_reason(r: CancelReason) -> &'static str {
@@ -165,6 +182,47 @@ fn cancel_reason(r: CancelReason) -> &'static str {
 }
 
 impl Projector {
+    /// The book of a live order.
+    fn book_of(&self, id: OrderId) -> Option<(ZoneId, DeliveryInterval)> {
+        self.live.get(&id).map(|l| (l.zone, l.interval))
+    }
+
+    /// Owners of the orders `events` name, looked up before [`Self::changes`] forgets them.
+    fn owners(&self, cmd: &Command, events: &[Event]) -> Vec<(OrderId, ParticipantId)> {
+        let mut out = Vec::new();
+        let mut add = |id: OrderId, owner: Option<ParticipantId>| {
+            if let Some(o) = owner.or_else(|| self.live.get(&id).map(|l| l.owner))
+                && !out.contains(&(id, o))
+            {
+                out.push((id, o));
+            }
+        };
+        let submitted = match cmd {
+            Command::Submit { order, .. } => Some((order.id, order.owner)),
+            _ => None,
+        };
+        for e in events {
+            match *e {
+                Event::Accepted { id } | Event::Amended { id, .. } | Event::Cancelled { id, .. } => {
+                    add(id, submitted.filter(|s| s.0 == id).map(|s| s.1));
+                }
+                Event::Rejected { id: Some(id), .. } => add(id, submitted.filter(|s| s.0 == id).map(|s| s.1)),
+                Event::Trade {
+                    buy,
+                    sell,
+                    buyer,
+                    seller,
+                    ..
+                } => {
+                    add(buy, Some(buyer));
+                    add(sell, Some(seller));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     fn changes(&mut self, cmd: &Command, gateway: Option<GatewayId>, events: &[Event], out: &mut Vec<Change>) {
         let at = match *cmd {
             Command::Submit { at, .. }
@@ -184,7 +242,15 @@ impl Projector {
                 .iter()
                 .any(|e| matches!(e, Event::Accepted { id } if *id == order.id))
             {
-                self.live.insert(order.id, order.quantity.0);
+                self.live.insert(
+                    order.id,
+                    LiveOrder {
+                        rest: order.quantity.0,
+                        owner: order.owner,
+                        zone: order.zone,
+                        interval: order.interval,
+                    },
+                );
                 out.push(Change::Accepted(OrderRecord {
                     id: order.id,
                     owner: order.owner,
@@ -235,9 +301,9 @@ impl Projector {
                         at,
                     }));
                     for id in [buy, sell] {
-                        if let Some(rest) = self.live.get_mut(&id) {
-                            *rest -= quantity.0;
-                            if *rest <= 0 {
+                        if let Some(o) = self.live.get_mut(&id) {
+                            o.rest -= quantity.0;
+                            if o.rest <= 0 {
                                 self.live.remove(&id);
                                 out.push(Change::Filled { id, at });
                             }
@@ -247,7 +313,9 @@ impl Projector {
                 Event::Amended {
                     id, quantity, price, ..
                 } => {
-                    self.live.insert(id, quantity.0);
+                    if let Some(o) = self.live.get_mut(&id) {
+                        o.rest = quantity.0;
+                    }
                     out.push(Change::Amended {
                         id,
                         quantity,
@@ -413,6 +481,30 @@ fn run_engine(
      -> Result<Arc<Outcome>, MarketError> {
         let mut events = Vec::new();
         core.apply(&cmd, &mut events)?;
+        let owners = projector.owners(&cmd, &events);
+        let mut books = Vec::new();
+        if feed.receiver_count() > 0 {
+            let touched = match cmd {
+                Command::Submit { order, .. } => Some((order.zone, order.interval)),
+                Command::CloseGate { zone, interval, .. } | Command::OpenBook { zone, interval } => {
+                    Some((zone, interval))
+                }
+                Command::Cancel { .. } | Command::Amend { .. } => events.iter().find_map(|e| match *e {
+                    Event::Cancelled { id, .. } | Event::Amended { id, .. } => owners
+                        .iter()
+                        .any(|(o, _)| *o == id)
+                        .then(|| projector.book_of(id))
+                        .flatten(),
+                    _ => None,
+                }),
+                Command::AddParticipant { .. } => None,
+            };
+            if let Some((zone, interval)) = touched
+                && let Some(d) = core.engine().depth(zone, interval, FEED_DEPTH_LEVELS)
+            {
+                books.push((zone, interval, d));
+            }
+        }
         let mut changes = Vec::new();
         projector.changes(&cmd, gateway, &events, &mut changes);
         if !changes.is_empty() && recorder.send(changes).is_err() {
@@ -423,6 +515,8 @@ fn run_engine(
             order_id,
             owner,
             events,
+            owners,
+            books,
         });
         let _ = feed.send(outcome.clone()); // no subscribers is fine
         Ok(outcome)

@@ -21,7 +21,7 @@ use crate::health::HealthBody;
         crate::health::healthz, crate::health::readyz, openapi_json, crate::metrics_text,
         crate::api::me, crate::api::place_order, crate::api::cancel_order, crate::api::amend_order,
         crate::api::my_orders, crate::api::my_trades, crate::api::books, crate::api::depth,
-        crate::api::book_trades, crate::api::results,
+        crate::api::book_trades, crate::api::results, crate::ws::ws,
     ),
     components(schemas(ErrorBody, ErrorDetail, HealthBody)),
     modifiers(&BearerKey),
