@@ -68,6 +68,15 @@ enum Cmd {
         #[arg(long, default_value = "")]
         label: String,
     },
+    /// Add a dashboard login for a participant; the password is read from the first line of stdin.
+    User {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// The participant the user acts for.
+        #[arg(long)]
+        participant: u64,
+    },
     /// Check the configuration and exit.
     CheckConfig,
 }
@@ -148,6 +157,29 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
             println!("{}", t.token);
+            Ok(())
+        }
+        Cmd::User { username, participant } => {
+            let db = open_db(&cfg).await?;
+            participants::get(&db, ParticipantId(participant))
+                .await
+                .map_err(|e| format!("participant {participant}: {e}"))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| format!("reading the password from stdin: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.chars().count() < gridshare_web::auth::MIN_PASSWORD_LEN {
+                return Err(format!(
+                    "the password needs at least {} characters",
+                    gridshare_web::auth::MIN_PASSWORD_LEN
+                ));
+            }
+            let hash = gridshare_web::auth::hash_password(password).map_err(|e| e.to_string())?;
+            participants::create_user(&db, &username, &hash, ParticipantId(participant), market::now())
+                .await
+                .map_err(|e| format!("user {username}: {e}"))?;
+            println!("user {username} created");
             Ok(())
         }
         Cmd::Serve { .. } => serve(cfg).await,

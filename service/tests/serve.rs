@@ -141,6 +141,20 @@ fn serves_trades_stops_cleanly_and_resumes_from_its_journal() {
         ],
     );
     let seller = admin(&data, &["api-key", "--participant", "1", "--scopes", "read,trade"]);
+    let mut user = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["user", "--username", "ada", "--participant", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    user.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    assert!(user.wait().unwrap().success());
     let buyer = admin(
         &data,
         &[
@@ -157,6 +171,14 @@ fn serves_trades_stops_cleanly_and_resumes_from_its_journal() {
 
     let port = gridshare_testkit::free_port().unwrap();
     let server = serve(&data, &config, port);
+    let (st, session) = http(
+        port,
+        "POST",
+        "/api/v1/session",
+        "",
+        Some(json!({"username": "ada", "password": "a long enough password"})),
+    );
+    assert_eq!((st, session["role"].as_str()), (200, Some("homeowner")), "{session}");
     let (st, books) = http(port, "GET", "/api/v1/markets", &seller, None);
     assert_eq!(st, 200, "{books}");
     let books = books.as_array().unwrap();

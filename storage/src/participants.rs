@@ -129,3 +129,59 @@ pub async fn find_user(db: &Db, username: &str) -> Result<Option<User>> {
         }
     })
 }
+
+/// A live dashboard session, joined with its user and participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The user.
+    pub user_id: i64,
+    /// The participant the user acts for.
+    pub participant: ParticipantId,
+    /// That participant's role.
+    pub role: String,
+    /// Expiry (ms).
+    pub expires_at: i64,
+}
+
+/// Stores a session by the hash of its token.
+pub async fn create_session(
+    db: &Db,
+    token_hash: &str,
+    user_id: i64,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> Result<()> {
+    let sql = "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+    query!(db, sql, pool => |q| {
+        q.bind(token_hash.to_owned()).bind(user_id).bind(now.0).bind(expires_at.0).execute(pool).await?;
+    });
+    Ok(())
+}
+
+/// The session with this token hash, if it exists and has not expired at `now`.
+pub async fn find_session(db: &Db, token_hash: &str, now: Timestamp) -> Result<Option<Session>> {
+    let sql = "SELECT s.user_id, s.expires_at, u.participant_id, p.role FROM sessions s \
+               JOIN users u ON u.id = s.user_id JOIN participants p ON p.id = u.participant_id \
+               WHERE s.token_hash = $1 AND s.expires_at > $2";
+    query!(db, sql, pool => |q| {
+        let row = q.bind(token_hash.to_owned()).bind(now.0).fetch_optional(pool).await?;
+        row.map(|r| {
+            Ok::<_, StorageError>(Session {
+                user_id: r.try_get("user_id")?,
+                participant: ParticipantId(r.try_get::<i64, _>("participant_id")? as u64),
+                role: r.try_get("role")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    })
+}
+
+/// Ends a session (logout). Also removes every expired session.
+pub async fn delete_session(db: &Db, token_hash: &str, now: Timestamp) -> Result<()> {
+    let sql = "DELETE FROM sessions WHERE token_hash = $1 OR expires_at <= $2";
+    query!(db, sql, pool => |q| {
+        q.bind(token_hash.to_owned()).bind(now.0).execute(pool).await?;
+    });
+    Ok(())
+}

@@ -53,41 +53,88 @@ fn market(state: &AppState) -> Result<&Market, ApiError> {
     })
 }
 
+/// Name of the dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "gridshare_session";
+
+/// The token a request presents: `Authorization: Bearer …`, else the session cookie.
+fn presented_token(parts: &Parts) -> Option<&str> {
+    if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        return v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    }
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+}
+
+/// Scopes a dashboard session has: all its role allows.
+pub fn role_scopes(role: Role) -> Vec<Scope> {
+    match role {
+        Role::Homeowner | Role::Trader => vec![Scope::Read, Scope::Trade],
+        Role::Operator => vec![Scope::Read, Scope::DemandResponse],
+        Role::Installer => vec![Scope::Read],
+        Role::Admin => vec![Scope::Read, Scope::Trade, Scope::DemandResponse],
+    }
+}
+
+/// Takes one request from `key`'s bucket; when it is empty, the 429 answer with `Retry-After`.
+fn rate_limited(state: &AppState, key: &str) -> Result<(), Box<Response>> {
+    let Err(wait) = state.limiter.check(key, Instant::now()) else {
+        return Ok(());
+    };
+    let secs = (wait.as_secs_f64().ceil() as u64).max(1);
+    let mut resp = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; retry in {secs} s"),
+    )
+    .into_response();
+    if let Ok(v) = secs.to_string().parse() {
+        resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    Err(Box::new(resp))
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized("send an API key as `Authorization: Bearer gsk_…`").into_response()
-            })?;
-        let id = token_id(TokenKind::ApiKey, token)
-            .ok_or_else(|| ApiError::unauthorized("malformed API key").into_response())?;
-        let key = api_keys::find(db(state).map_err(IntoResponse::into_response)?, id)
+        let deny = |m: &str| ApiError::unauthorized(m).into_response();
+        let token = presented_token(parts)
+            .ok_or_else(|| deny("log in, or send an API key as `Authorization: Bearer gsk_…`"))?;
+        let db = db(state).map_err(IntoResponse::into_response)?;
+        if let Some(id) = token_id(TokenKind::Session, token) {
+            tracing::trace!(session = id, "session presented");
+            let session = gridshare_storage::participants::find_session(
+                db,
+                &crate::auth::token_hash(token),
+                crate::market::now(),
+            )
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?
+            .ok_or_else(|| deny("the session has expired or ended; log in again"))?;
+            rate_limited(state, &format!("user:{}", session.user_id)).map_err(|r| *r)?;
+            let role = Role::parse(&session.role)
+                .ok_or_else(|| ApiError::forbidden(format!("a {} may not log in", session.role)).into_response())?;
+            return Ok(Principal {
+                participant: session.participant,
+                role,
+                scopes: role_scopes(role),
+            });
+        }
+        let id = token_id(TokenKind::ApiKey, token).ok_or_else(|| deny("malformed API key"))?;
+        let key = api_keys::find(db, id)
             .await
             .map_err(|e| ApiError::from(e).into_response())?
             .filter(|k| token_matches(token, &k.token_hash))
-            .ok_or_else(|| ApiError::unauthorized("unknown API key").into_response())?;
+            .ok_or_else(|| deny("unknown API key"))?;
         if key.revoked_at.is_some() {
-            return Err(ApiError::unauthorized("this API key was revoked").into_response());
+            return Err(deny("this API key was revoked"));
         }
-        if let Err(wait) = state.limiter.check(&key.id, Instant::now()) {
-            let secs = (wait.as_secs_f64().ceil() as u64).max(1);
-            let mut resp = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests with this key; retry in {secs} s"),
-            )
-            .into_response();
-            if let Ok(v) = secs.to_string().parse() {
-                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-            }
-            return Err(resp);
-        }
+        rate_limited(state, &key.id).map_err(|r| *r)?;
         let role = Role::parse(&key.role)
             .ok_or_else(|| ApiError::forbidden(format!("a {} may not use the API", key.role)).into_response())?;
         let scopes = key

@@ -10,6 +10,7 @@
 //! Every error, from a handler or from parsing the body, leaves as
 //! `{ "error": { "code", "message" } }` (see [`error`]).
 
+pub mod account;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -28,7 +29,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
+use axum::routing::{delete, get, patch, post};
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, ApiJson};
@@ -119,6 +120,9 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
         .route("/api/v1/me", get(api::me))
+        .route("/api/v1/session", post(account::login).delete(account::logout))
+        .route("/api/v1/api-keys", get(account::list_keys).post(account::create_key))
+        .route("/api/v1/api-keys/{id}", delete(account::revoke_key))
         .route("/api/v1/orders", get(api::my_orders).post(api::place_order))
         .route("/api/v1/orders/{id}", patch(api::amend_order).delete(api::cancel_order))
         .route("/api/v1/trades", get(api::my_trades))

@@ -19,7 +19,8 @@ use crate::health::HealthBody;
     info(title = "GridShare API", description = "Trade energy with your neighbours: markets, orders, trades, settlement, readings, demand response."),
     paths(
         crate::health::healthz, crate::health::readyz, openapi_json, crate::metrics_text,
-        crate::api::me, crate::api::place_order, crate::api::cancel_order, crate::api::amend_order,
+        crate::api::me, crate::account::login, crate::account::logout, crate::account::create_key,
+        crate::account::list_keys, crate::account::revoke_key, crate::api::place_order, crate::api::cancel_order, crate::api::amend_order,
         crate::api::my_orders, crate::api::my_trades, crate::api::books, crate::api::depth,
         crate::api::book_trades, crate::api::results, crate::ws::ws,
     ),
