@@ -8,6 +8,9 @@
 //! backends behind the [`chain::Chain`] trait: a JSON-RPC node (alloy; anvil in CI) or the
 //! in-process EVM (revm), which runs the same bytecode.
 //!
+//! [`queue`] makes each batch's submission crash-safe; [`step`] is what the market service runs
+//! on a timer: due intervals → stored batches → the queue.
+//!
 //! We use alloy rather than ethers-rs: ethers-rs is archived and its authors point to alloy.
 
 pub mod chain;
@@ -16,3 +19,4 @@ pub mod ledger;
 pub mod merkle;
 pub mod onchain;
 pub mod queue;
+pub mod step;

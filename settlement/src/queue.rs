@@ -110,7 +110,8 @@ pub struct TxQueue<'a, C> {
     pub crash_at: Option<CrashPoint>,
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the epoch now.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

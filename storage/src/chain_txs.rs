@@ -103,6 +103,8 @@ pub struct NewBatch {
     pub trade_count: u64,
     /// `(account, delta µ)`.
     pub deltas: Vec<(String, i64)>,
+    /// The trades it settles (their `batch_id` is set in the same transaction).
+    pub trade_ids: Vec<u64>,
 }
 
 /// Stores a batch with its deltas (status `built`), in one transaction.
@@ -110,6 +112,7 @@ pub async fn insert_batch(db: &Db, b: &NewBatch, now: i64) -> Result<()> {
     let sql = "INSERT INTO settlement_batches (batch_id, first_interval_start, last_interval_end, prev_state_hash, \
                trades_root, trade_count, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'built', $7, $7)";
     let delta_sql = "INSERT INTO batch_deltas (batch_id, account, delta) VALUES ($1, $2, $3)";
+    let trade_sql = "UPDATE trades SET batch_id = $1 WHERE trade_id = $2 AND batch_id IS NULL";
     crate::db::with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         let q = match db {
@@ -131,6 +134,19 @@ pub async fn insert_batch(db: &Db, b: &NewBatch, now: i64) -> Result<()> {
                 Db::Postgres(_) => sqlx::query(delta_sql),
             };
             q.bind(b.batch_id as i64).bind(account).bind(*delta).execute(&mut *tx).await?;
+        }
+        for id in &b.trade_ids {
+            let q = match db {
+                Db::Sqlite(_) => sqlx::query(sqlx::AssertSqlSafe(crate::db::sqlite_placeholders(trade_sql))),
+                Db::Postgres(_) => sqlx::query(trade_sql),
+            };
+            let n = q.bind(b.batch_id as i64).bind(*id as i64).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Err(StorageError::Refused {
+                    constraint: "trades.batch_id".to_owned(),
+                    message: format!("trade {id} is unknown or already in a batch"),
+                });
+            }
         }
         tx.commit().await?;
     });
@@ -284,4 +300,84 @@ pub async fn abandon_from_nonce(db: &Db, nonce: u64, reason: &str, now: i64) -> 
     Ok(query!(db, sql, pool => |q| {
         q.bind(reason).bind(now).bind(nonce as i64).execute(pool).await?.rows_affected()
     }))
+}
+
+/// A stored batch, as the settlement step needs it to (re)submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBatch {
+    /// Id.
+    pub batch_id: u64,
+    /// First interval start (ms).
+    pub first_interval_start: i64,
+    /// Last interval end (ms).
+    pub last_interval_end: i64,
+    /// Root of its trades.
+    pub trades_root: String,
+    /// Number of trades.
+    pub trade_count: u64,
+    /// Status: `built`, `submitting`, `confirmed`, `parked`.
+    pub status: String,
+    /// Resulting state hash, once confirmed.
+    pub state_hash: Option<String>,
+    /// Last error.
+    pub error: Option<String>,
+    /// `(account, delta)`.
+    pub deltas: Vec<(String, i64)>,
+    /// Last change (ms).
+    pub updated_at: i64,
+}
+
+async fn deltas_of(db: &Db, batch_id: u64) -> Result<Vec<(String, i64)>> {
+    let sql = "SELECT account, delta FROM batch_deltas WHERE batch_id = $1 ORDER BY account";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(batch_id as i64).fetch_all(pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("account")?, r.try_get("delta")?))).collect::<Result<Vec<_>>>()
+    })
+}
+
+/// Batches, newest first: at most `limit`, with ids below `before`; `unfinished` keeps only
+/// those not yet confirmed or parked.
+pub async fn batches(db: &Db, before: Option<u64>, limit: u32, unfinished: bool) -> Result<Vec<StoredBatch>> {
+    let sql = "SELECT batch_id, first_interval_start, last_interval_end, trades_root, trade_count, status, state_hash, \
+               error, updated_at FROM settlement_batches WHERE batch_id < $1 \
+               AND ($2 = 0 OR status IN ('built', 'submitting')) ORDER BY batch_id DESC LIMIT $3";
+    let rows = query!(db, sql, pool => |q| {
+        let rows = q
+            .bind(before.map_or(i64::MAX, |b| b as i64))
+            .bind(i64::from(unfinished))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredBatch {
+                    batch_id: r.try_get::<i64, _>("batch_id")? as u64,
+                    first_interval_start: r.try_get("first_interval_start")?,
+                    last_interval_end: r.try_get("last_interval_end")?,
+                    trades_root: r.try_get("trades_root")?,
+                    trade_count: r.try_get::<i64, _>("trade_count")? as u64,
+                    status: r.try_get("status")?,
+                    state_hash: r.try_get("state_hash")?,
+                    error: r.try_get("error")?,
+                    deltas: Vec::new(),
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut out = Vec::with_capacity(rows.len());
+    for mut b in rows {
+        b.deltas = deltas_of(db, b.batch_id).await?;
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// The highest batch id stored.
+pub async fn max_batch_id(db: &Db) -> Result<Option<u64>> {
+    let sql = "SELECT MAX(batch_id) AS n FROM settlement_batches";
+    query!(db, sql, pool => |q| {
+        let row = q.fetch_one(pool).await?;
+        Ok::<_, StorageError>(row.try_get::<Option<i64>, _>("n")?.map(|n| n as u64))
+    })
 }

@@ -124,3 +124,56 @@ pub async fn interval_results(db: &Db, zone: ZoneId, from: Timestamp, to: Timest
             .collect::<Result<Vec<_>>>()
     })
 }
+
+/// Delivery intervals (start, minutes) that have trades not yet in a settlement batch, oldest
+/// first.
+pub async fn unsettled_intervals(db: &Db) -> Result<Vec<DeliveryInterval>> {
+    let sql = "SELECT DISTINCT interval_start, interval_minutes FROM trades WHERE batch_id IS NULL \
+               ORDER BY interval_start";
+    query!(db, sql, pool => |q| {
+        let rows = q.fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let corrupt = |reason: String| StorageError::Corrupt { field: "trades.interval", reason };
+                let length = IntervalLength::from_minutes(r.try_get("interval_minutes")?).map_err(|e| corrupt(e.to_string()))?;
+                DeliveryInterval::new(Timestamp(r.try_get("interval_start")?), length).map_err(|e| corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+}
+
+/// Every trade (all zones) of a delivery interval that is not in a batch yet, by trade id.
+pub async fn unsettled_trades(db: &Db, interval: DeliveryInterval) -> Result<Vec<TradeReport>> {
+    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
+               quantity_wh, price, grid_fee, at FROM trades WHERE interval_start = $1 AND batch_id IS NULL ORDER BY trade_id";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(interval.start().0).fetch_all(pool).await?;
+        rows.iter().map(trade_from_row).collect::<Result<Vec<_>>>()
+    })
+}
+
+/// The trades of a batch, by trade id (the order of its Merkle leaves), and the batch a trade is in.
+pub async fn trades_of_batch(db: &Db, batch_id: u64) -> Result<Vec<TradeReport>> {
+    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
+               quantity_wh, price, grid_fee, at FROM trades WHERE batch_id = $1 ORDER BY trade_id";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(batch_id as i64).fetch_all(pool).await?;
+        rows.iter().map(trade_from_row).collect::<Result<Vec<_>>>()
+    })
+}
+
+/// The batch a trade was settled in, if any (`NotFound` for an unknown trade).
+pub async fn batch_of_trade(db: &Db, trade_id: u64) -> Result<Option<u64>> {
+    let sql = "SELECT batch_id FROM trades WHERE trade_id = $1";
+    let row = query!(db, sql, pool => |q| {
+        let row = q.bind(trade_id as i64).fetch_optional(pool).await?;
+        row.map(|r| r.try_get::<Option<i64>, _>("batch_id")).transpose()?
+    });
+    match row {
+        None => Err(StorageError::NotFound {
+            what: "trade",
+            key: trade_id.to_string(),
+        }),
+        Some(b) => Ok(b.map(|b| b as u64)),
+    }
+}

@@ -1,0 +1,322 @@
+//! The settlement step the market service runs on a timer: every delivery interval whose metering
+//! window has closed and that has unsettled trades becomes one batch — its trades' cash legs and
+//! the traders' positions netted to one delta per account, the trades' Merkle root — stored, then
+//! settled on chain through the crash-safe [`TxQueue`]. Batches left unfinished by a crash or a
+//! chain outage are taken up first, so batch ids stay sequential and nothing is settled twice.
+//!
+//! ```text
+//!  trades (batch_id NULL, interval ended + metering window) ─▶ BatchBuilder ─▶ NettedBatch
+//!      ─▶ account indices (registered on the vault when new) ─▶ settlement_batches + batch_deltas
+//!         (+ trades.batch_id, one transaction) ─▶ TxQueue::settle ─▶ confirmed | parked
+//! ```
+//!
+//! **Accounts.** A participant settles to its `evm_address`. One without an address (the demo's
+//! simulated homes) gets a derived placeholder `keccak256("gridshare:participant:" ‖ id)[12..]`,
+//! which nobody holds a key for: its balance stays in the vault until an address is set, so
+//! production participants must have one. The community, grid-operator and utility accounts are
+//! configured addresses.
+//!
+//! **Readings.** Positions are built for every participant who traded in the interval. Metered
+//! energy is not wired in yet (gateways arrive with issue 5), so each position is *estimated*
+//! with the ledger's late-reading rule — the traded net stands in, no imbalance is charged — and
+//! [`crate::ledger::true_up`] will correct it once readings flow.
+
+use std::collections::{BTreeSet, HashMap};
+
+use alloy::primitives::{Address, B256, keccak256};
+use gridshare_domain::money::Account;
+use gridshare_domain::wire::TradeReport;
+use gridshare_domain::{IntervalRules, ParticipantId, Timestamp};
+use gridshare_storage::Db;
+use gridshare_storage::chain_txs::{self, NewBatch, StoredBatch};
+use gridshare_storage::{market, participants};
+
+use crate::chain::Chain;
+use crate::contracts::EnergySettlementVault;
+use crate::ledger::{BatchBuilder, LedgerError, SettledTrade, Tariff, position};
+use crate::merkle::MerkleTree;
+use crate::onchain::{AccountIndex, OnchainBatch, SubmitError, Submitter, Wallet, vault_state};
+use crate::queue::{QueueError, TxQueue};
+
+/// Errors of a settlement step.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The queue failed (transient errors are already on the batch's status).
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// Registering accounts or reading the vault failed.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] gridshare_storage::StorageError),
+    /// A batch could not be built.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The database and the vault disagree: an operator must look.
+    #[error("inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// The placeholder address of a participant without an `evm_address` (see the module notes).
+pub fn derived_address(p: ParticipantId) -> Address {
+    let mut buf = b"gridshare:participant:".to_vec();
+    buf.extend_from_slice(&p.0.to_be_bytes());
+    Address::from_slice(&keccak256(buf)[12..])
+}
+
+/// Where each ledger account settles on chain.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    /// The community account (rounding remainders).
+    pub community: Address,
+    /// The grid operator (network fees).
+    pub grid_operator: Address,
+    /// The utility (imbalance).
+    pub utility: Address,
+    participants: HashMap<ParticipantId, Address>,
+}
+
+impl Accounts {
+    /// The configured system accounts and every participant's address from the database.
+    pub async fn load(
+        db: &Db,
+        community: Address,
+        grid_operator: Address,
+        utility: Address,
+    ) -> Result<Self, StepError> {
+        let mut map = HashMap::new();
+        for p in participants::list(db).await? {
+            if let Some(a) = p.evm_address.as_deref() {
+                let addr: Address = a.parse().map_err(|e| {
+                    StepError::Inconsistent(format!("participant {} has an invalid evm_address {a:?}: {e}", p.id))
+                })?;
+                map.insert(p.id, addr);
+            }
+        }
+        Ok(Self {
+            community,
+            grid_operator,
+            utility,
+            participants: map,
+        })
+    }
+
+    /// The address of `account`.
+    pub fn of(&self, account: &Account) -> Address {
+        match account {
+            Account::Participant(p) => self.participants.get(p).copied().unwrap_or_else(|| derived_address(*p)),
+            Account::CommunityFee => self.community,
+            Account::GridOperator => self.grid_operator,
+            Account::Utility => self.utility,
+        }
+    }
+}
+
+/// Settings of the step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepConfig {
+    /// The utility's tariff for imbalance.
+    pub tariff: Tariff,
+    /// Interval rules (the metering window decides when an interval is due).
+    pub rules: IntervalRules,
+    /// Most accounts per chunk transaction.
+    pub max_accounts: usize,
+    /// Confirmation depth.
+    pub confirmations: u64,
+}
+
+/// The vault's `Trade` (a Merkle leaf) of a trade.
+pub fn leaf_trade(t: &TradeReport, accounts: &Accounts) -> Result<EnergySettlementVault::Trade, LedgerError> {
+    let cash = settled(t).cash()?;
+    Ok(EnergySettlementVault::Trade {
+        tradeId: t.trade_id.0,
+        intervalStartMs: t.interval.start().0 as u64,
+        buyer: accounts.of(&Account::Participant(t.buyer)),
+        seller: accounts.of(&Account::Participant(t.seller)),
+        energyWh: t.quantity.0 as u64,
+        priceMicroPerKwh: t.price.0,
+        gridFeeMicroPerKwh: t.grid_fee.0 as u64,
+        buyerPaysMicro: i128::from(cash.buyer_pays.0),
+        sellerReceivesMicro: i128::from(cash.seller_receives.0),
+    })
+}
+
+fn settled(t: &TradeReport) -> SettledTrade {
+    SettledTrade {
+        trade_id: t.trade_id,
+        interval_start: t.interval.start(),
+        buyer: t.buyer,
+        seller: t.seller,
+        quantity: t.quantity,
+        price: t.price,
+        grid_fee: t.grid_fee,
+    }
+}
+
+/// The step over one chain, database and vault.
+#[derive(Debug)]
+pub struct SettlementStep<'a, C> {
+    chain: &'a C,
+    db: &'a Db,
+    wallet: Wallet,
+    vault: Address,
+    cfg: StepConfig,
+    /// Account addresses (reload after participants change).
+    pub accounts: Accounts,
+    index: AccountIndex,
+}
+
+impl<'a, C: Chain> SettlementStep<'a, C> {
+    /// A step settling with `wallet` (which must hold the vault's settler role).
+    pub async fn new(
+        chain: &'a C,
+        db: &'a Db,
+        wallet: Wallet,
+        vault: Address,
+        cfg: StepConfig,
+        accounts: Accounts,
+    ) -> Result<Self, StepError> {
+        let index = AccountIndex::load(chain, vault).await?;
+        Ok(Self {
+            chain,
+            db,
+            wallet,
+            vault,
+            cfg,
+            accounts,
+            index,
+        })
+    }
+
+    fn queue(&self) -> TxQueue<'a, C> {
+        let mut q = TxQueue::new(self.chain, self.db, self.wallet.clone(), self.vault);
+        q.confirmations = self.cfg.confirmations;
+        q
+    }
+
+    fn onchain(b: &StoredBatch) -> Result<OnchainBatch, StepError> {
+        let bad = |what: String| StepError::Inconsistent(format!("stored batch {}: {what}", b.batch_id));
+        let mut deltas = b
+            .deltas
+            .iter()
+            .map(|(a, d)| {
+                Ok((
+                    a.parse::<u32>().map_err(|e| bad(format!("account {a:?}: {e}")))?,
+                    i128::from(*d),
+                ))
+            })
+            .collect::<Result<Vec<_>, StepError>>()?;
+        deltas.sort_unstable();
+        Ok(OnchainBatch {
+            batch_id: b.batch_id,
+            trades_root: b.trades_root.parse::<B256>().map_err(|e| bad(format!("root: {e}")))?,
+            deltas,
+        })
+    }
+
+    /// Settles what is due at `now`: unfinished batches first, then each interval whose metering
+    /// window has closed. Returns the ids of the batches confirmed.
+    pub async fn run(&mut self, now: Timestamp) -> Result<Vec<u64>, StepError> {
+        let mut confirmed = Vec::new();
+        let mut unfinished = chain_txs::batches(self.db, None, 10_000, true).await?;
+        unfinished.reverse(); // oldest first
+        for b in &unfinished {
+            let batch = Self::onchain(b)?;
+            self.queue().settle(&batch, self.cfg.max_accounts).await?;
+            confirmed.push(b.batch_id);
+        }
+        let window = self.cfg.rules.metering_window_minutes * 60_000;
+        for interval in market::unsettled_intervals(self.db).await? {
+            if interval.end().0 + window > now.0 {
+                break;
+            }
+            if let Some(id) = self.settle_interval(interval).await? {
+                confirmed.push(id);
+            }
+        }
+        Ok(confirmed)
+    }
+
+    async fn settle_interval(
+        &mut self,
+        interval: gridshare_domain::DeliveryInterval,
+    ) -> Result<Option<u64>, StepError> {
+        let trades = market::unsettled_trades(self.db, interval).await?;
+        if trades.is_empty() {
+            return Ok(None);
+        }
+        let settled_trades: Vec<SettledTrade> = trades.iter().map(settled).collect();
+        let mut b = BatchBuilder::new();
+        let mut traders = BTreeSet::new();
+        for t in &settled_trades {
+            b.add_trade(t)?;
+            traders.insert(t.buyer);
+            traders.insert(t.seller);
+        }
+        for p in traders {
+            b.add_position(&position(
+                p,
+                interval.start(),
+                &settled_trades,
+                None,
+                None,
+                self.cfg.tariff,
+            )?);
+        }
+        let netted = b.finish()?;
+
+        let addresses: Vec<Address> = netted.deltas.keys().map(|a| self.accounts.of(a)).collect();
+        if addresses.iter().any(|a| self.index.get(a).is_none()) {
+            let mut s = Submitter::new(self.chain, self.wallet.clone()).await?;
+            self.index.ensure(&mut s, self.vault, addresses.iter().copied()).await?;
+        }
+        let mut deltas = Vec::with_capacity(netted.deltas.len());
+        for (account, d) in &netted.deltas {
+            let addr = self.accounts.of(account);
+            let i = self.index.get(&addr).ok_or_else(|| {
+                StepError::Inconsistent(format!("{account:?} ({addr}) is not registered on the vault"))
+            })?;
+            deltas.push((i, i128::from(d.0)));
+        }
+        deltas.sort_unstable();
+        let leaves = trades
+            .iter()
+            .map(|t| leaf_trade(t, &self.accounts))
+            .collect::<Result<Vec<_>, _>>()?;
+        let root = MerkleTree::from_trades(&leaves).root();
+
+        let batch_id = chain_txs::max_batch_id(self.db).await?.map_or(1, |n| n + 1);
+        let st = vault_state(self.chain, self.vault).await?;
+        if st.last_batch_id + 1 != batch_id {
+            return Err(StepError::Inconsistent(format!(
+                "the next batch here is {batch_id} but the vault has settled up to {}; is another settler \
+                 using this vault, or was the database restored from an old backup?",
+                st.last_batch_id
+            )));
+        }
+        chain_txs::insert_batch(
+            self.db,
+            &NewBatch {
+                batch_id,
+                first_interval_start: interval.start().0,
+                last_interval_end: interval.end().0,
+                prev_state_hash: st.state_hash.to_string(),
+                trades_root: root.to_string(),
+                trade_count: trades.len() as u64,
+                deltas: deltas.iter().map(|(i, d)| (i.to_string(), *d as i64)).collect(),
+                trade_ids: trades.iter().map(|t| t.trade_id.0).collect(),
+            },
+            crate::queue::now_ms(),
+        )
+        .await?;
+        tracing::info!(batch_id, %interval, trades = trades.len(), accounts = deltas.len(), "settlement batch built");
+        let batch = OnchainBatch {
+            batch_id,
+            trades_root: root,
+            deltas,
+        };
+        self.queue().settle(&batch, self.cfg.max_accounts).await?;
+        Ok(Some(batch_id))
+    }
+}

@@ -1,0 +1,167 @@
+//! The settlement step end to end on the in-process EVM: due intervals become sequential
+//! batches whose on-chain balances equal the ledger, intervals still in their metering window
+//! wait, a second run settles nothing twice, and a trade's Merkle proof verifies on the vault.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::str::FromStr;
+
+use alloy::primitives::{Address, I256};
+use alloy::signers::local::PrivateKeySigner;
+use gridshare_domain::wire::TradeReport;
+use gridshare_domain::{
+    DeliveryInterval, IntervalLength, IntervalRules, MicroPerKwh, OrderId, ParticipantId, Timestamp, TradeId, Wh,
+    ZoneId,
+};
+use gridshare_settlement::chain::{Chain, EvmChain};
+use gridshare_settlement::contracts::EnergySettlementVault;
+use gridshare_settlement::ledger::Tariff;
+use gridshare_settlement::merkle::MerkleTree;
+use gridshare_settlement::onchain::{Submitter, Wallet, deploy, view};
+use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig, derived_address, leaf_trade};
+use gridshare_storage::participants::{self, Participant};
+use gridshare_storage::{Db, chain_txs, market};
+use gridshare_testkit::ANVIL_KEY_0;
+
+const T0: i64 = 1_764_064_800_000; // an interval start
+
+fn iv(n: i64) -> DeliveryInterval {
+    DeliveryInterval::new(Timestamp(T0 + n * 900_000), IntervalLength::Min15).unwrap()
+}
+
+fn trade(id: u64, n: i64, buyer: u64, seller: u64, wh: i64, price: i64) -> TradeReport {
+    TradeReport {
+        trade_id: TradeId(id),
+        zone: ZoneId(1),
+        interval: iv(n),
+        buy_order: OrderId(id * 10),
+        sell_order: OrderId(id * 10 + 1),
+        buyer: ParticipantId(buyer),
+        seller: ParticipantId(seller),
+        quantity: Wh(wh),
+        price: MicroPerKwh(price),
+        grid_fee: MicroPerKwh(7_000),
+        at: Timestamp(T0 + n * 900_000 - 600_000),
+    }
+}
+
+async fn balance(chain: &EvmChain, vault: Address, who: Address) -> i128 {
+    let b: I256 = view(chain, vault, EnergySettlementVault::balanceOfCall { account: who })
+        .await
+        .unwrap();
+    i128::try_from(b).unwrap()
+}
+
+#[tokio::test]
+async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
+    let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
+    let chain = EvmChain::in_memory(&[key.address()]);
+    let wallet = Wallet::new(key, chain.chain_id().await.unwrap());
+    let mut s = Submitter::new(&chain, wallet.clone()).await.unwrap();
+    let d = deploy(&mut s, 10_000_000).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let ada: Address = "0x00000000000000000000000000000000000a0a0a".parse().unwrap();
+    for (id, addr) in [(1u64, Some(ada.to_string())), (2, None), (3, None)] {
+        participants::upsert(
+            &db,
+            &Participant {
+                id: ParticipantId(id),
+                name: format!("home {id}"),
+                role: "homeowner".into(),
+                evm_address: addr,
+                feeder_node: Some(id as u32),
+            },
+            Timestamp(0),
+        )
+        .await
+        .unwrap();
+    }
+    market::insert_trades(
+        &db,
+        &[
+            trade(1, 0, 2, 1, 1_500, 120_000),
+            trade(2, 0, 3, 1, 333, 118_000),
+            trade(3, 1, 1, 2, 700, 90_000),
+            trade(4, 5, 2, 3, 100, 100_000),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let (community, grid, utility) = (
+        Address::with_last_byte(0xC0),
+        Address::with_last_byte(0x60),
+        Address::with_last_byte(0x01),
+    );
+    let accounts = Accounts::load(&db, community, grid, utility).await.unwrap();
+    let cfg = StepConfig {
+        tariff: Tariff {
+            import: MicroPerKwh(300_000),
+            export: MicroPerKwh(80_000),
+        },
+        rules: IntervalRules::default(),
+        max_accounts: 500,
+        confirmations: 1,
+    };
+    let mut step = SettlementStep::new(&chain, &db, wallet.clone(), d.vault, cfg, accounts.clone())
+        .await
+        .unwrap();
+
+    // interval 1 ends at T0 + 30 min; with a 15-minute metering window it is due at T0 + 45 min
+    let now = Timestamp(T0 + 44 * 60_000);
+    assert_eq!(step.run(now).await.unwrap(), vec![1], "only interval 0 is due");
+    let now = Timestamp(T0 + 45 * 60_000);
+    assert_eq!(step.run(now).await.unwrap(), vec![2]);
+    assert_eq!(step.run(now).await.unwrap(), Vec::<u64>::new(), "nothing twice");
+
+    // balances: ada sold 1 500 + 333 Wh and bought 700 Wh
+    let sold = 1_500 * 120_000 / 1_000 + 333 * 118_000 / 1_000; // sellers round down
+    let bought = (700i128 * 97_000 + 999) / 1_000; // buyer pays price + fee, rounded up
+    assert_eq!(balance(&chain, d.vault, ada).await, sold - bought);
+    let fees: i128 = (1_500 * 7_000 + 333 * 7_000 + 700 * 7_000) / 1_000;
+    assert_eq!(
+        balance(&chain, d.vault, grid).await,
+        fees,
+        "network fees go to the grid operator"
+    );
+    let homes2 = balance(&chain, d.vault, derived_address(ParticipantId(2))).await;
+    let homes3 = balance(&chain, d.vault, derived_address(ParticipantId(3))).await;
+    let total = balance(&chain, d.vault, ada).await
+        + homes2
+        + homes3
+        + fees
+        + balance(&chain, d.vault, community).await
+        + balance(&chain, d.vault, utility).await;
+    assert_eq!(total, 0, "every batch sums to zero");
+
+    let stored = chain_txs::batches(&db, None, 10, false).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|b| b.status.as_str()).collect::<Vec<_>>(),
+        ["confirmed", "confirmed"]
+    );
+    assert_eq!(stored[1].trade_count, 2);
+
+    // a trade of batch 1 proves against the vault
+    let trades = market::trades_of_batch(&db, 1).await.unwrap();
+    let leaves: Vec<_> = trades.iter().map(|t| leaf_trade(t, &accounts).unwrap()).collect();
+    let tree = MerkleTree::from_trades(&leaves);
+    let ok = view(
+        &chain,
+        d.vault,
+        EnergySettlementVault::verifyTradeCall {
+            batchId: 1,
+            trade: leaves[1].clone(),
+            proof: tree.proof(1).unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(ok);
+    assert_eq!(
+        market::batch_of_trade(&db, 4).await.unwrap(),
+        None,
+        "interval 5 is not due yet"
+    );
+}
