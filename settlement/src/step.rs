@@ -142,6 +142,103 @@ pub fn leaf_trade(t: &TradeReport, accounts: &Accounts) -> Result<EnergySettleme
     })
 }
 
+/// A settled trade as the vault committed to it: the `Trade` struct of its Merkle leaf (what
+/// `verifyTrade` takes) and the leaf hash. Stored with the trade as JSON, so a proof served later
+/// matches the batch even if a participant's address changes afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OnchainTrade {
+    /// Trade id.
+    pub trade_id: u64,
+    /// Delivery interval start, ms.
+    pub interval_start_ms: u64,
+    /// Buyer's address.
+    pub buyer: String,
+    /// Seller's address.
+    pub seller: String,
+    /// Energy, Wh.
+    pub energy_wh: u64,
+    /// Price, µ/kWh.
+    pub price_micro_per_kwh: i64,
+    /// Grid fee, µ/kWh.
+    pub grid_fee_micro_per_kwh: u64,
+    /// What the buyer paid, µ.
+    pub buyer_pays_micro: i64,
+    /// What the seller received, µ.
+    pub seller_receives_micro: i64,
+    /// `keccak256(abi.encode(trade))`.
+    pub leaf: String,
+}
+
+impl From<&EnergySettlementVault::Trade> for OnchainTrade {
+    fn from(t: &EnergySettlementVault::Trade) -> Self {
+        Self {
+            trade_id: t.tradeId,
+            interval_start_ms: t.intervalStartMs,
+            buyer: t.buyer.to_string(),
+            seller: t.seller.to_string(),
+            energy_wh: t.energyWh,
+            price_micro_per_kwh: t.priceMicroPerKwh,
+            grid_fee_micro_per_kwh: t.gridFeeMicroPerKwh,
+            buyer_pays_micro: t.buyerPaysMicro as i64,
+            seller_receives_micro: t.sellerReceivesMicro as i64,
+            leaf: crate::merkle::leaf(t).to_string(),
+        }
+    }
+}
+
+impl OnchainTrade {
+    /// As stored.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// From storage.
+    pub fn from_json(s: &str) -> Result<Self, StepError> {
+        serde_json::from_str(s).map_err(|e| StepError::Inconsistent(format!("stored on-chain trade: {e}")))
+    }
+
+    /// The vault's `Trade` struct.
+    pub fn to_trade(&self) -> Result<EnergySettlementVault::Trade, StepError> {
+        let addr = |s: &str| {
+            s.parse::<Address>()
+                .map_err(|e| StepError::Inconsistent(format!("stored address {s:?}: {e}")))
+        };
+        Ok(EnergySettlementVault::Trade {
+            tradeId: self.trade_id,
+            intervalStartMs: self.interval_start_ms,
+            buyer: addr(&self.buyer)?,
+            seller: addr(&self.seller)?,
+            energyWh: self.energy_wh,
+            priceMicroPerKwh: self.price_micro_per_kwh,
+            gridFeeMicroPerKwh: self.grid_fee_micro_per_kwh,
+            buyerPaysMicro: i128::from(self.buyer_pays_micro),
+            sellerReceivesMicro: i128::from(self.seller_receives_micro),
+        })
+    }
+}
+
+/// The Merkle proof of trade `trade_id` in its batch: the stored on-chain trades of the batch
+/// (by trade id) rebuilt into the tree. None when the trade is not in those.
+pub fn proof_of(batch: &[(u64, String)], trade_id: u64) -> Result<Option<(OnchainTrade, Vec<B256>, B256)>, StepError> {
+    let trades = batch
+        .iter()
+        .map(|(_, j)| OnchainTrade::from_json(j))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaves = trades
+        .iter()
+        .map(|t| {
+            t.leaf
+                .parse::<B256>()
+                .map_err(|e| StepError::Inconsistent(format!("stored leaf: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(i) = batch.iter().position(|(id, _)| *id == trade_id) else {
+        return Ok(None);
+    };
+    let tree = MerkleTree::new(leaves);
+    Ok(tree.proof(i).map(|p| (trades[i].clone(), p, tree.root())))
+}
+
 fn settled(t: &TradeReport) -> SettledTrade {
     SettledTrade {
         trade_id: t.trade_id,
@@ -305,7 +402,11 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
                 trades_root: root.to_string(),
                 trade_count: trades.len() as u64,
                 deltas: deltas.iter().map(|(i, d)| (i.to_string(), *d as i64)).collect(),
-                trade_ids: trades.iter().map(|t| t.trade_id.0).collect(),
+                trades: trades
+                    .iter()
+                    .zip(&leaves)
+                    .map(|(t, l)| (t.trade_id.0, OnchainTrade::from(l).to_json()))
+                    .collect(),
             },
             crate::queue::now_ms(),
         )

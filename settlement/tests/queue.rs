@@ -40,7 +40,7 @@ async fn stored_batch(db: &Db, batch: &OnchainBatch) {
             trades_root: batch.trades_root.to_string(),
             trade_count: 2,
             deltas: batch.deltas.iter().map(|(i, d)| (i.to_string(), *d as i64)).collect(),
-            trade_ids: Vec::new(),
+            trades: Vec::new(),
         },
         0,
     )

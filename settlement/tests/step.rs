@@ -159,6 +159,13 @@ async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
     .await
     .unwrap();
     assert!(ok);
+    // and the proof served from storage is the same one
+    let stored = market::onchain_trades_of_batch(&db, 1).await.unwrap();
+    let (t, proof, root) = gridshare_settlement::step::proof_of(&stored, 2).unwrap().unwrap();
+    assert_eq!(root, tree.root());
+    assert_eq!(t.to_trade().unwrap(), leaves[1]);
+    assert_eq!(proof, tree.proof(1).unwrap());
+    assert!(gridshare_settlement::step::proof_of(&stored, 99).unwrap().is_none());
     assert_eq!(
         market::batch_of_trade(&db, 4).await.unwrap(),
         None,

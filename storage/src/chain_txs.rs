@@ -103,8 +103,9 @@ pub struct NewBatch {
     pub trade_count: u64,
     /// `(account, delta µ)`.
     pub deltas: Vec<(String, i64)>,
-    /// The trades it settles (their `batch_id` is set in the same transaction).
-    pub trade_ids: Vec<u64>,
+    /// The trades it settles, each with its on-chain form (JSON: leaf and addresses); their
+    /// `batch_id` and `onchain` are set in the same transaction.
+    pub trades: Vec<(u64, String)>,
 }
 
 /// Stores a batch with its deltas (status `built`), in one transaction.
@@ -112,7 +113,7 @@ pub async fn insert_batch(db: &Db, b: &NewBatch, now: i64) -> Result<()> {
     let sql = "INSERT INTO settlement_batches (batch_id, first_interval_start, last_interval_end, prev_state_hash, \
                trades_root, trade_count, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'built', $7, $7)";
     let delta_sql = "INSERT INTO batch_deltas (batch_id, account, delta) VALUES ($1, $2, $3)";
-    let trade_sql = "UPDATE trades SET batch_id = $1 WHERE trade_id = $2 AND batch_id IS NULL";
+    let trade_sql = "UPDATE trades SET batch_id = $1, onchain = $2 WHERE trade_id = $3 AND batch_id IS NULL";
     crate::db::with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         let q = match db {
@@ -135,12 +136,18 @@ pub async fn insert_batch(db: &Db, b: &NewBatch, now: i64) -> Result<()> {
             };
             q.bind(b.batch_id as i64).bind(account).bind(*delta).execute(&mut *tx).await?;
         }
-        for id in &b.trade_ids {
+        for (id, onchain) in &b.trades {
             let q = match db {
                 Db::Sqlite(_) => sqlx::query(sqlx::AssertSqlSafe(crate::db::sqlite_placeholders(trade_sql))),
                 Db::Postgres(_) => sqlx::query(trade_sql),
             };
-            let n = q.bind(b.batch_id as i64).bind(*id as i64).execute(&mut *tx).await?.rows_affected();
+            let n = q
+                .bind(b.batch_id as i64)
+                .bind(onchain)
+                .bind(*id as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if n != 1 {
                 return Err(StorageError::Refused {
                     constraint: "trades.batch_id".to_owned(),

@@ -177,3 +177,22 @@ pub async fn batch_of_trade(db: &Db, trade_id: u64) -> Result<Option<u64>> {
         Some(b) => Ok(b.map(|b| b as u64)),
     }
 }
+
+/// The on-chain form (JSON) of each trade of a batch, by trade id: the order of its Merkle leaves.
+pub async fn onchain_trades_of_batch(db: &Db, batch_id: u64) -> Result<Vec<(u64, String)>> {
+    let sql = "SELECT trade_id, onchain FROM trades WHERE batch_id = $1 ORDER BY trade_id";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(batch_id as i64).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let id = r.try_get::<i64, _>("trade_id")? as u64;
+                let json: Option<String> = r.try_get("onchain")?;
+                let json = json.ok_or_else(|| StorageError::Corrupt {
+                    field: "trades.onchain",
+                    reason: format!("trade {id} is in batch {batch_id} without its on-chain form"),
+                })?;
+                Ok((id, json))
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+}

@@ -329,7 +329,7 @@ async fn settlement_batches_and_their_transactions() {
             trades_root: format!("0x{}", "ab".repeat(32)),
             trade_count: 3,
             deltas: vec![("1".into(), -500), ("2".into(), 300), ("3".into(), 200)],
-            trade_ids: Vec::new(),
+            trades: Vec::new(),
         };
         chain_txs::insert_batch(db, &batch, 1).await.unwrap();
         assert!(

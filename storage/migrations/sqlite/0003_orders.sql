@@ -2,3 +2,6 @@
 -- names its delivery interval on its own).
 ALTER TABLE orders ADD COLUMN reason TEXT;
 ALTER TABLE trades ADD COLUMN interval_minutes INTEGER NOT NULL DEFAULT 15;
+-- A settled trade's Merkle leaf and the addresses it committed to (JSON), so
+-- its proof can be served later exactly as the vault verifies it.
+ALTER TABLE trades ADD COLUMN onchain TEXT;
