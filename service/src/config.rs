@@ -16,6 +16,17 @@
 //! durability = "every_command"      # or "none", or { group = { commands = 64, micros = 2000 } }
 //! intervals = { length = 15, gate_closure_minutes = 5, metering_window_minutes = 15 }
 //! engine = { tick = 1000, min_price = -500000, max_price = 2000000, … }   # matching-engine MarketConfig
+//!
+//! [chain]                           # absent rpc_url: the in-process EVM in data_dir/chain.log
+//! rpc_url = "https://…"
+//! settler_key = "0x…"               # or GRIDSHARE_SETTLER_KEY
+//! vault = "0x…"                     # absent: deploy at first start (data_dir/deployment.json)
+//! confirmations = 1
+//!
+//! [settlement]
+//! import_tariff = 300000            # µ/kWh
+//! export_tariff = 80000
+//! every_ms = 2000
 //! ```
 
 use std::net::SocketAddr;
@@ -114,6 +125,9 @@ pub struct Market {
     pub horizon: usize,
     /// Journal durability.
     pub durability: JournalDurability,
+    /// How much faster than real time the market clock runs (demos: 90 makes a 15-minute interval
+    /// pass in 10 s). The market time at first start is real time; it keeps running from there.
+    pub speed: f64,
     /// Interval length, gate closure, metering window.
     pub intervals: IntervalRules,
     /// Prices, quantities, limits and the feeder network.
@@ -126,8 +140,79 @@ impl Default for Market {
             zones: vec![1],
             horizon: 96,
             durability: JournalDurability::default(),
+            speed: 1.0,
             intervals: IntervalRules::default(),
             engine: MarketConfig::default(),
+        }
+    }
+}
+
+/// Where settlement goes on chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Chain {
+    /// A JSON-RPC node (`http(s)://…`); absent: the in-process EVM, durable in `data_dir/chain.log`.
+    pub rpc_url: Option<String>,
+    /// The settler's private key (hex). With the in-process EVM and no key, one is generated and
+    /// kept in `data_dir/settler.key`. Better given by environment: `GRIDSHARE_SETTLER_KEY`.
+    pub settler_key: Option<String>,
+    /// The deployed vault. Absent: the contracts are deployed at first start and their addresses
+    /// kept in `data_dir/deployment.json`.
+    pub vault: Option<String>,
+    /// Credit line per account when deploying, µ.
+    pub credit_line: u128,
+    /// Blocks on top before a settlement counts as final.
+    pub confirmations: u64,
+    /// Request timeout for the JSON-RPC node, ms.
+    pub rpc_timeout_ms: u64,
+    /// The community account (rounding remainders); default a derived placeholder.
+    pub community: Option<String>,
+    /// The grid operator's account (network fees).
+    pub grid_operator: Option<String>,
+    /// The utility's account (imbalance).
+    pub utility: Option<String>,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Self {
+            rpc_url: None,
+            settler_key: None,
+            vault: None,
+            credit_line: 100_000_000,
+            confirmations: 1,
+            rpc_timeout_ms: 10_000,
+            community: None,
+            grid_operator: None,
+            utility: None,
+        }
+    }
+}
+
+/// The settlement step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settlement {
+    /// Off: trades are recorded but not settled.
+    pub enabled: bool,
+    /// Utility import tariff, µ/kWh (what drawing from the utility costs).
+    pub import_tariff: i64,
+    /// Utility export tariff, µ/kWh (what the utility pays for energy fed in).
+    pub export_tariff: i64,
+    /// How often the step looks for due intervals, ms.
+    pub every_ms: u64,
+    /// Most accounts per settlement transaction.
+    pub max_accounts: usize,
+}
+
+impl Default for Settlement {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            import_tariff: 300_000,
+            export_tariff: 80_000,
+            every_ms: 2_000,
+            max_accounts: 1_500,
         }
     }
 }
@@ -144,6 +229,10 @@ pub struct Config {
     pub http: Http,
     /// Market.
     pub market: Market,
+    /// Chain.
+    pub chain: Chain,
+    /// Settlement.
+    pub settlement: Settlement,
 }
 
 impl Default for Config {
@@ -153,6 +242,8 @@ impl Default for Config {
             database: None,
             http: Http::default(),
             market: Market::default(),
+            chain: Chain::default(),
+            settlement: Settlement::default(),
         }
     }
 }
@@ -196,6 +287,22 @@ impl Config {
         if !(self.http.rate_per_second > 0.0 && self.http.rate_burst >= 1.0) {
             return Err(ConfigError::Invalid(
                 "http.rate_per_second must be > 0 and http.rate_burst ≥ 1".into(),
+            ));
+        }
+        if !(self.market.speed >= 1.0 && self.market.speed <= 100_000.0) {
+            return Err(ConfigError::Invalid(format!(
+                "market.speed: 1 to 100000, got {}",
+                self.market.speed
+            )));
+        }
+        if self.settlement.max_accounts == 0 || self.settlement.every_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "settlement.max_accounts and settlement.every_ms must be positive".into(),
+            ));
+        }
+        if self.chain.rpc_url.is_some() && self.settlement.enabled && self.chain.settler_key.is_none() {
+            return Err(ConfigError::Invalid(
+                "chain.settler_key (or GRIDSHARE_SETTLER_KEY) is required with chain.rpc_url".into(),
             ));
         }
         gridshare_matching_engine::Engine::new(self.market.engine.clone())

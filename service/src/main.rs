@@ -186,8 +186,42 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+/// Starts the accelerated market clock, if configured: market time is anchored to the first start
+/// (kept in `data_dir/clock.json`) and keeps running, stopped or not, at `speed`.
+fn start_clock(cfg: &Config) -> Result<(), String> {
+    if cfg.market.speed == 1.0 {
+        return Ok(());
+    }
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Anchor {
+        real_ms: i64,
+        speed: f64,
+    }
+    let real = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let path = cfg.data_dir.join("clock.json");
+    let anchor = match std::fs::read_to_string(&path) {
+        Ok(t) => serde_json::from_str::<Anchor>(&t).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(_) => {
+            let a = Anchor {
+                real_ms: real,
+                speed: cfg.market.speed,
+            };
+            std::fs::write(&path, serde_json::to_string(&a).unwrap_or_default())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            a
+        }
+    };
+    let market_now = anchor.real_ms + ((real - anchor.real_ms) as f64 * anchor.speed) as i64;
+    market::set_clock(gridshare_domain::Timestamp(market_now), anchor.speed);
+    tracing::info!(speed = anchor.speed, "market clock accelerated");
+    Ok(())
+}
+
 async fn serve(cfg: Config) -> Result<(), String> {
     let db = open_db(&cfg).await?;
+    start_clock(&cfg)?;
     let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|e| {
         format!(
             "cannot listen on {}: {e} (is another process using the port?)",
@@ -208,6 +242,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
+    let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
+    let settlement = gridshare::settle::start(&cfg, db.clone(), settlement_stop).await?;
     let scheduler = tokio::spawn(market::schedule(
         market.clone(),
         cfg.zones(),
@@ -241,6 +277,12 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let _ = scheduler.await;
     market.flush().await.map_err(|e| e.to_string())?;
     drop(market);
+    let _ = stop_settlement.send(true);
+    if let Some(task) = settlement
+        && tokio::time::timeout(Duration::from_secs(60), task).await.is_err()
+    {
+        tracing::error!("the settlement step did not finish within 60 s; its batch resumes at the next start");
+    }
     if tokio::time::timeout(Duration::from_secs(30), recorder).await.is_err() {
         tracing::error!("the recorder did not drain within 30 s; the journal holds every command");
     }

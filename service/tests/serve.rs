@@ -255,3 +255,90 @@ fn a_bad_config_file_is_named_with_its_line() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--listen") && help.contains("GRIDSHARE_LISTEN"), "{help}");
 }
+
+#[test]
+fn trades_settle_on_the_in_process_chain_with_a_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("fast.toml");
+    // 900× real time: a 15-minute interval passes in 1 s, its metering window in another
+    std::fs::write(
+        &config,
+        "[market]\nzones = [1]\nhorizon = 6\nspeed = 900.0\n[settlement]\nevery_ms = 200\n",
+    )
+    .unwrap();
+    admin(
+        &data,
+        &[
+            "participant",
+            "--id",
+            "1",
+            "--name",
+            "A",
+            "--role",
+            "homeowner",
+            "--node",
+            "1",
+        ],
+    );
+    admin(
+        &data,
+        &[
+            "participant",
+            "--id",
+            "2",
+            "--name",
+            "B",
+            "--role",
+            "homeowner",
+            "--node",
+            "2",
+        ],
+    );
+    let seller = admin(&data, &["api-key", "--participant", "1", "--scopes", "read,trade"]);
+    let buyer = admin(&data, &["api-key", "--participant", "2", "--scopes", "read,trade"]);
+    let port = gridshare_testkit::free_port().unwrap();
+    let server = serve(&data, &config, port);
+
+    let (_, books) = http(port, "GET", "/api/v1/markets", &seller, None);
+    let interval = books[3]["interval"].as_str().unwrap().to_owned();
+    let order =
+        |side: &str| json!({"zone": 1, "interval": interval, "side": side, "quantity_wh": 250, "price": 100_000});
+    let (st, ack) = http(port, "POST", "/api/v1/orders", &seller, Some(order("sell")));
+    assert_eq!(st, 201, "{ack}");
+    let (st, ack) = http(port, "POST", "/api/v1/orders", &buyer, Some(order("buy")));
+    assert_eq!((st, ack["status"].as_str()), (201, Some("filled")), "{ack}");
+    let trade_id = ack["trades"][0]["trade_id"].as_u64().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let batch = loop {
+        let (_, batches) = http(port, "GET", "/api/v1/settlement/batches", &buyer, None);
+        if let Some(b) = batches
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["status"] == "confirmed"))
+        {
+            break b.clone();
+        }
+        assert!(Instant::now() < deadline, "no confirmed batch within 60 s: {batches}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(batch["batch_id"], 1);
+    assert_eq!(batch["trades"], 1);
+    assert_eq!(batch["transactions"][0]["status"], "confirmed", "{batch}");
+
+    let (st, proof) = http(port, "GET", &format!("/api/v1/trades/{trade_id}/proof"), &seller, None);
+    assert_eq!(st, 200, "{proof}");
+    assert_eq!(proof["root"], batch["trades_root"]);
+    assert_eq!(proof["trade"]["energy_wh"], 250);
+    assert!(data.join("deployment.json").exists() && data.join("chain.log").exists());
+
+    // after a restart the chain and the batches are the same: nothing settles twice
+    terminate(server);
+    let server = serve(&data, &config, port);
+    std::thread::sleep(Duration::from_millis(600));
+    let (_, batches) = http(port, "GET", "/api/v1/settlement/batches", &buyer, None);
+    assert_eq!(batches.as_array().unwrap().len(), 1, "{batches}");
+    let (st, again) = http(port, "GET", &format!("/api/v1/trades/{trade_id}/proof"), &buyer, None);
+    assert_eq!((st, &again["root"]), (200, &proof["root"]));
+    terminate(server);
+}

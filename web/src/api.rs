@@ -467,7 +467,8 @@ pub struct Page {
 }
 
 impl Page {
-    fn limit(self) -> Result<u32, ApiError> {
+    /// The page size asked for, checked.
+    pub fn limit(self) -> Result<u32, ApiError> {
         match self.limit.unwrap_or(100) {
             n @ 1..=500 => Ok(n),
             n => Err(ApiError::bad_request(

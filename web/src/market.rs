@@ -30,13 +30,30 @@ use gridshare_storage::Db;
 use gridshare_storage::orders::{self, Change, OrderRecord, OrderStatus};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// Milliseconds since the epoch now.
-pub fn now() -> Timestamp {
+fn wall_clock() -> Timestamp {
     Timestamp(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
     )
+}
+
+/// The market's clock when it runs faster than real time (demos): the market time at a moment
+/// and how fast it runs from there.
+static CLOCK: std::sync::OnceLock<(Timestamp, std::time::Instant, f64)> = std::sync::OnceLock::new();
+
+/// Makes the process's market clock run `speed` times faster than real time, reading `at` now.
+/// Set once, at start (later calls are ignored, so the clock never jumps).
+pub fn set_clock(at: Timestamp, speed: f64) {
+    let _ = CLOCK.set((at, std::time::Instant::now(), speed));
+}
+
+/// Market time now, in ms since the epoch: the wall clock, or the accelerated clock.
+pub fn now() -> Timestamp {
+    match CLOCK.get() {
+        None => wall_clock(),
+        Some((at, since, speed)) => Timestamp(at.0 + (since.elapsed().as_secs_f64() * speed * 1000.0) as i64),
+    }
 }
 
 /// Why the market could not do something.

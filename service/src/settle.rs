@@ -1,0 +1,188 @@
+//! Starting settlement for `gridshare serve`: the chain (the in-process EVM by default, durable in
+//! the data directory, or a JSON-RPC node), the settler key, the contract deployment, and the
+//! task that runs [`SettlementStep::run`] on a timer until shutdown — finishing the step it is in.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use alloy::primitives::{Address, keccak256};
+use alloy::signers::local::PrivateKeySigner;
+use gridshare_domain::MicroPerKwh;
+use gridshare_settlement::chain::{Chain, EvmChain, RpcChain};
+use gridshare_settlement::ledger::Tariff;
+use gridshare_settlement::onchain::{Deployment, Submitter, Wallet, deploy};
+use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig};
+use gridshare_storage::Db;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// A system account's address: configured, or a derived placeholder nobody holds a key for.
+fn system_account(configured: Option<&str>, name: &str) -> Result<Address, String> {
+    match configured {
+        Some(s) => s
+            .parse()
+            .map_err(|e| format!("chain.{name}: {s:?} is not an address: {e}")),
+        None => Ok(Address::from_slice(
+            &keccak256(format!("gridshare:account:{name}"))[12..],
+        )),
+    }
+}
+
+/// The settler key: configured, or (in-process EVM only) generated once and kept in the data
+/// directory, readable by its owner only.
+fn settler_key(cfg: &Config) -> Result<PrivateKeySigner, String> {
+    if let Some(k) = &cfg.chain.settler_key {
+        return PrivateKeySigner::from_str(k.trim()).map_err(|e| format!("chain.settler_key: {e}"));
+    }
+    let path = cfg.data_dir.join("settler.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return PrivateKeySigner::from_str(text.trim()).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("generating a settler key: {e}"))?;
+    let key = PrivateKeySigner::from_slice(&bytes).map_err(|e| format!("generating a settler key: {e}"))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(&path)
+        .and_then(|mut f| f.write_all(alloy::hex::encode(bytes).as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(key)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DeploymentFile {
+    chain_id: u64,
+    token: Address,
+    vault: Address,
+}
+
+async fn deployment<C: Chain>(chain: &C, cfg: &Config, wallet: &Wallet) -> Result<Address, String> {
+    if let Some(v) = &cfg.chain.vault {
+        return v.parse().map_err(|e| format!("chain.vault: {v:?}: {e}"));
+    }
+    let path = cfg.data_dir.join("deployment.json");
+    let chain_id = chain.chain_id().await.map_err(|e| e.to_string())?;
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let d: DeploymentFile = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if d.chain_id != chain_id {
+            return Err(format!(
+                "{}: deployed on chain {}, but the node is chain {chain_id}",
+                path.display(),
+                d.chain_id
+            ));
+        }
+        return Ok(d.vault);
+    }
+    let mut s = Submitter::new(chain, wallet.clone()).await.map_err(|e| e.to_string())?;
+    let Deployment { token, vault } = deploy(&mut s, cfg.chain.credit_line)
+        .await
+        .map_err(|e| format!("deploying the contracts: {e}"))?;
+    let file = DeploymentFile { chain_id, token, vault };
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap_or_default())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    tracing::info!(%token, %vault, "contracts deployed");
+    Ok(vault)
+}
+
+/// Starts settlement; the task ends after the step in progress when `shutdown` turns true.
+pub async fn start(
+    cfg: &Config,
+    db: Db,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    if !cfg.settlement.enabled {
+        return Ok(None);
+    }
+    let key = settler_key(cfg)?;
+    let step = StepConfig {
+        tariff: Tariff {
+            import: MicroPerKwh(cfg.settlement.import_tariff),
+            export: MicroPerKwh(cfg.settlement.export_tariff),
+        },
+        rules: cfg.market.intervals,
+        max_accounts: cfg.settlement.max_accounts,
+        confirmations: cfg.chain.confirmations,
+    };
+    let system = (
+        system_account(cfg.chain.community.as_deref(), "community")?,
+        system_account(cfg.chain.grid_operator.as_deref(), "grid_operator")?,
+        system_account(cfg.chain.utility.as_deref(), "utility")?,
+    );
+    let every = Duration::from_millis(cfg.settlement.every_ms);
+    match &cfg.chain.rpc_url {
+        Some(url) => {
+            let chain =
+                RpcChain::new(url, Duration::from_millis(cfg.chain.rpc_timeout_ms)).map_err(|e| e.to_string())?;
+            let wallet = Wallet::new(key, chain.chain_id().await.map_err(|e| format!("chain {url}: {e}"))?);
+            let vault = deployment(&chain, cfg, &wallet).await?;
+            Ok(Some(tokio::spawn(run(
+                chain, db, wallet, vault, step, system, every, shutdown,
+            ))))
+        }
+        None => {
+            let log = cfg.data_dir.join("chain.log");
+            let chain = EvmChain::open(&log, &[key.address()]).map_err(|e| e.to_string())?;
+            let wallet = Wallet::new(key, gridshare_settlement::chain::EVM_CHAIN_ID);
+            let vault = deployment(&chain, cfg, &wallet).await?;
+            tracing::info!(chain = %log.display(), %vault, "in-process EVM");
+            Ok(Some(tokio::spawn(run(
+                chain, db, wallet, vault, step, system, every, shutdown,
+            ))))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run<C: Chain + 'static>(
+    chain: C,
+    db: Db,
+    wallet: Wallet,
+    vault: Address,
+    cfg: StepConfig,
+    (community, grid, utility): (Address, Address, Address),
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut step = None;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let accounts = Accounts::load(&db, community, grid, utility).await;
+        match (accounts, &mut step) {
+            (Err(e), _) => tracing::warn!(error = %e, "settlement: loading accounts"),
+            (Ok(a), Some(s)) => {
+                let s: &mut SettlementStep<'_, C> = s;
+                s.accounts = a;
+            }
+            (Ok(a), None) => match SettlementStep::new(&chain, &db, wallet.clone(), vault, cfg, a).await {
+                Ok(s) => step = Some(s),
+                Err(e) => tracing::warn!(error = %e, "settlement: reading the vault"),
+            },
+        }
+        if let Some(s) = step.as_mut() {
+            match s.run(gridshare_web::market::now()).await {
+                Ok(ids) if !ids.is_empty() => tracing::info!(batches = ?ids, "settlement batches confirmed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "settlement step stopped; it will try again"),
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// True when `path` holds a deployment (for tests and tools).
+pub fn deployed(data_dir: &Path) -> bool {
+    data_dir.join("deployment.json").exists()
+}
