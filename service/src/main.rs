@@ -232,9 +232,11 @@ async fn serve(cfg: Config) -> Result<(), String> {
         dir: cfg.data_dir.join("engine"),
         durability: cfg.market.durability.into(),
     };
-    let (market, recorder) = Market::start(cfg.market.engine.clone(), Some(journal), db.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let metrics = Arc::new(gridshare_web::Metrics::new());
+    let (market, recorder) =
+        Market::start_with_metrics(cfg.market.engine.clone(), Some(journal), db.clone(), metrics.clone())
+            .await
+            .map_err(|e| e.to_string())?;
     let homes = participants::list(&db).await.map_err(|e| e.to_string())?;
     market::add_participants(
         &market,
@@ -243,7 +245,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
-    let settlement = gridshare::settle::start(&cfg, db.clone(), settlement_stop).await?;
+    let settlement = gridshare::settle::start(&cfg, db.clone(), settlement_stop, metrics.clone()).await?;
     let scheduler = tokio::spawn(market::schedule(
         market.clone(),
         cfg.zones(),
@@ -253,6 +255,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         Duration::from_millis(250),
     ));
     let state = AppState {
+        metrics,
         db: Some(db.clone()),
         market: Some(market.clone()),
         limiter: Arc::new(RateLimiter::new(RateLimit {

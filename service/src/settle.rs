@@ -13,9 +13,12 @@ use gridshare_domain::MicroPerKwh;
 use gridshare_settlement::chain::{Chain, EvmChain, RpcChain};
 use gridshare_settlement::ledger::Tariff;
 use gridshare_settlement::onchain::{Deployment, Submitter, Wallet, deploy};
-use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig};
+use gridshare_settlement::queue::QueueError;
+use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig, StepError};
 use gridshare_storage::Db;
+use gridshare_web::Metrics;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -97,6 +100,7 @@ pub async fn start(
     cfg: &Config,
     db: Db,
     shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
     if !cfg.settlement.enabled {
         return Ok(None);
@@ -124,7 +128,7 @@ pub async fn start(
             let wallet = Wallet::new(key, chain.chain_id().await.map_err(|e| format!("chain {url}: {e}"))?);
             let vault = deployment(&chain, cfg, &wallet).await?;
             Ok(Some(tokio::spawn(run(
-                chain, db, wallet, vault, step, system, every, shutdown,
+                chain, db, wallet, vault, step, system, every, shutdown, metrics,
             ))))
         }
         None => {
@@ -134,7 +138,7 @@ pub async fn start(
             let vault = deployment(&chain, cfg, &wallet).await?;
             tracing::info!(chain = %log.display(), %vault, "in-process EVM");
             Ok(Some(tokio::spawn(run(
-                chain, db, wallet, vault, step, system, every, shutdown,
+                chain, db, wallet, vault, step, system, every, shutdown, metrics,
             ))))
         }
     }
@@ -150,6 +154,7 @@ async fn run<C: Chain + 'static>(
     (community, grid, utility): (Address, Address, Address),
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 ) {
     let mut step = None;
     loop {
@@ -170,9 +175,19 @@ async fn run<C: Chain + 'static>(
         }
         if let Some(s) = step.as_mut() {
             match s.run(gridshare_web::market::now()).await {
-                Ok(ids) if !ids.is_empty() => tracing::info!(batches = ?ids, "settlement batches confirmed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "settlement step stopped; it will try again"),
+                Ok(ids) => {
+                    for _ in &ids {
+                        metrics.batch("confirmed");
+                    }
+                    if !ids.is_empty() {
+                        tracing::info!(batches = ?ids, "settlement batches confirmed");
+                    }
+                }
+                Err(e) => {
+                    let parked = matches!(e, StepError::Queue(QueueError::Parked { .. }));
+                    metrics.batch(if parked { "parked" } else { "retrying" });
+                    tracing::warn!(error = %e, "settlement step stopped; it will try again");
+                }
             }
         }
         tokio::select! {

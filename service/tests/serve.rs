@@ -54,6 +54,14 @@ fn http(port: u16, method: &str, path: &str, key: &str, body: Option<Value>) -> 
     (status, v)
 }
 
+fn metrics_text(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    r
+}
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -331,6 +339,15 @@ fn trades_settle_on_the_in_process_chain_with_a_proof() {
     assert_eq!(proof["root"], batch["trades_root"]);
     assert_eq!(proof["trade"]["energy_wh"], 250);
     assert!(data.join("deployment.json").exists() && data.join("chain.log").exists());
+    let metrics = metrics_text(port);
+    for line in [
+        "gridshare_trades_total 1",
+        "gridshare_traded_wh_total 250",
+        "gridshare_orders_total{result=\"accepted\"} 2",
+        "gridshare_settlement_batches_total{status=\"confirmed\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing from:\n{metrics}");
+    }
 
     // after a restart the chain and the batches are the same: nothing settles twice
     terminate(server);

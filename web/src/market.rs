@@ -396,6 +396,17 @@ impl Market {
         journal: Option<JournalConfig>,
         db: Db,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), MarketError> {
+        Self::start_with_metrics(cfg, journal, db, Arc::default()).await
+    }
+
+    /// [`Self::start`], counting orders, trades and gate closures in `metrics` (from the engine
+    /// thread: atomic counters, exact, and never waiting).
+    pub async fn start_with_metrics(
+        cfg: MarketConfig,
+        journal: Option<JournalConfig>,
+        db: Db,
+        metrics: Arc<crate::Metrics>,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), MarketError> {
         let mut projector = Projector::default();
         let core = match &journal {
             None => Core::Memory(Box::new(
@@ -435,7 +446,7 @@ impl Market {
         let feed_tx = feed.clone();
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || run_engine(core, projector, rx, feed_tx, to_recorder))
+            .spawn(move || run_engine(core, projector, rx, feed_tx, to_recorder, &metrics))
             .map_err(|e| MarketError::Recovery(format!("cannot start the engine thread: {e}")))?;
         Ok((Self { requests, feed }, recorder))
     }
@@ -488,6 +499,7 @@ fn run_engine(
     mut rx: mpsc::Receiver<Request>,
     feed: broadcast::Sender<Arc<Outcome>>,
     recorder: mpsc::UnboundedSender<Vec<Change>>,
+    metrics: &crate::Metrics,
 ) {
     let apply = |core: &mut Core,
                  projector: &mut Projector,
@@ -499,6 +511,7 @@ fn run_engine(
         let mut events = Vec::new();
         core.apply(&cmd, &mut events)?;
         let owners = projector.owners(&cmd, &events);
+        count(metrics, &cmd, &events);
         let mut books = Vec::new();
         if feed.receiver_count() > 0 {
             let touched = match cmd {
@@ -539,6 +552,7 @@ fn run_engine(
         Ok(outcome)
     };
     while let Some(req) = rx.blocking_recv() {
+        metrics.engine_queue.set(rx.len() as i64);
         match req {
             Request::Submit(o, reply) => {
                 let id = OrderId(projector.max_id + 1);
@@ -589,6 +603,40 @@ fn run_engine(
     }
     if let Err(e) = core.flush() {
         tracing::error!(error = %e, "flushing the journal at shutdown");
+    }
+}
+
+fn count(m: &crate::Metrics, cmd: &Command, events: &[Event]) {
+    use crate::metrics::ResultLabels;
+    let order_cmd = matches!(
+        cmd,
+        Command::Submit { .. } | Command::Cancel { .. } | Command::Amend { .. }
+    );
+    for e in events {
+        match *e {
+            Event::Accepted { .. } => {
+                m.orders
+                    .get_or_create(&ResultLabels {
+                        result: "accepted".into(),
+                    })
+                    .inc();
+            }
+            Event::Rejected { reason, .. } if order_cmd => {
+                let code = serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                m.orders.get_or_create(&ResultLabels { result: code }).inc();
+            }
+            Event::Trade { quantity, .. } => {
+                m.trades.inc();
+                m.traded_wh.inc_by(quantity.0.max(0) as u64);
+            }
+            Event::BookClosed { .. } => {
+                m.gate_closures.inc();
+            }
+            _ => {}
+        }
     }
 }
 

@@ -32,6 +32,20 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels of an order outcome: `accepted`, or the reject code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `accepted` or a reject code (`price_off_tick`, `book_closed`, ...).
+    pub result: String,
+}
+
+/// Labels of a settlement batch outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BatchLabels {
+    /// `confirmed`, `parked` or `retrying`.
+    pub status: String,
+}
+
 /// The service's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -42,6 +56,20 @@ pub struct Metrics {
     pub messages_in: Family<KindLabels, Counter>,
     /// Messages rejected, by reason.
     pub messages_rejected: Family<ReasonLabels, Counter>,
+    /// Orders and cancels/amends the engine took or refused, by result.
+    pub orders: Family<ResultLabels, Counter>,
+    /// Trades made.
+    pub trades: Counter,
+    /// Energy traded, Wh.
+    pub traded_wh: Counter,
+    /// Gates closed (books auctioned).
+    pub gate_closures: Counter,
+    /// WebSocket clients dropped for being too slow.
+    pub ws_dropped: Counter,
+    /// Settlement batches, by how a step ended for them.
+    pub batches: Family<BatchLabels, Counter>,
+    /// Commands waiting for the engine (sampled at each command).
+    pub engine_queue: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Default for Metrics {
@@ -57,6 +85,28 @@ impl Metrics {
         let http_requests = Family::<HttpLabels, Counter>::default();
         let messages_in = Family::<KindLabels, Counter>::default();
         let messages_rejected = Family::<ReasonLabels, Counter>::default();
+        let orders = Family::<ResultLabels, Counter>::default();
+        let trades = Counter::default();
+        let traded_wh = Counter::default();
+        let gate_closures = Counter::default();
+        let ws_dropped = Counter::default();
+        let batches = Family::<BatchLabels, Counter>::default();
+        let engine_queue = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register("orders", "Order commands by result", orders.clone());
+        registry.register("trades", "Trades made", trades.clone());
+        registry.register("traded_wh", "Energy traded, Wh", traded_wh.clone());
+        registry.register(
+            "gate_closures",
+            "Books closed by their gate-closure auction",
+            gate_closures.clone(),
+        );
+        registry.register(
+            "ws_dropped",
+            "WebSocket clients dropped as too slow",
+            ws_dropped.clone(),
+        );
+        registry.register("settlement_batches", "Settlement batches by outcome", batches.clone());
+        registry.register("engine_queue", "Commands waiting for the engine", engine_queue.clone());
         registry.register("http_requests", "HTTP requests answered", http_requests.clone());
         registry.register("messages_in", "Gateway messages accepted", messages_in.clone());
         registry.register(
@@ -69,6 +119,13 @@ impl Metrics {
             http_requests,
             messages_in,
             messages_rejected,
+            orders,
+            trades,
+            traded_wh,
+            gate_closures,
+            ws_dropped,
+            batches,
+            engine_queue,
         }
     }
 
@@ -77,6 +134,15 @@ impl Metrics {
         self.messages_rejected
             .get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count one settlement batch outcome.
+    pub fn batch(&self, status: &str) {
+        self.batches
+            .get_or_create(&BatchLabels {
+                status: status.to_owned(),
             })
             .inc();
     }

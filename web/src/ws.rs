@@ -55,7 +55,8 @@ pub async fn ws(
         )
     })?;
     let rx = market.subscribe();
-    Ok(upgrade.on_upgrade(move |socket| feed(socket, rx, who)))
+    let metrics = state.metrics.clone();
+    Ok(upgrade.on_upgrade(move |socket| feed(socket, rx, who, metrics)))
 }
 
 /// The frames one outcome gives this caller.
@@ -137,7 +138,12 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     .await;
 }
 
-async fn feed(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<Arc<Outcome>>, who: Principal) {
+async fn feed(
+    mut socket: WebSocket,
+    mut rx: tokio::sync::broadcast::Receiver<Arc<Outcome>>,
+    who: Principal,
+    metrics: Arc<crate::Metrics>,
+) {
     loop {
         tokio::select! {
             next = rx.recv() => match next {
@@ -148,6 +154,7 @@ async fn feed(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<Ar
                             Ok(Err(_)) => return, // the client went away
                             Err(_) => {
                                 tracing::info!(participant = %who.participant, "WebSocket client too slow; dropped");
+                                metrics.ws_dropped.inc();
                                 close(&mut socket, CLOSE_TOO_SLOW, "too slow: a frame waited over 5 s").await;
                                 return;
                             }
@@ -156,6 +163,7 @@ async fn feed(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<Ar
                 }
                 Err(RecvError::Lagged(n)) => {
                     tracing::info!(participant = %who.participant, behind = n, "WebSocket client lagged; dropped");
+                    metrics.ws_dropped.inc();
                     close(&mut socket, CLOSE_TOO_SLOW, &format!("too slow: fell {n} updates behind; reconnect and reload over REST")).await;
                     return;
                 }
