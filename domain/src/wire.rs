@@ -142,6 +142,26 @@ pub struct CancelOrder {
     pub order_id: OrderId,
 }
 
+/// The market's answer to a gateway's order or cancel, published (unsigned, JSON) on the
+/// gateway's `orders/ack` topic. The market gives every order its own id; `client_order_id` is
+/// the id the gateway chose, so it can match the answer and cancel later with its own id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderAck {
+    /// Format version (1).
+    pub v: u8,
+    /// The gateway's id for the order.
+    pub client_order_id: OrderId,
+    /// The market's id, when it accepted the order.
+    pub order_id: Option<OrderId>,
+    /// `accepted`, `rejected`, `cancelled` (a cancel went through) or `filled` (at once).
+    pub status: String,
+    /// The reason code when rejected (`price_off_tick`, `book_closed`, `unknown_order`, …).
+    pub reason: Option<String>,
+    /// Filled at once, Wh.
+    pub filled: Wh,
+}
+
 /// A trade as published to the two parties and the public tape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

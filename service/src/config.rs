@@ -17,6 +17,9 @@
 //! intervals = { length = 15, gate_closure_minutes = 5, metering_window_minutes = 15 }
 //! engine = { tick = 1000, min_price = -500000, max_price = 2000000, … }   # matching-engine MarketConfig
 //!
+//! [mqtt]
+//! url = "mqtt://user:password@host:1883"   # gateways' broker; absent: no gateway intake
+//!
 //! [chain]                           # absent rpc_url: the in-process EVM in data_dir/chain.log
 //! rpc_url = "https://…"
 //! settler_key = "0x…"               # or GRIDSHARE_SETTLER_KEY
@@ -147,6 +150,25 @@ impl Default for Market {
     }
 }
 
+/// The MQTT broker the gateways publish to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mqtt {
+    /// `mqtt://user:password@host:port`; absent: no gateway intake.
+    pub url: Option<String>,
+    /// The service's client id (fixed, so the broker keeps its session while it restarts).
+    pub client_id: String,
+}
+
+impl Default for Mqtt {
+    fn default() -> Self {
+        Self {
+            url: None,
+            client_id: "gridshare-market".into(),
+        }
+    }
+}
+
 /// Where settlement goes on chain.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -229,6 +251,8 @@ pub struct Config {
     pub http: Http,
     /// Market.
     pub market: Market,
+    /// MQTT.
+    pub mqtt: Mqtt,
     /// Chain.
     pub chain: Chain,
     /// Settlement.
@@ -242,6 +266,7 @@ impl Default for Config {
             database: None,
             http: Http::default(),
             market: Market::default(),
+            mqtt: Mqtt::default(),
             chain: Chain::default(),
             settlement: Settlement::default(),
         }
@@ -294,6 +319,9 @@ impl Config {
                 "market.speed: 1 to 100000, got {}",
                 self.market.speed
             )));
+        }
+        if let Some(url) = &self.mqtt.url {
+            crate::mqtt::Broker::parse(url).map_err(|e| ConfigError::Invalid(format!("mqtt.url: {e}")))?;
         }
         if self.settlement.max_accounts == 0 || self.settlement.every_ms == 0 {
             return Err(ConfigError::Invalid(

@@ -14,4 +14,5 @@
 
 pub mod config;
 pub mod ingest;
+pub mod mqtt;
 pub mod settle;

@@ -40,6 +40,9 @@ enum Cmd {
         /// Address for the HTTP API (overrides `http.listen`).
         #[arg(long, env = "GRIDSHARE_LISTEN")]
         listen: Option<std::net::SocketAddr>,
+        /// The gateways' MQTT broker, `mqtt://user:password@host:port` (overrides `mqtt.url`).
+        #[arg(long, env = "GRIDSHARE_MQTT_URL")]
+        mqtt: Option<String>,
     },
     /// Add or update a participant (a home, trader, operator…).
     Participant {
@@ -89,8 +92,13 @@ fn load(cli: &Cli) -> Result<Config, String> {
     if let Some(db) = &cli.database {
         cfg.database = Some(db.clone());
     }
-    if let Cmd::Serve { listen: Some(l) } = cli.command {
-        cfg.http.listen = l;
+    if let Cmd::Serve { listen, mqtt } = &cli.command {
+        if let Some(l) = listen {
+            cfg.http.listen = *l;
+        }
+        if let Some(m) = mqtt {
+            cfg.mqtt.url = Some(m.clone());
+        }
     }
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)
@@ -244,6 +252,21 @@ async fn serve(cfg: Config) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
+    let (stop_mqtt, mqtt_stop) = tokio::sync::watch::channel(false);
+    let mqtt = match &cfg.mqtt.url {
+        None => None,
+        Some(url) => {
+            let broker = gridshare::mqtt::Broker::parse(url)?;
+            Some(tokio::spawn(gridshare::mqtt::run(
+                broker,
+                cfg.mqtt.client_id.clone(),
+                db.clone(),
+                market.clone(),
+                metrics.clone(),
+                mqtt_stop,
+            )))
+        }
+    };
     let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
     let settlement = gridshare::settle::start(&cfg, db.clone(), settlement_stop, metrics.clone()).await?;
     let scheduler = tokio::spawn(market::schedule(
@@ -276,6 +299,14 @@ async fn serve(cfg: Config) -> Result<(), String> {
 
     // Intake is stopped: close the books' scheduler, flush the journal, let the recorder drain.
     tracing::info!("shutting down: flushing the journal and the recorder");
+    let _ = stop_mqtt.send(true);
+    if let Some(task) = mqtt {
+        match tokio::time::timeout(Duration::from_secs(10), task).await {
+            Ok(Ok(Err(e))) => tracing::error!("MQTT intake: {e}"),
+            Err(_) => tracing::error!("MQTT intake did not stop within 10 s"),
+            _ => {}
+        }
+    }
     scheduler.abort();
     let _ = scheduler.await;
     market.flush().await.map_err(|e| e.to_string())?;

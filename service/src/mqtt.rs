@@ -1,0 +1,412 @@
+//! Gateways over MQTT: the market service's client subscribes to every gateway's upstream topics,
+//! checks each publish with [`Ingest`] (topic, registration, signature, sequence, timestamp),
+//! and routes it: telemetry to batched storage, orders and cancels into the same market handle as
+//! the API (answered on the gateway's `orders/ack` topic), presence and demand-response reports
+//! counted. A bad message is counted under its reason and dropped; it never stops the loop.
+//!
+//! **No data lost.** Subscriptions are QoS 1 with manual acknowledgement: a telemetry publish is
+//! acknowledged to the broker only after its batch is committed, an order only after the engine
+//! has journaled it. After a crash the broker re-delivers what was not acknowledged (the session
+//! is persistent: fixed client id, `clean_session = false`); storage is idempotent on (gateway,
+//! sequence, device), so a re-delivered sample is stored once. Replay windows are saved with
+//! every batch, so a restart does not reopen old sequence numbers.
+//!
+//! **Order ids.** A gateway names its orders with its own ids; the market gives each its own.
+//! The mapping is kept for the orders of this run, so a gateway can cancel by its id; after a
+//! restart of the service, cancel by the market id from the ack.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gridshare_domain::envelope::{FreshnessPolicy, Verifier};
+use gridshare_domain::topics::{self, Channel};
+use gridshare_domain::wire::OrderAck;
+use gridshare_domain::{GatewayId, OrderId, ParticipantId, Wh};
+use gridshare_matching_engine::{Command, Event};
+use gridshare_storage::Db;
+use gridshare_storage::gateways;
+use gridshare_storage::readings::{self, Reading};
+use gridshare_web::Metrics;
+use gridshare_web::market::{Market, NewOrder, now};
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::watch;
+
+use crate::ingest::{Inbound, Ingest};
+
+/// Where the broker is, from `mqtt://user:password@host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+}
+
+impl Broker {
+    /// Parses `mqtt://[user:password@]host[:port]` (port 1883 by default).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("mqtt://")
+            .ok_or_else(|| format!("MQTT URL {url:?}: expected mqtt://[user:password@]host[:port]"))?;
+        let (auth, hostport) = match rest.rsplit_once('@') {
+            Some((a, h)) => (Some(a), h),
+            None => (None, rest),
+        };
+        let hostport = hostport.trim_end_matches('/');
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse()
+                    .map_err(|_| format!("MQTT URL {url:?}: port {p:?} is not a number"))?,
+            ),
+            None => (hostport, 1883),
+        };
+        if host.is_empty() {
+            return Err(format!("MQTT URL {url:?}: no host"));
+        }
+        let (username, password) = match auth {
+            None => (None, None),
+            Some(a) => match a.split_once(':') {
+                Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
+                None => (Some(a.to_owned()), None),
+            },
+        };
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            username,
+            password,
+        })
+    }
+}
+
+/// Telemetry rows buffered before a write.
+const MAX_BATCH: usize = 5_000;
+/// Longest a sample waits in the buffer.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often the registered gateways are reloaded (new commissions, revocations).
+const RELOAD_EVERY: Duration = Duration::from_secs(10);
+
+struct State {
+    db: Db,
+    market: Market,
+    metrics: Arc<Metrics>,
+    ingest: Ingest,
+    owners: HashMap<GatewayId, ParticipantId>,
+    /// (gateway, its order id) → the market's id, for this run's orders.
+    client_ids: HashMap<(GatewayId, OrderId), OrderId>,
+    buffer: Vec<Reading>,
+    pending_acks: Vec<Publish>,
+    touched: Vec<GatewayId>,
+}
+
+async fn load_gateways(
+    db: &Db,
+    ingest: &mut Ingest,
+    owners: &mut HashMap<GatewayId, ParticipantId>,
+) -> Result<(), String> {
+    let active = gateways::active(db).await.map_err(|e| e.to_string())?;
+    let live: std::collections::HashSet<GatewayId> = active.iter().map(|g| g.id).collect();
+    for gone in owners.keys().filter(|g| !live.contains(g)).copied().collect::<Vec<_>>() {
+        ingest.verifier_mut().revoke(gone);
+        owners.remove(&gone);
+    }
+    for g in active {
+        if owners.insert(g.id, g.owner).is_none() {
+            ingest.verifier_mut().register(g.id, g.public_key, g.window);
+        }
+    }
+    Ok(())
+}
+
+/// Runs the MQTT side until `shutdown`: then flushes the telemetry buffer, saves the replay
+/// windows and disconnects.
+pub async fn run(
+    broker: Broker,
+    client_id: String,
+    db: Db,
+    market: Market,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let mut opts = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    opts.set_keep_alive(Duration::from_secs(15));
+    opts.set_clean_session(false);
+    opts.set_manual_acks(true);
+    opts.set_max_packet_size(256 * 1024, 256 * 1024);
+    if let (Some(u), Some(p)) = (&broker.username, &broker.password) {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    let (client, mut events) = AsyncClient::new(opts, 10_000);
+    let mut st = State {
+        db,
+        market,
+        metrics,
+        ingest: Ingest::new(Verifier::new(FreshnessPolicy::default())),
+        owners: HashMap::new(),
+        client_ids: HashMap::new(),
+        buffer: Vec::new(),
+        pending_acks: Vec::new(),
+        touched: Vec::new(),
+    };
+    load_gateways(&st.db, &mut st.ingest, &mut st.owners).await?;
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let mut reload = tokio::time::interval(RELOAD_EVERY);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        tokio::select! {
+            ev = events.poll() => match ev {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_millis(200);
+                    tracing::info!(host = %broker.host, port = broker.port, "connected to the MQTT broker");
+                    for ch in Channel::ALL.into_iter().filter(|c| c.is_upstream()) {
+                        if let Err(e) = client.try_subscribe(topics::all_gateways(ch), QoS::AtLeastOnce) {
+                            tracing::error!(error = %e, "subscribing");
+                        }
+                    }
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                    handle(&mut st, &client, p).await;
+                    if st.buffer.len() >= MAX_BATCH {
+                        flush_buffer(&mut st, &client).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection lost; reconnecting");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            },
+            _ = flush.tick() => flush_buffer(&mut st, &client).await,
+            _ = reload.tick() => {
+                if let Err(e) = load_gateways(&st.db, &mut st.ingest, &mut st.owners).await {
+                    tracing::warn!(error = %e, "reloading gateways");
+                }
+            }
+            _ = shutdown.changed() => {
+                flush_buffer(&mut st, &client).await;
+                let _ = client.disconnect().await;
+                // let the acknowledgements and the disconnect go out
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                while tokio::time::Instant::now() < deadline {
+                    match tokio::time::timeout(Duration::from_millis(200), events.poll()).await {
+                        Ok(Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) => break,
+                        _ => {}
+                    }
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn ack(client: &AsyncClient, p: &Publish) {
+    if let Err(e) = client.try_ack(p) {
+        tracing::warn!(error = %e, "acknowledging a publish");
+    }
+}
+
+fn answer(client: &AsyncClient, gateway: GatewayId, a: &OrderAck) {
+    let topic = topics::topic(gateway, Channel::OrderAck);
+    let body = serde_json::to_vec(a).unwrap_or_default();
+    if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, body) {
+        tracing::warn!(%gateway, error = %e, "publishing an order ack");
+    }
+}
+
+fn reject_code(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        Event::Rejected { reason, .. } => serde_json::to_value(reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned)),
+        _ => None,
+    })
+}
+
+async fn handle(st: &mut State, client: &AsyncClient, p: Publish) {
+    let inbound = match st.ingest.handle(&p.topic, &p.payload, now()) {
+        Ok(i) => i,
+        Err(e) => {
+            st.metrics.reject(e.reason());
+            tracing::debug!(topic = %p.topic, error = %e, "gateway message rejected");
+            ack(client, &p); // nothing to keep: a bad message is counted and dropped
+            return;
+        }
+    };
+    match inbound {
+        Inbound::Telemetry { gateway, seq, samples } => {
+            st.metrics.messages_in.get_or_create(&kind("telemetry")).inc();
+            st.buffer
+                .extend(samples.into_iter().map(|sample| Reading { gateway, seq, sample }));
+            st.touched.push(gateway);
+            st.pending_acks.push(p);
+        }
+        Inbound::Order { gateway, order } => {
+            st.metrics.messages_in.get_or_create(&kind("order")).inc();
+            let Some(&owner) = st.owners.get(&gateway) else {
+                ack(client, &p);
+                return;
+            };
+            let result = st
+                .market
+                .submit(NewOrder {
+                    owner,
+                    gateway: Some(gateway),
+                    zone: order.zone,
+                    interval: order.interval,
+                    side: order.side,
+                    quantity: order.quantity,
+                    price: order.limit_price,
+                    tif: order.tif,
+                    mode: order.mode,
+                })
+                .await;
+            let a = match result {
+                Ok(o) => match reject_code(&o.events) {
+                    Some(reason) => OrderAck {
+                        v: 1,
+                        client_order_id: order.order_id,
+                        order_id: None,
+                        status: "rejected".into(),
+                        reason: Some(reason),
+                        filled: Wh(0),
+                    },
+                    None => {
+                        let filled: i64 = o
+                            .events
+                            .iter()
+                            .filter_map(|e| match e {
+                                Event::Trade { quantity, .. } => Some(quantity.0),
+                                _ => None,
+                            })
+                            .sum();
+                        if let Some(id) = o.order_id {
+                            st.client_ids.insert((gateway, order.order_id), id);
+                        }
+                        OrderAck {
+                            v: 1,
+                            client_order_id: order.order_id,
+                            order_id: o.order_id,
+                            status: if filled >= order.quantity.0 {
+                                "filled"
+                            } else {
+                                "accepted"
+                            }
+                            .into(),
+                            reason: None,
+                            filled: Wh(filled),
+                        }
+                    }
+                },
+                Err(e) => {
+                    // the engine is down: do not acknowledge, the broker re-delivers after restart
+                    tracing::error!(error = %e, "order from a gateway not taken");
+                    return;
+                }
+            };
+            answer(client, gateway, &a);
+            ack(client, &p);
+        }
+        Inbound::Cancel { gateway, cancel } => {
+            st.metrics.messages_in.get_or_create(&kind("cancel")).inc();
+            let Some(&owner) = st.owners.get(&gateway) else {
+                ack(client, &p);
+                return;
+            };
+            let id = st
+                .client_ids
+                .get(&(gateway, cancel.order_id))
+                .copied()
+                .unwrap_or(cancel.order_id);
+            let result = st.market.command(Command::Cancel { at: now(), id, owner }).await;
+            let a = match result {
+                Ok(o) => {
+                    let reason = reject_code(&o.events);
+                    OrderAck {
+                        v: 1,
+                        client_order_id: cancel.order_id,
+                        order_id: Some(id),
+                        status: if reason.is_some() { "rejected" } else { "cancelled" }.into(),
+                        reason,
+                        filled: Wh(0),
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cancel from a gateway not taken");
+                    return;
+                }
+            };
+            answer(client, gateway, &a);
+            ack(client, &p);
+        }
+        Inbound::DrReport { .. } => {
+            // demand response is not built yet: counted, acknowledged
+            st.metrics.messages_in.get_or_create(&kind("dr_report")).inc();
+            ack(client, &p);
+        }
+        Inbound::Status { gateway, online } => {
+            st.metrics.messages_in.get_or_create(&kind("status")).inc();
+            tracing::info!(%gateway, online, "gateway presence");
+            ack(client, &p);
+        }
+    }
+}
+
+fn kind(k: &str) -> gridshare_web::metrics::KindLabels {
+    gridshare_web::metrics::KindLabels { kind: k.to_owned() }
+}
+
+/// Writes the buffered samples in one transaction, saves the replay windows of the gateways
+/// they came from, then acknowledges their publishes. On a database error everything stays
+/// buffered (and unacknowledged) for the next try.
+async fn flush_buffer(st: &mut State, client: &AsyncClient) {
+    if st.buffer.is_empty() {
+        return;
+    }
+    if let Err(e) = readings::insert_batch(&st.db, &st.buffer).await {
+        tracing::warn!(error = %e, rows = st.buffer.len(), "storing telemetry failed; will retry");
+        return;
+    }
+    st.touched.sort_unstable();
+    st.touched.dedup();
+    for g in std::mem::take(&mut st.touched) {
+        if let Some(w) = st.ingest.verifier_mut().window(g)
+            && let Err(e) = gateways::save_window(&st.db, g, w).await
+        {
+            tracing::warn!(gateway = %g, error = %e, "saving a replay window");
+        }
+    }
+    st.buffer.clear();
+    for p in std::mem::take(&mut st.pending_acks) {
+        ack(client, &p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            Broker::parse("mqtt://u:p@127.0.0.1:1884").unwrap(),
+            Broker {
+                host: "127.0.0.1".into(),
+                port: 1884,
+                username: Some("u".into()),
+                password: Some("p".into())
+            }
+        );
+        assert_eq!(Broker::parse("mqtt://broker").unwrap().port, 1883);
+        assert!(Broker::parse("http://x").unwrap_err().contains("mqtt://"));
+        assert!(Broker::parse("mqtt://h:port").unwrap_err().contains("port"));
+        assert!(Broker::parse("mqtt://").is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! Gateways over a real MQTT broker (Mosquitto): signed telemetry is stored once, replays,
+//! forgeries and garbage are counted under their reason, orders and cancels go through the
+//! market and are answered on the gateway's ack topic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gridshare::mqtt::{self, Broker};
+use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
+use gridshare_domain::topics::{self, Channel};
+use gridshare_domain::wire::{
+    CancelOrder, DeviceKind, DeviceStatus, Message, NewOrder, OrderAck, Quality, Telemetry, TelemetrySample,
+};
+use gridshare_domain::{
+    DeliveryInterval, DeviceId, GatewayId, IntervalLength, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId,
+    Side, TimeInForce, Timestamp, W, Wh, ZoneId,
+};
+use gridshare_matching_engine::{Command, MarketConfig};
+use gridshare_storage::Db;
+use gridshare_storage::gateways::{self, Gateway};
+use gridshare_storage::participants::{self, Participant};
+use gridshare_storage::readings;
+use gridshare_web::Metrics;
+use gridshare_web::market::{Market, add_participants, now};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+fn interval() -> DeliveryInterval {
+    DeliveryInterval::new(Timestamp(4_102_444_800_000), IntervalLength::Min15).unwrap()
+}
+
+fn key(n: u8) -> GatewayKey {
+    GatewayKey::from_bytes(&[n; 32]).unwrap()
+}
+
+fn sealed(k: &GatewayKey, gw: u64, seq: u64, msg: &Message) -> Vec<u8> {
+    serde_json::to_vec(&k.seal(GatewayId(gw), seq, now(), msg).unwrap()).unwrap()
+}
+
+fn telemetry(watts: i64) -> Message {
+    Message::Telemetry(Telemetry {
+        samples: vec![TelemetrySample {
+            device: DeviceId::new("meter").unwrap(),
+            kind: DeviceKind::GridMeter,
+            at: now(),
+            power_w: Some(W(watts)),
+            energy_in_wh: Some(Wh(10)),
+            energy_out_wh: Some(Wh(0)),
+            soc_permille: None,
+            status: DeviceStatus::Ok,
+            quality: Quality::Good,
+        }],
+    })
+}
+
+fn order(id: u64, side: Side, qty: i64, price: i64) -> Message {
+    Message::Order(NewOrder {
+        order_id: OrderId(id),
+        zone: ZoneId(1),
+        interval: interval(),
+        side,
+        quantity: Wh(qty),
+        limit_price: MicroPerKwh(price),
+        tif: TimeInForce::GoodTillGateClosure,
+        mode: OrderMode::Continuous,
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+async fn stored(db: &Db, gw: u64) -> usize {
+    readings::list(db, GatewayId(gw), "meter", Timestamp(0), Timestamp(i64::MAX))
+        .await
+        .unwrap()
+        .len()
+}
+
+fn rejected(m: &Metrics, reason: &str) -> u64 {
+    m.messages_rejected
+        .get_or_create(&gridshare_web::metrics::ReasonLabels {
+            reason: reason.to_owned(),
+        })
+        .get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_messages_are_verified_stored_and_answered() {
+    let Some(url) = gridshare_testkit::service(gridshare_testkit::MQTT_URL, "Mosquitto") else {
+        return;
+    };
+    let broker = Broker::parse(&url).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    // gateway ids unique per run: the broker is shared and keeps retained state per topic
+    let base = (std::process::id() as u64 % 100_000) * 10;
+    let (g7, g8) = (base + 7, base + 8);
+    for (p, g, k) in [(1u64, g7, 7u8), (2, g8, 8)] {
+        participants::upsert(
+            &db,
+            &Participant {
+                id: ParticipantId(p),
+                name: format!("home {p}"),
+                role: "homeowner".into(),
+                evm_address: None,
+                feeder_node: Some(p as u32),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+        gateways::register(
+            &db,
+            &Gateway {
+                id: GatewayId(g),
+                owner: ParticipantId(p),
+                installer: None,
+                public_key: key(k).public(),
+                feeder_node: NodeId(p as u32),
+                window: ReplayWindow::default(),
+                revoked_at: None,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    let (market, _) = Market::start(MarketConfig::default(), None, db.clone()).await.unwrap();
+    add_participants(&market, [(ParticipantId(1), NodeId(1)), (ParticipantId(2), NodeId(2))])
+        .await
+        .unwrap();
+    market
+        .command(Command::OpenBook {
+            zone: ZoneId(1),
+            interval: interval(),
+        })
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let service = tokio::spawn(mqtt::run(
+        broker.clone(),
+        unique("gs-market"),
+        db.clone(),
+        market.clone(),
+        metrics.clone(),
+        stopped,
+    ));
+
+    // a test gateway client, listening on both gateways' ack topics
+    let mut opts = MqttOptions::new(unique("gs-gw"), broker.host.clone(), broker.port);
+    opts.set_credentials(broker.username.clone().unwrap(), broker.password.clone().unwrap());
+    let (gw, mut events) = AsyncClient::new(opts, 100);
+    let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<(String, OrderAck)>();
+    tokio::spawn(async move {
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let a: OrderAck = serde_json::from_slice(&p.payload).unwrap();
+                let _ = acks_tx.send((p.topic.clone(), a));
+            }
+        }
+    });
+    for g in [g7, g8] {
+        gw.subscribe(topics::topic(GatewayId(g), Channel::OrderAck), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+    }
+    let tele7 = topics::topic(GatewayId(g7), Channel::Telemetry);
+    let send = |topic: String, body: Vec<u8>| {
+        let gw = gw.clone();
+        async move { gw.publish(topic, QoS::AtLeastOnce, false, body).await.unwrap() }
+    };
+
+    // telemetry: until the service has subscribed, publishes may go nowhere; new sequence each try
+    let mut seq = 0;
+    for _ in 0..50 {
+        seq += 1;
+        send(tele7.clone(), sealed(&key(7), g7, seq, &telemetry(300))).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if stored(&db, g7).await > 0 {
+            break;
+        }
+    }
+    assert!(stored(&db, g7).await > 0, "telemetry stored");
+    let before = stored(&db, g7).await;
+
+    // a replay, a forgery (gateway 8's key on gateway 7's topic), garbage
+    let replay = sealed(&key(7), g7, seq, &telemetry(999));
+    send(tele7.clone(), replay).await;
+    send(tele7.clone(), sealed(&key(8), g8, 1, &telemetry(5))).await;
+    send(tele7.clone(), b"{not json".to_vec()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rejected(&metrics, "replayed") + rejected(&metrics, "wrong_sender") + rejected(&metrics, "malformed") < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "three rejections counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rejected(&metrics, "replayed"), 1);
+    assert_eq!(rejected(&metrics, "wrong_sender"), 1);
+    assert_eq!(rejected(&metrics, "malformed"), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(stored(&db, g7).await, before, "nothing stored from them");
+
+    // orders: accepted, filled, then a cancel by the gateway's own id, and an off-tick price
+    let orders7 = topics::topic(GatewayId(g7), Channel::Orders);
+    let orders8 = topics::topic(GatewayId(g8), Channel::Orders);
+    // one sequence per gateway across its channels: orders continue after the telemetry
+    send(
+        orders7.clone(),
+        sealed(&key(7), g7, seq + 1, &order(501, Side::Sell, 500, 120_000)),
+    )
+    .await;
+    let next = async |acks: &mut tokio::sync::mpsc::UnboundedReceiver<(String, OrderAck)>| {
+        tokio::time::timeout(Duration::from_secs(10), acks.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let (topic, a) = next(&mut acks).await;
+    assert_eq!(topic, topics::topic(GatewayId(g7), Channel::OrderAck));
+    assert_eq!(
+        (a.client_order_id, a.status.as_str()),
+        (OrderId(501), "accepted"),
+        "{a:?}"
+    );
+    let market_id = a.order_id.unwrap();
+    send(
+        orders8.clone(),
+        sealed(&key(8), g8, 10, &order(77, Side::Buy, 200, 130_000)),
+    )
+    .await;
+    let (topic, a) = next(&mut acks).await;
+    assert_eq!(topic, topics::topic(GatewayId(g8), Channel::OrderAck));
+    assert_eq!((a.status.as_str(), a.filled), ("filled", Wh(200)), "{a:?}");
+    let cancel = Message::Cancel(CancelOrder { order_id: OrderId(501) });
+    send(orders7.clone(), sealed(&key(7), g7, seq + 2, &cancel)).await;
+    let (_, a) = next(&mut acks).await;
+    assert_eq!((a.status.as_str(), a.order_id), ("cancelled", Some(market_id)), "{a:?}");
+    send(
+        orders7.clone(),
+        sealed(&key(7), g7, seq + 3, &order(502, Side::Sell, 100, 120_500)),
+    )
+    .await;
+    let (_, a) = next(&mut acks).await;
+    assert_eq!(
+        (a.status.as_str(), a.reason.as_deref()),
+        ("rejected", Some("price_off_tick"))
+    );
+
+    // the gateway's orders are recorded as coming from it
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let o = gridshare_storage::orders::get(&db, market_id).await.unwrap().unwrap();
+    assert_eq!((o.gateway, o.filled), (Some(GatewayId(g7)), Wh(200)));
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), service)
+        .await
+        .expect("stops on request")
+        .unwrap()
+        .unwrap();
+}
