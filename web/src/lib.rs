@@ -19,6 +19,7 @@ pub mod market;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+pub mod readings;
 pub mod settlement;
 pub mod ws;
 
@@ -130,6 +131,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/ws", get(ws::ws))
         .route("/api/v1/trades/{id}/proof", get(settlement::proof))
         .route("/api/v1/settlement/batches", get(settlement::batches))
+        .route("/api/v1/gateways", get(readings::list))
+        .route("/api/v1/gateways/{id}/readings", get(readings::readings))
         .route("/api/v1/markets", get(api::books))
         .route("/api/v1/markets/{zone}/depth", get(api::depth))
         .route("/api/v1/markets/{zone}/trades", get(api::book_trades))

@@ -23,7 +23,7 @@ use crate::health::HealthBody;
         crate::account::list_keys, crate::account::revoke_key, crate::api::place_order, crate::api::cancel_order, crate::api::amend_order,
         crate::api::my_orders, crate::api::my_trades, crate::api::books, crate::api::depth,
         crate::api::book_trades, crate::api::results, crate::ws::ws,
-        crate::settlement::batches, crate::settlement::proof,
+        crate::settlement::batches, crate::settlement::proof, crate::readings::list, crate::readings::readings,
     ),
     components(schemas(ErrorBody, ErrorDetail, HealthBody)),
     modifiers(&BearerKey),
@@ -32,6 +32,7 @@ use crate::health::HealthBody;
         (name = "account", description = "Who a key acts for"),
         (name = "orders", description = "Order entry, my orders and trades"),
         (name = "markets", description = "Books, depth, trades and gate-closure results"),
+        (name = "readings", description = "Gateways and their readings as time buckets"),
         (name = "settlement", description = "Settlement batches on chain and proofs of trades"),
     ),
 )]
