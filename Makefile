@@ -1,10 +1,10 @@
 # `make check` is exactly what CI runs (via scripts/test.sh, which also starts
 # the test services). Each step can be run alone.
-.PHONY: check fmt-check clippy test wasm-check contracts-check compose-check bench
+.PHONY: check fmt-check clippy test wasm-check contracts-check compose-check api-check bench
 
 CARGO ?= cargo
 
-check: fmt-check clippy test wasm-check contracts-check compose-check
+check: fmt-check clippy test wasm-check contracts-check compose-check api-check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -24,6 +24,10 @@ contracts-check:
 # No container engine runs in CI: validate the compose file offline.
 compose-check:
 	POSTGRES_PASSWORD=check docker-compose -f docker-compose.yml config -q
+
+# schemathesis against a live server: no 5xx, every documented response matches its schema.
+api-check:
+	scripts/api-check.sh
 
 bench:
 	$(CARGO) bench --workspace

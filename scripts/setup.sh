@@ -5,7 +5,7 @@
 # Needs: a Rust toolchain from rustup (https://rustup.rs), Node.js with npm,
 # Python 3 with pip. Installs: PostgreSQL server, Mosquitto, socat (Debian
 # packages); a wasm32 target (rustup, else Debian's rustc-web); Foundry
-# (forge/anvil) and solc from npm; Python test peers (pymodbus) from PyPI.
+# (forge/anvil) and solc from npm; Python test tools (schemathesis, pymodbus) from PyPI.
 # Nothing is downloaded at run time; nothing here reaches past the package
 # registries.
 set -euo pipefail
@@ -24,6 +24,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt mosqui
 command -v mosquitto_pub >/dev/null || need_apt mosquitto-clients
 command -v socat >/dev/null || need_apt socat
 command -v make >/dev/null || need_apt make
+command -v curl >/dev/null || need_apt curl
 command -v docker-compose >/dev/null || need_apt docker-compose
 
 # wasm32: rustup's target where it can be downloaded; Debian's rustc-web (with
@@ -49,14 +50,17 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/d
     sudo_ systemctl stop mosquitto || true
 fi
 
-# Python peers for interop tests and independent test-vector generators.
+# Python test tools from PyPI: schemathesis (API fuzzing, scripts/api-check.sh), peers for
+# interop tests and independent test-vector generators.
 py_reqs=()
-for f in gateway/tests/interop/requirements.txt contracts/test-vectors/requirements.txt; do
+reqs="scripts/requirements-test.txt gateway/tests/interop/requirements.txt contracts/test-vectors/requirements.txt"
+for f in $reqs; do
     [ -f "$f" ] && py_reqs+=(-r "$f")
 done
 if [ ${#py_reqs[@]} -gt 0 ]; then
     stamp=.setup-python.stamp
-    sum=$(cat gateway/tests/interop/requirements.txt contracts/test-vectors/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
+    # shellcheck disable=SC2086
+    sum=$(cat $reqs 2>/dev/null | sha256sum | cut -c1-16)
     if [ "$(cat "${CARGO_TARGET_DIR:-target}/$stamp" 2>/dev/null)" != "$sum" ]; then
         log "installing Python test packages"
         python3 -m pip install --quiet --disable-pip-version-check "${py_reqs[@]}"
