@@ -162,6 +162,21 @@ pub struct OrderAck {
     pub filled: Wh,
 }
 
+/// A fill of a gateway's order, published (unsigned, JSON) on the gateway's `market/result` topic
+/// as the trade happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fill {
+    /// Format version (1).
+    pub v: u8,
+    /// The gateway's id for the order.
+    pub client_order_id: OrderId,
+    /// The market's id for it.
+    pub order_id: OrderId,
+    /// The trade.
+    pub trade: TradeReport,
+}
+
 /// A trade as published to the two parties and the public tape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

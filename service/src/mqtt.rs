@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use gridshare_domain::envelope::{FreshnessPolicy, Verifier};
 use gridshare_domain::topics::{self, Channel};
-use gridshare_domain::wire::OrderAck;
+use gridshare_domain::wire::{Fill, OrderAck, TradeReport};
 use gridshare_domain::{GatewayId, OrderId, ParticipantId, Wh};
 use gridshare_matching_engine::{Command, Event};
 use gridshare_storage::Db;
@@ -100,6 +100,8 @@ struct State {
     owners: HashMap<GatewayId, ParticipantId>,
     /// (gateway, its order id) → the market's id, for this run's orders.
     client_ids: HashMap<(GatewayId, OrderId), OrderId>,
+    /// The market's id → (gateway, its order id), to route fills.
+    by_market_id: HashMap<OrderId, (GatewayId, OrderId)>,
     buffer: Vec<Reading>,
     pending_acks: Vec<Publish>,
     touched: Vec<GatewayId>,
@@ -150,11 +152,13 @@ pub async fn run(
         ingest: Ingest::new(Verifier::new(FreshnessPolicy::default())),
         owners: HashMap::new(),
         client_ids: HashMap::new(),
+        by_market_id: HashMap::new(),
         buffer: Vec::new(),
         pending_acks: Vec::new(),
         touched: Vec::new(),
     };
     load_gateways(&st.db, &mut st.ingest, &mut st.owners).await?;
+    let mut feed = st.market.subscribe();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut reload = tokio::time::interval(RELOAD_EVERY);
     let mut backoff = Duration::from_millis(200);
@@ -182,6 +186,13 @@ pub async fn run(
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
+            },
+            outcome = feed.recv() => match outcome {
+                Ok(o) => publish_fills(&st, &client, &o),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "MQTT fills fell behind the market; gateways can read their trades over the API");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
             _ = flush.tick() => flush_buffer(&mut st, &client).await,
             _ = reload.tick() => {
@@ -288,6 +299,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish) {
                             .sum();
                         if let Some(id) = o.order_id {
                             st.client_ids.insert((gateway, order.order_id), id);
+                            st.by_market_id.insert(id, (gateway, order.order_id));
                         }
                         OrderAck {
                             v: 1,
@@ -354,6 +366,61 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish) {
             st.metrics.messages_in.get_or_create(&kind("status")).inc();
             tracing::info!(%gateway, online, "gateway presence");
             ack(client, &p);
+        }
+    }
+}
+
+/// Sends each gateway the fills of its orders in `o`, on its `market/result` topic.
+fn publish_fills(st: &State, client: &AsyncClient, o: &gridshare_web::market::Outcome) {
+    for e in &o.events {
+        let Event::Trade {
+            trade_id,
+            zone,
+            interval,
+            buy,
+            sell,
+            buyer,
+            seller,
+            quantity,
+            price,
+            grid_fee,
+            at,
+            ..
+        } = *e
+        else {
+            continue;
+        };
+        let trade = TradeReport {
+            trade_id,
+            zone,
+            interval,
+            buy_order: buy,
+            sell_order: sell,
+            buyer,
+            seller,
+            quantity,
+            price,
+            grid_fee,
+            at,
+        };
+        for id in [buy, sell] {
+            if let Some(&(gateway, client_order_id)) = st.by_market_id.get(&id) {
+                let fill = Fill {
+                    v: 1,
+                    client_order_id,
+                    order_id: id,
+                    trade: trade.clone(),
+                };
+                let topic = topics::topic(gateway, Channel::MarketResult);
+                if let Err(e) = client.try_publish(
+                    topic,
+                    QoS::AtLeastOnce,
+                    false,
+                    serde_json::to_vec(&fill).unwrap_or_default(),
+                ) {
+                    tracing::warn!(%gateway, error = %e, "publishing a fill");
+                }
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use gridshare::mqtt::{self, Broker};
 use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::{
-    CancelOrder, DeviceKind, DeviceStatus, Message, NewOrder, OrderAck, Quality, Telemetry, TelemetrySample,
+    CancelOrder, DeviceKind, DeviceStatus, Fill, Message, NewOrder, OrderAck, Quality, Telemetry, TelemetrySample,
 };
 use gridshare_domain::{
     DeliveryInterval, DeviceId, GatewayId, IntervalLength, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId,
@@ -158,18 +158,26 @@ async fn gateway_messages_are_verified_stored_and_answered() {
     opts.set_credentials(broker.username.clone().unwrap(), broker.password.clone().unwrap());
     let (gw, mut events) = AsyncClient::new(opts, 100);
     let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<(String, OrderAck)>();
+    let (fills_tx, mut fills) = tokio::sync::mpsc::unbounded_channel::<(String, Fill)>();
     tokio::spawn(async move {
         while let Ok(ev) = events.poll().await {
             if let Event::Incoming(Packet::Publish(p)) = ev {
-                let a: OrderAck = serde_json::from_slice(&p.payload).unwrap();
-                let _ = acks_tx.send((p.topic.clone(), a));
+                if p.topic.ends_with("/market/result") {
+                    let f: Fill = serde_json::from_slice(&p.payload).unwrap();
+                    let _ = fills_tx.send((p.topic.clone(), f));
+                } else {
+                    let a: OrderAck = serde_json::from_slice(&p.payload).unwrap();
+                    let _ = acks_tx.send((p.topic.clone(), a));
+                }
             }
         }
     });
     for g in [g7, g8] {
-        gw.subscribe(topics::topic(GatewayId(g), Channel::OrderAck), QoS::AtLeastOnce)
-            .await
-            .unwrap();
+        for ch in [Channel::OrderAck, Channel::MarketResult] {
+            gw.subscribe(topics::topic(GatewayId(g), ch), QoS::AtLeastOnce)
+                .await
+                .unwrap();
+        }
     }
     let tele7 = topics::topic(GatewayId(g7), Channel::Telemetry);
     let send = |topic: String, body: Vec<u8>| {
@@ -237,6 +245,23 @@ async fn gateway_messages_are_verified_stored_and_answered() {
     let (topic, a) = next(&mut acks).await;
     assert_eq!(topic, topics::topic(GatewayId(g8), Channel::OrderAck));
     assert_eq!((a.status.as_str(), a.filled), ("filled", Wh(200)), "{a:?}");
+    // both sides hear of the fill, each under its own order id
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let (topic, f) = tokio::time::timeout(Duration::from_secs(10), fills.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.trade.quantity, Wh(200));
+        got.push((topic, f.client_order_id));
+    }
+    got.sort();
+    let mut want = vec![
+        (topics::topic(GatewayId(g7), Channel::MarketResult), OrderId(501)),
+        (topics::topic(GatewayId(g8), Channel::MarketResult), OrderId(77)),
+    ];
+    want.sort();
+    assert_eq!(got, want);
     let cancel = Message::Cancel(CancelOrder { order_id: OrderId(501) });
     send(orders7.clone(), sealed(&key(7), g7, seq + 2, &cancel)).await;
     let (_, a) = next(&mut acks).await;
