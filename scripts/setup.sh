@@ -53,14 +53,16 @@ fi
 # Python test tools from PyPI: schemathesis (API fuzzing, scripts/api-check.sh), peers for
 # interop tests and independent test-vector generators.
 py_reqs=()
-reqs="scripts/requirements-test.txt gateway/tests/interop/requirements.txt contracts/test-vectors/requirements.txt"
-for f in $reqs; do
-    [ -f "$f" ] && py_reqs+=(-r "$f")
+py_files=()
+for f in scripts/requirements-test.txt gateway/tests/interop/requirements.txt contracts/test-vectors/requirements.txt; do
+    if [ -f "$f" ]; then
+        py_reqs+=(-r "$f")
+        py_files+=("$f")
+    fi
 done
 if [ ${#py_reqs[@]} -gt 0 ]; then
     stamp=.setup-python.stamp
-    # shellcheck disable=SC2086
-    sum=$(cat $reqs 2>/dev/null | sha256sum | cut -c1-16)
+    sum=$(cat "${py_files[@]}" | sha256sum | cut -c1-16)
     if [ "$(cat "${CARGO_TARGET_DIR:-target}/$stamp" 2>/dev/null)" != "$sum" ]; then
         log "installing Python test packages"
         python3 -m pip install --quiet --disable-pip-version-check "${py_reqs[@]}"
