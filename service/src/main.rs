@@ -253,6 +253,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let (stop_mqtt, mqtt_stop) = tokio::sync::watch::channel(false);
+    let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
     let mqtt = match &cfg.mqtt.url {
         None => None,
         Some(url) => {
@@ -263,6 +264,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 db.clone(),
                 market.clone(),
                 metrics.clone(),
+                dr_in,
                 mqtt_stop,
             )))
         }
@@ -278,6 +280,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         Duration::from_millis(250),
     ));
     let state = AppState {
+        dr_out: mqtt.is_some().then_some(dr_out),
         metrics,
         db: Some(db.clone()),
         market: Some(market.clone()),

@@ -1,8 +1,9 @@
 //! Gateways over MQTT: the market service's client subscribes to every gateway's upstream topics,
 //! checks each publish with [`Ingest`] (topic, registration, signature, sequence, timestamp),
 //! and routes it: telemetry to batched storage, orders and cancels into the same market handle as
-//! the API (answered on the gateway's `orders/ack` topic), presence and demand-response reports
-//! counted. A bad message is counted under its reason and dropped; it never stops the loop.
+//! the API (answered on the gateway's `orders/ack` topic), demand-response reports stored,
+//! presence counted; demand-response events from the operator's API go out on each targeted
+//! gateway's `dr/event` topic. A bad message is counted under its reason and dropped; it never stops the loop.
 //!
 //! **No data lost.** Subscriptions are QoS 1 with manual acknowledgement: a telemetry publish is
 //! acknowledged to the broker only after its batch is committed, an order only after the engine
@@ -134,6 +135,7 @@ pub async fn run(
     db: Db,
     market: Market,
     metrics: Arc<Metrics>,
+    mut dr_in: tokio::sync::mpsc::UnboundedReceiver<gridshare_web::dr::Dispatch>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let mut opts = MqttOptions::new(client_id, broker.host.clone(), broker.port);
@@ -194,6 +196,15 @@ pub async fn run(
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
+            Some(d) = dr_in.recv() => {
+                let body = serde_json::to_vec(&gridshare_domain::wire::Message::DrEvent(d.event.clone())).unwrap_or_default();
+                for g in &d.gateways {
+                    if let Err(e) = client.try_publish(topics::topic(*g, Channel::DrEvent), QoS::AtLeastOnce, false, body.clone()) {
+                        tracing::warn!(gateway = %g, error = %e, "sending a demand-response event");
+                    }
+                }
+                tracing::info!(event = %d.event.event_id, gateways = d.gateways.len(), cancelled = d.event.cancelled, "demand-response event sent");
+            }
             _ = flush.tick() => flush_buffer(&mut st, &client).await,
             _ = reload.tick() => {
                 if let Err(e) = load_gateways(&st.db, &mut st.ingest, &mut st.owners).await {
@@ -357,10 +368,19 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish) {
             answer(client, gateway, &a);
             ack(client, &p);
         }
-        Inbound::DrReport { .. } => {
-            // demand response is not built yet: counted, acknowledged
-            st.metrics.messages_in.get_or_create(&kind("dr_report")).inc();
-            ack(client, &p);
+        Inbound::DrReport { gateway, report } => {
+            match gridshare_storage::dr::record_report(&st.db, gateway, &report).await {
+                Ok(()) => {
+                    st.metrics.messages_in.get_or_create(&kind("dr_report")).inc();
+                    ack(client, &p);
+                }
+                Err(gridshare_storage::StorageError::MissingReference { .. }) => {
+                    st.metrics.reject("unknown_event");
+                    ack(client, &p);
+                }
+                // the database is down: leave it unacknowledged, the broker delivers it again
+                Err(e) => tracing::warn!(%gateway, error = %e, "storing a demand-response report"),
+            }
         }
         Inbound::Status { gateway, online } => {
             st.metrics.messages_in.get_or_create(&kind("status")).inc();

@@ -144,12 +144,14 @@ async fn gateway_messages_are_verified_stored_and_answered() {
         .unwrap();
     let metrics = Arc::new(Metrics::new());
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
     let service = tokio::spawn(mqtt::run(
         broker.clone(),
         unique("gs-market"),
         db.clone(),
         market.clone(),
         metrics.clone(),
+        dr_in,
         stopped,
     ));
 
@@ -159,10 +161,14 @@ async fn gateway_messages_are_verified_stored_and_answered() {
     let (gw, mut events) = AsyncClient::new(opts, 100);
     let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<(String, OrderAck)>();
     let (fills_tx, mut fills) = tokio::sync::mpsc::unbounded_channel::<(String, Fill)>();
+    let (dr_tx, mut dr_events) = tokio::sync::mpsc::unbounded_channel::<(String, Message)>();
     tokio::spawn(async move {
         while let Ok(ev) = events.poll().await {
             if let Event::Incoming(Packet::Publish(p)) = ev {
-                if p.topic.ends_with("/market/result") {
+                if p.topic.ends_with("/dr/event") {
+                    let m: Message = serde_json::from_slice(&p.payload).unwrap();
+                    let _ = dr_tx.send((p.topic.clone(), m));
+                } else if p.topic.ends_with("/market/result") {
                     let f: Fill = serde_json::from_slice(&p.payload).unwrap();
                     let _ = fills_tx.send((p.topic.clone(), f));
                 } else {
@@ -173,7 +179,7 @@ async fn gateway_messages_are_verified_stored_and_answered() {
         }
     });
     for g in [g7, g8] {
-        for ch in [Channel::OrderAck, Channel::MarketResult] {
+        for ch in [Channel::OrderAck, Channel::MarketResult, Channel::DrEvent] {
             gw.subscribe(topics::topic(GatewayId(g), ch), QoS::AtLeastOnce)
                 .await
                 .unwrap();
@@ -281,6 +287,75 @@ async fn gateway_messages_are_verified_stored_and_answered() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let o = gridshare_storage::orders::get(&db, market_id).await.unwrap().unwrap();
     assert_eq!((o.gateway, o.filled), (Some(GatewayId(g7)), Wh(200)));
+
+    // a demand-response event reaches the targeted gateway; its report is stored
+    use gridshare_domain::wire::{DrEvent, DrInterval, DrReport, DrSignal};
+    use gridshare_storage::dr;
+    let program = dr::create_program(&db, &unique("peak"), "", now()).await.unwrap();
+    let intervals = vec![DrInterval {
+        id: 0,
+        start: now(),
+        duration_minutes: 30,
+        signals: vec![DrSignal::LoadShed { w: W(1_500) }],
+    }];
+    let event_id = dr::create_event(
+        &db,
+        &dr::NewEvent {
+            program,
+            priority: 1,
+            targets: r#"{"kind":"sites","gateways":[]}"#,
+            intervals: &serde_json::to_string(&intervals).unwrap(),
+            starts_at: now(),
+            ends_at: Timestamp(now().0 + 1_800_000),
+            created_by: ParticipantId(1),
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    let event = DrEvent {
+        event_id,
+        program_id: program,
+        priority: 1,
+        intervals,
+        cancelled: false,
+    };
+    dr_out
+        .send(gridshare_web::dr::Dispatch {
+            gateways: vec![GatewayId(g7)],
+            event: event.clone(),
+        })
+        .unwrap();
+    let (topic, m) = tokio::time::timeout(Duration::from_secs(10), dr_events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(topic, topics::topic(GatewayId(g7), Channel::DrEvent));
+    assert_eq!(m, Message::DrEvent(event));
+    let report = Message::DrReport(DrReport {
+        event_id,
+        interval_id: 0,
+        baseline_w: Some(W(3_000)),
+        measured_w: W(1_400),
+        confirmed: true,
+        note: None,
+        at: now(),
+    });
+    send(
+        topics::topic(GatewayId(g7), Channel::DrReport),
+        sealed(&key(7), g7, seq + 4, &report),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = dr::reports(&db, event_id).await.unwrap();
+        if let Some((g, r)) = got.first() {
+            assert_eq!((*g, r.measured_w, r.confirmed), (GatewayId(g7), W(1_400), true));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "report stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), service)

@@ -14,6 +14,7 @@
 pub mod api_keys;
 pub mod chain_txs;
 pub mod db;
+pub mod dr;
 pub mod error;
 pub mod gateways;
 pub mod market;

@@ -13,6 +13,7 @@
 pub mod account;
 pub mod api;
 pub mod auth;
+pub mod dr;
 pub mod error;
 pub mod health;
 pub mod market;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub market: Option<market::Market>,
     /// Rate limits per API key.
     pub limiter: Arc<ratelimit::RateLimiter>,
+    /// Where demand-response events go to be sent to gateways (None: no MQTT side).
+    pub dr_out: Option<tokio::sync::mpsc::UnboundedSender<dr::Dispatch>>,
 }
 
 impl Default for AppState {
@@ -72,6 +75,7 @@ impl Default for AppState {
             db: None,
             market: None,
             limiter: Arc::new(ratelimit::RateLimiter::new(DEFAULT_RATE_LIMIT)),
+            dr_out: None,
         }
     }
 }
@@ -132,6 +136,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/trades/{id}/proof", get(settlement::proof))
         .route("/api/v1/settlement/batches", get(settlement::batches))
         .route("/api/v1/gateways", get(readings::list))
+        .route("/api/v1/dr/programs", get(dr::programs).post(dr::create_program))
+        .route("/api/v1/dr/events", get(dr::events).post(dr::create_event))
+        .route("/api/v1/dr/events/{id}", get(dr::event).delete(dr::cancel_event))
         .route("/api/v1/gateways/{id}/readings", get(readings::readings))
         .route("/api/v1/markets", get(api::books))
         .route("/api/v1/markets/{zone}/depth", get(api::depth))
