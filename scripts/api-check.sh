@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v schemathesis >/dev/null || { echo "schemathesis not found: run scripts/setup.sh" >&2; exit 1; }
-cargo build -q --locked -p gridshare
+# The binary as `cargo test --workspace` builds it (same features, so after `make test` this
+# compiles nothing; a plain `cargo build -p gridshare` would rebuild the tree with other features).
+cargo test -q --workspace --locked --no-run 2>/dev/null
 bin="${CARGO_TARGET_DIR:-target}/debug/gridshare"
 dir=$(mktemp -d /tmp/gridshare-api-check.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')

@@ -269,6 +269,18 @@ async fn serve(cfg: Config) -> Result<(), String> {
             )))
         }
     };
+    // demand-response events that have ended: verify the response from telemetry, credit rewards
+    let dr_db = db.clone();
+    let dr_verifier = tokio::spawn(async move {
+        loop {
+            match gridshare_web::dr::credit_completed(&dr_db, market::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rewards = n, "demand-response rewards credited"),
+                Err(e) => tracing::warn!(error = %e, "verifying demand-response events"),
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
     let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
     let settlement = gridshare::settle::start(&cfg, db.clone(), settlement_stop, metrics.clone()).await?;
     let scheduler = tokio::spawn(market::schedule(
@@ -312,6 +324,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
     }
     scheduler.abort();
     let _ = scheduler.await;
+    dr_verifier.abort();
+    let _ = dr_verifier.await;
     market.flush().await.map_err(|e| e.to_string())?;
     drop(market);
     let _ = stop_settlement.send(true);

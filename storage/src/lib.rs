@@ -21,6 +21,7 @@ pub mod market;
 pub mod orders;
 pub mod participants;
 pub mod readings;
+pub mod rewards;
 pub mod timescale;
 
 pub use db::{Backend, Db};

@@ -325,3 +325,16 @@ pub async fn buckets(
     }
     Ok(out)
 }
+
+/// Mean grid-meter power (import positive) of a gateway over `[from, to)`, from the samples that
+/// carry a power figure; None without any.
+pub async fn mean_grid_power(db: &Db, gateway: GatewayId, from: Timestamp, to: Timestamp) -> Result<Option<W>> {
+    let sql = "SELECT CAST(sum(power_w) AS BIGINT) AS s, count(power_w) AS n FROM readings \
+               WHERE gateway_id = $1 AND kind = 'grid_meter' AND at >= $2 AND at < $3";
+    query!(db, sql, pool => |q| {
+        let row = q.bind(gateway.0 as i64).bind(from.0).bind(to.0).fetch_one(pool).await?;
+        let sum: Option<i64> = row.try_get("s")?;
+        let n: i64 = row.try_get("n")?;
+        Ok::<_, StorageError>(sum.filter(|_| n > 0).map(|s| W(s / n)))
+    })
+}

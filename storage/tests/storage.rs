@@ -573,3 +573,50 @@ async fn orders_fills_and_results_are_recorded_idempotently() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn rewards_credit_once_and_mean_power_agrees_across_backends() {
+    use gridshare_domain::EventId;
+    use gridshare_storage::rewards::{self, Reward};
+    for t in backends().await {
+        let db = &t.db;
+        let (home, gw, _) = home_with_gateway(db, 1).await;
+        let rows: Vec<Reading> = (0..4)
+            .map(|i| reading(gw, i + 1, NOW.0 + i as i64 * 1000, 1000 + i as i64 * 100, i as i64))
+            .collect();
+        readings::insert_batch(db, &rows).await.unwrap();
+        assert_eq!(
+            readings::mean_grid_power(db, gw, NOW, Timestamp(NOW.0 + 10_000))
+                .await
+                .unwrap(),
+            Some(W(1150)),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            readings::mean_grid_power(db, gw, Timestamp(0), Timestamp(1))
+                .await
+                .unwrap(),
+            None
+        );
+        let r = Reward {
+            participant: home,
+            kind: "demand_response".into(),
+            amount: 400_000,
+            interval_start: None,
+            event: None::<EventId>,
+            reference: "dr:1:1:0".into(),
+            created_at: NOW.0,
+            minted_tx: None,
+        };
+        assert!(rewards::credit(db, &r).await.unwrap());
+        assert!(
+            !rewards::credit(db, &r).await.unwrap(),
+            "{}: once per reference",
+            t.name
+        );
+        let mine = rewards::of_participant(db, home, 10).await.unwrap();
+        assert_eq!(mine, vec![r]);
+        t.finish().await;
+    }
+}

@@ -29,6 +29,149 @@ pub struct Dispatch {
     pub event: DrEvent,
 }
 
+/// Reward for demand-response reduction, reward-token µ per kWh shed.
+pub const REWARD_PER_KWH: i64 = 200_000;
+/// The baseline: mean grid power over this many minutes before the event starts.
+pub const BASELINE_MINUTES: i64 = 60;
+
+/// One gateway's verified response in one interval of an event.
+///
+/// **Baseline** (documented rule): the gateway's mean grid-meter power over the hour before the
+/// event starts. **Measured**: its mean grid-meter power during the interval. **Reduction**:
+/// baseline − measured when positive, as energy over the interval; the reward is that energy at
+/// [`REWARD_PER_KWH`], rounded down. Without readings on either side nothing is verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Verified {
+    /// The gateway.
+    pub gateway: u64,
+    /// Interval number.
+    pub interval_id: u32,
+    /// Baseline, W.
+    pub baseline_w: Option<i64>,
+    /// Measured, W.
+    pub measured_w: Option<i64>,
+    /// Verified reduction, Wh.
+    pub reduction_wh: i64,
+    /// Reward, µ.
+    pub reward: i64,
+}
+
+/// Verifies an event's response from telemetry, for the intervals that have ended by `now`.
+pub async fn verify(
+    db: &gridshare_storage::Db,
+    e: &dr::Event,
+    all: &[Gateway],
+    now: Timestamp,
+) -> Result<Vec<Verified>, StorageError> {
+    let (Ok(targets), Ok(intervals)) = (
+        serde_json::from_str::<Targets>(&e.targets),
+        serde_json::from_str::<Vec<DrInterval>>(&e.intervals),
+    ) else {
+        return Err(StorageError::Corrupt {
+            field: "dr_events",
+            reason: format!("event {} has damaged targets or intervals", e.id.0),
+        });
+    };
+    let start = Timestamp(e.starts_at);
+    let mut out = Vec::new();
+    for g in targets.resolve(all) {
+        let baseline =
+            gridshare_storage::readings::mean_grid_power(db, g, start.plus_minutes(-BASELINE_MINUTES), start).await?;
+        for iv in intervals.iter().filter(|iv| iv.end() <= now) {
+            let measured = gridshare_storage::readings::mean_grid_power(db, g, iv.start, iv.end()).await?;
+            let reduction_wh = match (baseline, measured) {
+                (Some(b), Some(m)) => (b.0 - m.0).max(0) * i64::from(iv.duration_minutes) / 60,
+                _ => 0,
+            };
+            out.push(Verified {
+                gateway: g.0,
+                interval_id: iv.id,
+                baseline_w: baseline.map(|w| w.0),
+                measured_w: measured.map(|w| w.0),
+                reduction_wh,
+                reward: reduction_wh.saturating_mul(REWARD_PER_KWH) / 1000,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Verifies every event that has ended by `now` and is not cancelled or completed, credits each
+/// gateway owner's reward (once: rewards are keyed by event, gateway and interval), and marks the
+/// event completed. Returns the rewards newly credited.
+pub async fn credit_completed(db: &gridshare_storage::Db, now: Timestamp) -> Result<usize, StorageError> {
+    let all = gateways::active(db).await?;
+    let mut credited = 0;
+    for e in dr::events(db, 1_000).await? {
+        if e.ends_at > now.0 || !(e.status == "scheduled" || e.status == "active") {
+            continue;
+        }
+        for v in verify(db, &e, &all, now).await? {
+            let Some(owner) = all.iter().find(|g| g.id.0 == v.gateway).map(|g| g.owner) else {
+                continue;
+            };
+            if v.reward > 0
+                && gridshare_storage::rewards::credit(
+                    db,
+                    &gridshare_storage::rewards::Reward {
+                        participant: owner,
+                        kind: "demand_response".into(),
+                        amount: v.reward,
+                        interval_start: None,
+                        event: Some(e.id),
+                        reference: format!("dr:{}:{}:{}", e.id.0, v.gateway, v.interval_id),
+                        created_at: now.0,
+                        minted_tx: None,
+                    },
+                )
+                .await?
+            {
+                credited += 1;
+            }
+        }
+        gridshare_storage::rewards::complete_event(db, e.id).await?;
+        tracing::info!(event = e.id.0, "demand-response event verified and completed");
+    }
+    Ok(credited)
+}
+
+/// A reward, as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RewardView {
+    /// `renewable_export` or `demand_response`.
+    pub kind: String,
+    /// Amount, reward-token µ.
+    pub amount: i64,
+    /// The event it is for.
+    pub event_id: Option<u64>,
+    /// What it is for.
+    pub reference: String,
+    /// Credited at (RFC 3339).
+    pub credited_at: String,
+    /// The mint transaction, once minted.
+    pub minted_tx: Option<String>,
+}
+
+/// My rewards, newest first.
+#[utoipa::path(get, path = "/api/v1/rewards", tag = "demand response", security(("api_key" = [])),
+    responses((status = 200, description = "Rewards", body = Vec<RewardView>)))]
+pub async fn my_rewards(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<RewardView>>, ApiError> {
+    who.require_scope(Scope::Read)?;
+    let rows = gridshare_storage::rewards::of_participant(db(&state)?, who.participant, 500).await?;
+    Ok(ApiJson(
+        rows.into_iter()
+            .map(|r| RewardView {
+                kind: r.kind,
+                amount: r.amount,
+                event_id: r.event.map(|e| e.0),
+                reference: r.reference,
+                credited_at: Timestamp(r.created_at).to_rfc3339(),
+                minted_tx: r.minted_tx,
+            })
+            .collect(),
+    ))
+}
+
 fn db(state: &AppState) -> Result<&gridshare_storage::Db, ApiError> {
     state
         .db
@@ -206,8 +349,10 @@ pub struct EventView {
     /// Intervals and signals.
     #[schema(value_type = Vec<Object>)]
     pub intervals: Vec<DrInterval>,
-    /// Reports so far.
+    /// Reports so far, as the gateways sent them.
     pub reports: Vec<ReportView>,
+    /// The response verified from telemetry, for the intervals that have ended.
+    pub verified: Vec<Verified>,
     /// Whether it was handed to the gateways (false without an MQTT broker).
     pub dispatched: bool,
 }
@@ -216,6 +361,7 @@ fn view(
     e: &dr::Event,
     all: &[Gateway],
     reports: Vec<(GatewayId, DrReport)>,
+    verified: Vec<Verified>,
     dispatched: bool,
 ) -> Result<EventView, ApiError> {
     let corrupt = |what: &str, err: serde_json::Error| {
@@ -245,6 +391,7 @@ fn view(
                 note: r.note,
             })
             .collect(),
+        verified,
         dispatched,
     })
 }
@@ -313,7 +460,10 @@ pub async fn create_event(
     let stored = dr::event(db, id)
         .await?
         .ok_or_else(|| ApiError::internal("the event vanished"))?;
-    Ok((StatusCode::CREATED, ApiJson(view(&stored, &all, Vec::new(), sent)?)))
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(view(&stored, &all, Vec::new(), Vec::new(), sent)?),
+    ))
 }
 
 /// Events, newest first.
@@ -326,7 +476,8 @@ pub async fn events(State(state): State<AppState>, who: Principal) -> Result<Api
     let mut out = Vec::new();
     for e in dr::events(db, 200).await? {
         let reports = dr::reports(db, e.id).await?;
-        out.push(view(&e, &all, reports, state.dr_out.is_some())?);
+        let verified = verify(db, &e, &all, crate::market::now()).await?;
+        out.push(view(&e, &all, reports, verified, state.dr_out.is_some())?);
     }
     Ok(ApiJson(out))
 }
@@ -347,7 +498,8 @@ pub async fn event(
         .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
     let all = gateways::active(db).await?;
     let reports = dr::reports(db, e.id).await?;
-    Ok(ApiJson(view(&e, &all, reports, state.dr_out.is_some())?))
+    let verified = verify(db, &e, &all, crate::market::now()).await?;
+    Ok(ApiJson(view(&e, &all, reports, verified, state.dr_out.is_some())?))
 }
 
 /// Cancel an event (its gateways are told).

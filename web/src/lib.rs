@@ -136,6 +136,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/trades/{id}/proof", get(settlement::proof))
         .route("/api/v1/settlement/batches", get(settlement::batches))
         .route("/api/v1/gateways", get(readings::list))
+        .route("/api/v1/rewards", get(dr::my_rewards))
         .route("/api/v1/dr/programs", get(dr::programs).post(dr::create_program))
         .route("/api/v1/dr/events", get(dr::events).post(dr::create_event))
         .route("/api/v1/dr/events/{id}", get(dr::event).delete(dr::cancel_event))

@@ -206,3 +206,117 @@ async fn operators_run_demand_response_and_others_may_only_look() {
     let (_, list) = call(&s, "GET", "/api/v1/dr/events", &home, None).await;
     assert_eq!(list[0]["status"], "cancelled");
 }
+
+#[tokio::test]
+async fn the_response_is_verified_against_the_baseline_and_rewarded_once() {
+    use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
+    use gridshare_domain::{DeviceId, W, Wh};
+    use gridshare_storage::readings::{self, Reading};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    participants::upsert(
+        &db,
+        &Participant {
+            id: ParticipantId(1),
+            name: "home".into(),
+            role: "homeowner".into(),
+            evm_address: None,
+            feeder_node: Some(1),
+        },
+        T,
+    )
+    .await
+    .unwrap();
+    participants::upsert(
+        &db,
+        &Participant {
+            id: ParticipantId(4),
+            name: "operator".into(),
+            role: "operator".into(),
+            evm_address: None,
+            feeder_node: None,
+        },
+        T,
+    )
+    .await
+    .unwrap();
+    let op = new_token(TokenKind::ApiKey);
+    api_keys::create(&db, &op.id, ParticipantId(4), &op.hash, "read,demand_response", "", T)
+        .await
+        .unwrap();
+    let home = new_token(TokenKind::ApiKey);
+    api_keys::create(&db, &home.id, ParticipantId(1), &home.hash, "read", "", T)
+        .await
+        .unwrap();
+    gateways::register(
+        &db,
+        &Gateway {
+            id: GatewayId(11),
+            owner: ParticipantId(1),
+            installer: None,
+            public_key: GatewayKey::from_bytes(&[3; 32]).unwrap().public(),
+            feeder_node: NodeId(1),
+            window: ReplayWindow::default(),
+            revoked_at: None,
+        },
+        T,
+    )
+    .await
+    .unwrap();
+    // 3 kW for the hour before T, 1 kW during the hour from T
+    let rows: Vec<Reading> = (0..24)
+        .map(|i| Reading {
+            gateway: GatewayId(11),
+            seq: i + 1,
+            sample: TelemetrySample {
+                device: DeviceId::new("meter").unwrap(),
+                kind: DeviceKind::GridMeter,
+                at: Timestamp(T.0 - 3_600_000 + i as i64 * 300_000),
+                power_w: Some(W(if i < 12 { 3_000 } else { 1_000 })),
+                energy_in_wh: Some(Wh(i as i64)),
+                energy_out_wh: Some(Wh(0)),
+                soc_permille: None,
+                status: DeviceStatus::Ok,
+                quality: Quality::Good,
+            },
+        })
+        .collect();
+    readings::insert_batch(&db, &rows).await.unwrap();
+    let s = AppState {
+        db: Some(db.clone()),
+        ..AppState::default()
+    };
+    let (_, p) = call(
+        &s,
+        "POST",
+        "/api/v1/dr/programs",
+        &op.token,
+        Some(json!({"name": "shed"})),
+    )
+    .await;
+    let body = json!({"program_id": p["id"], "targets": {"kind": "feeder"}, "intervals": [
+        {"id": 0, "start": T.0, "duration_minutes": 60, "signals": [{"signal": "load_shed", "w": 2000}]}]});
+    let (st, e) = call(&s, "POST", "/api/v1/dr/events", &op.token, Some(body)).await;
+    assert_eq!(st, StatusCode::CREATED, "{e}");
+    assert_eq!(e["dispatched"], false, "no MQTT side here");
+    let id = e["id"].as_u64().unwrap();
+
+    let (_, e) = call(&s, "GET", &format!("/api/v1/dr/events/{id}"), &home.token, None).await;
+    assert_eq!(
+        e["verified"],
+        json!([{"gateway": 11, "interval_id": 0, "baseline_w": 3000, "measured_w": 1000, "reduction_wh": 2000, "reward": 400_000}])
+    );
+    let now = gridshare_web::market::now();
+    assert_eq!(gridshare_web::dr::credit_completed(&db, now).await.unwrap(), 1);
+    assert_eq!(gridshare_web::dr::credit_completed(&db, now).await.unwrap(), 0, "once");
+    let (_, rewards) = call(&s, "GET", "/api/v1/rewards", &home.token, None).await;
+    assert_eq!(rewards.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (rewards[0]["kind"].as_str(), rewards[0]["amount"].as_i64()),
+        (Some("demand_response"), Some(400_000))
+    );
+    let (_, e) = call(&s, "GET", &format!("/api/v1/dr/events/{id}"), &op.token, None).await;
+    assert_eq!(e["status"], "completed");
+    let (_, none) = call(&s, "GET", "/api/v1/rewards", &op.token, None).await;
+    assert_eq!(none, json!([]), "rewards are the gateway owner's");
+}
