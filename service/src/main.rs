@@ -292,6 +292,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
         Duration::from_millis(250),
     ));
     let state = AppState {
+        network: cfg.market.engine.network.clone().map(Arc::new),
+        interval_length: cfg.market.intervals.length,
         dr_out: mqtt.is_some().then_some(dr_out),
         metrics,
         db: Some(db.clone()),

@@ -15,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod dr;
 pub mod error;
+pub mod feeder;
 pub mod health;
 pub mod market;
 pub mod metrics;
@@ -65,6 +66,10 @@ pub struct AppState {
     pub limiter: Arc<ratelimit::RateLimiter>,
     /// Where demand-response events go to be sent to gateways (None: no MQTT side).
     pub dr_out: Option<tokio::sync::mpsc::UnboundedSender<dr::Dispatch>>,
+    /// The feeder tree with its limits (None: no network configured).
+    pub network: Option<Arc<Vec<gridshare_matching_engine::NodeConfig>>>,
+    /// The market's delivery interval length.
+    pub interval_length: gridshare_domain::IntervalLength,
 }
 
 impl Default for AppState {
@@ -76,6 +81,8 @@ impl Default for AppState {
             market: None,
             limiter: Arc::new(ratelimit::RateLimiter::new(DEFAULT_RATE_LIMIT)),
             dr_out: None,
+            network: None,
+            interval_length: gridshare_domain::IntervalLength::default(),
         }
     }
 }
@@ -137,6 +144,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/settlement/batches", get(settlement::batches))
         .route("/api/v1/gateways", get(readings::list))
         .route("/api/v1/rewards", get(dr::my_rewards))
+        .route("/api/v1/feeder", get(feeder::feeder))
         .route("/api/v1/dr/programs", get(dr::programs).post(dr::create_program))
         .route("/api/v1/dr/events", get(dr::events).post(dr::create_event))
         .route("/api/v1/dr/events/{id}", get(dr::event).delete(dr::cancel_event))
