@@ -282,7 +282,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         }
     });
     let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
-    let settlement = gridshare::settle::start(&cfg, db.clone(), settlement_stop, metrics.clone()).await?;
+    let (settlement, onchain) = gridshare::settle::start(&cfg, db.clone(), settlement_stop, metrics.clone()).await?;
     let scheduler = tokio::spawn(market::schedule(
         market.clone(),
         cfg.zones(),
@@ -292,6 +292,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         Duration::from_millis(250),
     ));
     let state = AppState {
+        onchain,
         network: cfg.market.engine.network.clone().map(Arc::new),
         interval_length: cfg.market.intervals.length,
         dr_out: mqtt.is_some().then_some(dr_out),

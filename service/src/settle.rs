@@ -17,6 +17,7 @@ use gridshare_settlement::queue::QueueError;
 use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig, StepError};
 use gridshare_storage::Db;
 use gridshare_web::Metrics;
+use gridshare_web::balances::OnChain;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -95,15 +96,43 @@ async fn deployment<C: Chain>(chain: &C, cfg: &Config, wallet: &Wallet) -> Resul
     Ok(vault)
 }
 
+/// The settlement task (None: settlement is off) and a reader of vault balances for the API.
+pub type Started = (Option<tokio::task::JoinHandle<()>>, Option<Arc<dyn OnChain>>);
+
+/// Reads vault balances over the settlement chain.
+#[derive(Debug)]
+struct VaultBalances<C> {
+    chain: Arc<C>,
+    vault: Address,
+}
+
+impl<C: Chain + std::fmt::Debug + 'static> OnChain for VaultBalances<C> {
+    fn balance_of(
+        &self,
+        account: Address,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<i128, String>> + Send + '_>> {
+        Box::pin(async move {
+            let b = gridshare_settlement::onchain::view(
+                &*self.chain,
+                self.vault,
+                gridshare_settlement::contracts::EnergySettlementVault::balanceOfCall { account },
+            )
+            .await
+            .map_err(|e| format!("reading the vault: {e}"))?;
+            i128::try_from(b).map_err(|e| format!("vault balance out of range: {e}"))
+        })
+    }
+}
+
 /// Starts settlement; the task ends after the step in progress when `shutdown` turns true.
 pub async fn start(
     cfg: &Config,
     db: Db,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
-) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+) -> Result<Started, String> {
     if !cfg.settlement.enabled {
-        return Ok(None);
+        return Ok((None, None));
     }
     let key = settler_key(cfg)?;
     let step = StepConfig {
@@ -127,9 +156,17 @@ pub async fn start(
                 RpcChain::new(url, Duration::from_millis(cfg.chain.rpc_timeout_ms)).map_err(|e| e.to_string())?;
             let wallet = Wallet::new(key, chain.chain_id().await.map_err(|e| format!("chain {url}: {e}"))?);
             let vault = deployment(&chain, cfg, &wallet).await?;
-            Ok(Some(tokio::spawn(run(
-                chain, db, wallet, vault, step, system, every, shutdown, metrics,
-            ))))
+            let chain = Arc::new(chain);
+            let reader: Arc<dyn OnChain> = Arc::new(VaultBalances {
+                chain: chain.clone(),
+                vault,
+            });
+            Ok((
+                Some(tokio::spawn(run(
+                    chain, db, wallet, vault, step, system, every, shutdown, metrics,
+                ))),
+                Some(reader),
+            ))
         }
         None => {
             let log = cfg.data_dir.join("chain.log");
@@ -137,16 +174,24 @@ pub async fn start(
             let wallet = Wallet::new(key, gridshare_settlement::chain::EVM_CHAIN_ID);
             let vault = deployment(&chain, cfg, &wallet).await?;
             tracing::info!(chain = %log.display(), %vault, "in-process EVM");
-            Ok(Some(tokio::spawn(run(
-                chain, db, wallet, vault, step, system, every, shutdown, metrics,
-            ))))
+            let chain = Arc::new(chain);
+            let reader: Arc<dyn OnChain> = Arc::new(VaultBalances {
+                chain: chain.clone(),
+                vault,
+            });
+            Ok((
+                Some(tokio::spawn(run(
+                    chain, db, wallet, vault, step, system, every, shutdown, metrics,
+                ))),
+                Some(reader),
+            ))
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn run<C: Chain + 'static>(
-    chain: C,
+    chain: Arc<C>,
     db: Db,
     wallet: Wallet,
     vault: Address,
@@ -168,7 +213,7 @@ async fn run<C: Chain + 'static>(
                 let s: &mut SettlementStep<'_, C> = s;
                 s.accounts = a;
             }
-            (Ok(a), None) => match SettlementStep::new(&chain, &db, wallet.clone(), vault, cfg, a).await {
+            (Ok(a), None) => match SettlementStep::new(&*chain, &db, wallet.clone(), vault, cfg, a).await {
                 Ok(s) => step = Some(s),
                 Err(e) => tracing::warn!(error = %e, "settlement: reading the vault"),
             },

@@ -317,6 +317,13 @@ fn trades_settle_on_the_in_process_chain_with_a_proof() {
     let (st, ack) = http(port, "POST", "/api/v1/orders", &buyer, Some(order("buy")));
     assert_eq!((st, ack["status"].as_str()), (201, Some("filled")), "{ack}");
     let trade_id = ack["trades"][0]["trade_id"].as_u64().unwrap();
+    let (st, bal) = http(port, "GET", "/api/v1/balance", &seller, None);
+    assert_eq!(st, 200, "{bal}");
+    assert_eq!(
+        bal["settled"].as_i64().unwrap() + bal["pending"].as_i64().unwrap(),
+        25_000,
+        "250 Wh at 0.1/kWh, settled or pending: {bal}"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let batch = loop {
@@ -334,6 +341,19 @@ fn trades_settle_on_the_in_process_chain_with_a_proof() {
     assert_eq!(batch["trades"], 1);
     assert_eq!(batch["transactions"][0]["status"], "confirmed", "{batch}");
 
+    for (key, want) in [(&seller, 25_000), (&buyer, -25_000)] {
+        let (_, bal) = http(port, "GET", "/api/v1/balance", key, None);
+        assert_eq!(
+            (
+                bal["settled"].as_i64(),
+                bal["on_chain"].as_i64(),
+                bal["pending"].as_i64(),
+                bal["batches"].as_i64()
+            ),
+            (Some(want), Some(want), Some(0), Some(1)),
+            "ledger and vault agree: {bal}"
+        );
+    }
     let (st, proof) = http(port, "GET", &format!("/api/v1/trades/{trade_id}/proof"), &seller, None);
     assert_eq!(st, 200, "{proof}");
     assert_eq!(proof["root"], batch["trades_root"]);

@@ -102,6 +102,13 @@ impl Accounts {
         })
     }
 
+    /// The address of a participant: its `evm_address`, or the derived placeholder.
+    pub fn participant_address(evm_address: Option<&str>, p: ParticipantId) -> Address {
+        evm_address
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| derived_address(p))
+    }
+
     /// The address of `account`.
     pub fn of(&self, account: &Account) -> Address {
         match account {
@@ -375,6 +382,7 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
                 StepError::Inconsistent(format!("{account:?} ({addr}) is not registered on the vault"))
             })?;
             deltas.push((i, i128::from(d.0)));
+            chain_txs::save_account(self.db, i, &addr.to_string()).await?;
         }
         deltas.sort_unstable();
         let leaves = trades

@@ -388,3 +388,25 @@ pub async fn max_batch_id(db: &Db) -> Result<Option<u64>> {
         Ok::<_, StorageError>(row.try_get::<Option<i64>, _>("n")?.map(|n| n as u64))
     })
 }
+
+/// Records the vault's index of an address (idempotent).
+pub async fn save_account(db: &Db, index: u32, address: &str) -> Result<()> {
+    let sql = "INSERT INTO settlement_accounts (account_index, address) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+    query!(db, sql, pool => |q| {
+        q.bind(i64::from(index)).bind(address.to_owned()).execute(pool).await?;
+    });
+    Ok(())
+}
+
+/// An address's settled total: the sum of its deltas in confirmed batches (µ), and how many
+/// batches it was in. `(0, 0)` for an address never settled.
+pub async fn settled_total(db: &Db, address: &str) -> Result<(i64, i64)> {
+    let sql = "SELECT CAST(COALESCE(SUM(d.delta), 0) AS BIGINT) AS total, COUNT(d.delta) AS n FROM settlement_accounts a \
+               JOIN batch_deltas d ON d.account = CAST(a.account_index AS TEXT) \
+               JOIN settlement_batches b ON b.batch_id = d.batch_id \
+               WHERE a.address = $1 AND b.status = 'confirmed'";
+    query!(db, sql, pool => |q| {
+        let row = q.bind(address.to_owned()).fetch_one(pool).await?;
+        Ok::<_, StorageError>((row.try_get("total")?, row.try_get("n")?))
+    })
+}

@@ -196,3 +196,14 @@ pub async fn onchain_trades_of_batch(db: &Db, batch_id: u64) -> Result<Vec<(u64,
             .collect::<Result<Vec<_>>>()
     })
 }
+
+/// A participant's trades not in a settlement batch yet, by trade id.
+pub async fn unsettled_trades_of(db: &Db, who: ParticipantId) -> Result<Vec<TradeReport>> {
+    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
+               quantity_wh, price, grid_fee, at FROM trades WHERE (buyer_id = $1 OR seller_id = $1) AND batch_id IS NULL \
+               ORDER BY trade_id";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(who.0 as i64).fetch_all(pool).await?;
+        rows.iter().map(trade_from_row).collect::<Result<Vec<_>>>()
+    })
+}

@@ -620,3 +620,52 @@ async fn rewards_credit_once_and_mean_power_agrees_across_backends() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn settled_totals_follow_confirmed_batches() {
+    use gridshare_storage::chain_txs::{self, NewBatch};
+    for t in backends().await {
+        let db = &t.db;
+        for (id, delta) in [(1u64, -500i64), (2, 200)] {
+            chain_txs::insert_batch(
+                db,
+                &NewBatch {
+                    batch_id: id,
+                    first_interval_start: 0,
+                    last_interval_end: 900_000,
+                    prev_state_hash: "0x00".into(),
+                    trades_root: "0x00".into(),
+                    trade_count: 1,
+                    deltas: vec![("3".into(), delta), ("4".into(), -delta)],
+                    trades: Vec::new(),
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        }
+        chain_txs::save_account(db, 3, "0xAbc").await.unwrap();
+        chain_txs::save_account(db, 3, "0xAbc").await.unwrap();
+        assert_eq!(
+            chain_txs::settled_total(db, "0xAbc").await.unwrap(),
+            (0, 0),
+            "{}: nothing confirmed",
+            t.name
+        );
+        chain_txs::set_batch_status(db, 1, "confirmed", Some("0x01"), None, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            chain_txs::settled_total(db, "0xAbc").await.unwrap(),
+            (-500, 1),
+            "{}",
+            t.name
+        );
+        chain_txs::set_batch_status(db, 2, "confirmed", Some("0x02"), None, 3)
+            .await
+            .unwrap();
+        assert_eq!(chain_txs::settled_total(db, "0xAbc").await.unwrap(), (-300, 2));
+        assert_eq!(chain_txs::settled_total(db, "0xnobody").await.unwrap(), (0, 0));
+        t.finish().await;
+    }
+}

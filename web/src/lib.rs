@@ -13,6 +13,7 @@
 pub mod account;
 pub mod api;
 pub mod auth;
+pub mod balances;
 pub mod dr;
 pub mod error;
 pub mod feeder;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub network: Option<Arc<Vec<gridshare_matching_engine::NodeConfig>>>,
     /// The market's delivery interval length.
     pub interval_length: gridshare_domain::IntervalLength,
+    /// The vault, to read on-chain balances (None: no chain).
+    pub onchain: Option<Arc<dyn balances::OnChain>>,
 }
 
 impl Default for AppState {
@@ -83,6 +86,7 @@ impl Default for AppState {
             dr_out: None,
             network: None,
             interval_length: gridshare_domain::IntervalLength::default(),
+            onchain: None,
         }
     }
 }
@@ -145,6 +149,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/gateways", get(readings::list))
         .route("/api/v1/rewards", get(dr::my_rewards))
         .route("/api/v1/feeder", get(feeder::feeder))
+        .route("/api/v1/balance", get(balances::balance))
         .route("/api/v1/dr/programs", get(dr::programs).post(dr::create_program))
         .route("/api/v1/dr/events", get(dr::events).post(dr::create_event))
         .route("/api/v1/dr/events/{id}", get(dr::event).delete(dr::cancel_event))

@@ -25,7 +25,7 @@ use crate::health::HealthBody;
         crate::api::book_trades, crate::api::results, crate::ws::ws,
         crate::settlement::batches, crate::settlement::proof, crate::readings::list, crate::readings::readings,
         crate::dr::create_program, crate::dr::programs, crate::dr::create_event, crate::dr::events, crate::dr::event,
-        crate::dr::cancel_event, crate::dr::my_rewards, crate::feeder::feeder,
+        crate::dr::cancel_event, crate::dr::my_rewards, crate::feeder::feeder, crate::balances::balance,
     ),
     components(schemas(ErrorBody, ErrorDetail, HealthBody)),
     modifiers(&BearerKey),
