@@ -23,7 +23,7 @@ fn envelopes(key: &GatewayKey, samples: usize) -> Vec<Vec<u8>> {
             let msg = Message::Telemetry(Telemetry {
                 samples: (0..samples)
                     .map(|i| TelemetrySample {
-                        device: DeviceId::new(&format!("dev{i}")).unwrap(),
+                        device: DeviceId::new(format!("dev{i}")).unwrap(),
                         kind: DeviceKind::GridMeter,
                         at: NOW,
                         power_w: Some(W(1_234)),
