@@ -245,6 +245,64 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The trade this event reports, as published to the parties and stored.
+    pub fn trade_report(&self) -> Option<gridshare_domain::wire::TradeReport> {
+        match *self {
+            Self::Trade {
+                trade_id,
+                zone,
+                interval,
+                buy,
+                sell,
+                buyer,
+                seller,
+                quantity,
+                price,
+                grid_fee,
+                at,
+                ..
+            } => Some(gridshare_domain::wire::TradeReport {
+                trade_id,
+                zone,
+                interval,
+                buy_order: buy,
+                sell_order: sell,
+                buyer,
+                seller,
+                quantity,
+                price,
+                grid_fee,
+                at,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl RejectReason {
+    /// The stable snake_case code (as serialised), for API errors and metrics.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::UnknownBook => "unknown_book",
+            Self::BookClosed => "book_closed",
+            Self::BookExists => "book_exists",
+            Self::TooManyBooks => "too_many_books",
+            Self::PriceOffTick => "price_off_tick",
+            Self::PriceOutOfBounds => "price_out_of_bounds",
+            Self::QuantityOutOfBounds => "quantity_out_of_bounds",
+            Self::UnknownOwner => "unknown_owner",
+            Self::UnknownNode => "unknown_node",
+            Self::DuplicateOrderId => "duplicate_order_id",
+            Self::UnknownOrder => "unknown_order",
+            Self::NotOwner => "not_owner",
+            Self::OrderCapacity => "order_capacity",
+            Self::FillOrKillUnfilled => "fill_or_kill_unfilled",
+            Self::InvalidTimeInForce => "invalid_time_in_force",
+        }
+    }
+}
+
 /// Where events go: a `Vec<Event>` (cleared and reused by the caller, so no
 /// allocation after warm-up) or anything else that takes them one by one.
 pub trait EventSink {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use gridshare_domain::envelope::{FreshnessPolicy, Verifier};
 use gridshare_domain::topics::{self, Channel};
-use gridshare_domain::wire::{Fill, OrderAck, TradeReport};
+use gridshare_domain::wire::{Fill, OrderAck};
 use gridshare_domain::{GatewayId, OrderId, ParticipantId, Wh};
 use gridshare_matching_engine::{Command, Event};
 use gridshare_storage::Db;
@@ -244,9 +244,7 @@ fn answer(client: &AsyncClient, gateway: GatewayId, a: &OrderAck) {
 
 fn reject_code(events: &[Event]) -> Option<String> {
     events.iter().find_map(|e| match e {
-        Event::Rejected { reason, .. } => serde_json::to_value(reason)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned)),
+        Event::Rejected { reason, .. } => Some(reason.code().to_owned()),
         _ => None,
     })
 }
@@ -392,38 +390,8 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish) {
 
 /// Sends each gateway the fills of its orders in `o`, on its `market/result` topic.
 fn publish_fills(st: &State, client: &AsyncClient, o: &gridshare_web::market::Outcome) {
-    for e in &o.events {
-        let Event::Trade {
-            trade_id,
-            zone,
-            interval,
-            buy,
-            sell,
-            buyer,
-            seller,
-            quantity,
-            price,
-            grid_fee,
-            at,
-            ..
-        } = *e
-        else {
-            continue;
-        };
-        let trade = TradeReport {
-            trade_id,
-            zone,
-            interval,
-            buy_order: buy,
-            sell_order: sell,
-            buyer,
-            seller,
-            quantity,
-            price,
-            grid_fee,
-            at,
-        };
-        for id in [buy, sell] {
+    for trade in o.events.iter().filter_map(Event::trade_report) {
+        for id in [trade.buy_order, trade.sell_order] {
             if let Some(&(gateway, client_order_id)) = st.by_market_id.get(&id) {
                 let fill = Fill {
                     v: 1,

@@ -46,13 +46,6 @@ pub struct SessionView {
     pub expires_at: String,
 }
 
-fn db(state: &AppState) -> Result<&gridshare_storage::Db, ApiError> {
-    state
-        .db
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_database", "no database configured"))
-}
-
 /// Log in.
 #[utoipa::path(post, path = "/api/v1/session", tag = "account", request_body = Login,
     responses(
@@ -72,7 +65,7 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<Login>) 
             "too many login attempts for this user; wait a little",
         ));
     }
-    let db = db(&state)?;
+    let db = state.db()?;
     let wrong = || ApiError::unauthorized("wrong username or password");
     let user = participants::find_user(db, &req.username).await?;
     // verify against a dummy hash when the user does not exist, so timing does not tell
@@ -138,7 +131,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
                 })
         });
     if let Some(t) = token {
-        participants::delete_session(db(&state)?, &token_hash(&t), now()).await?;
+        participants::delete_session(state.db()?, &token_hash(&t), now()).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -245,7 +238,7 @@ pub async fn create_key(
     let t = new_token(TokenKind::ApiKey);
     let at = now();
     api_keys::create(
-        db(&state)?,
+        state.db()?,
         &t.id,
         who.participant,
         &t.hash,
@@ -273,7 +266,7 @@ pub async fn create_key(
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "account", security(("api_key" = [])),
     responses((status = 200, description = "Keys, newest first", body = Vec<KeyView>)))]
 pub async fn list_keys(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<KeyView>>, ApiError> {
-    let keys = api_keys::list(db(&state)?, who.participant).await?;
+    let keys = api_keys::list(state.db()?, who.participant).await?;
     Ok(ApiJson(keys.iter().map(view).collect()))
 }
 
@@ -289,7 +282,7 @@ pub async fn revoke_key(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    match api_keys::revoke(db(&state)?, who.participant, &id, now()).await {
+    match api_keys::revoke(state.db()?, who.participant, &id, now()).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(gridshare_storage::StorageError::NotFound { .. }) => {
             Err(ApiError::not_found(format!("you have no live API key {id}")))

@@ -36,13 +36,6 @@ impl From<MarketError> for ApiError {
     }
 }
 
-fn db(state: &AppState) -> Result<&gridshare_storage::Db, ApiError> {
-    state
-        .db
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_database", "no database configured"))
-}
-
 fn market(state: &AppState) -> Result<&Market, ApiError> {
     state.market.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -105,7 +98,7 @@ impl FromRequestParts<AppState> for Principal {
         let deny = |m: &str| ApiError::unauthorized(m).into_response();
         let token = presented_token(parts)
             .ok_or_else(|| deny("log in, or send an API key as `Authorization: Bearer gsk_…`"))?;
-        let db = db(state).map_err(IntoResponse::into_response)?;
+        let db = state.db().map_err(IntoResponse::into_response)?;
         if let Some(id) = token_id(TokenKind::Session, token) {
             tracing::trace!(session = id, "session presented");
             let session = gridshare_storage::participants::find_session(
@@ -221,58 +214,12 @@ impl From<&TradeReport> for TradeView {
     }
 }
 
-fn trades_in(events: &[Event], at: Timestamp) -> Vec<TradeView> {
+fn trades_in(events: &[Event]) -> Vec<TradeView> {
     events
         .iter()
-        .filter_map(|e| match *e {
-            Event::Trade {
-                trade_id,
-                zone,
-                interval,
-                buy,
-                sell,
-                buyer,
-                seller,
-                quantity,
-                price,
-                grid_fee,
-                ..
-            } => Some(TradeView::from(&TradeReport {
-                trade_id,
-                zone,
-                interval,
-                buy_order: buy,
-                sell_order: sell,
-                buyer,
-                seller,
-                quantity,
-                price,
-                grid_fee,
-                at,
-            })),
-            _ => None,
-        })
+        .filter_map(Event::trade_report)
+        .map(|t| TradeView::from(&t))
         .collect()
-}
-
-fn reject_code(r: RejectReason) -> &'static str {
-    match r {
-        RejectReason::UnknownBook => "unknown_book",
-        RejectReason::BookClosed => "book_closed",
-        RejectReason::BookExists => "book_exists",
-        RejectReason::TooManyBooks => "too_many_books",
-        RejectReason::PriceOffTick => "price_off_tick",
-        RejectReason::PriceOutOfBounds => "price_out_of_bounds",
-        RejectReason::QuantityOutOfBounds => "quantity_out_of_bounds",
-        RejectReason::UnknownOwner => "unknown_owner",
-        RejectReason::UnknownNode => "unknown_node",
-        RejectReason::DuplicateOrderId => "duplicate_order_id",
-        RejectReason::UnknownOrder => "unknown_order",
-        RejectReason::NotOwner => "not_owner",
-        RejectReason::OrderCapacity => "order_capacity",
-        RejectReason::FillOrKillUnfilled => "fill_or_kill_unfilled",
-        RejectReason::InvalidTimeInForce => "invalid_time_in_force",
-    }
 }
 
 fn reject_message(r: RejectReason) -> &'static str {
@@ -304,7 +251,7 @@ fn rejected(events: &[Event]) -> Option<ApiError> {
                 RejectReason::OrderCapacity | RejectReason::TooManyBooks => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             },
-            reject_code(reason),
+            reason.code(),
             reject_message(reason),
         )),
         _ => None,
@@ -365,7 +312,7 @@ pub async fn place_order(
         return Err(err);
     }
     let id = outcome.order_id.unwrap_or(OrderId(0));
-    let trades = trades_in(&outcome.events, outcome.at);
+    let trades = trades_in(&outcome.events);
     let filled_wh: i64 = trades.iter().map(|t| t.quantity_wh).sum();
     let cancelled = outcome
         .events
@@ -534,7 +481,7 @@ pub async fn my_orders(
     Query(page): Query<Page>,
 ) -> Result<ApiJson<Vec<OrderView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let rows = orders::of_participant(db(&state)?, who.participant, page.before.map(OrderId), page.limit()?).await?;
+    let rows = orders::of_participant(state.db()?, who.participant, page.before.map(OrderId), page.limit()?).await?;
     Ok(ApiJson(rows.iter().map(OrderView::from).collect()))
 }
 
@@ -547,7 +494,7 @@ pub async fn my_trades(
     Query(page): Query<Page>,
 ) -> Result<ApiJson<Vec<TradeView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let rows = orders::trades_of_participant(db(&state)?, who.participant, page.before, page.limit()?).await?;
+    let rows = orders::trades_of_participant(state.db()?, who.participant, page.before, page.limit()?).await?;
     Ok(ApiJson(rows.iter().map(TradeView::from).collect()))
 }
 
@@ -670,7 +617,7 @@ pub async fn book_trades(
     Query(q): Query<BookQuery>,
 ) -> Result<ApiJson<Vec<TradeView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let rows = market_store::trades_of_interval(db(&state)?, ZoneId(zone), q.interval).await?;
+    let rows = market_store::trades_of_interval(state.db()?, ZoneId(zone), q.interval).await?;
     Ok(ApiJson(rows.iter().map(TradeView::from).collect()))
 }
 
@@ -734,7 +681,7 @@ pub async fn results(
     let now = crate::market::now();
     let from = time(r.from.as_deref(), Timestamp(now.0 - 86_400_000), "from")?;
     let to = time(r.to.as_deref(), Timestamp(now.0 + 86_400_000), "to")?;
-    let rows = market_store::interval_results(db(&state)?, ZoneId(zone), from, to).await?;
+    let rows = market_store::interval_results(state.db()?, ZoneId(zone), from, to).await?;
     Ok(ApiJson(rows.iter().map(ResultView::from).collect()))
 }
 

@@ -44,10 +44,7 @@ pub struct BalanceView {
     responses((status = 200, description = "Balance", body = BalanceView), (status = 503, description = "The chain cannot be read", body = crate::error::ErrorBody)))]
 pub async fn balance(State(state): State<AppState>, who: Principal) -> Result<ApiJson<BalanceView>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let db = state
-        .db
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_database", "no database configured"))?;
+    let db = state.db()?;
     let me = participants::get(db, who.participant).await?;
     let address = Accounts::participant_address(me.evm_address.as_deref(), who.participant);
     let (settled, batches) = chain_txs::settled_total(db, &address.to_string()).await?;

@@ -157,7 +157,7 @@ pub struct RewardView {
     responses((status = 200, description = "Rewards", body = Vec<RewardView>)))]
 pub async fn my_rewards(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<RewardView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let rows = gridshare_storage::rewards::of_participant(db(&state)?, who.participant, 500).await?;
+    let rows = gridshare_storage::rewards::of_participant(state.db()?, who.participant, 500).await?;
     Ok(ApiJson(
         rows.into_iter()
             .map(|r| RewardView {
@@ -170,13 +170,6 @@ pub async fn my_rewards(State(state): State<AppState>, who: Principal) -> Result
             })
             .collect(),
     ))
-}
-
-fn db(state: &AppState) -> Result<&gridshare_storage::Db, ApiError> {
-    state
-        .db
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_database", "no database configured"))
 }
 
 /// Who an event is for.
@@ -258,7 +251,7 @@ pub async fn create_program(
             "name: 1 to 100 characters",
         ));
     }
-    match dr::create_program(db(&state)?, name, &p.description, crate::market::now()).await {
+    match dr::create_program(state.db()?, name, &p.description, crate::market::now()).await {
         Ok(id) => Ok((
             StatusCode::CREATED,
             ApiJson(ProgramView {
@@ -281,7 +274,7 @@ pub async fn create_program(
     responses((status = 200, description = "Programs", body = Vec<ProgramView>)))]
 pub async fn programs(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<ProgramView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let all = dr::programs(db(&state)?).await?;
+    let all = dr::programs(state.db()?).await?;
     Ok(ApiJson(
         all.into_iter()
             .map(|p| ProgramView {
@@ -413,7 +406,7 @@ pub async fn create_event(
     ApiJson(req): ApiJson<NewEvent>,
 ) -> Result<(StatusCode, ApiJson<EventView>), ApiError> {
     require_operator(&who)?;
-    let db = db(&state)?;
+    let db = state.db()?;
     let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", m);
     let draft = DrEvent {
         event_id: EventId(0),
@@ -471,7 +464,7 @@ pub async fn create_event(
     responses((status = 200, description = "Events", body = Vec<EventView>)))]
 pub async fn events(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<EventView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let db = db(&state)?;
+    let db = state.db()?;
     let all = gateways::active(db).await?;
     let mut out = Vec::new();
     for e in dr::events(db, 200).await? {
@@ -492,7 +485,7 @@ pub async fn event(
     Path(id): Path<u64>,
 ) -> Result<ApiJson<EventView>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let db = db(&state)?;
+    let db = state.db()?;
     let e = dr::event(db, EventId(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
@@ -516,7 +509,7 @@ pub async fn cancel_event(
     Path(id): Path<u64>,
 ) -> Result<StatusCode, ApiError> {
     require_operator(&who)?;
-    let db = db(&state)?;
+    let db = state.db()?;
     let e = dr::event(db, EventId(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use gridshare_domain::{DeliveryInterval, NodeId};
 use gridshare_matching_engine::NodeConfig;
 use gridshare_storage::gateways;
@@ -71,10 +70,7 @@ pub async fn feeder(
 ) -> Result<ApiJson<FeederView>, ApiError> {
     who.require_role(&[Role::Operator])?;
     who.require_scope(Scope::Read)?;
-    let db = state
-        .db
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_database", "no database configured"))?;
+    let db = state.db()?;
     let network = state
         .network
         .as_ref()

@@ -75,6 +75,15 @@ pub struct AppState {
     pub onchain: Option<Arc<dyn balances::OnChain>>,
 }
 
+impl AppState {
+    /// The database, or the 503 every API route answers without one.
+    pub fn db(&self) -> Result<&gridshare_storage::Db, ApiError> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_database", "no database configured"))
+    }
+}
+
 impl Default for AppState {
     fn default() -> Self {
         Self {

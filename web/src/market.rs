@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridshare_domain::wire::{IntervalResult, TradeReport};
+use gridshare_domain::wire::IntervalResult;
 use gridshare_domain::{
     DeliveryInterval, GatewayId, IntervalRules, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side,
     TimeInForce, Timestamp, Wh, ZoneId,
@@ -291,32 +291,15 @@ impl Projector {
         for e in events {
             match *e {
                 Event::Trade {
-                    trade_id,
-                    zone,
-                    interval,
                     buy,
                     sell,
-                    buyer,
-                    seller,
                     quantity,
-                    price,
-                    grid_fee,
                     at,
                     ..
                 } => {
-                    out.push(Change::Trade(TradeReport {
-                        trade_id,
-                        zone,
-                        interval,
-                        buy_order: buy,
-                        sell_order: sell,
-                        buyer,
-                        seller,
-                        quantity,
-                        price,
-                        grid_fee,
-                        at,
-                    }));
+                    if let Some(t) = e.trade_report() {
+                        out.push(Change::Trade(t));
+                    }
                     for id in [buy, sell] {
                         if let Some(o) = self.live.get_mut(&id) {
                             o.rest -= quantity.0;
@@ -622,11 +605,11 @@ fn count(m: &crate::Metrics, cmd: &Command, events: &[Event]) {
                     .inc();
             }
             Event::Rejected { reason, .. } if order_cmd => {
-                let code = serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                m.orders.get_or_create(&ResultLabels { result: code }).inc();
+                m.orders
+                    .get_or_create(&ResultLabels {
+                        result: reason.code().to_owned(),
+                    })
+                    .inc();
             }
             Event::Trade { quantity, .. } => {
                 m.trades.inc();

@@ -2,7 +2,6 @@
 //! installer those they commissioned, the grid operator and admins all of them.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use gridshare_domain::{GatewayId, Timestamp};
 use gridshare_storage::gateways::{self, Gateway};
 use gridshare_storage::readings::{self, BucketSize};
@@ -12,13 +11,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::auth::{Principal, Role, Scope};
 use crate::error::{ApiError, ApiJson, ApiPath as Path, ApiQuery as Query};
-
-fn db(state: &AppState) -> Result<&gridshare_storage::Db, ApiError> {
-    state
-        .db
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_database", "no database configured"))
-}
 
 fn may_see(who: &Principal, g: &Gateway) -> bool {
     match who.role {
@@ -48,7 +40,7 @@ pub struct GatewayView {
     responses((status = 200, description = "Gateways", body = Vec<GatewayView>)))]
 pub async fn list(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<GatewayView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let all = gateways::active(db(&state)?).await?;
+    let all = gateways::active(state.db()?).await?;
     Ok(ApiJson(
         all.iter()
             .filter(|g| may_see(&who, g))
@@ -107,7 +99,7 @@ pub async fn readings(
     Query(q): Query<ReadingsQuery>,
 ) -> Result<ApiJson<Vec<BucketView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let db = db(&state)?;
+    let db = state.db()?;
     let g = gateways::active(db)
         .await?
         .into_iter()

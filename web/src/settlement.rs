@@ -57,13 +57,6 @@ pub struct BatchView {
     pub transactions: Vec<TxView>,
 }
 
-fn db(state: &AppState) -> Result<&gridshare_storage::Db, ApiError> {
-    state
-        .db
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_database", "no database configured"))
-}
-
 /// Settlement batches, newest first.
 #[utoipa::path(get, path = "/api/v1/settlement/batches", tag = "settlement", security(("api_key" = [])), params(Page),
     responses((status = 200, description = "Batches", body = Vec<BatchView>)))]
@@ -73,7 +66,7 @@ pub async fn batches(
     Query(page): Query<Page>,
 ) -> Result<ApiJson<Vec<BatchView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let db = db(&state)?;
+    let db = state.db()?;
     let rows = chain_txs::batches(db, page.before, page.limit()?, false).await?;
     let mut out = Vec::with_capacity(rows.len());
     for b in rows {
@@ -133,7 +126,7 @@ pub async fn proof(
     Path(id): Path<u64>,
 ) -> Result<ApiJson<ProofView>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let db = db(&state)?;
+    let db = state.db()?;
     let batch = match market::batch_of_trade(db, id).await {
         Ok(b) => b,
         Err(StorageError::NotFound { .. }) => return Err(ApiError::not_found(format!("no trade {id}"))),

@@ -18,7 +18,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use gridshare_domain::wire::TradeReport;
 use gridshare_matching_engine::Event;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -62,39 +61,10 @@ pub async fn ws(
 /// The frames one outcome gives this caller.
 pub fn frames(o: &Outcome, who: &Principal) -> Vec<String> {
     let mut out = Vec::new();
-    for e in &o.events {
-        if let Event::Trade {
-            trade_id,
-            zone,
-            interval,
-            buy,
-            sell,
-            buyer,
-            seller,
-            quantity,
-            price,
-            grid_fee,
-            at,
-            ..
-        } = *e
-        {
-            let view = TradeView::from(&TradeReport {
-                trade_id,
-                zone,
-                interval,
-                buy_order: buy,
-                sell_order: sell,
-                buyer,
-                seller,
-                quantity,
-                price,
-                grid_fee,
-                at,
-            });
-            let mut v = serde_json::to_value(view).unwrap_or_default();
-            v["type"] = json!("trade");
-            out.push(v.to_string());
-        }
+    for t in o.events.iter().filter_map(Event::trade_report) {
+        let mut v = serde_json::to_value(TradeView::from(&t)).unwrap_or_default();
+        v["type"] = json!("trade");
+        out.push(v.to_string());
     }
     for (zone, interval, d) in &o.books {
         let levels = |v: &[(gridshare_domain::MicroPerKwh, gridshare_domain::Wh)]| -> Vec<serde_json::Value> {
