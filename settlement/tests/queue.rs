@@ -29,6 +29,33 @@ async fn setup(chain: &RpcChain) -> (Address, Vec<u32>) {
     (d.vault, accounts.iter().map(|a| index.get(a).unwrap()).collect())
 }
 
+/// anvil with the contracts deployed and four accounts registered, and a fresh database.
+struct Rig {
+    anvil: gridshare_testkit::Anvil,
+    chain: RpcChain,
+    vault: Address,
+    idx: Vec<u32>,
+    db: Db,
+    _dir: tempfile::TempDir,
+}
+
+/// None when anvil is not installed outside CI (under CI=true that panics instead).
+async fn rig() -> Option<Rig> {
+    let anvil = Anvil::start(&[])?.unwrap();
+    let chain = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
+    let (vault, idx) = setup(&chain).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    Some(Rig {
+        anvil,
+        chain,
+        vault,
+        idx,
+        db,
+        _dir: dir,
+    })
+}
+
 async fn stored_batch(db: &Db, batch: &OnchainBatch) {
     chain_txs::insert_batch(
         db,
@@ -55,12 +82,17 @@ async fn a_crash_at_any_step_settles_each_batch_exactly_once() {
         CrashPoint::AfterBroadcast,
         CrashPoint::BeforeConfirmation,
     ] {
-        let Some(anvil) = Anvil::start(&[]) else { return };
-        let anvil = anvil.unwrap();
-        let chain = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
-        let (vault, idx) = setup(&chain).await;
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+        let Some(Rig {
+            anvil: _anvil,
+            chain,
+            vault,
+            idx,
+            db,
+            _dir,
+        }) = rig().await
+        else {
+            return;
+        };
         let mut deltas = vec![(idx[0], -700i128), (idx[1], 400), (idx[2], 300)];
         deltas.sort();
         let batch = OnchainBatch {
@@ -103,12 +135,17 @@ async fn a_crash_at_any_step_settles_each_batch_exactly_once() {
 
 #[tokio::test]
 async fn a_refused_batch_is_parked_with_the_contract_error() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    let anvil = anvil.unwrap();
-    let chain = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
-    let (vault, idx) = setup(&chain).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let Some(Rig {
+        anvil: _anvil,
+        chain,
+        vault,
+        idx,
+        db,
+        _dir,
+    }) = rig().await
+    else {
+        return;
+    };
     // debit beyond the 1 000 000 µ credit line
     let mut deltas = vec![(idx[0], -2_000_000i128), (idx[1], 2_000_000)];
     deltas.sort();
@@ -148,12 +185,17 @@ fn two_way(idx: &[u32], batch_id: u64) -> OnchainBatch {
 
 #[tokio::test]
 async fn an_unreachable_node_and_a_settler_without_gas_are_recorded_then_retried() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    let anvil = anvil.unwrap();
-    let chain = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
-    let (vault, idx) = setup(&chain).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let Some(Rig {
+        anvil,
+        chain,
+        vault,
+        idx,
+        db,
+        _dir,
+    }) = rig().await
+    else {
+        return;
+    };
     let batch = two_way(&idx, 1);
     stored_batch(&db, &batch).await;
 
@@ -221,12 +263,17 @@ async fn an_unreachable_node_and_a_settler_without_gas_are_recorded_then_retried
 
 #[tokio::test]
 async fn a_transaction_not_mined_in_time_is_re_signed_with_higher_fees_on_the_same_nonce() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    let anvil = anvil.unwrap();
-    let chain = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
-    let (vault, idx) = setup(&chain).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let Some(Rig {
+        anvil,
+        chain,
+        vault,
+        idx,
+        db,
+        _dir,
+    }) = rig().await
+    else {
+        return;
+    };
     let batch = two_way(&idx, 1);
     stored_batch(&db, &batch).await;
     let nonce = chain.nonce(key().address()).await.unwrap();
@@ -268,12 +315,17 @@ async fn a_transaction_not_mined_in_time_is_re_signed_with_higher_fees_on_the_sa
 
 #[tokio::test]
 async fn a_reorg_that_drops_the_settlement_makes_the_queue_send_it_again() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    let anvil = anvil.unwrap();
-    let chain = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
-    let (vault, idx) = setup(&chain).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let Some(Rig {
+        anvil,
+        chain,
+        vault,
+        idx,
+        db,
+        _dir,
+    }) = rig().await
+    else {
+        return;
+    };
     let batch = two_way(&idx, 1);
     stored_batch(&db, &batch).await;
 
@@ -308,12 +360,17 @@ async fn a_reorg_that_drops_the_settlement_makes_the_queue_send_it_again() {
 
 #[tokio::test]
 async fn a_nonce_gap_strands_nothing() {
-    let Some(anvil) = Anvil::start(&[]) else { return };
-    let anvil = anvil.unwrap();
-    let chain = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
-    let (vault, idx) = setup(&chain).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let Some(Rig {
+        anvil: _anvil,
+        chain,
+        vault,
+        idx,
+        db,
+        _dir,
+    }) = rig().await
+    else {
+        return;
+    };
     let nonce = chain.nonce(key().address()).await.unwrap();
     // the database believes a transaction with a higher nonce is in flight (restored from a
     // backup taken on another chain, say), so the next one would be signed past a gap

@@ -9,10 +9,54 @@ use sqlx::Row;
 use crate::db::{Db, query, with_pool};
 use crate::error::{Result, StorageError};
 
+/// `SELECT` of every column [`trade_from_row`] reads, followed by `$rest` (`WHERE …`).
+macro_rules! select_trades {
+    ($rest:literal) => {
+        concat!(
+            "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, ",
+            "quantity_wh, price, grid_fee, at FROM trades ",
+            $rest
+        )
+    };
+}
+pub(crate) use select_trades;
+
+/// The `INSERT` of a trade's columns, in the order [`bind_trade`] binds them, then `$rest`.
+macro_rules! insert_trade {
+    ($rest:literal) => {
+        concat!(
+            "INSERT INTO trades (trade_id, zone, interval_start, buy_order, sell_order, buyer_id, seller_id, ",
+            "quantity_wh, price, grid_fee, at, interval_minutes) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ",
+            $rest
+        )
+    };
+}
+pub(crate) use insert_trade;
+
+/// Binds a trade to an [`insert_trade`] statement.
+macro_rules! bind_trade {
+    ($q:expr, $t:expr) => {{
+        let t = $t;
+        $q.bind(t.trade_id.0 as i64)
+            .bind(i64::from(t.zone.0))
+            .bind(t.interval.start().0)
+            .bind(t.buy_order.0 as i64)
+            .bind(t.sell_order.0 as i64)
+            .bind(t.buyer.0 as i64)
+            .bind(t.seller.0 as i64)
+            .bind(t.quantity.0)
+            .bind(t.price.0)
+            .bind(t.grid_fee.0)
+            .bind(t.at.0)
+            .bind(t.interval.length().minutes())
+    }};
+}
+pub(crate) use bind_trade;
+
 /// Store trades in one transaction (all or nothing). `Duplicate` if a trade id exists.
 pub async fn insert_trades(db: &Db, trades: &[TradeReport]) -> Result<()> {
-    let sql = "INSERT INTO trades (trade_id, zone, interval_start, buy_order, sell_order, buyer_id, seller_id, \
-               quantity_wh, price, grid_fee, at, interval_minutes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    let sql = insert_trade!("");
     let sqlite_sql = crate::db::sqlite_placeholders(sql);
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
@@ -21,20 +65,7 @@ pub async fn insert_trades(db: &Db, trades: &[TradeReport]) -> Result<()> {
                 Db::Sqlite(_) => sqlx::query(sqlx::AssertSqlSafe(sqlite_sql.clone())),
                 Db::Postgres(_) => sqlx::query(sql),
             };
-            q.bind(t.trade_id.0 as i64)
-                .bind(i64::from(t.zone.0))
-                .bind(t.interval.start().0)
-                .bind(t.buy_order.0 as i64)
-                .bind(t.sell_order.0 as i64)
-                .bind(t.buyer.0 as i64)
-                .bind(t.seller.0 as i64)
-                .bind(t.quantity.0)
-                .bind(t.price.0)
-                .bind(t.grid_fee.0)
-                .bind(t.at.0)
-                .bind(t.interval.length().minutes())
-                .execute(&mut *tx)
-                .await?;
+            bind_trade!(q, t).execute(&mut *tx).await?;
         }
         tx.commit().await?;
     });
@@ -72,8 +103,7 @@ where
 
 /// Trades of one book, by trade id.
 pub async fn trades_of_interval(db: &Db, zone: ZoneId, interval: DeliveryInterval) -> Result<Vec<TradeReport>> {
-    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
-               quantity_wh, price, grid_fee, at FROM trades WHERE zone = $1 AND interval_start = $2 ORDER BY trade_id";
+    let sql = select_trades!("WHERE zone = $1 AND interval_start = $2 ORDER BY trade_id");
     query!(db, sql, pool => |q| {
         let rows = q.bind(i64::from(zone.0)).bind(interval.start().0).fetch_all(pool).await?;
         rows.iter().map(trade_from_row).collect::<Result<Vec<_>>>()
@@ -144,8 +174,7 @@ pub async fn unsettled_intervals(db: &Db) -> Result<Vec<DeliveryInterval>> {
 
 /// Every trade (all zones) of a delivery interval that is not in a batch yet, by trade id.
 pub async fn unsettled_trades(db: &Db, interval: DeliveryInterval) -> Result<Vec<TradeReport>> {
-    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
-               quantity_wh, price, grid_fee, at FROM trades WHERE interval_start = $1 AND batch_id IS NULL ORDER BY trade_id";
+    let sql = select_trades!("WHERE interval_start = $1 AND batch_id IS NULL ORDER BY trade_id");
     query!(db, sql, pool => |q| {
         let rows = q.bind(interval.start().0).fetch_all(pool).await?;
         rows.iter().map(trade_from_row).collect::<Result<Vec<_>>>()
@@ -154,8 +183,7 @@ pub async fn unsettled_trades(db: &Db, interval: DeliveryInterval) -> Result<Vec
 
 /// The trades of a batch, by trade id (the order of its Merkle leaves), and the batch a trade is in.
 pub async fn trades_of_batch(db: &Db, batch_id: u64) -> Result<Vec<TradeReport>> {
-    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
-               quantity_wh, price, grid_fee, at FROM trades WHERE batch_id = $1 ORDER BY trade_id";
+    let sql = select_trades!("WHERE batch_id = $1 ORDER BY trade_id");
     query!(db, sql, pool => |q| {
         let rows = q.bind(batch_id as i64).fetch_all(pool).await?;
         rows.iter().map(trade_from_row).collect::<Result<Vec<_>>>()
@@ -199,9 +227,10 @@ pub async fn onchain_trades_of_batch(db: &Db, batch_id: u64) -> Result<Vec<(u64,
 
 /// A participant's trades not in a settlement batch yet, by trade id.
 pub async fn unsettled_trades_of(db: &Db, who: ParticipantId) -> Result<Vec<TradeReport>> {
-    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
-               quantity_wh, price, grid_fee, at FROM trades WHERE (buyer_id = $1 OR seller_id = $1) AND batch_id IS NULL \
-               ORDER BY trade_id";
+    let sql = select_trades!(
+        "WHERE (buyer_id = $1 OR seller_id = $1) AND batch_id IS NULL \
+               ORDER BY trade_id"
+    );
     query!(db, sql, pool => |q| {
         let rows = q.bind(who.0 as i64).fetch_all(pool).await?;
         rows.iter().map(trade_from_row).collect::<Result<Vec<_>>>()

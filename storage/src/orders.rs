@@ -155,10 +155,7 @@ pub async fn record(db: &Db, changes: &[Change]) -> Result<()> {
                      side, quantity_wh, limit_price, tif, mode, status, filled_wh, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', 0, $12, $12) \
                      ON CONFLICT (order_id) DO NOTHING";
-    let trade = "INSERT INTO trades (trade_id, zone, interval_start, buy_order, sell_order, buyer_id, seller_id, \
-                 quantity_wh, price, grid_fee, at, interval_minutes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (trade_id) DO NOTHING";
+    let trade = crate::market::insert_trade!("ON CONFLICT (trade_id) DO NOTHING");
     let filled = "UPDATE orders SET filled_wh = (SELECT COALESCE(SUM(quantity_wh), 0) FROM trades \
                   WHERE buy_order = $1 OR sell_order = $1), updated_at = $2 WHERE order_id = $1";
     let amended = "UPDATE orders SET quantity_wh = $1, limit_price = $2, updated_at = $3 \
@@ -197,21 +194,7 @@ pub async fn record(db: &Db, changes: &[Change]) -> Result<()> {
                         .await?;
                 }
                 Change::Trade(t) => {
-                    q!(trade)
-                        .bind(t.trade_id.0 as i64)
-                        .bind(i64::from(t.zone.0))
-                        .bind(t.interval.start().0)
-                        .bind(t.buy_order.0 as i64)
-                        .bind(t.sell_order.0 as i64)
-                        .bind(t.buyer.0 as i64)
-                        .bind(t.seller.0 as i64)
-                        .bind(t.quantity.0)
-                        .bind(t.price.0)
-                        .bind(t.grid_fee.0)
-                        .bind(t.at.0)
-                        .bind(t.interval.length().minutes())
-                        .execute(&mut *tx)
-                        .await?;
+                    crate::market::bind_trade!(q!(trade), t).execute(&mut *tx).await?;
                     for id in [t.buy_order, t.sell_order] {
                         q!(filled).bind(id.0 as i64).bind(t.at.0).execute(&mut *tx).await?;
                     }
@@ -354,9 +337,10 @@ pub async fn trades_of_participant(
     before: Option<u64>,
     limit: u32,
 ) -> Result<Vec<TradeReport>> {
-    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
-               quantity_wh, price, grid_fee, at FROM trades WHERE (buyer_id = $1 OR seller_id = $1) AND trade_id < $2 \
-               ORDER BY trade_id DESC LIMIT $3";
+    let sql = crate::market::select_trades!(
+        "WHERE (buyer_id = $1 OR seller_id = $1) AND trade_id < $2 \
+               ORDER BY trade_id DESC LIMIT $3"
+    );
     query!(db, sql, pool => |q| {
         let rows = q
             .bind(who.0 as i64)
