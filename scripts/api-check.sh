@@ -11,7 +11,9 @@ command -v schemathesis >/dev/null || { echo "schemathesis not found: run script
 cargo test -q --workspace --locked --no-run 2>/dev/null
 bin="${CARGO_TARGET_DIR:-target}/debug/gridshare"
 dir=$(mktemp -d /tmp/gridshare-api-check.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+port=$(free_port)
+mqtt_port=$(free_port)
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 
@@ -20,7 +22,7 @@ trap cleanup EXIT
 key=$("$bin" --data-dir "$dir" api-key --participant 1 --scopes read,trade)
 key2=$("$bin" --data-dir "$dir" api-key --participant 2 --scopes read,trade)
 printf '[market]\nhorizon = 8\n[http]\nrate_per_second = 10000.0\nrate_burst = 10000.0\n' >"$dir/api.toml"
-RUST_LOG=warn "$bin" --data-dir "$dir" --config "$dir/api.toml" serve --listen "127.0.0.1:$port" >"$dir/serve.log" 2>&1 &
+RUST_LOG=warn "$bin" --data-dir "$dir" --config "$dir/api.toml" serve --listen "127.0.0.1:$port" --mqtt-listen "127.0.0.1:$mqtt_port" >"$dir/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break

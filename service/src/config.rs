@@ -18,7 +18,10 @@
 //! engine = { tick = 1000, min_price = -500000, max_price = 2000000, … }   # matching-engine MarketConfig
 //!
 //! [mqtt]
-//! url = "mqtt://user:password@host:1883"   # gateways' broker; absent: no gateway intake
+//! url = "mqtt://user:password@host:1883"   # an external broker (Mosquitto); absent: the embedded one
+//! embedded = true                   # without url: run the embedded broker (false: no gateway intake)
+//! listen = "127.0.0.1:1883"         # the embedded broker's address
+//! users = { gw-1 = "secret" }       # the embedded broker's gateway logins; empty: anonymous
 //!
 //! [chain]                           # absent rpc_url: the in-process EVM in data_dir/chain.log
 //! rpc_url = "https://…"
@@ -154,8 +157,14 @@ impl Default for Market {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mqtt {
-    /// `mqtt://user:password@host:port`; absent: no gateway intake.
+    /// `mqtt://user:password@host:port`, an external broker; absent: the embedded one.
     pub url: Option<String>,
+    /// Without `url`: run the embedded broker (`false`: no gateway intake at all).
+    pub embedded: bool,
+    /// The embedded broker's address.
+    pub listen: SocketAddr,
+    /// The embedded broker's logins for gateways (`user → password`); empty: anonymous.
+    pub users: std::collections::HashMap<String, String>,
     /// The service's client id (fixed, so the broker keeps its session while it restarts).
     pub client_id: String,
 }
@@ -164,6 +173,9 @@ impl Default for Mqtt {
     fn default() -> Self {
         Self {
             url: None,
+            embedded: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            users: std::collections::HashMap::new(),
             client_id: "gridshare-market".into(),
         }
     }

@@ -8,10 +8,11 @@
 //!  HTTP (gridshare-web) ─▶ same order path as MQTT
 //! ```
 //!
-//! Here: [`config`] and [`ingest`]; the engine task, recorder and scheduler are in
-//! `gridshare_web::market`, the HTTP API in `gridshare_web`. MQTT ingest wiring, settlement
-//! scheduling and demand response are still to come (issue 7).
+//! Here: [`config`], the embedded MQTT [`broker`], gateway [`ingest`] and its [`mqtt`] client, and
+//! [`settle`] (the settlement step on a timer); the engine task, recorder and scheduler are in
+//! `gridshare_web::market`, the HTTP API in `gridshare_web`.
 
+pub mod broker;
 pub mod config;
 pub mod ingest;
 pub mod mqtt;

@@ -43,6 +43,9 @@ enum Cmd {
         /// The gateways' MQTT broker, `mqtt://user:password@host:port` (overrides `mqtt.url`).
         #[arg(long, env = "GRIDSHARE_MQTT_URL")]
         mqtt: Option<String>,
+        /// Address of the embedded MQTT broker, used when no broker URL is given (overrides `mqtt.listen`).
+        #[arg(long, env = "GRIDSHARE_MQTT_LISTEN")]
+        mqtt_listen: Option<std::net::SocketAddr>,
     },
     /// Add or update a participant (a home, trader, operator…).
     Participant {
@@ -92,7 +95,15 @@ fn load(cli: &Cli) -> Result<Config, String> {
     if let Some(db) = &cli.database {
         cfg.database = Some(db.clone());
     }
-    if let Cmd::Serve { listen, mqtt } = &cli.command {
+    if let Cmd::Serve {
+        listen,
+        mqtt,
+        mqtt_listen,
+    } = &cli.command
+    {
+        if let Some(l) = mqtt_listen {
+            cfg.mqtt.listen = *l;
+        }
         if let Some(l) = listen {
             cfg.http.listen = *l;
         }
@@ -254,20 +265,24 @@ async fn serve(cfg: Config) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let (stop_mqtt, mqtt_stop) = tokio::sync::watch::channel(false);
     let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
-    let mqtt = match &cfg.mqtt.url {
-        None => None,
-        Some(url) => {
-            let broker = gridshare::mqtt::Broker::parse(url)?;
-            Some(tokio::spawn(gridshare::mqtt::run(
-                broker,
-                cfg.mqtt.client_id.clone(),
-                db.clone(),
-                market.clone(),
-                metrics.clone(),
-                dr_in,
-                mqtt_stop,
-            )))
+    let broker = match &cfg.mqtt.url {
+        Some(url) => Some(gridshare::mqtt::Broker::parse(url)?),
+        None if cfg.mqtt.embedded => {
+            Some(gridshare::broker::start(cfg.mqtt.listen, &cfg.mqtt.users).map_err(|e| e.to_string())?)
         }
+        None => None,
+    };
+    let mqtt = match broker {
+        None => None,
+        Some(broker) => Some(tokio::spawn(gridshare::mqtt::run(
+            broker,
+            cfg.mqtt.client_id.clone(),
+            db.clone(),
+            market.clone(),
+            metrics.clone(),
+            dr_in,
+            mqtt_stop,
+        ))),
     };
     // demand-response events that have ended: verify the response from telemetry, credit rewards
     let dr_db = db.clone();

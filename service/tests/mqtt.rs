@@ -1,9 +1,11 @@
-//! Gateways over a real MQTT broker (Mosquitto): signed telemetry is stored once, replays,
+//! Gateways over a real MQTT broker (Mosquitto, and the embedded rumqttd): signed telemetry is stored once, replays,
 //! forgeries and garbage are counted under their reason, orders and cancels go through the
 //! market and are answered on the gateway's ack topic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,11 +93,61 @@ fn rejected(m: &Metrics, reason: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gateway_messages_are_verified_stored_and_answered() {
+async fn gateway_messages_are_verified_stored_and_answered_through_mosquitto() {
     let Some(url) = gridshare_testkit::service(gridshare_testkit::MQTT_URL, "Mosquitto") else {
         return;
     };
     let broker = Broker::parse(&url).unwrap();
+    let gateway_login = (broker.username.clone().unwrap(), broker.password.clone().unwrap());
+    exercise(broker, gateway_login).await;
+}
+
+fn embedded() -> (Broker, (String, String)) {
+    let port = gridshare_testkit::free_port().unwrap();
+    let users = HashMap::from([("gw-test".to_owned(), "gw password".to_owned())]);
+    let broker = gridshare::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), &users).unwrap();
+    (broker, ("gw-test".into(), "gw password".into()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_messages_are_verified_stored_and_answered_through_the_embedded_broker() {
+    let (broker, gateway_login) = embedded();
+    assert_eq!(broker.username.as_deref(), Some(gridshare::broker::SERVICE_USER));
+    exercise(broker, gateway_login).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_refuses_a_wrong_password_and_names_a_taken_port() {
+    let (broker, (user, _)) = embedded();
+    let mut opts = MqttOptions::new(unique("gs-intruder"), broker.host.clone(), broker.port);
+    opts.set_credentials(user, "not the password");
+    let (_client, mut events) = AsyncClient::new(opts, 10);
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.poll().await {
+                Err(e) => return e.to_string(),
+                Ok(Event::Incoming(Packet::ConnAck(c))) if c.code != rumqttc::ConnectReturnCode::Success => {
+                    return format!("{:?}", c.code);
+                }
+                Ok(Event::Incoming(Packet::ConnAck(_))) => panic!("connected with a wrong password"),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("an answer from the broker");
+    assert!(!refused.is_empty());
+
+    let taken = gridshare::broker::start(SocketAddr::from(([127, 0, 0, 1], broker.port)), &HashMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        taken.contains(&broker.port.to_string()) && taken.contains("mqtt.listen"),
+        "{taken}"
+    );
+}
+
+async fn exercise(broker: Broker, gateway_login: (String, String)) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     // gateway ids unique per run: the broker is shared and keeps retained state per topic
@@ -157,7 +209,7 @@ async fn gateway_messages_are_verified_stored_and_answered() {
 
     // a test gateway client, listening on both gateways' ack topics
     let mut opts = MqttOptions::new(unique("gs-gw"), broker.host.clone(), broker.port);
-    opts.set_credentials(broker.username.clone().unwrap(), broker.password.clone().unwrap());
+    opts.set_credentials(gateway_login.0, gateway_login.1);
     let (gw, mut events) = AsyncClient::new(opts, 100);
     let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<(String, OrderAck)>();
     let (fills_tx, mut fills) = tokio::sync::mpsc::unbounded_channel::<(String, Fill)>();

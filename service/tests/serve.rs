@@ -79,6 +79,10 @@ fn serve(dir: &Path, config: &Path, port: u16) -> Server {
             .arg("--config")
             .arg(config)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--mqtt-listen",
+                &format!("127.0.0.1:{}", gridshare_testkit::free_port().unwrap()),
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -229,6 +233,10 @@ fn serves_trades_stops_cleanly_and_resumes_from_its_journal() {
         .arg("--data-dir")
         .arg(dir.path().join("other"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--mqtt-listen",
+            &format!("127.0.0.1:{}", gridshare_testkit::free_port().unwrap()),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
