@@ -11,7 +11,7 @@
 //! to its prefix: a message signed by gateway A and published under B's topic
 //! is a replay or a misconfiguration, and either must be visible.
 
-use gridshare_domain::envelope::{EnvelopeError, Verifier};
+use gridshare_domain::envelope::{Checked, Checker, EnvelopeError, Verifier};
 use gridshare_domain::ids::GatewayId;
 use gridshare_domain::interval::Timestamp;
 use gridshare_domain::topics::{self, Channel};
@@ -98,9 +98,62 @@ impl IngestError {
 }
 
 /// Turns publishes into verified [`Inbound`] messages.
+///
+/// In two steps, so signatures can be checked on several cores while sequence numbers are
+/// still taken in arrival order: [`IngestChecker::check`] (stateless, `Send`, from
+/// [`Ingest::checker`]) and then [`Ingest::accept`]. [`Ingest::handle`] does both.
 #[derive(Debug)]
 pub struct Ingest {
     verifier: Verifier,
+}
+
+/// The stateless half of [`Ingest`]: topic, envelope, signature, time and payload.
+#[derive(Debug, Clone)]
+pub struct IngestChecker {
+    checker: Checker,
+}
+
+/// A publish past the stateless checks, waiting for [`Ingest::accept`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Staged {
+    /// Presence needs no more checks.
+    Status(Inbound),
+    /// A signed message on its gateway's channel.
+    Signed {
+        /// The topic's channel.
+        channel: Channel,
+        /// The checked envelope.
+        checked: Checked,
+    },
+}
+
+impl IngestChecker {
+    /// Check one publish, but not its sequence number.
+    pub fn check(&self, topic: &str, payload: &[u8], now: Timestamp) -> Result<Staged, IngestError> {
+        let (gateway, channel) = topics::parse(topic).ok_or_else(|| IngestError::UnknownTopic(topic.to_owned()))?;
+        if !channel.is_upstream() {
+            return Err(IngestError::DownstreamTopic(topic.to_owned()));
+        }
+        if channel == Channel::Status {
+            // Presence is unsigned: the broker publishes the last will, not the gateway.
+            return match payload {
+                b"online" => Ok(Staged::Status(Inbound::Status { gateway, online: true })),
+                b"offline" => Ok(Staged::Status(Inbound::Status { gateway, online: false })),
+                _ => Err(IngestError::BadStatus),
+            };
+        }
+        let checked = self.checker.check(payload, now, Some(gateway))?;
+        // the kind must fit the channel before it takes a sequence number
+        match (channel, &checked.message) {
+            (Channel::Telemetry, Message::Telemetry(_))
+            | (Channel::Orders, Message::Order(_) | Message::Cancel(_))
+            | (Channel::DrReport, Message::DrReport(_)) => Ok(Staged::Signed { channel, checked }),
+            (channel, msg) => Err(IngestError::WrongChannel {
+                kind: msg.kind(),
+                channel: channel.suffix(),
+            }),
+        }
+    }
 }
 
 impl Ingest {
@@ -114,34 +167,117 @@ impl Ingest {
         &mut self.verifier
     }
 
-    /// Check one publish.
-    pub fn handle(&mut self, topic: &str, payload: &[u8], now: Timestamp) -> Result<Inbound, IngestError> {
-        let (gateway, channel) = topics::parse(topic).ok_or_else(|| IngestError::UnknownTopic(topic.to_owned()))?;
-        if !channel.is_upstream() {
-            return Err(IngestError::DownstreamTopic(topic.to_owned()));
+    /// A snapshot of the stateless checks (take a new one after registering or revoking).
+    pub fn checker(&self) -> IngestChecker {
+        IngestChecker {
+            checker: self.verifier.checker(),
         }
-        if channel == Channel::Status {
-            // Presence is unsigned: the broker publishes the last will, not the gateway.
-            return match payload {
-                b"online" => Ok(Inbound::Status { gateway, online: true }),
-                b"offline" => Ok(Inbound::Status { gateway, online: false }),
-                _ => Err(IngestError::BadStatus),
-            };
-        }
-        let (env, msg) = self.verifier.open_from(gateway, payload, now)?;
-        match (channel, msg) {
-            (Channel::Telemetry, Message::Telemetry(t)) => Ok(Inbound::Telemetry {
+    }
+
+    /// The replay check of a staged publish, in arrival order.
+    pub fn accept(&mut self, staged: Staged) -> Result<Inbound, IngestError> {
+        let checked = match staged {
+            Staged::Status(inbound) => return Ok(inbound),
+            Staged::Signed { checked, .. } => checked,
+        };
+        let (env, msg) = self.verifier.accept(checked)?;
+        let gateway = env.gateway;
+        match msg {
+            Message::Telemetry(t) => Ok(Inbound::Telemetry {
                 gateway,
                 seq: env.seq,
                 samples: t.samples,
             }),
-            (Channel::Orders, Message::Order(order)) => Ok(Inbound::Order { gateway, order }),
-            (Channel::Orders, Message::Cancel(cancel)) => Ok(Inbound::Cancel { gateway, cancel }),
-            (Channel::DrReport, Message::DrReport(report)) => Ok(Inbound::DrReport { gateway, report }),
-            (channel, msg) => Err(IngestError::WrongChannel {
+            Message::Order(order) => Ok(Inbound::Order { gateway, order }),
+            Message::Cancel(cancel) => Ok(Inbound::Cancel { gateway, cancel }),
+            Message::DrReport(report) => Ok(Inbound::DrReport { gateway, report }),
+            msg => Err(IngestError::WrongChannel {
                 kind: msg.kind(),
-                channel: channel.suffix(),
+                channel: "upstream",
             }),
+        }
+    }
+
+    /// Check one publish.
+    pub fn handle(&mut self, topic: &str, payload: &[u8], now: Timestamp) -> Result<Inbound, IngestError> {
+        let staged = self.checker().check(topic, payload, now)?;
+        self.accept(staged)
+    }
+}
+
+/// A publish as the pipeline sees it.
+pub trait Publication: Send + 'static {
+    /// Its topic.
+    fn topic(&self) -> &str;
+    /// Its payload.
+    fn payload(&self) -> &[u8];
+}
+
+impl Publication for rumqttc::Publish {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+impl Publication for (String, Vec<u8>) {
+    fn topic(&self) -> &str {
+        &self.0
+    }
+    fn payload(&self) -> &[u8] {
+        &self.1
+    }
+}
+
+/// Signature checks on the runtime's worker threads (every core), results in arrival order:
+/// push publishes as they come, take them back from [`Pipeline::next`] for [`Ingest::accept`].
+/// At most `limit` are in flight, so a flood waits at the broker, not in memory.
+#[derive(Debug)]
+pub struct Pipeline<T> {
+    inflight: futures_util::stream::FuturesOrdered<tokio::task::JoinHandle<(T, Result<Staged, IngestError>)>>,
+    limit: usize,
+}
+
+impl<T: Publication> Pipeline<T> {
+    /// A pipeline holding at most `limit` publishes in flight.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            inflight: futures_util::stream::FuturesOrdered::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    /// True when no more may be pushed until one is taken.
+    pub fn is_full(&self) -> bool {
+        self.inflight.len() >= self.limit
+    }
+
+    /// True when nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.inflight.is_empty()
+    }
+
+    /// Start checking `item` with `checker` (must be called within a Tokio runtime).
+    pub fn push(&mut self, checker: &IngestChecker, now: Timestamp, item: T) {
+        let checker = checker.clone();
+        self.inflight.push_back(tokio::spawn(async move {
+            let staged = checker.check(item.topic(), item.payload(), now);
+            (item, staged)
+        }));
+    }
+
+    /// The oldest publish and its check, once done; `None` when nothing is in flight.
+    pub async fn next(&mut self) -> Option<(T, Result<Staged, IngestError>)> {
+        use futures_util::StreamExt;
+        loop {
+            match self.inflight.next().await? {
+                Ok(done) => return Some(done),
+                // a check never panics on input; if one did, its publish is not acknowledged
+                // and the broker delivers it again
+                Err(e) => tracing::error!(error = %e, "a signature check failed to run"),
+            }
         }
     }
 }

@@ -33,7 +33,7 @@ use gridshare_web::market::{Market, NewOrder, now};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::watch;
 
-use crate::ingest::{Inbound, Ingest};
+use crate::ingest::{Inbound, Ingest, IngestChecker, IngestError, Pipeline, Staged};
 
 /// Where the broker is, from `mqtt://user:password@host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,8 @@ impl Broker {
 const MAX_BATCH: usize = 5_000;
 /// Longest a sample waits in the buffer.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Publishes whose signatures are being checked at once (on every core).
+const MAX_INFLIGHT: usize = 256;
 /// How often the registered gateways are reloaded (new commissions, revocations).
 const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
@@ -98,6 +100,8 @@ struct State {
     market: Market,
     metrics: Arc<Metrics>,
     ingest: Ingest,
+    /// The stateless checks, renewed when gateways are reloaded.
+    checker: IngestChecker,
     owners: HashMap<GatewayId, ParticipantId>,
     /// (gateway, its order id) → the market's id, for this run's orders.
     client_ids: HashMap<(GatewayId, OrderId), OrderId>,
@@ -152,6 +156,7 @@ pub async fn run(
         market,
         metrics,
         ingest: Ingest::new(Verifier::new(FreshnessPolicy::default())),
+        checker: Ingest::new(Verifier::default()).checker(),
         owners: HashMap::new(),
         client_ids: HashMap::new(),
         by_market_id: HashMap::new(),
@@ -160,13 +165,21 @@ pub async fn run(
         touched: Vec::new(),
     };
     load_gateways(&st.db, &mut st.ingest, &mut st.owners).await?;
+    st.checker = st.ingest.checker();
+    let mut pipeline = Pipeline::new(MAX_INFLIGHT);
     let mut feed = st.market.subscribe();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut reload = tokio::time::interval(RELOAD_EVERY);
     let mut backoff = Duration::from_millis(200);
     loop {
         tokio::select! {
-            ev = events.poll() => match ev {
+            Some((p, staged)) = pipeline.next(), if !pipeline.is_empty() => {
+                handle(&mut st, &client, p, staged).await;
+                if st.buffer.len() >= MAX_BATCH {
+                    flush_buffer(&mut st, &client).await;
+                }
+            }
+            ev = events.poll(), if !pipeline.is_full() => match ev {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
                     backoff = Duration::from_millis(200);
                     tracing::info!(host = %broker.host, port = broker.port, "connected to the MQTT broker");
@@ -176,12 +189,7 @@ pub async fn run(
                         }
                     }
                 }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                    handle(&mut st, &client, p).await;
-                    if st.buffer.len() >= MAX_BATCH {
-                        flush_buffer(&mut st, &client).await;
-                    }
-                }
+                Ok(MqttEvent::Incoming(Packet::Publish(p))) => pipeline.push(&st.checker, now(), p),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection lost; reconnecting");
@@ -210,8 +218,12 @@ pub async fn run(
                 if let Err(e) = load_gateways(&st.db, &mut st.ingest, &mut st.owners).await {
                     tracing::warn!(error = %e, "reloading gateways");
                 }
+                st.checker = st.ingest.checker();
             }
             _ = shutdown.changed() => {
+                while let Some((p, staged)) = pipeline.next().await {
+                    handle(&mut st, &client, p, staged).await;
+                }
                 flush_buffer(&mut st, &client).await;
                 let _ = client.disconnect().await;
                 // let the acknowledgements and the disconnect go out
@@ -249,8 +261,8 @@ fn reject_code(events: &[Event]) -> Option<String> {
     })
 }
 
-async fn handle(st: &mut State, client: &AsyncClient, p: Publish) {
-    let inbound = match st.ingest.handle(&p.topic, &p.payload, now()) {
+async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result<Staged, IngestError>) {
+    let inbound = match staged.and_then(|s| st.ingest.accept(s)) {
         Ok(i) => i,
         Err(e) => {
             st.metrics.reject(e.reason());
