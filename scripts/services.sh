@@ -59,6 +59,9 @@ password_file $mq/passwd
 acl_file $mq/acl
 persistence false
 log_dest file $mq/log
+# the market service acknowledges telemetry after its batch commits: let it have many in flight
+max_inflight_messages 1000
+max_queued_messages 100000
 CONF
     [ "$(id -u)" = 0 ] && chown -R mosquitto: "$mq" 2>/dev/null || true
     chmod 0700 "$mq/passwd" "$mq/acl" 2>/dev/null || true

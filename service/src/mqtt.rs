@@ -150,7 +150,9 @@ pub async fn run(
     if let (Some(u), Some(p)) = (&broker.username, &broker.password) {
         opts.set_credentials(u.clone(), p.clone());
     }
-    let (client, mut events) = AsyncClient::new(opts, 10_000);
+    let (client, events) = AsyncClient::new(opts, 10_000);
+    let (inbox_tx, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+    let mut pump = tokio::spawn(pump(events, inbox_tx, broker.clone()));
     let mut st = State {
         db,
         market,
@@ -170,32 +172,40 @@ pub async fn run(
     let mut feed = st.market.subscribe();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut reload = tokio::time::interval(RELOAD_EVERY);
-    let mut backoff = Duration::from_millis(200);
     loop {
         tokio::select! {
+            // in this order: a stop, checked publishes, new publishes, then the rest; when
+            // nothing arrives, commit what is buffered (see "Idle" below)
+            biased;
+            _ = shutdown.changed() => {
+                while let Some((p, staged)) = pipeline.next().await {
+                    handle(&mut st, &client, p, staged).await;
+                }
+                flush_buffer(&mut st, &client).await;
+                let _ = client.disconnect().await;
+                // let the acknowledgements and the disconnect go out
+                if tokio::time::timeout(Duration::from_secs(2), &mut pump).await.is_err() {
+                    tracing::warn!("MQTT connection did not close within 2 s");
+                    pump.abort();
+                }
+                return Ok(());
+            }
             Some((p, staged)) = pipeline.next(), if !pipeline.is_empty() => {
                 handle(&mut st, &client, p, staged).await;
                 if st.buffer.len() >= MAX_BATCH {
                     flush_buffer(&mut st, &client).await;
                 }
             }
-            ev = events.poll(), if !pipeline.is_full() => match ev {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                    backoff = Duration::from_millis(200);
-                    tracing::info!(host = %broker.host, port = broker.port, "connected to the MQTT broker");
+            incoming = inbox.recv(), if !pipeline.is_full() => match incoming {
+                Some(Incoming::Connected) => {
                     for ch in Channel::ALL.into_iter().filter(|c| c.is_upstream()) {
-                        if let Err(e) = client.try_subscribe(topics::all_gateways(ch), QoS::AtLeastOnce) {
+                        if let Err(e) = client.subscribe(topics::all_gateways(ch), QoS::AtLeastOnce).await {
                             tracing::error!(error = %e, "subscribing");
                         }
                     }
                 }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => pipeline.push(&st.checker, now(), p),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection lost; reconnecting");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
+                Some(Incoming::Publish(p)) => pipeline.push(&st.checker, now(), p),
+                None => return Err("the MQTT connection task ended".into()),
             },
             outcome = feed.recv() => match outcome {
                 Ok(o) => publish_fills(&st, &client, &o),
@@ -214,34 +224,63 @@ pub async fn run(
                 tracing::info!(event = %d.event.event_id, gateways = d.gateways.len(), cancelled = d.event.cancelled, "demand-response event sent");
             }
             _ = flush.tick() => flush_buffer(&mut st, &client).await,
+            // Idle: nothing checked, nothing on the wire. The broker sends only so many
+            // unacknowledged publishes (Mosquitto's max_inflight_messages, rumqttd's 100) and
+            // waits for their acknowledgements, which follow the commit: so commit now rather
+            // than at the next tick. Under load the batches stay large; when idle, latency is low.
+            _ = std::future::ready(()), if pipeline.is_empty() && !st.pending_acks.is_empty() => {
+                flush_buffer(&mut st, &client).await;
+            }
             _ = reload.tick() => {
                 if let Err(e) = load_gateways(&st.db, &mut st.ingest, &mut st.owners).await {
                     tracing::warn!(error = %e, "reloading gateways");
                 }
                 st.checker = st.ingest.checker();
             }
-            _ = shutdown.changed() => {
-                while let Some((p, staged)) = pipeline.next().await {
-                    handle(&mut st, &client, p, staged).await;
-                }
-                flush_buffer(&mut st, &client).await;
-                let _ = client.disconnect().await;
-                // let the acknowledgements and the disconnect go out
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-                while tokio::time::Instant::now() < deadline {
-                    match tokio::time::timeout(Duration::from_millis(200), events.poll()).await {
-                        Ok(Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) => break,
-                        _ => {}
-                    }
-                }
-                return Ok(());
-            }
         }
     }
 }
 
-fn ack(client: &AsyncClient, p: &Publish) {
-    if let Err(e) = client.try_ack(p) {
+/// What the connection task passes on.
+enum Incoming {
+    /// (Re)connected: subscribe.
+    Connected,
+    /// A publish from a gateway.
+    Publish(Publish),
+}
+
+/// Drives the MQTT connection on its own task, so that acknowledgements and answers queued by
+/// the intake always go out, however busy the intake is: publishes are passed on (their number
+/// is bounded by the broker, which sends no more unacknowledged ones than its in-flight limit),
+/// and a lost connection is retried with backoff. Ends after the disconnect goes out.
+async fn pump(mut events: rumqttc::EventLoop, inbox: tokio::sync::mpsc::UnboundedSender<Incoming>, broker: Broker) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let passed = match events.poll().await {
+            Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(200);
+                tracing::info!(host = %broker.host, port = broker.port, "connected to the MQTT broker");
+                inbox.send(Incoming::Connected)
+            }
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => inbox.send(Incoming::Publish(p)),
+            Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection lost; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                Ok(())
+            }
+        };
+        if passed.is_err() {
+            return; // the intake has stopped
+        }
+    }
+}
+
+async fn ack(client: &AsyncClient, p: &Publish) {
+    // waits for room in the request queue: the pump drains it all the time
+    if let Err(e) = client.ack(p).await {
         tracing::warn!(error = %e, "acknowledging a publish");
     }
 }
@@ -267,7 +306,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
         Err(e) => {
             st.metrics.reject(e.reason());
             tracing::debug!(topic = %p.topic, error = %e, "gateway message rejected");
-            ack(client, &p); // nothing to keep: a bad message is counted and dropped
+            ack(client, &p).await; // nothing to keep: a bad message is counted and dropped
             return;
         }
     };
@@ -282,7 +321,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
         Inbound::Order { gateway, order } => {
             st.metrics.messages_in.get_or_create(&kind("order")).inc();
             let Some(&owner) = st.owners.get(&gateway) else {
-                ack(client, &p);
+                ack(client, &p).await;
                 return;
             };
             let result = st
@@ -344,12 +383,12 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                 }
             };
             answer(client, gateway, &a);
-            ack(client, &p);
+            ack(client, &p).await;
         }
         Inbound::Cancel { gateway, cancel } => {
             st.metrics.messages_in.get_or_create(&kind("cancel")).inc();
             let Some(&owner) = st.owners.get(&gateway) else {
-                ack(client, &p);
+                ack(client, &p).await;
                 return;
             };
             let id = st
@@ -376,17 +415,17 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                 }
             };
             answer(client, gateway, &a);
-            ack(client, &p);
+            ack(client, &p).await;
         }
         Inbound::DrReport { gateway, report } => {
             match gridshare_storage::dr::record_report(&st.db, gateway, &report).await {
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("dr_report")).inc();
-                    ack(client, &p);
+                    ack(client, &p).await;
                 }
                 Err(gridshare_storage::StorageError::MissingReference { .. }) => {
                     st.metrics.reject("unknown_event");
-                    ack(client, &p);
+                    ack(client, &p).await;
                 }
                 // the database is down: leave it unacknowledged, the broker delivers it again
                 Err(e) => tracing::warn!(%gateway, error = %e, "storing a demand-response report"),
@@ -395,7 +434,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
         Inbound::Status { gateway, online } => {
             st.metrics.messages_in.get_or_create(&kind("status")).inc();
             tracing::info!(%gateway, online, "gateway presence");
-            ack(client, &p);
+            ack(client, &p).await;
         }
     }
 }
@@ -451,7 +490,7 @@ async fn flush_buffer(st: &mut State, client: &AsyncClient) {
     }
     st.buffer.clear();
     for p in std::mem::take(&mut st.pending_acks) {
-        ack(client, &p);
+        ack(client, &p).await;
     }
 }
 
