@@ -16,10 +16,13 @@
 //! production participants must have one. The community, grid-operator and utility accounts are
 //! configured addresses.
 //!
-//! **Readings.** Positions are built for every participant who traded in the interval. Metered
-//! energy is not wired in yet (gateways arrive with issue 5), so each position is *estimated*
-//! with the ledger's late-reading rule — the traded net stands in, no imbalance is charged — and
-//! [`crate::ledger::true_up`] will correct it once readings flow.
+//! **Readings.** Positions are built for every participant who traded in the interval. Their
+//! metered net import comes from their gateways' grid-meter energy counters at the interval's
+//! start and end ([`metered_net_import`]); the difference from what they traded is the imbalance,
+//! priced at the utility tariff. A participant without readings at both ends is *estimated* with
+//! the ledger's late-reading rule: the traded net stands in and no imbalance is charged.
+//! Estimated positions are not yet trued up when readings arrive later
+//! ([`crate::ledger::true_up`] computes the correction; nothing posts it yet).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -131,6 +134,44 @@ pub struct StepConfig {
     pub max_accounts: usize,
     /// Confirmation depth.
     pub confirmations: u64,
+}
+
+/// The metered net import (import − export) of a participant's gateways over `interval`, from
+/// their grid meters' energy counters read within [`meter_tolerance_ms`] of its start and of its
+/// end. `None` (the position is then estimated) when the participant has no gateway, when any of
+/// them lacks a reading at either end, or when a counter went backwards (a replaced meter).
+pub async fn metered_net_import(
+    db: &Db,
+    gateways: &[gridshare_domain::GatewayId],
+    interval: gridshare_domain::DeliveryInterval,
+) -> Result<Option<gridshare_domain::Wh>, StepError> {
+    use gridshare_storage::readings::grid_counters_near;
+    if gateways.is_empty() {
+        return Ok(None);
+    }
+    let tolerance = meter_tolerance_ms(interval);
+    let mut net = 0i64;
+    for g in gateways {
+        let (Some((_, in0, out0)), Some((_, in1, out1))) = (
+            grid_counters_near(db, *g, interval.start(), tolerance).await?,
+            grid_counters_near(db, *g, interval.end(), tolerance).await?,
+        ) else {
+            return Ok(None);
+        };
+        let (imported, exported) = (in1.0 - in0.0, out1.0 - out0.0);
+        if imported < 0 || exported < 0 {
+            tracing::warn!(gateway = %g, %interval, "a grid meter counter went backwards; position estimated");
+            return Ok(None);
+        }
+        net += imported - exported;
+    }
+    Ok(Some(gridshare_domain::Wh(net)))
+}
+
+/// How far from an interval's start or end a counter reading may be to count as read there: a
+/// fifteenth of the interval (60 s for 15 minutes).
+pub fn meter_tolerance_ms(interval: gridshare_domain::DeliveryInterval) -> i64 {
+    (interval.end().0 - interval.start().0) / 15
 }
 
 /// The vault's `Trade` (a Merkle leaf) of a trade.
@@ -358,15 +399,27 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
             traders.insert(t.buyer);
             traders.insert(t.seller);
         }
+        let gateways = gridshare_storage::gateways::active(self.db).await?;
+        let (mut measured, mut estimated) = (0usize, 0usize);
         for p in traders {
+            let own: Vec<_> = gateways.iter().filter(|g| g.owner == p).map(|g| g.id).collect();
+            let metered = metered_net_import(self.db, &own, interval).await?;
+            if metered.is_some() {
+                measured += 1;
+            } else {
+                estimated += 1;
+            }
             b.add_position(&position(
                 p,
                 interval.start(),
                 &settled_trades,
-                None,
+                metered,
                 None,
                 self.cfg.tariff,
             )?);
+        }
+        if estimated > 0 {
+            tracing::info!(%interval, measured, estimated, "positions without meter readings are settled as traded");
         }
         let netted = b.finish()?;
 

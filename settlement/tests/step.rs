@@ -172,3 +172,146 @@ async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
         "interval 5 is not due yet"
     );
 }
+
+/// Meter readings decide the positions: the difference between what a home's grid meter counted
+/// over the interval and what it traded is charged at the utility tariff; a home without
+/// readings at both ends is settled as traded.
+#[tokio::test]
+async fn metered_positions_charge_the_imbalance_at_the_tariff() {
+    use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
+    use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
+    use gridshare_domain::{DeviceId, GatewayId, NodeId, W};
+    use gridshare_storage::gateways::{self, Gateway};
+    use gridshare_storage::readings::{self, Reading};
+
+    let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
+    let chain = EvmChain::in_memory(&[key.address()]);
+    let wallet = Wallet::new(key, chain.chain_id().await.unwrap());
+    let mut s = Submitter::new(&chain, wallet.clone()).await.unwrap();
+    let d = deploy(&mut s, 10_000_000).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    for id in 1..=3u64 {
+        participants::upsert(
+            &db,
+            &Participant {
+                id: ParticipantId(id),
+                name: format!("home {id}"),
+                role: "homeowner".into(),
+                evm_address: None,
+                feeder_node: Some(1),
+            },
+            Timestamp(0),
+        )
+        .await
+        .unwrap();
+    }
+    // homes 1 and 2 have gateways 11 and 12; home 3 has none
+    for (g, owner) in [(11u64, 1u64), (12, 2)] {
+        gateways::register(
+            &db,
+            &Gateway {
+                id: GatewayId(g),
+                owner: ParticipantId(owner),
+                installer: None,
+                public_key: GatewayKey::from_bytes(&[g as u8; 32]).unwrap().public(),
+                feeder_node: NodeId(1),
+                window: ReplayWindow::default(),
+                revoked_at: None,
+            },
+            Timestamp(0),
+        )
+        .await
+        .unwrap();
+    }
+    let reading = |g: u64, seq: u64, at: i64, import: i64, export: i64| Reading {
+        gateway: GatewayId(g),
+        seq,
+        sample: TelemetrySample {
+            device: DeviceId::new("grid").unwrap(),
+            kind: DeviceKind::GridMeter,
+            at: Timestamp(at),
+            power_w: Some(W(0)),
+            energy_in_wh: Some(Wh(import)),
+            energy_out_wh: Some(Wh(export)),
+            soc_permille: None,
+            status: DeviceStatus::Ok,
+            quality: Quality::Good,
+        },
+    };
+    let (start, end) = (iv(0).start().0, iv(0).end().0);
+    readings::insert_batch(
+        &db,
+        &[
+            // home 1 exported 400 Wh (but sold 500): 100 Wh short, bought from the utility
+            reading(11, 1, start - 20_000, 0, 5_000),
+            reading(11, 2, start + 450_000, 0, 5_200), // mid-interval: not an end point
+            reading(11, 3, end + 30_000, 0, 5_400),
+            // home 2 imported 800 Wh (but bought 500): 300 Wh from the utility
+            reading(12, 1, start + 10_000, 10_000, 0),
+            reading(12, 2, end - 5_000, 10_800, 0),
+            // outside the tolerance (a fifteenth of the interval, 60 s): ignored
+            reading(12, 3, end + 120_000, 99_999, 0),
+        ],
+    )
+    .await
+    .unwrap();
+    market::insert_trades(&db, &[trade(1, 0, 2, 1, 500, 120_000), trade(2, 0, 3, 1, 100, 120_000)])
+        .await
+        .unwrap();
+    let utility = Address::with_last_byte(0x01);
+    let accounts = Accounts::load(
+        &db,
+        Address::with_last_byte(0xC0),
+        Address::with_last_byte(0x60),
+        utility,
+    )
+    .await
+    .unwrap();
+    let tariff = Tariff {
+        import: MicroPerKwh(300_000),
+        export: MicroPerKwh(80_000),
+    };
+    let cfg = StepConfig {
+        tariff,
+        rules: IntervalRules::default(),
+        max_accounts: 500,
+        confirmations: 1,
+    };
+    let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, cfg, accounts)
+        .await
+        .unwrap();
+    assert_eq!(step.run(Timestamp(end + 15 * 60_000)).await.unwrap(), vec![1]);
+
+    // home 1 sold 600 and exported 400 net (metered −400 vs traded −600): 200 Wh drawn
+    // home 2: metered +800 vs traded +500: 300 Wh drawn; home 3 (no gateway): as traded
+    let drawn = 200 * 300_000 / 1_000 + 300 * 300_000 / 1_000;
+    assert_eq!(balance(&chain, d.vault, utility).await, drawn);
+    let home2 = balance(&chain, d.vault, derived_address(ParticipantId(2))).await;
+    let paid_for_trade = (500i128 * 127_000 + 999) / 1_000;
+    assert_eq!(home2, -paid_for_trade - 300 * 300);
+
+    // a counter that went backwards (a replaced meter) is not a measurement
+    readings::insert_batch(
+        &db,
+        &[
+            reading(12, 4, iv(2).start().0 + 1_000, 20_000, 0),
+            reading(12, 5, iv(2).end().0 - 1_000, 100, 0),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        gridshare_settlement::step::metered_net_import(&db, &[GatewayId(12)], iv(2))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        gridshare_settlement::step::metered_net_import(&db, &[GatewayId(11), GatewayId(12)], iv(0))
+            .await
+            .unwrap(),
+        Some(Wh(400)),
+        "two gateways add up"
+    );
+}

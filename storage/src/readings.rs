@@ -326,6 +326,38 @@ pub async fn buckets(
     Ok(out)
 }
 
+/// A grid meter's energy counters (import, export) as read closest to `t`, within `tolerance_ms`
+/// either side: `(at, import, export)`. Only readings with both counters and not marked suspect
+/// count. `None` when there is none in that window.
+pub async fn grid_counters_near(
+    db: &Db,
+    gateway: GatewayId,
+    t: Timestamp,
+    tolerance_ms: i64,
+) -> Result<Option<(Timestamp, Wh, Wh)>> {
+    let sql = "SELECT at, energy_in_wh, energy_out_wh FROM readings \
+               WHERE gateway_id = $1 AND kind = 'grid_meter' AND at >= $2 AND at <= $3 \
+               AND energy_in_wh IS NOT NULL AND energy_out_wh IS NOT NULL AND quality <> 'suspect' \
+               ORDER BY abs(at - $4), at LIMIT 1";
+    query!(db, sql, pool => |q| {
+        let row = q
+            .bind(gateway.0 as i64)
+            .bind(t.0.saturating_sub(tolerance_ms))
+            .bind(t.0.saturating_add(tolerance_ms))
+            .bind(t.0)
+            .fetch_optional(pool)
+            .await?;
+        row.map(|r| {
+            Ok::<_, StorageError>((
+                Timestamp(r.try_get("at")?),
+                Wh(r.try_get("energy_in_wh")?),
+                Wh(r.try_get("energy_out_wh")?),
+            ))
+        })
+        .transpose()
+    })
+}
+
 /// Mean grid-meter power (import positive) of a gateway over `[from, to)`, from the samples that
 /// carry a power figure; None without any.
 pub async fn mean_grid_power(db: &Db, gateway: GatewayId, from: Timestamp, to: Timestamp) -> Result<Option<W>> {

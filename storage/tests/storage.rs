@@ -599,6 +599,37 @@ async fn rewards_credit_once_and_mean_power_agrees_across_backends() {
                 .unwrap(),
             None
         );
+        // counters closest to a time, within a tolerance; readings without an export counter
+        // (as above) do not count
+        assert_eq!(
+            readings::grid_counters_near(db, gw, NOW, 5_000).await.unwrap(),
+            None,
+            "{}",
+            t.name
+        );
+        let mut with_export: Vec<Reading> = (0..3)
+            .map(|i| reading(gw, 10 + i, NOW.0 + 100_000 + i as i64 * 1000, 0, 50 + i as i64))
+            .collect();
+        for r in &mut with_export {
+            r.sample.energy_out_wh = Some(Wh(7));
+        }
+        readings::insert_batch(db, &with_export).await.unwrap();
+        assert_eq!(
+            readings::grid_counters_near(db, gw, Timestamp(NOW.0 + 101_400), 5_000)
+                .await
+                .unwrap(),
+            Some((Timestamp(NOW.0 + 101_000), Wh(51), Wh(7))),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            readings::grid_counters_near(db, gw, Timestamp(NOW.0 + 110_000), 5_000)
+                .await
+                .unwrap(),
+            None,
+            "{}: outside the tolerance",
+            t.name
+        );
         let r = Reward {
             participant: home,
             kind: "demand_response".into(),
