@@ -1,0 +1,378 @@
+//! Every role against every protected resource family, with keys carrying all the scopes their
+//! role may have: one row per family, one expected answer per role (homeowner, installer,
+//! operator, trader, admin) and for a caller without credentials. A homeowner sees only their
+//! own data, an installer only the gateways they commissioned.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use axum::body::Body;
+use axum::http::Request;
+use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
+use gridshare_domain::wire::TradeReport;
+use gridshare_domain::{
+    DeliveryInterval, GatewayId, IntervalLength, MicroPerKwh, NodeId, OrderId, ParticipantId, Timestamp, TradeId, Wh,
+    ZoneId,
+};
+use gridshare_matching_engine::{Command, MarketConfig};
+use gridshare_settlement::merkle::MerkleTree;
+use gridshare_settlement::step::{Accounts, OnchainTrade, leaf_trade};
+use gridshare_storage::chain_txs::{self, NewBatch};
+use gridshare_storage::gateways::{self, Gateway};
+use gridshare_storage::participants::{self, Participant};
+use gridshare_storage::{Db, api_keys, market};
+use gridshare_web::api::role_scopes;
+use gridshare_web::auth::{Role, TokenKind, new_token};
+use gridshare_web::market::{Market, add_participants};
+use gridshare_web::{AppState, app};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const NOW: Timestamp = Timestamp(1_764_064_000_000);
+
+fn interval() -> DeliveryInterval {
+    DeliveryInterval::new(Timestamp(4_102_444_800_000), IntervalLength::Min15).unwrap()
+}
+
+/// The callers, in the order of every row's expectations.
+const ROLES: [(u64, &str); 5] = [
+    (1, "homeowner"),
+    (5, "installer"),
+    (4, "operator"),
+    (3, "trader"),
+    (6, "admin"),
+];
+
+struct World {
+    state: AppState,
+    keys: Vec<String>,
+    /// Home 2's key, and a resting order of home 2's that nobody else may cancel.
+    home2: String,
+    home2_order: u64,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    // home 2 is the other homeowner, whose data home 1 must not see
+    for (id, role) in ROLES.iter().copied().chain([(2, "homeowner")]) {
+        participants::upsert(
+            &db,
+            &Participant {
+                id: ParticipantId(id),
+                name: format!("P{id}"),
+                role: role.into(),
+                evm_address: None,
+                feeder_node: Some(1),
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    }
+    let mut keys = Vec::new();
+    for (id, role) in ROLES {
+        let scopes: Vec<String> = role_scopes(Role::parse(role).unwrap())
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap().as_str().unwrap().to_owned())
+            .collect();
+        let t = new_token(TokenKind::ApiKey);
+        api_keys::create(&db, &t.id, ParticipantId(id), &t.hash, &scopes.join(","), "matrix", NOW)
+            .await
+            .unwrap();
+        keys.push(t.token);
+    }
+    // gateway 11: home 1's, commissioned by the installer; gateway 12: home 2's, by nobody
+    for (gw, owner, installer) in [(11u64, 1u64, Some(5u64)), (12, 2, None)] {
+        gateways::register(
+            &db,
+            &Gateway {
+                id: GatewayId(gw),
+                owner: ParticipantId(owner),
+                installer: installer.map(ParticipantId),
+                public_key: GatewayKey::from_bytes(&[gw as u8; 32]).unwrap().public(),
+                feeder_node: NodeId(1),
+                window: ReplayWindow::default(),
+                revoked_at: None,
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    }
+    // a settled trade between home 2 (buyer) and the trader (seller), with its proof data
+    let trade = TradeReport {
+        trade_id: TradeId(1),
+        zone: ZoneId(1),
+        interval: DeliveryInterval::new(Timestamp(1_764_064_800_000), IntervalLength::Min15).unwrap(),
+        buy_order: OrderId(900),
+        sell_order: OrderId(901),
+        buyer: ParticipantId(2),
+        seller: ParticipantId(3),
+        quantity: Wh(500),
+        price: MicroPerKwh(120_000),
+        grid_fee: MicroPerKwh(7_000),
+        at: NOW,
+    };
+    market::insert_trades(&db, std::slice::from_ref(&trade)).await.unwrap();
+    let accounts = Accounts::load(
+        &db,
+        "0x00000000000000000000000000000000000000c0".parse().unwrap(),
+        "0x0000000000000000000000000000000000000060".parse().unwrap(),
+        "0x0000000000000000000000000000000000000001".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let leaf = leaf_trade(&trade, &accounts).unwrap();
+    chain_txs::insert_batch(
+        &db,
+        &NewBatch {
+            batch_id: 1,
+            first_interval_start: trade.interval.start().0,
+            last_interval_end: trade.interval.end().0,
+            prev_state_hash: format!("0x{}", "00".repeat(32)),
+            trades_root: MerkleTree::from_trades(std::slice::from_ref(&leaf)).root().to_string(),
+            trade_count: 1,
+            deltas: vec![],
+            trades: vec![(1, OnchainTrade::from(&leaf).to_json())],
+        },
+        NOW.0,
+    )
+    .await
+    .unwrap();
+
+    let (market, _) = Market::start(MarketConfig::default(), None, db.clone()).await.unwrap();
+    add_participants(&market, (1..=6).map(|p| (ParticipantId(p), NodeId(1))))
+        .await
+        .unwrap();
+    market
+        .command(Command::OpenBook {
+            zone: ZoneId(1),
+            interval: interval(),
+        })
+        .await
+        .unwrap();
+    let t = new_token(TokenKind::ApiKey);
+    api_keys::create(&db, &t.id, ParticipantId(2), &t.hash, "read,trade", "home 2", NOW)
+        .await
+        .unwrap();
+    let feeder = vec![gridshare_matching_engine::NodeConfig {
+        id: NodeId(1),
+        parent: None,
+        capacity: Some(Wh(10_000)),
+        fee: MicroPerKwh(0),
+    }];
+    let mut w = World {
+        state: AppState {
+            db: Some(db),
+            market: Some(market),
+            network: Some(std::sync::Arc::new(feeder)),
+            ..AppState::default()
+        },
+        keys,
+        home2: t.token,
+        home2_order: 0,
+        _dir: dir,
+    };
+    let (st, v) = call(&w.state, "POST", "/api/v1/orders", Some(&w.home2), Some(order())).await;
+    assert_eq!(st, 201, "{v}");
+    w.home2_order = v["order_id"].as_u64().unwrap();
+    w
+}
+
+fn order() -> String {
+    json!({"zone": 1, "interval": interval().to_string(), "side": "buy", "quantity_wh": 100, "price": 50_000})
+        .to_string()
+}
+
+async fn call(state: &AppState, method: &str, path: &str, key: Option<&str>, body: Option<String>) -> (u16, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let req = match body {
+        Some(b) => req.header("content-type", "application/json").body(Body::from(b)),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// Gateway ids in a `/gateways` answer.
+fn gateway_ids(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|g| g["id"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// (family, method, path, body, expected: homeowner, installer, operator, trader, admin, anonymous)
+type Row<'a> = (&'a str, &'a str, String, Option<String>, [u16; 6]);
+
+#[tokio::test]
+async fn every_role_meets_every_boundary() {
+    let w = world().await;
+    let cancel_path = format!("/api/v1/orders/{}", w.home2_order);
+    let depth = format!("/api/v1/markets/1/depth?interval={}", interval());
+    let feeder = format!("/api/v1/feeder?interval={}", interval());
+    // (family, method, path, body, expected: homeowner, installer, operator, trader, admin, anonymous)
+    let rows: Vec<Row> = vec![
+        (
+            "who am I",
+            "GET",
+            "/api/v1/me".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "place an order",
+            "POST",
+            "/api/v1/orders".into(),
+            Some(order()),
+            [201, 403, 403, 201, 201, 401],
+        ),
+        (
+            "cancel home 2's order",
+            "DELETE",
+            cancel_path.clone(),
+            None,
+            [403, 403, 403, 403, 403, 401],
+        ),
+        (
+            "my orders",
+            "GET",
+            "/api/v1/orders".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "my trades",
+            "GET",
+            "/api/v1/trades".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "market data",
+            "GET",
+            "/api/v1/markets".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        ("depth", "GET", depth, None, [200, 200, 200, 200, 200, 401]),
+        (
+            "gateways",
+            "GET",
+            "/api/v1/gateways".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "home 2's readings",
+            "GET",
+            "/api/v1/gateways/12/readings?device=meter".into(),
+            None,
+            [403, 403, 200, 403, 200, 401],
+        ),
+        (
+            "home 1's readings",
+            "GET",
+            "/api/v1/gateways/11/readings?device=meter".into(),
+            None,
+            [200, 200, 200, 403, 200, 401],
+        ),
+        ("feeder view", "GET", feeder, None, [403, 403, 200, 403, 200, 401]),
+        (
+            "DR programs: create",
+            "POST",
+            "/api/v1/dr/programs".into(),
+            Some(json!({"name": "peak {who}", "description": ""}).to_string()),
+            [403, 403, 201, 403, 201, 401],
+        ),
+        (
+            "DR events: read",
+            "GET",
+            "/api/v1/dr/events".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "rewards",
+            "GET",
+            "/api/v1/rewards".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "balance",
+            "GET",
+            "/api/v1/balance".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "settlement batches",
+            "GET",
+            "/api/v1/settlement/batches".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "proof of home 2's trade",
+            "GET",
+            "/api/v1/trades/1/proof".into(),
+            None,
+            [403, 403, 200, 200, 200, 401],
+        ),
+        (
+            "API key with a DR scope",
+            "POST",
+            "/api/v1/api-keys".into(),
+            Some(json!({"label": "x", "scopes": ["demand_response"]}).to_string()),
+            [403, 403, 201, 403, 201, 401],
+        ),
+        (
+            "API keys: list",
+            "GET",
+            "/api/v1/api-keys".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (family, method, path, body, expected) in &rows {
+        let callers = w.keys.iter().map(|k| Some(k.as_str())).chain([None]);
+        let names = ROLES.iter().map(|(_, r)| *r).chain(["anonymous"]);
+        for ((who, name), want) in callers.zip(names).zip(expected) {
+            let body = body.as_ref().map(|b| b.replace("{who}", name));
+            let (got, v) = call(&w.state, method, path, who, body).await;
+            if got != *want {
+                wrong.push(format!("{family}: {name} got {got}, expected {want}: {v}"));
+            } else if got >= 400 && v["error"]["code"].as_str().is_none() {
+                wrong.push(format!("{family}: {name}'s {got} lacks the error shape: {v}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} boundaries wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+
+    // the owner may cancel what nobody else could
+    let (st, v) = call(&w.state, "DELETE", &cancel_path, Some(&w.home2), None).await;
+    assert_eq!(st, 204, "{v}");
+
+    // what each role sees of the gateways
+    let mut seen = Vec::new();
+    for k in &w.keys {
+        seen.push(gateway_ids(
+            &call(&w.state, "GET", "/api/v1/gateways", Some(k), None).await.1,
+        ));
+    }
+    assert_eq!(seen, vec![vec![11], vec![11], vec![11, 12], vec![], vec![11, 12]]);
+}
