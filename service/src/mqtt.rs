@@ -13,8 +13,8 @@
 //! every batch, so a restart does not reopen old sequence numbers.
 //!
 //! **Order ids.** A gateway names its orders with its own ids; the market gives each its own.
-//! The mapping is kept for the orders of this run, so a gateway can cancel by its id; after a
-//! restart of the service, cancel by the market id from the ack.
+//! The link is stored (`gateway_orders`) and the links of open orders are loaded at start, so a
+//! gateway can cancel by its id, and hears of fills under it, across restarts of the service.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -103,7 +103,7 @@ struct State {
     /// The stateless checks, renewed when gateways are reloaded.
     checker: IngestChecker,
     owners: HashMap<GatewayId, ParticipantId>,
-    /// (gateway, its order id) → the market's id, for this run's orders.
+    /// (gateway, its order id) → the market's id (open orders from before a restart, and this run's).
     client_ids: HashMap<(GatewayId, OrderId), OrderId>,
     /// The market's id → (gateway, its order id), to route fills.
     by_market_id: HashMap<OrderId, (GatewayId, OrderId)>,
@@ -168,6 +168,13 @@ pub async fn run(
     };
     load_gateways(&st.db, &mut st.ingest, &mut st.owners).await?;
     st.checker = st.ingest.checker();
+    for (gateway, client_id, id) in gridshare_storage::orders::open_client_ids(&st.db)
+        .await
+        .map_err(|e| format!("loading gateways' order ids: {e}"))?
+    {
+        st.client_ids.insert((gateway, client_id), id);
+        st.by_market_id.insert(id, (gateway, client_id));
+    }
     let mut pipeline = Pipeline::new(MAX_INFLIGHT);
     let mut feed = st.market.subscribe();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
@@ -360,6 +367,11 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                         if let Some(id) = o.order_id {
                             st.client_ids.insert((gateway, order.order_id), id);
                             st.by_market_id.insert(id, (gateway, order.order_id));
+                            if let Err(e) =
+                                gridshare_storage::orders::link_client_id(&st.db, gateway, order.order_id, id).await
+                            {
+                                tracing::warn!(%gateway, order = %id, error = %e, "storing a gateway's order id; it holds until restart");
+                            }
                         }
                         OrderAck {
                             v: 1,

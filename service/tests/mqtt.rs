@@ -409,6 +409,50 @@ async fn exercise(broker: Broker, gateway_login: (String, String)) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // an order left open across a restart of the service is still cancelled by the gateway's id
+    send(
+        orders7.clone(),
+        sealed(&key(7), g7, seq + 5, &order(503, Side::Sell, 100, 125_000)),
+    )
+    .await;
+    let (_, a) = next(&mut acks).await;
+    assert_eq!(
+        (a.client_order_id, a.status.as_str()),
+        (OrderId(503), "accepted"),
+        "{a:?}"
+    );
+    let resting = a.order_id.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the recorder writes the order
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), service)
+        .await
+        .expect("stops on request")
+        .unwrap()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (_dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
+    let service = tokio::spawn(mqtt::run(
+        broker.clone(),
+        unique("gs-market"),
+        db.clone(),
+        market.clone(),
+        metrics.clone(),
+        dr_in,
+        stopped,
+    ));
+    let cancel = Message::Cancel(CancelOrder { order_id: OrderId(503) });
+    let mut answered = None;
+    for n in 0..50 {
+        // until the new service has subscribed; a repeat of a handled cancel is a replay
+        send(orders7.clone(), sealed(&key(7), g7, seq + 6 + n, &cancel)).await;
+        if let Ok(Some((_, a))) = tokio::time::timeout(Duration::from_millis(300), acks.recv()).await {
+            answered = Some(a);
+            break;
+        }
+    }
+    let a = answered.expect("the cancel is answered after the restart");
+    assert_eq!((a.status.as_str(), a.order_id), ("cancelled", Some(resting)), "{a:?}");
+
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), service)
         .await

@@ -351,3 +351,36 @@ pub async fn trades_of_participant(
         rows.iter().map(crate::market::trade_from_row).collect::<Result<Vec<_>>>()
     })
 }
+
+/// Links a gateway's own id for an order to the market's (a reused gateway id now names the
+/// newer order).
+pub async fn link_client_id(db: &Db, gateway: GatewayId, client_order_id: OrderId, order_id: OrderId) -> Result<()> {
+    let sql = "INSERT INTO gateway_orders (gateway_id, client_order_id, order_id) VALUES ($1, $2, $3) \
+               ON CONFLICT (gateway_id, client_order_id) DO UPDATE SET order_id = excluded.order_id";
+    query!(db, sql, pool => |q| {
+        q.bind(gateway.0 as i64)
+            .bind(client_order_id.0 as i64)
+            .bind(order_id.0 as i64)
+            .execute(pool)
+            .await?;
+        Ok::<_, StorageError>(())
+    })
+}
+
+/// The links of orders still open: `(gateway, its id, the market's id)`, to restore at start.
+pub async fn open_client_ids(db: &Db) -> Result<Vec<(GatewayId, OrderId, OrderId)>> {
+    let sql = "SELECT g.gateway_id, g.client_order_id, g.order_id FROM gateway_orders g \
+               JOIN orders o ON o.order_id = g.order_id WHERE o.status = 'open' ORDER BY g.order_id";
+    query!(db, sql, pool => |q| {
+        let rows = q.fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok::<_, StorageError>((
+                    GatewayId(r.try_get::<i64, _>("gateway_id")? as u64),
+                    OrderId(r.try_get::<i64, _>("client_order_id")? as u64),
+                    OrderId(r.try_get::<i64, _>("order_id")? as u64),
+                ))
+            })
+            .collect()
+    })
+}

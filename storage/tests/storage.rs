@@ -550,6 +550,20 @@ async fn orders_fills_and_results_are_recorded_idempotently() {
         let sell = orders::get(db, OrderId(11)).await.unwrap().unwrap();
         assert_eq!((sell.status, sell.filled), (OrderStatus::Filled, Wh(300)));
         assert_eq!(orders::max_id(db).await.unwrap(), Some(OrderId(11)));
+        // gateway order ids: only open orders' links come back; a reused id names the newer order
+        orders::record(db, &[Change::Accepted(order(12, seller, Side::Sell, 100))])
+            .await
+            .unwrap();
+        orders::link_client_id(db, gw, OrderId(7), OrderId(10)).await.unwrap();
+        orders::link_client_id(db, gw, OrderId(8), OrderId(11)).await.unwrap();
+        assert_eq!(orders::open_client_ids(db).await.unwrap(), vec![], "{}", t.name);
+        orders::link_client_id(db, gw, OrderId(7), OrderId(12)).await.unwrap();
+        assert_eq!(
+            orders::open_client_ids(db).await.unwrap(),
+            vec![(gw, OrderId(7), OrderId(12))],
+            "{}",
+            t.name
+        );
         assert_eq!(
             orders::trades_of_participant(db, buyer, None, 10).await.unwrap(),
             vec![trade.clone()]
