@@ -150,7 +150,7 @@ pub struct OrderRequest {
     /// Market zone.
     pub zone: u32,
     /// Delivery interval, ISO 8601 `start/duration`, e.g. `2026-11-30T10:15:00Z/PT15M`.
-    #[schema(value_type = String, example = "2026-11-30T10:15:00Z/PT15M")]
+    #[schema(value_type = String, example = "2026-11-30T10:15:00Z/PT15M", pattern = "^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):(([0-5][05]:00Z/PT5M)|((00|15|30|45):00Z/PT15M)|(00:00Z/PT60M))$")]
     pub interval: DeliveryInterval,
     /// `buy` or `sell`.
     #[schema(value_type = String, example = "sell")]
@@ -538,7 +538,7 @@ pub async fn books(State(state): State<AppState>, who: Principal) -> Result<ApiJ
 #[serde(deny_unknown_fields)]
 pub struct BookQuery {
     /// Delivery interval, `start/duration`.
-    #[param(value_type = String, example = "2026-11-30T10:15:00Z/PT15M")]
+    #[param(value_type = String, example = "2026-11-30T10:15:00Z/PT15M", pattern = "^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):(([0-5][05]:00Z/PT5M)|((00|15|30|45):00Z/PT15M)|(00:00Z/PT60M))$")]
     pub interval: DeliveryInterval,
     /// Price levels per side (1–100, default 10).
     pub levels: Option<usize>,

@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiJson, ApiQuery as Query};
 #[serde(deny_unknown_fields)]
 pub struct FeederQuery {
     /// Delivery interval, `start/duration`; default the one in progress.
-    #[param(value_type = Option<String>, example = "2026-11-30T10:15:00Z/PT15M")]
+    #[param(value_type = Option<String>, example = "2026-11-30T10:15:00Z/PT15M", pattern = "^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):(([0-5][05]:00Z/PT5M)|((00|15|30|45):00Z/PT15M)|(00:00Z/PT60M))$")]
     pub interval: Option<DeliveryInterval>,
 }
 

@@ -90,3 +90,40 @@ async fn openapi_document_and_docs_page() {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("<code>/readyz</code>"), "{html}");
 }
+
+/// The schema's pattern for delivery intervals accepts every interval the API writes and refuses
+/// starts that are not on the interval's boundary.
+#[tokio::test]
+async fn the_interval_pattern_matches_what_the_api_writes() {
+    use gridshare_domain::{DeliveryInterval, IntervalLength, Timestamp};
+    let (_, body) = call(&AppState::default(), get("/openapi.json")).await;
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    let pattern = doc["components"]["schemas"]["OrderRequest"]["properties"]["interval"]["pattern"]
+        .as_str()
+        .expect("OrderRequest.interval has a pattern");
+    let re = regex::Regex::new(pattern).unwrap();
+    let mut t = 1_764_064_800_000i64; // 2025-11-25T10:00:00Z
+    for _ in 0..2_000 {
+        for length in [IntervalLength::Min5, IntervalLength::Min15, IntervalLength::Min60] {
+            let step = length.minutes() * 60_000;
+            let iv = DeliveryInterval::new(Timestamp(t - t.rem_euclid(step)), length).unwrap();
+            assert!(re.is_match(&iv.to_string()), "{iv} against {pattern}");
+        }
+        t += 7 * 24 * 3_600_000 / 13 + 300_000; // wander over days, hours and minutes
+    }
+    for bad in [
+        "2025-11-25T10:05:00Z/PT15M",
+        "2025-11-25T10:15:00Z/PT60M",
+        "2025-11-25T10:01:00Z/PT5M",
+        "2025-11-25T10:00:00Z/PT10M",
+        "2025-13-25T10:00:00Z/PT15M",
+    ] {
+        assert!(!re.is_match(bad), "{bad}");
+        assert!(
+            bad.parse::<DeliveryInterval>().is_err(),
+            "{bad} is refused by the API too"
+        );
+    }
+    // the API also takes RFC 3339's other spellings; the schema names the one it writes
+    assert!(!re.is_match("2025-11-25 10:00:00Z/PT15M"));
+}
