@@ -1,0 +1,298 @@
+//! `gateway`: the home gateway's command line.
+
+// A command-line tool: its tables and JSON go to standard output.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gridshare_gateway::modbus::{Link, read_points};
+use gridshare_gateway::profile::{Profile, Table, ValueType, WordOrder, load_dir};
+use gridshare_gateway::simulate::Simulator;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "GridShare home gateway: devices over Modbus, installer tools, simulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TableArg {
+    Holding,
+    Input,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    U16,
+    I16,
+    U32,
+    I32,
+    F32,
+    Hex,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Read raw registers from a Modbus TCP device and print them decoded.
+    Read {
+        /// Device host or IP.
+        #[arg(long)]
+        host: String,
+        /// TCP port.
+        #[arg(long, default_value_t = 502)]
+        port: u16,
+        /// Modbus unit id.
+        #[arg(long, default_value_t = 1)]
+        unit: u8,
+        /// First register address (0-based, as on the wire).
+        #[arg(long)]
+        addr: u16,
+        /// Number of registers (1–125).
+        #[arg(long, default_value_t = 1)]
+        count: u16,
+        /// Register table.
+        #[arg(long = "type", value_enum, default_value = "holding")]
+        table: TableArg,
+        /// How to show the values (32-bit formats take register pairs, high word first).
+        #[arg(long, value_enum, default_value = "u16")]
+        format: Format,
+        /// Timeout per request, milliseconds.
+        #[arg(long, default_value_t = 2_000)]
+        timeout_ms: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read every point of a device through its profile.
+    Points {
+        /// Device host or IP.
+        #[arg(long)]
+        host: String,
+        /// TCP port.
+        #[arg(long, default_value_t = 502)]
+        port: u16,
+        /// Modbus unit id (default: the profile's).
+        #[arg(long)]
+        unit: Option<u8>,
+        /// The device's profile (a file in `hardware/`).
+        #[arg(long)]
+        profile: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the profiles in a directory, checking each.
+    Profiles {
+        /// Directory.
+        #[arg(long, default_value = "hardware")]
+        dir: PathBuf,
+    },
+    /// Serve simulated devices over Modbus TCP: each `--device UNIT=PROFILE`.
+    Simulate {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:1502")]
+        listen: SocketAddr,
+        /// A device: unit id and profile file, e.g. `1=hardware/eastron-sdm630.toml`.
+        #[arg(long = "device", required = true)]
+        devices: Vec<String>,
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("{host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}:{port}: no address"))
+}
+
+async fn run(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::Read {
+            host,
+            port,
+            unit,
+            addr,
+            count,
+            table,
+            format,
+            timeout_ms,
+            json,
+        } => {
+            if !(1..=125).contains(&count) {
+                return Err(format!("--count must be 1 to 125, got {count}"));
+            }
+            let table = match table {
+                TableArg::Holding => Table::Holding,
+                TableArg::Input => Table::Input,
+            };
+            let mut link = Link::new(
+                resolve(&host, port).await?,
+                unit,
+                Duration::from_millis(timeout_ms),
+                Duration::ZERO,
+            );
+            let words = link.read(table, addr, count).await.map_err(|e| e.to_string())?;
+            let ty = match format {
+                Format::U16 | Format::Hex => ValueType::U16,
+                Format::I16 => ValueType::I16,
+                Format::U32 => ValueType::U32,
+                Format::I32 => ValueType::I32,
+                Format::F32 => ValueType::F32,
+            };
+            let step = usize::from(ty.registers());
+            let rows: Vec<(u16, String)> = words
+                .chunks(step)
+                .enumerate()
+                .map(|(i, w)| {
+                    let a = addr + (i * step) as u16;
+                    let shown = match (format, ty.decode(w, WordOrder::Big)) {
+                        (Format::Hex, _) => format!("0x{:04x}", w[0]),
+                        (_, Some(v)) => v.to_string(),
+                        (_, None) => "(odd register left over)".into(),
+                    };
+                    (a, shown)
+                })
+                .collect();
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(a, s)| serde_json::json!({"address": a, "value": s}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!("{:>8}  value", "address");
+                for (a, s) in rows {
+                    println!("{a:>8}  {s}");
+                }
+            }
+            Ok(())
+        }
+        Cmd::Points {
+            host,
+            port,
+            unit,
+            profile,
+            json,
+        } => {
+            let profile = Profile::load(&profile).map_err(|e| e.to_string())?;
+            let unit = unit.unwrap_or(profile.device.default_unit);
+            let mut link = Link::new(
+                resolve(&host, port).await?,
+                unit,
+                Duration::from_secs(2),
+                Duration::from_millis(20),
+            );
+            let values = read_points(&mut link, &profile).await;
+            let mut failed = false;
+            if json {
+                let v: Vec<_> = values
+                    .iter()
+                    .zip(&profile.points)
+                    .map(|((name, r), p)| match r {
+                        Ok(v) => serde_json::json!({"point": name, "value": v, "unit": p.unit}),
+                        Err(e) => serde_json::json!({"point": name, "error": e.to_string()}),
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!("{:<20} {:>14}  unit", "point", "value");
+                for ((name, r), p) in values.iter().zip(&profile.points) {
+                    match r {
+                        Ok(Some(v)) => println!("{name:<20} {v:>14.3}  {}", p.unit),
+                        Ok(None) => println!("{name:<20} {:>14}  {}", "absent", p.unit),
+                        Err(e) => println!("{name:<20} {:>14}  {e}", "FAILED"),
+                    }
+                }
+            }
+            for (_, r) in &values {
+                failed |= r.is_err();
+            }
+            if failed {
+                return Err("some points could not be read".into());
+            }
+            Ok(())
+        }
+        Cmd::Profiles { dir } => {
+            let profiles = load_dir(&dir).map_err(|e| e.to_string())?;
+            println!("{:<34} {:<12} {:>6}  device", "file", "kind", "points");
+            for (path, p) in profiles {
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let kind = serde_json::to_value(p.device.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                println!("{file:<34} {kind:<12} {:>6}  {}", p.points.len(), p.device.name);
+            }
+            Ok(())
+        }
+        Cmd::Simulate { listen, devices, speed } => {
+            if !(speed > 0.0 && speed <= 100_000.0) {
+                return Err(format!("--speed must be above 0 and at most 100000, got {speed}"));
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?
+                .as_secs_f64();
+            let sim = Simulator::new(now);
+            for d in &devices {
+                let (unit, path) = d
+                    .split_once('=')
+                    .ok_or_else(|| format!("--device {d:?}: expected UNIT=PROFILE"))?;
+                let unit: u8 = unit
+                    .parse()
+                    .map_err(|_| format!("--device {d:?}: unit {unit:?} is not 0–255"))?;
+                sim.add(
+                    unit,
+                    Profile::load(std::path::Path::new(path)).map_err(|e| e.to_string())?,
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            tracing::info!(%listen, devices = devices.len(), "simulating");
+            sim.serve(listener, Duration::from_secs(1), speed, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| e.to_string())
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! Talking to devices over Modbus TCP, the way a field bus needs it:
+//! - every request has a timeout (tokio-modbus has none of its own);
+//! - requests on one link keep a minimum gap (many RS-485 bridges and inverters drop requests
+//!   that follow too closely);
+//! - a link failure (connect, timeout, I/O, garbled answer) is kept apart from a device's Modbus
+//!   exception: the first drops the connection and is retried with [`Backoff`]; the second is the
+//!   device's answer and names its code;
+//! - a profile's points are read in as few requests as possible: registers of one table that lie
+//!   close together are read in one request of at most 125 ([`plan`]).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_modbus::client::{Context, Reader, Writer, tcp};
+use tokio_modbus::{ExceptionCode, Slave};
+
+use crate::profile::{Point, Profile, Table, ValueType};
+
+/// The most registers one read may ask for (Modbus limit for function 0x03/0x04).
+pub const MAX_REGISTERS: u16 = 125;
+/// Unused registers a read may span to join two points into one request.
+pub const MAX_GAP: u16 = 8;
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModbusError {
+    /// No answer, a broken connection or a garbled answer: the link, not the device.
+    #[error("link to {addr} (unit {unit}): {reason}")]
+    Link {
+        /// The device's address.
+        addr: SocketAddr,
+        /// Unit id.
+        unit: u8,
+        /// What happened.
+        reason: String,
+    },
+    /// The device answered with a Modbus exception.
+    #[error("device {addr} (unit {unit}) refused {what}: exception {code:?}")]
+    Exception {
+        /// The device's address.
+        addr: SocketAddr,
+        /// Unit id.
+        unit: u8,
+        /// The request, e.g. `read holding 40084+2`.
+        what: String,
+        /// The exception.
+        code: ExceptionCode,
+    },
+}
+
+impl ModbusError {
+    /// True for link failures (retry with backoff), false for device exceptions.
+    pub fn is_link(&self) -> bool {
+        matches!(self, Self::Link { .. })
+    }
+}
+
+/// A connection to one unit on one Modbus TCP device, reconnected on demand.
+pub struct Link {
+    addr: SocketAddr,
+    unit: u8,
+    timeout: Duration,
+    min_gap: Duration,
+    ctx: Option<Context>,
+    last: Option<Instant>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("addr", &self.addr)
+            .field("unit", &self.unit)
+            .field("connected", &self.ctx.is_some())
+            .finish()
+    }
+}
+
+impl Link {
+    /// A link (not yet connected) with a timeout per request and a minimum gap between requests.
+    pub fn new(addr: SocketAddr, unit: u8, timeout: Duration, min_gap: Duration) -> Self {
+        Self {
+            addr,
+            unit,
+            timeout,
+            min_gap,
+            ctx: None,
+            last: None,
+        }
+    }
+
+    /// The device's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The unit id.
+    pub fn unit(&self) -> u8 {
+        self.unit
+    }
+
+    fn link_error(&self, reason: impl Into<String>) -> ModbusError {
+        ModbusError::Link {
+            addr: self.addr,
+            unit: self.unit,
+            reason: reason.into(),
+        }
+    }
+
+    async fn context(&mut self) -> Result<&mut Context, ModbusError> {
+        if let Some(last) = self.last {
+            tokio::time::sleep_until(last + self.min_gap).await;
+        }
+        if self.ctx.is_none() {
+            let ctx = tokio::time::timeout(self.timeout, tcp::connect_slave(self.addr, Slave(self.unit)))
+                .await
+                .map_err(|_| self.link_error(format!("no connection within {:?}", self.timeout)))?
+                .map_err(|e| self.link_error(format!("connect: {e}")))?;
+            self.ctx = Some(ctx);
+        }
+        let err = self.link_error("not connected");
+        self.ctx.as_mut().ok_or(err)
+    }
+
+    /// Reads `count` registers from `table` at `address`.
+    pub async fn read(&mut self, table: Table, address: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
+        let timeout = self.timeout;
+        let ctx = self.context().await?;
+        let answer = tokio::time::timeout(timeout, async {
+            match table {
+                Table::Holding => ctx.read_holding_registers(address, count).await,
+                Table::Input => ctx.read_input_registers(address, count).await,
+            }
+        })
+        .await;
+        self.last = Some(Instant::now());
+        let what = || format!("read {table:?} {address}+{count}").to_lowercase();
+        match answer {
+            Err(_) => {
+                self.ctx = None; // a late answer would be taken for the next request's
+                Err(self.link_error(format!("{}: no answer within {timeout:?}", what())))
+            }
+            Ok(Err(e)) => {
+                self.ctx = None;
+                Err(self.link_error(format!("{}: {e}", what())))
+            }
+            Ok(Ok(Err(code))) => Err(ModbusError::Exception {
+                addr: self.addr,
+                unit: self.unit,
+                what: what(),
+                code,
+            }),
+            Ok(Ok(Ok(words))) if words.len() == usize::from(count) => Ok(words),
+            Ok(Ok(Ok(words))) => {
+                self.ctx = None;
+                Err(self.link_error(format!("{}: {} registers in the answer", what(), words.len())))
+            }
+        }
+    }
+
+    /// Writes holding registers at `address`.
+    pub async fn write(&mut self, address: u16, words: &[u16]) -> Result<(), ModbusError> {
+        let timeout = self.timeout;
+        let ctx = self.context().await?;
+        let answer = tokio::time::timeout(timeout, ctx.write_multiple_registers(address, words)).await;
+        self.last = Some(Instant::now());
+        let what = || format!("write holding {address}+{}", words.len());
+        match answer {
+            Err(_) => {
+                self.ctx = None;
+                Err(self.link_error(format!("{}: no answer within {timeout:?}", what())))
+            }
+            Ok(Err(e)) => {
+                self.ctx = None;
+                Err(self.link_error(format!("{}: {e}", what())))
+            }
+            Ok(Ok(Err(code))) => Err(ModbusError::Exception {
+                addr: self.addr,
+                unit: self.unit,
+                what: what(),
+                code,
+            }),
+            Ok(Ok(Ok(()))) => Ok(()),
+        }
+    }
+}
+
+/// Retry delays after link failures: 2 s, doubling, at most 5 minutes; reset on success.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    first: Duration,
+    max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(2), Duration::from_secs(300))
+    }
+}
+
+impl Backoff {
+    /// Delays from `first`, doubling up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Self {
+            next: first,
+            first,
+            max,
+        }
+    }
+
+    /// The delay before the next try; the one after is twice as long (up to the maximum).
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    /// Back to the first delay (after a success).
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+/// One read request: registers `start..start+count` of `table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Table.
+    pub table: Table,
+    /// First register.
+    pub start: u16,
+    /// Registers.
+    pub count: u16,
+}
+
+impl Span {
+    fn covers(&self, table: Table, first: u32, last: u32) -> bool {
+        self.table == table && first >= u32::from(self.start) && last < u32::from(self.start) + u32::from(self.count)
+    }
+}
+
+/// The registers a point needs: its own and its scale factor's.
+fn needs(p: &Point) -> Vec<(u32, u32)> {
+    let mut v = vec![(u32::from(p.address), p.last_register())];
+    if let Some(sf) = p.scale_factor_at {
+        v.push((u32::from(sf), u32::from(sf)));
+    }
+    v
+}
+
+/// The fewest reads (each ≤ [`MAX_REGISTERS`], joining ranges at most [`MAX_GAP`] apart) that
+/// cover every point of `points` with its scale factor.
+pub fn plan<'a>(points: impl IntoIterator<Item = &'a Point>) -> Vec<Span> {
+    let mut ranges: Vec<(Table, u32, u32)> = points
+        .into_iter()
+        .flat_map(|p| needs(p).into_iter().map(move |(a, b)| (p.table, a, b)))
+        .collect();
+    ranges.sort_unstable();
+    let mut spans: Vec<(Table, u32, u32)> = Vec::new();
+    for (table, first, last) in ranges {
+        match spans.last_mut() {
+            Some((t, start, end))
+                if *t == table
+                    && first <= *end + 1 + u32::from(MAX_GAP)
+                    && last.max(*end) - *start < u32::from(MAX_REGISTERS) =>
+            {
+                *end = last.max(*end);
+            }
+            _ => spans.push((table, first, last)),
+        }
+    }
+    spans
+        .into_iter()
+        .map(|(table, start, end)| Span {
+            table,
+            start: start as u16,
+            count: (end - start + 1) as u16,
+        })
+        .collect()
+}
+
+/// A point's value: `Ok(None)` when the device says "not implemented".
+pub type PointValue = Result<Option<f64>, ModbusError>;
+
+/// Reads every point of `profile` through `link`, in as few requests as [`plan`] gives. A failed
+/// request fails the points it covered; the others are still read.
+pub async fn read_points(link: &mut Link, profile: &Profile) -> Vec<(String, PointValue)> {
+    let spans = plan(&profile.points);
+    let mut read: Vec<(Span, Result<Vec<u16>, ModbusError>)> = Vec::with_capacity(spans.len());
+    for span in spans {
+        let words = link.read(span.table, span.start, span.count).await;
+        read.push((span, words));
+    }
+    // A device that refuses a joined read (an undefined register in the gap) is asked again
+    // point by point, so one hole does not cost the points around it.
+    let refused: Vec<Span> = read
+        .iter()
+        .filter(|(_, r)| matches!(r, Err(ModbusError::Exception { .. })))
+        .map(|(s, _)| *s)
+        .collect();
+    for span in refused {
+        for p in profile
+            .points
+            .iter()
+            .filter(|p| needs(p).iter().any(|&(a, b)| span.covers(p.table, a, b)))
+        {
+            for single in plan([p]) {
+                if single != span {
+                    let words = link.read(single.table, single.start, single.count).await;
+                    read.push((single, words));
+                }
+            }
+        }
+    }
+    let order = profile.device.word_order;
+    profile
+        .points
+        .iter()
+        .map(|p| {
+            let words_at = |first: u32, last: u32| -> Result<Vec<u16>, ModbusError> {
+                // a successful read first (the retry of a refused joined read)
+                let (span, words) = read
+                    .iter()
+                    .filter(|(s, _)| s.covers(p.table, first, last))
+                    .min_by_key(|(_, r)| r.is_err())
+                    .ok_or_else(|| link.link_error(format!("no read planned for {}", p.name)))?;
+                let words = words.as_ref().map_err(Clone::clone)?;
+                let from = (first - u32::from(span.start)) as usize;
+                Ok(words[from..=(last - u32::from(span.start)) as usize].to_vec())
+            };
+            let value = (|| {
+                let raw_words = words_at(u32::from(p.address), p.last_register())?;
+                let raw = match p.ty {
+                    ValueType::U16 | ValueType::I16 => u32::from(raw_words[0]),
+                    _ => ValueType::U32.decode(&raw_words, order).map_or(0, |v| v as u32),
+                };
+                if p.absent_raw == Some(raw) {
+                    return Ok(None);
+                }
+                let mut scale = p.scale;
+                if let Some(sf) = p.scale_factor_at {
+                    let sf_word = words_at(u32::from(sf), u32::from(sf))?[0];
+                    if sf_word == 0x8000 {
+                        return Ok(None); // the scale factor itself is "not implemented"
+                    }
+                    scale *= 10f64.powi(i32::from(sf_word as i16));
+                }
+                Ok(p.ty.decode(&raw_words, order).map(|v| v * scale))
+            })();
+            (p.name.clone(), value)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(table: Table, address: u16, ty: ValueType, sf: Option<u16>) -> Point {
+        Point {
+            name: format!("{table:?}{address}"),
+            quantity: None,
+            table,
+            address,
+            ty,
+            scale: 1.0,
+            unit: String::new(),
+            writable: None,
+            scale_factor_at: sf,
+            absent_raw: None,
+        }
+    }
+
+    #[test]
+    fn plan_joins_close_registers_and_keeps_tables_and_limits_apart() {
+        let points = [
+            point(Table::Input, 0, ValueType::F32, None),
+            point(Table::Input, 6, ValueType::F32, None),
+            point(Table::Input, 52, ValueType::F32, None), // 44 registers on: a new read
+            point(Table::Input, 72, ValueType::F32, None),
+            point(Table::Holding, 72, ValueType::U16, None),
+            point(Table::Holding, 40084, ValueType::I16, Some(40085)),
+            point(Table::Holding, 40094, ValueType::U32, Some(40096)),
+        ];
+        assert_eq!(
+            plan(&points),
+            vec![
+                Span {
+                    table: Table::Input,
+                    start: 0,
+                    count: 8
+                },
+                Span {
+                    table: Table::Input,
+                    start: 52,
+                    count: 2
+                },
+                Span {
+                    table: Table::Input,
+                    start: 72,
+                    count: 2
+                },
+                Span {
+                    table: Table::Holding,
+                    start: 72,
+                    count: 1
+                },
+                Span {
+                    table: Table::Holding,
+                    start: 40084,
+                    count: 13
+                },
+            ]
+        );
+        // never more than 125 registers in one read
+        let many: Vec<Point> = (0..200)
+            .map(|i| point(Table::Holding, i, ValueType::U16, None))
+            .collect();
+        let spans = plan(&many);
+        assert_eq!(spans.iter().map(|s| s.count).collect::<Vec<_>>(), vec![125, 75]);
+    }
+
+    #[test]
+    fn backoff_doubles_to_five_minutes_and_resets() {
+        let mut b = Backoff::default();
+        let delays: Vec<u64> = (0..10).map(|_| b.next_delay().as_secs()).collect();
+        assert_eq!(delays, vec![2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_secs(2));
+    }
+}

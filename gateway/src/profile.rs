@@ -1,0 +1,362 @@
+//! Device profiles: what a device's Modbus registers mean, as data in `hardware/*.toml`.
+//!
+//! ```toml
+//! [device]
+//! name = "Eastron SDM630"            # shown to installers
+//! manufacturer = "Eastron"
+//! kind = "grid_meter"                # grid_meter | pv_inverter | battery | ev_charger | sub_meter
+//! default_unit = 1                   # Modbus unit id unless configured
+//! word_order = "big"                 # 32-bit values: "big" = high word first, "little" = low first
+//!
+//! [[points]]
+//! name = "power"                     # unique in the profile
+//! quantity = "power_w"               # what telemetry field it feeds (optional, see `Quantity`)
+//! table = "input"                    # input | holding
+//! address = 52                       # register address as sent on the wire (0-based)
+//! type = "f32"                       # u16 | i16 | u32 | i32 | f32
+//! scale = 1.0                        # engineering value = raw × scale (default 1)
+//! unit = "W"
+//! writable = { min = 0, max = 5000, trips_on_zero = false }   # setpoints only; limits in `unit`
+//! scale_factor_at = 40085            # optional: register with a power-of-ten scale (SunSpec sunssf)
+//! absent_raw = 32768                 # optional: raw value meaning "not implemented" (read as absent)
+//! ```
+//!
+//! Loading checks the TOML against this schema (unknown keys refused) and then the meaning:
+//! unique point names, registers that fit the address space, writable points in the holding
+//! table with `min ≤ max`. Every error names the file, and the line and key or the point.
+
+use std::path::{Path, PathBuf};
+
+use gridshare_domain::wire::DeviceKind;
+use serde::Deserialize;
+
+/// A device profile.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The device.
+    pub device: DeviceInfo,
+    /// Its points.
+    #[serde(default)]
+    pub points: Vec<Point>,
+}
+
+/// What the device is.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceInfo {
+    /// Model name.
+    pub name: String,
+    /// Maker.
+    pub manufacturer: String,
+    /// Its role in the home.
+    pub kind: DeviceKind,
+    /// Modbus unit id unless configured otherwise.
+    #[serde(default = "one")]
+    pub default_unit: u8,
+    /// Order of the two words of 32-bit values.
+    #[serde(default)]
+    pub word_order: WordOrder,
+}
+
+const fn one() -> u8 {
+    1
+}
+
+/// Order of the two 16-bit words of a 32-bit value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WordOrder {
+    /// High word first (Modbus convention, SunSpec, Eastron).
+    #[default]
+    Big,
+    /// Low word first.
+    Little,
+}
+
+/// Which register table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Table {
+    /// Input registers (function 0x04), read-only.
+    Input,
+    /// Holding registers (function 0x03 to read, 0x10 to write).
+    Holding,
+}
+
+/// How a value is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// Unsigned 16-bit.
+    U16,
+    /// Signed 16-bit.
+    I16,
+    /// Unsigned 32-bit (two registers).
+    U32,
+    /// Signed 32-bit (two registers).
+    I32,
+    /// IEEE 754 single (two registers).
+    F32,
+}
+
+impl ValueType {
+    /// Registers it takes.
+    pub const fn registers(self) -> u16 {
+        match self {
+            Self::U16 | Self::I16 => 1,
+            Self::U32 | Self::I32 | Self::F32 => 2,
+        }
+    }
+
+    /// The value of `words` (as many as [`Self::registers`]) in `order`, before scaling.
+    pub fn decode(self, words: &[u16], order: WordOrder) -> Option<f64> {
+        let pair = || -> Option<u32> {
+            let (hi, lo) = match order {
+                WordOrder::Big => (*words.first()?, *words.get(1)?),
+                WordOrder::Little => (*words.get(1)?, *words.first()?),
+            };
+            Some((u32::from(hi) << 16) | u32::from(lo))
+        };
+        Some(match self {
+            Self::U16 => f64::from(*words.first()?),
+            Self::I16 => f64::from(*words.first()? as i16),
+            Self::U32 => f64::from(pair()?),
+            Self::I32 => f64::from(pair()? as i32),
+            Self::F32 => f64::from(f32::from_bits(pair()?)),
+        })
+    }
+
+    /// The registers for `value` (before scaling), or `None` when it does not fit the type.
+    pub fn encode(self, value: f64, order: WordOrder) -> Option<Vec<u16>> {
+        let split = |v: u32| -> Vec<u16> {
+            let (hi, lo) = ((v >> 16) as u16, v as u16);
+            match order {
+                WordOrder::Big => vec![hi, lo],
+                WordOrder::Little => vec![lo, hi],
+            }
+        };
+        let int = |lo: f64, hi: f64| (value.is_finite() && value >= lo && value <= hi).then(|| value.round());
+        Some(match self {
+            Self::U16 => vec![int(0.0, f64::from(u16::MAX))? as u16],
+            Self::I16 => vec![int(f64::from(i16::MIN), f64::from(i16::MAX))? as i16 as u16],
+            Self::U32 => split(int(0.0, f64::from(u32::MAX))? as u32),
+            Self::I32 => split(int(f64::from(i32::MIN), f64::from(i32::MAX))? as i32 as u32),
+            Self::F32 => split((value as f32).to_bits()),
+        })
+    }
+}
+
+/// What telemetry field a point feeds, or which setpoint it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantity {
+    /// Active power, W (load convention at the grid meter: + import, − export).
+    PowerW,
+    /// Energy imported (or produced, for an inverter), Wh counter.
+    EnergyInWh,
+    /// Energy exported, Wh counter.
+    EnergyOutWh,
+    /// State of charge, ‰.
+    SocPermille,
+    /// A device status code.
+    Status,
+    /// Battery power setpoint, W (+ charge, − discharge).
+    BatterySetpointW,
+    /// EV charging current limit, A.
+    EvCurrentLimitA,
+    /// Inverter export (active power) limit, W.
+    ExportLimitW,
+}
+
+/// Limits of a writable point.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Writable {
+    /// Lowest value that may be written (in the point's unit).
+    pub min: f64,
+    /// Highest value.
+    pub max: f64,
+    /// The device trips (shuts down) when 0 is written: never write 0 to it.
+    #[serde(default)]
+    pub trips_on_zero: bool,
+}
+
+/// One register value of a device.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Point {
+    /// Name, unique in the profile.
+    pub name: String,
+    /// The telemetry field or setpoint it is, if any.
+    pub quantity: Option<Quantity>,
+    /// Register table.
+    pub table: Table,
+    /// First register (0-based, as on the wire).
+    pub address: u16,
+    /// Encoding.
+    #[serde(rename = "type")]
+    pub ty: ValueType,
+    /// Engineering value = raw × scale.
+    #[serde(default = "unit_scale")]
+    pub scale: f64,
+    /// Unit of the engineering value.
+    pub unit: String,
+    /// Present for setpoints.
+    pub writable: Option<Writable>,
+    /// A register holding a power-of-ten scale factor (int16, SunSpec's `sunssf`): engineering
+    /// value = raw × scale × 10^sf. Read in the same request as the value when they are close.
+    pub scale_factor_at: Option<u16>,
+    /// The raw value meaning "not implemented" (SunSpec: 0x8000 for int16, 0xFFFF for uint16):
+    /// read as absent, never as a number.
+    pub absent_raw: Option<u32>,
+}
+
+const fn unit_scale() -> f64 {
+    1.0
+}
+
+impl Point {
+    /// The last register it takes.
+    pub fn last_register(&self) -> u32 {
+        u32::from(self.address) + u32::from(self.ty.registers()) - 1
+    }
+}
+
+/// A profile that cannot be used, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The file could not be read.
+    #[error("profile {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for the schema (the message names line, column and key).
+    #[error("profile {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// Valid TOML that makes no sense.
+    #[error("profile {path}: point {point:?}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The point.
+        point: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Profile {
+    /// Reads and checks a profile file.
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks profile text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ProfileError> {
+        let profile: Self = toml::from_str(text).map_err(|e| ProfileError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        profile.check(path)?;
+        Ok(profile)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ProfileError> {
+        let bad = |point: &Point, message: String| ProfileError::Invalid {
+            path: path.to_owned(),
+            point: point.name.clone(),
+            message,
+        };
+        let mut names = std::collections::HashSet::new();
+        for p in &self.points {
+            if p.name.is_empty() || !names.insert(p.name.as_str()) {
+                return Err(bad(p, "names must be unique and not empty".into()));
+            }
+            if p.last_register() > u32::from(u16::MAX) {
+                return Err(bad(p, format!("{:?} at {} runs past register 65535", p.ty, p.address)));
+            }
+            if !(p.scale.is_finite() && p.scale != 0.0) {
+                return Err(bad(
+                    p,
+                    format!("scale must be a finite non-zero number, got {}", p.scale),
+                ));
+            }
+            if let Some(w) = p.writable {
+                if p.table != Table::Holding {
+                    return Err(bad(p, "only holding registers can be written".into()));
+                }
+                if !(w.min.is_finite() && w.max.is_finite() && w.min <= w.max) {
+                    return Err(bad(p, format!("writable needs min ≤ max, got {} and {}", w.min, w.max)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A point by name.
+    pub fn point(&self, name: &str) -> Option<&Point> {
+        self.points.iter().find(|p| p.name == name)
+    }
+
+    /// The point that feeds `q`, if any.
+    pub fn quantity(&self, q: Quantity) -> Option<&Point> {
+        self.points.iter().find(|p| p.quantity == Some(q))
+    }
+}
+
+/// Every profile in a directory (`*.toml`), sorted by file name; the first bad one is an error.
+pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, Profile)>, ProfileError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ProfileError::Read {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| Profile::load(&p).map(|profile| (p, profile)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_in_both_word_orders() {
+        for order in [WordOrder::Big, WordOrder::Little] {
+            for (ty, v) in [
+                (ValueType::U16, 65_535.0),
+                (ValueType::I16, -32_768.0),
+                (ValueType::U32, 4_000_000_000.0),
+                (ValueType::I32, -2_000_000_000.0),
+                (ValueType::F32, 1234.5),
+            ] {
+                let words = ty.encode(v, order).unwrap();
+                assert_eq!(words.len(), usize::from(ty.registers()));
+                assert_eq!(ty.decode(&words, order), Some(v), "{ty:?} {order:?}");
+            }
+        }
+        assert_eq!(ValueType::U16.encode(-1.0, WordOrder::Big), None);
+        assert_eq!(ValueType::I16.encode(40_000.0, WordOrder::Big), None);
+        // Eastron's float32, high word first: 230.0 V
+        assert_eq!(ValueType::F32.decode(&[0x4366, 0x0000], WordOrder::Big), Some(230.0));
+        assert_eq!(ValueType::F32.decode(&[0x4366], WordOrder::Big), None, "one word short");
+    }
+}

@@ -1,0 +1,427 @@
+//! A Modbus TCP device simulator: serves device profiles (one unit id each, like a Modbus
+//! gateway with several devices behind it) with values from simple physical models, accepts
+//! writes to the profiles' writable points within their limits, and injects faults on demand.
+//!
+//! Models, advanced by [`Simulator::step`] (the server task calls it every second):
+//! - **PV inverter**: `peak × daylight(t) × cloud(t)`; daylight is a half sine from 06:00 to
+//!   18:00 UTC, clouds a slow deterministic noise between 55 % and 100 %. Counts energy.
+//! - **grid meter**: household load (a base with morning and evening peaks) minus the
+//!   home's PV and battery discharge, plus EV charging; positive = import. Counts import and export.
+//! - **battery**: follows its power setpoint within ±5 kW, stops charging at 100 % and
+//!   discharging at 5 %; state of charge integrates power (10 kWh capacity).
+//! - **EV charger**: charges three-phase at its current limit (230 V per phase) while a car is
+//!   plugged in (16:00–07:00); counts session energy.
+//!
+//! Faults ([`Fault`]): no answer (the client times out), a Modbus exception on every request,
+//! stuck values (registers stop changing), or refused connections.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gridshare_domain::wire::DeviceKind;
+use tokio_modbus::server::tcp::{Server, accept_tcp_connection};
+use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
+
+use crate::profile::{Point, Profile, Quantity, Table};
+
+/// A fault to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// Behave.
+    #[default]
+    None,
+    /// Never answer.
+    Timeout,
+    /// Answer every request with this exception.
+    Exception(ExceptionCode),
+    /// Keep the registers as they are.
+    Stuck,
+    /// Close every new connection at once.
+    Disconnect,
+}
+
+/// The physical state of one simulated device.
+#[derive(Debug, Clone, PartialEq)]
+struct Model {
+    kind: DeviceKind,
+    power_w: f64,
+    energy_in_wh: f64,
+    energy_out_wh: f64,
+    soc_permille: f64,
+    setpoint_w: f64,
+    current_limit_a: f64,
+    peak_w: f64,
+}
+
+/// One simulated device: a unit id, its profile, its state and its registers.
+#[derive(Debug)]
+struct Device {
+    profile: Profile,
+    model: Model,
+    registers: HashMap<(Table, u16), u16>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    devices: HashMap<u8, Device>,
+    fault: Fault,
+    /// Seconds since the epoch of the simulated clock.
+    clock_s: f64,
+}
+
+/// The simulator: devices by unit id, shared by the server and its controller.
+#[derive(Debug, Clone, Default)]
+pub struct Simulator {
+    state: Arc<Mutex<State>>,
+}
+
+fn daylight(t_s: f64) -> f64 {
+    let hour = (t_s / 3600.0).rem_euclid(24.0);
+    if (6.0..18.0).contains(&hour) {
+        (std::f64::consts::PI * (hour - 6.0) / 12.0).sin()
+    } else {
+        0.0
+    }
+}
+
+fn cloud(t_s: f64) -> f64 {
+    // slow, deterministic: two incommensurate waves
+    let x = t_s / 600.0;
+    0.775 + 0.225 * (0.6 * (x * 1.3).sin() + 0.4 * (x * 3.7 + 1.0).sin())
+}
+
+fn household_w(t_s: f64) -> f64 {
+    let hour = (t_s / 3600.0).rem_euclid(24.0);
+    let bump = |centre: f64, height: f64| height * (-((hour - centre) / 1.5).powi(2)).exp();
+    350.0 + bump(7.5, 900.0) + bump(19.0, 1_400.0) + 60.0 * (t_s / 97.0).sin()
+}
+
+impl Model {
+    fn new(kind: DeviceKind) -> Self {
+        Self {
+            kind,
+            power_w: 0.0,
+            energy_in_wh: 0.0,
+            energy_out_wh: 0.0,
+            soc_permille: 500.0,
+            setpoint_w: 0.0,
+            current_limit_a: 16.0,
+            peak_w: 5_000.0,
+        }
+    }
+}
+
+impl Simulator {
+    /// An empty simulator starting its clock at `clock_s` (seconds since the epoch).
+    pub fn new(clock_s: f64) -> Self {
+        let sim = Self::default();
+        sim.lock().clock_s = clock_s;
+        sim
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // a panic elsewhere leaves plain numbers behind: carry on with them
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a device at `unit`, replacing one already there.
+    pub fn add(&self, unit: u8, profile: Profile) {
+        let mut device = Device {
+            model: Model::new(profile.device.kind),
+            profile,
+            registers: HashMap::new(),
+        };
+        sunspec_header(&mut device);
+        for p in device.profile.points.clone() {
+            if let Some(w) = p.writable {
+                let initial = match p.quantity {
+                    Some(Quantity::EvCurrentLimitA) => device.model.current_limit_a,
+                    Some(Quantity::ExportLimitW) => w.max,
+                    _ => 0.0_f64.clamp(w.min, w.max),
+                };
+                store(&mut device, &p, initial);
+            }
+        }
+        publish(&mut device);
+        self.lock().devices.insert(unit, device);
+    }
+
+    /// Injects a fault (or [`Fault::None`] to clear it).
+    pub fn set_fault(&self, fault: Fault) {
+        self.lock().fault = fault;
+    }
+
+    /// The current fault.
+    pub fn fault(&self) -> Fault {
+        self.lock().fault
+    }
+
+    /// Advances every device by `dt` seconds of simulated time.
+    pub fn step(&self, dt: f64) {
+        let mut st = self.lock();
+        st.clock_s += dt;
+        let t = st.clock_s;
+        let stuck = st.fault == Fault::Stuck;
+        // the home's PV and battery feed its grid meter
+        let mut pv_w = 0.0;
+        let mut battery_w = 0.0;
+        let mut ev_w = 0.0;
+        for d in st.devices.values_mut() {
+            let m = &mut d.model;
+            match m.kind {
+                DeviceKind::PvInverter => {
+                    m.power_w = m.peak_w * daylight(t) * cloud(t);
+                    m.energy_in_wh += m.power_w * dt / 3_600.0;
+                    pv_w += m.power_w;
+                }
+                DeviceKind::Battery => {
+                    let mut p = m.setpoint_w.clamp(-5_000.0, 5_000.0);
+                    if (p > 0.0 && m.soc_permille >= 1_000.0) || (p < 0.0 && m.soc_permille <= 50.0) {
+                        p = 0.0;
+                    }
+                    m.power_w = p;
+                    let wh = p * dt / 3_600.0;
+                    m.soc_permille = (m.soc_permille + wh / 10_000.0 * 1_000.0).clamp(0.0, 1_000.0);
+                    if wh > 0.0 {
+                        m.energy_in_wh += wh;
+                    } else {
+                        m.energy_out_wh -= wh;
+                    }
+                    battery_w += p;
+                }
+                DeviceKind::EvCharger => {
+                    let hour = (t / 3_600.0).rem_euclid(24.0);
+                    let plugged = !(7.0..16.0).contains(&hour);
+                    m.power_w = if plugged && m.current_limit_a >= 6.0 {
+                        m.current_limit_a * 230.0 * 3.0
+                    } else {
+                        0.0
+                    };
+                    m.energy_in_wh += m.power_w * dt / 3_600.0;
+                    ev_w += m.power_w;
+                }
+                DeviceKind::GridMeter | DeviceKind::SubMeter => {}
+            }
+        }
+        for d in st.devices.values_mut() {
+            let m = &mut d.model;
+            if m.kind == DeviceKind::GridMeter {
+                m.power_w = household_w(t) + ev_w + battery_w - pv_w;
+                let wh = m.power_w * dt / 3_600.0;
+                if wh > 0.0 {
+                    m.energy_in_wh += wh;
+                } else {
+                    m.energy_out_wh -= wh;
+                }
+            }
+            if !stuck {
+                publish(d);
+            }
+        }
+    }
+
+    /// A device's current power, W (for tests and the demo's display).
+    pub fn power_w(&self, unit: u8) -> Option<f64> {
+        self.lock().devices.get(&unit).map(|d| d.model.power_w)
+    }
+
+    fn answer(&self, req: SlaveRequest<'static>) -> Result<Option<Response>, ExceptionCode> {
+        let mut st = self.lock();
+        match st.fault {
+            Fault::Timeout => return Ok(None),
+            Fault::Exception(code) => return Err(code),
+            Fault::None | Fault::Stuck | Fault::Disconnect => {}
+        }
+        let device = st
+            .devices
+            .get_mut(&req.slave)
+            .ok_or(ExceptionCode::GatewayTargetDevice)?;
+        let read = |table: Table, addr: u16, count: u16, d: &Device| -> Result<Vec<u16>, ExceptionCode> {
+            if count == 0 || count > 125 {
+                return Err(ExceptionCode::IllegalDataValue);
+            }
+            // like most devices: a read touching some defined register gets 0 for undefined
+            // ones between them; a read touching none is refused
+            let last = addr.checked_add(count - 1).ok_or(ExceptionCode::IllegalDataAddress)?;
+            let words: Vec<Option<u16>> = (addr..=last).map(|a| d.registers.get(&(table, a)).copied()).collect();
+            if words.iter().all(Option::is_none) {
+                return Err(ExceptionCode::IllegalDataAddress);
+            }
+            Ok(words.into_iter().map(|w| w.unwrap_or(0)).collect())
+        };
+        match req.request {
+            Request::ReadHoldingRegisters(addr, count) => Ok(Some(Response::ReadHoldingRegisters(read(
+                Table::Holding,
+                addr,
+                count,
+                device,
+            )?))),
+            Request::ReadInputRegisters(addr, count) => Ok(Some(Response::ReadInputRegisters(read(
+                Table::Input,
+                addr,
+                count,
+                device,
+            )?))),
+            Request::WriteSingleRegister(addr, word) => {
+                write(device, addr, &[word])?;
+                Ok(Some(Response::WriteSingleRegister(addr, word)))
+            }
+            Request::WriteMultipleRegisters(addr, words) => {
+                write(device, addr, &words)?;
+                Ok(Some(Response::WriteMultipleRegisters(addr, words.len() as u16)))
+            }
+            _ => Err(ExceptionCode::IllegalFunction),
+        }
+    }
+
+    /// Serves Modbus TCP on `listener` until `stop` resolves; the models advance every
+    /// `tick` of wall time by `tick × speed` of simulated time.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        tick: Duration,
+        speed: f64,
+        stop: impl Future<Output = ()> + Send + Sync + 'static,
+    ) -> std::io::Result<()> {
+        let stepper = {
+            let sim = self.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(tick);
+                loop {
+                    every.tick().await;
+                    sim.step(tick.as_secs_f64() * speed);
+                }
+            })
+        };
+        let sim = self.clone();
+        let on_connected = move |stream, addr: SocketAddr| {
+            let sim = sim.clone();
+            async move {
+                if sim.fault() == Fault::Disconnect {
+                    return Ok(None);
+                }
+                accept_tcp_connection(stream, addr, |_| Ok(Some(Service(sim.clone()))))
+            }
+        };
+        let result = Server::new(listener)
+            .serve_until(
+                &on_connected,
+                |e| tracing::debug!(error = %e, "simulator connection"),
+                stop,
+            )
+            .await;
+        stepper.abort();
+        result.map(|_| ())
+    }
+}
+
+/// The simulator as a tokio-modbus service.
+struct Service(Simulator);
+
+impl tokio_modbus::server::Service for Service {
+    type Request = SlaveRequest<'static>;
+    type Response = Option<Response>;
+    type Exception = ExceptionCode;
+    type Future = std::future::Ready<Result<Option<Response>, ExceptionCode>>;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        std::future::ready(self.0.answer(req))
+    }
+}
+
+/// Writes `words` at `addr`: only whole writable points, within their limits.
+fn write(d: &mut Device, addr: u16, words: &[u16]) -> Result<(), ExceptionCode> {
+    let p = d
+        .profile
+        .points
+        .iter()
+        .find(|p| p.table == Table::Holding && p.address == addr && p.writable.is_some())
+        .cloned()
+        .ok_or(ExceptionCode::IllegalDataAddress)?;
+    if words.len() != usize::from(p.ty.registers()) {
+        return Err(ExceptionCode::IllegalDataAddress);
+    }
+    let w = p.writable.ok_or(ExceptionCode::IllegalDataAddress)?;
+    let value =
+        p.ty.decode(words, d.profile.device.word_order)
+            .ok_or(ExceptionCode::IllegalDataValue)?
+            * p.scale;
+    if value < w.min - 1e-9 || value > w.max + 1e-9 {
+        return Err(ExceptionCode::IllegalDataValue);
+    }
+    match p.quantity {
+        Some(Quantity::BatterySetpointW) => d.model.setpoint_w = value,
+        Some(Quantity::EvCurrentLimitA) => d.model.current_limit_a = value,
+        Some(Quantity::ExportLimitW) => d.model.peak_w = d.model.peak_w.min(value.max(0.0)),
+        _ => {}
+    }
+    store(d, &p, value);
+    Ok(())
+}
+
+/// Puts an engineering value into a point's registers (scale factor 0 where it has one).
+fn store(d: &mut Device, p: &Point, value: f64) {
+    if let Some(words) = p.ty.encode(value / p.scale, d.profile.device.word_order) {
+        for (i, w) in words.into_iter().enumerate() {
+            d.registers.insert((p.table, p.address + i as u16), w);
+        }
+    }
+    if let Some(sf) = p.scale_factor_at {
+        d.registers.insert((p.table, sf), 0);
+    }
+}
+
+/// Writes the model's values into the registers of the points that show them.
+fn publish(d: &mut Device) {
+    let m = d.model.clone();
+    for p in d.profile.points.clone() {
+        if p.writable.is_some() {
+            continue; // setpoints hold what was written
+        }
+        let value = match (p.quantity, p.unit.as_str()) {
+            (Some(Quantity::PowerW), _) => m.power_w,
+            (Some(Quantity::EnergyInWh), _) => m.energy_in_wh.floor(),
+            (Some(Quantity::EnergyOutWh), _) => m.energy_out_wh.floor(),
+            (Some(Quantity::SocPermille), _) => m.soc_permille.round(),
+            (Some(Quantity::Status), _) => match m.kind {
+                DeviceKind::PvInverter if m.power_w > 0.0 => 4.0, // SunSpec MPPT
+                DeviceKind::PvInverter => 2.0,                    // sleeping
+                DeviceKind::EvCharger if m.power_w > 0.0 => 3.0,  // charging
+                _ => 1.0,
+            },
+            (_, "V") => 230.0,
+            (_, "Hz") => 50.0,
+            (_, "A") => m.power_w.abs() / 230.0 / 3.0,
+            _ => 0.0,
+        };
+        store(d, &p, value);
+    }
+}
+
+/// SunSpec's marker and model chain for a profile with points at 40000 and up: "SunS" at 40000,
+/// model 1 (66 registers) at 40002, model 103 (50 registers) at 40070, end marker at 40122.
+fn sunspec_header(d: &mut Device) {
+    if !d.profile.points.iter().any(|p| p.address >= 40_000) {
+        return;
+    }
+    let mut put = |a: u16, w: u16| {
+        d.registers.insert((Table::Holding, a), w);
+    };
+    put(40_000, 0x5375); // "Su"
+    put(40_001, 0x6e53); // "nS"
+    put(40_002, 1);
+    put(40_003, 66);
+    for a in 40_004..40_070 {
+        put(a, 0);
+    }
+    put(40_070, 103);
+    put(40_071, 50);
+    for a in 40_072..40_122 {
+        put(a, 0x8000); // "not implemented" until a point says otherwise
+    }
+    put(40_122, 0xFFFF);
+    put(40_123, 0);
+}

@@ -1,0 +1,158 @@
+//! The `gateway` binary for real: `simulate` serves profiles, `read`, `points` and `profiles`
+//! answer an installer as tables or JSON, and a device that is not there is a clear error with a
+//! non-zero exit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gateway");
+
+fn hardware(file: &str) -> String {
+    format!("{}/../hardware/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn gateway(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn installer_tools_against_the_simulator() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let meter = format!("1={}", hardware("eastron-sdm630.toml"));
+    let pv = format!("2={}", hardware("sunspec-inverter-103.toml"));
+    let _sim = Killed(
+        Command::new(BIN)
+            .args(["simulate", "--listen", &listen, "--device", &meter, "--device", &pv])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "simulator listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let p = port.to_string();
+
+    let (ok, out, err) = gateway(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &p,
+        "--unit",
+        "1",
+        "--addr",
+        "0",
+        "--count",
+        "2",
+        "--type",
+        "input",
+        "--format",
+        "f32",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("230"), "phase voltage: {out}");
+
+    let (ok, out, err) = gateway(&[
+        "points",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &p,
+        "--unit",
+        "1",
+        "--profile",
+        &hardware("eastron-sdm630.toml"),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["point"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"total_power") && names.contains(&"import_energy"),
+        "{out}"
+    );
+    assert!(v.as_array().unwrap().iter().all(|p| p["value"].is_number()), "{out}");
+
+    let (ok, out, _) = gateway(&[
+        "profiles",
+        "--dir",
+        &format!("{}/../hardware", env!("CARGO_MANIFEST_DIR")),
+    ]);
+    assert!(
+        ok && out.contains("eastron-sdm630.toml") && out.contains("grid_meter"),
+        "{out}"
+    );
+
+    // a unit that is not there, and a port nobody listens on
+    let (ok, _, err) = gateway(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &p,
+        "--unit",
+        "9",
+        "--addr",
+        "0",
+    ]);
+    assert!(!ok && err.contains("unit 9") && err.contains("exception"), "{err}");
+    let closed = free_port().to_string();
+    let (ok, _, err) = gateway(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &closed,
+        "--addr",
+        "0",
+        "--timeout-ms",
+        "300",
+    ]);
+    assert!(!ok && err.contains("connect"), "{err}");
+    let (ok, _, err) = gateway(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &p,
+        "--addr",
+        "0",
+        "--count",
+        "200",
+    ]);
+    assert!(!ok && err.contains("--count"), "{err}");
+}

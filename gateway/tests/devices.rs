@@ -1,0 +1,268 @@
+//! Device profiles and Modbus against the simulator over real TCP: every profile in `hardware/`
+//! loads; a bad profile is named with its line and key; each profile's points read back as the
+//! simulator's models have them, in batched requests; setpoints are written within limits and
+//! refused outside them; link failures (timeouts, refused connections, silent peers) are kept
+//! apart from device exceptions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gridshare_domain::wire::DeviceKind;
+use gridshare_gateway::modbus::{Link, ModbusError, read_points};
+use gridshare_gateway::profile::{Profile, ProfileError, Quantity, Table, WordOrder, load_dir};
+use gridshare_gateway::simulate::{Fault, Simulator};
+use tokio_modbus::ExceptionCode;
+
+fn hardware() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../hardware")
+}
+
+fn profile(file: &str) -> Profile {
+    Profile::load(&hardware().join(file)).unwrap()
+}
+
+#[test]
+fn every_profile_in_hardware_loads() {
+    let all = load_dir(&hardware()).unwrap();
+    let kinds: Vec<DeviceKind> = all.iter().map(|(_, p)| p.device.kind).collect();
+    for kind in [
+        DeviceKind::GridMeter,
+        DeviceKind::PvInverter,
+        DeviceKind::Battery,
+        DeviceKind::EvCharger,
+    ] {
+        assert!(kinds.contains(&kind), "a {kind:?} profile");
+    }
+    for (path, p) in &all {
+        assert!(!p.points.is_empty(), "{}", path.display());
+        assert!(
+            p.quantity(Quantity::PowerW).is_some(),
+            "{} reports power",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_bad_profile_is_named_with_its_line_and_key() {
+    let path = Path::new("hardware/broken.toml");
+    let text = "[device]\nname = \"x\"\nmanufacturer = \"y\"\nkind = \"grid_meter\"\n\n[[points]]\nname = \"p\"\ntable = \"input\"\naddress = 1\ntype = \"f64\"\nunit = \"W\"\n";
+    let err = Profile::parse(path, text).unwrap_err().to_string();
+    assert!(
+        err.contains("hardware/broken.toml") && err.contains("line 10") && err.contains("f64"),
+        "{err}"
+    );
+    let err = Profile::parse(path, &text.replace("f64", "f32").replace("unit =", "units ="))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("units") && err.contains("line 11"), "{err}");
+    let writable_input = text.replace("f64", "f32") + "writable = { min = 0, max = 10 }\n";
+    let err = Profile::parse(path, &writable_input).unwrap_err();
+    assert!(
+        matches!(err, ProfileError::Invalid { ref point, .. } if point == "p"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("only holding registers"), "{err}");
+    let past_end = text.replace("f64", "f32").replace("address = 1", "address = 65535");
+    assert!(
+        Profile::parse(path, &past_end)
+            .unwrap_err()
+            .to_string()
+            .contains("past register 65535")
+    );
+}
+
+async fn start(sim: &Simulator) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sim = sim.clone();
+    tokio::spawn(async move {
+        sim.serve(listener, Duration::from_millis(50), 60.0, std::future::pending())
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+fn link(addr: std::net::SocketAddr, unit: u8) -> Link {
+    Link::new(addr, unit, Duration::from_millis(500), Duration::from_millis(5))
+}
+
+/// 2025-06-21 12:00 UTC: midsummer noon, the PV model at its peak.
+const NOON: f64 = 1_750_507_200.0;
+
+#[tokio::test]
+async fn profiles_read_back_what_the_simulator_models() {
+    let sim = Simulator::new(NOON);
+    let files = [
+        (1u8, "eastron-sdm630.toml"),
+        (2, "sunspec-inverter-103.toml"),
+        (3, "generic-battery-inverter.toml"),
+        (4, "generic-ev-charger.toml"),
+    ];
+    for (unit, f) in files {
+        sim.add(unit, profile(f));
+    }
+    sim.step(1.0);
+    let addr = start(&sim).await;
+    for (unit, f) in files {
+        let p = profile(f);
+        let values = read_points(&mut link(addr, unit), &p).await;
+        for (name, v) in &values {
+            assert!(matches!(v, Ok(Some(_))), "{f} {name}: {v:?}");
+        }
+        let get = |q: Quantity| {
+            let name = &p.quantity(q).unwrap().name;
+            values
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap()
+                .1
+                .clone()
+                .unwrap()
+                .unwrap()
+        };
+        let power = get(Quantity::PowerW);
+        let modelled = sim.power_w(unit).unwrap();
+        // the model moves on while we read; within a few percent
+        assert!(
+            (power - modelled).abs() <= 0.05 * modelled.abs() + 50.0,
+            "{f}: read {power} W, modelled {modelled} W"
+        );
+        if unit == 2 {
+            assert!(power > 2_000.0, "midsummer noon: the PV inverter produces, {power} W");
+        }
+    }
+    // SunSpec marker and model chain at 40000
+    let mut l = link(addr, 2);
+    let header = l.read(Table::Holding, 40_000, 4).await.unwrap();
+    assert_eq!(header, vec![0x5375, 0x6e53, 1, 66]);
+    assert_eq!(l.read(Table::Holding, 40_070, 1).await.unwrap(), vec![103]);
+    // registers the SunSpec model leaves unimplemented read as the sentinel, never as zero
+    assert_eq!(l.read(Table::Holding, 40_080, 1).await.unwrap(), vec![0x8000]);
+}
+
+#[tokio::test]
+async fn setpoints_are_written_within_limits_and_refused_outside_them() {
+    let sim = Simulator::new(NOON);
+    sim.add(3, profile("generic-battery-inverter.toml"));
+    sim.add(4, profile("generic-ev-charger.toml"));
+    let addr = start(&sim).await;
+    let battery = profile("generic-battery-inverter.toml");
+    let setpoint = battery.quantity(Quantity::BatterySetpointW).unwrap();
+    let mut l = link(addr, 3);
+    let words = setpoint.ty.encode(-2_500.0, WordOrder::Big).unwrap();
+    l.write(setpoint.address, &words).await.unwrap();
+    let back = l.read(Table::Holding, setpoint.address, 2).await.unwrap();
+    assert_eq!(setpoint.ty.decode(&back, WordOrder::Big), Some(-2_500.0), "read back");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sim.power_w(3), Some(-2_500.0), "the battery follows its setpoint");
+
+    let too_much = setpoint.ty.encode(9_000.0, WordOrder::Big).unwrap();
+    let err = l.write(setpoint.address, &too_much).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModbusError::Exception {
+                code: ExceptionCode::IllegalDataValue,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_link());
+    let soc = battery.quantity(Quantity::SocPermille).unwrap();
+    let err = l.write(soc.address, &[500]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModbusError::Exception {
+                code: ExceptionCode::IllegalDataAddress,
+                ..
+            }
+        ),
+        "a measured value is not writable: {err}"
+    );
+
+    // the EV charger's current limit, 0.1 A per count
+    let ev = profile("generic-ev-charger.toml");
+    let limit = ev.quantity(Quantity::EvCurrentLimitA).unwrap();
+    assert!(limit.writable.unwrap().trips_on_zero);
+    let mut l = link(addr, 4);
+    l.write(limit.address, &[100]).await.unwrap();
+    assert_eq!(l.read(Table::Holding, limit.address, 1).await.unwrap(), vec![100]);
+    assert!(l.write(limit.address, &[0]).await.is_err(), "below 6 A is refused");
+}
+
+#[tokio::test]
+async fn link_failures_are_kept_apart_from_device_exceptions() {
+    let sim = Simulator::new(NOON);
+    sim.add(1, profile("eastron-sdm630.toml"));
+    let addr = start(&sim).await;
+    let mut l = link(addr, 1);
+    assert!(l.read(Table::Input, 0, 2).await.is_ok());
+
+    // a register the device does not have, and a unit that is not there
+    let err = l.read(Table::Input, 1_000, 2).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModbusError::Exception {
+                code: ExceptionCode::IllegalDataAddress,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = link(addr, 9).read(Table::Input, 0, 2).await.unwrap_err();
+    assert!(!err.is_link(), "{err}");
+
+    // a device that stops answering: a link error within the timeout, then it recovers
+    sim.set_fault(Fault::Timeout);
+    let started = std::time::Instant::now();
+    let err = l.read(Table::Input, 0, 2).await.unwrap_err();
+    assert!(err.is_link() && err.to_string().contains("no answer"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    sim.set_fault(Fault::None);
+    assert!(l.read(Table::Input, 0, 2).await.is_ok(), "reconnects after a timeout");
+
+    // a device failing every request
+    sim.set_fault(Fault::Exception(ExceptionCode::ServerDeviceFailure));
+    let err = l.read(Table::Input, 0, 2).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModbusError::Exception {
+                code: ExceptionCode::ServerDeviceFailure,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // stuck values: the registers stop changing while the model goes on
+    sim.set_fault(Fault::Stuck);
+    let before = l.read(Table::Input, 72, 2).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(l.read(Table::Input, 72, 2).await.unwrap(), before);
+    sim.set_fault(Fault::None);
+
+    // a peer that accepts and never answers, and a port nobody listens on
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let _keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let err = link(silent_addr, 1).read(Table::Input, 0, 2).await.unwrap_err();
+    assert!(err.is_link(), "{err}");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let err = link(closed, 1).read(Table::Input, 0, 2).await.unwrap_err();
+    assert!(err.is_link() && err.to_string().contains("connect"), "{err}");
+}
