@@ -1,11 +1,12 @@
 //! The GridShare home gateway, as a library the `gateway` binary wires up.
 //!
-//! Built so far (issue 5): device [`profile`]s as data (`hardware/*.toml`), the Modbus TCP
+//! Built so far (issue 5): the [`config`] file, device [`profile`]s as data (`hardware/*.toml`), the Modbus TCP
 //! [`modbus`] link (timeouts, request gap, batched reads, link errors apart from device
 //! exceptions, backoff) and the device simulator ([`simulate`]). Still to come: SunSpec
 //! discovery, RTU, the poll loop and telemetry over MQTT with store and forward, demand
 //! response, the homeowner agent and the installer's `scan` and `check`.
 
+pub mod config;
 pub mod modbus;
 pub mod profile;
 pub mod simulate;

@@ -90,6 +90,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Check a configuration: validate it, read every configured point once, flag failing and
+    /// out-of-range points. Exits non-zero when anything failed.
+    Check {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the profiles in a directory, checking each.
     Profiles {
         /// Directory.
@@ -247,6 +257,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             }
             Ok(())
         }
+        Cmd::Check { config, json } => check(&config, json).await,
         Cmd::Profiles { dir } => {
             let profiles = load_dir(&dir).map_err(|e| e.to_string())?;
             println!("{:<34} {:<12} {:>6}  device", "file", "kind", "points");
@@ -295,4 +306,80 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Why a point's value is out of range, if it is.
+fn out_of_range(p: &gridshare_gateway::profile::Point, v: f64) -> Option<String> {
+    use gridshare_gateway::profile::Quantity;
+    if let Some(w) = p.writable
+        && (v < w.min || v > w.max)
+    {
+        return Some(format!("outside its limits {}–{}", w.min, w.max));
+    }
+    match p.quantity {
+        Some(Quantity::SocPermille) if !(0.0..=1_000.0).contains(&v) => Some("not a state of charge".into()),
+        Some(Quantity::EnergyInWh | Quantity::EnergyOutWh) if v < 0.0 => Some("a negative energy counter".into()),
+        _ => None,
+    }
+}
+
+async fn check(path: &std::path::Path, json: bool) -> Result<(), String> {
+    let (_, devices) = gridshare_gateway::config::Config::load(path).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for d in &devices {
+        let addr = match d.addr().await {
+            Ok(a) => a,
+            Err(e) => {
+                rows.push((
+                    d.config.name.clone(),
+                    "-".to_owned(),
+                    None,
+                    String::new(),
+                    Some(e.to_string()),
+                ));
+                continue;
+            }
+        };
+        let mut link = Link::new(addr, d.unit(), d.timeout(), Duration::from_millis(20));
+        for ((name, value), p) in read_points(&mut link, &d.profile)
+            .await
+            .into_iter()
+            .zip(&d.profile.points)
+        {
+            let problem = match &value {
+                Err(e) => Some(e.to_string()),
+                Ok(Some(v)) => out_of_range(p, *v),
+                Ok(None) => None,
+            };
+            rows.push((
+                d.config.name.clone(),
+                name,
+                value.ok().flatten(),
+                p.unit.clone(),
+                problem,
+            ));
+        }
+    }
+    let failed = rows.iter().filter(|r| r.4.is_some()).count();
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(dev, point, value, unit, problem)| {
+                serde_json::json!({"device": dev, "point": point, "value": value, "unit": unit, "problem": problem})
+            })
+            .collect();
+        println!("{}", serde_json::json!({"ok": failed == 0, "points": v}));
+    } else {
+        println!("{:<12} {:<20} {:>14}  {:<9} status", "device", "point", "value", "unit");
+        for (dev, point, value, unit, problem) in &rows {
+            let shown = value.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+            let status = problem.as_deref().unwrap_or("ok");
+            println!("{dev:<12} {point:<20} {shown:>14}  {unit:<9} {status}");
+        }
+        println!("{} points, {failed} failing", rows.len());
+    }
+    if failed > 0 {
+        return Err(format!("{failed} of {} points failed the check", rows.len()));
+    }
+    Ok(())
 }

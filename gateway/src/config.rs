@@ -1,0 +1,255 @@
+//! The gateway's configuration: one TOML file, unknown keys refused. See
+//! `gateway/gateway.example.toml` for every key with its meaning.
+//!
+//! Profile paths are relative to the configuration file. Loading checks the values too (a
+//! telemetry period of 1–5 s, unique device names, a limit within the homeowner's range) and
+//! every error names the file and the line and key, or the device.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::profile::{Profile, ProfileError};
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This gateway.
+    pub gateway: GatewaySection,
+    /// The market's MQTT broker.
+    pub mqtt: MqttSection,
+    /// Devices to poll.
+    #[serde(default, rename = "devices")]
+    pub devices: Vec<DeviceConfig>,
+    /// The homeowner's limits for the trading agent.
+    #[serde(default)]
+    pub agent: AgentSection,
+}
+
+/// This gateway.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Its id, as commissioned in the market.
+    pub id: u64,
+    /// File holding its secp256k1 private key (64 hex digits), readable by the gateway only.
+    pub key_file: PathBuf,
+    /// Where the outbox and state live.
+    pub data_dir: PathBuf,
+    /// Seconds between telemetry samples of each device (1–5).
+    #[serde(default = "default_period")]
+    pub telemetry_period_s: u64,
+}
+
+const fn default_period() -> u64 {
+    2
+}
+
+/// The market's broker.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// `mqtt://host:port` (or `mqtts://` once TLS is wired).
+    pub url: String,
+    /// User name.
+    pub username: Option<String>,
+    /// Password (better: the environment variable `GRIDSHARE_GATEWAY_MQTT_PASSWORD`).
+    pub password: Option<String>,
+}
+
+/// One device.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Name, unique on this gateway (used in telemetry).
+    pub name: String,
+    /// Its profile (relative to the configuration file).
+    pub profile: PathBuf,
+    /// Modbus TCP address.
+    pub host: String,
+    /// Port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Unit id; default the profile's.
+    pub unit: Option<u8>,
+    /// Timeout per request, ms.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+const fn default_port() -> u16 {
+    502
+}
+
+const fn default_timeout() -> u64 {
+    2_000
+}
+
+/// The homeowner's limits for the trading agent.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    /// Trade at all.
+    pub enabled: bool,
+    /// Never sell below, µ/kWh.
+    pub min_sell_price: i64,
+    /// Never buy above, µ/kWh.
+    pub max_buy_price: i64,
+    /// Battery state of charge kept for the home, %.
+    pub battery_reserve_percent: u8,
+    /// EV ready by this local hour (0–23), if any.
+    pub ev_ready_by_hour: Option<u8>,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            min_sell_price: 80_000,
+            max_buy_price: 300_000,
+            battery_reserve_percent: 20,
+            ev_ready_by_hour: None,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for the schema (the message names line, column and key).
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value that makes no sense.
+    #[error("config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A device's profile.
+    #[error("config {path}: device {device:?}: {source}")]
+    Profile {
+        /// The file.
+        path: PathBuf,
+        /// The device.
+        device: String,
+        /// The profile's error.
+        source: ProfileError,
+    },
+}
+
+/// A device with its profile loaded.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Its configuration.
+    pub config: DeviceConfig,
+    /// Its profile.
+    pub profile: Profile,
+}
+
+impl Device {
+    /// The unit id to use.
+    pub fn unit(&self) -> u8 {
+        self.config.unit.unwrap_or(self.profile.device.default_unit)
+    }
+
+    /// The timeout per request.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.timeout_ms)
+    }
+
+    /// The device's address.
+    pub async fn addr(&self) -> std::io::Result<SocketAddr> {
+        tokio::net::lookup_host((self.config.host.as_str(), self.config.port))
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("{}: no address", self.config.host)))
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file, loading the devices' profiles.
+    pub fn load(path: &Path) -> Result<(Self, Vec<Device>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cfg: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if !(1..=5).contains(&cfg.gateway.telemetry_period_s) {
+            return Err(invalid(format!(
+                "gateway.telemetry_period_s: 1 to 5 seconds, got {}",
+                cfg.gateway.telemetry_period_s
+            )));
+        }
+        if !(cfg.mqtt.url.starts_with("mqtt://") || cfg.mqtt.url.starts_with("mqtts://")) {
+            return Err(invalid(format!(
+                "mqtt.url: expected mqtt://host:port, got {:?}",
+                cfg.mqtt.url
+            )));
+        }
+        let a = &cfg.agent;
+        if a.min_sell_price < 0 || a.max_buy_price < 0 {
+            return Err(invalid("agent: prices must not be negative".into()));
+        }
+        if a.battery_reserve_percent > 100 {
+            return Err(invalid(format!(
+                "agent.battery_reserve_percent: 0 to 100, got {}",
+                a.battery_reserve_percent
+            )));
+        }
+        if a.ev_ready_by_hour.is_some_and(|h| h > 23) {
+            return Err(invalid("agent.ev_ready_by_hour: 0 to 23".into()));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut names = std::collections::HashSet::new();
+        let mut devices = Vec::with_capacity(cfg.devices.len());
+        for d in &cfg.devices {
+            if d.name.is_empty() || !names.insert(d.name.as_str()) {
+                return Err(invalid(format!(
+                    "devices: names must be unique and not empty ({:?})",
+                    d.name
+                )));
+            }
+            if !(100..=30_000).contains(&d.timeout_ms) {
+                return Err(invalid(format!(
+                    "device {:?}: timeout_ms 100 to 30000, got {}",
+                    d.name, d.timeout_ms
+                )));
+            }
+            let profile = Profile::load(&base.join(&d.profile)).map_err(|source| ConfigError::Profile {
+                path: path.to_owned(),
+                device: d.name.clone(),
+                source,
+            })?;
+            devices.push(Device {
+                config: d.clone(),
+                profile,
+            });
+        }
+        Ok((cfg, devices))
+    }
+}

@@ -1,0 +1,54 @@
+//! The gateway's configuration file: the example in the repository loads, and bad files are
+//! refused with the file, line and key, or the device, named.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::Path;
+
+use gridshare_gateway::config::Config;
+
+fn example() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.example.toml")).unwrap()
+}
+
+#[test]
+fn the_example_config_loads_with_its_devices() {
+    let (cfg, devices) = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.example.toml")).unwrap();
+    assert_eq!(cfg.gateway.id, 7);
+    assert_eq!(
+        devices.iter().map(|d| d.config.name.as_str()).collect::<Vec<_>>(),
+        ["grid", "pv", "battery", "ev"]
+    );
+    assert_eq!(devices[0].profile.device.name, "Eastron SDM630");
+    assert!(cfg.agent.enabled && cfg.agent.battery_reserve_percent == 30);
+}
+
+fn load_text(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    // profiles are found relative to the file: point them at the repository's
+    let hardware = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hardware");
+    std::fs::write(&path, text.replace("../hardware", hardware.to_str().unwrap())).unwrap();
+    Config::load(&path).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_configs_are_named_precisely() {
+    let err = load_text(&example().replace("telemetry_period_s = 2", "telemetry_period = 2"));
+    assert!(
+        err.contains("gw.toml") && err.contains("telemetry_period") && err.contains("line 8"),
+        "{err}"
+    );
+    let err = load_text(&example().replace("telemetry_period_s = 2", "telemetry_period_s = 9"));
+    assert!(err.contains("telemetry_period_s: 1 to 5"), "{err}");
+    let err = load_text(&example().replace("eastron-sdm630.toml", "missing.toml"));
+    assert!(err.contains("device \"grid\"") && err.contains("missing.toml"), "{err}");
+    let err = load_text(&example().replace("name = \"pv\"", "name = \"grid\""));
+    assert!(err.contains("unique"), "{err}");
+    let err = load_text(&example().replace("port = 502", "port = 70000"));
+    assert!(err.contains("port") && err.contains("line 21"), "{err}");
+    let err = load_text(&example().replace("battery_reserve_percent = 30", "battery_reserve_percent = 130"));
+    assert!(err.contains("battery_reserve_percent"), "{err}");
+    let err = load_text(&example().replace("mqtt://market", "http://market"));
+    assert!(err.contains("mqtt.url"), "{err}");
+}
