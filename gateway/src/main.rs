@@ -100,6 +100,28 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Find Modbus devices on a host: SunSpec devices by their marker and model chain, others by
+    /// the first profile whose points all read.
+    Scan {
+        /// Host or IP.
+        #[arg(long)]
+        host: String,
+        /// TCP ports, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "502")]
+        ports: Vec<u16>,
+        /// Unit ids: a range such as `1-10`, or one id.
+        #[arg(long, default_value = "1-10")]
+        units: String,
+        /// Profiles to try on devices that are not SunSpec.
+        #[arg(long, default_value = "hardware")]
+        profiles: PathBuf,
+        /// Timeout per request, milliseconds.
+        #[arg(long, default_value_t = 500)]
+        timeout_ms: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the profiles in a directory, checking each.
     Profiles {
         /// Directory.
@@ -258,6 +280,24 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Check { config, json } => check(&config, json).await,
+        Cmd::Scan {
+            host,
+            ports,
+            units,
+            profiles,
+            timeout_ms,
+            json,
+        } => {
+            scan(
+                &host,
+                &ports,
+                &units,
+                &profiles,
+                Duration::from_millis(timeout_ms),
+                json,
+            )
+            .await
+        }
         Cmd::Profiles { dir } => {
             let profiles = load_dir(&dir).map_err(|e| e.to_string())?;
             println!("{:<34} {:<12} {:>6}  device", "file", "kind", "points");
@@ -380,6 +420,93 @@ async fn check(path: &std::path::Path, json: bool) -> Result<(), String> {
     }
     if failed > 0 {
         return Err(format!("{failed} of {} points failed the check", rows.len()));
+    }
+    Ok(())
+}
+
+fn unit_range(s: &str) -> Result<std::ops::RangeInclusive<u8>, String> {
+    let bad = || format!("--units {s:?}: expected a unit id (0–247) or a range such as 1-10");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b): (u8, u8) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a > b || b > 247 {
+        return Err(bad());
+    }
+    Ok(a..=b)
+}
+
+async fn scan(
+    host: &str,
+    ports: &[u16],
+    units: &str,
+    profiles: &std::path::Path,
+    timeout: Duration,
+    json: bool,
+) -> Result<(), String> {
+    use gridshare_gateway::sunspec;
+    let units = unit_range(units)?;
+    let candidates = load_dir(profiles).map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for &port in ports {
+        let addr = resolve(host, port).await?;
+        for unit in units.clone() {
+            let mut link = Link::new(addr, unit, timeout, Duration::from_millis(10));
+            let what = match sunspec::discover(&mut link).await {
+                Err(e) if e.is_link() && e.to_string().contains("connect") => {
+                    tracing::info!(%addr, "nothing listens");
+                    break; // no device on this port at all
+                }
+                Err(_) => continue,
+                Ok(Some(d)) => serde_json::json!({
+                    "port": port, "unit": unit, "sunspec": true, "base": d.base,
+                    "models": d.models.iter().map(|m| m.id).collect::<Vec<_>>(),
+                    "manufacturer": d.manufacturer, "model": d.model, "serial": d.serial,
+                }),
+                Ok(None) => {
+                    let mut matched = None;
+                    for (path, p) in &candidates {
+                        if read_points(&mut link, p).await.iter().all(|(_, v)| v.is_ok()) {
+                            matched = Some((path.file_name().map(|f| f.to_string_lossy().into_owned()), p));
+                            break;
+                        }
+                    }
+                    match matched {
+                        Some((file, p)) => serde_json::json!({
+                            "port": port, "unit": unit, "sunspec": false, "profile": file,
+                            "manufacturer": p.device.manufacturer, "model": p.device.name,
+                        }),
+                        None => continue, // no device here, or none we know
+                    }
+                }
+            };
+            found.push(what);
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(found));
+    } else {
+        println!(
+            "{:>5} {:>4}  {:<8} {:<30} {:<24} details",
+            "port", "unit", "sunspec", "model", "maker"
+        );
+        for f in &found {
+            let details = if f["sunspec"] == true {
+                format!("models {} at {}", f["models"], f["base"])
+            } else {
+                format!("profile {}", f["profile"].as_str().unwrap_or("-"))
+            };
+            println!(
+                "{:>5} {:>4}  {:<8} {:<30} {:<24} {details}",
+                f["port"],
+                f["unit"],
+                if f["sunspec"] == true { "yes" } else { "no" },
+                f["model"].as_str().unwrap_or("-"),
+                f["manufacturer"].as_str().unwrap_or("-"),
+            );
+        }
+        println!("{} devices found", found.len());
     }
     Ok(())
 }

@@ -134,7 +134,7 @@ impl Simulator {
             profile,
             registers: HashMap::new(),
         };
-        sunspec_header(&mut device);
+        sunspec_header(&mut device, unit);
         for p in device.profile.points.clone() {
             if let Some(w) = p.writable {
                 let initial = match p.quantity {
@@ -403,10 +403,23 @@ fn publish(d: &mut Device) {
 
 /// SunSpec's marker and model chain for a profile with points at 40000 and up: "SunS" at 40000,
 /// model 1 (66 registers) at 40002, model 103 (50 registers) at 40070, end marker at 40122.
-fn sunspec_header(d: &mut Device) {
+fn sunspec_header(d: &mut Device, unit: u8) {
     if !d.profile.points.iter().any(|p| p.address >= 40_000) {
         return;
     }
+    let text = |s: &str, words: usize| -> Vec<u16> {
+        let mut b: Vec<u8> = s.bytes().take(words * 2).collect();
+        b.resize(words * 2, 0);
+        b.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect()
+    };
+    let common: Vec<u16> = [
+        text(&d.profile.device.manufacturer, 16),
+        text(&d.profile.device.name, 16),
+        text("", 8),
+        text("sim-1.0", 8),
+        text(&format!("SIM-{unit:03}"), 16),
+    ]
+    .concat();
     let mut put = |a: u16, w: u16| {
         d.registers.insert((Table::Holding, a), w);
     };
@@ -414,9 +427,11 @@ fn sunspec_header(d: &mut Device) {
     put(40_001, 0x6e53); // "nS"
     put(40_002, 1);
     put(40_003, 66);
-    for a in 40_004..40_070 {
-        put(a, 0);
+    for (i, w) in common.into_iter().enumerate() {
+        put(40_004 + i as u16, w);
     }
+    put(40_068, unit.into()); // DA: the device address
+    put(40_069, 0x8000); // padding
     put(40_070, 103);
     put(40_071, 50);
     for a in 40_072..40_122 {

@@ -107,6 +107,28 @@ fn installer_tools_against_the_simulator() {
     );
     assert!(v.as_array().unwrap().iter().all(|p| p["value"].is_number()), "{out}");
 
+    let (ok, out, err) = gateway(&[
+        "scan",
+        "--host",
+        "127.0.0.1",
+        "--ports",
+        &p,
+        "--units",
+        "1-3",
+        "--profiles",
+        &format!("{}/../hardware", env!("CARGO_MANIFEST_DIR")),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 2, "units 1 and 2, nothing at 3: {out}");
+    assert_eq!(found[0]["profile"], "eastron-sdm630.toml", "{out}");
+    assert_eq!(
+        (found[1]["sunspec"].as_bool(), found[1]["models"].clone()),
+        (Some(true), serde_json::json!([1, 103]))
+    );
+
     let (ok, out, _) = gateway(&[
         "profiles",
         "--dir",

@@ -266,3 +266,29 @@ async fn link_failures_are_kept_apart_from_device_exceptions() {
     let err = link(closed, 1).read(Table::Input, 0, 2).await.unwrap_err();
     assert!(err.is_link() && err.to_string().contains("connect"), "{err}");
 }
+
+#[tokio::test]
+async fn sunspec_devices_are_discovered_and_read_with_their_scale_factors() {
+    use gridshare_gateway::sunspec::{discover, read_inverter};
+    let sim = Simulator::new(NOON);
+    sim.add(1, profile("eastron-sdm630.toml"));
+    sim.add(2, profile("sunspec-inverter-103.toml"));
+    sim.step(1.0);
+    let addr = start(&sim).await;
+    let d = discover(&mut link(addr, 2)).await.unwrap().expect("a SunSpec device");
+    assert_eq!(d.base, 40_000);
+    assert_eq!(d.models.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 103]);
+    assert_eq!(d.manufacturer.as_deref(), Some("any SunSpec"));
+    assert_eq!(d.serial.as_deref(), Some("SIM-002"));
+    let v = read_inverter(&mut link(addr, 2), &d).await.unwrap().unwrap();
+    let modelled = sim.power_w(2).unwrap();
+    let power = v.power_w.unwrap();
+    assert!(
+        (power - modelled).abs() <= 0.05 * modelled + 50.0,
+        "{power} vs {modelled}"
+    );
+    assert_eq!(v.state, Some(4), "producing: MPPT");
+    assert_eq!(v.frequency_hz, None, "not implemented here: absent, not zero");
+    // the meter is not SunSpec: it answers, with exceptions at the SunSpec bases
+    assert_eq!(discover(&mut link(addr, 1)).await.unwrap(), None);
+}
