@@ -122,6 +122,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run the gateway: poll the configured devices and send signed telemetry to the market.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Make a new gateway key: writes the private key (hex) to `--out` and prints the public key
+    /// to register when commissioning.
+    Keygen {
+        /// Where to write the private key (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the profiles in a directory, checking each.
     Profiles {
         /// Directory.
@@ -280,6 +293,41 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Check { config, json } => check(&config, json).await,
+        Cmd::Run { config } => {
+            let (cfg, devices) = gridshare_gateway::config::Config::load(&config).map_err(|e| e.to_string())?;
+            let key = gridshare_gateway::run::load_key(&cfg.gateway.key_file)?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = stop.send(true);
+            });
+            gridshare_gateway::run::run(cfg, devices, key, stopped).await
+        }
+        Cmd::Keygen { out } => {
+            let mut bytes = [0u8; 32];
+            let key = loop {
+                getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+                if let Ok(k) = gridshare_domain::envelope::GatewayKey::from_bytes(&bytes) {
+                    break k;
+                }
+            };
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&out)
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| format!("{}: {e}", out.display()))?;
+            }
+            use std::io::Write;
+            writeln!(f, "{}", key.to_hex()).map_err(|e| format!("{}: {e}", out.display()))?;
+            println!("public key: {}", key.public().to_hex());
+            println!("address:    {}", key.public().address_hex());
+            Ok(())
+        }
         Cmd::Scan {
             host,
             ports,

@@ -1,0 +1,326 @@
+//! The gateway at work (`gateway run`): polls its devices every telemetry period, seals one
+//! telemetry envelope per cycle with every device's sample, puts it in the on-disk [`Outbox`],
+//! and sends the outbox to the broker in order, one message at a time, removing each only when
+//! the broker has acknowledged it (QoS 1). While the broker is unreachable the outbox fills and
+//! polling goes on; a restart resumes from the outbox and the saved sequence number.
+//!
+//! Presence: the broker publishes `offline` (retained) on the gateway's status topic when the
+//! connection drops (last will); the gateway publishes `online` when it connects.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gridshare_domain::envelope::GatewayKey;
+use gridshare_domain::topics::{self, Channel};
+use gridshare_domain::wire::{DeviceStatus, Message, Quality, Telemetry, TelemetrySample};
+use gridshare_domain::{DeviceId, GatewayId, Timestamp, W, Wh};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::{Notify, watch};
+
+use crate::config::{Config, Device};
+use crate::modbus::{Backoff, Link, read_points};
+use crate::outbox::{DEFAULT_CAPACITY, Kind, Outbox};
+use crate::profile::Quantity;
+
+/// Reads the gateway's private key (64 hex digits) from `path`.
+pub fn load_key(path: &Path) -> Result<GatewayKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("key file {}: {e}", path.display()))?;
+    GatewayKey::from_hex(text.trim()).map_err(|e| format!("key file {}: {e}", path.display()))
+}
+
+/// The next sequence number, kept in `data_dir/seq` and never below what the outbox holds.
+struct Sequence {
+    path: std::path::PathBuf,
+    next: u64,
+}
+
+impl Sequence {
+    fn open(dir: &Path, outbox_last: Option<u64>) -> Result<Self, String> {
+        let path = dir.join("seq");
+        let saved = match std::fs::read_to_string(&path) {
+            Ok(s) => s
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{}: not a sequence number", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(Self {
+            path,
+            next: saved.max(outbox_last.map_or(1, |s| s + 1)),
+        })
+    }
+
+    /// Takes a number, saving the one after it first (a crash skips a number, never repeats one).
+    fn take(&mut self) -> Result<u64, String> {
+        let n = self.next;
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, (n + 1).to_string())
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.next = n + 1;
+        Ok(n)
+    }
+}
+
+fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Timestamp(ms)
+}
+
+/// One device's poller: its link and its retry state.
+struct Poller {
+    device: Device,
+    link: Option<Link>,
+    backoff: Backoff,
+    retry_at: Option<tokio::time::Instant>,
+}
+
+impl Poller {
+    async fn sample(&mut self, at: Timestamp) -> Option<TelemetrySample> {
+        let id = DeviceId::new(self.device.config.name.clone()).ok()?;
+        let unreachable = TelemetrySample {
+            device: id.clone(),
+            kind: self.device.profile.device.kind,
+            at,
+            power_w: None,
+            energy_in_wh: None,
+            energy_out_wh: None,
+            soc_permille: None,
+            status: DeviceStatus::Unreachable,
+            quality: Quality::Estimated,
+        };
+        if self.retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
+            return Some(unreachable);
+        }
+        if self.link.is_none() {
+            match self.device.addr().await {
+                Ok(addr) => {
+                    self.link = Some(Link::new(
+                        addr,
+                        self.device.unit(),
+                        self.device.timeout(),
+                        Duration::from_millis(20),
+                    ))
+                }
+                Err(e) => {
+                    tracing::warn!(device = %self.device.config.name, error = %e, "resolving");
+                    self.retry_at = Some(tokio::time::Instant::now() + self.backoff.next_delay());
+                    return Some(unreachable);
+                }
+            }
+        }
+        let link = self.link.as_mut()?;
+        let values = read_points(link, &self.device.profile).await;
+        if let Some(e) = values
+            .iter()
+            .find_map(|(_, v)| v.as_ref().err())
+            .filter(|e| e.is_link())
+        {
+            let delay = self.backoff.next_delay();
+            tracing::warn!(device = %self.device.config.name, error = %e, retry_in = ?delay, "device unreachable");
+            self.retry_at = Some(tokio::time::Instant::now() + delay);
+            return Some(unreachable);
+        }
+        self.backoff.reset();
+        self.retry_at = None;
+        let get = |q: Quantity| {
+            let p = self.device.profile.quantity(q)?;
+            values.iter().find(|(n, _)| *n == p.name)?.1.clone().ok().flatten()
+        };
+        let failed = values.iter().any(|(_, v)| v.is_err());
+        Some(TelemetrySample {
+            power_w: get(Quantity::PowerW).map(|v| W(v.round() as i64)),
+            energy_in_wh: get(Quantity::EnergyInWh).map(|v| Wh(v.max(0.0).round() as i64)),
+            energy_out_wh: get(Quantity::EnergyOutWh).map(|v| Wh(v.max(0.0).round() as i64)),
+            soc_permille: get(Quantity::SocPermille).map(|v| v.clamp(0.0, 1_000.0).round() as u16),
+            status: if failed { DeviceStatus::Fault } else { DeviceStatus::Ok },
+            quality: if failed { Quality::Suspect } else { Quality::Good },
+            ..unreachable
+        })
+    }
+}
+
+/// `mqtt://host[:port]` → (host, port).
+fn broker(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .ok_or_else(|| format!("mqtt.url {url:?}: only mqtt:// is supported so far (no TLS yet)"))?;
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((h, p)) => Ok((
+            h.to_owned(),
+            p.parse().map_err(|_| format!("mqtt.url {url:?}: bad port"))?,
+        )),
+        None => Ok((rest.to_owned(), 1883)),
+    }
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(
+    cfg: Config,
+    devices: Vec<Device>,
+    key: GatewayKey,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let gateway = GatewayId(cfg.gateway.id);
+    std::fs::create_dir_all(&cfg.gateway.data_dir)
+        .map_err(|e| format!("data_dir {}: {e}", cfg.gateway.data_dir.display()))?;
+    let outbox =
+        Outbox::open(&cfg.gateway.data_dir.join("outbox"), DEFAULT_CAPACITY).map_err(|e| format!("outbox: {e}"))?;
+    let mut seq = Sequence::open(&cfg.gateway.data_dir, outbox.last_seq())?;
+    tracing::info!(%gateway, waiting = outbox.len(), next_seq = seq.next, "gateway starting");
+    let outbox = Arc::new(Mutex::new(outbox));
+    let wake = Arc::new(Notify::new());
+
+    // the poller: one telemetry envelope per period into the outbox
+    let poll = {
+        let outbox = outbox.clone();
+        let wake = wake.clone();
+        let period = Duration::from_secs(cfg.gateway.telemetry_period_s);
+        let mut pollers: Vec<Poller> = devices
+            .into_iter()
+            .map(|device| Poller {
+                device,
+                link: None,
+                backoff: Backoff::default(),
+                retry_at: None,
+            })
+            .collect();
+        let topic = topics::topic(gateway, Channel::Telemetry);
+        let key = key.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let at = now();
+                let mut samples = Vec::with_capacity(pollers.len());
+                for p in &mut pollers {
+                    samples.extend(p.sample(at).await);
+                }
+                if samples.is_empty() {
+                    continue;
+                }
+                let result = seq.take().and_then(|n| {
+                    let env = key
+                        .seal(gateway, n, at, &Message::Telemetry(Telemetry { samples }))
+                        .map_err(|e| e.to_string())?;
+                    let body = serde_json::to_vec(&env).map_err(|e| e.to_string())?;
+                    let mut o = outbox.lock().map_err(|_| "outbox lock poisoned".to_owned())?;
+                    o.push(n, Kind::Telemetry, &topic, &body)
+                        .map_err(|e| format!("outbox: {e}"))
+                });
+                match result {
+                    Ok(()) => wake.notify_one(),
+                    Err(e) => tracing::error!(error = %e, "storing telemetry"),
+                }
+            }
+        })
+    };
+
+    // the sender: the outbox to the broker, in order, one at a time
+    let (host, port) = broker(&cfg.mqtt.url)?;
+    let status = topics::topic(gateway, Channel::Status);
+    let mut opts = MqttOptions::new(format!("gridshare-gw-{}", gateway.0), host, port);
+    opts.set_keep_alive(Duration::from_secs(10));
+    opts.set_clean_session(true);
+    opts.set_max_packet_size(256 * 1024, 256 * 1024);
+    opts.set_last_will(LastWill::new(status.clone(), "offline", QoS::AtLeastOnce, true));
+    let password = std::env::var("GRIDSHARE_GATEWAY_MQTT_PASSWORD")
+        .ok()
+        .or(cfg.mqtt.password.clone());
+    if let Some(user) = &cfg.mqtt.username {
+        opts.set_credentials(user.clone(), password.unwrap_or_default());
+    }
+    let (client, mut events) = AsyncClient::new(opts, 64);
+    let mut connected = false;
+    // the message sent and not yet acknowledged: (its sequence number, its packet id once known)
+    let mut sent: Option<(u64, Option<u16>)> = None;
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let send_next = |sent: &mut Option<(u64, Option<u16>)>| -> Result<(), String> {
+        if sent.is_some() {
+            return Ok(());
+        }
+        let front = outbox
+            .lock()
+            .map_err(|_| "outbox lock poisoned".to_owned())?
+            .front()
+            .map_err(|e| format!("outbox: {e}"))?;
+        if let Some((entry, topic, payload)) = front {
+            client
+                .try_publish(topic, QoS::AtLeastOnce, false, payload)
+                .map_err(|e| format!("queueing a publish: {e}"))?;
+            *sent = Some((entry.seq, None));
+        }
+        Ok(())
+    };
+    let result = loop {
+        tokio::select! {
+            ev = events.poll() => match ev {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    connected = true;
+                    backoff.reset();
+                    tracing::info!(waiting = outbox.lock().map(|o| o.len()).unwrap_or(0), "connected to the broker");
+                    let _ = client.try_publish(status.clone(), QoS::AtMostOnce, true, "online");
+                    sent = None; // a new session: what was in flight is sent again
+                    if let Err(e) = send_next(&mut sent) {
+                        break Err(e);
+                    }
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
+                    if let Some((_, id @ None)) = &mut sent {
+                        *id = Some(pkid);
+                    }
+                }
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    if let Some((n, Some(pkid))) = sent
+                        && pkid == ack.pkid
+                    {
+                        let popped = outbox.lock().map_err(|_| "outbox lock poisoned".to_owned())
+                            .and_then(|mut o| o.pop(n).map_err(|e| format!("outbox: {e}")));
+                        if let Err(e) = popped {
+                            break Err(e);
+                        }
+                        sent = None;
+                        if let Err(e) = send_next(&mut sent) {
+                            break Err(e);
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if connected {
+                        tracing::warn!(error = %e, "broker connection lost; keeping messages in the outbox");
+                    }
+                    connected = false;
+                    sent = None;
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            },
+            _ = wake.notified() => {
+                if connected && let Err(e) = send_next(&mut sent) {
+                    break Err(e);
+                }
+            }
+            _ = stop.changed() => break Ok(()),
+        }
+    };
+    poll.abort();
+    if connected {
+        let _ = client.try_publish(status, QoS::AtMostOnce, true, "offline");
+        let _ = client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(ev) = events.poll().await {
+                if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    result
+}

@@ -1,0 +1,234 @@
+//! Store and forward, for real: the `gateway` binary polls a simulated meter and publishes signed
+//! telemetry to Mosquitto through a TCP relay the test can cut. The broker is unreachable for 60 s
+//! (`GRIDSHARE_OUTAGE_S` to shorten it while developing); halfway through, the gateway is killed
+//! (SIGKILL) and started again. When the link returns, every sample made arrives, in order, and
+//! once as the market counts it (its replay window drops a QoS 1 re-delivery, so at most a
+//! message cut in flight may arrive twice here).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use gridshare_domain::GatewayId;
+use gridshare_domain::envelope::{GatewayKey, SignedEnvelope};
+use gridshare_domain::topics::{self, Channel};
+use gridshare_domain::wire::Message;
+use gridshare_gateway::profile::Profile;
+use gridshare_gateway::simulate::Simulator;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::net::{TcpListener, TcpStream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gateway");
+
+/// `mqtt://user:password@host:port` → parts.
+fn parse(url: &str) -> (String, String, String, u16) {
+    let rest = url.strip_prefix("mqtt://").unwrap();
+    let (auth, hostport) = rest.rsplit_once('@').unwrap();
+    let (user, pass) = auth.split_once(':').unwrap();
+    let (host, port) = hostport.trim_end_matches('/').rsplit_once(':').unwrap();
+    (user.into(), pass.into(), host.into(), port.parse().unwrap())
+}
+
+/// A TCP relay to the broker that can be cut: while down, it drops every connection.
+struct Relay {
+    port: u16,
+    down: Arc<AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+async fn relay(target: (String, u16)) -> Relay {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let down = Arc::new(AtomicBool::new(false));
+    let (cut, cuts) = tokio::sync::watch::channel(0u64);
+    let d = down.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if d.load(Ordering::SeqCst) {
+                continue; // dropped: the client sees the connection close
+            }
+            let target = target.clone();
+            let mut cuts = cuts.clone();
+            cuts.borrow_and_update(); // only cuts from now on
+            tokio::spawn(async move {
+                let Ok(mut outbound) = TcpStream::connect((target.0.as_str(), target.1)).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = cuts.changed() => {}
+                }
+            });
+        }
+    });
+    Relay { port, down, cut }
+}
+
+impl Relay {
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.cut.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_arrives_once_in_order_after_an_outage_and_a_restart() {
+    let Some(url) = gridshare_testkit::service(gridshare_testkit::MQTT_URL, "Mosquitto") else {
+        return;
+    };
+    let outage = Duration::from_secs(
+        std::env::var("GRIDSHARE_OUTAGE_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
+    let (user, pass, host, port) = parse(&url);
+    let gw = 900_000 + u64::from(std::process::id() % 90_000);
+
+    // a simulated meter
+    let sim = Simulator::new(1_750_507_200.0);
+    let hardware = format!("{}/../hardware", env!("CARGO_MANIFEST_DIR"));
+    sim.add(
+        1,
+        Profile::load(std::path::Path::new(&format!("{hardware}/eastron-sdm630.toml"))).unwrap(),
+    );
+    let modbus = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let modbus_port = modbus.local_addr().unwrap().port();
+    {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            sim.serve(modbus, Duration::from_secs(1), 1.0, std::future::pending())
+                .await
+        });
+    }
+
+    // a collector on the broker, not behind the relay
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let mut opts = MqttOptions::new(format!("gs-collector-{gw}"), host.clone(), port);
+    opts.set_credentials(user.clone(), pass.clone());
+    let (collector, mut events) = AsyncClient::new(opts, 100);
+    collector
+        .subscribe(topics::topic(GatewayId(gw), Channel::Telemetry), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let key = GatewayKey::from_bytes(&[42; 32]).unwrap();
+    let public = key.public();
+    tokio::spawn(async move {
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let env: SignedEnvelope = serde_json::from_slice(&p.payload).unwrap();
+                let mut v = gridshare_domain::envelope::Verifier::default();
+                v.register(GatewayId(gw), public, Default::default());
+                let (env, msg) = v
+                    .open(&serde_json::to_vec(&env).unwrap(), gridshare_gateway_now())
+                    .unwrap();
+                assert!(matches!(msg, Message::Telemetry(_)));
+                let _ = tx.send(env.seq);
+            }
+        }
+    });
+
+    let relay = relay((host, port)).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.hex"), key.to_hex()).unwrap();
+    let config = dir.path().join("gw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = {gw}\nkey_file = \"{d}/key.hex\"\ndata_dir = \"{d}/data\"\ntelemetry_period_s = 1\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nusername = \"{user}\"\n\
+             [[devices]]\nname = \"grid\"\nprofile = \"{hardware}/eastron-sdm630.toml\"\nhost = \"127.0.0.1\"\nport = {modbus_port}\n",
+            relay.port,
+            d = dir.path().display(),
+        ),
+    )
+    .unwrap();
+    let start = || {
+        Killed(
+            std::process::Command::new(BIN)
+                .args(["run", "--config", config.to_str().unwrap()])
+                .env("GRIDSHARE_GATEWAY_MQTT_PASSWORD", &pass)
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut got = Vec::new();
+    let mut gateway = start();
+    while got.len() < 3 {
+        got.push(
+            tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+
+    // the broker is unreachable; halfway, the gateway dies and starts again
+    relay.set_down(true);
+    tokio::time::sleep(outage / 2).await;
+    gateway.0.kill().unwrap();
+    gateway.0.wait().unwrap();
+    let outbox = dir.path().join("data/outbox");
+    let waiting = std::fs::read_dir(&outbox).unwrap().count();
+    assert!(
+        waiting >= (outage.as_secs() / 2).saturating_sub(3) as usize,
+        "{waiting} messages kept"
+    );
+    gateway = start();
+    tokio::time::sleep(outage / 2).await;
+    relay.set_down(false);
+
+    // everything drains
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&outbox).unwrap().count() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the outbox drains");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(gateway);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Ok(seq) = rx.try_recv() {
+        got.push(seq);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut unique = Vec::new();
+    for s in &got {
+        if seen.insert(*s) {
+            unique.push(*s);
+        }
+    }
+    assert!(unique.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
+    let (first, last) = (unique[0], *unique.last().unwrap());
+    assert_eq!(unique.len() as u64, last - first + 1, "no gap: {got:?}");
+    assert!(
+        last - first + 1 >= outage.as_secs() - 5,
+        "samples made during the outage arrived: {got:?}"
+    );
+    assert!(
+        got.len() - unique.len() <= 2,
+        "at most a message cut in flight twice: {got:?}"
+    );
+}
+
+fn gridshare_gateway_now() -> gridshare_domain::Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    gridshare_domain::Timestamp(ms)
+}
