@@ -52,7 +52,7 @@ const fn default_period() -> u64 {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSection {
-    /// `mqtt://host:port` (or `mqtts://` once TLS is wired).
+    /// `mqtt://host:port` (no TLS yet).
     pub url: String,
     /// User name.
     pub username: Option<String>,
@@ -205,12 +205,8 @@ impl Config {
                 cfg.gateway.telemetry_period_s
             )));
         }
-        if !(cfg.mqtt.url.starts_with("mqtt://") || cfg.mqtt.url.starts_with("mqtts://")) {
-            return Err(invalid(format!(
-                "mqtt.url: expected mqtt://host:port, got {:?}",
-                cfg.mqtt.url
-            )));
-        }
+        gridshare_domain::topics::Broker::parse(&cfg.mqtt.url)
+            .map_err(|e| invalid(format!("mqtt.url: {e} (TLS, mqtts://, is not supported yet)")))?;
         let a = &cfg.agent;
         if a.min_sell_price < 0 || a.max_buy_price < 0 {
             return Err(invalid("agent: prices must not be negative".into()));

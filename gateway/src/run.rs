@@ -144,21 +144,6 @@ impl Poller {
     }
 }
 
-/// `mqtt://host[:port]` → (host, port).
-fn broker(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .ok_or_else(|| format!("mqtt.url {url:?}: only mqtt:// is supported so far (no TLS yet)"))?;
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((h, p)) => Ok((
-            h.to_owned(),
-            p.parse().map_err(|_| format!("mqtt.url {url:?}: bad port"))?,
-        )),
-        None => Ok((rest.to_owned(), 1883)),
-    }
-}
-
 /// Runs until `stop` turns true.
 pub async fn run(
     cfg: Config,
@@ -223,7 +208,8 @@ pub async fn run(
     };
 
     // the sender: the outbox to the broker, in order, one at a time
-    let (host, port) = broker(&cfg.mqtt.url)?;
+    let gridshare_domain::topics::Broker { host, port, .. } =
+        gridshare_domain::topics::Broker::parse(&cfg.mqtt.url).map_err(|e| format!("mqtt.url: {e} (no TLS yet)"))?;
     let status = topics::topic(gateway, Channel::Status);
     let mut opts = MqttOptions::new(format!("gridshare-gw-{}", gateway.0), host, port);
     opts.set_keep_alive(Duration::from_secs(10));

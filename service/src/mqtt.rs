@@ -35,56 +35,7 @@ use tokio::sync::watch;
 
 use crate::ingest::{Inbound, Ingest, IngestChecker, IngestError, Pipeline, Staged};
 
-/// Where the broker is, from `mqtt://user:password@host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Broker {
-    /// Host.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// User name.
-    pub username: Option<String>,
-    /// Password.
-    pub password: Option<String>,
-}
-
-impl Broker {
-    /// Parses `mqtt://[user:password@]host[:port]` (port 1883 by default).
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("mqtt://")
-            .ok_or_else(|| format!("MQTT URL {url:?}: expected mqtt://[user:password@]host[:port]"))?;
-        let (auth, hostport) = match rest.rsplit_once('@') {
-            Some((a, h)) => (Some(a), h),
-            None => (None, rest),
-        };
-        let hostport = hostport.trim_end_matches('/');
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse()
-                    .map_err(|_| format!("MQTT URL {url:?}: port {p:?} is not a number"))?,
-            ),
-            None => (hostport, 1883),
-        };
-        if host.is_empty() {
-            return Err(format!("MQTT URL {url:?}: no host"));
-        }
-        let (username, password) = match auth {
-            None => (None, None),
-            Some(a) => match a.split_once(':') {
-                Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
-                None => (Some(a.to_owned()), None),
-            },
-        };
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-            username,
-            password,
-        })
-    }
-}
+pub use gridshare_domain::topics::Broker;
 
 /// Telemetry rows buffered before a write.
 const MAX_BATCH: usize = 5_000;
