@@ -4,6 +4,9 @@
 //! the broker has acknowledged it (QoS 1). While the broker is unreachable the outbox fills and
 //! polling goes on; a restart resumes from the outbox and the saved sequence number.
 //!
+//! Demand response: events arrive on the gateway's `dr/event` topic and are carried out by the
+//! [`crate::dr::Controller`] after each poll; its reports go through the outbox like telemetry.
+//!
 //! Presence: the broker publishes `offline` (retained) on the gateway's status topic when the
 //! connection drops (last will); the gateway publishes `online` when it connects.
 
@@ -13,15 +16,20 @@ use std::time::Duration;
 
 use gridshare_domain::envelope::GatewayKey;
 use gridshare_domain::topics::{self, Channel};
-use gridshare_domain::wire::{DeviceStatus, Message, Quality, Telemetry, TelemetrySample};
+use gridshare_domain::wire::{DeviceStatus, DrEvent, Message, Quality, Telemetry, TelemetrySample};
 use gridshare_domain::{DeviceId, GatewayId, Timestamp, W, Wh};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{Notify, watch};
 
 use crate::config::{Config, Device};
+use crate::dr::Controller;
 use crate::modbus::{Backoff, Link, read_points};
 use crate::outbox::{DEFAULT_CAPACITY, Kind, Outbox};
 use crate::profile::Quantity;
+
+/// How long without the market before a running demand-response event is ended and the
+/// devices restored.
+pub const REVERT_AFTER: Duration = Duration::from_secs(300);
 
 /// Reads the gateway's private key (64 hex digits) from `path`.
 pub fn load_key(path: &Path) -> Result<GatewayKey, String> {
@@ -74,13 +82,12 @@ fn now() -> Timestamp {
 /// One device's poller: its link and its retry state.
 struct Poller {
     device: Device,
-    link: Option<Link>,
     backoff: Backoff,
     retry_at: Option<tokio::time::Instant>,
 }
 
 impl Poller {
-    async fn sample(&mut self, at: Timestamp) -> Option<TelemetrySample> {
+    async fn sample(&mut self, link: &mut Link, at: Timestamp) -> Option<TelemetrySample> {
         let id = DeviceId::new(self.device.config.name.clone()).ok()?;
         let unreachable = TelemetrySample {
             device: id.clone(),
@@ -96,24 +103,6 @@ impl Poller {
         if self.retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
             return Some(unreachable);
         }
-        if self.link.is_none() {
-            match self.device.addr().await {
-                Ok(addr) => {
-                    self.link = Some(Link::new(
-                        addr,
-                        self.device.unit(),
-                        self.device.timeout(),
-                        Duration::from_millis(20),
-                    ))
-                }
-                Err(e) => {
-                    tracing::warn!(device = %self.device.config.name, error = %e, "resolving");
-                    self.retry_at = Some(tokio::time::Instant::now() + self.backoff.next_delay());
-                    return Some(unreachable);
-                }
-            }
-        }
-        let link = self.link.as_mut()?;
         let values = read_points(link, &self.device.profile).await;
         if let Some(e) = values
             .iter()
@@ -161,47 +150,91 @@ pub async fn run(
     let outbox = Arc::new(Mutex::new(outbox));
     let wake = Arc::new(Notify::new());
 
-    // the poller: one telemetry envelope per period into the outbox
+    // Each device's link, shared by polling and demand response. Addresses are resolved once,
+    // at start: a host that does not resolve is a configuration error.
+    let mut links = Vec::with_capacity(devices.len());
+    for d in &devices {
+        let addr = d
+            .addr()
+            .await
+            .map_err(|e| format!("device {:?}: {}:{}: {e}", d.config.name, d.config.host, d.config.port))?;
+        links.push(Link::new(addr, d.unit(), d.timeout(), Duration::from_millis(20)));
+    }
+    let (dr_tx, mut dr_rx) = tokio::sync::mpsc::unbounded_channel::<DrEvent>();
+    let (online_tx, online) = watch::channel(false);
+
+    // The poller: one telemetry envelope per period into the outbox, then a demand-response
+    // cycle; a report goes into the outbox too.
     let poll = {
         let outbox = outbox.clone();
         let wake = wake.clone();
         let period = Duration::from_secs(cfg.gateway.telemetry_period_s);
+        let devices_for_dr = devices.clone();
         let mut pollers: Vec<Poller> = devices
             .into_iter()
             .map(|device| Poller {
                 device,
-                link: None,
                 backoff: Backoff::default(),
                 retry_at: None,
             })
             .collect();
-        let topic = topics::topic(gateway, Channel::Telemetry);
         let key = key.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                let at = now();
-                let mut samples = Vec::with_capacity(pollers.len());
-                for p in &mut pollers {
-                    samples.extend(p.sample(at).await);
-                }
-                if samples.is_empty() {
-                    continue;
-                }
+            let mut dr = Controller::default();
+            let mut offline_since: Option<tokio::time::Instant> = None;
+            let mut store = |kind: Kind, channel: Channel, at: Timestamp, msg: Message| {
                 let result = seq.take().and_then(|n| {
-                    let env = key
-                        .seal(gateway, n, at, &Message::Telemetry(Telemetry { samples }))
-                        .map_err(|e| e.to_string())?;
+                    let env = key.seal(gateway, n, at, &msg).map_err(|e| e.to_string())?;
                     let body = serde_json::to_vec(&env).map_err(|e| e.to_string())?;
                     let mut o = outbox.lock().map_err(|_| "outbox lock poisoned".to_owned())?;
-                    o.push(n, Kind::Telemetry, &topic, &body)
+                    o.push(n, kind, &topics::topic(gateway, channel), &body)
                         .map_err(|e| format!("outbox: {e}"))
                 });
                 match result {
                     Ok(()) => wake.notify_one(),
-                    Err(e) => tracing::error!(error = %e, "storing telemetry"),
+                    Err(e) => tracing::error!(error = %e, "storing a message"),
+                }
+            };
+            loop {
+                every.tick().await;
+                let at = now();
+                let mut samples = Vec::with_capacity(pollers.len());
+                for (p, link) in pollers.iter_mut().zip(links.iter_mut()) {
+                    samples.extend(p.sample(link, at).await);
+                }
+                let grid_w = samples
+                    .iter()
+                    .find(|s| s.kind == gridshare_domain::wire::DeviceKind::GridMeter)
+                    .and_then(|s| s.power_w)
+                    .map(|w| w.0 as f64);
+                if !samples.is_empty() {
+                    store(
+                        Kind::Telemetry,
+                        Channel::Telemetry,
+                        at,
+                        Message::Telemetry(Telemetry { samples }),
+                    );
+                }
+                while let Ok(event) = dr_rx.try_recv() {
+                    if let Err(e) = dr.on_event(event) {
+                        tracing::warn!(error = %e, "demand-response event refused");
+                    }
+                }
+                // lost the market for too long: give the home its devices back
+                offline_since = match (*online.borrow(), offline_since) {
+                    (true, _) => None,
+                    (false, None) => Some(tokio::time::Instant::now()),
+                    (false, since) => since,
+                };
+                if dr.is_active() && offline_since.is_some_and(|t| t.elapsed() > REVERT_AFTER) {
+                    tracing::warn!(after = ?REVERT_AFTER, "no market connection; ending demand response");
+                    dr.revert(&mut links, &devices_for_dr).await;
+                }
+                if let Some(report) = dr.cycle(&mut links, &devices_for_dr, at, grid_w).await {
+                    tracing::info!(event = %report.event_id, interval = report.interval_id, confirmed = report.confirmed, "demand-response report");
+                    store(Kind::DrReport, Channel::DrReport, at, Message::DrReport(report));
                 }
             }
         })
@@ -252,6 +285,8 @@ pub async fn run(
                     backoff.reset();
                     tracing::info!(waiting = outbox.lock().map(|o| o.len()).unwrap_or(0), "connected to the broker");
                     let _ = client.try_publish(status.clone(), QoS::AtMostOnce, true, "online");
+                    let _ = client.try_subscribe(topics::topic(gateway, Channel::DrEvent), QoS::AtLeastOnce);
+                    let _ = online_tx.send(true);
                     sent = None; // a new session: what was in flight is sent again
                     if let Err(e) = send_next(&mut sent) {
                         break Err(e);
@@ -277,8 +312,19 @@ pub async fn run(
                         }
                     }
                 }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    match serde_json::from_slice::<Message>(&p.payload) {
+                        Ok(Message::DrEvent(event)) => {
+                            tracing::info!(event = %event.event_id, cancelled = event.cancelled, "demand-response event received");
+                            let _ = dr_tx.send(event);
+                        }
+                        Ok(other) => tracing::warn!(kind = other.kind(), topic = %p.topic, "unexpected message"),
+                        Err(e) => tracing::warn!(topic = %p.topic, error = %e, "unreadable message"),
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => {
+                    let _ = online_tx.send(false);
                     if connected {
                         tracing::warn!(error = %e, "broker connection lost; keeping messages in the outbox");
                     }

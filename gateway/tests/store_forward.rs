@@ -3,7 +3,8 @@
 //! (`GRIDSHARE_OUTAGE_S` to shorten it while developing); halfway through, the gateway is killed
 //! (SIGKILL) and started again. When the link returns, every sample made arrives, in order, and
 //! once as the market counts it (its replay window drops a QoS 1 re-delivery, so at most a
-//! message cut in flight may arrive twice here).
+//! message cut in flight may arrive twice here). A second test runs a demand-response event
+//! through the same broker.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -231,4 +232,149 @@ fn gridshare_gateway_now() -> gridshare_domain::Timestamp {
         .unwrap()
         .as_millis() as i64;
     gridshare_domain::Timestamp(ms)
+}
+
+/// Demand response end to end over Mosquitto: the market (this test) sends a load-shed event on
+/// the gateway's `dr/event` topic; the gateway ramps the battery to discharge, confirms by
+/// read-back, and sends a signed report on `dr/report`; a cancellation restores the battery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demand_response_event_is_carried_out_reported_and_cancelled() {
+    use gridshare_domain::wire::{DrEvent, DrInterval, DrSignal};
+    use gridshare_domain::{EventId, ProgramId, W};
+    let Some(url) = gridshare_testkit::service(gridshare_testkit::MQTT_URL, "Mosquitto") else {
+        return;
+    };
+    let (user, pass, host, port) = parse(&url);
+    let gw = 800_000 + u64::from(std::process::id() % 90_000);
+    let hardware = format!("{}/../hardware", env!("CARGO_MANIFEST_DIR"));
+    let sim = Simulator::new(1_750_507_200.0);
+    for (unit, f) in [(1u8, "eastron-sdm630.toml"), (3, "generic-battery-inverter.toml")] {
+        sim.add(
+            unit,
+            Profile::load(std::path::Path::new(&format!("{hardware}/{f}"))).unwrap(),
+        );
+    }
+    let modbus = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let modbus_port = modbus.local_addr().unwrap().port();
+    {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            sim.serve(modbus, Duration::from_millis(200), 1.0, std::future::pending())
+                .await
+        });
+    }
+    let key = GatewayKey::from_bytes(&[43; 32]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.hex"), key.to_hex()).unwrap();
+    let config = dir.path().join("gw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = {gw}\nkey_file = \"{d}/key.hex\"\ndata_dir = \"{d}/data\"\ntelemetry_period_s = 1\n\
+             [mqtt]\nurl = \"mqtt://{host}:{port}\"\nusername = \"{user}\"\n\
+             [[devices]]\nname = \"grid\"\nprofile = \"{hardware}/eastron-sdm630.toml\"\nhost = \"127.0.0.1\"\nport = {modbus_port}\nunit = 1\n\
+             [[devices]]\nname = \"battery\"\nprofile = \"{hardware}/generic-battery-inverter.toml\"\nhost = \"127.0.0.1\"\nport = {modbus_port}\nunit = 3\n",
+            d = dir.path().display(),
+        ),
+    )
+    .unwrap();
+
+    // the market's side: reports in, events out
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel::<gridshare_domain::wire::DrReport>();
+    let mut opts = MqttOptions::new(format!("gs-market-dr-{gw}"), host.clone(), port);
+    opts.set_credentials(user.clone(), pass.clone());
+    let (market, mut events) = AsyncClient::new(opts, 100);
+    market
+        .subscribe(topics::topic(GatewayId(gw), Channel::DrReport), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (online_tx, mut online) = tokio::sync::mpsc::unbounded_channel::<()>();
+    market
+        .subscribe(topics::topic(GatewayId(gw), Channel::Status), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let public = key.public();
+    tokio::spawn(async move {
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                if p.topic.ends_with("/status") {
+                    if &p.payload[..] == b"online" {
+                        let _ = online_tx.send(());
+                    }
+                    continue;
+                }
+                let mut v = gridshare_domain::envelope::Verifier::default();
+                v.register(GatewayId(gw), public, Default::default());
+                let (_, msg) = v.open(&p.payload, gridshare_gateway_now()).unwrap();
+                if let Message::DrReport(r) = msg {
+                    let _ = tx.send(r);
+                }
+            }
+        }
+    });
+    let _gateway = Killed(
+        std::process::Command::new(BIN)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("GRIDSHARE_GATEWAY_MQTT_PASSWORD", &pass)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    tokio::time::timeout(Duration::from_secs(20), online.recv())
+        .await
+        .expect("the gateway comes online")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await; // its subscription follows the connect
+
+    let now = gridshare_gateway_now().0;
+    let mut event = DrEvent {
+        event_id: EventId(31),
+        program_id: ProgramId(1),
+        priority: 1,
+        intervals: vec![DrInterval {
+            id: 0,
+            start: gridshare_domain::Timestamp(now - 1_000),
+            duration_minutes: 10,
+            signals: vec![DrSignal::LoadShed { w: W(2_000) }],
+        }],
+        cancelled: false,
+    };
+    let send = |e: &DrEvent| {
+        let market = market.clone();
+        let body = serde_json::to_vec(&Message::DrEvent(e.clone())).unwrap();
+        async move {
+            market
+                .publish(
+                    topics::topic(GatewayId(gw), Channel::DrEvent),
+                    QoS::AtLeastOnce,
+                    false,
+                    body,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    send(&event).await;
+    let report = tokio::time::timeout(Duration::from_secs(30), reports.recv())
+        .await
+        .expect("a report")
+        .unwrap();
+    assert_eq!((report.event_id, report.interval_id), (EventId(31), 0));
+    assert!(report.confirmed, "{report:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sim.power_w(3), Some(-2_000.0), "the battery discharges 2 kW");
+
+    event.cancelled = true;
+    event.intervals.clear();
+    send(&event).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while sim.power_w(3) != Some(0.0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the battery is restored after the cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
