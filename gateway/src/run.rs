@@ -5,7 +5,8 @@
 //! polling goes on; a restart resumes from the outbox and the saved sequence number.
 //!
 //! Demand response: events arrive on the gateway's `dr/event` topic and are carried out by the
-//! [`crate::dr::Controller`] after each poll; its reports go through the outbox like telemetry.
+//! [`crate::dr::Controller`] at once and then after each poll (ramping one step per cycle); its
+//! reports go through the outbox like telemetry.
 //!
 //! Presence: the broker publishes `offline` (retained) on the gateway's status topic when the
 //! connection drops (last will); the gateway publishes `online` when it connects.
@@ -197,27 +198,34 @@ pub async fn run(
                     Err(e) => tracing::error!(error = %e, "storing a message"),
                 }
             };
+            let mut grid_w = None;
             loop {
-                every.tick().await;
+                // a poll every period; a demand-response event is acted on as it arrives
+                let (poll, arrived) = tokio::select! {
+                    _ = every.tick() => (true, None),
+                    Some(event) = dr_rx.recv() => (false, Some(event)),
+                };
                 let at = now();
-                let mut samples = Vec::with_capacity(pollers.len());
-                for (p, link) in pollers.iter_mut().zip(links.iter_mut()) {
-                    samples.extend(p.sample(link, at).await);
+                if poll {
+                    let mut samples = Vec::with_capacity(pollers.len());
+                    for (p, link) in pollers.iter_mut().zip(links.iter_mut()) {
+                        samples.extend(p.sample(link, at).await);
+                    }
+                    grid_w = samples
+                        .iter()
+                        .find(|s| s.kind == gridshare_domain::wire::DeviceKind::GridMeter)
+                        .and_then(|s| s.power_w)
+                        .map(|w| w.0 as f64);
+                    if !samples.is_empty() {
+                        store(
+                            Kind::Telemetry,
+                            Channel::Telemetry,
+                            at,
+                            Message::Telemetry(Telemetry { samples }),
+                        );
+                    }
                 }
-                let grid_w = samples
-                    .iter()
-                    .find(|s| s.kind == gridshare_domain::wire::DeviceKind::GridMeter)
-                    .and_then(|s| s.power_w)
-                    .map(|w| w.0 as f64);
-                if !samples.is_empty() {
-                    store(
-                        Kind::Telemetry,
-                        Channel::Telemetry,
-                        at,
-                        Message::Telemetry(Telemetry { samples }),
-                    );
-                }
-                while let Ok(event) = dr_rx.try_recv() {
+                for event in arrived.into_iter().chain(std::iter::from_fn(|| dr_rx.try_recv().ok())) {
                     if let Err(e) = dr.on_event(event) {
                         tracing::warn!(error = %e, "demand-response event refused");
                     }
