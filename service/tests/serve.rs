@@ -325,13 +325,21 @@ fn trades_settle_on_the_in_process_chain_with_a_proof() {
     let (st, ack) = http(port, "POST", "/api/v1/orders", &buyer, Some(order("buy")));
     assert_eq!((st, ack["status"].as_str()), (201, Some("filled")), "{ack}");
     let trade_id = ack["trades"][0]["trade_id"].as_u64().unwrap();
-    let (st, bal) = http(port, "GET", "/api/v1/balance", &seller, None);
-    assert_eq!(st, 200, "{bal}");
-    assert_eq!(
-        bal["settled"].as_i64().unwrap() + bal["pending"].as_i64().unwrap(),
-        25_000,
-        "250 Wh at 0.1/kWh, settled or pending: {bal}"
-    );
+    // the recorder writes the trade a moment after the engine made it
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (st, bal) = http(port, "GET", "/api/v1/balance", &seller, None);
+        assert_eq!(st, 200, "{bal}");
+        let total = bal["settled"].as_i64().unwrap() + bal["pending"].as_i64().unwrap();
+        if total == 25_000 {
+            break;
+        }
+        assert!(
+            total == 0 && Instant::now() < deadline,
+            "250 Wh at 0.1/kWh, settled or pending: {bal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let batch = loop {
