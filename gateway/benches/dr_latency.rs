@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)] // bench code
 
+use gridshare_testkit::Killed;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,15 +24,6 @@ use gridshare_gateway::simulate::Simulator;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gateway");
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)] // test code
 
+use gridshare_testkit::Killed;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,15 +15,6 @@ use std::time::{Duration, Instant};
 use gridshare_gateway::modbus::{Link, read_points};
 use gridshare_gateway::profile::{Profile, Table};
 use gridshare_gateway::sunspec::{discover, read_inverter};
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn pymodbus_available() -> bool {
     let ok = Command::new("python3")

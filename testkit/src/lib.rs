@@ -74,6 +74,17 @@ pub fn workspace_root() -> PathBuf {
     here.parent().map(PathBuf::from).unwrap_or(here)
 }
 
+/// A child process (a server under test) killed and reaped when dropped, also when a test panics.
+#[derive(Debug)]
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A throwaway anvil node on a free loopback port, killed on drop.
 #[derive(Debug)]
 pub struct Anvil {
