@@ -77,6 +77,68 @@ impl Relay {
     }
 }
 
+/// The repository's device profiles.
+fn hardware() -> String {
+    format!("{}/../hardware", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Serves simulated devices (`(unit, profile file)`) over Modbus TCP; returns the port.
+async fn simulate(sim: &Simulator, devices: &[(u8, &str)], tick: Duration) -> u16 {
+    for (unit, f) in devices {
+        sim.add(
+            *unit,
+            Profile::load(std::path::Path::new(&format!("{}/{f}", hardware()))).unwrap(),
+        );
+    }
+    let modbus = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = modbus.local_addr().unwrap().port();
+    let sim = sim.clone();
+    tokio::spawn(async move { sim.serve(modbus, tick, 1.0, std::future::pending()).await });
+    port
+}
+
+/// Writes the gateway's key and a configuration polling `devices` (`(name, unit, profile file)`)
+/// on `modbus_port` every second; returns the configuration's path.
+fn configure(
+    dir: &std::path::Path,
+    gw: u64,
+    key: &GatewayKey,
+    broker: (&str, u16, &str),
+    modbus_port: u16,
+    devices: &[(&str, u8, &str)],
+) -> std::path::PathBuf {
+    std::fs::write(dir.join("key.hex"), key.to_hex()).unwrap();
+    let (host, port, user) = broker;
+    let mut text = format!(
+        "[gateway]\nid = {gw}\nkey_file = \"{d}/key.hex\"\ndata_dir = \"{d}/data\"\ntelemetry_period_s = 1\n\
+         [mqtt]\nurl = \"mqtt://{host}:{port}\"\nusername = \"{user}\"\n",
+        d = dir.display(),
+    );
+    for (name, unit, file) in devices {
+        text += &format!(
+            "[[devices]]\nname = \"{name}\"\nprofile = \"{}/{file}\"\nhost = \"127.0.0.1\"\nport = {modbus_port}\nunit = {unit}\n",
+            hardware()
+        );
+    }
+    let config = dir.join("gw.toml");
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Starts `gateway run` on `config`, with the broker password in its environment.
+fn start_gateway(config: &std::path::Path, password: &str) -> Killed {
+    Killed(
+        std::process::Command::new(BIN)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("GRIDSHARE_GATEWAY_MQTT_PASSWORD", password)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_arrives_once_in_order_after_an_outage_and_a_restart() {
     let Some(url) = gridshare_testkit::service(gridshare_testkit::MQTT_URL, "Mosquitto") else {
@@ -93,20 +155,7 @@ async fn every_sample_arrives_once_in_order_after_an_outage_and_a_restart() {
 
     // a simulated meter
     let sim = Simulator::new(1_750_507_200.0);
-    let hardware = format!("{}/../hardware", env!("CARGO_MANIFEST_DIR"));
-    sim.add(
-        1,
-        Profile::load(std::path::Path::new(&format!("{hardware}/eastron-sdm630.toml"))).unwrap(),
-    );
-    let modbus = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let modbus_port = modbus.local_addr().unwrap().port();
-    {
-        let sim = sim.clone();
-        tokio::spawn(async move {
-            sim.serve(modbus, Duration::from_secs(1), 1.0, std::future::pending())
-                .await
-        });
-    }
+    let modbus_port = simulate(&sim, &[(1, "eastron-sdm630.toml")], Duration::from_secs(1)).await;
 
     // a collector on the broker, not behind the relay
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
@@ -136,31 +185,15 @@ async fn every_sample_arrives_once_in_order_after_an_outage_and_a_restart() {
 
     let relay = relay((host, port)).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("key.hex"), key.to_hex()).unwrap();
-    let config = dir.path().join("gw.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\nid = {gw}\nkey_file = \"{d}/key.hex\"\ndata_dir = \"{d}/data\"\ntelemetry_period_s = 1\n\
-             [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nusername = \"{user}\"\n\
-             [[devices]]\nname = \"grid\"\nprofile = \"{hardware}/eastron-sdm630.toml\"\nhost = \"127.0.0.1\"\nport = {modbus_port}\n",
-            relay.port,
-            d = dir.path().display(),
-        ),
-    )
-    .unwrap();
-    let start = || {
-        Killed(
-            std::process::Command::new(BIN)
-                .args(["run", "--config", config.to_str().unwrap()])
-                .env("GRIDSHARE_GATEWAY_MQTT_PASSWORD", &pass)
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    };
+    let config = configure(
+        dir.path(),
+        gw,
+        &key,
+        ("127.0.0.1", relay.port, &user),
+        modbus_port,
+        &[("grid", 1, "eastron-sdm630.toml")],
+    );
+    let start = || start_gateway(&config, &pass);
     let mut got = Vec::new();
     let mut gateway = start();
     while got.len() < 3 {
@@ -238,38 +271,22 @@ async fn a_demand_response_event_is_carried_out_reported_and_cancelled() {
     };
     let (user, pass, host, port) = parse(&url);
     let gw = 800_000 + u64::from(std::process::id() % 90_000);
-    let hardware = format!("{}/../hardware", env!("CARGO_MANIFEST_DIR"));
     let sim = Simulator::new(1_750_507_200.0);
-    for (unit, f) in [(1u8, "eastron-sdm630.toml"), (3, "generic-battery-inverter.toml")] {
-        sim.add(
-            unit,
-            Profile::load(std::path::Path::new(&format!("{hardware}/{f}"))).unwrap(),
-        );
-    }
-    let modbus = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let modbus_port = modbus.local_addr().unwrap().port();
-    {
-        let sim = sim.clone();
-        tokio::spawn(async move {
-            sim.serve(modbus, Duration::from_millis(200), 1.0, std::future::pending())
-                .await
-        });
-    }
+    let devices = [(1, "eastron-sdm630.toml"), (3, "generic-battery-inverter.toml")];
+    let modbus_port = simulate(&sim, &devices, Duration::from_millis(200)).await;
     let key = GatewayKey::from_bytes(&[43; 32]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("key.hex"), key.to_hex()).unwrap();
-    let config = dir.path().join("gw.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\nid = {gw}\nkey_file = \"{d}/key.hex\"\ndata_dir = \"{d}/data\"\ntelemetry_period_s = 1\n\
-             [mqtt]\nurl = \"mqtt://{host}:{port}\"\nusername = \"{user}\"\n\
-             [[devices]]\nname = \"grid\"\nprofile = \"{hardware}/eastron-sdm630.toml\"\nhost = \"127.0.0.1\"\nport = {modbus_port}\nunit = 1\n\
-             [[devices]]\nname = \"battery\"\nprofile = \"{hardware}/generic-battery-inverter.toml\"\nhost = \"127.0.0.1\"\nport = {modbus_port}\nunit = 3\n",
-            d = dir.path().display(),
-        ),
-    )
-    .unwrap();
+    let config = configure(
+        dir.path(),
+        gw,
+        &key,
+        (&host, port, &user),
+        modbus_port,
+        &[
+            ("grid", 1, "eastron-sdm630.toml"),
+            ("battery", 3, "generic-battery-inverter.toml"),
+        ],
+    );
 
     // the market's side: reports in, events out
     let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel::<gridshare_domain::wire::DrReport>();
@@ -304,16 +321,7 @@ async fn a_demand_response_event_is_carried_out_reported_and_cancelled() {
             }
         }
     });
-    let _gateway = Killed(
-        std::process::Command::new(BIN)
-            .args(["run", "--config", config.to_str().unwrap()])
-            .env("GRIDSHARE_GATEWAY_MQTT_PASSWORD", &pass)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _gateway = start_gateway(&config, &pass);
     tokio::time::timeout(Duration::from_secs(20), online.recv())
         .await
         .expect("the gateway comes online")
