@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::modbus::{Bus, Endpoint, Link, Parity};
 use crate::profile::{Profile, ProfileError};
 
 /// The whole file.
@@ -68,11 +69,19 @@ pub struct DeviceConfig {
     pub name: String,
     /// Its profile (relative to the configuration file).
     pub profile: PathBuf,
-    /// Modbus TCP address.
-    pub host: String,
-    /// Port.
+    /// Modbus TCP: the device's (or its RS-485 bridge's) host name or address.
+    pub host: Option<String>,
+    /// Modbus TCP port.
     #[serde(default = "default_port")]
     pub port: u16,
+    /// Modbus RTU: the serial device (e.g. `/dev/ttyUSB0`); instead of `host`.
+    pub serial: Option<PathBuf>,
+    /// Serial speed, bits per second.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Serial parity: `none` (8N1, the default), `even` or `odd`.
+    #[serde(default)]
+    pub parity: Parity,
     /// Unit id; default the profile's.
     pub unit: Option<u8>,
     /// Timeout per request, ms.
@@ -82,6 +91,10 @@ pub struct DeviceConfig {
 
 const fn default_port() -> u16 {
     502
+}
+
+const fn default_baud() -> u32 {
+    9_600
 }
 
 const fn default_timeout() -> u64 {
@@ -175,13 +188,46 @@ impl Device {
         Duration::from_millis(self.config.timeout_ms)
     }
 
-    /// The device's address.
-    pub async fn addr(&self) -> std::io::Result<SocketAddr> {
-        tokio::net::lookup_host((self.config.host.as_str(), self.config.port))
-            .await?
-            .next()
-            .ok_or_else(|| std::io::Error::other(format!("{}: no address", self.config.host)))
+    /// Where the device is; a host name is looked up. The error names the host.
+    pub async fn endpoint(&self) -> Result<Endpoint, String> {
+        let c = &self.config;
+        match (&c.host, &c.serial) {
+            (Some(host), None) => {
+                let addr: Option<SocketAddr> = tokio::net::lookup_host((host.as_str(), c.port))
+                    .await
+                    .map_err(|e| format!("device {:?}: {host}:{}: {e}", c.name, c.port))?
+                    .next();
+                addr.map(Endpoint::Tcp)
+                    .ok_or_else(|| format!("device {:?}: {host}:{}: no address", c.name, c.port))
+            }
+            (None, Some(path)) => Ok(Endpoint::Serial {
+                path: path.clone(),
+                baud: c.baud,
+                parity: c.parity,
+            }),
+            _ => Err(format!("device {:?}: give either host or serial", c.name)),
+        }
     }
+}
+
+/// A link to every device, in order. Devices on one endpoint (units on one serial line, or
+/// behind one RS-485 bridge) share one [`Bus`], so their requests take turns.
+pub async fn links(devices: &[Device], min_gap: Duration) -> Result<Vec<Link>, String> {
+    let mut buses: Vec<Bus> = Vec::new();
+    let mut links = Vec::with_capacity(devices.len());
+    for d in devices {
+        let endpoint = d.endpoint().await?;
+        let bus = match buses.iter().find(|b| *b.endpoint() == endpoint) {
+            Some(b) => b.clone(),
+            None => {
+                let b = Bus::new(endpoint, min_gap);
+                buses.push(b.clone());
+                b
+            }
+        };
+        links.push(bus.link(d.unit(), d.timeout()));
+    }
+    Ok(links)
 }
 
 impl Config {
@@ -228,6 +274,19 @@ impl Config {
                 return Err(invalid(format!(
                     "devices: names must be unique and not empty ({:?})",
                     d.name
+                )));
+            }
+            if d.host.is_some() == d.serial.is_some() {
+                return Err(invalid(format!(
+                    "device {:?}: give either host (Modbus TCP) or serial (Modbus RTU), not {}",
+                    d.name,
+                    if d.host.is_some() { "both" } else { "neither" }
+                )));
+            }
+            if !(300..=1_000_000).contains(&d.baud) {
+                return Err(invalid(format!(
+                    "device {:?}: baud 300 to 1000000, got {}",
+                    d.name, d.baud
                 )));
             }
             if !(100..=30_000).contains(&d.timeout_ms) {

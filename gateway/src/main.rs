@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gridshare_gateway::modbus::{Link, read_points};
+use gridshare_gateway::modbus::{Bus, Endpoint, Parity, read_points};
 use gridshare_gateway::profile::{Profile, Table, ValueType, WordOrder, load_dir};
 use gridshare_gateway::simulate::Simulator;
 
@@ -40,16 +40,70 @@ enum Format {
     Hex,
 }
 
+/// A serial line's settings (Modbus RTU).
+#[derive(Debug, Clone, clap::Args)]
+struct Line {
+    /// Modbus RTU: the serial device, e.g. /dev/ttyUSB0.
+    #[arg(long)]
+    serial: Option<PathBuf>,
+    /// Serial speed, bits per second.
+    #[arg(long, default_value_t = 9_600)]
+    baud: u32,
+    /// Serial parity.
+    #[arg(long, value_enum, default_value = "none")]
+    parity: ParityArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ParityArg {
+    None,
+    Even,
+    Odd,
+}
+
+impl Line {
+    fn endpoint(&self) -> Option<Endpoint> {
+        self.serial.clone().map(|path| Endpoint::Serial {
+            path,
+            baud: self.baud,
+            parity: match self.parity {
+                ParityArg::None => Parity::None,
+                ParityArg::Even => Parity::Even,
+                ParityArg::Odd => Parity::Odd,
+            },
+        })
+    }
+}
+
+/// One device: a host and port (Modbus TCP) or a serial line (Modbus RTU).
+#[derive(Debug, Clone, clap::Args)]
+struct Target {
+    /// Modbus TCP: device host or IP.
+    #[arg(long, required_unless_present = "serial", conflicts_with = "serial")]
+    host: Option<String>,
+    /// Modbus TCP: port.
+    #[arg(long, default_value_t = 502)]
+    port: u16,
+    #[command(flatten)]
+    line: Line,
+}
+
+impl Target {
+    async fn endpoint(&self) -> Result<Endpoint, String> {
+        match (&self.host, self.line.endpoint()) {
+            (_, Some(serial)) => Ok(serial),
+            (Some(host), None) => Ok(Endpoint::Tcp(resolve(host, self.port).await?)),
+            (None, None) => Err("give --host (Modbus TCP) or --serial (Modbus RTU)".into()),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Read raw registers from a Modbus TCP device and print them decoded.
+    /// Read raw registers from a Modbus device and print them decoded.
     Read {
-        /// Device host or IP.
-        #[arg(long)]
-        host: String,
-        /// TCP port.
-        #[arg(long, default_value_t = 502)]
-        port: u16,
+        #[command(flatten)]
+        target: Target,
         /// Modbus unit id.
         #[arg(long, default_value_t = 1)]
         unit: u8,
@@ -74,12 +128,8 @@ enum Cmd {
     },
     /// Read every point of a device through its profile.
     Points {
-        /// Device host or IP.
-        #[arg(long)]
-        host: String,
-        /// TCP port.
-        #[arg(long, default_value_t = 502)]
-        port: u16,
+        #[command(flatten)]
+        target: Target,
         /// Modbus unit id (default: the profile's).
         #[arg(long)]
         unit: Option<u8>,
@@ -100,15 +150,17 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Find Modbus devices on a host: SunSpec devices by their marker and model chain, others by
-    /// the first profile whose points all read.
+    /// Find Modbus devices on a host (Modbus TCP) or a serial line (Modbus RTU): SunSpec devices
+    /// by their marker and model chain, others by the first profile whose points all read.
     Scan {
-        /// Host or IP.
-        #[arg(long)]
-        host: String,
-        /// TCP ports, comma-separated.
+        /// Modbus TCP: host or IP.
+        #[arg(long, required_unless_present = "serial", conflicts_with = "serial")]
+        host: Option<String>,
+        /// Modbus TCP: ports, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "502")]
         ports: Vec<u16>,
+        #[command(flatten)]
+        line: Line,
         /// Unit ids: a range such as `1-10`, or one id.
         #[arg(long, default_value = "1-10")]
         units: String,
@@ -141,11 +193,22 @@ enum Cmd {
         #[arg(long, default_value = "hardware")]
         dir: PathBuf,
     },
-    /// Serve simulated devices over Modbus TCP: each `--device UNIT=PROFILE`.
+    /// Serve simulated devices over Modbus TCP, or Modbus RTU on a serial line or a new
+    /// pseudo-terminal: each `--device UNIT=PROFILE`.
     Simulate {
-        /// Address to listen on.
+        /// Modbus TCP: address to listen on.
         #[arg(long, default_value = "127.0.0.1:1502")]
         listen: SocketAddr,
+        /// Modbus RTU on this serial device instead of TCP.
+        #[arg(long, conflicts_with = "pty")]
+        serial: Option<PathBuf>,
+        /// Serial speed (with --serial).
+        #[arg(long, default_value_t = 9_600)]
+        baud: u32,
+        /// Modbus RTU on a new pseudo-terminal instead of TCP; its path is printed (and written
+        /// to this file if given, for scripts).
+        #[arg(long, num_args = 0..=1, default_missing_value = "")]
+        pty: Option<PathBuf>,
         /// A device: unit id and profile file, e.g. `1=hardware/eastron-sdm630.toml`.
         #[arg(long = "device", required = true)]
         devices: Vec<String>,
@@ -188,8 +251,7 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 async fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
         Cmd::Read {
-            host,
-            port,
+            target,
             unit,
             addr,
             count,
@@ -205,12 +267,8 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 TableArg::Holding => Table::Holding,
                 TableArg::Input => Table::Input,
             };
-            let mut link = Link::new(
-                resolve(&host, port).await?,
-                unit,
-                Duration::from_millis(timeout_ms),
-                Duration::ZERO,
-            );
+            let mut link =
+                Bus::new(target.endpoint().await?, Duration::ZERO).link(unit, Duration::from_millis(timeout_ms));
             let words = link.read(table, addr, count).await.map_err(|e| e.to_string())?;
             let ty = match format {
                 Format::U16 | Format::Hex => ValueType::U16,
@@ -248,20 +306,15 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Points {
-            host,
-            port,
+            target,
             unit,
             profile,
             json,
         } => {
             let profile = Profile::load(&profile).map_err(|e| e.to_string())?;
             let unit = unit.unwrap_or(profile.device.default_unit);
-            let mut link = Link::new(
-                resolve(&host, port).await?,
-                unit,
-                Duration::from_secs(2),
-                Duration::from_millis(20),
-            );
+            let mut link =
+                Bus::new(target.endpoint().await?, Duration::from_millis(20)).link(unit, Duration::from_secs(2));
             let values = read_points(&mut link, &profile).await;
             let mut failed = false;
             if json {
@@ -331,20 +384,24 @@ async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Scan {
             host,
             ports,
+            line,
             units,
             profiles,
             timeout_ms,
             json,
         } => {
-            scan(
-                &host,
-                &ports,
-                &units,
-                &profiles,
-                Duration::from_millis(timeout_ms),
-                json,
-            )
-            .await
+            let endpoints = match (host, line.endpoint()) {
+                (_, Some(serial)) => vec![serial],
+                (Some(host), None) => {
+                    let mut v = Vec::new();
+                    for &port in &ports {
+                        v.push(Endpoint::Tcp(resolve(&host, port).await?));
+                    }
+                    v
+                }
+                (None, None) => return Err("give --host (Modbus TCP) or --serial (Modbus RTU)".into()),
+            };
+            scan(&endpoints, &units, &profiles, Duration::from_millis(timeout_ms), json).await
         }
         Cmd::Profiles { dir } => {
             let profiles = load_dir(&dir).map_err(|e| e.to_string())?;
@@ -362,7 +419,14 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             }
             Ok(())
         }
-        Cmd::Simulate { listen, devices, speed } => {
+        Cmd::Simulate {
+            listen,
+            serial,
+            baud,
+            pty,
+            devices,
+            speed,
+        } => {
             if !(speed > 0.0 && speed <= 100_000.0) {
                 return Err(format!("--speed must be above 0 and at most 100000, got {speed}"));
             }
@@ -383,15 +447,33 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                     Profile::load(std::path::Path::new(path)).map_err(|e| e.to_string())?,
                 );
             }
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            let tick = Duration::from_secs(1);
+            if let Some(file) = pty {
+                let pty = gridshare_gateway::simulate::Pty::open()
+                    .map_err(|e| format!("cannot make a pseudo-terminal: {e}"))?;
+                let path = pty.path().to_owned();
+                println!("serving Modbus RTU on {}", path.display());
+                if !file.as_os_str().is_empty() {
+                    std::fs::write(&file, path.to_string_lossy().as_bytes())
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                }
+                tracing::info!(line = %path.display(), devices = devices.len(), "simulating");
+                return sim.serve_pty(pty, tick, speed, stop).await.map_err(|e| e.to_string());
+            }
+            if let Some(path) = serial {
+                let port = tokio_serial::SerialStream::open(&tokio_serial::new(path.to_string_lossy(), baud))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                tracing::info!(line = %path.display(), baud, devices = devices.len(), "simulating");
+                return sim.serve_rtu(port, tick, speed, stop).await.map_err(|e| e.to_string());
+            }
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             tracing::info!(%listen, devices = devices.len(), "simulating");
-            sim.serve(listener, Duration::from_secs(1), speed, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| e.to_string())
+            sim.serve(listener, tick, speed, stop).await.map_err(|e| e.to_string())
         }
     }
 }
@@ -415,20 +497,15 @@ async fn check(path: &std::path::Path, json: bool) -> Result<(), String> {
     let (_, devices) = gridshare_gateway::config::Config::load(path).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for d in &devices {
-        let addr = match d.addr().await {
-            Ok(a) => a,
+        let mut link = match gridshare_gateway::config::links(std::slice::from_ref(d), Duration::from_millis(20)).await
+        {
+            Ok(mut l) if l.len() == 1 => l.remove(0),
+            Ok(_) => continue,
             Err(e) => {
-                rows.push((
-                    d.config.name.clone(),
-                    "-".to_owned(),
-                    None,
-                    String::new(),
-                    Some(e.to_string()),
-                ));
+                rows.push((d.config.name.clone(), "-".to_owned(), None, String::new(), Some(e)));
                 continue;
             }
         };
-        let mut link = Link::new(addr, d.unit(), d.timeout(), Duration::from_millis(20));
         for ((name, value), p) in read_points(&mut link, &d.profile)
             .await
             .into_iter()
@@ -486,8 +563,7 @@ fn unit_range(s: &str) -> Result<std::ops::RangeInclusive<u8>, String> {
 }
 
 async fn scan(
-    host: &str,
-    ports: &[u16],
+    endpoints: &[Endpoint],
     units: &str,
     profiles: &std::path::Path,
     timeout: Duration,
@@ -497,13 +573,17 @@ async fn scan(
     let units = unit_range(units)?;
     let candidates = load_dir(profiles).map_err(|e| e.to_string())?;
     let mut found = Vec::new();
-    for &port in ports {
-        let addr = resolve(host, port).await?;
+    for endpoint in endpoints {
+        let bus = Bus::new(endpoint.clone(), Duration::from_millis(10));
+        let port = match endpoint {
+            Endpoint::Tcp(addr) => serde_json::json!(addr.port()),
+            Endpoint::Serial { path, .. } => serde_json::json!(path.display().to_string()),
+        };
         for unit in units.clone() {
-            let mut link = Link::new(addr, unit, timeout, Duration::from_millis(10));
+            let mut link = bus.link(unit, timeout);
             let what = match sunspec::discover(&mut link).await {
                 Err(e) if e.is_link() && e.to_string().contains("connect") => {
-                    tracing::info!(%addr, "nothing listens");
+                    tracing::info!(%endpoint, "nothing there: {e}");
                     break; // no device on this port at all
                 }
                 Err(_) => continue,
@@ -536,7 +616,7 @@ async fn scan(
         println!("{}", serde_json::Value::Array(found));
     } else {
         println!(
-            "{:>5} {:>4}  {:<8} {:<30} {:<24} details",
+            "{:>12} {:>4}  {:<8} {:<30} {:<24} details",
             "port", "unit", "sunspec", "model", "maker"
         );
         for f in &found {
@@ -546,8 +626,8 @@ async fn scan(
                 format!("profile {}", f["profile"].as_str().unwrap_or("-"))
             };
             println!(
-                "{:>5} {:>4}  {:<8} {:<30} {:<24} {details}",
-                f["port"],
+                "{:>12} {:>4}  {:<8} {:<30} {:<24} {details}",
+                f["port"].as_str().map_or_else(|| f["port"].to_string(), str::to_owned),
                 f["unit"],
                 if f["sunspec"] == true { "yes" } else { "no" },
                 f["model"].as_str().unwrap_or("-"),

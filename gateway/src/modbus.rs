@@ -1,7 +1,8 @@
-//! Talking to devices over Modbus TCP, the way a field bus needs it:
+//! Talking to devices over Modbus TCP or Modbus RTU (RS-485), the way a field bus needs it:
 //! - every request has a timeout (tokio-modbus has none of its own);
-//! - requests on one link keep a minimum gap (many RS-485 bridges and inverters drop requests
-//!   that follow too closely);
+//! - requests on one bus keep a minimum gap (many RS-485 bridges and inverters drop requests
+//!   that follow too closely, and RTU needs its silent interval between frames); the units on
+//!   one serial line share one [`Bus`], so their requests never overlap;
 //! - a link failure (connect, timeout, I/O, garbled answer) is kept apart from a device's Modbus
 //!   exception: the first drops the connection and is retried with [`Backoff`]; the second is the
 //!   device's answer and names its code;
@@ -9,10 +10,14 @@
 //!   close together are read in one request of at most 125 ([`plan`]).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tokio_modbus::client::{Context, Reader, Writer, tcp};
+use tokio_modbus::client::{Context, Reader, Writer, rtu, tcp};
+use tokio_modbus::prelude::SlaveContext;
 use tokio_modbus::{ExceptionCode, Slave};
 
 use crate::profile::{Point, Profile, Table, ValueType};
@@ -22,24 +27,68 @@ pub const MAX_REGISTERS: u16 = 125;
 /// Unused registers a read may span to join two points into one request.
 pub const MAX_GAP: u16 = 8;
 
+/// Parity of a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    /// 8N1, the most common setting of meters.
+    #[default]
+    None,
+    /// 8E1, the Modbus specification's default.
+    Even,
+    /// 8O1.
+    Odd,
+}
+
+/// Where a device is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// Modbus TCP (the device itself, or an RS-485 to Ethernet bridge).
+    Tcp(SocketAddr),
+    /// Modbus RTU on a serial line (an RS-485 adapter such as `/dev/ttyUSB0`).
+    Serial {
+        /// The serial device.
+        path: PathBuf,
+        /// Bits per second.
+        baud: u32,
+        /// Parity (one stop bit with parity, as the Modbus specification asks, else one).
+        parity: Parity,
+    },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Serial { path, baud, .. } => write!(f, "{} at {baud} Bd", path.display()),
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Self {
+        Self::Tcp(addr)
+    }
+}
+
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModbusError {
     /// No answer, a broken connection or a garbled answer: the link, not the device.
-    #[error("link to {addr} (unit {unit}): {reason}")]
+    #[error("link to {endpoint} (unit {unit}): {reason}")]
     Link {
-        /// The device's address.
-        addr: SocketAddr,
+        /// Where the device is.
+        endpoint: Endpoint,
         /// Unit id.
         unit: u8,
         /// What happened.
         reason: String,
     },
     /// The device answered with a Modbus exception.
-    #[error("device {addr} (unit {unit}) refused {what}: exception {code:?}")]
+    #[error("device {endpoint} (unit {unit}) refused {what}: exception {code:?}")]
     Exception {
-        /// The device's address.
-        addr: SocketAddr,
+        /// Where the device is.
+        endpoint: Endpoint,
         /// Unit id.
         unit: u8,
         /// The request, e.g. `read holding 40084+2`.
@@ -56,42 +105,93 @@ impl ModbusError {
     }
 }
 
-/// A connection to one unit on one Modbus TCP device, reconnected on demand.
-pub struct Link {
-    addr: SocketAddr,
-    unit: u8,
-    timeout: Duration,
-    min_gap: Duration,
+struct BusState {
     ctx: Option<Context>,
     last: Option<Instant>,
 }
 
-impl std::fmt::Debug for Link {
+/// One connection (a TCP socket or a serial line) and the units behind it. Requests of all its
+/// [`Link`]s take turns and keep the bus's minimum gap; the connection is opened on demand and
+/// dropped after a link failure.
+#[derive(Clone)]
+pub struct Bus {
+    endpoint: Endpoint,
+    min_gap: Duration,
+    state: Arc<Mutex<BusState>>,
+}
+
+impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link")
-            .field("addr", &self.addr)
-            .field("unit", &self.unit)
-            .field("connected", &self.ctx.is_some())
-            .finish()
+        f.debug_struct("Bus").field("endpoint", &self.endpoint).finish()
     }
 }
 
-impl Link {
-    /// A link (not yet connected) with a timeout per request and a minimum gap between requests.
-    pub fn new(addr: SocketAddr, unit: u8, timeout: Duration, min_gap: Duration) -> Self {
+impl Bus {
+    /// A bus (not yet connected) with a minimum gap between requests.
+    pub fn new(endpoint: Endpoint, min_gap: Duration) -> Self {
         Self {
-            addr,
-            unit,
-            timeout,
+            endpoint,
             min_gap,
-            ctx: None,
-            last: None,
+            state: Arc::new(Mutex::new(BusState { ctx: None, last: None })),
         }
     }
 
-    /// The device's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// Where the bus goes.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// A link to `unit` on this bus, with a timeout per request.
+    pub fn link(&self, unit: u8, timeout: Duration) -> Link {
+        Link {
+            bus: self.clone(),
+            unit,
+            timeout,
+        }
+    }
+}
+
+async fn connect(endpoint: &Endpoint, unit: u8) -> std::io::Result<Context> {
+    match endpoint {
+        Endpoint::Tcp(addr) => tcp::connect_slave(*addr, Slave(unit)).await,
+        Endpoint::Serial { path, baud, parity } => {
+            let builder = tokio_serial::new(path.to_string_lossy(), *baud)
+                .data_bits(tokio_serial::DataBits::Eight)
+                .parity(match parity {
+                    Parity::None => tokio_serial::Parity::None,
+                    Parity::Even => tokio_serial::Parity::Even,
+                    Parity::Odd => tokio_serial::Parity::Odd,
+                })
+                .stop_bits(tokio_serial::StopBits::One);
+            let port = tokio_serial::SerialStream::open(&builder).map_err(std::io::Error::from)?;
+            Ok(rtu::attach_slave(port, Slave(unit)))
+        }
+    }
+}
+
+/// A link to one unit on a [`Bus`].
+#[derive(Debug, Clone)]
+pub struct Link {
+    bus: Bus,
+    unit: u8,
+    timeout: Duration,
+}
+
+enum Op<'a> {
+    Read(Table, u16, u16),
+    Write(u16, &'a [u16]),
+}
+
+impl Link {
+    /// A link to `unit` on a Modbus TCP device of its own (not yet connected), with a timeout per
+    /// request and a minimum gap between requests.
+    pub fn new(addr: SocketAddr, unit: u8, timeout: Duration, min_gap: Duration) -> Self {
+        Bus::new(Endpoint::Tcp(addr), min_gap).link(unit, timeout)
+    }
+
+    /// Where the device is.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.bus.endpoint
     }
 
     /// The unit id.
@@ -101,87 +201,82 @@ impl Link {
 
     fn link_error(&self, reason: impl Into<String>) -> ModbusError {
         ModbusError::Link {
-            addr: self.addr,
+            endpoint: self.bus.endpoint.clone(),
             unit: self.unit,
             reason: reason.into(),
         }
     }
 
-    async fn context(&mut self) -> Result<&mut Context, ModbusError> {
-        if let Some(last) = self.last {
-            tokio::time::sleep_until(last + self.min_gap).await;
+    /// One request, with the bus to itself: waits out the gap, connects if needed, addresses this
+    /// unit, and drops the connection after a link failure (a late answer would be taken for the
+    /// next request's).
+    async fn request(&self, op: Op<'_>) -> Result<Vec<u16>, ModbusError> {
+        let what = match op {
+            Op::Read(table, address, count) => format!("read {table:?} {address}+{count}").to_lowercase(),
+            Op::Write(address, words) => format!("write holding {address}+{}", words.len()),
+        };
+        let mut bus = self.bus.state.lock().await;
+        if let Some(last) = bus.last {
+            tokio::time::sleep_until(last + self.bus.min_gap).await;
         }
-        if self.ctx.is_none() {
-            let ctx = tokio::time::timeout(self.timeout, tcp::connect_slave(self.addr, Slave(self.unit)))
+        if bus.ctx.is_none() {
+            let ctx = tokio::time::timeout(self.timeout, connect(&self.bus.endpoint, self.unit))
                 .await
                 .map_err(|_| self.link_error(format!("no connection within {:?}", self.timeout)))?
                 .map_err(|e| self.link_error(format!("connect: {e}")))?;
-            self.ctx = Some(ctx);
+            bus.ctx = Some(ctx);
         }
-        let err = self.link_error("not connected");
-        self.ctx.as_mut().ok_or(err)
+        let Some(ctx) = bus.ctx.as_mut() else {
+            return Err(self.link_error("not connected"));
+        };
+        ctx.set_slave(Slave(self.unit));
+        let answer = tokio::time::timeout(self.timeout, async {
+            match op {
+                Op::Read(Table::Holding, address, count) => ctx.read_holding_registers(address, count).await,
+                Op::Read(Table::Input, address, count) => ctx.read_input_registers(address, count).await,
+                Op::Write(address, words) => ctx
+                    .write_multiple_registers(address, words)
+                    .await
+                    .map(|r| r.map(|()| vec![])),
+            }
+        })
+        .await;
+        bus.last = Some(Instant::now());
+        let expected = match op {
+            Op::Read(_, _, count) => usize::from(count),
+            Op::Write(..) => 0,
+        };
+        match answer {
+            Err(_) => {
+                bus.ctx = None;
+                Err(self.link_error(format!("{what}: no answer within {:?}", self.timeout)))
+            }
+            Ok(Err(e)) => {
+                bus.ctx = None;
+                Err(self.link_error(format!("{what}: {e}")))
+            }
+            Ok(Ok(Err(code))) => Err(ModbusError::Exception {
+                endpoint: self.bus.endpoint.clone(),
+                unit: self.unit,
+                what,
+                code,
+            }),
+            Ok(Ok(Ok(words))) if words.len() == expected => Ok(words),
+            Ok(Ok(Ok(words))) => {
+                bus.ctx = None;
+                Err(self.link_error(format!("{what}: {} registers in the answer", words.len())))
+            }
+        }
     }
 
     /// Reads `count` registers from `table` at `address`.
     pub async fn read(&mut self, table: Table, address: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
-        let timeout = self.timeout;
-        let ctx = self.context().await?;
-        let answer = tokio::time::timeout(timeout, async {
-            match table {
-                Table::Holding => ctx.read_holding_registers(address, count).await,
-                Table::Input => ctx.read_input_registers(address, count).await,
-            }
-        })
-        .await;
-        self.last = Some(Instant::now());
-        let what = || format!("read {table:?} {address}+{count}").to_lowercase();
-        match answer {
-            Err(_) => {
-                self.ctx = None; // a late answer would be taken for the next request's
-                Err(self.link_error(format!("{}: no answer within {timeout:?}", what())))
-            }
-            Ok(Err(e)) => {
-                self.ctx = None;
-                Err(self.link_error(format!("{}: {e}", what())))
-            }
-            Ok(Ok(Err(code))) => Err(ModbusError::Exception {
-                addr: self.addr,
-                unit: self.unit,
-                what: what(),
-                code,
-            }),
-            Ok(Ok(Ok(words))) if words.len() == usize::from(count) => Ok(words),
-            Ok(Ok(Ok(words))) => {
-                self.ctx = None;
-                Err(self.link_error(format!("{}: {} registers in the answer", what(), words.len())))
-            }
-        }
+        self.request(Op::Read(table, address, count)).await
     }
 
     /// Writes holding registers at `address`.
     pub async fn write(&mut self, address: u16, words: &[u16]) -> Result<(), ModbusError> {
-        let timeout = self.timeout;
-        let ctx = self.context().await?;
-        let answer = tokio::time::timeout(timeout, ctx.write_multiple_registers(address, words)).await;
-        self.last = Some(Instant::now());
-        let what = || format!("write holding {address}+{}", words.len());
-        match answer {
-            Err(_) => {
-                self.ctx = None;
-                Err(self.link_error(format!("{}: no answer within {timeout:?}", what())))
-            }
-            Ok(Err(e)) => {
-                self.ctx = None;
-                Err(self.link_error(format!("{}: {e}", what())))
-            }
-            Ok(Ok(Err(code))) => Err(ModbusError::Exception {
-                addr: self.addr,
-                unit: self.unit,
-                what: what(),
-                code,
-            }),
-            Ok(Ok(Ok(()))) => Ok(()),
-        }
+        self.request(Op::Write(address, words)).await.map(|_| ())
     }
 }
 

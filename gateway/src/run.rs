@@ -153,14 +153,7 @@ pub async fn run(
 
     // Each device's link, shared by polling and demand response. Addresses are resolved once,
     // at start: a host that does not resolve is a configuration error.
-    let mut links = Vec::with_capacity(devices.len());
-    for d in &devices {
-        let addr = d
-            .addr()
-            .await
-            .map_err(|e| format!("device {:?}: {}:{}: {e}", d.config.name, d.config.host, d.config.port))?;
-        links.push(Link::new(addr, d.unit(), d.timeout(), Duration::from_millis(20)));
-    }
+    let mut links = crate::config::links(&devices, Duration::from_millis(20)).await?;
     let (dr_tx, mut dr_rx) = tokio::sync::mpsc::unbounded_channel::<DrEvent>();
     let (online_tx, online) = watch::channel(false);
 

@@ -277,6 +277,19 @@ impl Simulator {
         }
     }
 
+    /// Advances the models every `tick` of wall time by `tick × speed` of simulated time, until
+    /// the handle is aborted.
+    fn run_models(&self, tick: Duration, speed: f64) -> tokio::task::JoinHandle<()> {
+        let sim = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(tick);
+            loop {
+                every.tick().await;
+                sim.step(tick.as_secs_f64() * speed);
+            }
+        })
+    }
+
     /// Serves Modbus TCP on `listener` until `stop` resolves; the models advance every
     /// `tick` of wall time by `tick × speed` of simulated time.
     pub async fn serve(
@@ -286,16 +299,7 @@ impl Simulator {
         speed: f64,
         stop: impl Future<Output = ()> + Send + Sync + 'static,
     ) -> std::io::Result<()> {
-        let stepper = {
-            let sim = self.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(tick);
-                loop {
-                    every.tick().await;
-                    sim.step(tick.as_secs_f64() * speed);
-                }
-            })
-        };
+        let stepper = self.run_models(tick, speed);
         let sim = self.clone();
         let on_connected = move |stream, addr: SocketAddr| {
             let sim = sim.clone();
@@ -303,7 +307,12 @@ impl Simulator {
                 if sim.fault() == Fault::Disconnect {
                     return Ok(None);
                 }
-                accept_tcp_connection(stream, addr, |_| Ok(Some(Service(sim.clone()))))
+                accept_tcp_connection(stream, addr, |_| {
+                    Ok(Some(Service {
+                        sim: sim.clone(),
+                        multidrop: false,
+                    }))
+                })
             }
         };
         let result = Server::new(listener)
@@ -316,10 +325,102 @@ impl Simulator {
         stepper.abort();
         result.map(|_| ())
     }
+
+    /// Serves Modbus RTU on a serial line until `stop` resolves, as the devices of one RS-485
+    /// bus: a unit id that is not on the bus gets no answer at all, as on a real multi-drop line.
+    pub async fn serve_rtu(
+        &self,
+        port: tokio_serial::SerialStream,
+        tick: Duration,
+        speed: f64,
+        stop: impl Future<Output = ()> + Send + Sync + 'static,
+    ) -> std::io::Result<()> {
+        let stepper = self.run_models(tick, speed);
+        let result = tokio_modbus::server::rtu::Server::new(port)
+            .serve_until(self.multidrop(), stop)
+            .await;
+        stepper.abort();
+        result.map(|_| ())
+    }
+
+    /// Serves Modbus RTU on a [`Pty`] until `stop` resolves. While no gateway has the line open
+    /// the pseudo-terminal reports an I/O error; the simulator waits and serves again, so
+    /// gateways may open and close the line as often as they like.
+    #[cfg(unix)]
+    pub async fn serve_pty(
+        &self,
+        pty: Pty,
+        tick: Duration,
+        speed: f64,
+        stop: impl Future<Output = ()> + Send + Sync + 'static,
+    ) -> std::io::Result<()> {
+        let stepper = self.run_models(tick, speed);
+        tokio::pin!(stop);
+        let result = loop {
+            let port = match pty
+                .master
+                .try_clone_native()
+                .map_err(std::io::Error::from)
+                .and_then(|m| tokio_serial::SerialStream::try_from(m).map_err(std::io::Error::from))
+            {
+                Ok(p) => p,
+                Err(e) => break Err(e),
+            };
+            let server = tokio_modbus::server::rtu::Server::new(port);
+            tokio::select! {
+                _ = server.serve_forever(self.multidrop()) => {
+                    // the line's side is closed (EIO) or garbled: serve a fresh handle shortly
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                () = &mut stop => break Ok(()),
+            }
+        };
+        stepper.abort();
+        result
+    }
+
+    fn multidrop(&self) -> Service {
+        Service {
+            sim: self.clone(),
+            multidrop: true,
+        }
+    }
 }
 
-/// The simulator as a tokio-modbus service.
-struct Service(Simulator);
+/// A pseudo-terminal standing in for an RS-485 line: the simulator serves on its master side
+/// ([`Simulator::serve_pty`]); a gateway opens [`Pty::path`] as it would `/dev/ttyUSB0`.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct Pty {
+    master: serialport::TTYPort,
+    path: std::path::PathBuf,
+}
+
+#[cfg(unix)]
+impl Pty {
+    /// A new pseudo-terminal pair; the line's side is closed until a gateway opens it by path.
+    pub fn open() -> std::io::Result<Self> {
+        let (master, line) = serialport::TTYPort::pair().map_err(std::io::Error::from)?;
+        let path = serialport::SerialPort::name(&line)
+            .ok_or_else(|| std::io::Error::other("the pseudo-terminal has no name"))?;
+        Ok(Self {
+            master,
+            path: path.into(),
+        })
+    }
+
+    /// The line's device path, e.g. `/dev/pts/3`.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+/// The simulator as a tokio-modbus service. On a multi-drop line (RTU) requests for units that
+/// are not there go unanswered; over TCP they get "gateway target device failed to respond".
+struct Service {
+    sim: Simulator,
+    multidrop: bool,
+}
 
 impl tokio_modbus::server::Service for Service {
     type Request = SlaveRequest<'static>;
@@ -328,7 +429,11 @@ impl tokio_modbus::server::Service for Service {
     type Future = std::future::Ready<Result<Option<Response>, ExceptionCode>>;
 
     fn call(&self, req: Self::Request) -> Self::Future {
-        std::future::ready(self.0.answer(req))
+        let answer = match self.sim.answer(req) {
+            Err(ExceptionCode::GatewayTargetDevice) if self.multidrop => Ok(None),
+            other => other,
+        };
+        std::future::ready(answer)
     }
 }
 

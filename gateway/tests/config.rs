@@ -21,6 +21,7 @@ fn the_example_config_loads_with_its_devices() {
     );
     assert_eq!(devices[0].profile.device.name, "Eastron SDM630");
     assert!(cfg.agent.enabled && cfg.agent.battery_reserve_percent == 30);
+    assert_eq!(devices[3].config.serial.as_deref(), Some(Path::new("/dev/ttyUSB0")));
 }
 
 fn load_text(text: &str) -> String {
@@ -46,9 +47,15 @@ fn bad_configs_are_named_precisely() {
     let err = load_text(&example().replace("name = \"pv\"", "name = \"grid\""));
     assert!(err.contains("unique"), "{err}");
     let err = load_text(&example().replace("port = 502", "port = 70000"));
-    assert!(err.contains("port") && err.contains("line 21"), "{err}");
+    assert!(err.contains("port") && err.contains("line 22"), "{err}");
     let err = load_text(&example().replace("battery_reserve_percent = 30", "battery_reserve_percent = 130"));
     assert!(err.contains("battery_reserve_percent"), "{err}");
+    let err = load_text(&example().replace("serial = \"/dev/ttyUSB0\"", "serial = \"/dev/ttyUSB0\"\nhost = \"x\""));
+    assert!(err.contains("device \"ev\"") && err.contains("not both"), "{err}");
+    let err = load_text(&example().replace("serial = \"/dev/ttyUSB0\"", ""));
+    assert!(err.contains("not neither"), "{err}");
+    let err = load_text(&example().replace("parity = \"none\"", "parity = \"mark\""));
+    assert!(err.contains("parity") && err.contains("mark"), "{err}");
     let err = load_text(&example().replace("mqtt://market", "http://market"));
     assert!(err.contains("mqtt.url"), "{err}");
 }

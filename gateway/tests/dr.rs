@@ -21,8 +21,11 @@ fn device(name: &str, file: &str, port: u16, unit: u8) -> Device {
         config: DeviceConfig {
             name: name.into(),
             profile: file.into(),
-            host: "127.0.0.1".into(),
+            host: Some("127.0.0.1".into()),
             port,
+            serial: None,
+            baud: 9_600,
+            parity: Default::default(),
             unit: Some(unit),
             timeout_ms: 1_000,
         },
