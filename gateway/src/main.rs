@@ -174,6 +174,25 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Read a SunSpec device: discover its models and print every point of those the gateway
+    /// knows (1, 101–103, 111–113, 120–124, 160, 201–204, 701–705, 802), scaled, with units;
+    /// "absent" where the device does not implement a point.
+    Sunspec {
+        #[command(flatten)]
+        target: Target,
+        /// Modbus unit id.
+        #[arg(long, default_value_t = 1)]
+        unit: u8,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<u16>,
+        /// Timeout per request, milliseconds.
+        #[arg(long, default_value_t = 2_000)]
+        timeout_ms: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the gateway: poll the configured devices and send signed telemetry to the market.
     Run {
         /// The configuration file.
@@ -346,6 +365,67 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Check { config, json } => check(&config, json).await,
+        Cmd::Sunspec {
+            target,
+            unit,
+            model,
+            timeout_ms,
+            json,
+        } => {
+            use gridshare_gateway::sunspec::{Value, discover, read_models};
+            let mut link = Bus::new(target.endpoint().await?, Duration::from_millis(20))
+                .link(unit, Duration::from_millis(timeout_ms));
+            let device = discover(&mut link)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("unit {unit} answers, but has no SunSpec marker at 40000, 0 or 50000"))?;
+            let mut models = read_models(&mut link, &device).await.map_err(|e| e.to_string())?;
+            if let Some(id) = model {
+                models.retain(|m| m.id == id);
+                if models.is_empty() {
+                    let ids: Vec<u16> = device.models.iter().map(|m| m.id).collect();
+                    return Err(format!("model {id} is not on this device (it has {ids:?})"));
+                }
+            }
+            if json {
+                let v = serde_json::json!({
+                    "base": device.base,
+                    "chain": device.models.iter().map(|m| m.id).collect::<Vec<_>>(),
+                    "models": models,
+                });
+                println!("{v}");
+                return Ok(());
+            }
+            println!(
+                "SunSpec at {}: {} {} (serial {})",
+                device.base,
+                device.manufacturer.as_deref().unwrap_or("-"),
+                device.model.as_deref().unwrap_or("-"),
+                device.serial.as_deref().unwrap_or("-")
+            );
+            let unknown: Vec<u16> = device
+                .models
+                .iter()
+                .map(|m| m.id)
+                .filter(|id| gridshare_gateway::sunspec::layout(*id).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                println!("models not decoded: {unknown:?}");
+            }
+            for m in &models {
+                println!("\nmodel {} — {}", m.id, m.label);
+                for d in &m.points {
+                    let shown = match &d.value {
+                        None => "absent".to_owned(),
+                        Some(Value::Number(v)) => format!("{v}"),
+                        Some(Value::Code(c)) => format!("{c} (0x{c:x})"),
+                        Some(Value::Text(t)) => t.clone(),
+                    };
+                    println!("  {:<24} {:>20}  {}", d.path, shown, d.units.as_deref().unwrap_or(""));
+                }
+            }
+            Ok(())
+        }
         Cmd::Run { config } => {
             let (cfg, devices) = gridshare_gateway::config::Config::load(&config).map_err(|e| e.to_string())?;
             let key = gridshare_gateway::run::load_key(&cfg.gateway.key_file)?;

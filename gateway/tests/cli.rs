@@ -121,6 +121,37 @@ fn installer_tools_against_the_simulator() {
         (Some(true), serde_json::json!([1, 103]))
     );
 
+    // the simulated inverter's SunSpec models, decoded by their layouts
+    let (ok, out, err) = gateway(&["sunspec", "--host", "127.0.0.1", "--port", &p, "--unit", "2", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["chain"], serde_json::json!([1, 103]), "{out}");
+    let inverter = &v["models"][1];
+    assert_eq!(inverter["id"], 103, "{out}");
+    let watts = inverter["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "W")
+        .unwrap();
+    assert!(watts["value"].is_number() && watts["units"] == "W", "{watts}");
+    let (ok, out, err) = gateway(&["sunspec", "--host", "127.0.0.1", "--port", &p, "--unit", "2"]);
+    assert!(ok && out.contains("model 103") && out.contains("absent"), "{out}{err}");
+    let (ok, _, err) = gateway(&["sunspec", "--host", "127.0.0.1", "--port", &p, "--unit", "1"]);
+    assert!(!ok && err.contains("no SunSpec marker"), "{err}");
+    let (ok, _, err) = gateway(&[
+        "sunspec",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &p,
+        "--unit",
+        "2",
+        "--model",
+        "802",
+    ]);
+    assert!(!ok && err.contains("model 802 is not on this device"), "{err}");
+
     let (ok, out, _) = gateway(&[
         "profiles",
         "--dir",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use gridshare_gateway::modbus::{Link, read_points};
 use gridshare_gateway::profile::{Profile, Table};
-use gridshare_gateway::sunspec::{discover, read_inverter};
+use gridshare_gateway::sunspec::{Value, discover, read_inverter, read_models};
 
 fn pymodbus_available() -> bool {
     let ok = Command::new("python3")
@@ -91,7 +91,10 @@ async fn reads_pymodbus_devices_through_the_profiles_and_sunspec() {
     // the inverter: found by its marker, read with its scale factors; what it does not
     // implement is absent
     let d = discover(&mut link(2)).await.unwrap().expect("SunSpec");
-    assert_eq!(d.models.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 103]);
+    assert_eq!(
+        d.models.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![1, 103, 160, 802]
+    );
     assert_eq!(
         (d.manufacturer.as_deref(), d.model.as_deref(), d.serial.as_deref()),
         (Some("pymodbus"), Some("interop 103"), Some("PM-0001"))
@@ -106,6 +109,25 @@ async fn reads_pymodbus_devices_through_the_profiles_and_sunspec() {
     assert_eq!(v.energy_wh, Some(1_234_560.0), "WH × 10^WH_SF");
     assert_eq!(v.frequency_hz, None, "not implemented: absent, never zero");
     assert_eq!(v.state, Some(4));
+    // every model decoded by its layout: the inverter agrees with the dedicated reader, the
+    // MPPT model repeats its modules, the battery applies its scale factors
+    let models = read_models(&mut link(2), &d).await.unwrap();
+    assert_eq!(models.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 103, 160, 802]);
+    assert_eq!(models[0].get("Mn"), Some(&Value::Text("pymodbus".into())));
+    assert_eq!(models[1].number("W"), Some(4_321.0));
+    assert_eq!(models[1].number("WH"), Some(1_234_560.0));
+    assert_eq!(models[1].get("Hz"), None);
+    let mppt = &models[2];
+    assert_eq!(mppt.number("module[1].DCA"), Some(9.5));
+    assert_eq!(mppt.number("module[1].DCV"), Some(380.5));
+    assert_eq!(mppt.number("module[1].DCW"), Some(3_615.0));
+    assert_eq!(mppt.get("module[2].IDStr"), Some(&Value::Text("string 2".into())));
+    assert_eq!(mppt.get("module[2].DCW"), None, "not implemented");
+    let battery = &models[3];
+    assert_eq!(battery.number("WHRtg"), Some(13_500.0));
+    assert_eq!(battery.number("SoC").map(|s| (s * 10.0).round()), Some(655.0));
+    assert_eq!(battery.number("W"), Some(-1_200.0));
+    assert_eq!(battery.get("V"), None, "not implemented");
     // the generic SunSpec profile reads the same device
     let inverter = read_points(&mut link(2), &profile("sunspec-inverter-103.toml")).await;
     let power = inverter
