@@ -115,6 +115,18 @@ pub struct AgentSection {
     pub battery_reserve_percent: u8,
     /// EV ready by this local hour (0–23), if any.
     pub ev_ready_by_hour: Option<u8>,
+    /// Local time's offset from UTC, minutes (for the ready-by hour and the sun).
+    pub utc_offset_minutes: i64,
+    /// Smallest order worth sending, Wh.
+    pub min_order_wh: i64,
+    /// The market's zone for this home.
+    pub zone: u32,
+    /// The market's delivery interval, minutes (5, 15 or 60).
+    pub interval_minutes: i64,
+    /// The market's gate closure, minutes before an interval starts.
+    pub gate_closure_minutes: i64,
+    /// The market's price tick, µ/kWh.
+    pub price_tick: i64,
 }
 
 impl Default for AgentSection {
@@ -125,6 +137,12 @@ impl Default for AgentSection {
             max_buy_price: 300_000,
             battery_reserve_percent: 20,
             ev_ready_by_hour: None,
+            utc_offset_minutes: 0,
+            min_order_wh: 10,
+            zone: 1,
+            interval_minutes: 15,
+            gate_closure_minutes: 5,
+            price_tick: 1_000,
         }
     }
 }
@@ -175,6 +193,18 @@ pub struct Device {
     pub config: DeviceConfig,
     /// Its profile.
     pub profile: Profile,
+}
+
+impl AgentSection {
+    /// The market's rules as the agent needs them (checked when the file was loaded).
+    pub fn market_rules(&self) -> crate::agent::MarketRules {
+        crate::agent::MarketRules {
+            zone: gridshare_domain::ZoneId(self.zone),
+            interval: gridshare_domain::IntervalLength::from_minutes(self.interval_minutes).unwrap_or_default(),
+            gate_closure_minutes: self.gate_closure_minutes,
+            tick: self.price_tick,
+        }
+    }
 }
 
 impl Device {
@@ -266,6 +296,22 @@ impl Config {
         if a.ev_ready_by_hour.is_some_and(|h| h > 23) {
             return Err(invalid("agent.ev_ready_by_hour: 0 to 23".into()));
         }
+        if a.min_sell_price > a.max_buy_price {
+            return Err(invalid(format!(
+                "agent: min_sell_price {} is above max_buy_price {}: the home would buy its own energy back at a loss",
+                a.min_sell_price, a.max_buy_price
+            )));
+        }
+        if a.utc_offset_minutes.abs() > 14 * 60 {
+            return Err(invalid("agent.utc_offset_minutes: -840 to 840".into()));
+        }
+        if a.min_order_wh < 1 || a.price_tick < 1 || !(0..=a.interval_minutes * 4).contains(&a.gate_closure_minutes) {
+            return Err(invalid(
+                "agent: min_order_wh and price_tick must be at least 1, gate_closure_minutes 0 to 4 intervals".into(),
+            ));
+        }
+        gridshare_domain::IntervalLength::from_minutes(a.interval_minutes)
+            .map_err(|e| invalid(format!("agent.interval_minutes: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut names = std::collections::HashSet::new();
         let mut devices = Vec::with_capacity(cfg.devices.len());

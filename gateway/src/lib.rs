@@ -1,12 +1,15 @@
 //! The GridShare home gateway, as a library the `gateway` binary wires up.
 //!
-//! Built so far (issue 5): the [`config`] file, device [`profile`]s as data (`hardware/*.toml`), the Modbus TCP
-//! [`modbus`] link (timeouts, request gap, batched reads, link errors apart from device
-//! exceptions, backoff), [`sunspec`] discovery and the device simulator ([`simulate`]). Still to
-//! come: RTU, decoding of SunSpec models beyond 1 and 101–103, MQTT TLS and the homeowner
-//! agent. [`run`] polls the devices, sends signed telemetry through the on-disk [`outbox`]
-//! (store and forward) and carries out demand response ([`dr`]).
+//! - [`config`]: the one configuration file;
+//! - [`profile`]: device profiles as data (`hardware/*.toml`);
+//! - [`modbus`]: Modbus TCP and RTU links (timeouts, request gap, shared buses, batched reads,
+//!   link errors apart from device exceptions, backoff);
+//! - [`sunspec`]: discovery and decoding of SunSpec models;
+//! - [`simulate`]: the device simulator;
+//! - [`run`]: polling, signed telemetry through the on-disk [`outbox`] (store and forward),
+//!   demand response ([`dr`]) and the homeowner's trading [`agent`].
 
+pub mod agent;
 pub mod config;
 pub mod dr;
 pub mod modbus;

@@ -7,6 +7,7 @@
 //! kind = "grid_meter"                # grid_meter | pv_inverter | battery | ev_charger | sub_meter
 //! default_unit = 1                   # Modbus unit id unless configured
 //! word_order = "big"                 # 32-bit values: "big" = high word first, "little" = low first
+//! capacity_wh = 10000                # batteries only: usable capacity, Wh (for the trading agent)
 //!
 //! [[points]]
 //! name = "power"                     # unique in the profile
@@ -57,6 +58,9 @@ pub struct DeviceInfo {
     /// Order of the two words of 32-bit values.
     #[serde(default)]
     pub word_order: WordOrder,
+    /// A battery's usable capacity, Wh (its nameplate; the trading agent needs it).
+    #[serde(default)]
+    pub capacity_wh: Option<f64>,
 }
 
 const fn one() -> u8 {

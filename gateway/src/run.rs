@@ -17,11 +17,14 @@ use std::time::Duration;
 
 use gridshare_domain::envelope::GatewayKey;
 use gridshare_domain::topics::{self, Channel};
-use gridshare_domain::wire::{DeviceStatus, DrEvent, Message, Quality, Telemetry, TelemetrySample};
-use gridshare_domain::{DeviceId, GatewayId, Timestamp, W, Wh};
+use gridshare_domain::wire::{
+    CancelOrder, DeviceKind, DeviceStatus, DrEvent, Fill, Message, OrderAck, Quality, Telemetry, TelemetrySample,
+};
+use gridshare_domain::{DeviceId, GatewayId, OrderId, Timestamp, W, Wh};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{Notify, watch};
 
+use crate::agent::{Action, Agent, Battery, Reading};
 use crate::config::{Config, Device};
 use crate::dr::Controller;
 use crate::modbus::{Backoff, Link, read_points};
@@ -45,8 +48,8 @@ struct Sequence {
 }
 
 impl Sequence {
-    fn open(dir: &Path, outbox_last: Option<u64>) -> Result<Self, String> {
-        let path = dir.join("seq");
+    fn open(dir: &Path, file: &str, outbox_last: Option<u64>) -> Result<Self, String> {
+        let path = dir.join(file);
         let saved = match std::fs::read_to_string(&path) {
             Ok(s) => s
                 .trim()
@@ -78,6 +81,72 @@ fn now() -> Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     Timestamp(ms)
+}
+
+/// What the market says of the agent's orders.
+enum MarketNews {
+    Ack(OrderAck),
+    Fill(Fill),
+}
+
+/// The agent's view of one cycle's samples.
+fn reading(at: Timestamp, samples: &[TelemetrySample]) -> Reading {
+    let sum = |kind: DeviceKind| {
+        let mut it = samples
+            .iter()
+            .filter(|s| s.kind == kind)
+            .filter_map(|s| s.power_w)
+            .peekable();
+        it.peek().is_some().then(|| it.map(|w| w.0 as f64).sum())
+    };
+    Reading {
+        at,
+        grid_w: sum(DeviceKind::GridMeter),
+        pv_w: sum(DeviceKind::PvInverter),
+        battery_w: sum(DeviceKind::Battery),
+        soc_permille: samples
+            .iter()
+            .find(|s| s.kind == DeviceKind::Battery)
+            .and_then(|s| s.soc_permille),
+        ev_w: sum(DeviceKind::EvCharger),
+    }
+}
+
+/// Moves the battery's setpoint one ramp step towards `target` W (clamped to its profile) and
+/// reads it back; returns the value written, or `None` when there is no battery or it failed.
+async fn drive_battery(links: &mut [Link], devices: &[Device], target: f64) -> Option<f64> {
+    let (i, device, p) = devices.iter().enumerate().find_map(|(i, d)| {
+        let p = d
+            .profile
+            .quantity(Quantity::BatterySetpointW)
+            .filter(|p| p.writable.is_some())?;
+        Some((i, d, p))
+    })?;
+    let link = links.get_mut(i)?;
+    let current = match crate::dr::read_value(link, device, p).await {
+        Ok(Some(v)) => v,
+        Ok(None) => 0.0,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the battery setpoint");
+            return None;
+        }
+    };
+    let goal = crate::dr::clamp(p, target)?;
+    if (goal - current).abs() < 0.5 {
+        return Some(current);
+    }
+    let next = crate::dr::ramp(p, current, goal);
+    match crate::dr::write_value(link, device, p, next).await {
+        Ok(true) => Some(next),
+        Ok(false) => {
+            tracing::warn!(wrote = next, "battery setpoint did not read back as written");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "writing the battery setpoint");
+            None
+        }
+    }
 }
 
 /// One device's poller: its link and its retry state.
@@ -146,7 +215,9 @@ pub async fn run(
         .map_err(|e| format!("data_dir {}: {e}", cfg.gateway.data_dir.display()))?;
     let outbox =
         Outbox::open(&cfg.gateway.data_dir.join("outbox"), DEFAULT_CAPACITY).map_err(|e| format!("outbox: {e}"))?;
-    let mut seq = Sequence::open(&cfg.gateway.data_dir, outbox.last_seq())?;
+    let mut seq = Sequence::open(&cfg.gateway.data_dir, "seq", outbox.last_seq())?;
+    // client order ids: unique for this gateway across restarts
+    let mut order_ids = Sequence::open(&cfg.gateway.data_dir, "order-id", None)?;
     tracing::info!(%gateway, waiting = outbox.len(), next_seq = seq.next, "gateway starting");
     let outbox = Arc::new(Mutex::new(outbox));
     let wake = Arc::new(Notify::new());
@@ -155,6 +226,19 @@ pub async fn run(
     // at start: a host that does not resolve is a configuration error.
     let mut links = crate::config::links(&devices, Duration::from_millis(20)).await?;
     let (dr_tx, mut dr_rx) = tokio::sync::mpsc::unbounded_channel::<DrEvent>();
+    let (market_tx, mut market_rx) = tokio::sync::mpsc::unbounded_channel::<MarketNews>();
+    let battery = devices.iter().find_map(|d| {
+        let capacity_wh = d.profile.device.capacity_wh?;
+        let setpoint = d.profile.quantity(Quantity::BatterySetpointW)?.writable?;
+        Some(Battery {
+            capacity_wh,
+            max_w: setpoint.max.min(-setpoint.min).max(0.0),
+        })
+    });
+    let mut agent = Agent::new(cfg.agent.clone(), cfg.agent.market_rules(), battery);
+    if cfg.agent.enabled {
+        tracing::info!(battery = ?battery, "trading agent on");
+    }
     let (online_tx, online) = watch::channel(false);
 
     // The poller: one telemetry envelope per period into the outbox, then a demand-response
@@ -192,11 +276,20 @@ pub async fn run(
                 }
             };
             let mut grid_w = None;
+            // the battery setpoint the agent last wrote, to give it back when its plan ends
+            let mut agent_battery: Option<f64> = None;
             loop {
                 // a poll every period; a demand-response event is acted on as it arrives
                 let (poll, arrived) = tokio::select! {
                     _ = every.tick() => (true, None),
                     Some(event) = dr_rx.recv() => (false, Some(event)),
+                    Some(news) = market_rx.recv() => {
+                        match news {
+                            MarketNews::Ack(a) => agent.on_ack(&a),
+                            MarketNews::Fill(f) => agent.on_fill(&f),
+                        }
+                        continue;
+                    }
                 };
                 let at = now();
                 if poll {
@@ -209,6 +302,7 @@ pub async fn run(
                         .find(|s| s.kind == gridshare_domain::wire::DeviceKind::GridMeter)
                         .and_then(|s| s.power_w)
                         .map(|w| w.0 as f64);
+                    agent.observe(reading(at, &samples));
                     if !samples.is_empty() {
                         store(
                             Kind::Telemetry,
@@ -216,6 +310,23 @@ pub async fn run(
                             at,
                             Message::Telemetry(Telemetry { samples }),
                         );
+                    }
+                    for action in agent.decide(at, || OrderId(order_ids.take().unwrap_or(0))) {
+                        let msg = match action {
+                            Action::Place(o) if o.order_id.0 == 0 => {
+                                tracing::error!("no order id could be saved; order not sent");
+                                continue;
+                            }
+                            Action::Place(o) => {
+                                tracing::info!(order = o.order_id.0, side = ?o.side, wh = o.quantity.0, price = o.limit_price.0, interval = %o.interval, "order");
+                                Message::Order(o)
+                            }
+                            Action::Cancel(id) => {
+                                tracing::info!(order = id.0, "cancel");
+                                Message::Cancel(CancelOrder { order_id: id })
+                            }
+                        };
+                        store(Kind::Order, Channel::Orders, at, msg);
                     }
                 }
                 for event in arrived.into_iter().chain(std::iter::from_fn(|| dr_rx.try_recv().ok())) {
@@ -232,6 +343,15 @@ pub async fn run(
                 if dr.is_active() && offline_since.is_some_and(|t| t.elapsed() > REVERT_AFTER) {
                     tracing::warn!(after = ?REVERT_AFTER, "no market connection; ending demand response");
                     dr.revert(&mut links, &devices_for_dr).await;
+                }
+                // the battery delivers what the agent sold (demand response comes first)
+                if !dr.is_active() {
+                    let target = agent.battery_target(at).or(agent_battery.map(|_| 0.0));
+                    if let Some(t) = target {
+                        agent_battery = drive_battery(&mut links, &devices_for_dr, t)
+                            .await
+                            .filter(|v| v.abs() > 0.5);
+                    }
                 }
                 if let Some(report) = dr.cycle(&mut links, &devices_for_dr, at, grid_w).await {
                     tracing::info!(event = %report.event_id, interval = report.interval_id, confirmed = report.confirmed, "demand-response report");
@@ -286,7 +406,9 @@ pub async fn run(
                     backoff.reset();
                     tracing::info!(waiting = outbox.lock().map(|o| o.len()).unwrap_or(0), "connected to the broker");
                     let _ = client.try_publish(status.clone(), QoS::AtMostOnce, true, "online");
-                    let _ = client.try_subscribe(topics::topic(gateway, Channel::DrEvent), QoS::AtLeastOnce);
+                    for channel in [Channel::DrEvent, Channel::OrderAck, Channel::MarketResult] {
+                        let _ = client.try_subscribe(topics::topic(gateway, channel), QoS::AtLeastOnce);
+                    }
                     let _ = online_tx.send(true);
                     sent = None; // a new session: what was in flight is sent again
                     if let Err(e) = send_next(&mut sent) {
@@ -314,6 +436,29 @@ pub async fn run(
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let channel = topics::parse(&p.topic).map(|(_, c)| c);
+                    if channel == Some(Channel::OrderAck) {
+                        match serde_json::from_slice::<OrderAck>(&p.payload) {
+                            Ok(a) => {
+                                if a.status == "rejected" {
+                                    tracing::warn!(order = a.client_order_id.0, reason = ?a.reason, "order rejected");
+                                }
+                                let _ = market_tx.send(MarketNews::Ack(a));
+                            }
+                            Err(e) => tracing::warn!(topic = %p.topic, error = %e, "unreadable order acknowledgement"),
+                        }
+                        continue;
+                    }
+                    if channel == Some(Channel::MarketResult) {
+                        match serde_json::from_slice::<Fill>(&p.payload) {
+                            Ok(f) => {
+                                tracing::info!(order = f.client_order_id.0, wh = f.trade.quantity.0, price = f.trade.price.0, "filled");
+                                let _ = market_tx.send(MarketNews::Fill(f));
+                            }
+                            Err(e) => tracing::warn!(topic = %p.topic, error = %e, "unreadable fill"),
+                        }
+                        continue;
+                    }
                     match serde_json::from_slice::<Message>(&p.payload) {
                         Ok(Message::DrEvent(event)) => {
                             tracing::info!(event = %event.event_id, cancelled = event.cancelled, "demand-response event received");

@@ -184,7 +184,8 @@ impl Simulator {
                     }
                     m.power_w = p;
                     let wh = p * dt / 3_600.0;
-                    m.soc_permille = (m.soc_permille + wh / 10_000.0 * 1_000.0).clamp(0.0, 1_000.0);
+                    let capacity = d.profile.device.capacity_wh.filter(|c| *c > 0.0).unwrap_or(10_000.0);
+                    m.soc_permille = (m.soc_permille + wh / capacity * 1_000.0).clamp(0.0, 1_000.0);
                     if wh > 0.0 {
                         m.energy_in_wh += wh;
                     } else {

@@ -4,7 +4,7 @@
 //! (SIGKILL) and started again. When the link returns, every sample made arrives, in order, and
 //! once as the market counts it (its replay window drops a QoS 1 re-delivery, so at most a
 //! message cut in flight may arrive twice here). A second test runs a demand-response event
-//! through the same broker.
+//! through the same broker, and a third lets the trading agent sell a sunny home's surplus.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -106,6 +106,7 @@ fn configure(
     broker: (&str, u16, &str),
     modbus_port: u16,
     devices: &[(&str, u8, &str)],
+    extra: &str,
 ) -> std::path::PathBuf {
     std::fs::write(dir.join("key.hex"), key.to_hex()).unwrap();
     let (host, port, user) = broker;
@@ -120,6 +121,7 @@ fn configure(
             hardware()
         );
     }
+    text += extra;
     let config = dir.join("gw.toml");
     std::fs::write(&config, text).unwrap();
     config
@@ -192,6 +194,7 @@ async fn every_sample_arrives_once_in_order_after_an_outage_and_a_restart() {
         ("127.0.0.1", relay.port, &user),
         modbus_port,
         &[("grid", 1, "eastron-sdm630.toml")],
+        "",
     );
     let start = || start_gateway(&config, &pass);
     let mut got = Vec::new();
@@ -286,6 +289,7 @@ async fn a_demand_response_event_is_carried_out_reported_and_cancelled() {
             ("grid", 1, "eastron-sdm630.toml"),
             ("battery", 3, "generic-battery-inverter.toml"),
         ],
+        "",
     );
 
     // the market's side: reports in, events out
@@ -376,5 +380,156 @@ async fn a_demand_response_event_is_carried_out_reported_and_cancelled() {
             "the battery is restored after the cancel"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The trading agent end to end over Mosquitto: a home at noon with PV and a half-full battery
+/// sends signed asks for the next open interval — its PV surplus at the homeowner's minimum price
+/// and battery energy above the reserve at the midpoint — and nothing outside the limits. The
+/// market (this test) accepts one and fills the other; the gateway takes both answers and does
+/// not send the orders again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_offers_the_surplus_within_the_homeowners_limits() {
+    use gridshare_domain::market::Side;
+    use gridshare_domain::wire::{Fill, NewOrder, OrderAck, TradeReport};
+    use gridshare_domain::{MicroPerKwh, OrderId, ParticipantId, TradeId, Wh, ZoneId};
+    let Some(url) = gridshare_testkit::service(gridshare_testkit::MQTT_URL, "Mosquitto") else {
+        return;
+    };
+    let (user, pass, host, port) = parse(&url);
+    let gw = 700_000 + u64::from(std::process::id() % 90_000);
+    let sim = Simulator::new(1_750_507_200.0); // midsummer noon for the devices
+    let devices = [
+        (1, "eastron-sdm630.toml"),
+        (2, "sunspec-inverter-103.toml"),
+        (3, "generic-battery-inverter.toml"),
+    ];
+    let modbus_port = simulate(&sim, &devices, Duration::from_millis(200)).await;
+    let key = GatewayKey::from_bytes(&[44; 32]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // local solar noon now, whatever the time of day the test runs at
+    let utc_minutes = (gridshare_gateway_now().0 / 60_000).rem_euclid(1_440);
+    let offset = (720 - utc_minutes + 720).rem_euclid(1_440) - 720;
+    let agent = format!(
+        "[agent]\nenabled = true\nmin_sell_price = 90000\nmax_buy_price = 280000\nbattery_reserve_percent = 20\n\
+         utc_offset_minutes = {offset}\n"
+    );
+    let config = configure(
+        dir.path(),
+        gw,
+        &key,
+        (&host, port, &user),
+        modbus_port,
+        &[
+            ("grid", 1, "eastron-sdm630.toml"),
+            ("pv", 2, "sunspec-inverter-103.toml"),
+            ("battery", 3, "generic-battery-inverter.toml"),
+        ],
+        &agent,
+    );
+
+    let (tx, mut orders) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let mut opts = MqttOptions::new(format!("gs-market-agent-{gw}"), host.clone(), port);
+    opts.set_credentials(user.clone(), pass.clone());
+    let (market, mut events) = AsyncClient::new(opts, 100);
+    market
+        .subscribe(topics::topic(GatewayId(gw), Channel::Orders), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let public = key.public();
+    tokio::spawn(async move {
+        let mut v = gridshare_domain::envelope::Verifier::default();
+        v.register(GatewayId(gw), public, Default::default());
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let (_, msg) = v.open(&p.payload, gridshare_gateway_now()).expect("a signed order");
+                let _ = tx.send(msg);
+            }
+        }
+    });
+    let _gateway = start_gateway(&config, &pass);
+
+    // the first orders: asks only, within the limits, for an interval whose gate is open
+    let mut asks: Vec<NewOrder> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while asks.len() < 2 {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, orders.recv())
+            .await
+            .expect("two asks")
+            .unwrap()
+        {
+            Message::Order(o) => asks.push(o),
+            other => panic!("only orders so far: {other:?}"),
+        }
+    }
+    let now = gridshare_gateway_now().0;
+    for o in &asks {
+        assert_eq!((o.side, o.zone), (Side::Sell, ZoneId(1)), "{o:?}");
+        assert!(o.limit_price.0 >= 90_000 && o.limit_price.0 % 1_000 == 0, "{o:?}");
+        assert!(o.interval.start().0 - 5 * 60_000 > now, "gate still open: {o:?}");
+        assert!(o.quantity.0 > 0 && o.quantity.0 <= 5_000 / 4 + 5_000 / 4, "{o:?}");
+    }
+    let pv_ask = asks
+        .iter()
+        .find(|o| o.limit_price == MicroPerKwh(90_000))
+        .expect("PV at the minimum");
+    let battery_ask = asks
+        .iter()
+        .find(|o| o.limit_price == MicroPerKwh(185_000))
+        .expect("battery at the midpoint");
+    assert!(pv_ask.quantity.0 > 500, "a sunny noon: {pv_ask:?}");
+    assert_eq!(
+        battery_ask.quantity,
+        Wh(1_250),
+        "5 kW for 15 minutes, well above the reserve"
+    );
+
+    // the market accepts the PV ask and fills the battery ask
+    let publish = |channel: Channel, body: Vec<u8>| {
+        let market = market.clone();
+        async move {
+            market
+                .publish(topics::topic(GatewayId(gw), channel), QoS::AtLeastOnce, false, body)
+                .await
+                .unwrap();
+        }
+    };
+    let ack = OrderAck {
+        v: 1,
+        client_order_id: pv_ask.order_id,
+        order_id: Some(OrderId(5_001)),
+        status: "accepted".into(),
+        reason: None,
+        filled: Wh(0),
+    };
+    publish(Channel::OrderAck, serde_json::to_vec(&ack).unwrap()).await;
+    let fill = Fill {
+        v: 1,
+        client_order_id: battery_ask.order_id,
+        order_id: OrderId(5_002),
+        trade: TradeReport {
+            trade_id: TradeId(1),
+            zone: ZoneId(1),
+            interval: battery_ask.interval,
+            buy_order: OrderId(4_000),
+            sell_order: OrderId(5_002),
+            buyer: ParticipantId(2),
+            seller: ParticipantId(1),
+            quantity: Wh(1_250),
+            price: MicroPerKwh(190_000),
+            grid_fee: MicroPerKwh(0),
+            at: gridshare_domain::Timestamp(now),
+        },
+    };
+    publish(Channel::MarketResult, serde_json::to_vec(&fill).unwrap()).await;
+
+    // a few more cycles: nothing sent again for that interval (a fresh interval may start
+    // if the gate moved on meanwhile)
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    while let Ok(m) = orders.try_recv() {
+        if let Message::Order(o) = &m {
+            assert_ne!(o.interval, battery_ask.interval, "sent again: {o:?}");
+        }
     }
 }

@@ -1,0 +1,713 @@
+//! The homeowner's trading agent: from what the home's devices say now and a simple forecast,
+//! it bids and asks for the next delivery interval whose gate is still open, always within the
+//! homeowner's limits, and runs the battery to deliver what it sold.
+//!
+//! # Strategy
+//!
+//! **Forecast** for the target interval, from the telemetry of every cycle:
+//! - household load (grid − battery − EV + PV, the part the agent does not control): an
+//!   exponentially weighted mean with a 15-minute time constant;
+//! - PV: the power now (smoothed over 5 minutes against passing clouds), scaled by a clear-sky curve (a half sine from 06:00 to 18:00 local solar
+//!   time) from now to the middle of the target interval — persistence that knows the sun sets;
+//! - EV: if it is charging now, it goes on at the same power.
+//!
+//! **Energy balance**, in Wh over the interval, in this order:
+//! 1. PV surplus over the household load covers the EV first;
+//! 2. the battery's energy above the homeowner's reserve covers what the home still needs
+//!    (household, then the EV), within its power rating;
+//! 3. PV surplus left over charges the battery up to the reserve;
+//! 4. what the home still needs is bought; PV left over is sold; battery energy above the
+//!    reserve that the home does not need is offered too.
+//!
+//! A home therefore never bids and asks in the same interval.
+//!
+//! **Prices** are the homeowner's limits, which in a uniform-price auction are the right thing
+//! to bid: what the home needs is bid at `max_buy_price`; PV surplus is offered at
+//! `min_sell_price`. Flexible energy sits between them, at the midpoint: battery energy (keeping
+//! it could save the home `max_buy_price` later) and EV charging when the car is not due within
+//! [`EV_URGENT_HOURS`] of the ready-by hour (it buys only when local energy is cheap). Prices are
+//! rounded to the market's tick inwards: asks up, bids down, so no limit is ever crossed.
+//!
+//! **Orders** are good till gate closure and continuous. Each cycle the wanted quantities are
+//! compared with what rests in the book; an order is replaced (cancel, then a new one for what
+//! is still wanted after fills) when the difference is more than `min_order_wh` and 20 %, at
+//! most once a minute per order. A rejected order is not sent again for that interval.
+//!
+//! **Delivery**: during the interval, the battery's setpoint is what the plan said at gate
+//! closure — charging to the reserve, covering the home — plus the battery energy that was
+//! actually sold (from the fills). Demand response takes precedence over all of it.
+
+use std::collections::BTreeMap;
+
+use gridshare_domain::market::{OrderMode, Side, TimeInForce};
+use gridshare_domain::wire::{Fill, NewOrder, OrderAck};
+use gridshare_domain::{DeliveryInterval, IntervalLength, MicroPerKwh, OrderId, Timestamp, Wh, ZoneId};
+
+use crate::config::AgentSection;
+
+/// Hours before the ready-by hour in which EV charging is bought at any price up to the limit.
+pub const EV_URGENT_HOURS: i64 = 4;
+/// Time constant of the household load forecast, seconds.
+const LOAD_TAU_S: f64 = 900.0;
+/// Time constant of the PV smoothing (clouds come and go), seconds.
+const PV_TAU_S: f64 = 300.0;
+/// Orders are placed for an interval until this long before its gate closes, ms.
+const LEAD_MS: i64 = 60_000;
+/// An order is changed at most this often, ms.
+const REQUOTE_MS: i64 = 60_000;
+/// EV power below this is not charging, W.
+const EV_CHARGING_W: f64 = 100.0;
+
+/// The market's rules the agent needs (the same values as the market service's configuration).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MarketRules {
+    /// The home's zone.
+    pub zone: ZoneId,
+    /// Delivery interval length.
+    pub interval: IntervalLength,
+    /// Minutes before an interval starts that its book closes.
+    pub gate_closure_minutes: i64,
+    /// Price tick, µ/kWh.
+    pub tick: i64,
+}
+
+/// The home's storage, from its battery's profile.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Battery {
+    /// Usable capacity, Wh.
+    pub capacity_wh: f64,
+    /// Most power it charges or discharges with, W.
+    pub max_w: f64,
+}
+
+/// One cycle's readings (`None` for a device the home does not have or could not read). Signs:
+/// grid + import, PV + production, battery + charging, EV + charging.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Reading {
+    /// When.
+    pub at: Timestamp,
+    /// Grid connection power, W.
+    pub grid_w: Option<f64>,
+    /// PV production, W.
+    pub pv_w: Option<f64>,
+    /// Battery power, W.
+    pub battery_w: Option<f64>,
+    /// Battery state of charge, ‰.
+    pub soc_permille: Option<u16>,
+    /// EV charging power, W.
+    pub ev_w: Option<f64>,
+}
+
+/// What the agent wants for one interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The interval.
+    pub interval: DeliveryInterval,
+    /// Quantities wanted, by side and limit price, Wh.
+    pub orders: BTreeMap<(Side, i64), i64>,
+    /// Battery power planned regardless of trades (+ charge to the reserve, − covering the
+    /// home), W.
+    pub battery_w: f64,
+    /// Of the asks, the one at this price is battery energy (delivered by discharging when sold).
+    pub battery_ask_price: Option<i64>,
+}
+
+/// Something for the gateway to send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A new order.
+    Place(NewOrder),
+    /// Cancel an order.
+    Cancel(OrderId),
+}
+
+#[derive(Debug, Clone)]
+struct Resting {
+    id: OrderId,
+    quantity: i64,
+    filled: i64,
+    placed_at: Timestamp,
+    live: bool,
+}
+
+/// Everything the agent did for one interval.
+#[derive(Debug, Clone, Default)]
+struct Book {
+    orders: BTreeMap<(Side, i64), Vec<Resting>>,
+    battery_w: f64,
+    battery_ask_price: Option<i64>,
+    rejected: bool,
+}
+
+impl Book {
+    fn filled(&self, key: (Side, i64)) -> i64 {
+        self.orders.get(&key).map_or(0, |v| v.iter().map(|r| r.filled).sum())
+    }
+}
+
+/// The agent. Feed it readings with [`Agent::observe`]; ask it what to do with [`Agent::decide`].
+#[derive(Debug, Clone)]
+pub struct Agent {
+    limits: AgentSection,
+    rules: MarketRules,
+    battery: Option<Battery>,
+    load_w: Option<f64>,
+    pv_w: Option<f64>,
+    last: Option<Reading>,
+    books: BTreeMap<DeliveryInterval, Book>,
+}
+
+/// Clear-sky shape of PV at `t` (0 at night, 1 at solar noon), local solar time = UTC + offset.
+fn clear_sky(t: Timestamp, utc_offset_minutes: i64) -> f64 {
+    let minutes = (t.0.div_euclid(60_000) + utc_offset_minutes).rem_euclid(24 * 60) as f64;
+    let h = minutes / 60.0;
+    if (6.0..18.0).contains(&h) {
+        (std::f64::consts::PI * (h - 6.0) / 12.0).sin()
+    } else {
+        0.0
+    }
+}
+
+fn round_up(price: i64, tick: i64) -> i64 {
+    price.div_euclid(tick) * tick + if price.rem_euclid(tick) == 0 { 0 } else { tick }
+}
+
+fn round_down(price: i64, tick: i64) -> i64 {
+    price.div_euclid(tick) * tick
+}
+
+impl Agent {
+    /// An agent with the homeowner's limits, the market's rules and the home's battery, if any.
+    pub fn new(limits: AgentSection, rules: MarketRules, battery: Option<Battery>) -> Self {
+        Self {
+            limits,
+            rules,
+            battery,
+            load_w: None,
+            pv_w: None,
+            last: None,
+            books: BTreeMap::new(),
+        }
+    }
+
+    /// Takes a cycle's readings into the forecast.
+    pub fn observe(&mut self, r: Reading) {
+        let dt = self.last.map_or(0.0, |l| (r.at.0 - l.at.0).max(0) as f64 / 1_000.0);
+        let smooth = |prev: Option<f64>, now: f64, tau: f64| match prev {
+            None => now,
+            Some(p) => p + (1.0 - (-dt / tau).exp()) * (now - p),
+        };
+        if let Some(grid) = r.grid_w {
+            let load = (grid - r.battery_w.unwrap_or(0.0) - r.ev_w.unwrap_or(0.0) + r.pv_w.unwrap_or(0.0)).max(0.0);
+            self.load_w = Some(smooth(self.load_w, load, LOAD_TAU_S));
+        }
+        if let Some(pv) = r.pv_w {
+            self.pv_w = Some(smooth(self.pv_w, pv.max(0.0), PV_TAU_S));
+        }
+        self.last = Some(r);
+    }
+
+    /// The interval orders go to at `now`: the first whose gate closes more than a minute later.
+    pub fn target(&self, now: Timestamp) -> DeliveryInterval {
+        let mut i = DeliveryInterval::containing(now, self.rules.interval).next();
+        while i.start().0 - self.rules.gate_closure_minutes * 60_000 - LEAD_MS <= now.0 {
+            i = i.next();
+        }
+        i
+    }
+
+    fn mid_price(&self) -> i64 {
+        (self.limits.min_sell_price + self.limits.max_buy_price) / 2
+    }
+
+    /// What the agent wants for the target interval at `now`, or `None` before the first reading.
+    pub fn plan(&self, now: Timestamp) -> Option<Plan> {
+        let last = self.last?;
+        let load_w = self.load_w?;
+        let interval = self.target(now);
+        let hours = self.rules.interval.minutes() as f64 / 60.0;
+        let mid_time = Timestamp(interval.start().0 + self.rules.interval.millis() / 2);
+        let offset = self.limits.utc_offset_minutes;
+        let sky_now = clear_sky(last.at, offset);
+        let pv_w = match self.pv_w {
+            Some(pv) if sky_now > 0.1 => pv * (clear_sky(mid_time, offset) / sky_now).min(3.0),
+            _ => 0.0,
+        };
+        let ev_w = last.ev_w.filter(|w| *w > EV_CHARGING_W).unwrap_or(0.0);
+        let ev_urgent = self.limits.ev_ready_by_hour.is_some_and(|ready| {
+            let local_min = (interval.start().0.div_euclid(60_000) + offset).rem_euclid(24 * 60);
+            let until = (i64::from(ready) * 60 - local_min).rem_euclid(24 * 60);
+            until <= EV_URGENT_HOURS * 60
+        });
+
+        // energy over the interval, Wh
+        let load = load_w * hours;
+        let pv = pv_w * hours;
+        let (mut ev_urgent_wh, mut ev_flexible_wh) = if ev_urgent {
+            (ev_w * hours, 0.0)
+        } else {
+            (0.0, ev_w * hours)
+        };
+        let mut surplus = (pv - load).max(0.0);
+        let mut deficit = (load - pv).max(0.0);
+        // 1. PV surplus covers the EV
+        for need in [&mut ev_urgent_wh, &mut ev_flexible_wh] {
+            let take = surplus.min(*need);
+            *need -= take;
+            surplus -= take;
+        }
+        // 2. the battery above its reserve covers the home, within its power
+        let (mut above, mut below, mut power_wh) = (0.0, 0.0, 0.0);
+        if let (Some(b), Some(soc)) = (self.battery, last.soc_permille) {
+            let stored = b.capacity_wh * f64::from(soc) / 1_000.0;
+            let reserve = b.capacity_wh * f64::from(self.limits.battery_reserve_percent) / 100.0;
+            above = (stored - reserve).max(0.0);
+            below = (reserve - stored).max(0.0);
+            power_wh = b.max_w * hours;
+        }
+        let mut cover = 0.0;
+        for need in [&mut deficit, &mut ev_urgent_wh, &mut ev_flexible_wh] {
+            let take = (above.min(power_wh) - cover).max(0.0).min(*need);
+            *need -= take;
+            cover += take;
+        }
+        above -= cover;
+        // 3. PV left over charges the battery up to its reserve
+        let charge = surplus.min(below).min(power_wh);
+        surplus -= charge;
+        // 4. buy what is still needed, sell what is left
+        let min_order = self.limits.min_order_wh as f64;
+        let tick = self.rules.tick;
+        let mut orders = BTreeMap::new();
+        let mut put = |side: Side, price: i64, wh: f64| {
+            if wh >= min_order {
+                *orders.entry((side, price)).or_insert(0) += wh.floor() as i64;
+            }
+        };
+        let max_buy = round_down(self.limits.max_buy_price, tick);
+        let min_sell = round_up(self.limits.min_sell_price, tick);
+        // the midpoint, rounded so that it stays within both limits
+        let mid_buy = round_down(self.mid_price(), tick).max(min_sell).min(max_buy);
+        let mid_sell = round_up(self.mid_price(), tick).min(max_buy).max(min_sell);
+        put(Side::Buy, max_buy, deficit + ev_urgent_wh);
+        put(Side::Buy, mid_buy, ev_flexible_wh);
+        let needs = deficit + ev_urgent_wh + ev_flexible_wh;
+        put(Side::Sell, min_sell, surplus);
+        let battery_sell = if needs < min_order {
+            (above.min(power_wh - charge - cover)).max(0.0)
+        } else {
+            0.0
+        };
+        // (when the midpoint rounds to the minimum sell price, PV and battery share one ask; the
+        // battery then delivers whatever of it is sold beyond the PV surplus — see `battery_target`)
+        let battery_ask_price = (battery_sell >= min_order).then_some(mid_sell);
+        put(Side::Sell, mid_sell, battery_sell);
+        Some(Plan {
+            interval,
+            orders,
+            battery_w: (charge - cover) / hours,
+            battery_ask_price,
+        })
+    }
+
+    /// What to send at `now`: new orders and cancels for the target interval. `next_id` gives
+    /// a fresh client order id each time it is called.
+    pub fn decide(&mut self, now: Timestamp, mut next_id: impl FnMut() -> OrderId) -> Vec<Action> {
+        // books whose interval is over are done with
+        self.books.retain(|i, _| i.end().0 > now.0);
+        if !self.limits.enabled {
+            return Vec::new();
+        }
+        let Some(plan) = self.plan(now) else {
+            return Vec::new();
+        };
+        let rules = self.rules;
+        let book = self.books.entry(plan.interval).or_default();
+        book.battery_w = plan.battery_w;
+        book.battery_ask_price = plan.battery_ask_price;
+        if book.rejected {
+            return Vec::new();
+        }
+        let mut actions = Vec::new();
+        // every key wanted now or resting from before
+        let keys: Vec<(Side, i64)> = plan.orders.keys().chain(book.orders.keys()).copied().collect();
+        let mut done = std::collections::BTreeSet::new();
+        for key in keys {
+            if !done.insert(key) {
+                continue;
+            }
+            let wanted = plan.orders.get(&key).copied().unwrap_or(0);
+            let still = (wanted - book.filled(key)).max(0);
+            let resting: Vec<&mut Resting> = book
+                .orders
+                .entry(key)
+                .or_default()
+                .iter_mut()
+                .filter(|r| r.live)
+                .collect();
+            let open: i64 = resting.iter().map(|r| r.quantity - r.filled).sum();
+            let threshold = self.limits.min_order_wh.max(wanted / 5);
+            if (still - open).abs() <= threshold {
+                continue;
+            }
+            if resting.iter().any(|r| now.0 - r.placed_at.0 < REQUOTE_MS) {
+                continue; // changed a moment ago: let it settle
+            }
+            for r in resting {
+                r.live = false;
+                actions.push(Action::Cancel(r.id));
+            }
+            if still >= self.limits.min_order_wh {
+                let id = next_id();
+                let (side, price) = key;
+                book.orders.entry(key).or_default().push(Resting {
+                    id,
+                    quantity: still,
+                    filled: 0,
+                    placed_at: now,
+                    live: true,
+                });
+                actions.push(Action::Place(NewOrder {
+                    order_id: id,
+                    zone: rules.zone,
+                    interval: plan.interval,
+                    side,
+                    quantity: Wh(still),
+                    limit_price: MicroPerKwh(price),
+                    tif: TimeInForce::GoodTillGateClosure,
+                    mode: OrderMode::Continuous,
+                }));
+            }
+        }
+        actions
+    }
+
+    /// The market's answer to an order or a cancel.
+    pub fn on_ack(&mut self, ack: &OrderAck) {
+        for book in self.books.values_mut() {
+            let mut hit = false;
+            for r in book
+                .orders
+                .values_mut()
+                .flatten()
+                .filter(|r| r.id == ack.client_order_id)
+            {
+                hit = true;
+                r.filled = r.filled.max(ack.filled.0);
+                match ack.status.as_str() {
+                    "rejected" => {
+                        r.live = false;
+                        tracing::warn!(order = ack.client_order_id.0, reason = ?ack.reason, "order rejected; not trading this interval any more");
+                    }
+                    "cancelled" => r.live = false,
+                    "filled" if r.filled >= r.quantity => r.live = false,
+                    _ => {}
+                }
+            }
+            if hit && ack.status == "rejected" {
+                book.rejected = true;
+            }
+        }
+    }
+
+    /// A fill of one of the agent's orders.
+    pub fn on_fill(&mut self, fill: &Fill) {
+        for r in self.books.values_mut().flat_map(|b| b.orders.values_mut().flatten()) {
+            if r.id == fill.client_order_id {
+                r.filled += fill.trade.quantity.0;
+                if r.filled >= r.quantity {
+                    r.live = false;
+                }
+            }
+        }
+    }
+
+    /// The battery power the trades ask for at `now` (+ charge, − discharge), W: `None` when no
+    /// plan covers the interval of `now`.
+    pub fn battery_target(&self, now: Timestamp) -> Option<f64> {
+        let interval = DeliveryInterval::containing(now, self.rules.interval);
+        let book = self.books.get(&interval)?;
+        let hours = self.rules.interval.minutes() as f64 / 60.0;
+        let sold_from_battery = book
+            .battery_ask_price
+            .map_or(0, |price| book.filled((Side::Sell, price))) as f64;
+        Some(book.battery_w - sold_from_battery / hours)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> MarketRules {
+        MarketRules {
+            zone: ZoneId(1),
+            interval: IntervalLength::Min15,
+            gate_closure_minutes: 5,
+            tick: 1_000,
+        }
+    }
+
+    fn limits() -> AgentSection {
+        AgentSection {
+            enabled: true,
+            min_sell_price: 90_500,
+            max_buy_price: 280_700,
+            battery_reserve_percent: 30,
+            ev_ready_by_hour: Some(7),
+            ..AgentSection::default()
+        }
+    }
+
+    const BATTERY: Battery = Battery {
+        capacity_wh: 10_000.0,
+        max_w: 5_000.0,
+    };
+
+    /// 2025-06-21 at `h`:00 UTC.
+    fn at(h: i64) -> Timestamp {
+        Timestamp(1_750_464_000_000 + h * 3_600_000)
+    }
+
+    fn reading(t: Timestamp, grid: f64, pv: f64, soc: u16, ev: f64) -> Reading {
+        Reading {
+            at: t,
+            grid_w: Some(grid),
+            pv_w: Some(pv),
+            battery_w: Some(0.0),
+            soc_permille: Some(soc),
+            ev_w: Some(ev),
+        }
+    }
+
+    fn agent(r: Reading, battery: Option<Battery>) -> Agent {
+        let mut a = Agent::new(limits(), rules(), battery);
+        a.observe(r);
+        a
+    }
+
+    #[test]
+    fn targets_the_next_interval_whose_gate_is_open() {
+        let a = Agent::new(limits(), rules(), None);
+        let noon = at(12);
+        // 12:00: 12:15 closes at 12:10, open
+        assert_eq!(a.target(noon).start().0, noon.0 + 15 * 60_000);
+        // 12:09:30: 12:15's gate is 30 s away, so 12:30
+        assert_eq!(a.target(Timestamp(noon.0 + 570_000)).start().0, noon.0 + 30 * 60_000);
+    }
+
+    #[test]
+    fn a_surplus_is_asked_at_the_minimum_sell_price_rounded_up() {
+        // noon, 4 kW PV, 1 kW load: 3 kW over, 15 minutes = 750 Wh; battery at its reserve
+        let a = agent(reading(at(12), -3_000.0, 4_000.0, 300, 0.0), Some(BATTERY));
+        let p = a.plan(at(12)).unwrap();
+        assert_eq!(p.orders.len(), 1, "{p:?}");
+        let (&(side, price), &wh) = p.orders.iter().next().unwrap();
+        assert_eq!((side, price), (Side::Sell, 91_000), "90 500 rounds up to the tick");
+        // the PV curve is slightly lower at 12:22 than at 12:00
+        assert!((730..=750).contains(&wh), "{wh}");
+        assert_eq!(p.battery_w, 0.0);
+    }
+
+    #[test]
+    fn a_deficit_is_covered_by_the_battery_above_its_reserve_then_bought() {
+        // evening, 2 kW load, no sun; battery at 40 %: 1 kWh above the 30 % reserve
+        let a = agent(reading(at(20), 2_000.0, 0.0, 400, 0.0), Some(BATTERY));
+        let p = a.plan(at(20)).unwrap();
+        // 500 Wh needed, all from the battery: nothing to buy; the other 500 Wh above the reserve
+        // is offered at the midpoint
+        assert_eq!(p.orders.len(), 1, "{p:?}");
+        assert_eq!(p.orders.get(&(Side::Sell, 186_000)), Some(&500), "{p:?}");
+        assert!((p.battery_w + 2_000.0).abs() < 1e-6, "{p:?}");
+        // at 31 % only 100 Wh is above the reserve: 400 Wh bought at the limit, rounded down
+        let a = agent(reading(at(20), 2_000.0, 0.0, 310, 0.0), Some(BATTERY));
+        let p = a.plan(at(20)).unwrap();
+        assert_eq!(p.orders.get(&(Side::Buy, 280_000)), Some(&400), "{p:?}");
+        assert!((p.battery_w + 400.0).abs() < 1e-6, "{p:?}");
+        // below the reserve: the battery is not touched
+        let a = agent(reading(at(20), 2_000.0, 0.0, 200, 0.0), Some(BATTERY));
+        let p = a.plan(at(20)).unwrap();
+        assert_eq!(p.orders.get(&(Side::Buy, 280_000)), Some(&500));
+        assert_eq!(p.battery_w, 0.0);
+    }
+
+    #[test]
+    fn a_surplus_charges_the_battery_to_its_reserve_before_it_is_sold() {
+        // 3 kW over (750 Wh); the battery is 200 Wh under its reserve
+        let a = agent(reading(at(12), -3_000.0, 4_000.0, 280, 0.0), Some(BATTERY));
+        let p = a.plan(at(12)).unwrap();
+        assert!((p.battery_w - 800.0).abs() < 1e-6, "200 Wh in 15 min: {p:?}");
+        let sold = p.orders.get(&(Side::Sell, 91_000)).copied().unwrap();
+        assert!((530..=550).contains(&sold), "{sold}");
+    }
+
+    #[test]
+    fn battery_energy_above_the_reserve_is_offered_at_the_midpoint_when_the_home_needs_none() {
+        let a = agent(reading(at(12), -1_000.0, 2_000.0, 900, 0.0), Some(BATTERY));
+        let p = a.plan(at(12)).unwrap();
+        // midpoint of 90 500 and 280 700 is 185 600: asks round up to 186 000
+        let battery = p.orders.get(&(Side::Sell, 186_000)).copied().unwrap();
+        assert_eq!(battery, 1_250, "5 kW for 15 min, well above the reserve: {p:?}");
+        assert_eq!(p.battery_ask_price, Some(186_000));
+        assert!(
+            p.orders.keys().all(|(s, _)| *s == Side::Sell),
+            "never both sides: {p:?}"
+        );
+    }
+
+    #[test]
+    fn ev_charging_is_bought_at_the_limit_only_close_to_its_ready_by_hour() {
+        // 04:00 UTC, ready by 07:00: urgent; 11 kW for 15 min
+        let a = agent(reading(at(4), 11_500.0, 0.0, 300, 11_000.0), Some(BATTERY));
+        let p = a.plan(at(4)).unwrap();
+        assert_eq!(p.orders.get(&(Side::Buy, 280_000)), Some(&2_875), "{p:?}");
+        // 20:00: twelve hours to go, so only at the midpoint (bids round down: 185 000)
+        let a = agent(reading(at(20), 11_500.0, 0.0, 300, 11_000.0), Some(BATTERY));
+        let p = a.plan(at(20)).unwrap();
+        assert_eq!(p.orders.get(&(Side::Buy, 280_000)), Some(&125), "the household's 500 W");
+        assert_eq!(p.orders.get(&(Side::Buy, 185_000)), Some(&2_750), "{p:?}");
+    }
+
+    #[test]
+    fn limits_hold_whatever_the_home_does() {
+        for h in [0, 5, 9, 12, 15, 19, 23] {
+            for (grid, pv, soc, ev) in [
+                (5_000.0, 0.0, 0, 0.0),
+                (-4_000.0, 6_000.0, 1_000, 0.0),
+                (8_000.0, 1_000.0, 500, 7_000.0),
+                (0.0, 0.0, 300, 0.0),
+            ] {
+                let a = agent(reading(at(h), grid, pv, soc, ev), Some(BATTERY));
+                let p = a.plan(at(h)).unwrap();
+                let sides: std::collections::BTreeSet<Side> = p.orders.keys().map(|(s, _)| *s).collect();
+                assert!(sides.len() <= 1, "never both sides: {p:?}");
+                for (&(side, price), &wh) in &p.orders {
+                    assert!(wh >= 10 && price % 1_000 == 0, "{p:?}");
+                    match side {
+                        Side::Sell => assert!(price >= 90_500, "{p:?}"),
+                        Side::Buy => assert!(price <= 280_700, "{p:?}"),
+                    }
+                }
+                // the battery never goes below its reserve for the market
+                let stored = 10_000.0 * f64::from(soc) / 1_000.0;
+                let discharge = (-p.battery_w).max(0.0) * 0.25
+                    + p.battery_ask_price.map_or(0.0, |pr| p.orders[&(Side::Sell, pr)] as f64);
+                assert!(stored - discharge >= 3_000.0 - 1e-6 || discharge == 0.0, "{p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn orders_are_placed_replaced_when_the_forecast_moves_and_cancelled_when_not_wanted() {
+        let mut ids = 0u64;
+        let mut next = || {
+            ids += 1;
+            OrderId(ids)
+        };
+        let t0 = at(20);
+        let mut a = agent(reading(t0, 2_000.0, 0.0, 200, 0.0), Some(BATTERY));
+        let first = a.decide(t0, &mut next);
+        assert!(
+            matches!(&first[..], [Action::Place(o)] if o.quantity == Wh(500) && o.side == Side::Buy),
+            "{first:?}"
+        );
+        // a small change: kept
+        a.observe(reading(Timestamp(t0.0 + 2_000), 2_100.0, 0.0, 200, 0.0));
+        assert!(a.decide(Timestamp(t0.0 + 2_000), &mut next).is_empty());
+        // the load doubles for a while: replaced, but not within a minute of the last change
+        for s in 1..=600 {
+            a.observe(reading(Timestamp(t0.0 + s * 1_000), 4_000.0, 0.0, 200, 0.0));
+        }
+        let later = Timestamp(t0.0 + 30_000);
+        assert!(a.decide(later, &mut next).is_empty(), "not within a minute");
+        let later = Timestamp(t0.0 + 240_000); // 20:04, still the 20:15 interval
+        let acts = a.decide(later, &mut next);
+        assert!(
+            matches!(&acts[..], [Action::Cancel(OrderId(1)), Action::Place(o)] if o.quantity.0 > 700),
+            "{acts:?}"
+        );
+        // a fill counts: after 300 Wh filled, the replacement is for what is still wanted
+        let Action::Place(placed) = &acts[1] else { panic!() };
+        a.on_fill(&Fill {
+            v: 1,
+            client_order_id: placed.order_id,
+            order_id: OrderId(900),
+            trade: gridshare_domain::wire::TradeReport {
+                trade_id: gridshare_domain::TradeId(1),
+                zone: ZoneId(1),
+                interval: placed.interval,
+                buy_order: OrderId(900),
+                sell_order: OrderId(901),
+                buyer: gridshare_domain::ParticipantId(1),
+                seller: gridshare_domain::ParticipantId(2),
+                quantity: Wh(300),
+                price: MicroPerKwh(200_000),
+                grid_fee: MicroPerKwh(0),
+                at: later,
+            },
+        });
+        assert!(
+            a.decide(Timestamp(later.0 + 1_000), &mut next).is_empty(),
+            "the rest still rests"
+        );
+        // a rejection stops trading that interval
+        a.on_ack(&OrderAck {
+            v: 1,
+            client_order_id: placed.order_id,
+            order_id: None,
+            status: "rejected".into(),
+            reason: Some("book_closed".into()),
+            filled: Wh(0),
+        });
+        for s in 1..=90 {
+            a.observe(reading(Timestamp(later.0 + s * 1_000), 9_000.0, 0.0, 200, 0.0));
+        }
+        let same_interval = Timestamp(later.0 + 90_000);
+        assert_eq!(a.target(same_interval), placed.interval);
+        assert!(a.decide(same_interval, &mut next).is_empty());
+    }
+
+    #[test]
+    fn the_battery_delivers_what_it_sold() {
+        let mut ids = 0u64;
+        let t0 = at(12);
+        let mut a = agent(reading(t0, -1_000.0, 2_000.0, 900, 0.0), Some(BATTERY));
+        let acts = a.decide(t0, || {
+            ids += 1;
+            OrderId(ids)
+        });
+        let battery_order = acts
+            .iter()
+            .find_map(|x| match x {
+                Action::Place(o) if o.limit_price == MicroPerKwh(186_000) => Some(o.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let during = Timestamp(battery_order.interval.start().0 + 60_000);
+        assert_eq!(a.battery_target(during), Some(0.0), "nothing sold yet");
+        a.on_ack(&OrderAck {
+            v: 1,
+            client_order_id: battery_order.order_id,
+            order_id: Some(OrderId(77)),
+            status: "filled".into(),
+            reason: None,
+            filled: Wh(500),
+        });
+        assert_eq!(a.battery_target(during), Some(-2_000.0), "500 Wh over 15 minutes");
+        assert_eq!(a.battery_target(at(18)), None, "no plan then");
+    }
+
+    #[test]
+    fn a_disabled_agent_sends_nothing() {
+        let mut a = Agent::new(
+            AgentSection {
+                enabled: false,
+                ..limits()
+            },
+            rules(),
+            None,
+        );
+        a.observe(reading(at(20), 2_000.0, 0.0, 0, 0.0));
+        assert!(a.decide(at(20), || OrderId(1)).is_empty());
+    }
+}
