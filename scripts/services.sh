@@ -45,8 +45,18 @@ start() {
     echo "export GRIDSHARE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$pgport/postgres" >"$dir/env.sh"
 
     mqport=$(free_port)
+    mqtlsport=$(free_port)
     local mq="$dir/mosquitto"
     mkdir -p "$mq"
+    # a throwaway CA and a certificate for localhost, for the TLS listener
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=GridShare test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$mq/ca.key" -out "$mq/ca.pem" >/dev/null 2>&1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+        -keyout "$mq/server.key" -out "$mq/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$mq/server.ext"
+    openssl x509 -req -in "$mq/server.csr" -CA "$mq/ca.pem" -CAkey "$mq/ca.key" -CAcreateserial -days 30 \
+        -extfile "$mq/server.ext" -out "$mq/server.pem" >/dev/null 2>&1
     mosquitto_passwd -b -c "$mq/passwd" gridshare gridshare-test >/dev/null 2>&1
     cat >"$mq/acl" <<ACL
 user gridshare
@@ -62,6 +72,11 @@ log_dest file $mq/log
 # the market service acknowledges telemetry after its batch commits: let it have many in flight
 max_inflight_messages 1000
 max_queued_messages 100000
+# MQTT over TLS (same logins)
+listener $mqtlsport 127.0.0.1
+cafile $mq/ca.pem
+certfile $mq/server.pem
+keyfile $mq/server.key
 CONF
     [ "$(id -u)" = 0 ] && chown -R mosquitto: "$mq" 2>/dev/null || true
     chmod 0700 "$mq/passwd" "$mq/acl" 2>/dev/null || true
@@ -73,7 +88,9 @@ CONF
     done
     pgrep -f "mosquitto -c $mq/mosquitto.conf" >"$mq/pid" || { echo "mosquitto did not start: $(cat "$mq/log" 2>/dev/null)" >&2; exit 1; }
     echo "export GRIDSHARE_TEST_MQTT_URL=mqtt://gridshare:gridshare-test@127.0.0.1:$mqport" >>"$dir/env.sh"
-    echo "services up: PostgreSQL on $pgport, Mosquitto on $mqport (state in $dir)"
+    echo "export GRIDSHARE_TEST_MQTTS_URL=mqtts://gridshare:gridshare-test@localhost:$mqtlsport" >>"$dir/env.sh"
+    echo "export GRIDSHARE_TEST_MQTT_CA=$mq/ca.pem" >>"$dir/env.sh"
+    echo "services up: PostgreSQL on $pgport, Mosquitto on $mqport (TLS on $mqtlsport) (state in $dir)"
 }
 
 stop() {

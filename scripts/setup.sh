@@ -23,6 +23,7 @@ command -v psql >/dev/null || need_apt postgresql-client
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt mosquitto
 command -v mosquitto_pub >/dev/null || need_apt mosquitto-clients
 command -v socat >/dev/null || need_apt socat
+command -v openssl >/dev/null || need_apt openssl
 command -v make >/dev/null || need_apt make
 command -v curl >/dev/null || need_apt curl
 command -v docker-compose >/dev/null || need_apt docker-compose

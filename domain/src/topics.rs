@@ -95,11 +95,13 @@ pub fn parse(topic: &str) -> Option<(GatewayId, Channel)> {
     Some((gateway, channel))
 }
 
-/// Where the MQTT broker is, from `mqtt://user:password@host:port` (shared by the market service
-/// and the gateway).
+/// Where the MQTT broker is, from `mqtt://user:password@host:port`, or `mqtts://…` for MQTT over
+/// TLS (shared by the market service and the gateway).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broker {
-    /// Host.
+    /// MQTT over TLS (`mqtts://`).
+    pub tls: bool,
+    /// Host (for TLS also the name the broker's certificate must carry).
     pub host: String,
     /// Port.
     pub port: u16,
@@ -107,14 +109,23 @@ pub struct Broker {
     pub username: Option<String>,
     /// Password.
     pub password: Option<String>,
+    /// For TLS: the CA certificates (PEM) to trust instead of the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Broker {
-    /// Parses `mqtt://[user:password@]host[:port]` (port 1883 by default).
+    /// Parses `mqtt://[user:password@]host[:port]` (port 1883 by default) or `mqtts://…` (TLS,
+    /// port 8883 by default).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("mqtt://")
-            .ok_or_else(|| format!("MQTT URL {url:?}: expected mqtt://[user:password@]host[:port]"))?;
+        let (tls, rest) = match (url.strip_prefix("mqtts://"), url.strip_prefix("mqtt://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => {
+                return Err(format!(
+                    "MQTT URL {url:?}: expected mqtt://[user:password@]host[:port] or mqtts://… for TLS"
+                ));
+            }
+        };
         let (auth, hostport) = match rest.rsplit_once('@') {
             Some((a, h)) => (Some(a), h),
             None => (None, rest),
@@ -126,7 +137,7 @@ impl Broker {
                 p.parse()
                     .map_err(|_| format!("MQTT URL {url:?}: port {p:?} is not a number"))?,
             ),
-            None => (hostport, 1883),
+            None => (hostport, if tls { 8883 } else { 1883 }),
         };
         if host.is_empty() {
             return Err(format!("MQTT URL {url:?}: no host"));
@@ -139,11 +150,74 @@ impl Broker {
             },
         };
         Ok(Self {
+            tls,
             host: host.to_owned(),
             port,
             username,
             password,
+            ca_file: None,
         })
+    }
+}
+
+/// TLS for MQTT clients, on rustls with the ring provider.
+#[cfg(feature = "mqtt-tls")]
+pub mod tls {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    /// A client configuration that trusts the CA certificates in `ca_file` (PEM), or the
+    /// system's roots when there is none. Errors name the file and what is wrong with it.
+    pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("CA file {}: {e}", path.display()))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!("CA file {}: no PEM certificate in it", path.display()));
+                }
+                for c in certs {
+                    roots.add(c).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for c in found.certs {
+                    let _ = roots.add(c); // the system's odd certificate is not our concern
+                }
+                if roots.is_empty() {
+                    return Err("no system CA certificates found; give a CA file".into());
+                }
+            }
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_bad_ca_file_is_named() {
+            let dir = tempfile::tempdir().unwrap();
+            let missing = dir.path().join("missing.pem");
+            assert!(client_config(Some(&missing)).unwrap_err().contains("missing.pem"));
+            let empty = dir.path().join("empty.pem");
+            std::fs::write(&empty, "not a certificate\n").unwrap();
+            let err = client_config(Some(&empty)).unwrap_err();
+            assert!(err.contains("empty.pem") && err.contains("no PEM certificate"), "{err}");
+        }
     }
 }
 
@@ -159,6 +233,16 @@ mod tests {
         }
         assert_eq!(topic(GatewayId(3), Channel::DrReport), "gridshare/v1/gw/3/dr/report");
         assert_eq!(all_gateways(Channel::Telemetry), "gridshare/v1/gw/+/telemetry");
+    }
+
+    #[test]
+    fn broker_urls_with_and_without_tls() {
+        let b = Broker::parse("mqtts://gw-7:secret@market.example.net").unwrap();
+        assert!(b.tls && b.port == 8883 && b.host == "market.example.net");
+        assert_eq!(b.username.as_deref(), Some("gw-7"));
+        let b = Broker::parse("mqtt://localhost:1884").unwrap();
+        assert!(!b.tls && b.port == 1884);
+        assert!(Broker::parse("tcp://x").unwrap_err().contains("mqtts://"));
     }
 
     #[test]

@@ -53,8 +53,10 @@ const fn default_period() -> u64 {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSection {
-    /// `mqtt://host:port` (no TLS yet).
+    /// `mqtt://host:port`, or `mqtts://host:port` for TLS (port 8883 by default).
     pub url: String,
+    /// With `mqtts://`: CA certificates (PEM) to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
     /// User name.
     pub username: Option<String>,
     /// Password (better: the environment variable `GRIDSHARE_GATEWAY_MQTT_PASSWORD`).
@@ -281,8 +283,11 @@ impl Config {
                 cfg.gateway.telemetry_period_s
             )));
         }
-        gridshare_domain::topics::Broker::parse(&cfg.mqtt.url)
-            .map_err(|e| invalid(format!("mqtt.url: {e} (TLS, mqtts://, is not supported yet)")))?;
+        gridshare_domain::topics::Broker::parse(&cfg.mqtt.url).map_err(|e| invalid(format!("mqtt.url: {e}")))?;
+        if let Some(ca) = &cfg.mqtt.ca_file {
+            gridshare_domain::topics::tls::client_config(Some(ca))
+                .map_err(|e| invalid(format!("mqtt.ca_file: {e}")))?;
+        }
         let a = &cfg.agent;
         if a.min_sell_price < 0 || a.max_buy_price < 0 {
             return Err(invalid("agent: prices must not be negative".into()));

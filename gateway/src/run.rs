@@ -362,8 +362,8 @@ pub async fn run(
     };
 
     // the sender: the outbox to the broker, in order, one at a time
-    let gridshare_domain::topics::Broker { host, port, .. } =
-        gridshare_domain::topics::Broker::parse(&cfg.mqtt.url).map_err(|e| format!("mqtt.url: {e} (no TLS yet)"))?;
+    let gridshare_domain::topics::Broker { host, port, tls, .. } =
+        gridshare_domain::topics::Broker::parse(&cfg.mqtt.url).map_err(|e| format!("mqtt.url: {e}"))?;
     let status = topics::topic(gateway, Channel::Status);
     let mut opts = MqttOptions::new(format!("gridshare-gw-{}", gateway.0), host, port);
     opts.set_keep_alive(Duration::from_secs(10));
@@ -375,6 +375,13 @@ pub async fn run(
         .or(cfg.mqtt.password.clone());
     if let Some(user) = &cfg.mqtt.username {
         opts.set_credentials(user.clone(), password.unwrap_or_default());
+    }
+    if tls {
+        let tls = gridshare_domain::topics::tls::client_config(cfg.mqtt.ca_file.as_deref())
+            .map_err(|e| format!("mqtt: {e}"))?;
+        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+            tls,
+        )));
     }
     let (client, mut events) = AsyncClient::new(opts, 64);
     let mut connected = false;
@@ -473,6 +480,9 @@ pub async fn run(
                     let _ = online_tx.send(false);
                     if connected {
                         tracing::warn!(error = %e, "broker connection lost; keeping messages in the outbox");
+                    } else {
+                        // a wrong password or an untrusted certificate says so here, each retry
+                        tracing::warn!(error = %e, "cannot connect to the broker; keeping messages in the outbox");
                     }
                     connected = false;
                     sent = None;

@@ -57,7 +57,10 @@ fn bad_configs_are_named_precisely() {
     let err = load_text(&example().replace("parity = \"none\"", "parity = \"mark\""));
     assert!(err.contains("parity") && err.contains("mark"), "{err}");
     let err = load_text(&example().replace("max_buy_price = 280000", "max_buy_price = 80000"));
-    assert!(err.contains("min_sell_price 90000 is above max_buy_price 80000"), "{err}");
+    assert!(
+        err.contains("min_sell_price 90000 is above max_buy_price 80000"),
+        "{err}"
+    );
     let err = load_text(&example().replace("interval_minutes = 15", "interval_minutes = 10"));
     assert!(err.contains("agent.interval_minutes"), "{err}");
     let err = load_text(&example().replace("mqtt://market", "http://market"));

@@ -533,3 +533,84 @@ async fn the_agent_offers_the_surplus_within_the_homeowners_limits() {
         }
     }
 }
+
+/// MQTT over TLS: the gateway publishes to Mosquitto's TLS listener (`mqtts://`, trusting the
+/// test CA from `mqtt.ca_file`), and its signed telemetry arrives; a gateway that trusts only the
+/// system's CAs refuses the broker's certificate and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_goes_over_tls() {
+    let Some(url) = gridshare_testkit::service(gridshare_testkit::MQTT_URL, "Mosquitto") else {
+        return;
+    };
+    let Some(tls_url) = gridshare_testkit::service(gridshare_testkit::MQTTS_URL, "Mosquitto over TLS") else {
+        return;
+    };
+    let Some(ca) = gridshare_testkit::service(gridshare_testkit::MQTT_CA, "the test CA") else {
+        return;
+    };
+    let (user, pass, host, port) = parse(&url);
+    let tls = gridshare_domain::topics::Broker::parse(&tls_url).unwrap();
+    assert!(tls.tls);
+    let sim = Simulator::new(1_750_507_200.0);
+    let modbus_port = simulate(&sim, &[(1, "eastron-sdm630.toml")], Duration::from_secs(1)).await;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<GatewayId>();
+    let mut opts = MqttOptions::new(format!("gs-collector-tls-{}", std::process::id()), host, port);
+    opts.set_credentials(user.clone(), pass.clone());
+    let (collector, mut events) = AsyncClient::new(opts, 100);
+    let trusting = 600_000 + u64::from(std::process::id() % 90_000);
+    let untrusting = trusting + 90_000;
+    for gw in [trusting, untrusting] {
+        collector
+            .subscribe(topics::topic(GatewayId(gw), Channel::Telemetry), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+    }
+    tokio::spawn(async move {
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let _ = tx.send(topics::parse(&p.topic).unwrap().0);
+            }
+        }
+    });
+
+    let mut running = Vec::new();
+    let mut dirs = Vec::new();
+    for (gw, ca_line) in [(trusting, format!("ca_file = \"{ca}\"\n")), (untrusting, String::new())] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = GatewayKey::from_bytes(&[45; 32]).unwrap();
+        let config = configure(
+            dir.path(),
+            gw,
+            &key,
+            (&tls.host, tls.port, &user),
+            modbus_port,
+            &[("grid", 1, "eastron-sdm630.toml")],
+            "",
+        );
+        // the same file, with TLS: mqtts:// and the CA (in the [mqtt] section)
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("url = \"mqtt://", "url = \"mqtts://")
+            .replacen("[[devices]]", &format!("{ca_line}[[devices]]"), 1);
+        std::fs::write(&config, text).unwrap();
+        running.push(start_gateway(&config, &pass));
+        dirs.push(dir);
+    }
+    let from = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("telemetry over TLS")
+        .unwrap();
+    assert_eq!(from, GatewayId(trusting));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while let Ok(gw) = rx.try_recv() {
+        assert_eq!(
+            gw,
+            GatewayId(trusting),
+            "the gateway without the CA must not get through"
+        );
+    }
+    // the refused gateway keeps its telemetry in its outbox
+    let waiting = std::fs::read_dir(dirs[1].path().join("data/outbox")).unwrap().count();
+    assert!(waiting >= 2, "{waiting} kept for later");
+}

@@ -110,6 +110,8 @@ pub fn start(listen: SocketAddr, users: &HashMap<String, String>) -> Result<Brok
     }
     tracing::info!(%listen, users = users.len(), "embedded MQTT broker listening");
     Ok(Broker {
+        tls: false,
+        ca_file: None,
         host: probe.ip().to_string(),
         port: probe.port(),
         username: service_password.is_some().then(|| SERVICE_USER.to_owned()),

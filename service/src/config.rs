@@ -18,7 +18,8 @@
 //! engine = { tick = 1000, min_price = -500000, max_price = 2000000, … }   # matching-engine MarketConfig
 //!
 //! [mqtt]
-//! url = "mqtt://user:password@host:1883"   # an external broker (Mosquitto); absent: the embedded one
+//! url = "mqtt://user:password@host:1883"   # an external broker (Mosquitto; mqtts:// for TLS); absent: the embedded one
+//! ca_file = "/etc/gridshare/mqtt-ca.pem"  # with mqtts://: the CA to trust (default: the system's)
 //! embedded = true                   # without url: run the embedded broker (false: no gateway intake)
 //! listen = "127.0.0.1:1883"         # the embedded broker's address
 //! users = { gw-1 = "secret" }       # the embedded broker's gateway logins; empty: anonymous
@@ -157,8 +158,11 @@ impl Default for Market {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mqtt {
-    /// `mqtt://user:password@host:port`, an external broker; absent: the embedded one.
+    /// `mqtt://user:password@host:port` (or `mqtts://` for TLS), an external broker; absent: the
+    /// embedded one.
     pub url: Option<String>,
+    /// With `mqtts://`: CA certificates (PEM) to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
     /// Without `url`: run the embedded broker (`false`: no gateway intake at all).
     pub embedded: bool,
     /// The embedded broker's address.
@@ -173,6 +177,7 @@ impl Default for Mqtt {
     fn default() -> Self {
         Self {
             url: None,
+            ca_file: None,
             embedded: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             users: std::collections::HashMap::new(),
@@ -334,6 +339,10 @@ impl Config {
         }
         if let Some(url) = &self.mqtt.url {
             crate::mqtt::Broker::parse(url).map_err(|e| ConfigError::Invalid(format!("mqtt.url: {e}")))?;
+        }
+        if let Some(ca) = &self.mqtt.ca_file {
+            gridshare_domain::topics::tls::client_config(Some(ca))
+                .map_err(|e| ConfigError::Invalid(format!("mqtt.ca_file: {e}")))?;
         }
         if self.settlement.max_accounts == 0 || self.settlement.every_ms == 0 {
             return Err(ConfigError::Invalid(

@@ -266,7 +266,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let (stop_mqtt, mqtt_stop) = tokio::sync::watch::channel(false);
     let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
     let broker = match &cfg.mqtt.url {
-        Some(url) => Some(gridshare::mqtt::Broker::parse(url)?),
+        Some(url) => Some(gridshare::mqtt::Broker {
+            ca_file: cfg.mqtt.ca_file.clone(),
+            ..gridshare::mqtt::Broker::parse(url)?
+        }),
         None if cfg.mqtt.embedded => {
             Some(gridshare::broker::start(cfg.mqtt.listen, &cfg.mqtt.users).map_err(|e| e.to_string())?)
         }

@@ -101,6 +101,13 @@ pub async fn run(
     if let (Some(u), Some(p)) = (&broker.username, &broker.password) {
         opts.set_credentials(u.clone(), p.clone());
     }
+    if broker.tls {
+        let tls = gridshare_domain::topics::tls::client_config(broker.ca_file.as_deref())
+            .map_err(|e| format!("mqtt: {e}"))?;
+        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+            tls,
+        )));
+    }
     let (client, events) = AsyncClient::new(opts, 10_000);
     let (inbox_tx, mut inbox) = tokio::sync::mpsc::unbounded_channel();
     let mut pump = tokio::spawn(pump(events, inbox_tx, broker.clone()));
@@ -467,6 +474,8 @@ mod tests {
         assert_eq!(
             Broker::parse("mqtt://u:p@127.0.0.1:1884").unwrap(),
             Broker {
+                tls: false,
+                ca_file: None,
                 host: "127.0.0.1".into(),
                 port: 1884,
                 username: Some("u".into()),

@@ -99,7 +99,26 @@ async fn gateway_messages_are_verified_stored_and_answered_through_mosquitto() {
     };
     let broker = Broker::parse(&url).unwrap();
     let gateway_login = (broker.username.clone().unwrap(), broker.password.clone().unwrap());
-    exercise(broker, gateway_login).await;
+    exercise(broker, gateway_login, 0).await;
+}
+
+/// The same through Mosquitto's TLS listener: the service and the gateway both on `mqtts://`,
+/// trusting the test CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_messages_are_verified_stored_and_answered_over_tls() {
+    let Some(url) = gridshare_testkit::service(gridshare_testkit::MQTTS_URL, "Mosquitto over TLS") else {
+        return;
+    };
+    let Some(ca) = gridshare_testkit::service(gridshare_testkit::MQTT_CA, "the test CA") else {
+        return;
+    };
+    let broker = Broker {
+        ca_file: Some(ca.into()),
+        ..Broker::parse(&url).unwrap()
+    };
+    assert!(broker.tls);
+    let gateway_login = (broker.username.clone().unwrap(), broker.password.clone().unwrap());
+    exercise(broker, gateway_login, 1).await;
 }
 
 fn embedded() -> (Broker, (String, String)) {
@@ -113,7 +132,7 @@ fn embedded() -> (Broker, (String, String)) {
 async fn gateway_messages_are_verified_stored_and_answered_through_the_embedded_broker() {
     let (broker, gateway_login) = embedded();
     assert_eq!(broker.username.as_deref(), Some(gridshare::broker::SERVICE_USER));
-    exercise(broker, gateway_login).await;
+    exercise(broker, gateway_login, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,11 +166,17 @@ async fn the_embedded_broker_refuses_a_wrong_password_and_names_a_taken_port() {
     );
 }
 
-async fn exercise(broker: Broker, gateway_login: (String, String)) {
+/// The tests on the one Mosquitto take turns: the service subscribes to every gateway's topics,
+/// so one test's garbage would count among the other's rejections.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `lane` keeps the gateway ids of tests on one broker apart (its retained state outlives a test).
+async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     // gateway ids unique per run: the broker is shared and keeps retained state per topic
-    let base = (std::process::id() as u64 % 100_000) * 10;
+    let base = (std::process::id() as u64 % 100_000) * 100 + lane * 10;
     let (g7, g8) = (base + 7, base + 8);
     for (p, g, k) in [(1u64, g7, 7u8), (2, g8, 8)] {
         participants::upsert(
@@ -210,6 +235,12 @@ async fn exercise(broker: Broker, gateway_login: (String, String)) {
     // a test gateway client, listening on both gateways' ack topics
     let mut opts = MqttOptions::new(unique("gs-gw"), broker.host.clone(), broker.port);
     opts.set_credentials(gateway_login.0, gateway_login.1);
+    if broker.tls {
+        let tls = gridshare_domain::topics::tls::client_config(broker.ca_file.as_deref()).unwrap();
+        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+            tls,
+        )));
+    }
     let (gw, mut events) = AsyncClient::new(opts, 100);
     let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<(String, OrderAck)>();
     let (fills_tx, mut fills) = tokio::sync::mpsc::unbounded_channel::<(String, Fill)>();
