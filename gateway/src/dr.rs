@@ -15,10 +15,12 @@
 //!   written back when the event ends, when it is cancelled, or when the gateway has lost the
 //!   market for longer than the revert timeout.
 //! - **Report.** Once per interval, when its setpoints are all confirmed (or at its end if they
-//!   never are), a report gives the grid power measured then against the baseline (the grid
-//!   power when the event began) and says what could not be done.
+//!   never are), a report gives the grid power measured then against the baseline (the mean grid
+//!   power over the 15 minutes before the event began) and says what could not be done. When the
+//!   interval ends (or the event is cancelled) a final report for it replaces the first, with the
+//!   mean grid power from confirmation to the end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use gridshare_domain::wire::{DeviceKind, DrEvent, DrReport, DrSignal};
 use gridshare_domain::{Timestamp, W};
@@ -133,6 +135,27 @@ pub async fn write_value(link: &mut Link, device: &Device, p: &Point, v: f64) ->
     Ok(back == words)
 }
 
+/// How far back the baseline looks, ms.
+pub const BASELINE_MS: i64 = 15 * 60_000;
+
+/// The grid power measured over an interval after its first report.
+#[derive(Debug, Clone)]
+struct Measure {
+    first: DrReport,
+    sum_w: f64,
+    n: u32,
+}
+
+impl Measure {
+    fn report(self, now: Timestamp) -> Option<DrReport> {
+        (self.n > 0).then(|| DrReport {
+            measured_w: W((self.sum_w / f64::from(self.n)).round() as i64),
+            at: now,
+            ..self.first
+        })
+    }
+}
+
 /// The event being carried out.
 #[derive(Debug)]
 struct Active {
@@ -142,6 +165,8 @@ struct Active {
     baseline_w: Option<f64>,
     /// Intervals already reported.
     reported: Vec<u32>,
+    /// The interval being measured for its final report.
+    measure: Option<Measure>,
 }
 
 /// Carries out demand-response events on a gateway's devices.
@@ -150,6 +175,8 @@ pub struct Controller {
     active: Option<Active>,
     /// Events waiting to start or be replaced.
     pending: Option<DrEvent>,
+    /// Grid power of the last [`BASELINE_MS`], for the baseline.
+    history: VecDeque<(i64, f64)>,
 }
 
 impl Controller {
@@ -195,45 +222,81 @@ impl Controller {
         notes
     }
 
+    /// The final report of the interval being measured, if any.
+    fn finish(&mut self, now: Timestamp) -> Option<DrReport> {
+        self.active.as_mut()?.measure.take()?.report(now)
+    }
+
     /// One control cycle at `now` with the grid power `grid_w`: start, step or end the event.
-    /// Returns a report when an interval is done.
+    /// Returns the reports due: an interval's first when its setpoints hold, its final one when
+    /// it is over.
     pub async fn cycle(
         &mut self,
         links: &mut [Link],
         devices: &[Device],
         now: Timestamp,
         grid_w: Option<f64>,
-    ) -> Option<DrReport> {
+    ) -> Vec<DrReport> {
+        let mut out = Vec::new();
+        if let Some(w) = grid_w
+            && self.history.back().is_none_or(|(t, _)| *t < now.0)
+        {
+            self.history.push_back((now.0, w));
+        }
+        while self.history.front().is_some_and(|(t, _)| *t < now.0 - BASELINE_MS) {
+            self.history.pop_front();
+        }
         if let Some(next) = self.pending.take() {
             let replaces = self.active.as_ref().is_some_and(|a| a.event.event_id != next.event_id);
             if replaces || next.cancelled {
+                out.extend(self.finish(now));
                 self.revert(links, devices).await;
             }
             if !next.cancelled {
                 let keep = self.active.take().filter(|a| a.event.event_id == next.event_id);
+                let baseline_w = (!self.history.is_empty())
+                    .then(|| self.history.iter().map(|(_, w)| w).sum::<f64>() / self.history.len() as f64)
+                    .or(grid_w);
                 self.active = Some(match keep {
                     Some(a) => Active { event: next, ..a },
                     None => Active {
                         event: next,
                         saved: Targets::new(),
-                        baseline_w: grid_w,
+                        baseline_w,
                         reported: Vec::new(),
+                        measure: None,
                     },
                 });
             }
         }
-        let a = self.active.as_ref()?;
-        let last_end = a.event.intervals.iter().map(|i| i.end()).max()?;
+        let Some(a) = self.active.as_ref() else {
+            return out;
+        };
+        let Some(last_end) = a.event.intervals.iter().map(|i| i.end()).max() else {
+            return out;
+        };
         if now >= last_end {
+            out.extend(self.finish(now));
             self.revert(links, devices).await;
-            return None;
+            return out;
         }
-        let interval = a
+        let Some(interval) = a
             .event
             .intervals
             .iter()
-            .find(|i| i.start <= now && now < i.end())?
-            .clone();
+            .find(|i| i.start <= now && now < i.end())
+            .cloned()
+        else {
+            out.extend(self.finish(now));
+            return out;
+        };
+        if a.measure.as_ref().is_some_and(|m| m.first.interval_id != interval.id) {
+            out.extend(self.finish(now));
+        }
+        if let (Some(m), Some(w)) = (self.active.as_mut().and_then(|a| a.measure.as_mut()), grid_w) {
+            m.sum_w += w;
+            m.n += 1;
+        }
         let (want, mut notes) = targets(&interval.signals, devices, grid_w);
         let mut confirmed = true;
         for ((i, name), target) in &want {
@@ -274,13 +337,15 @@ impl Controller {
                 }
             }
         }
-        let a = self.active.as_mut()?;
+        let Some(a) = self.active.as_mut() else {
+            return out;
+        };
         let interval_over_soon = now.0 >= interval.end().0 - 1_000;
         if a.reported.contains(&interval.id) || !(confirmed || interval_over_soon) {
-            return None;
+            return out;
         }
         a.reported.push(interval.id);
-        Some(DrReport {
+        let first = DrReport {
             event_id: a.event.event_id,
             interval_id: interval.id,
             baseline_w: a.baseline_w.map(|b| W(b.round() as i64)),
@@ -288,6 +353,13 @@ impl Controller {
             confirmed: confirmed && notes.is_empty(),
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             at: now,
-        })
+        };
+        a.measure = Some(Measure {
+            first: first.clone(),
+            sum_w: grid_w.unwrap_or(0.0),
+            n: u32::from(grid_w.is_some()),
+        });
+        out.push(first);
+        out
     }
 }

@@ -149,11 +149,39 @@ async fn drive_battery(links: &mut [Link], devices: &[Device], target: f64) -> O
     }
 }
 
+/// How long a device's readings may stay exactly the same, while it reports power, before its
+/// samples are flagged suspect: real power readings carry noise in their last digits.
+pub const STUCK_AFTER_MS: i64 = 30_000;
+
+/// Spots a device whose values have frozen (a hung meter or a gateway in front of it answering
+/// from a stale cache): every value the same as before, bit for bit, with power not zero, for
+/// [`STUCK_AFTER_MS`].
+#[derive(Debug, Default)]
+struct Freeze {
+    last: Option<Vec<Option<u64>>>,
+    since: Option<Timestamp>,
+}
+
+impl Freeze {
+    /// True when the values `values` at `at` have been stuck long enough to be suspect.
+    fn stuck(&mut self, at: Timestamp, values: Vec<Option<u64>>, power_w: Option<f64>) -> bool {
+        let same = self.last.as_ref() == Some(&values) && power_w.is_some_and(|p| p != 0.0);
+        if !same {
+            self.last = Some(values);
+            self.since = None;
+            return false;
+        }
+        let since = *self.since.get_or_insert(at);
+        at.0 - since.0 >= STUCK_AFTER_MS
+    }
+}
+
 /// One device's poller: its link and its retry state.
 struct Poller {
     device: Device,
     backoff: Backoff,
     retry_at: Option<tokio::time::Instant>,
+    freeze: Freeze,
 }
 
 impl Poller {
@@ -191,13 +219,26 @@ impl Poller {
             values.iter().find(|(n, _)| *n == p.name)?.1.clone().ok().flatten()
         };
         let failed = values.iter().any(|(_, v)| v.is_err());
+        let bits: Vec<Option<u64>> = values
+            .iter()
+            .map(|(_, v)| v.as_ref().ok().copied().flatten().map(f64::to_bits))
+            .collect();
+        let was_stuck = self.freeze.since.is_some_and(|s| at.0 - s.0 >= STUCK_AFTER_MS);
+        let stuck = self.freeze.stuck(at, bits, get(Quantity::PowerW));
+        if stuck && !was_stuck {
+            tracing::warn!(device = %self.device.config.name, "values frozen for {} s: samples flagged suspect", STUCK_AFTER_MS / 1_000);
+        }
         Some(TelemetrySample {
             power_w: get(Quantity::PowerW).map(|v| W(v.round() as i64)),
             energy_in_wh: get(Quantity::EnergyInWh).map(|v| Wh(v.max(0.0).round() as i64)),
             energy_out_wh: get(Quantity::EnergyOutWh).map(|v| Wh(v.max(0.0).round() as i64)),
             soc_permille: get(Quantity::SocPermille).map(|v| v.clamp(0.0, 1_000.0).round() as u16),
             status: if failed { DeviceStatus::Fault } else { DeviceStatus::Ok },
-            quality: if failed { Quality::Suspect } else { Quality::Good },
+            quality: if failed || stuck {
+                Quality::Suspect
+            } else {
+                Quality::Good
+            },
             ..unreachable
         })
     }
@@ -254,6 +295,7 @@ pub async fn run(
                 device,
                 backoff: Backoff::default(),
                 retry_at: None,
+                freeze: Freeze::default(),
             })
             .collect();
         let key = key.clone();
@@ -353,7 +395,7 @@ pub async fn run(
                             .filter(|v| v.abs() > 0.5);
                     }
                 }
-                if let Some(report) = dr.cycle(&mut links, &devices_for_dr, at, grid_w).await {
+                for report in dr.cycle(&mut links, &devices_for_dr, at, grid_w).await {
                     tracing::info!(event = %report.event_id, interval = report.interval_id, confirmed = report.confirmed, "demand-response report");
                     store(Kind::DrReport, Channel::DrReport, at, Message::DrReport(report));
                 }
@@ -511,4 +553,27 @@ pub async fn run(
         .await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frozen_values_become_suspect_after_thirty_seconds_unless_the_power_is_zero() {
+        let mut f = Freeze::default();
+        let v = |x: f64| vec![Some(x.to_bits()), Some(12_345.0f64.to_bits())];
+        assert!(!f.stuck(Timestamp(0), v(812.5), Some(812.5)));
+        for t in (1..30).map(|s| s * 1_000) {
+            assert!(!f.stuck(Timestamp(t), v(812.5), Some(812.5)), "{t}");
+        }
+        assert!(f.stuck(Timestamp(31_000), v(812.5), Some(812.5)));
+        // a change: fine again
+        assert!(!f.stuck(Timestamp(32_000), v(812.6), Some(812.6)));
+        // a device at rest legitimately reads the same
+        let mut idle = Freeze::default();
+        for t in (0..100).map(|s| s * 1_000) {
+            assert!(!idle.stuck(Timestamp(t), v(0.0), Some(0.0)));
+        }
+    }
 }

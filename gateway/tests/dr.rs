@@ -86,6 +86,10 @@ async fn load_shed_ramps_confirms_reports_and_reverts() {
 
     let now = 1_764_064_800_000i64;
     let mut dr = Controller::default();
+    // the grid before the event: its mean is the baseline
+    for (t, w) in [(now - 3_000, 1_000.0), (now - 2_000, 2_000.0)] {
+        assert!(dr.cycle(&mut links, &devices, Timestamp(t), Some(w)).await.is_empty());
+    }
     dr.on_event(event(
         7,
         now - 1_000,
@@ -96,7 +100,7 @@ async fn load_shed_ramps_confirms_reports_and_reverts() {
     .unwrap();
     // ramp: at most 20 % of the range per cycle (2 kW of the battery's ±5 kW, 5.2 A of 6–32 A)
     let report = dr.cycle(&mut links, &devices, Timestamp(now), Some(1_800.0)).await;
-    assert!(report.is_none(), "still ramping: {report:?}");
+    assert!(report.is_empty(), "still ramping: {report:?}");
     assert!(dr.is_active());
     assert_eq!(value(&mut links, &devices, 0, setpoint).await, -2_000.0);
     assert!((value(&mut links, &devices, 1, limit).await - 10.8).abs() < 0.05);
@@ -104,7 +108,8 @@ async fn load_shed_ramps_confirms_reports_and_reverts() {
     for n in 1..5 {
         report = dr
             .cycle(&mut links, &devices, Timestamp(now + n * 1_000), Some(-1_200.0))
-            .await;
+            .await
+            .pop();
         if report.is_some() {
             break;
         }
@@ -112,25 +117,29 @@ async fn load_shed_ramps_confirms_reports_and_reverts() {
     let report = report.expect("a report once the setpoints hold");
     assert!(report.confirmed, "{report:?}");
     assert_eq!((report.event_id, report.interval_id), (EventId(7), 0));
-    assert_eq!((report.baseline_w, report.measured_w), (Some(W(1_800)), W(-1_200)));
+    assert_eq!(
+        (report.baseline_w, report.measured_w),
+        (Some(W(1_600)), W(-1_200)),
+        "baseline: the mean of 1 000, 2 000 and 1 800 W"
+    );
     assert_eq!(value(&mut links, &devices, 0, setpoint).await, -3_000.0);
     assert_eq!(value(&mut links, &devices, 1, limit).await, 6.0);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sim.power_w(3), Some(-3_000.0), "the battery discharges as asked");
     assert!(
-        dr.cycle(&mut links, &devices, Timestamp(now + 6_000), Some(-1_200.0))
+        dr.cycle(&mut links, &devices, Timestamp(now + 6_000), Some(-1_000.0))
             .await
-            .is_none(),
-        "one report per interval"
+            .is_empty(),
+        "one report per interval until it ends"
     );
 
-    // cancelled: everything back as it was
+    // cancelled: everything back as it was, and the interval's final report gives the mean
+    // grid power since the first (−1 200 then −1 000 W)
     dr.on_event(event(7, now - 1_000, 30, vec![], true)).unwrap();
-    assert!(
-        dr.cycle(&mut links, &devices, Timestamp(now + 7_000), None)
-            .await
-            .is_none()
-    );
+    let last = dr.cycle(&mut links, &devices, Timestamp(now + 7_000), None).await;
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!((last[0].interval_id, last[0].measured_w), (0, W(-1_100)), "{last:?}");
+    assert_eq!(last[0].baseline_w, Some(W(1_600)));
     assert!(!dr.is_active());
     let after = (
         value(&mut links, &devices, 0, setpoint).await,
