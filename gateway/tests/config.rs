@@ -48,7 +48,10 @@ fn bad_configs_are_named_precisely() {
     assert!(err.contains("unique"), "{err}");
     let port_line = example().lines().position(|l| l.starts_with("port = 502")).unwrap() + 1;
     let err = load_text(&example().replace("port = 502", "port = 70000"));
-    assert!(err.contains("port") && err.contains(&format!("line {port_line}")), "{err}");
+    assert!(
+        err.contains("port") && err.contains(&format!("line {port_line}")),
+        "{err}"
+    );
     let err = load_text(&example().replace("battery_reserve_percent = 30", "battery_reserve_percent = 130"));
     assert!(err.contains("battery_reserve_percent"), "{err}");
     let err = load_text(&example().replace("serial = \"/dev/ttyUSB0\"", "serial = \"/dev/ttyUSB0\"\nhost = \"x\""));
