@@ -244,12 +244,42 @@ impl Poller {
     }
 }
 
+/// How a gateway runs beyond its configuration (the demo runs many in one process, on the
+/// market's accelerated clock).
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The time stamped on messages and used for trading decisions.
+    pub clock: fn() -> Timestamp,
+    /// Between polls, instead of the configuration's `telemetry_period_s`.
+    pub period: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: now,
+            period: None,
+        }
+    }
+}
+
 /// Runs until `stop` turns true.
 pub async fn run(
     cfg: Config,
     devices: Vec<Device>,
     key: GatewayKey,
+    stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    run_with(cfg, devices, key, stop, Options::default()).await
+}
+
+/// [`run`] with [`Options`].
+pub async fn run_with(
+    cfg: Config,
+    devices: Vec<Device>,
+    key: GatewayKey,
     mut stop: watch::Receiver<bool>,
+    options: Options,
 ) -> Result<(), String> {
     let gateway = GatewayId(cfg.gateway.id);
     std::fs::create_dir_all(&cfg.gateway.data_dir)
@@ -287,7 +317,9 @@ pub async fn run(
     let poll = {
         let outbox = outbox.clone();
         let wake = wake.clone();
-        let period = Duration::from_secs(cfg.gateway.telemetry_period_s);
+        let period = options
+            .period
+            .unwrap_or(Duration::from_secs(cfg.gateway.telemetry_period_s));
         let devices_for_dr = devices.clone();
         let mut pollers: Vec<Poller> = devices
             .into_iter()
@@ -333,7 +365,7 @@ pub async fn run(
                         continue;
                     }
                 };
-                let at = now();
+                let at = (options.clock)();
                 if poll {
                     let mut samples = Vec::with_capacity(pollers.len());
                     for (p, link) in pollers.iter_mut().zip(links.iter_mut()) {

@@ -14,6 +14,8 @@
 
 pub mod broker;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod mqtt;
+pub mod serve;
 pub mod settle;

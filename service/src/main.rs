@@ -4,18 +4,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use gridshare::config::Config;
-use gridshare_domain::{NodeId, ParticipantId};
-use gridshare_storage::Db;
+use gridshare_domain::ParticipantId;
 use gridshare_storage::participants::{self, Participant};
 use gridshare_web::auth::{Scope, TokenKind, new_token};
-use gridshare_web::market::{self, JournalConfig, Market};
-use gridshare_web::ratelimit::{RateLimit, RateLimiter};
-use gridshare_web::{AppState, app};
+use gridshare_web::market;
 
 #[derive(Debug, Parser)]
 #[command(name = "gridshare", version, about = "GridShare: a neighbourhood energy market")]
@@ -85,9 +80,27 @@ enum Cmd {
     },
     /// Check the configuration and exit.
     CheckConfig,
+    /// Run a simulated neighbourhood on the embedded defaults: homes with simulated devices and
+    /// their gateways, the embedded MQTT broker, SQLite, the in-process EVM, the market and the
+    /// dashboard, on an accelerated clock. `--data-dir` keeps its state (default: a fresh
+    /// temporary directory).
+    Demo {
+        /// Homes (1–500; default 12, or as many as the data directory already holds).
+        #[arg(long)]
+        homes: Option<usize>,
+        /// Market seconds per real second (90: a 15-minute interval every 10 s).
+        #[arg(long, default_value_t = 90.0)]
+        speed: f64,
+        /// Address of the dashboard and API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config, String> {
+    if matches!(cli.command, Cmd::Demo { .. }) {
+        return Ok(Config::default()); // the demo makes its own
+    }
     let mut cfg = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(d) = &cli.data_dir {
         cfg.data_dir.clone_from(d);
@@ -115,10 +128,7 @@ fn load(cli: &Cli) -> Result<Config, String> {
     Ok(cfg)
 }
 
-async fn open_db(cfg: &Config) -> Result<Db, String> {
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("data directory {}: {e}", cfg.data_dir.display()))?;
-    Db::open(&cfg.database_target()).await.map_err(|e| e.to_string())
-}
+use gridshare::serve::open_db;
 
 #[allow(clippy::print_stdout)] // the secret is for the operator's eyes, once
 async fn run(cli: Cli) -> Result<(), String> {
@@ -201,166 +211,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("user {username} created");
             Ok(())
         }
-        Cmd::Serve { .. } => serve(cfg).await,
-    }
-}
-
-/// Starts the accelerated market clock, if configured: market time is anchored to the first start
-/// (kept in `data_dir/clock.json`) and keeps running, stopped or not, at `speed`.
-fn start_clock(cfg: &Config) -> Result<(), String> {
-    if cfg.market.speed == 1.0 {
-        return Ok(());
-    }
-    #[derive(serde::Serialize, serde::Deserialize)]
-    struct Anchor {
-        real_ms: i64,
-        speed: f64,
-    }
-    let real = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let path = cfg.data_dir.join("clock.json");
-    let anchor = match std::fs::read_to_string(&path) {
-        Ok(t) => serde_json::from_str::<Anchor>(&t).map_err(|e| format!("{}: {e}", path.display()))?,
-        Err(_) => {
-            let a = Anchor {
-                real_ms: real,
-                speed: cfg.market.speed,
+        Cmd::Serve { .. } => gridshare::serve::serve(cfg, None, shutdown_signal()).await,
+        Cmd::Demo { homes, speed, listen } => {
+            let opts = gridshare::demo::Options {
+                homes,
+                speed,
+                data_dir: cli.data_dir.clone(),
+                listen,
             };
-            std::fs::write(&path, serde_json::to_string(&a).unwrap_or_default())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            a
-        }
-    };
-    let market_now = anchor.real_ms + ((real - anchor.real_ms) as f64 * anchor.speed) as i64;
-    market::set_clock(gridshare_domain::Timestamp(market_now), anchor.speed);
-    tracing::info!(speed = anchor.speed, "market clock accelerated");
-    Ok(())
-}
-
-async fn serve(cfg: Config) -> Result<(), String> {
-    let db = open_db(&cfg).await?;
-    start_clock(&cfg)?;
-    let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|e| {
-        format!(
-            "cannot listen on {}: {e} (is another process using the port?)",
-            cfg.http.listen
-        )
-    })?;
-    let journal = JournalConfig {
-        dir: cfg.data_dir.join("engine"),
-        durability: cfg.market.durability.into(),
-    };
-    let metrics = Arc::new(gridshare_web::Metrics::new());
-    let (market, recorder) =
-        Market::start_with_metrics(cfg.market.engine.clone(), Some(journal), db.clone(), metrics.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-    let homes = participants::list(&db).await.map_err(|e| e.to_string())?;
-    market::add_participants(
-        &market,
-        homes.iter().filter_map(|p| p.feeder_node.map(|n| (p.id, NodeId(n)))),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let (stop_mqtt, mqtt_stop) = tokio::sync::watch::channel(false);
-    let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
-    let broker = match &cfg.mqtt.url {
-        Some(url) => Some(gridshare::mqtt::Broker {
-            ca_file: cfg.mqtt.ca_file.clone(),
-            ..gridshare::mqtt::Broker::parse(url)?
-        }),
-        None if cfg.mqtt.embedded => {
-            Some(gridshare::broker::start(cfg.mqtt.listen, &cfg.mqtt.users).map_err(|e| e.to_string())?)
-        }
-        None => None,
-    };
-    let mqtt = match broker {
-        None => None,
-        Some(broker) => Some(tokio::spawn(gridshare::mqtt::run(
-            broker,
-            cfg.mqtt.client_id.clone(),
-            db.clone(),
-            market.clone(),
-            metrics.clone(),
-            dr_in,
-            mqtt_stop,
-        ))),
-    };
-    // demand-response events that have ended: verify the response from telemetry, credit rewards
-    let dr_db = db.clone();
-    let dr_verifier = tokio::spawn(async move {
-        loop {
-            match gridshare_web::dr::credit_completed(&dr_db, market::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rewards = n, "demand-response rewards credited"),
-                Err(e) => tracing::warn!(error = %e, "verifying demand-response events"),
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-    });
-    let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
-    let (settlement, onchain) = gridshare::settle::start(&cfg, db.clone(), settlement_stop, metrics.clone()).await?;
-    let scheduler = tokio::spawn(market::schedule(
-        market.clone(),
-        cfg.zones(),
-        cfg.market.intervals,
-        cfg.market.horizon,
-        market::now,
-        Duration::from_millis(250),
-    ));
-    let state = AppState {
-        onchain,
-        network: cfg.market.engine.network.clone().map(Arc::new),
-        interval_length: cfg.market.intervals.length,
-        dr_out: mqtt.is_some().then_some(dr_out),
-        metrics,
-        db: Some(db.clone()),
-        market: Some(market.clone()),
-        limiter: Arc::new(RateLimiter::new(RateLimit {
-            per_second: cfg.http.rate_per_second,
-            burst: cfg.http.rate_burst,
-        })),
-        ..AppState::default()
-    };
-    state.readiness.register("storage");
-    state.readiness.register("market");
-    state.readiness.set("storage", true);
-    state.readiness.set("market", true);
-    tracing::info!(listen = %cfg.http.listen, data_dir = %cfg.data_dir.display(), "GridShare market service running");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("HTTP server: {e}"))?;
-
-    // Intake is stopped: close the books' scheduler, flush the journal, let the recorder drain.
-    tracing::info!("shutting down: flushing the journal and the recorder");
-    let _ = stop_mqtt.send(true);
-    if let Some(task) = mqtt {
-        match tokio::time::timeout(Duration::from_secs(10), task).await {
-            Ok(Ok(Err(e))) => tracing::error!("MQTT intake: {e}"),
-            Err(_) => tracing::error!("MQTT intake did not stop within 10 s"),
-            _ => {}
+            gridshare::demo::run(opts, shutdown_signal()).await
         }
     }
-    scheduler.abort();
-    let _ = scheduler.await;
-    dr_verifier.abort();
-    let _ = dr_verifier.await;
-    market.flush().await.map_err(|e| e.to_string())?;
-    drop(market);
-    let _ = stop_settlement.send(true);
-    if let Some(task) = settlement
-        && tokio::time::timeout(Duration::from_secs(60), task).await.is_err()
-    {
-        tracing::error!("the settlement step did not finish within 60 s; its batch resumes at the next start");
-    }
-    if tokio::time::timeout(Duration::from_secs(30), recorder).await.is_err() {
-        tracing::error!("the recorder did not drain within 30 s; the journal holds every command");
-    }
-    db.close().await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -387,14 +248,21 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // the demo keeps the terminal for its own progress lines: only warnings, and none from the
+    // embedded broker's connection handling (RUST_LOG overrides)
+    let default = if matches!(cli.command, Cmd::Demo { .. }) {
+        "warn,rumqttd=off"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

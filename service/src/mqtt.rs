@@ -250,6 +250,18 @@ async fn ack(client: &AsyncClient, p: &Publish) {
     }
 }
 
+/// Acknowledges `p` after every publish that arrived before it: MQTT wants acknowledgements in
+/// the order the publishes came (rumqttd drops a client that breaks it). Telemetry waiting for
+/// its batch's commit is committed first; if that fails, `p` waits behind it.
+async fn ack_in_order(st: &mut State, client: &AsyncClient, p: Publish) {
+    flush_buffer(st, client).await;
+    if st.pending_acks.is_empty() {
+        ack(client, &p).await;
+    } else {
+        st.pending_acks.push(p);
+    }
+}
+
 fn answer(client: &AsyncClient, gateway: GatewayId, a: &OrderAck) {
     let topic = topics::topic(gateway, Channel::OrderAck);
     let body = serde_json::to_vec(a).unwrap_or_default();
@@ -271,7 +283,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
         Err(e) => {
             st.metrics.reject(e.reason());
             tracing::debug!(topic = %p.topic, error = %e, "gateway message rejected");
-            ack(client, &p).await; // nothing to keep: a bad message is counted and dropped
+            ack_in_order(st, client, p).await; // nothing to keep: a bad message is counted and dropped
             return;
         }
     };
@@ -286,7 +298,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
         Inbound::Order { gateway, order } => {
             st.metrics.messages_in.get_or_create(&kind("order")).inc();
             let Some(&owner) = st.owners.get(&gateway) else {
-                ack(client, &p).await;
+                ack_in_order(st, client, p).await;
                 return;
             };
             let result = st
@@ -353,12 +365,12 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                 }
             };
             answer(client, gateway, &a);
-            ack(client, &p).await;
+            ack_in_order(st, client, p).await;
         }
         Inbound::Cancel { gateway, cancel } => {
             st.metrics.messages_in.get_or_create(&kind("cancel")).inc();
             let Some(&owner) = st.owners.get(&gateway) else {
-                ack(client, &p).await;
+                ack_in_order(st, client, p).await;
                 return;
             };
             let id = st
@@ -385,17 +397,17 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                 }
             };
             answer(client, gateway, &a);
-            ack(client, &p).await;
+            ack_in_order(st, client, p).await;
         }
         Inbound::DrReport { gateway, report } => {
             match gridshare_storage::dr::record_report(&st.db, gateway, &report).await {
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("dr_report")).inc();
-                    ack(client, &p).await;
+                    ack_in_order(st, client, p).await;
                 }
                 Err(gridshare_storage::StorageError::MissingReference { .. }) => {
                     st.metrics.reject("unknown_event");
-                    ack(client, &p).await;
+                    ack_in_order(st, client, p).await;
                 }
                 // the database is down: leave it unacknowledged, the broker delivers it again
                 Err(e) => tracing::warn!(%gateway, error = %e, "storing a demand-response report"),
@@ -404,7 +416,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
         Inbound::Status { gateway, online } => {
             st.metrics.messages_in.get_or_create(&kind("status")).inc();
             tracing::info!(%gateway, online, "gateway presence");
-            ack(client, &p).await;
+            ack_in_order(st, client, p).await;
         }
     }
 }
@@ -443,6 +455,9 @@ fn kind(k: &str) -> gridshare_web::metrics::KindLabels {
 /// buffered (and unacknowledged) for the next try.
 async fn flush_buffer(st: &mut State, client: &AsyncClient) {
     if st.buffer.is_empty() {
+        for p in std::mem::take(&mut st.pending_acks) {
+            ack(client, &p).await;
+        }
         return;
     }
     if let Err(e) = readings::insert_batch(&st.db, &st.buffer).await {

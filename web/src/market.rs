@@ -30,7 +30,8 @@ use gridshare_storage::Db;
 use gridshare_storage::orders::{self, Change, OrderRecord, OrderStatus};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-fn wall_clock() -> Timestamp {
+/// The real time now, in ms since the epoch (not the accelerated market clock).
+pub fn wall_clock() -> Timestamp {
     Timestamp(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -53,6 +53,8 @@ pub struct BatchView {
     pub state_hash: Option<String>,
     /// Accounts it moved.
     pub accounts: usize,
+    /// The sum of its deltas, µ: always 0 (netting moves money, never makes it).
+    pub net_micro: i64,
     /// Its transactions, oldest first.
     pub transactions: Vec<TxView>,
 }
@@ -81,6 +83,7 @@ pub async fn batches(
             trades_root: b.trades_root,
             state_hash: b.state_hash,
             accounts: b.deltas.len(),
+            net_micro: b.deltas.iter().map(|(_, d)| d).sum(),
             transactions: txs
                 .iter()
                 .map(|t| TxView {

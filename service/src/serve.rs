@@ -1,0 +1,191 @@
+//! `gridshare serve`: the engine, scheduler, recorder, MQTT intake, settlement and the HTTP API in
+//! one process, until asked to stop; used by the binary and by the demo.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gridshare_domain::{NodeId, Timestamp};
+use gridshare_storage::Db;
+use gridshare_storage::participants;
+use gridshare_web::market::{self, JournalConfig, Market};
+use gridshare_web::ratelimit::{RateLimit, RateLimiter};
+use gridshare_web::{AppState, app};
+
+use crate::config::Config;
+
+/// Opens (creating the data directory if needed) the configured database.
+pub async fn open_db(cfg: &Config) -> Result<Db, String> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("data directory {}: {e}", cfg.data_dir.display()))?;
+    Db::open(&cfg.database_target()).await.map_err(|e| e.to_string())
+}
+
+/// Starts the accelerated market clock, if configured: market time is anchored to the first start
+/// (kept in `data_dir/clock.json`) and keeps running, stopped or not, at `speed`. At the first
+/// start market time begins at `start_at` (default: now).
+pub fn start_clock(cfg: &Config, start_at: Option<Timestamp>) -> Result<(), String> {
+    if cfg.market.speed == 1.0 {
+        return Ok(());
+    }
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Anchor {
+        real_ms: i64,
+        /// Market time at `real_ms` (older files: the same as `real_ms`).
+        #[serde(default)]
+        market_ms: Option<i64>,
+        speed: f64,
+    }
+    let real = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let path = cfg.data_dir.join("clock.json");
+    let anchor = match std::fs::read_to_string(&path) {
+        Ok(t) => serde_json::from_str::<Anchor>(&t).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(_) => {
+            let a = Anchor {
+                real_ms: real,
+                market_ms: start_at.map(|t| t.0),
+                speed: cfg.market.speed,
+            };
+            std::fs::write(&path, serde_json::to_string(&a).unwrap_or_default())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            a
+        }
+    };
+    let market_now =
+        anchor.market_ms.unwrap_or(anchor.real_ms) + ((real - anchor.real_ms) as f64 * anchor.speed) as i64;
+    market::set_clock(gridshare_domain::Timestamp(market_now), anchor.speed);
+    tracing::info!(speed = anchor.speed, "market clock accelerated");
+    Ok(())
+}
+
+/// Runs the market service until `shutdown` resolves (then stops cleanly). `start_at`: see
+/// [`start_clock`].
+pub async fn serve(
+    cfg: Config,
+    start_at: Option<Timestamp>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let db = open_db(&cfg).await?;
+    start_clock(&cfg, start_at)?;
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {}: {e} (is another process using the port?)",
+            cfg.http.listen
+        )
+    })?;
+    let journal = JournalConfig {
+        dir: cfg.data_dir.join("engine"),
+        durability: cfg.market.durability.into(),
+    };
+    let metrics = Arc::new(gridshare_web::Metrics::new());
+    let (market, recorder) =
+        Market::start_with_metrics(cfg.market.engine.clone(), Some(journal), db.clone(), metrics.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    let homes = participants::list(&db).await.map_err(|e| e.to_string())?;
+    let connected: Vec<_> = homes
+        .iter()
+        .filter_map(|p| p.feeder_node.map(|n| (p.id, NodeId(n))))
+        .collect();
+    market::add_participants(&market, connected)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (stop_mqtt, mqtt_stop) = tokio::sync::watch::channel(false);
+    let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
+    let broker = match &cfg.mqtt.url {
+        Some(url) => Some(crate::mqtt::Broker {
+            ca_file: cfg.mqtt.ca_file.clone(),
+            ..crate::mqtt::Broker::parse(url)?
+        }),
+        None if cfg.mqtt.embedded => {
+            Some(crate::broker::start(cfg.mqtt.listen, &cfg.mqtt.users).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    let mqtt = match broker {
+        None => None,
+        Some(broker) => Some(tokio::spawn(crate::mqtt::run(
+            broker,
+            cfg.mqtt.client_id.clone(),
+            db.clone(),
+            market.clone(),
+            metrics.clone(),
+            dr_in,
+            mqtt_stop,
+        ))),
+    };
+    // demand-response events that have ended: verify the response from telemetry, credit rewards
+    let dr_db = db.clone();
+    let dr_verifier = tokio::spawn(async move {
+        loop {
+            match gridshare_web::dr::credit_completed(&dr_db, market::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rewards = n, "demand-response rewards credited"),
+                Err(e) => tracing::warn!(error = %e, "verifying demand-response events"),
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+    let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
+    let (settlement, onchain) = crate::settle::start(&cfg, db.clone(), settlement_stop, metrics.clone()).await?;
+    let scheduler = tokio::spawn(market::schedule(
+        market.clone(),
+        cfg.zones(),
+        cfg.market.intervals,
+        cfg.market.horizon,
+        market::now,
+        Duration::from_millis(250),
+    ));
+    let state = AppState {
+        onchain,
+        network: cfg.market.engine.network.clone().map(Arc::new),
+        interval_length: cfg.market.intervals.length,
+        dr_out: mqtt.is_some().then_some(dr_out),
+        metrics,
+        db: Some(db.clone()),
+        market: Some(market.clone()),
+        limiter: Arc::new(RateLimiter::new(RateLimit {
+            per_second: cfg.http.rate_per_second,
+            burst: cfg.http.rate_burst,
+        })),
+        ..AppState::default()
+    };
+    state.readiness.register("storage");
+    state.readiness.register("market");
+    state.readiness.set("storage", true);
+    state.readiness.set("market", true);
+    tracing::info!(listen = %cfg.http.listen, data_dir = %cfg.data_dir.display(), "GridShare market service running");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| format!("HTTP server: {e}"))?;
+
+    // Intake is stopped: close the books' scheduler, flush the journal, let the recorder drain.
+    tracing::info!("shutting down: flushing the journal and the recorder");
+    let _ = stop_mqtt.send(true);
+    if let Some(task) = mqtt {
+        match tokio::time::timeout(Duration::from_secs(10), task).await {
+            Ok(Ok(Err(e))) => tracing::error!("MQTT intake: {e}"),
+            Err(_) => tracing::error!("MQTT intake did not stop within 10 s"),
+            _ => {}
+        }
+    }
+    scheduler.abort();
+    let _ = scheduler.await;
+    dr_verifier.abort();
+    let _ = dr_verifier.await;
+    market.flush().await.map_err(|e| e.to_string())?;
+    drop(market);
+    let _ = stop_settlement.send(true);
+    if let Some(task) = settlement
+        && tokio::time::timeout(Duration::from_secs(60), task).await.is_err()
+    {
+        tracing::error!("the settlement step did not finish within 60 s; its batch resumes at the next start");
+    }
+    if tokio::time::timeout(Duration::from_secs(30), recorder).await.is_err() {
+        tracing::error!("the recorder did not drain within 30 s; the journal holds every command");
+    }
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
