@@ -6,7 +6,8 @@
 //! manufacturer = "Eastron"
 //! kind = "grid_meter"                # grid_meter | pv_inverter | battery | ev_charger | sub_meter
 //! default_unit = 1                   # Modbus unit id unless configured
-//! word_order = "big"                 # 32-bit values: "big" = high word first, "little" = low first
+//! word_order = "big"                 # "big" (ABCD), "little" (CDAB: low word first), "big_byte_swap"
+//!                                    # (BADC: bytes swapped in each register), "little_byte_swap" (DCBA)
 //! capacity_wh = 10000                # batteries only: usable capacity, Wh (for the trading agent)
 //!
 //! [[points]]
@@ -67,15 +68,29 @@ const fn one() -> u8 {
     1
 }
 
-/// Order of the two 16-bit words of a 32-bit value.
+/// Order of the two 16-bit words of a 32-bit value, and of the two bytes in each register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WordOrder {
-    /// High word first (Modbus convention, SunSpec, Eastron).
+    /// High word first, high byte first: ABCD (Modbus convention, SunSpec, Eastron).
     #[default]
     Big,
-    /// Low word first.
+    /// Low word first: CDAB.
     Little,
+    /// High word first, bytes swapped in each register: BADC.
+    BigByteSwap,
+    /// Low word first, bytes swapped in each register: DCBA.
+    LittleByteSwap,
+}
+
+impl WordOrder {
+    fn swaps_bytes(self) -> bool {
+        matches!(self, Self::BigByteSwap | Self::LittleByteSwap)
+    }
+
+    fn low_word_first(self) -> bool {
+        matches!(self, Self::Little | Self::LittleByteSwap)
+    }
 }
 
 /// Which register table.
@@ -115,10 +130,18 @@ impl ValueType {
 
     /// The value of `words` (as many as [`Self::registers`]) in `order`, before scaling.
     pub fn decode(self, words: &[u16], order: WordOrder) -> Option<f64> {
+        let swapped: Vec<u16>;
+        let words = if order.swaps_bytes() {
+            swapped = words.iter().map(|w| w.swap_bytes()).collect();
+            &swapped[..]
+        } else {
+            words
+        };
         let pair = || -> Option<u32> {
-            let (hi, lo) = match order {
-                WordOrder::Big => (*words.first()?, *words.get(1)?),
-                WordOrder::Little => (*words.get(1)?, *words.first()?),
+            let (hi, lo) = if order.low_word_first() {
+                (*words.get(1)?, *words.first()?)
+            } else {
+                (*words.first()?, *words.get(1)?)
             };
             Some((u32::from(hi) << 16) | u32::from(lo))
         };
@@ -135,18 +158,24 @@ impl ValueType {
     pub fn encode(self, value: f64, order: WordOrder) -> Option<Vec<u16>> {
         let split = |v: u32| -> Vec<u16> {
             let (hi, lo) = ((v >> 16) as u16, v as u16);
-            match order {
-                WordOrder::Big => vec![hi, lo],
-                WordOrder::Little => vec![lo, hi],
+            if order.low_word_first() {
+                vec![lo, hi]
+            } else {
+                vec![hi, lo]
             }
         };
         let int = |lo: f64, hi: f64| (value.is_finite() && value >= lo && value <= hi).then(|| value.round());
-        Some(match self {
+        let words = match self {
             Self::U16 => vec![int(0.0, f64::from(u16::MAX))? as u16],
             Self::I16 => vec![int(f64::from(i16::MIN), f64::from(i16::MAX))? as i16 as u16],
             Self::U32 => split(int(0.0, f64::from(u32::MAX))? as u32),
             Self::I32 => split(int(f64::from(i32::MIN), f64::from(i32::MAX))? as i32 as u32),
             Self::F32 => split((value as f32).to_bits()),
+        };
+        Some(if order.swaps_bytes() {
+            words.into_iter().map(u16::swap_bytes).collect()
+        } else {
+            words
         })
     }
 }
@@ -343,8 +372,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_round_trip_in_both_word_orders() {
-        for order in [WordOrder::Big, WordOrder::Little] {
+    fn values_round_trip_in_every_word_and_byte_order() {
+        for order in [
+            WordOrder::Big,
+            WordOrder::Little,
+            WordOrder::BigByteSwap,
+            WordOrder::LittleByteSwap,
+        ] {
             for (ty, v) in [
                 (ValueType::U16, 65_535.0),
                 (ValueType::I16, -32_768.0),
@@ -362,5 +396,19 @@ mod tests {
         // Eastron's float32, high word first: 230.0 V
         assert_eq!(ValueType::F32.decode(&[0x4366, 0x0000], WordOrder::Big), Some(230.0));
         assert_eq!(ValueType::F32.decode(&[0x4366], WordOrder::Big), None, "one word short");
+        // the same 230.0 in the other three layouts: CDAB, BADC, DCBA
+        assert_eq!(ValueType::F32.decode(&[0x0000, 0x4366], WordOrder::Little), Some(230.0));
+        assert_eq!(
+            ValueType::F32.decode(&[0x6643, 0x0000], WordOrder::BigByteSwap),
+            Some(230.0)
+        );
+        assert_eq!(
+            ValueType::F32.decode(&[0x0000, 0x6643], WordOrder::LittleByteSwap),
+            Some(230.0)
+        );
+        assert_eq!(
+            ValueType::U16.decode(&[0x3412], WordOrder::BigByteSwap),
+            Some(f64::from(0x1234u16))
+        );
     }
 }
