@@ -57,6 +57,24 @@ enum Cmd {
         #[arg(long)]
         node: Option<u32>,
     },
+    /// Commission a gateway: register its public key (from `gateway keygen`) for a home.
+    Gateway {
+        /// The gateway's id (its configuration's `gateway.id`).
+        #[arg(long)]
+        id: u64,
+        /// The home (participant) that owns it.
+        #[arg(long)]
+        owner: u64,
+        /// Its public key, hex (compressed or uncompressed secp256k1).
+        #[arg(long)]
+        public_key: String,
+        /// Where the home connects to the feeder (default: the owner's node).
+        #[arg(long)]
+        node: Option<u32>,
+        /// The installer (participant) who commissioned it.
+        #[arg(long)]
+        installer: Option<u64>,
+    },
     /// Make an API key for a participant; the secret is printed once and never stored.
     ApiKey {
         /// The participant it acts for.
@@ -156,6 +174,45 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("participant {id} saved");
+            Ok(())
+        }
+        Cmd::Gateway {
+            id,
+            owner,
+            public_key,
+            node,
+            installer,
+        } => {
+            let db = open_db(&cfg).await?;
+            let home = participants::get(&db, ParticipantId(owner))
+                .await
+                .map_err(|e| format!("owner {owner}: {e}"))?;
+            let public_key = gridshare_domain::envelope::GatewayPublicKey::from_hex(public_key.trim())
+                .map_err(|e| format!("--public-key: {e}"))?;
+            let node = node
+                .or(home.feeder_node)
+                .ok_or_else(|| format!("participant {owner} has no feeder node: give --node"))?;
+            if let Some(i) = installer {
+                participants::get(&db, ParticipantId(i))
+                    .await
+                    .map_err(|e| format!("installer {i}: {e}"))?;
+            }
+            gridshare_storage::gateways::register(
+                &db,
+                &gridshare_storage::gateways::Gateway {
+                    id: gridshare_domain::GatewayId(id),
+                    owner: ParticipantId(owner),
+                    installer: installer.map(ParticipantId),
+                    public_key,
+                    feeder_node: gridshare_domain::NodeId(node),
+                    window: Default::default(),
+                    revoked_at: None,
+                },
+                market::now(),
+            )
+            .await
+            .map_err(|e| format!("gateway {id}: {e}"))?;
+            println!("gateway {id} commissioned for participant {owner} at node {node}");
             Ok(())
         }
         Cmd::ApiKey {
