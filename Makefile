@@ -23,7 +23,7 @@ contracts-check:
 
 # No container engine runs in CI: validate the compose file offline.
 compose-check:
-	POSTGRES_PASSWORD=check docker-compose -f docker-compose.yml config -q
+	POSTGRES_PASSWORD=check MQTT_MARKET_PASSWORD=check MQTT_GATEWAY_PASSWORD=check SETTLER_KEY=0x00 docker-compose -f docker-compose.yml config -q
 
 # schemathesis against a live server: no 5xx, every documented response matches its schema.
 api-check:

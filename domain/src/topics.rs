@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `{gateway}` is the bare number of the [`GatewayId`]; the broker's ACL lets a
-//! gateway publish only below its own prefix (its MQTT username is `gw-{id}`).
+//! gateway publish only below its own prefix: its MQTT username is its id, the same bare number
+//! (Mosquitto's ACL patterns substitute `%u`).
 
 use crate::ids::GatewayId;
 

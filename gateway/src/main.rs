@@ -211,6 +211,9 @@ enum Cmd {
         /// Directory.
         #[arg(long, default_value = "hardware")]
         dir: PathBuf,
+        /// Print the supported-hardware table of the README (Markdown).
+        #[arg(long)]
+        markdown: bool,
     },
     /// Serve simulated devices over Modbus TCP, or Modbus RTU on a serial line or a new
     /// pseudo-terminal: each `--device UNIT=PROFILE`.
@@ -483,8 +486,45 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             };
             scan(&endpoints, &units, &profiles, Duration::from_millis(timeout_ms), json).await
         }
-        Cmd::Profiles { dir } => {
+        Cmd::Profiles { dir, markdown } => {
             let profiles = load_dir(&dir).map_err(|e| e.to_string())?;
+            if markdown {
+                println!("| device | maker | kind | profile | reads | writes |");
+                println!("|---|---|---|---|---|---|");
+                for (path, p) in &profiles {
+                    let file = path
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let kind = serde_json::to_value(p.device.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(|k| k.replace('_', " ")))
+                        .unwrap_or_default();
+                    let reads: Vec<String> = p
+                        .points
+                        .iter()
+                        .filter(|x| x.writable.is_none())
+                        .map(|x| format!("{} ({})", x.name, if x.unit.is_empty() { "-" } else { &x.unit }))
+                        .collect();
+                    let writes: Vec<String> = p
+                        .points
+                        .iter()
+                        .filter_map(|x| x.writable.map(|w| format!("{} {}–{} {}", x.name, w.min, w.max, x.unit)))
+                        .collect();
+                    println!(
+                        "| {} | {} | {kind} | `hardware/{file}` | {} | {} |",
+                        p.device.name,
+                        p.device.manufacturer,
+                        reads.join(", "),
+                        if writes.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            writes.join(", ")
+                        }
+                    );
+                }
+                return Ok(());
+            }
             println!("{:<34} {:<12} {:>6}  device", "file", "kind", "points");
             for (path, p) in profiles {
                 let file = path

@@ -201,3 +201,20 @@ fn installer_tools_against_the_simulator() {
     ]);
     assert!(!ok && err.contains("--count"), "{err}");
 }
+
+/// The README's supported-hardware table is what `gateway profiles --markdown` makes of
+/// `hardware/`: change a profile, regenerate the table.
+#[test]
+fn the_readme_lists_every_profile() {
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    let (ok, table, err) = gateway(&["profiles", "--dir", &format!("{root}/hardware"), "--markdown"]);
+    assert!(ok, "{err}");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let begin = readme.find("<!-- hardware table: begin -->\n").expect("begin marker") + 31;
+    let end = readme.find("\n<!-- hardware table: end -->").expect("end marker");
+    assert_eq!(
+        readme[begin..end].trim(),
+        table.trim(),
+        "regenerate the README's table with `gateway profiles --markdown`"
+    );
+}

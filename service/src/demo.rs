@@ -218,7 +218,7 @@ pub fn service_config(opts: &Options, data_dir: &Path, n: &Neighbourhood) -> Con
     cfg.mqtt.users = n
         .homes
         .iter()
-        .map(|h| (format!("gw-{}", h.id), h.mqtt_password.clone()))
+        .map(|h| (h.id.to_string(), h.mqtt_password.clone()))
         .collect();
     cfg.settlement.every_ms = 1_000;
     cfg
@@ -421,7 +421,7 @@ async fn start_home(
         mqtt: MqttSection {
             url: format!("mqtt://127.0.0.1:{mqtt_port}"),
             ca_file: None,
-            username: Some(format!("gw-{}", home.id)),
+            username: Some(home.id.to_string()),
             password: Some(home.mqtt_password.clone()),
         },
         devices: devices.iter().map(|d| d.config.clone()).collect(),
