@@ -382,21 +382,27 @@ impl Agent {
         actions
     }
 
-    /// The market's answer to an order or a cancel.
+    /// The market's answer to an order or a cancel. A rejected order stops trading for its
+    /// interval (the market would refuse it again); a rejected cancel only means the order was
+    /// already gone (filled, or closed at the gate).
     pub fn on_ack(&mut self, ack: &OrderAck) {
         for book in self.books.values_mut() {
-            let mut hit = false;
+            let mut order_refused = false;
             for r in book
                 .orders
                 .values_mut()
                 .flatten()
                 .filter(|r| r.id == ack.client_order_id)
             {
-                hit = true;
                 r.filled = r.filled.max(ack.filled.0);
                 match ack.status.as_str() {
+                    // we cancel by marking the order not live first: a rejection now is the cancel's
+                    "rejected" if !r.live => {
+                        tracing::debug!(order = ack.client_order_id.0, reason = ?ack.reason, "cancel came too late");
+                    }
                     "rejected" => {
                         r.live = false;
+                        order_refused = true;
                         tracing::warn!(order = ack.client_order_id.0, reason = ?ack.reason, "order rejected; not trading this interval any more");
                     }
                     "cancelled" => r.live = false,
@@ -404,7 +410,7 @@ impl Agent {
                     _ => {}
                 }
             }
-            if hit && ack.status == "rejected" {
+            if order_refused {
                 book.rejected = true;
             }
         }
@@ -650,7 +656,20 @@ mod tests {
             a.decide(Timestamp(later.0 + 1_000), &mut next).is_empty(),
             "the rest still rests"
         );
-        // a rejection stops trading that interval
+        // a cancel that comes too late (the order was filled meanwhile) is refused: no harm done
+        a.on_ack(&OrderAck {
+            v: 1,
+            client_order_id: OrderId(1),
+            order_id: None,
+            status: "rejected".into(),
+            reason: Some("unknown_order".into()),
+            filled: Wh(0),
+        });
+        assert!(
+            !a.books.values().any(|b| b.rejected),
+            "a late cancel is not a refused order"
+        );
+        // a rejection of the order itself stops trading that interval
         a.on_ack(&OrderAck {
             v: 1,
             client_order_id: placed.order_id,

@@ -521,9 +521,6 @@ pub async fn run_with(
                     if channel == Some(Channel::OrderAck) {
                         match serde_json::from_slice::<OrderAck>(&p.payload) {
                             Ok(a) => {
-                                if a.status == "rejected" {
-                                    tracing::warn!(order = a.client_order_id.0, reason = ?a.reason, "order rejected");
-                                }
                                 let _ = market_tx.send(MarketNews::Ack(a));
                             }
                             Err(e) => tracing::warn!(topic = %p.topic, error = %e, "unreadable order acknowledgement"),
