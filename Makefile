@@ -1,16 +1,20 @@
 # `make check` is exactly what CI runs (via scripts/test.sh, which also starts
 # the test services). Each step can be run alone.
-.PHONY: check fmt-check clippy test wasm-check contracts-check compose-check api-check bench
+.PHONY: check fmt-check clippy ui test wasm-check contracts-check compose-check api-check bench
 
 CARGO ?= cargo
 
-check: fmt-check clippy test wasm-check contracts-check compose-check api-check
+check: fmt-check clippy ui test wasm-check contracts-check compose-check api-check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# The dashboard's browser part (wasm), which the browser tests load.
+ui:
+	scripts/build-ui.sh
 
 test:
 	$(CARGO) test --workspace --locked

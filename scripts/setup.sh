@@ -27,6 +27,8 @@ command -v openssl >/dev/null || need_apt openssl
 command -v make >/dev/null || need_apt make
 command -v curl >/dev/null || need_apt curl
 command -v docker-compose >/dev/null || need_apt docker-compose
+# the dashboard's browser tests: Debian's chromium, driven by playwright-core (no browser download)
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || need_apt chromium
 
 # wasm32: rustup's target where it can be downloaded; Debian's rustc-web (with
 # the std sources for -Z build-std) where it cannot.
@@ -69,6 +71,21 @@ if [ ${#py_reqs[@]} -gt 0 ]; then
         python3 -m pip install --quiet --disable-pip-version-check "${py_reqs[@]}"
         mkdir -p "${CARGO_TARGET_DIR:-target}" && echo "$sum" >"${CARGO_TARGET_DIR:-target}/$stamp"
     fi
+fi
+
+# The dashboard's wasm post-processor, the same version as the crate (ui/Cargo.toml pins it).
+# Without --locked: the crate registry here lacks one locked dependency version (webpki-roots
+# 1.0.11); the newest compatible one is used.
+wbg=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' ui/Cargo.toml)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbg" ]; then
+    log "installing wasm-bindgen-cli $wbg from crates.io"
+    cargo install --quiet wasm-bindgen-cli --version "$wbg"
+fi
+
+# playwright-core for the browser tests, pinned by e2e/package-lock.json.
+if [ ! -d e2e/node_modules ] || [ e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]; then
+    log "installing playwright-core from npm (e2e/)"
+    (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # Foundry (forge, anvil, cast) and solc from npm, pinned by contracts/package-lock.json.

@@ -236,3 +236,26 @@ pub async fn unsettled_trades_of(db: &Db, who: ParticipantId) -> Result<Vec<Trad
         rows.iter().map(trade_from_row).collect::<Result<Vec<_>>>()
     })
 }
+
+/// A participant's trades delivered from `from` on, newest first (at most `limit`), each with
+/// the settlement batch it is in, if any.
+pub async fn trades_of_participant_since(
+    db: &Db,
+    who: ParticipantId,
+    from: Timestamp,
+    limit: u32,
+) -> Result<Vec<(TradeReport, Option<u64>)>> {
+    let sql = "SELECT trade_id, zone, interval_start, interval_minutes, buy_order, sell_order, buyer_id, seller_id, \
+               quantity_wh, price, grid_fee, at, batch_id FROM trades \
+               WHERE (buyer_id = $1 OR seller_id = $1) AND interval_start >= $2 \
+               ORDER BY interval_start DESC, trade_id DESC LIMIT $3";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(who.0 as i64).bind(from.0).bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let batch = r.try_get::<Option<i64>, _>("batch_id")?.map(|b| b as u64);
+                Ok((trade_from_row(r)?, batch))
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+}

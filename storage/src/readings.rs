@@ -370,3 +370,31 @@ pub async fn mean_grid_power(db: &Db, gateway: GatewayId, from: Timestamp, to: T
         Ok::<_, StorageError>(sum.filter(|_| n > 0).map(|s| W(s / n)))
     })
 }
+
+/// Mean power at a gateway's grid meter(s) in `[from, to)`, per bucket of `size` aligned to UTC:
+/// `(bucket start, mean W)`, buckets without a power reading left out.
+pub async fn grid_power_buckets(
+    db: &Db,
+    gateway: GatewayId,
+    size: BucketSize,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<(Timestamp, W)>> {
+    let sql = "SELECT (at / $1) * $1 AS bucket, CAST(sum(power_w) AS BIGINT) AS s, count(power_w) AS n FROM readings \
+               WHERE gateway_id = $2 AND kind = 'grid_meter' AND at >= $3 AND at < $4 GROUP BY 1 ORDER BY 1";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(size.millis()).bind(gateway.0 as i64).bind(from.0).bind(to.0).fetch_all(pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (bucket, sum, n) = (
+                r.try_get::<i64, _>("bucket")?,
+                r.try_get::<Option<i64>, _>("s")?,
+                r.try_get::<i64, _>("n")?,
+            );
+            if let (Some(sum), true) = (sum, n > 0) {
+                out.push((Timestamp(bucket), W(sum / n)));
+            }
+        }
+        Ok(out)
+    })
+}

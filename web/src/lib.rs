@@ -21,6 +21,7 @@ pub mod health;
 pub mod market;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod ratelimit;
 pub mod readings;
 pub mod settlement;
@@ -73,6 +74,10 @@ pub struct AppState {
     pub interval_length: gridshare_domain::IntervalLength,
     /// The vault, to read on-chain balances (None: no chain).
     pub onchain: Option<Arc<dyn balances::OnChain>>,
+    /// The dashboard's built browser part (`None`: pages are served without hydration).
+    pub ui_pkg: Option<std::path::PathBuf>,
+    /// The utility's import and export tariffs, µ/kWh (for "saved against the utility").
+    pub tariff: Option<(i64, i64)>,
 }
 
 impl AppState {
@@ -96,6 +101,8 @@ impl Default for AppState {
             network: None,
             interval_length: gridshare_domain::IntervalLength::default(),
             onchain: None,
+            ui_pkg: None,
+            tariff: None,
         }
     }
 }
@@ -140,6 +147,11 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .route("/", get(pages::root))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/home/{id}", get(pages::home))
+        .route("/pkg/{file}", get(pages::pkg))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics_text))

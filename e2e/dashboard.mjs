@@ -1,0 +1,146 @@
+// The dashboard in a real browser: headless Chromium (Debian's, driven by playwright-core)
+// against a running GridShare with seeded data (`gridshare demo`).
+//
+//   node e2e/dashboard.mjs BASE_URL OUT_DIR
+//
+// Each check saves a PNG of the page it looked at in OUT_DIR. Any console error or uncaught
+// exception on a page fails the run. Exit status 0 only when every check passed.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [base, out] = process.argv.slice(2);
+if (!base || !out) {
+  console.error('usage: node e2e/dashboard.mjs BASE_URL OUT_DIR');
+  process.exit(2);
+}
+mkdirSync(out, { recursive: true });
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const PASSWORD = 'gridshare-demo';
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+const failures = [];
+let checks = 0;
+
+/** A fresh browser context (its own cookies) whose console errors fail the run. */
+async function page(name, viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  const p = await context.newPage();
+  p.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    // a page served with an error status (401 after a wrong password, 403 for another home's
+    // page) is reported by Chromium as a failed load of the document itself: that is the point
+    // of those pages, not a fault
+    const documentStatus = m.text().startsWith('Failed to load resource') && m.location().url === p.url();
+    if (!documentStatus) failures.push(`${name}: console error: ${m.text()} (${m.location().url})`);
+  });
+  p.on('pageerror', (e) => failures.push(`${name}: uncaught: ${e.message}`));
+  return p;
+}
+
+async function check(name, fn) {
+  checks += 1;
+  try {
+    await fn();
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failures.push(`${name}: ${e.message}`);
+    console.log(`FAIL ${name}: ${e.message}`);
+  }
+}
+
+function expect(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+/** Logs in through the form, as a person would. */
+async function login(p, user) {
+  await p.goto(`${base}/login`);
+  await p.fill('input[name=username]', user);
+  await p.fill('input[name=password]', PASSWORD);
+  await Promise.all([p.waitForNavigation(), p.click('button[type=submit]')]);
+}
+
+/** Waits until the page's script has hydrated it (the wasm module has run). */
+async function hydrated(p) {
+  await p.waitForSelector('#app[data-hydrated=true]', { state: 'attached', timeout: 20000 });
+}
+
+await check('a wrong password is refused with a message', async () => {
+  const p = await page('login');
+  await p.goto(`${base}/login`);
+  await p.fill('input[name=username]', 'home1');
+  await p.fill('input[name=password]', 'not the password');
+  await Promise.all([p.waitForNavigation(), p.click('button[type=submit]')]);
+  const alert = await p.textContent('[role=alert]');
+  expect(alert && alert.includes('wrong username or password'), `alert: ${alert}`);
+  await p.screenshot({ path: join(out, 'login-refused.png'), fullPage: true });
+  await p.context().close();
+});
+
+await check('a homeowner logs in and sees their balance and today\'s trades', async () => {
+  const p = await page('home');
+  await login(p, 'home1');
+  expect(/\/home\/1$/.test(p.url()), `landed on ${p.url()}`);
+  await hydrated(p);
+  await p.screenshot({ path: join(out, 'homeowner.png'), fullPage: true });
+  const balance = await p.textContent('#balance .big');
+  expect(balance && balance.includes('€'), `balance: ${balance}`);
+  const onChain = await p.textContent('#balance');
+  expect(onChain.includes('On chain'), 'the on-chain balance is shown');
+  const today = await p.textContent('#today');
+  expect(/Bought from neighbours: [0-9.,\u202f]+ k?Wh/.test(today), `today: ${today}`);
+  const rows = await p.locator('tr.trade').count();
+  expect(rows > 0, 'trades are listed');
+  expect(await p.locator('#power svg path.series').count() === 1, 'the power chart is drawn');
+
+  // hydrated: the filter works without a round trip to the server
+  await p.click('button[data-filter=sold]');
+  const sides = await p.locator('tr.trade').evaluateAll((rs) => rs.map((r) => r.dataset.side));
+  expect(sides.every((s) => s === 'sold'), `only sold trades after filtering: ${sides}`);
+  await p.click('button[data-filter=all]');
+  expect(await p.locator('tr.trade').count() === rows, 'all trades again');
+  await p.context().close();
+});
+
+await check('the homeowner page reads on a phone (375 px)', async () => {
+  const p = await page('phone', { width: 375, height: 812 });
+  await login(p, 'home1');
+  await hydrated(p);
+  const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow <= 1, `no sideways scrolling of the page (${overflow}px too wide)`);
+  await p.screenshot({ path: join(out, 'homeowner-phone.png'), fullPage: true });
+  await p.context().close();
+});
+
+await check('a homeowner cannot open another homeowner\'s page', async () => {
+  const p = await page('forbidden');
+  await login(p, 'home1');
+  const resp = await p.goto(`${base}/home/2`);
+  expect(resp.status() === 403, `status ${resp.status()}`);
+  const alert = await p.textContent('[role=alert]');
+  expect(alert && alert.includes('another household'), `message: ${alert}`);
+  await hydrated(p);
+  await p.screenshot({ path: join(out, 'forbidden.png'), fullPage: true });
+  await p.context().close();
+});
+
+await check('without a session the dashboard asks to log in', async () => {
+  const p = await page('anonymous');
+  await p.goto(`${base}/home/1`);
+  expect(/\/login$/.test(p.url()), `landed on ${p.url()}`);
+  await p.screenshot({ path: join(out, 'login.png'), fullPage: true });
+  await p.context().close();
+});
+
+await browser.close();
+if (failures.length) {
+  console.error(`\n${failures.length} problem(s) in ${checks} checks:\n- ${failures.join('\n- ')}`);
+  process.exit(1);
+}
+console.log(`\nall ${checks} checks passed; screenshots in ${out}`);

@@ -1,0 +1,108 @@
+//! How numbers read on the dashboard: money in euros with cents, energy in kWh, prices per kWh,
+//! times in UTC. Integer units in, text out; no floating point on money.
+
+/// µ (micro-euros) as euros with cents, rounded half away from zero: `-1_234_567` → `−€1.23`.
+pub fn money(micro: i64) -> String {
+    let sign = if micro < 0 { "−" } else { "" };
+    let cents = (micro.unsigned_abs() + 5_000) / 10_000;
+    format!("{sign}€{}.{:02}", group(cents / 100), cents % 100)
+}
+
+/// µ/kWh as euros per kWh with three decimals: `123_400` → `€0.123/kWh`.
+pub fn price(micro_per_kwh: i64) -> String {
+    let sign = if micro_per_kwh < 0 { "−" } else { "" };
+    let mils = (micro_per_kwh.unsigned_abs() + 500) / 1_000;
+    format!("{sign}€{}.{:03}/kWh", mils / 1_000, mils % 1_000)
+}
+
+/// Energy: Wh below 1 kWh, then kWh with one decimal below 100 kWh, none above: `830` →
+/// `830 Wh`, `1_250` → `1.3 kWh`.
+pub fn energy(wh: i64) -> String {
+    let sign = if wh < 0 { "−" } else { "" };
+    let abs = wh.unsigned_abs();
+    if abs < 1_000 {
+        format!("{sign}{abs} Wh")
+    } else if abs >= 100_000 {
+        format!("{sign}{} kWh", group((abs + 500) / 1_000))
+    } else {
+        let tenths = (abs + 50) / 100;
+        format!("{sign}{}.{} kWh", tenths / 10, tenths % 10)
+    }
+}
+
+/// Reward-token µ as tokens with two decimals: `1_234_567` → `1.23 GSR`.
+pub fn tokens(micro: i64) -> String {
+    let sign = if micro < 0 { "−" } else { "" };
+    let cents = (micro.unsigned_abs() + 5_000) / 10_000;
+    format!("{sign}{}.{:02} GSR", group(cents / 100), cents % 100)
+}
+
+/// W as kW with one decimal: `-2_345` → `−2.3 kW`.
+pub fn power(w: i64) -> String {
+    let sign = if w < 0 { "−" } else { "" };
+    let tenths = (w.unsigned_abs() + 50) / 100;
+    format!("{sign}{}.{} kW", tenths / 10, tenths % 10)
+}
+
+/// Thousands separated by a thin space: `1234567` → `1 234 567`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('\u{202f}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An RFC 3339 time or ISO interval (`2026-11-25T10:15:00Z/PT15M`) as `25 Nov 10:15`.
+pub fn when(rfc3339: &str) -> String {
+    let start = rfc3339.split('/').next().unwrap_or(rfc3339);
+    let (date, time) = start.split_once('T').unwrap_or((start, ""));
+    let mut parts = date.split('-');
+    let (_, month, day) = (parts.next(), parts.next(), parts.next());
+    let month = match month {
+        Some("01") => "Jan",
+        Some("02") => "Feb",
+        Some("03") => "Mar",
+        Some("04") => "Apr",
+        Some("05") => "May",
+        Some("06") => "Jun",
+        Some("07") => "Jul",
+        Some("08") => "Aug",
+        Some("09") => "Sep",
+        Some("10") => "Oct",
+        Some("11") => "Nov",
+        Some("12") => "Dec",
+        _ => return start.to_owned(),
+    };
+    let day = day.map_or("", |d| d.trim_start_matches('0'));
+    format!("{day} {month} {}", time.get(..5).unwrap_or(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_prices_and_energy_read_as_people_write_them() {
+        assert_eq!(money(0), "€0.00");
+        assert_eq!(money(1_234_567), "€1.23");
+        assert_eq!(money(-1_235_000), "−€1.24", "half away from zero");
+        assert_eq!(money(1_234_567_890_000), "€1\u{202f}234\u{202f}567.89");
+        assert_eq!(price(123_400), "€0.123/kWh");
+        assert_eq!(price(-50_000), "−€0.050/kWh");
+        assert_eq!(energy(1_250), "1.3 kWh");
+        assert_eq!(energy(49), "49 Wh");
+        assert_eq!(energy(999), "999 Wh");
+        assert_eq!(tokens(1_234_567), "1.23 GSR");
+        assert_eq!(energy(-12_340), "−12.3 kWh");
+        assert_eq!(energy(1_234_567), "1\u{202f}235 kWh");
+        assert_eq!(power(-2_345), "−2.3 kW");
+        assert_eq!(when("2026-11-25T10:15:00Z/PT15M"), "25 Nov 10:15");
+        assert_eq!(when("2026-01-05T08:00:00.000Z"), "5 Jan 08:00");
+        assert_eq!(when("not a time"), "not a time");
+    }
+}

@@ -1,0 +1,342 @@
+//! The dashboard's pages, served from the same router as the API: the data is loaded here, the
+//! page rendered on the server by `gridshare-ui`, and hydrated in the browser by its wasm part
+//! (served under `/pkg/` when it has been built; without it the pages still work).
+//!
+//! - `GET /` sends a visitor to their page (or to `/login`);
+//! - `GET /login`, `POST /login` (a plain form: works before any script), `POST /logout`;
+//! - `GET /home/{participant}`: a homeowner's page; another homeowner's is refused with 403.
+//!
+//! Errors are pages too: a message a person can act on, with the right status.
+
+use std::path::PathBuf;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use gridshare_domain::{ParticipantId, Timestamp};
+use gridshare_storage::readings::BucketSize;
+use gridshare_storage::{gateways, market as trades_db, participants};
+use gridshare_ui::Page;
+use gridshare_ui::pages::{Balance, Energy, ErrorData, HomeData, LoginData, Session, TradeRow};
+use serde::Deserialize;
+
+use crate::auth::{Principal, Role};
+use crate::{AppState, account, balances, dr};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Where the built browser part is, if anywhere: `GRIDSHARE_UI_DIR`, else `ui/pkg` in the source
+/// tree (written by `scripts/build-ui.sh`).
+pub fn default_pkg_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("GRIDSHARE_UI_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/pkg")));
+    dir.join("gridshare_ui_bg.wasm").exists().then_some(dir)
+}
+
+fn html(state: &AppState, status: StatusCode, page: &Page) -> Response {
+    let body = gridshare_ui::render(page, state.ui_pkg.is_some());
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn error_page(state: &AppState, session: Option<Session>, status: StatusCode, title: &str, message: &str) -> Response {
+    html(
+        state,
+        status,
+        &Page::Error(ErrorData {
+            session,
+            status: status.as_u16(),
+            title: title.into(),
+            message: message.into(),
+        }),
+    )
+}
+
+async fn session_of(state: &AppState, who: &Principal) -> Option<Session> {
+    let db = state.db().ok()?;
+    let p = participants::get(db, who.participant).await.ok()?;
+    Some(Session {
+        participant: who.participant.0,
+        name: p.name,
+        role: who.role.as_str().into(),
+    })
+}
+
+/// `GET /`: to the visitor's own page.
+pub async fn root(State(state): State<AppState>, who: Result<Principal, Response>) -> Response {
+    let Ok(who) = who else {
+        return Redirect::to("/login").into_response();
+    };
+    match who.role {
+        Role::Homeowner => Redirect::to(&format!("/home/{}", who.participant.0)).into_response(),
+        other => {
+            let session = session_of(&state, &who).await;
+            error_page(
+                &state,
+                session,
+                StatusCode::NOT_FOUND,
+                "No dashboard for this role yet",
+                &format!(
+                    "The {} pages are not built yet. Everything is in the API meanwhile: see /docs.",
+                    other.as_str()
+                ),
+            )
+        }
+    }
+}
+
+/// `GET /login`.
+pub async fn login_form(State(state): State<AppState>) -> Response {
+    html(&state, StatusCode::OK, &Page::Login(LoginData::default()))
+}
+
+/// The login form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+/// `POST /login`: checks the password as the API does, sets the session cookie and goes to the
+/// visitor's page; a refusal shows the form again with the reason.
+pub async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    let username = f.username.clone();
+    let attempt = account::login(
+        State(state.clone()),
+        crate::ApiJson(account::Login {
+            username: f.username,
+            password: f.password,
+        }),
+    )
+    .await;
+    match attempt {
+        Ok(resp) => {
+            let mut out = Redirect::to("/").into_response();
+            if let Some(cookie) = resp.headers().get(header::SET_COOKIE) {
+                out.headers_mut().insert(header::SET_COOKIE, cookie.clone());
+            }
+            out
+        }
+        Err(e) => {
+            let status = e.status;
+            html(
+                &state,
+                status,
+                &Page::Login(LoginData {
+                    username,
+                    error: Some(e.message.clone()),
+                }),
+            )
+        }
+    }
+}
+
+/// `POST /logout`.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let mut out = Redirect::to("/login").into_response();
+    if let Ok(resp) = account::logout(State(state), headers).await
+        && let Some(cookie) = resp.headers().get(header::SET_COOKIE)
+    {
+        out.headers_mut().insert(header::SET_COOKIE, cookie.clone());
+    }
+    out
+}
+
+fn energy(
+    trades: &[(gridshare_domain::wire::TradeReport, Option<u64>)],
+    me: ParticipantId,
+    tariff: Option<(i64, i64)>,
+) -> Energy {
+    let mut e = Energy::default();
+    let mut saved: i64 = 0;
+    for (t, _) in trades {
+        let q = t.quantity.0;
+        if t.buyer == me {
+            e.bought_wh += q;
+            let paid = q * (t.price.0 + t.grid_fee.0) / 1_000;
+            e.paid += paid;
+            if let Some((import, _)) = tariff {
+                saved += q * import / 1_000 - paid;
+            }
+        }
+        if t.seller == me {
+            e.sold_wh += q;
+            let got = q * t.price.0 / 1_000;
+            e.received += got;
+            if let Some((_, export)) = tariff {
+                saved += got - q * export / 1_000;
+            }
+        }
+    }
+    e.saved = tariff.map(|_| saved);
+    e
+}
+
+/// `GET /home/{participant}`: the homeowner's page. Only the home itself (and an admin) may open it.
+pub async fn home(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+    who: Result<Principal, Response>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(who) = who else {
+        return Redirect::to("/login").into_response();
+    };
+    let session = session_of(&state, &who).await;
+    if who.participant.0 != id && who.role != Role::Admin {
+        return error_page(
+            &state,
+            session,
+            StatusCode::FORBIDDEN,
+            "Not your home",
+            "This page belongs to another household; you can only see your own.",
+        );
+    }
+    match home_data(&state, &who, ParticipantId(id), session.clone(), &headers).await {
+        Ok(data) => html(&state, StatusCode::OK, &Page::Home(Box::new(data))),
+        Err(e) => error_page(
+            &state,
+            session,
+            e.status,
+            "This page could not be loaded",
+            &format!("{} Try again in a moment.", e.message),
+        ),
+    }
+}
+
+async fn home_data(
+    state: &AppState,
+    who: &Principal,
+    home: ParticipantId,
+    session: Option<Session>,
+    _headers: &HeaderMap,
+) -> Result<HomeData, crate::ApiError> {
+    let db = state.db()?;
+    let p = participants::get(db, home).await?;
+    if p.role != "homeowner" {
+        return Err(crate::ApiError::not_found(format!(
+            "participant {} is not a home",
+            home.0
+        )));
+    }
+    let now = crate::market::now();
+    let day_start = Timestamp(now.0 - now.0.rem_euclid(DAY_MS));
+    let month_start = month_start(now);
+    // the page shows the home's own numbers: act as the home (an admin may look at any)
+    let as_home = Principal {
+        participant: home,
+        role: Role::Homeowner,
+        scopes: who.scopes.clone(),
+    };
+    let crate::ApiJson(b) = balances::balance(State(state.clone()), as_home.clone()).await?;
+    let month = trades_db::trades_of_participant_since(db, home, month_start, 5_000).await?;
+    let today: Vec<_> = month
+        .iter()
+        .filter(|(t, _)| t.interval.start().0 >= day_start.0)
+        .cloned()
+        .collect();
+    let crate::ApiJson(rewards) = dr::my_rewards(State(state.clone()), as_home).await?;
+    let mut grid_power = Vec::new();
+    for g in gateways::active(db).await?.iter().filter(|g| g.owner == home) {
+        for (t, w) in
+            gridshare_storage::readings::grid_power_buckets(db, g.id, BucketSize::Quarter, day_start, now).await?
+        {
+            match grid_power.iter_mut().find(|(x, _): &&mut (i64, i64)| *x == t.0) {
+                Some((_, sum)) => *sum += w.0,
+                None => grid_power.push((t.0, w.0)),
+            }
+        }
+    }
+    grid_power.sort_unstable();
+    Ok(HomeData {
+        session: session.unwrap_or(Session {
+            participant: home.0,
+            name: p.name.clone(),
+            role: "homeowner".into(),
+        }),
+        balance: Balance {
+            account: b.account,
+            settled: b.settled,
+            pending: b.pending,
+            on_chain: b.on_chain,
+        },
+        today: energy(&today, home, state.tariff),
+        month: energy(&month, home, state.tariff),
+        trades: month
+            .iter()
+            .take(50)
+            .map(|(t, batch)| TradeRow {
+                id: t.trade_id.0,
+                interval: t.interval.to_string(),
+                bought: t.buyer == home,
+                quantity_wh: t.quantity.0,
+                price: t.price.0,
+                grid_fee: t.grid_fee.0,
+                batch: *batch,
+            })
+            .collect(),
+        rewards: rewards.iter().map(|r| r.amount).sum(),
+        reward_count: rewards.len(),
+        grid_power,
+        at: now.to_rfc3339(),
+    })
+}
+
+/// Midnight UTC on the first of `t`'s month.
+fn month_start(t: Timestamp) -> Timestamp {
+    let day_start = t.0 - t.0.rem_euclid(DAY_MS);
+    // the day of the month from the RFC 3339 date (YYYY-MM-DD…)
+    let day_of_month: u32 = t.to_rfc3339().get(8..10).and_then(|d| d.parse().ok()).unwrap_or(1);
+    Timestamp(day_start - i64::from(day_of_month - 1) * DAY_MS)
+}
+
+/// `GET /pkg/{file}`: the browser part of the dashboard.
+pub async fn pkg(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    let content_type = match file.as_str() {
+        "gridshare_ui.js" => "text/javascript; charset=utf-8",
+        "gridshare_ui_bg.wasm" => "application/wasm",
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let Some(dir) = &state.ui_pkg else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match tokio::fs::read(dir.join(&file)).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_start_is_midnight_on_the_first() {
+        let t = Timestamp::parse_rfc3339("2026-11-25T10:15:00Z").unwrap();
+        assert_eq!(
+            month_start(t),
+            Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap()
+        );
+        let t = Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        assert_eq!(month_start(t), t);
+    }
+}
