@@ -130,6 +130,53 @@ await check('a homeowner cannot open another homeowner\'s page', async () => {
   await p.context().close();
 });
 
+await check('a trader places an order, sees it in the book, then cancels it', async () => {
+  const p = await page('trader');
+  await login(p, 'trader');
+  expect(/\/trader/.test(p.url()), `landed on ${p.url()}`);
+  await hydrated(p);
+  // checked as it is typed, once hydrated
+  await p.fill('#place input[name=price]', '0.1234');
+  await p.waitForSelector('#place p.error:not(.hidden)');
+  expect(await p.isDisabled('#place button[type=submit]'), 'an off-tick price cannot be sent');
+  await p.fill('#place input[name=price]', '0.900');
+  await p.fill('#place input[name=quantity_wh]', '500');
+  await p.selectOption('#place select[name=side]', 'sell');
+  expect(!(await p.isDisabled('#place button[type=submit]')), 'a good order can be sent');
+  await Promise.all([p.waitForNavigation(), p.click('#place button[type=submit]')]);
+  const placed = await p.textContent('[role=status]');
+  expect(placed && /Order \d+ placed: open/.test(placed), `flash: ${placed}`);
+  const asks = await p.locator('#book tr.level.ask').allTextContents();
+  expect(asks.some((a) => a.includes('€0.900/kWh') && a.includes('500 Wh')), `asks: ${asks}`);
+  await hydrated(p);
+  await p.screenshot({ path: join(out, 'trader.png'), fullPage: true });
+  const id = placed.match(/Order (\d+)/)[1];
+  await Promise.all([p.waitForNavigation(), p.click(`tr.order[data-id="${id}"] button`)]);
+  const cancelled = await p.textContent('[role=status]');
+  expect(cancelled && cancelled.includes(`Order ${id} cancelled`), `flash: ${cancelled}`);
+  const after = await p.locator('#book tr.level.ask').allTextContents();
+  expect(!after.some((a) => a.includes('€0.900/kWh')), `asks after cancelling: ${after}`);
+  await p.context().close();
+});
+
+await check('a trader makes an API key and sees its secret once', async () => {
+  const p = await page('keys');
+  await login(p, 'trader');
+  await p.fill('#keys input[name=label]', 'e2e bot');
+  await p.check('#keys input[name=trade]');
+  await Promise.all([p.waitForNavigation(), p.click('#keys form.inline button[type=submit]')]);
+  const secret = await p.textContent('#new-key .secret');
+  expect(secret && secret.startsWith('gsk_'), `secret: ${secret}`);
+  await hydrated(p);
+  await p.screenshot({ path: join(out, 'trader-key.png'), fullPage: true });
+  // it works against the API, and is not shown again
+  const me = await p.request.get(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } });
+  expect(me.ok(), `the new key is accepted: ${me.status()}`);
+  await p.goto(`${base}/trader`);
+  expect(await p.locator('#new-key').count() === 0, 'the secret is shown once');
+  await p.context().close();
+});
+
 await check('without a session the dashboard asks to log in', async () => {
   const p = await page('anonymous');
   await p.goto(`${base}/home/1`);

@@ -140,6 +140,7 @@ pub async fn serve(
         onchain,
         ui_pkg: gridshare_web::pages::default_pkg_dir(),
         tariff: Some((cfg.settlement.import_tariff, cfg.settlement.export_tariff)),
+        price_tick: cfg.market.engine.tick.0,
         network: cfg.market.engine.network.clone().map(Arc::new),
         interval_length: cfg.market.intervals.length,
         dr_out: mqtt.is_some().then_some(dr_out),

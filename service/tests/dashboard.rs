@@ -1,7 +1,8 @@
 //! The dashboard end to end in headless Chromium: `gridshare demo` seeds a neighbourhood and
 //! trades, then `e2e/dashboard.mjs` (playwright-core driving Debian's chromium) logs in as a
-//! homeowner, checks the server-rendered and hydrated page, the phone layout and the 403 for
-//! another home, and saves a screenshot of each page under `test-output/dashboard/`.
+//! homeowner (server-rendered and hydrated page, phone layout, 403 for another home) and as a
+//! trader (an order placed, seen in the book and cancelled; an API key made, its secret shown
+//! once), and saves a screenshot of each page under `test-output/dashboard/`.
 //!
 //! Needs the dashboard's browser part (`scripts/build-ui.sh`), Node with `e2e/node_modules`
 //! (`npm ci` in `e2e/`) and chromium; `scripts/setup.sh` and `scripts/test.sh` provide them.
@@ -116,7 +117,14 @@ fn the_dashboard_works_in_a_real_browser() {
         "browser checks failed (see above; screenshots in {})",
         out.display()
     );
-    for png in ["homeowner.png", "homeowner-phone.png", "forbidden.png", "login.png"] {
+    for png in [
+        "homeowner.png",
+        "homeowner-phone.png",
+        "forbidden.png",
+        "login.png",
+        "trader.png",
+        "trader-key.png",
+    ] {
         assert!(out.join(png).exists(), "{png} saved");
     }
 }

@@ -78,6 +78,8 @@ pub struct AppState {
     pub ui_pkg: Option<std::path::PathBuf>,
     /// The utility's import and export tariffs, µ/kWh (for "saved against the utility").
     pub tariff: Option<(i64, i64)>,
+    /// The market's price tick, µ/kWh (for the dashboard's order form).
+    pub price_tick: i64,
 }
 
 impl AppState {
@@ -103,6 +105,7 @@ impl Default for AppState {
             onchain: None,
             ui_pkg: None,
             tariff: None,
+            price_tick: 1_000,
         }
     }
 }
@@ -151,6 +154,11 @@ pub fn app(state: AppState) -> Router {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/home/{id}", get(pages::home))
+        .route("/trader", get(pages::trader))
+        .route("/trader/orders", post(pages::trader_place))
+        .route("/trader/orders/{id}/cancel", post(pages::trader_cancel))
+        .route("/trader/keys", post(pages::trader_new_key))
+        .route("/trader/keys/{id}/revoke", post(pages::trader_revoke_key))
         .route("/pkg/{file}", get(pages::pkg))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

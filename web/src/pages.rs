@@ -18,7 +18,9 @@ use gridshare_domain::{ParticipantId, Timestamp};
 use gridshare_storage::readings::BucketSize;
 use gridshare_storage::{gateways, market as trades_db, participants};
 use gridshare_ui::Page;
-use gridshare_ui::pages::{Balance, Energy, ErrorData, HomeData, LoginData, Session, TradeRow};
+use gridshare_ui::pages::{
+    Balance, Energy, ErrorData, Flash, HomeData, KeyRow, Level, LoginData, OrderRow, Session, TradeRow, TraderData,
+};
 use serde::Deserialize;
 
 use crate::auth::{Principal, Role};
@@ -81,6 +83,7 @@ pub async fn root(State(state): State<AppState>, who: Result<Principal, Response
     };
     match who.role {
         Role::Homeowner => Redirect::to(&format!("/home/{}", who.participant.0)).into_response(),
+        Role::Trader => Redirect::to("/trader").into_response(),
         other => {
             let session = session_of(&state, &who).await;
             error_page(
@@ -300,6 +303,348 @@ fn month_start(t: Timestamp) -> Timestamp {
     // the day of the month from the RFC 3339 date (YYYY-MM-DD…)
     let day_of_month: u32 = t.to_rfc3339().get(8..10).and_then(|d| d.parse().ok()).unwrap_or(1);
     Timestamp(day_start - i64::from(day_of_month - 1) * DAY_MS)
+}
+
+/// `/trader` query: which book, and the last action's result (after a redirect).
+#[derive(Debug, Default, Deserialize)]
+pub struct TraderQuery {
+    interval: Option<String>,
+    ok: Option<String>,
+    err: Option<String>,
+}
+
+fn trader_url(interval: &str, ok: bool, text: &str) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    format!(
+        "/trader?interval={}&{}={}",
+        enc(interval),
+        if ok { "ok" } else { "err" },
+        enc(text)
+    )
+}
+
+/// Who may use the trading page: traders (and admins).
+async fn trading_principal(state: &AppState, who: Result<Principal, Response>) -> Result<Principal, Response> {
+    let who = who.map_err(|_| Redirect::to("/login").into_response())?;
+    if who.require_role(&[Role::Trader]).is_err() {
+        let session = session_of(state, &who).await;
+        return Err(error_page(
+            state,
+            session,
+            StatusCode::FORBIDDEN,
+            "Traders only",
+            "The trading page is for trader accounts. Homeowners trade through their gateway.",
+        ));
+    }
+    Ok(who)
+}
+
+/// `GET /trader`: order book, my orders, the tape, clearing prices and my API keys.
+pub async fn trader(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    axum::extract::Query(q): axum::extract::Query<TraderQuery>,
+) -> Response {
+    let who = match trading_principal(&state, who).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let flash = match (q.ok, q.err) {
+        (Some(t), _) => Some(Flash { ok: true, text: t }),
+        (None, Some(t)) => Some(Flash { ok: false, text: t }),
+        _ => None,
+    };
+    trader_page(&state, &who, q.interval, flash, None, StatusCode::OK).await
+}
+
+async fn trader_page(
+    state: &AppState,
+    who: &Principal,
+    interval: Option<String>,
+    flash: Option<Flash>,
+    new_key: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let session = session_of(state, who).await;
+    match trader_data(state, who, interval, flash, new_key).await {
+        Ok(d) => html(state, status, &Page::Trader(Box::new(d))),
+        Err(e) => error_page(
+            state,
+            session,
+            e.status,
+            "The trading page could not be loaded",
+            &format!("{} Try again in a moment.", e.message),
+        ),
+    }
+}
+
+const ZONE: u32 = 1;
+
+async fn trader_data(
+    state: &AppState,
+    who: &Principal,
+    interval: Option<String>,
+    flash: Option<Flash>,
+    new_key: Option<String>,
+) -> Result<TraderData, crate::ApiError> {
+    use crate::api;
+    let db = state.db()?;
+    let crate::ApiJson(books) = api::books(State(state.clone()), who.clone()).await?;
+    let mut intervals: Vec<String> = books
+        .iter()
+        .filter(|b| b.open && b.zone == ZONE)
+        .map(|b| b.interval.clone())
+        .collect();
+    intervals.sort();
+    let chosen = interval
+        .filter(|i| books.iter().any(|b| &b.interval == i))
+        .or_else(|| intervals.first().cloned())
+        .ok_or_else(|| crate::ApiError::not_found("no book is open for orders right now"))?;
+    let parsed: gridshare_domain::DeliveryInterval = chosen
+        .parse()
+        .map_err(|_| crate::ApiError::bad_request("invalid_interval", format!("{chosen:?} is not an interval")))?;
+    let depth = api::depth(
+        State(state.clone()),
+        who.clone(),
+        crate::error::ApiPath(ZONE),
+        crate::error::ApiQuery(api::BookQuery {
+            interval: parsed,
+            levels: Some(10),
+        }),
+    )
+    .await?
+    .0;
+    let tape = trades_db::trades_of_interval(db, gridshare_domain::ZoneId(ZONE), parsed).await?;
+    let orders = crate::api::my_orders(
+        State(state.clone()),
+        who.clone(),
+        crate::error::ApiQuery(api::Page {
+            before: None,
+            limit: Some(200),
+        }),
+    )
+    .await?
+    .0;
+    let now = crate::market::now();
+    let results =
+        trades_db::interval_results(db, gridshare_domain::ZoneId(ZONE), Timestamp(now.0 - DAY_MS), now).await?;
+    let crate::ApiJson(keys) = account::list_keys(State(state.clone()), who.clone()).await?;
+    let session = session_of(state, who)
+        .await
+        .ok_or_else(|| crate::ApiError::internal("the account could not be read"))?;
+    Ok(TraderData {
+        session,
+        zone: ZONE,
+        intervals,
+        interval: chosen,
+        open: depth.open,
+        bids: depth
+            .bids
+            .iter()
+            .map(|l| Level {
+                price: l.price,
+                quantity_wh: l.quantity_wh,
+            })
+            .collect(),
+        asks: depth
+            .asks
+            .iter()
+            .map(|l| Level {
+                price: l.price,
+                quantity_wh: l.quantity_wh,
+            })
+            .collect(),
+        trades: tape
+            .iter()
+            .rev()
+            .take(20)
+            .map(|t| (t.at.to_rfc3339(), t.quantity.0, t.price.0))
+            .collect(),
+        orders: orders
+            .iter()
+            .filter(|o| o.status == "open")
+            .map(|o| OrderRow {
+                id: o.order_id,
+                interval: o.interval.clone(),
+                side: o.side.clone(),
+                quantity_wh: o.quantity_wh,
+                filled_wh: o.filled_wh,
+                price: o.price,
+            })
+            .collect(),
+        prices: results
+            .iter()
+            .filter_map(|r| r.clearing_price.map(|p| (r.interval.start().0, p.0)))
+            .collect(),
+        keys: keys
+            .iter()
+            .map(|k| KeyRow {
+                id: k.id.clone(),
+                label: k.label.clone(),
+                scopes: k.scopes.clone(),
+                created_at: k.created_at.clone(),
+                revoked: k.revoked_at.is_some(),
+            })
+            .collect(),
+        tick: state.price_tick,
+        flash,
+        new_key,
+    })
+}
+
+/// The order form.
+#[derive(Debug, Deserialize)]
+pub struct OrderForm {
+    interval: String,
+    side: String,
+    quantity_wh: String,
+    price: String,
+}
+
+/// `POST /trader/orders`: places the order as the API would, then back to the book with what
+/// happened (or why not).
+pub async fn trader_place(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    Form(f): Form<OrderForm>,
+) -> Response {
+    let who = match trading_principal(&state, who).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let back = |ok: bool, text: String| Redirect::to(&trader_url(&f.interval, ok, &text)).into_response();
+    let price = match gridshare_ui::pages::parse_price(&f.price, state.price_tick) {
+        Ok(p) => p,
+        Err(e) => return back(false, format!("Not placed: {e}.")),
+    };
+    let Ok(quantity_wh) = f.quantity_wh.trim().parse::<i64>() else {
+        return back(false, "Not placed: the energy is a whole number of Wh.".into());
+    };
+    let side = match f.side.as_str() {
+        "buy" => gridshare_domain::market::Side::Buy,
+        "sell" => gridshare_domain::market::Side::Sell,
+        other => return back(false, format!("Not placed: {other:?} is neither buy nor sell.")),
+    };
+    let Ok(interval) = f.interval.parse() else {
+        return back(false, "Not placed: choose a delivery interval.".into());
+    };
+    let req = crate::api::OrderRequest {
+        zone: ZONE,
+        interval,
+        side,
+        quantity_wh,
+        price,
+        tif: Default::default(),
+        mode: Default::default(),
+    };
+    match crate::api::place_order(State(state.clone()), who, crate::ApiJson(req)).await {
+        Ok((_, crate::ApiJson(ack))) => back(
+            true,
+            format!(
+                "Order {} placed: {} ({} filled at once).",
+                ack.order_id,
+                ack.status,
+                gridshare_ui::format::energy(ack.filled_wh)
+            ),
+        ),
+        Err(e) => back(false, format!("Not placed: {}.", e.message)),
+    }
+}
+
+/// The cancel button's form.
+#[derive(Debug, Deserialize)]
+pub struct BackTo {
+    #[serde(default)]
+    interval: String,
+}
+
+/// `POST /trader/orders/{id}/cancel`.
+pub async fn trader_cancel(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    Path(id): Path<u64>,
+    Form(f): Form<BackTo>,
+) -> Response {
+    let who = match trading_principal(&state, who).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let (ok, text) = match crate::api::cancel_order(State(state.clone()), who, crate::error::ApiPath(id)).await {
+        Ok(_) => (true, format!("Order {id} cancelled.")),
+        Err(e) => (false, format!("Order {id} not cancelled: {}.", e.message)),
+    };
+    Redirect::to(&trader_url(&f.interval, ok, &text)).into_response()
+}
+
+/// The new-key form (checkboxes are present only when ticked).
+#[derive(Debug, Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    label: String,
+    read: Option<String>,
+    trade: Option<String>,
+}
+
+/// `POST /trader/keys`: makes a key and shows its secret on this response only (no redirect, so
+/// it is never in a URL or the history).
+pub async fn trader_new_key(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    Form(f): Form<KeyForm>,
+) -> Response {
+    use crate::auth::Scope;
+    let who = match trading_principal(&state, who).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let mut scopes = Vec::new();
+    if f.read.is_some() {
+        scopes.push(Scope::Read);
+    }
+    if f.trade.is_some() {
+        scopes.push(Scope::Trade);
+    }
+    let req = account::NewKey { scopes, label: f.label };
+    match account::create_key(State(state.clone()), who.clone(), crate::ApiJson(req)).await {
+        Ok((_, crate::ApiJson(k))) => {
+            let flash = Flash {
+                ok: true,
+                text: format!("Key {} made.", k.key.id),
+            };
+            trader_page(&state, &who, None, Some(flash), Some(k.token), StatusCode::CREATED).await
+        }
+        Err(e) => {
+            let flash = Flash {
+                ok: false,
+                text: format!("No key made: {}.", e.message),
+            };
+            trader_page(&state, &who, None, Some(flash), None, e.status).await
+        }
+    }
+}
+
+/// `POST /trader/keys/{id}/revoke`.
+pub async fn trader_revoke_key(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    Path(id): Path<String>,
+) -> Response {
+    let who = match trading_principal(&state, who).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let (ok, text) = match account::revoke_key(State(state.clone()), who, crate::error::ApiPath(id.clone())).await {
+        Ok(_) => (true, format!("Key {id} revoked.")),
+        Err(e) => (false, format!("Key {id} not revoked: {}.", e.message)),
+    };
+    Redirect::to(&trader_url("", ok, &text)).into_response()
 }
 
 /// `GET /pkg/{file}`: the browser part of the dashboard.
