@@ -177,6 +177,38 @@ await check('a trader makes an API key and sees its secret once', async () => {
   await p.context().close();
 });
 
+await check('an operator calls a demand-response event and sees the gateways acknowledge it', async () => {
+  const p = await page('operator');
+  await login(p, 'operator');
+  expect(/\/operator/.test(p.url()), `landed on ${p.url()}`);
+  await hydrated(p);
+  const nodes = await p.locator('#feeder tr.node').count();
+  expect(nodes >= 4, `the feeder tree is shown (${nodes} nodes)`);
+  await p.screenshot({ path: join(out, 'operator.png'), fullPage: true });
+  // the preview of affected homes follows the choice of targets, once hydrated
+  await p.check('#new-event input[name=node][value="100"]');
+  await p.waitForFunction(() => /homes affected/.test(document.querySelector('#preview').textContent));
+  const preview = await p.textContent('#preview');
+  await p.fill('#new-event input[name=kw]', '1.5');
+  await Promise.all([p.waitForNavigation(), p.click('#new-event button[type=submit]')]);
+  expect(/\/operator\/events\/\d+$/.test(p.url()), `event page: ${p.url()} (${await p.textContent('body')})`);
+  const targeted = await p.locator('tr.target').count();
+  expect(targeted > 0 && preview.startsWith(`${targeted} homes`), `targets ${targeted}, preview "${preview}"`);
+  const deadline = Date.now() + 45000;
+  for (;;) {
+    const acked = await p.locator('tr.target[data-ack=yes]').count();
+    if (acked === targeted) break;
+    expect(Date.now() < deadline, `${acked} of ${targeted} gateways acknowledged within 45 s`);
+    await p.waitForTimeout(1000);
+    await p.reload();
+  }
+  await hydrated(p);
+  const line = await p.textContent('#acknowledged');
+  expect(line.includes(`${targeted} of ${targeted}`), `summary: ${line}`);
+  await p.screenshot({ path: join(out, 'operator-event.png'), fullPage: true });
+  await p.context().close();
+});
+
 await check('without a session the dashboard asks to log in', async () => {
   const p = await page('anonymous');
   await p.goto(`${base}/home/1`);

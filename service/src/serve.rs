@@ -116,9 +116,10 @@ pub async fn serve(
     };
     // demand-response events that have ended: verify the response from telemetry, credit rewards
     let dr_db = db.clone();
+    let dr_network = cfg.market.engine.network.clone();
     let dr_verifier = tokio::spawn(async move {
         loop {
-            match gridshare_web::dr::credit_completed(&dr_db, market::now()).await {
+            match gridshare_web::dr::credit_completed(&dr_db, dr_network.as_deref(), market::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rewards = n, "demand-response rewards credited"),
                 Err(e) => tracing::warn!(error = %e, "verifying demand-response events"),

@@ -2,7 +2,9 @@
 //! trades, then `e2e/dashboard.mjs` (playwright-core driving Debian's chromium) logs in as a
 //! homeowner (server-rendered and hydrated page, phone layout, 403 for another home) and as a
 //! trader (an order placed, seen in the book and cancelled; an API key made, its secret shown
-//! once), and saves a screenshot of each page under `test-output/dashboard/`.
+//! once) and as the grid operator (a demand-response event called on a transformer, its homes
+//! previewed, their gateways' acknowledgements seen), and saves a screenshot of each page under
+//! `test-output/dashboard/`.
 //!
 //! Needs the dashboard's browser part (`scripts/build-ui.sh`), Node with `e2e/node_modules`
 //! (`npm ci` in `e2e/`) and chromium; `scripts/setup.sh` and `scripts/test.sh` provide them.
@@ -124,6 +126,8 @@ fn the_dashboard_works_in_a_real_browser() {
         "login.png",
         "trader.png",
         "trader-key.png",
+        "operator.png",
+        "operator-event.png",
     ] {
         assert!(out.join(png).exists(), "{png} saved");
     }

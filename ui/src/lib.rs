@@ -36,6 +36,10 @@ pub fn render(page: &Page, hydrate: bool) -> String {
         .unwrap_or_else(|_| "null".into())
         .replace("</", "<\\/");
     let title = escape(&page.title());
+    let refresh = page
+        .refresh_seconds()
+        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
+        .unwrap_or_default();
     let script = if hydrate {
         format!(
             "<script type=\"module\">import init, {{ hydrate }} from '{PKG_PATH}/gridshare_ui.js';\
@@ -47,7 +51,7 @@ pub fn render(page: &Page, hydrate: bool) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><link rel=\"icon\" href=\"data:,\"><style>{STYLE}</style></head>\
+         <title>{title}</title>{refresh}<link rel=\"icon\" href=\"data:,\"><style>{STYLE}</style></head>\
          <body><div id=\"{ROOT_ID}\">{body}</div>\
          <script id=\"{DATA_ID}\" type=\"application/json\">{data}</script>{script}</body></html>"
     )

@@ -61,6 +61,7 @@ pub async fn verify(
     db: &gridshare_storage::Db,
     e: &dr::Event,
     all: &[Gateway],
+    network: Option<&[gridshare_matching_engine::NodeConfig]>,
     now: Timestamp,
 ) -> Result<Vec<Verified>, StorageError> {
     let (Ok(targets), Ok(intervals)) = (
@@ -74,7 +75,7 @@ pub async fn verify(
     };
     let start = Timestamp(e.starts_at);
     let mut out = Vec::new();
-    for g in targets.resolve(all) {
+    for g in targets.resolve(all, network) {
         let baseline =
             gridshare_storage::readings::mean_grid_power(db, g, start.plus_minutes(-BASELINE_MINUTES), start).await?;
         for iv in intervals.iter().filter(|iv| iv.end() <= now) {
@@ -99,14 +100,18 @@ pub async fn verify(
 /// Verifies every event that has ended by `now` and is not cancelled or completed, credits each
 /// gateway owner's reward (once: rewards are keyed by event, gateway and interval), and marks the
 /// event completed. Returns the rewards newly credited.
-pub async fn credit_completed(db: &gridshare_storage::Db, now: Timestamp) -> Result<usize, StorageError> {
+pub async fn credit_completed(
+    db: &gridshare_storage::Db,
+    network: Option<&[gridshare_matching_engine::NodeConfig]>,
+    now: Timestamp,
+) -> Result<usize, StorageError> {
     let all = gateways::active(db).await?;
     let mut credited = 0;
     for e in dr::events(db, 1_000).await? {
         if e.ends_at > now.0 || !(e.status == "scheduled" || e.status == "active") {
             continue;
         }
-        for v in verify(db, &e, &all, now).await? {
+        for v in verify(db, &e, &all, network, now).await? {
             let Some(owner) = all.iter().find(|g| g.id.0 == v.gateway).map(|g| g.owner) else {
                 continue;
             };
@@ -191,16 +196,47 @@ pub enum Targets {
 }
 
 impl Targets {
-    fn resolve(&self, all: &[Gateway]) -> Vec<GatewayId> {
+    /// The gateways these targets reach: for nodes, every gateway connected at or below them in
+    /// the feeder tree (a transformer's target is every home behind it).
+    pub fn resolve(
+        &self,
+        all: &[Gateway],
+        network: Option<&[gridshare_matching_engine::NodeConfig]>,
+    ) -> Vec<GatewayId> {
+        let below = match self {
+            Self::Nodes { nodes } => subtree(nodes, network),
+            _ => Vec::new(),
+        };
         all.iter()
             .filter(|g| match self {
                 Self::Feeder => true,
-                Self::Nodes { nodes } => nodes.contains(&g.feeder_node.0),
+                Self::Nodes { .. } => below.contains(&g.feeder_node.0),
                 Self::Sites { gateways } => gateways.contains(&g.id.0),
             })
             .map(|g| g.id)
             .collect()
     }
+}
+
+fn net(state: &AppState) -> Option<&[gridshare_matching_engine::NodeConfig]> {
+    state.network.as_deref().map(Vec::as_slice)
+}
+
+/// `nodes` and every node below them in `network`.
+pub fn subtree(nodes: &[u32], network: Option<&[gridshare_matching_engine::NodeConfig]>) -> Vec<u32> {
+    let mut out: Vec<u32> = nodes.to_vec();
+    let Some(net) = network else { return out };
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        for n in net.iter().filter(|n| n.parent.map(|p| p.0) == Some(parent)) {
+            if !out.contains(&n.id.0) {
+                out.push(n.id.0);
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 /// A program to make.
@@ -353,6 +389,7 @@ pub struct EventView {
 fn view(
     e: &dr::Event,
     all: &[Gateway],
+    network: Option<&[gridshare_matching_engine::NodeConfig]>,
     reports: Vec<(GatewayId, DrReport)>,
     verified: Vec<Verified>,
     dispatched: bool,
@@ -370,7 +407,7 @@ fn view(
         status: e.status.clone(),
         starts_at: Timestamp(e.starts_at).to_rfc3339(),
         ends_at: Timestamp(e.ends_at).to_rfc3339(),
-        gateways: targets.resolve(all).iter().map(|g| g.0).collect(),
+        gateways: targets.resolve(all, network).iter().map(|g| g.0).collect(),
         targets,
         intervals,
         reports: reports
@@ -423,7 +460,7 @@ pub async fn create_event(
         return Err(invalid("intervals: at least one".into()));
     };
     let all = gateways::active(db).await?;
-    let targeted = req.targets.resolve(&all);
+    let targeted = req.targets.resolve(&all, net(&state));
     if targeted.is_empty() {
         return Err(invalid("targets: they match no gateway".into()));
     }
@@ -455,7 +492,7 @@ pub async fn create_event(
         .ok_or_else(|| ApiError::internal("the event vanished"))?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(view(&stored, &all, Vec::new(), Vec::new(), sent)?),
+        ApiJson(view(&stored, &all, net(&state), Vec::new(), Vec::new(), sent)?),
     ))
 }
 
@@ -469,8 +506,8 @@ pub async fn events(State(state): State<AppState>, who: Principal) -> Result<Api
     let mut out = Vec::new();
     for e in dr::events(db, 200).await? {
         let reports = dr::reports(db, e.id).await?;
-        let verified = verify(db, &e, &all, crate::market::now()).await?;
-        out.push(view(&e, &all, reports, verified, state.dr_out.is_some())?);
+        let verified = verify(db, &e, &all, net(&state), crate::market::now()).await?;
+        out.push(view(&e, &all, net(&state), reports, verified, state.dr_out.is_some())?);
     }
     Ok(ApiJson(out))
 }
@@ -491,8 +528,15 @@ pub async fn event(
         .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
     let all = gateways::active(db).await?;
     let reports = dr::reports(db, e.id).await?;
-    let verified = verify(db, &e, &all, crate::market::now()).await?;
-    Ok(ApiJson(view(&e, &all, reports, verified, state.dr_out.is_some())?))
+    let verified = verify(db, &e, &all, net(&state), crate::market::now()).await?;
+    Ok(ApiJson(view(
+        &e,
+        &all,
+        net(&state),
+        reports,
+        verified,
+        state.dr_out.is_some(),
+    )?))
 }
 
 /// Cancel an event (its gateways are told).
@@ -525,7 +569,7 @@ pub async fn cancel_event(
     dispatch(
         &state,
         Dispatch {
-            gateways: targets.resolve(&all),
+            gateways: targets.resolve(&all, net(&state)),
             event: DrEvent {
                 event_id: e.id,
                 program_id: e.program,

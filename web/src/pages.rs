@@ -19,7 +19,8 @@ use gridshare_storage::readings::BucketSize;
 use gridshare_storage::{gateways, market as trades_db, participants};
 use gridshare_ui::Page;
 use gridshare_ui::pages::{
-    Balance, Energy, ErrorData, Flash, HomeData, KeyRow, Level, LoginData, OrderRow, Session, TradeRow, TraderData,
+    Balance, Energy, ErrorData, EventData, EventRow, FeederRow, Flash, HomeData, KeyRow, Level, LoginData,
+    OperatorData, OrderRow, ReportRow, Session, TradeRow, TraderData,
 };
 use serde::Deserialize;
 
@@ -84,6 +85,7 @@ pub async fn root(State(state): State<AppState>, who: Result<Principal, Response
     match who.role {
         Role::Homeowner => Redirect::to(&format!("/home/{}", who.participant.0)).into_response(),
         Role::Trader => Redirect::to("/trader").into_response(),
+        Role::Operator => Redirect::to("/operator").into_response(),
         other => {
             let session = session_of(&state, &who).await;
             error_page(
@@ -313,20 +315,21 @@ pub struct TraderQuery {
     err: Option<String>,
 }
 
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn trader_url(interval: &str, ok: bool, text: &str) -> String {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
     format!(
         "/trader?interval={}&{}={}",
-        enc(interval),
+        url_encode(interval),
         if ok { "ok" } else { "err" },
-        enc(text)
+        url_encode(text)
     )
 }
 
@@ -647,6 +650,325 @@ pub async fn trader_revoke_key(
     Redirect::to(&trader_url("", ok, &text)).into_response()
 }
 
+/// Who may use the operator's pages: grid operators (and admins).
+async fn operating_principal(state: &AppState, who: Result<Principal, Response>) -> Result<Principal, Response> {
+    let who = who.map_err(|_| Redirect::to("/login").into_response())?;
+    if who.require_role(&[Role::Operator]).is_err() {
+        let session = session_of(state, &who).await;
+        return Err(error_page(
+            state,
+            session,
+            StatusCode::FORBIDDEN,
+            "Grid operators only",
+            "The feeder and demand-response pages are for the grid operator's accounts.",
+        ));
+    }
+    Ok(who)
+}
+
+/// A signal in words.
+fn signal_words(intervals: &[gridshare_domain::wire::DrInterval]) -> String {
+    use gridshare_domain::wire::DrSignal;
+    let Some(s) = intervals.first().and_then(|i| i.signals.first()) else {
+        return "nothing".into();
+    };
+    let kw = |w: i64| gridshare_ui::format::power(w);
+    match *s {
+        DrSignal::LoadShed { w } => format!("shed {}", kw(w.0)),
+        DrSignal::ImportLimit { w } => format!("import at most {}", kw(w.0)),
+        DrSignal::ExportLimit { w } => format!("export at most {}", kw(w.0)),
+        DrSignal::BatterySetpoint { w } => format!("battery at {}", kw(w.0)),
+        DrSignal::EvCurrentLimit { milliamps } => format!("EV at most {} A", milliamps / 1_000),
+        DrSignal::Price { .. } => "a price signal".into(),
+    }
+}
+
+/// `GET /operator`: the feeder's load against its limits, events, and the form to call one.
+pub async fn operator(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    axum::extract::Query(q): axum::extract::Query<TraderQuery>,
+) -> Response {
+    let who = match operating_principal(&state, who).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let flash = match (q.ok, q.err) {
+        (Some(t), _) => Some(Flash { ok: true, text: t }),
+        (None, Some(t)) => Some(Flash { ok: false, text: t }),
+        _ => None,
+    };
+    let session = session_of(&state, &who).await;
+    match operator_data(&state, &who, flash).await {
+        Ok(d) => html(&state, StatusCode::OK, &Page::Operator(Box::new(d))),
+        Err(e) => error_page(
+            &state,
+            session,
+            e.status,
+            "The feeder could not be loaded",
+            &format!("{} Try again in a moment.", e.message),
+        ),
+    }
+}
+
+async fn operator_data(
+    state: &AppState,
+    who: &Principal,
+    flash: Option<Flash>,
+) -> Result<OperatorData, crate::ApiError> {
+    let db = state.db()?;
+    let crate::ApiJson(feeder) = crate::feeder::feeder(
+        State(state.clone()),
+        who.clone(),
+        crate::error::ApiQuery(crate::feeder::FeederQuery { interval: None }),
+    )
+    .await?;
+    let all = gateways::active(db).await?;
+    let network = state.network.as_deref().map(Vec::as_slice);
+    // parents before children, depth first
+    let mut rows: Vec<FeederRow> = Vec::with_capacity(feeder.nodes.len());
+    let mut stack: Vec<(u32, u32)> = feeder
+        .nodes
+        .iter()
+        .filter(|n| n.parent.is_none())
+        .map(|n| (n.node, 0))
+        .collect();
+    while let Some((id, depth)) = stack.pop() {
+        let Some(n) = feeder.nodes.iter().find(|n| n.node == id) else {
+            continue;
+        };
+        let below_nodes = crate::dr::subtree(&[id], network);
+        let below: Vec<u64> = all
+            .iter()
+            .filter(|g| below_nodes.contains(&g.feeder_node.0))
+            .map(|g| g.id.0)
+            .collect();
+        let kind = match depth {
+            0 => "Substation",
+            1 => "Feeder line",
+            2 => "Transformer",
+            _ => "Home connection",
+        };
+        rows.push(FeederRow {
+            node: id,
+            depth,
+            label: format!("{kind} {id}"),
+            load_w: n.load_w,
+            limit_w: n.limit_w,
+            gateways: n.gateways,
+            below,
+        });
+        let mut children: Vec<u32> = feeder
+            .nodes
+            .iter()
+            .filter(|c| c.parent == Some(id))
+            .map(|c| c.node)
+            .collect();
+        children.sort_unstable_by(|a, b| b.cmp(a));
+        stack.extend(children.into_iter().map(|c| (c, depth + 1)));
+    }
+    let crate::ApiJson(events) = crate::dr::events(State(state.clone()), who.clone()).await?;
+    let now = crate::market::now();
+    let step = state.interval_length.millis();
+    let next = now.0 - now.0.rem_euclid(step) + step;
+    let mut starts = vec![(now.0 - now.0.rem_euclid(60_000), "now".to_owned())];
+    for k in 0..4 {
+        let t = Timestamp(next + k * step);
+        starts.push((t.0, gridshare_ui::format::when(&t.to_rfc3339())));
+    }
+    let session = session_of(state, who)
+        .await
+        .ok_or_else(|| crate::ApiError::internal("the account could not be read"))?;
+    Ok(OperatorData {
+        session,
+        interval: feeder.interval,
+        feeder: rows,
+        events: events
+            .iter()
+            .take(20)
+            .map(|e| EventRow {
+                id: e.id,
+                status: e.status.clone(),
+                starts_at: e.starts_at.clone(),
+                ends_at: e.ends_at.clone(),
+                signal: signal_words(&e.intervals),
+                targeted: e.gateways.len(),
+                acknowledged: e
+                    .gateways
+                    .iter()
+                    .filter(|g| e.reports.iter().any(|r| r.gateway == **g))
+                    .count(),
+            })
+            .collect(),
+        starts,
+        flash,
+    })
+}
+
+fn form_fields(body: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    body.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// `POST /operator/events`: calls the event as the API would (the targets' gateways get it at
+/// once) and shows its live response.
+pub async fn operator_new_event(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    body: String,
+) -> Response {
+    use gridshare_domain::W;
+    use gridshare_domain::wire::{DrInterval, DrSignal};
+    let who = match operating_principal(&state, who).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let back = |text: String| Redirect::to(&format!("/operator?err={}", url_encode(&text))).into_response();
+    let fields = form_fields(&body);
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let nodes: Vec<u32> = fields
+        .iter()
+        .filter(|(k, _)| k == "node")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    if nodes.is_empty() {
+        return back("Not called: choose the lines or transformers it is for.".into());
+    }
+    let Some(w) = get("kw")
+        .and_then(|k| k.trim().replace(',', ".").parse::<f64>().ok())
+        .filter(|k| k.is_finite() && *k >= 0.0 && *k <= 10_000.0)
+        .map(|k| (k * 1_000.0).round() as i64)
+    else {
+        return back("Not called: the power is a number of kW, 0 or more.".into());
+    };
+    let signal = match get("signal").as_deref() {
+        Some("load_shed") => DrSignal::LoadShed { w: W(w) },
+        Some("import_limit") => DrSignal::ImportLimit { w: W(w) },
+        Some("export_limit") => DrSignal::ExportLimit { w: W(w) },
+        _ => return back("Not called: choose a signal.".into()),
+    };
+    let (Some(start), Some(minutes)) = (
+        get("start").and_then(|s| s.parse::<i64>().ok()),
+        get("minutes").and_then(|m| m.parse::<u32>().ok()),
+    ) else {
+        return back("Not called: choose when it starts and how long it lasts.".into());
+    };
+    // the program: the operator's first, made on first use
+    let program_id = match crate::dr::programs(State(state.clone()), who.clone()).await {
+        Ok(crate::ApiJson(p)) if !p.is_empty() => p[0].id,
+        _ => match crate::dr::create_program(
+            State(state.clone()),
+            who.clone(),
+            crate::ApiJson(crate::dr::NewProgram {
+                name: "Operator events".into(),
+                description: "Called from the dashboard".into(),
+            }),
+        )
+        .await
+        {
+            Ok((_, crate::ApiJson(p))) => p.id,
+            Err(e) => return back(format!("Not called: {}.", e.message)),
+        },
+    };
+    let req = crate::dr::NewEvent {
+        program_id,
+        priority: 1,
+        targets: crate::dr::Targets::Nodes { nodes },
+        intervals: vec![DrInterval {
+            id: 0,
+            start: Timestamp(start),
+            duration_minutes: minutes,
+            signals: vec![signal],
+        }],
+    };
+    match crate::dr::create_event(State(state.clone()), who, crate::ApiJson(req)).await {
+        Ok((_, crate::ApiJson(e))) => Redirect::to(&format!("/operator/events/{}", e.id)).into_response(),
+        Err(e) => back(format!("Not called: {}.", e.message)),
+    }
+}
+
+/// `GET /operator/events/{id}`: an event's targeted gateways and their response; reloads itself
+/// while the event runs.
+pub async fn operator_event(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    Path(id): Path<u64>,
+) -> Response {
+    let who = match operating_principal(&state, who).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let session = session_of(&state, &who).await;
+    let e = match crate::dr::event(State(state.clone()), who.clone(), crate::error::ApiPath(id)).await {
+        Ok(crate::ApiJson(e)) => e,
+        Err(err) => {
+            return error_page(&state, session, err.status, "No such event", &err.message);
+        }
+    };
+    let Some(session) = session else {
+        return error_page(
+            &state,
+            None,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            "the account could not be read",
+        );
+    };
+    let gateways = e
+        .gateways
+        .iter()
+        .map(|g| {
+            let mine: Vec<_> = e.reports.iter().filter(|r| r.gateway == *g).collect();
+            let last = mine.last();
+            ReportRow {
+                gateway: *g,
+                acknowledged: !mine.is_empty(),
+                confirmed: !mine.is_empty() && mine.iter().all(|r| r.confirmed),
+                baseline_w: last.and_then(|r| r.baseline_w),
+                measured_w: last.map(|r| r.measured_w),
+                note: last.and_then(|r| r.note.clone()),
+            }
+        })
+        .collect();
+    let data = EventData {
+        session,
+        id: e.id,
+        status: e.status.clone(),
+        starts_at: e.starts_at.clone(),
+        ends_at: e.ends_at.clone(),
+        signal: signal_words(&e.intervals),
+        gateways,
+    };
+    html(&state, StatusCode::OK, &Page::Event(Box::new(data)))
+}
+
 /// `GET /pkg/{file}`: the browser part of the dashboard.
 pub async fn pkg(State(state): State<AppState>, Path(file): Path<String>) -> Response {
     let content_type = match file.as_str() {
@@ -673,6 +995,24 @@ pub async fn pkg(State(state): State<AppState>, Path(file): Path<String>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_bodies_with_repeated_fields_decode() {
+        let f = form_fields("node=100&node=101&kw=1%2C5&signal=load_shed&x=a+b&bad=%zz&end=%4");
+        assert_eq!(
+            f,
+            vec![
+                ("node".into(), "100".into()),
+                ("node".into(), "101".into()),
+                ("kw".into(), "1,5".into()),
+                ("signal".into(), "load_shed".into()),
+                ("x".into(), "a b".into()),
+                ("bad".into(), "%zz".into()),
+                ("end".into(), "%4".into()),
+            ]
+        );
+        assert_eq!(url_encode("Order 5 placed: open"), "Order%205%20placed%3A%20open");
+    }
 
     #[test]
     fn month_start_is_midnight_on_the_first() {

@@ -307,8 +307,12 @@ async fn the_response_is_verified_against_the_baseline_and_rewarded_once() {
         json!([{"gateway": 11, "interval_id": 0, "baseline_w": 3000, "measured_w": 1000, "reduction_wh": 2000, "reward": 400_000}])
     );
     let now = gridshare_web::market::now();
-    assert_eq!(gridshare_web::dr::credit_completed(&db, now).await.unwrap(), 1);
-    assert_eq!(gridshare_web::dr::credit_completed(&db, now).await.unwrap(), 0, "once");
+    assert_eq!(gridshare_web::dr::credit_completed(&db, None, now).await.unwrap(), 1);
+    assert_eq!(
+        gridshare_web::dr::credit_completed(&db, None, now).await.unwrap(),
+        0,
+        "once"
+    );
     let (_, rewards) = call(&s, "GET", "/api/v1/rewards", &home.token, None).await;
     assert_eq!(rewards.as_array().unwrap().len(), 1);
     assert_eq!(
