@@ -209,6 +209,37 @@ await check('an operator calls a demand-response event and sees the gateways ack
   await p.context().close();
 });
 
+await check('an installer sees their gateways online and commissions a new one', async () => {
+  const p = await page('installer');
+  await login(p, 'installer');
+  expect(/\/installer/.test(p.url()), `landed on ${p.url()}`);
+  await hydrated(p);
+  const online = await p.locator('tr.gateway[data-online=yes]').count();
+  expect(online >= 1, `gateways online: ${online}`);
+  const devices = await p.textContent('tr.gateway[data-id="1"]');
+  expect(devices.includes('grid meter'), `gateway 1's devices: ${devices}`);
+  await p.screenshot({ path: join(out, 'installer.png'), fullPage: true });
+  // a key that cannot be right is caught as it is typed
+  await p.fill('#commission input[name=public_key]', 'xyz');
+  await p.waitForSelector('#commission p.error:not(.hidden)');
+  expect(await p.isDisabled('#commission button[type=submit]'), 'a bad key cannot be sent');
+  await p.fill('#commission input[name=id]', '9999');
+  await p.fill('#commission input[name=owner]', '1');
+  await p.fill('#commission input[name=public_key]', '0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798');
+  await Promise.all([p.waitForNavigation(), p.click('#commission button[type=submit]')]);
+  const flash = await p.textContent('[role=status]');
+  expect(flash && flash.includes('Gateway 9999 commissioned'), `flash: ${flash}`);
+  expect(await p.locator('tr.gateway[data-id="9999"]').count() === 1, 'the new gateway is listed');
+  // the same again is refused with the reason
+  await p.fill('#commission input[name=id]', '9999');
+  await p.fill('#commission input[name=owner]', '1');
+  await p.fill('#commission input[name=public_key]', '0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798');
+  await Promise.all([p.waitForNavigation(), p.click('#commission button[type=submit]')]);
+  const refused = await p.textContent('[role=alert]:not(.hidden)');
+  expect(refused && refused.includes('registered already'), `refusal: ${refused}`);
+  await p.context().close();
+});
+
 await check('without a session the dashboard asks to log in', async () => {
   const p = await page('anonymous');
   await p.goto(`${base}/home/1`);

@@ -3,7 +3,8 @@
 //! homeowner (server-rendered and hydrated page, phone layout, 403 for another home) and as a
 //! trader (an order placed, seen in the book and cancelled; an API key made, its secret shown
 //! once) and as the grid operator (a demand-response event called on a transformer, its homes
-//! previewed, their gateways' acknowledgements seen), and saves a screenshot of each page under
+//! previewed, their gateways' acknowledgements seen) and as an installer (their gateways online
+//! with their devices, a new one commissioned, a duplicate refused), and saves a screenshot of each page under
 //! `test-output/dashboard/`.
 //!
 //! Needs the dashboard's browser part (`scripts/build-ui.sh`), Node with `e2e/node_modules`
@@ -128,6 +129,7 @@ fn the_dashboard_works_in_a_real_browser() {
         "trader-key.png",
         "operator.png",
         "operator-event.png",
+        "installer.png",
     ] {
         assert!(out.join(png).exists(), "{png} saved");
     }

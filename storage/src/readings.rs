@@ -398,3 +398,23 @@ pub async fn grid_power_buckets(
         Ok(out)
     })
 }
+
+/// The latest reading of each device of a gateway at or before `now`, by device name.
+pub async fn latest_per_device(db: &Db, gateway: GatewayId, now: Timestamp) -> Result<Vec<Reading>> {
+    let sql = "SELECT r.gateway_id, r.seq, r.device, r.at, r.kind, r.power_w, r.energy_in_wh, r.energy_out_wh, \
+               r.soc_permille, r.status, r.quality FROM readings r \
+               JOIN (SELECT device, max(at) AS at FROM readings WHERE gateway_id = $1 AND at <= $2 GROUP BY device) l \
+               ON r.device = l.device AND r.at = l.at WHERE r.gateway_id = $1 ORDER BY r.device, r.seq DESC";
+    let rows: Vec<Reading> = query!(db, sql, pool => |q| {
+        let rows = q.bind(gateway.0 as i64).bind(now.0).fetch_all(pool).await?;
+        rows.iter().map(|r| reading_from_row!(r)).collect::<Result<Vec<_>>>()
+    })?;
+    // one per device (two samples of one device may share a time)
+    let mut out: Vec<Reading> = Vec::with_capacity(rows.len());
+    for r in rows {
+        if out.last().is_none_or(|l| l.sample.device != r.sample.device) {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}

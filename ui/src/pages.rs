@@ -292,6 +292,63 @@ pub struct EventData {
     pub gateways: Vec<ReportRow>,
 }
 
+/// A device behind a gateway, as last heard of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRow {
+    /// Its name in the gateway's configuration.
+    pub name: String,
+    /// grid meter, PV inverter, battery…
+    pub kind: String,
+    /// ok, fault, unreachable…
+    pub status: String,
+    /// good, suspect, estimated.
+    pub quality: String,
+    /// Power, W.
+    pub power_w: Option<i64>,
+}
+
+/// One of the installer's gateways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayRow {
+    /// Gateway id.
+    pub id: u64,
+    /// The home.
+    pub owner: u64,
+    /// Its feeder node.
+    pub node: u32,
+    /// Seconds (market time) since its last reading; none if it never sent one.
+    pub last_reading_s: Option<i64>,
+    /// Its devices.
+    pub devices: Vec<DeviceRow>,
+}
+
+impl GatewayRow {
+    /// Online: a reading within the last five minutes.
+    pub fn online(&self) -> bool {
+        self.last_reading_s.is_some_and(|s| s <= 300)
+    }
+
+    /// Its devices' problems, in words.
+    pub fn problems(&self) -> Vec<String> {
+        self.devices
+            .iter()
+            .filter(|d| d.status != "ok" || d.quality != "good")
+            .map(|d| format!("{}: {} ({})", d.name, d.status, d.quality))
+            .collect()
+    }
+}
+
+/// The installer's page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallerData {
+    /// Who.
+    pub session: Session,
+    /// Their gateways.
+    pub gateways: Vec<GatewayRow>,
+    /// The last action's result.
+    pub flash: Option<Flash>,
+}
+
 /// Every page, with its data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "page", content = "data", rename_all = "snake_case")]
@@ -302,6 +359,8 @@ pub enum Page {
     Home(Box<HomeData>),
     /// `/trader`.
     Trader(Box<TraderData>),
+    /// `/installer`.
+    Installer(Box<InstallerData>),
     /// `/operator`.
     Operator(Box<OperatorData>),
     /// `/operator/events/{id}`.
@@ -326,6 +385,7 @@ impl Page {
             Self::Home(d) => format!("{} · GridShare", d.session.name),
             Self::Trader(d) => format!("Trading · {} · GridShare", d.session.name),
             Self::Operator(_) => "Feeder · GridShare".into(),
+            Self::Installer(_) => "Gateways · GridShare".into(),
             Self::Event(d) => format!("Event {} · GridShare", d.id),
             Self::Error(e) => format!("{} · GridShare", e.title),
         }
@@ -339,6 +399,7 @@ pub fn view(page: Page) -> AnyView {
         Page::Home(d) => view! { <HomePage data=*d/> }.into_any(),
         Page::Trader(d) => view! { <TraderPage data=*d/> }.into_any(),
         Page::Operator(d) => view! { <OperatorPage data=*d/> }.into_any(),
+        Page::Installer(d) => view! { <InstallerPage data=*d/> }.into_any(),
         Page::Event(d) => view! { <EventPage data=*d/> }.into_any(),
         Page::Error(d) => view! { <ErrorPage data=d/> }.into_any(),
     }
@@ -715,6 +776,79 @@ fn TraderPage(data: TraderData) -> impl IntoView {
                     <label class="check"><input type="checkbox" name="read" checked/>" read"</label>
                     <label class="check"><input type="checkbox" name="trade"/>" trade"</label>
                     <button type="submit">"Make a key"</button>
+                </form>
+            </section>
+        </main>
+    }
+}
+
+/// Seconds as "12 s", "4 min", "3 h".
+fn age(s: i64) -> String {
+    match s {
+        ..=0 => "just now".into(),
+        1..=119 => format!("{s} s ago"),
+        120..=7_199 => format!("{} min ago", s / 60),
+        _ => format!("{} h ago", s / 3_600),
+    }
+}
+
+#[component]
+fn InstallerPage(data: InstallerData) -> impl IntoView {
+    let (key_text, set_key_text) = signal(String::new());
+    let key_problem = move || {
+        let k = key_text.get();
+        let k = k.trim().trim_start_matches("0x");
+        if k.is_empty() {
+            return None;
+        }
+        if !k.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Some("a public key is hexadecimal (from `gateway keygen`)".to_owned());
+        }
+        match k.len() {
+            66 | 130 => None,
+            n => Some(format!("a public key has 66 or 130 hex digits, this one {n}")),
+        }
+    };
+    view! {
+        <Header session=Some(data.session.clone())/>
+        <main>
+            <h1>"My gateways"</h1>
+            {data.flash.clone().map(|f| view! {
+                <p class=if f.ok { "ok" } else { "error" } role=if f.ok { "status" } else { "alert" }>{f.text}</p>
+            })}
+            <section class="card" id="gateways">
+                <div class="scroll">
+                    <table>
+                        <thead><tr><th>"Gateway"</th><th>"Home"</th><th>"Node"</th><th>"State"</th><th>"Last reading"</th><th>"Devices"</th><th>"Problems"</th></tr></thead>
+                        <tbody>
+                            {data.gateways.iter().map(|g| {
+                                let problems = g.problems();
+                                view! {
+                                    <tr class="gateway" data-id=g.id data-online=if g.online() { "yes" } else { "no" }>
+                                        <td>{g.id}</td><td>{g.owner}</td><td>{g.node}</td>
+                                        <td class=if g.online() { "state on" } else { "state off" }>{if g.online() { "online" } else { "offline" }}</td>
+                                        <td>{g.last_reading_s.map_or_else(|| "never".to_owned(), age)}</td>
+                                        <td>{g.devices.iter().map(|d| format!("{} ({}{})", d.name, d.kind, d.power_w.map(|w| format!(", {}", power(w))).unwrap_or_default())).collect::<Vec<_>>().join("; ")}</td>
+                                        <td class=if problems.is_empty() { "" } else { "bad" }>{if problems.is_empty() { "none".to_owned() } else { problems.join("; ") }}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+                {data.gateways.is_empty().then(|| view! { <p class="muted">"You have not commissioned a gateway yet."</p> })}
+            </section>
+            <section class="card" id="commission">
+                <h2>"Commission a gateway"</h2>
+                <form method="post" action="/installer/gateways" class="form">
+                    <label>"Gateway id (its configuration's gateway.id)" <input name="id" inputmode="numeric" required/></label>
+                    <label>"Home (participant id)" <input name="owner" inputmode="numeric" required/></label>
+                    <label>"Public key (printed by gateway keygen)"
+                        <input name="public_key" required on:input=move |ev| set_key_text.set(event_target_value(&ev))/>
+                    </label>
+                    <label>"Feeder node (empty: the home's)" <input name="node" inputmode="numeric"/></label>
+                    <p class="error" role="alert" class:hidden=move || key_problem().is_none()>{move || key_problem().unwrap_or_default()}</p>
+                    <button type="submit" disabled=move || key_problem().is_some()>"Commission"</button>
                 </form>
             </section>
         </main>

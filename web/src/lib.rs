@@ -154,6 +154,8 @@ pub fn app(state: AppState) -> Router {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/home/{id}", get(pages::home))
+        .route("/installer", get(pages::installer))
+        .route("/installer/gateways", post(pages::installer_commission))
         .route("/operator", get(pages::operator))
         .route("/operator/events", post(pages::operator_new_event))
         .route("/operator/events/{id}", get(pages::operator_event))

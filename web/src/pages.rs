@@ -19,8 +19,8 @@ use gridshare_storage::readings::BucketSize;
 use gridshare_storage::{gateways, market as trades_db, participants};
 use gridshare_ui::Page;
 use gridshare_ui::pages::{
-    Balance, Energy, ErrorData, EventData, EventRow, FeederRow, Flash, HomeData, KeyRow, Level, LoginData,
-    OperatorData, OrderRow, ReportRow, Session, TradeRow, TraderData,
+    Balance, DeviceRow, Energy, ErrorData, EventData, EventRow, FeederRow, Flash, GatewayRow, HomeData, InstallerData,
+    KeyRow, Level, LoginData, OperatorData, OrderRow, ReportRow, Session, TradeRow, TraderData,
 };
 use serde::Deserialize;
 
@@ -86,6 +86,7 @@ pub async fn root(State(state): State<AppState>, who: Result<Principal, Response
         Role::Homeowner => Redirect::to(&format!("/home/{}", who.participant.0)).into_response(),
         Role::Trader => Redirect::to("/trader").into_response(),
         Role::Operator => Redirect::to("/operator").into_response(),
+        Role::Installer => Redirect::to("/installer").into_response(),
         other => {
             let session = session_of(&state, &who).await;
             error_page(
@@ -967,6 +968,186 @@ pub async fn operator_event(
         gateways,
     };
     html(&state, StatusCode::OK, &Page::Event(Box::new(data)))
+}
+
+/// `GET /installer`: the installer's gateways — online or not, last reading, devices and their
+/// problems — and the form to commission one.
+pub async fn installer(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    axum::extract::Query(q): axum::extract::Query<TraderQuery>,
+) -> Response {
+    let who = match who {
+        Ok(w) => w,
+        Err(_) => return Redirect::to("/login").into_response(),
+    };
+    let session = session_of(&state, &who).await;
+    if who.require_role(&[Role::Installer]).is_err() {
+        return error_page(
+            &state,
+            session,
+            StatusCode::FORBIDDEN,
+            "Installers only",
+            "The gateway pages are for installers' accounts.",
+        );
+    }
+    let flash = match (q.ok, q.err) {
+        (Some(t), _) => Some(Flash { ok: true, text: t }),
+        (None, Some(t)) => Some(Flash { ok: false, text: t }),
+        _ => None,
+    };
+    let Some(session) = session else {
+        return error_page(
+            &state,
+            None,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            "the account could not be read",
+        );
+    };
+    match installer_gateways(&state, &who).await {
+        Ok(gateways) => html(
+            &state,
+            StatusCode::OK,
+            &Page::Installer(Box::new(InstallerData {
+                session,
+                gateways,
+                flash,
+            })),
+        ),
+        Err(e) => error_page(
+            &state,
+            Some(session),
+            e.status,
+            "Your gateways could not be loaded",
+            &format!("{} Try again in a moment.", e.message),
+        ),
+    }
+}
+
+async fn installer_gateways(state: &AppState, who: &Principal) -> Result<Vec<GatewayRow>, crate::ApiError> {
+    let db = state.db()?;
+    let now = crate::market::now();
+    let crate::ApiJson(mine) = crate::readings::list(State(state.clone()), who.clone()).await?;
+    let mut rows = Vec::with_capacity(mine.len());
+    for g in mine {
+        let latest = gridshare_storage::readings::latest_per_device(db, gridshare_domain::GatewayId(g.id), now).await?;
+        let last = latest.iter().map(|r| r.sample.at.0).max();
+        let word = |v: String| v.replace('_', " ");
+        rows.push(GatewayRow {
+            id: g.id,
+            owner: g.owner,
+            node: g.feeder_node,
+            last_reading_s: last.map(|t| (now.0 - t) / 1_000),
+            devices: latest
+                .iter()
+                .map(|r| DeviceRow {
+                    name: r.sample.device.to_string(),
+                    kind: word(
+                        serde_json::to_value(r.sample.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                    ),
+                    status: word(
+                        serde_json::to_value(r.sample.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                    ),
+                    quality: serde_json::to_value(r.sample.quality)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    power_w: r.sample.power_w.map(|w| w.0),
+                })
+                .collect(),
+        });
+    }
+    Ok(rows)
+}
+
+/// The commissioning form.
+#[derive(Debug, Deserialize)]
+pub struct CommissionForm {
+    id: String,
+    owner: String,
+    public_key: String,
+    #[serde(default)]
+    node: String,
+}
+
+/// `POST /installer/gateways`: registers a gateway's key for a home, with this installer.
+pub async fn installer_commission(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    Form(f): Form<CommissionForm>,
+) -> Response {
+    let Ok(who) = who else {
+        return Redirect::to("/login").into_response();
+    };
+    let back = |ok: bool, text: String| {
+        Redirect::to(&format!(
+            "/installer?{}={}",
+            if ok { "ok" } else { "err" },
+            url_encode(&text)
+        ))
+        .into_response()
+    };
+    if who.require_role(&[Role::Installer]).is_err() {
+        return back(false, "Only installers commission gateways.".into());
+    }
+    let Ok(db) = state.db() else {
+        return back(false, "The database is not available.".into());
+    };
+    let (Ok(id), Ok(owner)) = (f.id.trim().parse::<u64>(), f.owner.trim().parse::<u64>()) else {
+        return back(
+            false,
+            "Not commissioned: the gateway id and the home are numbers.".into(),
+        );
+    };
+    let key = match gridshare_domain::envelope::GatewayPublicKey::from_hex(f.public_key.trim()) {
+        Ok(k) => k,
+        Err(e) => return back(false, format!("Not commissioned: the public key: {e}.")),
+    };
+    let home = match participants::get(db, ParticipantId(owner)).await {
+        Ok(p) if p.role == "homeowner" => p,
+        Ok(_) => return back(false, format!("Not commissioned: participant {owner} is not a home.")),
+        Err(_) => return back(false, format!("Not commissioned: there is no home {owner}.")),
+    };
+    let node = match (f.node.trim(), home.feeder_node) {
+        ("", Some(n)) => n,
+        ("", None) => {
+            return back(
+                false,
+                format!("Not commissioned: home {owner} has no feeder node; give one."),
+            );
+        }
+        (n, _) => match n.parse() {
+            Ok(n) => n,
+            Err(_) => return back(false, "Not commissioned: the feeder node is a number.".into()),
+        },
+    };
+    let g = gateways::Gateway {
+        id: gridshare_domain::GatewayId(id),
+        owner: ParticipantId(owner),
+        installer: Some(who.participant),
+        public_key: key,
+        feeder_node: gridshare_domain::NodeId(node),
+        window: Default::default(),
+        revoked_at: None,
+    };
+    match gateways::register(db, &g, crate::market::now()).await {
+        Ok(()) => back(
+            true,
+            format!("Gateway {id} commissioned for home {owner} at node {node}."),
+        ),
+        Err(gridshare_storage::StorageError::Duplicate { .. }) => back(
+            false,
+            format!("Not commissioned: gateway {id} or its key is registered already."),
+        ),
+        Err(e) => back(false, format!("Not commissioned: {e}.")),
+    }
 }
 
 /// `GET /pkg/{file}`: the browser part of the dashboard.
