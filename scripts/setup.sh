@@ -5,7 +5,9 @@
 # Needs: a Rust toolchain from rustup (https://rustup.rs), Node.js with npm,
 # Python 3 with pip. Installs: PostgreSQL server, Mosquitto, socat (Debian
 # packages); a wasm32 target (rustup, else Debian's rustc-web); Foundry
-# (forge/anvil) and solc from npm; Python test tools (schemathesis, pymodbus) from PyPI.
+# (forge/anvil) and solc from npm; Python test tools (schemathesis, pymodbus) from PyPI;
+# chromium (Debian) and playwright-core (npm) for the dashboard's browser tests; the
+# wasm-bindgen CLI (crates.io) for the dashboard's wasm.
 # Nothing is downloaded at run time; nothing here reaches past the package
 # registries.
 set -euo pipefail
