@@ -99,6 +99,15 @@ await check('a homeowner logs in and sees their balance and today\'s trades', as
   expect(rows > 0, 'trades are listed');
   expect(await p.locator('#power svg path.series').count() === 1, 'the power chart is drawn');
 
+  // live: the power flows follow the gateway's telemetry over the WebSocket, without a reload
+  const before = await p.getAttribute('#power-now .flows', 'data-at');
+  await p.waitForFunction(
+    (b) => document.querySelector('#power-now .flows')?.dataset.at !== b,
+    before,
+    { timeout: 20000 },
+  );
+  const solar = await p.textContent('#power-now #pv');
+  expect(/kW/.test(solar), `solar: ${solar}`);
   // hydrated: the filter works without a round trip to the server
   await p.click('button[data-filter=sold]');
   const sides = await p.locator('tr.trade').evaluateAll((rs) => rs.map((r) => r.dataset.side));

@@ -102,6 +102,7 @@ async fn rig(admin: &str, name: &str, service: Broker, gateway: Broker) -> Rig {
         metrics.clone(),
         dr_in,
         stopped,
+        None,
     ));
     let mut clients = Vec::new();
     for g in 1..=GATEWAYS {

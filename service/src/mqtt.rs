@@ -61,6 +61,8 @@ struct State {
     buffer: Vec<Reading>,
     pending_acks: Vec<Publish>,
     touched: Vec<GatewayId>,
+    /// Telemetry for the homes' live view.
+    live: Option<tokio::sync::broadcast::Sender<Arc<gridshare_web::ws::Live>>>,
 }
 
 async fn load_gateways(
@@ -92,6 +94,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut dr_in: tokio::sync::mpsc::UnboundedReceiver<gridshare_web::dr::Dispatch>,
     mut shutdown: watch::Receiver<bool>,
+    live: Option<tokio::sync::broadcast::Sender<Arc<gridshare_web::ws::Live>>>,
 ) -> Result<(), String> {
     let mut opts = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     opts.set_keep_alive(Duration::from_secs(15));
@@ -122,6 +125,7 @@ pub async fn run(
         by_market_id: HashMap::new(),
         buffer: Vec::new(),
         pending_acks: Vec::new(),
+        live,
         touched: Vec::new(),
     };
     load_gateways(&st.db, &mut st.ingest, &mut st.owners).await?;
@@ -290,6 +294,15 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
     match inbound {
         Inbound::Telemetry { gateway, seq, samples } => {
             st.metrics.messages_in.get_or_create(&kind("telemetry")).inc();
+            if let (Some(tx), Some(&owner)) = (&st.live, st.owners.get(&gateway))
+                && tx.receiver_count() > 0
+            {
+                let _ = tx.send(Arc::new(gridshare_web::ws::Live {
+                    owner,
+                    gateway,
+                    samples: samples.clone(),
+                }));
+            }
             st.buffer
                 .extend(samples.into_iter().map(|sample| Reading { gateway, seq, sample }));
             st.touched.push(gateway);

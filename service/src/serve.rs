@@ -92,6 +92,7 @@ pub async fn serve(
         .map_err(|e| e.to_string())?;
     let (stop_mqtt, mqtt_stop) = tokio::sync::watch::channel(false);
     let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
+    let live = gridshare_web::ws::live_channel();
     let broker = match &cfg.mqtt.url {
         Some(url) => Some(crate::mqtt::Broker {
             ca_file: cfg.mqtt.ca_file.clone(),
@@ -112,6 +113,7 @@ pub async fn serve(
             metrics.clone(),
             dr_in,
             mqtt_stop,
+            Some(live.clone()),
         ))),
     };
     // demand-response events that have ended: verify the response from telemetry, credit rewards
@@ -142,6 +144,7 @@ pub async fn serve(
         ui_pkg: gridshare_web::pages::default_pkg_dir(),
         tariff: Some((cfg.settlement.import_tariff, cfg.settlement.export_tariff)),
         price_tick: cfg.market.engine.tick.0,
+        live,
         network: cfg.market.engine.network.clone().map(Arc::new),
         interval_length: cfg.market.intervals.length,
         dr_out: mqtt.is_some().then_some(dr_out),

@@ -230,6 +230,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         metrics.clone(),
         dr_in,
         stopped,
+        None,
     ));
 
     // a test gateway client, listening on both gateways' ack topics
@@ -470,6 +471,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         metrics.clone(),
         dr_in,
         stopped,
+        None,
     ));
     let cancel = Message::Cancel(CancelOrder { order_id: OrderId(503) });
     let mut answered = None;

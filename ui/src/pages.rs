@@ -66,6 +66,49 @@ pub struct TradeRow {
     pub batch: Option<u64>,
 }
 
+/// The home's power flows now, W (+ import at the grid, + charging the battery or the car).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerNow {
+    /// Solar production.
+    pub pv_w: i64,
+    /// Battery (+ charging).
+    pub battery_w: i64,
+    /// EV charging.
+    pub ev_w: i64,
+    /// Grid connection (+ import).
+    pub grid_w: i64,
+    /// As of (RFC 3339).
+    pub at: String,
+}
+
+impl PowerNow {
+    /// The household's own use: what the grid and the sun bring, less what the battery and the
+    /// car take.
+    pub fn home_w(&self) -> i64 {
+        (self.grid_w + self.pv_w - self.battery_w - self.ev_w).max(0)
+    }
+
+    /// Takes a `power` frame's samples (JSON, as the WebSocket sends them) into account.
+    pub fn apply(&mut self, samples: &serde_json::Value) {
+        let Some(list) = samples.as_array() else { return };
+        for s in list {
+            let w = s["power_w"].as_i64();
+            match (s["kind"].as_str(), w) {
+                (Some("grid_meter"), Some(w)) => self.grid_w = w,
+                (Some("pv_inverter"), Some(w)) => self.pv_w = w,
+                (Some("battery"), Some(w)) => self.battery_w = w,
+                (Some("ev_charger"), Some(w)) => self.ev_w = w,
+                _ => {}
+            }
+            if let Some(at) = s["at"].as_i64() {
+                self.at = at.to_string();
+            } else if let Some(at) = s["at"].as_str() {
+                self.at = at.to_owned();
+            }
+        }
+    }
+}
+
 /// The homeowner's page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HomeData {
@@ -85,6 +128,8 @@ pub struct HomeData {
     pub reward_count: usize,
     /// Grid power at the home's connection today, 15-minute means: (ms, W; + import).
     pub grid_power: Vec<(i64, i64)>,
+    /// The power flows at the last reading, updated live over the WebSocket once hydrated.
+    pub power_now: Option<PowerNow>,
     /// When the page was made (market time, RFC 3339).
     pub at: String,
 }
@@ -457,9 +502,75 @@ enum Filter {
     Sold,
 }
 
+/// Opens the live feed and keeps `set` up to date with this home's `power` frames.
+#[cfg(feature = "hydrate")]
+fn follow_power(set: WriteSignal<Option<PowerNow>>) {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    let Some(window) = web_sys::window() else { return };
+    let location = window.location();
+    let scheme = if location.protocol().is_ok_and(|p| p == "https:") {
+        "wss"
+    } else {
+        "ws"
+    };
+    let Ok(host) = location.host() else { return };
+    let Ok(socket) = web_sys::WebSocket::new(&format!("{scheme}://{host}/api/v1/ws")) else {
+        return;
+    };
+    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+        let Some(text) = ev.data().as_string() else { return };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            return;
+        };
+        if v["type"] == "power" {
+            set.update(|p| p.get_or_insert_with(PowerNow::default).apply(&v["samples"]));
+        }
+    });
+    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    // the socket lives as long as the page
+    std::mem::forget(socket);
+}
+
+#[component]
+fn PowerCard(power: ReadSignal<Option<PowerNow>>) -> impl IntoView {
+    let flow = |w: i64, into: &'static str, out_of: &'static str| {
+        if w > 0 {
+            format!("{} {into}", crate::format::power(w))
+        } else if w < 0 {
+            format!("{} {out_of}", crate::format::power(-w))
+        } else {
+            "idle".to_owned()
+        }
+    };
+    view! {
+        <section class="card" id="power-now">
+            <h2>"Power now"</h2>
+            {move || match power.get() {
+                None => view! { <p class="muted">"Waiting for your gateway's first reading…"</p> }.into_any(),
+                Some(p) => view! {
+                    <div class="flows" data-at=p.at.clone()>
+                        <div class="flow"><span class="muted">"Solar"</span><b id="pv">{crate::format::power(p.pv_w)}</b></div>
+                        <div class="flow"><span class="muted">"Home"</span><b id="load">{crate::format::power(p.home_w())}</b></div>
+                        <div class="flow"><span class="muted">"Battery"</span><b id="battery">{flow(p.battery_w, "charging", "discharging")}</b></div>
+                        <div class="flow"><span class="muted">"Car"</span><b id="ev">{flow(p.ev_w, "charging", "")}</b></div>
+                        <div class="flow"><span class="muted">"Grid and neighbours"</span><b id="grid">{flow(p.grid_w, "in", "out")}</b></div>
+                    </div>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
 #[component]
 fn HomePage(data: HomeData) -> impl IntoView {
     let (filter, set_filter) = signal(Filter::All);
+    let (power_now, set_power_now) = signal(data.power_now.clone());
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| follow_power(set_power_now));
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_power_now;
     let trades = data.trades.clone();
     let balance = data.balance.clone();
     let agrees = balance.on_chain.map(|c| c == balance.settled);
@@ -514,6 +625,7 @@ fn HomePage(data: HomeData) -> impl IntoView {
                     </p>
                 </div>
             </section>
+            <PowerCard power=power_now/>
             <section class="card" id="power">
                 <h2>"Grid power today"</h2>
                 {match chart {

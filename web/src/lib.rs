@@ -80,6 +80,8 @@ pub struct AppState {
     pub tariff: Option<(i64, i64)>,
     /// The market's price tick, µ/kWh (for the dashboard's order form).
     pub price_tick: i64,
+    /// Gateway telemetry as it arrives, for the homes' live view (WebSocket `power` frames).
+    pub live: tokio::sync::broadcast::Sender<Arc<ws::Live>>,
 }
 
 impl AppState {
@@ -106,6 +108,7 @@ impl Default for AppState {
             ui_pkg: None,
             tariff: None,
             price_tick: 1_000,
+            live: ws::live_channel(),
         }
     }
 }

@@ -266,6 +266,24 @@ async fn home_data(
         }
     }
     grid_power.sort_unstable();
+    // the flows at the last reading of each of the home's devices
+    let mut power_now: Option<gridshare_ui::pages::PowerNow> = None;
+    for g in gateways::active(db).await?.iter().filter(|g| g.owner == home) {
+        for r in gridshare_storage::readings::latest_per_device(db, g.id, now).await? {
+            let p = power_now.get_or_insert_with(Default::default);
+            let w = r.sample.power_w.map_or(0, |w| w.0);
+            match r.sample.kind {
+                gridshare_domain::wire::DeviceKind::GridMeter => p.grid_w = w,
+                gridshare_domain::wire::DeviceKind::PvInverter => p.pv_w = w,
+                gridshare_domain::wire::DeviceKind::Battery => p.battery_w = w,
+                gridshare_domain::wire::DeviceKind::EvCharger => p.ev_w = w,
+                gridshare_domain::wire::DeviceKind::SubMeter => {}
+            }
+            if p.at.as_str() < r.sample.at.0.to_string().as_str() || p.at.is_empty() {
+                p.at = r.sample.at.0.to_string();
+            }
+        }
+    }
     Ok(HomeData {
         session: session.unwrap_or(Session {
             participant: home.0,
@@ -296,6 +314,7 @@ async fn home_data(
         rewards: rewards.iter().map(|r| r.amount).sum(),
         reward_count: rewards.len(),
         grid_power,
+        power_now,
         at: now.to_rfc3339(),
     })
 }

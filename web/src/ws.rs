@@ -6,6 +6,8 @@
 //! - `{"type":"book", "zone", "interval", "open", "bids":[{price,quantity_wh}], "asks":[…]}`
 //! - `{"type":"order", "event":{"event":"accepted"|"rejected"|"amended"|"cancelled"|"trade", …}}`
 //!   (only to the order's owner)
+//! - `{"type":"power", "gateway", "samples":[TelemetrySample…]}` (only to the home the gateway
+//!   belongs to: its devices' power as each envelope arrives)
 //!
 //! Back-pressure: the engine never waits for a client. Each connection reads the market's
 //! broadcast feed at its own pace; a client that falls [`crate::market::FEED_CAPACITY`] outcomes
@@ -27,6 +29,22 @@ use crate::api::TradeView;
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
 use crate::market::Outcome;
+
+/// One gateway envelope's samples, for its home's live view.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// The home.
+    pub owner: gridshare_domain::ParticipantId,
+    /// The gateway.
+    pub gateway: gridshare_domain::GatewayId,
+    /// Its samples.
+    pub samples: Vec<gridshare_domain::wire::TelemetrySample>,
+}
+
+/// A channel for [`Live`] telemetry (a slow WebSocket client misses samples, never slows intake).
+pub fn live_channel() -> tokio::sync::broadcast::Sender<Arc<Live>> {
+    tokio::sync::broadcast::channel(1_024).0
+}
 
 /// Longest a client may take to accept one frame before it is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,8 +72,9 @@ pub async fn ws(
         )
     })?;
     let rx = market.subscribe();
+    let live = state.live.subscribe();
     let metrics = state.metrics.clone();
-    Ok(upgrade.on_upgrade(move |socket| feed(socket, rx, who, metrics)))
+    Ok(upgrade.on_upgrade(move |socket| feed(socket, rx, live, who, metrics)))
 }
 
 /// The frames one outcome gives this caller.
@@ -111,11 +130,32 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
 async fn feed(
     mut socket: WebSocket,
     mut rx: tokio::sync::broadcast::Receiver<Arc<Outcome>>,
+    mut live: tokio::sync::broadcast::Receiver<Arc<Live>>,
     who: Principal,
     metrics: Arc<crate::Metrics>,
 ) {
     loop {
         tokio::select! {
+            l = live.recv() => match l {
+                Ok(l) if l.owner == who.participant => {
+                    let frame = json!({"type": "power", "gateway": l.gateway.0, "samples": l.samples}).to_string();
+                    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(frame.into()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            metrics.ws_dropped.inc();
+                            close(&mut socket, CLOSE_TOO_SLOW, "too slow: a frame waited over 5 s").await;
+                            return;
+                        }
+                    }
+                }
+                // another home's, or missed samples: the next ones will do
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {
+                    close(&mut socket, 1001, "the service is shutting down").await;
+                    return;
+                }
+            },
             next = rx.recv() => match next {
                 Ok(outcome) => {
                     for frame in frames(&outcome, &who) {
