@@ -86,6 +86,10 @@ async fn load_gateways(
 
 /// Runs the MQTT side until `shutdown`: then flushes the telemetry buffer, saves the replay
 /// windows and disconnects.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the intake's collaborators, each used once; a struct would only rename them"
+)]
 pub async fn run(
     broker: Broker,
     client_id: String,

@@ -1,15 +1,20 @@
 //! How numbers read on the dashboard: money in euros with cents, energy in kWh, prices per kWh,
-//! times in UTC. Integer units in, text out; no floating point on money.
+//! times in UTC. The domain's integer units in (the same types the server computes with), text
+//! out; no floating point on money.
+
+use gridshare_domain::{Micro, MicroPerKwh, W, Wh};
 
 /// µ (micro-euros) as euros with cents, rounded half away from zero: `-1_234_567` → `−€1.23`.
-pub fn money(micro: i64) -> String {
+pub fn money(micro: Micro) -> String {
+    let micro = micro.0;
     let sign = if micro < 0 { "−" } else { "" };
     let cents = (micro.unsigned_abs() + 5_000) / 10_000;
     format!("{sign}€{}.{:02}", group(cents / 100), cents % 100)
 }
 
 /// µ/kWh as euros per kWh with three decimals: `123_400` → `€0.123/kWh`.
-pub fn price(micro_per_kwh: i64) -> String {
+pub fn price(micro_per_kwh: MicroPerKwh) -> String {
+    let micro_per_kwh = micro_per_kwh.0;
     let sign = if micro_per_kwh < 0 { "−" } else { "" };
     let mils = (micro_per_kwh.unsigned_abs() + 500) / 1_000;
     format!("{sign}€{}.{:03}/kWh", mils / 1_000, mils % 1_000)
@@ -17,7 +22,8 @@ pub fn price(micro_per_kwh: i64) -> String {
 
 /// Energy: Wh below 1 kWh, then kWh with one decimal below 100 kWh, none above: `830` →
 /// `830 Wh`, `1_250` → `1.3 kWh`.
-pub fn energy(wh: i64) -> String {
+pub fn energy(wh: Wh) -> String {
+    let wh = wh.0;
     let sign = if wh < 0 { "−" } else { "" };
     let abs = wh.unsigned_abs();
     if abs < 1_000 {
@@ -31,14 +37,16 @@ pub fn energy(wh: i64) -> String {
 }
 
 /// Reward-token µ as tokens with two decimals: `1_234_567` → `1.23 GSR`.
-pub fn tokens(micro: i64) -> String {
+pub fn tokens(micro: Micro) -> String {
+    let micro = micro.0;
     let sign = if micro < 0 { "−" } else { "" };
     let cents = (micro.unsigned_abs() + 5_000) / 10_000;
     format!("{sign}{}.{:02} GSR", group(cents / 100), cents % 100)
 }
 
 /// W as kW with one decimal: `-2_345` → `−2.3 kW`.
-pub fn power(w: i64) -> String {
+pub fn power(w: W) -> String {
+    let w = w.0;
     let sign = if w < 0 { "−" } else { "" };
     let tenths = (w.unsigned_abs() + 50) / 100;
     format!("{sign}{}.{} kW", tenths / 10, tenths % 10)
@@ -88,19 +96,19 @@ mod tests {
 
     #[test]
     fn money_prices_and_energy_read_as_people_write_them() {
-        assert_eq!(money(0), "€0.00");
-        assert_eq!(money(1_234_567), "€1.23");
-        assert_eq!(money(-1_235_000), "−€1.24", "half away from zero");
-        assert_eq!(money(1_234_567_890_000), "€1\u{202f}234\u{202f}567.89");
-        assert_eq!(price(123_400), "€0.123/kWh");
-        assert_eq!(price(-50_000), "−€0.050/kWh");
-        assert_eq!(energy(1_250), "1.3 kWh");
-        assert_eq!(energy(49), "49 Wh");
-        assert_eq!(energy(999), "999 Wh");
-        assert_eq!(tokens(1_234_567), "1.23 GSR");
-        assert_eq!(energy(-12_340), "−12.3 kWh");
-        assert_eq!(energy(1_234_567), "1\u{202f}235 kWh");
-        assert_eq!(power(-2_345), "−2.3 kW");
+        assert_eq!(money(Micro(0)), "€0.00");
+        assert_eq!(money(Micro(1_234_567)), "€1.23");
+        assert_eq!(money(Micro(-1_235_000)), "−€1.24", "half away from zero");
+        assert_eq!(money(Micro(1_234_567_890_000)), "€1\u{202f}234\u{202f}567.89");
+        assert_eq!(price(MicroPerKwh(123_400)), "€0.123/kWh");
+        assert_eq!(price(MicroPerKwh(-50_000)), "−€0.050/kWh");
+        assert_eq!(energy(Wh(1_250)), "1.3 kWh");
+        assert_eq!(energy(Wh(49)), "49 Wh");
+        assert_eq!(energy(Wh(999)), "999 Wh");
+        assert_eq!(tokens(Micro(1_234_567)), "1.23 GSR");
+        assert_eq!(energy(Wh(-12_340)), "−12.3 kWh");
+        assert_eq!(energy(Wh(1_234_567)), "1\u{202f}235 kWh");
+        assert_eq!(power(W(-2_345)), "−2.3 kW");
         assert_eq!(when("2026-11-25T10:15:00Z/PT15M"), "25 Nov 10:15");
         assert_eq!(when("2026-01-05T08:00:00.000Z"), "5 Jan 08:00");
         assert_eq!(when("not a time"), "not a time");

@@ -4,6 +4,8 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use gridshare_domain::{Micro, MicroPerKwh, W, Wh};
+
 use crate::chart;
 use crate::format::{energy, money, power, price, tokens, when};
 
@@ -23,28 +25,28 @@ pub struct Session {
 pub struct Balance {
     /// Settlement account (address on chain).
     pub account: String,
-    /// Sum of confirmed settlement batches, µ (the ledger).
-    pub settled: i64,
-    /// Trades not settled yet, µ.
-    pub pending: i64,
-    /// What the vault holds, µ (none when the chain cannot be read).
-    pub on_chain: Option<i64>,
+    /// Sum of confirmed settlement batches (the ledger).
+    pub settled: Micro,
+    /// Trades not settled yet.
+    pub pending: Micro,
+    /// What the vault holds (none when the chain cannot be read).
+    pub on_chain: Option<Micro>,
 }
 
 /// Energy traded in the community market over a period, and what it was worth.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Energy {
-    /// Bought from neighbours, Wh.
-    pub bought_wh: i64,
-    /// Sold to neighbours, Wh.
-    pub sold_wh: i64,
-    /// Paid for it (with grid fees), µ.
-    pub paid: i64,
-    /// Received for it, µ.
-    pub received: i64,
+    /// Bought from neighbours.
+    pub bought_wh: Wh,
+    /// Sold to neighbours.
+    pub sold_wh: Wh,
+    /// Paid for it (with grid fees).
+    pub paid: Micro,
+    /// Received for it.
+    pub received: Micro,
     /// Saved against the utility (buying below its import tariff, selling above its export
-    /// tariff), µ; none when the tariffs are not known.
-    pub saved: Option<i64>,
+    /// tariff); none when the tariffs are not known.
+    pub saved: Option<Micro>,
 }
 
 /// One of my trades.
@@ -56,12 +58,12 @@ pub struct TradeRow {
     pub interval: String,
     /// I bought (else sold).
     pub bought: bool,
-    /// Energy, Wh.
-    pub quantity_wh: i64,
-    /// Price, µ/kWh.
-    pub price: i64,
-    /// Grid fee the buyer paid on top, µ/kWh.
-    pub grid_fee: i64,
+    /// Energy.
+    pub quantity_wh: Wh,
+    /// Price.
+    pub price: MicroPerKwh,
+    /// Grid fee the buyer paid on top.
+    pub grid_fee: MicroPerKwh,
     /// The settlement batch it is in, once settled.
     pub batch: Option<u64>,
 }
@@ -123,7 +125,7 @@ pub struct HomeData {
     /// Latest trades, newest first.
     pub trades: Vec<TradeRow>,
     /// Rewards credited, reward-token µ.
-    pub rewards: i64,
+    pub rewards: Micro,
     /// Reward credits.
     pub reward_count: usize,
     /// Grid power at the home's connection today, 15-minute means: (ms, W; + import).
@@ -159,10 +161,10 @@ pub struct LoginData {
 /// A price level of a book.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Level {
-    /// µ/kWh.
-    pub price: i64,
-    /// Wh resting at that price.
-    pub quantity_wh: i64,
+    /// The price.
+    pub price: MicroPerKwh,
+    /// Energy resting at that price.
+    pub quantity_wh: Wh,
 }
 
 /// One of my orders.
@@ -174,12 +176,12 @@ pub struct OrderRow {
     pub interval: String,
     /// `buy` or `sell`.
     pub side: String,
-    /// Wh.
-    pub quantity_wh: i64,
-    /// Filled, Wh.
-    pub filled_wh: i64,
-    /// µ/kWh.
-    pub price: i64,
+    /// Energy.
+    pub quantity_wh: Wh,
+    /// Filled.
+    pub filled_wh: Wh,
+    /// Limit price.
+    pub price: MicroPerKwh,
 }
 
 /// One of my API keys (never its secret).
@@ -223,16 +225,16 @@ pub struct TraderData {
     pub bids: Vec<Level>,
     /// Asks, best first.
     pub asks: Vec<Level>,
-    /// The book's trades, newest first: (time, Wh, µ/kWh).
-    pub trades: Vec<(String, i64, i64)>,
+    /// The book's trades, newest first: (time, energy, price).
+    pub trades: Vec<(String, Wh, MicroPerKwh)>,
     /// My open orders.
     pub orders: Vec<OrderRow>,
     /// Clearing prices of the last day: (interval start ms, µ/kWh).
     pub prices: Vec<(i64, i64)>,
     /// My API keys.
     pub keys: Vec<KeyRow>,
-    /// The price tick, µ/kWh.
-    pub tick: i64,
+    /// The price tick.
+    pub tick: MicroPerKwh,
     /// The last action's result.
     pub flash: Option<Flash>,
     /// A key just made: its secret, shown this once.
@@ -537,9 +539,9 @@ fn follow_power(set: WriteSignal<Option<PowerNow>>) {
 fn PowerCard(power: ReadSignal<Option<PowerNow>>) -> impl IntoView {
     let flow = |w: i64, into: &'static str, out_of: &'static str| {
         if w > 0 {
-            format!("{} {into}", crate::format::power(w))
+            format!("{} {into}", crate::format::power(W(w)))
         } else if w < 0 {
-            format!("{} {out_of}", crate::format::power(-w))
+            format!("{} {out_of}", crate::format::power(W(-w)))
         } else {
             "idle".to_owned()
         }
@@ -551,8 +553,8 @@ fn PowerCard(power: ReadSignal<Option<PowerNow>>) -> impl IntoView {
                 None => view! { <p class="muted">"Waiting for your gateway's first reading…"</p> }.into_any(),
                 Some(p) => view! {
                     <div class="flows" data-at=p.at.clone()>
-                        <div class="flow"><span class="muted">"Solar"</span><b id="pv">{crate::format::power(p.pv_w)}</b></div>
-                        <div class="flow"><span class="muted">"Home"</span><b id="load">{crate::format::power(p.home_w())}</b></div>
+                        <div class="flow"><span class="muted">"Solar"</span><b id="pv">{crate::format::power(W(p.pv_w))}</b></div>
+                        <div class="flow"><span class="muted">"Home"</span><b id="load">{crate::format::power(W(p.home_w()))}</b></div>
                         <div class="flow"><span class="muted">"Battery"</span><b id="battery">{flow(p.battery_w, "charging", "discharging")}</b></div>
                         <div class="flow"><span class="muted">"Car"</span><b id="ev">{flow(p.ev_w, "charging", "")}</b></div>
                         <div class="flow"><span class="muted">"Grid and neighbours"</span><b id="grid">{flow(p.grid_w, "in", "out")}</b></div>
@@ -634,7 +636,7 @@ fn HomePage(data: HomeData) -> impl IntoView {
                             <line x1="0" x2="600" y1=format!("{:.1}", l.zero_y) y2=format!("{:.1}", l.zero_y) class="axis"/>
                             <path d=l.path class="series"/>
                         </svg>
-                        <p class="muted small">"Import up to " {power(peak)} ", export up to " {power(-trough.min(0))} " (15-minute means)"</p>
+                        <p class="muted small">"Import up to " {power(W(peak))} ", export up to " {power(W(-trough.min(0)))} " (15-minute means)"</p>
                     }.into_any(),
                     None => view! { <p class="muted">"No readings from your gateway today yet."</p> }.into_any(),
                 }}
@@ -697,7 +699,8 @@ fn EnergyCard(id: &'static str, title: &'static str, e: Energy) -> impl IntoView
 }
 
 /// Parses a price typed in €/kWh (`0.123`, `0,123`) into µ/kWh, checking it against the tick.
-pub fn parse_price(text: &str, tick: i64) -> Result<i64, String> {
+pub fn parse_price(text: &str, tick: MicroPerKwh) -> Result<MicroPerKwh, String> {
+    let tick = tick.0;
     let t = text.trim().replace(',', ".");
     let (whole, frac) = t.split_once('.').unwrap_or((&t, ""));
     let negative = whole.starts_with('-');
@@ -719,9 +722,9 @@ pub fn parse_price(text: &str, tick: i64) -> Result<i64, String> {
         .ok_or_else(|| "the price is too large".to_owned())?;
     let micro = if negative { -micro } else { micro };
     if tick > 0 && micro % tick != 0 {
-        return Err(format!("prices go in steps of {}", price(tick)));
+        return Err(format!("prices go in steps of {}", price(MicroPerKwh(tick))));
     }
-    Ok(micro)
+    Ok(MicroPerKwh(micro))
 }
 
 #[component]
@@ -853,7 +856,7 @@ fn TraderPage(data: TraderData) -> impl IntoView {
                             <svg class="chart" viewBox="0 0 600 120" preserveAspectRatio="none" role="img" aria-label="clearing prices">
                                 <path d=l.path class="series"/>
                             </svg>
-                            <p class="muted small">{price(l.y_range.0.max(0))} " to " {price(l.y_range.1)}</p>
+                            <p class="muted small">{price(MicroPerKwh(l.y_range.0.max(0)))} " to " {price(MicroPerKwh(l.y_range.1))}</p>
                         }.into_any(),
                         None => view! { <p class="muted">"Not enough auctions yet."</p> }.into_any(),
                     }}
@@ -940,7 +943,7 @@ fn InstallerPage(data: InstallerData) -> impl IntoView {
                                         <td>{g.id}</td><td>{g.owner}</td><td>{g.node}</td>
                                         <td class=if g.online() { "state on" } else { "state off" }>{if g.online() { "online" } else { "offline" }}</td>
                                         <td>{g.last_reading_s.map_or_else(|| "never".to_owned(), age)}</td>
-                                        <td>{g.devices.iter().map(|d| format!("{} ({}{})", d.name, d.kind, d.power_w.map(|w| format!(", {}", power(w))).unwrap_or_default())).collect::<Vec<_>>().join("; ")}</td>
+                                        <td>{g.devices.iter().map(|d| format!("{} ({}{})", d.name, d.kind, d.power_w.map(|w| format!(", {}", power(W(w)))).unwrap_or_default())).collect::<Vec<_>>().join("; ")}</td>
                                         <td class=if problems.is_empty() { "" } else { "bad" }>{if problems.is_empty() { "none".to_owned() } else { problems.join("; ") }}</td>
                                     </tr>
                                 }
@@ -1006,8 +1009,8 @@ fn OperatorPage(data: OperatorData) -> impl IntoView {
                                 view! {
                                     <tr class=class data-node=r.node>
                                         <td style=format!("padding-left:{}rem", 0.5 + f64::from(r.depth))>{r.label.clone()}</td>
-                                        <td>{power(r.load_w)}</td>
-                                        <td>{r.limit_w.map_or_else(|| "—".to_owned(), power)}</td>
+                                        <td>{power(W(r.load_w))}</td>
+                                        <td>{r.limit_w.map_or_else(|| "—".to_owned(), |l| power(W(l)))}</td>
                                         <td>
                                             <svg class="meter" viewBox="0 0 100 8" preserveAspectRatio="none">
                                                 <rect x="0" y="0" width="100" height="8" class="track"/>
@@ -1126,10 +1129,10 @@ fn EventPage(data: EventData) -> impl IntoView {
                                         (true, false) => "acknowledged, not all confirmed",
                                         _ => "waiting",
                                     }}</td>
-                                    <td>{g.baseline_w.map_or_else(|| "—".to_owned(), power)}</td>
-                                    <td>{g.measured_w.map_or_else(|| "—".to_owned(), power)}</td>
+                                    <td>{g.baseline_w.map_or_else(|| "—".to_owned(), |b| power(W(b)))}</td>
+                                    <td>{g.measured_w.map_or_else(|| "—".to_owned(), |m| power(W(m)))}</td>
                                     <td>{match (g.baseline_w, g.measured_w) {
-                                        (Some(b), Some(m)) => power(m - b),
+                                        (Some(b), Some(m)) => power(W(m - b)),
                                         _ => "—".to_owned(),
                                     }}</td>
                                     <td>{g.note.clone().unwrap_or_default()}</td>
@@ -1149,17 +1152,25 @@ mod tests {
 
     #[test]
     fn prices_are_read_as_people_type_them() {
-        assert_eq!(parse_price("0.120", 1_000), Ok(120_000));
-        assert_eq!(parse_price(" 0,5 ", 1_000), Ok(500_000));
-        assert_eq!(parse_price("1", 1_000), Ok(1_000_000));
-        assert_eq!(parse_price("-0.05", 1_000), Ok(-50_000));
+        assert_eq!(parse_price("0.120", MicroPerKwh(1_000)), Ok(MicroPerKwh(120_000)));
+        assert_eq!(parse_price(" 0,5 ", MicroPerKwh(1_000)), Ok(MicroPerKwh(500_000)));
+        assert_eq!(parse_price("1", MicroPerKwh(1_000)), Ok(MicroPerKwh(1_000_000)));
+        assert_eq!(parse_price("-0.05", MicroPerKwh(1_000)), Ok(MicroPerKwh(-50_000)));
         assert!(
-            parse_price("0.1234", 1_000)
+            parse_price("0.1234", MicroPerKwh(1_000))
                 .unwrap_err()
                 .contains("steps of €0.001/kWh")
         );
-        assert!(parse_price("abc", 1_000).unwrap_err().contains("not a price"));
-        assert!(parse_price("", 1_000).is_err());
-        assert!(parse_price("99999999999999", 1_000).unwrap_err().contains("too large"));
+        assert!(
+            parse_price("abc", MicroPerKwh(1_000))
+                .unwrap_err()
+                .contains("not a price")
+        );
+        assert!(parse_price("", MicroPerKwh(1_000)).is_err());
+        assert!(
+            parse_price("99999999999999", MicroPerKwh(1_000))
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 }

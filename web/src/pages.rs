@@ -165,29 +165,34 @@ fn energy(
     me: ParticipantId,
     tariff: Option<(i64, i64)>,
 ) -> Energy {
-    let mut e = Energy::default();
-    let mut saved: i64 = 0;
+    use gridshare_domain::{Micro, Wh};
+    let (mut bought, mut sold, mut paid, mut received, mut saved) = (0i64, 0i64, 0i64, 0i64, 0i64);
     for (t, _) in trades {
         let q = t.quantity.0;
         if t.buyer == me {
-            e.bought_wh += q;
-            let paid = q * (t.price.0 + t.grid_fee.0) / 1_000;
-            e.paid += paid;
+            bought += q;
+            let cost = q * (t.price.0 + t.grid_fee.0) / 1_000;
+            paid += cost;
             if let Some((import, _)) = tariff {
-                saved += q * import / 1_000 - paid;
+                saved += q * import / 1_000 - cost;
             }
         }
         if t.seller == me {
-            e.sold_wh += q;
+            sold += q;
             let got = q * t.price.0 / 1_000;
-            e.received += got;
+            received += got;
             if let Some((_, export)) = tariff {
                 saved += got - q * export / 1_000;
             }
         }
     }
-    e.saved = tariff.map(|_| saved);
-    e
+    Energy {
+        bought_wh: Wh(bought),
+        sold_wh: Wh(sold),
+        paid: Micro(paid),
+        received: Micro(received),
+        saved: tariff.map(|_| Micro(saved)),
+    }
 }
 
 /// `GET /home/{participant}`: the homeowner's page. Only the home itself (and an admin) may open it.
@@ -292,9 +297,9 @@ async fn home_data(
         }),
         balance: Balance {
             account: b.account,
-            settled: b.settled,
-            pending: b.pending,
-            on_chain: b.on_chain,
+            settled: gridshare_domain::Micro(b.settled),
+            pending: gridshare_domain::Micro(b.pending),
+            on_chain: b.on_chain.map(gridshare_domain::Micro),
         },
         today: energy(&today, home, state.tariff),
         month: energy(&month, home, state.tariff),
@@ -305,13 +310,13 @@ async fn home_data(
                 id: t.trade_id.0,
                 interval: t.interval.to_string(),
                 bought: t.buyer == home,
-                quantity_wh: t.quantity.0,
-                price: t.price.0,
-                grid_fee: t.grid_fee.0,
+                quantity_wh: t.quantity,
+                price: t.price,
+                grid_fee: t.grid_fee,
                 batch: *batch,
             })
             .collect(),
-        rewards: rewards.iter().map(|r| r.amount).sum(),
+        rewards: gridshare_domain::Micro(rewards.iter().map(|r| r.amount).sum()),
         reward_count: rewards.len(),
         grid_power,
         power_now,
@@ -472,23 +477,23 @@ async fn trader_data(
             .bids
             .iter()
             .map(|l| Level {
-                price: l.price,
-                quantity_wh: l.quantity_wh,
+                price: gridshare_domain::MicroPerKwh(l.price),
+                quantity_wh: gridshare_domain::Wh(l.quantity_wh),
             })
             .collect(),
         asks: depth
             .asks
             .iter()
             .map(|l| Level {
-                price: l.price,
-                quantity_wh: l.quantity_wh,
+                price: gridshare_domain::MicroPerKwh(l.price),
+                quantity_wh: gridshare_domain::Wh(l.quantity_wh),
             })
             .collect(),
         trades: tape
             .iter()
             .rev()
             .take(20)
-            .map(|t| (t.at.to_rfc3339(), t.quantity.0, t.price.0))
+            .map(|t| (t.at.to_rfc3339(), t.quantity, t.price))
             .collect(),
         orders: orders
             .iter()
@@ -497,9 +502,9 @@ async fn trader_data(
                 id: o.order_id,
                 interval: o.interval.clone(),
                 side: o.side.clone(),
-                quantity_wh: o.quantity_wh,
-                filled_wh: o.filled_wh,
-                price: o.price,
+                quantity_wh: gridshare_domain::Wh(o.quantity_wh),
+                filled_wh: gridshare_domain::Wh(o.filled_wh),
+                price: gridshare_domain::MicroPerKwh(o.price),
             })
             .collect(),
         prices: results
@@ -516,7 +521,7 @@ async fn trader_data(
                 revoked: k.revoked_at.is_some(),
             })
             .collect(),
-        tick: state.price_tick,
+        tick: gridshare_domain::MicroPerKwh(state.price_tick),
         flash,
         new_key,
     })
@@ -543,8 +548,8 @@ pub async fn trader_place(
         Err(r) => return r,
     };
     let back = |ok: bool, text: String| Redirect::to(&trader_url(&f.interval, ok, &text)).into_response();
-    let price = match gridshare_ui::pages::parse_price(&f.price, state.price_tick) {
-        Ok(p) => p,
+    let price = match gridshare_ui::pages::parse_price(&f.price, gridshare_domain::MicroPerKwh(state.price_tick)) {
+        Ok(p) => p.0,
         Err(e) => return back(false, format!("Not placed: {e}.")),
     };
     let Ok(quantity_wh) = f.quantity_wh.trim().parse::<i64>() else {
@@ -574,7 +579,7 @@ pub async fn trader_place(
                 "Order {} placed: {} ({} filled at once).",
                 ack.order_id,
                 ack.status,
-                gridshare_ui::format::energy(ack.filled_wh)
+                gridshare_ui::format::energy(gridshare_domain::Wh(ack.filled_wh))
             ),
         ),
         Err(e) => back(false, format!("Not placed: {}.", e.message)),
@@ -692,7 +697,7 @@ fn signal_words(intervals: &[gridshare_domain::wire::DrInterval]) -> String {
     let Some(s) = intervals.first().and_then(|i| i.signals.first()) else {
         return "nothing".into();
     };
-    let kw = |w: i64| gridshare_ui::format::power(w);
+    let kw = |w: i64| gridshare_ui::format::power(gridshare_domain::W(w));
     match *s {
         DrSignal::LoadShed { w } => format!("shed {}", kw(w.0)),
         DrSignal::ImportLimit { w } => format!("import at most {}", kw(w.0)),
