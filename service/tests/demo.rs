@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,29 +14,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_gridshare");
 const INTERVAL_MS: i64 = 15 * 60_000;
 
 fn http(port: u16, path: &str, key: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status: u16 = resp[9..12].parse().unwrap();
-    let (_, body) = resp.split_once("\r\n\r\n").unwrap();
-    let start = body.find(['{', '[']).unwrap_or(body.len());
-    let end = body.rfind(['}', ']']).map_or(start, |e| e + 1);
-    let v = if start < end {
-        serde_json::from_str(&body[start..end]).unwrap()
-    } else {
-        Value::Null
-    };
-    (status, v)
+    common::http(port, "GET", path, key, None)
 }
 
 struct Demo(Child);

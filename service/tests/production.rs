@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,6 +19,9 @@ use gridshare_gateway::profile::Profile;
 use gridshare_gateway::simulate::Simulator;
 use gridshare_testkit::Killed;
 use serde_json::{Value, json};
+
+mod common;
+use common::http;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gridshare");
 
@@ -38,30 +40,6 @@ fn admin(dir: &Path, config: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn http(port: u16, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status: u16 = resp[9..12].parse().unwrap();
-    let (_, body) = resp.split_once("\r\n\r\n").unwrap();
-    let start = body.find(['{', '[']).unwrap_or(body.len());
-    let end = body.rfind(['}', ']']).map_or(start, |e| e + 1);
-    let v = if start < end {
-        serde_json::from_str(&body[start..end]).unwrap()
-    } else {
-        Value::Null
-    };
-    (status, v)
 }
 
 /// The service's accelerated market clock, read from its `clock.json`, so the gateway stamps

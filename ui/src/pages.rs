@@ -467,6 +467,16 @@ fn Header(session: Option<Session>) -> impl IntoView {
     }
 }
 
+/// The last action's result: a status, or an alert.
+#[component]
+fn FlashLine(flash: Option<Flash>) -> impl IntoView {
+    flash.map(|f| {
+        view! {
+            <p class=if f.ok { "ok" } else { "error" } role=if f.ok { "status" } else { "alert" }>{f.text}</p>
+        }
+    })
+}
+
 #[component]
 fn LoginPage(data: LoginData) -> impl IntoView {
     view! {
@@ -757,9 +767,7 @@ fn TraderPage(data: TraderData) -> impl IntoView {
         <Header session=Some(data.session.clone())/>
         <main>
             <h1>"Trading · zone " {data.zone}</h1>
-            {data.flash.clone().map(|f| view! {
-                <p class=if f.ok { "ok" } else { "error" } role=if f.ok { "status" } else { "alert" }>{f.text}</p>
-            })}
+            <FlashLine flash=data.flash.clone()/>
             {data.new_key.clone().map(|k| view! {
                 <div class="card" id="new-key">
                     <h2>"Your new API key"</h2>
@@ -928,9 +936,7 @@ fn InstallerPage(data: InstallerData) -> impl IntoView {
         <Header session=Some(data.session.clone())/>
         <main>
             <h1>"My gateways"</h1>
-            {data.flash.clone().map(|f| view! {
-                <p class=if f.ok { "ok" } else { "error" } role=if f.ok { "status" } else { "alert" }>{f.text}</p>
-            })}
+            <FlashLine flash=data.flash.clone()/>
             <section class="card" id="gateways">
                 <div class="scroll">
                     <table>
@@ -989,9 +995,7 @@ fn OperatorPage(data: OperatorData) -> impl IntoView {
         <Header session=Some(data.session.clone())/>
         <main>
             <h1>"Feeder"</h1>
-            {data.flash.clone().map(|f| view! {
-                <p class=if f.ok { "ok" } else { "error" } role=if f.ok { "status" } else { "alert" }>{f.text}</p>
-            })}
+            <FlashLine flash=data.flash.clone()/>
             <section class="card" id="feeder">
                 <h2>"Load against limits · " {when(&data.interval)}</h2>
                 <div class="scroll">

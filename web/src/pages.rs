@@ -332,12 +332,30 @@ fn month_start(t: Timestamp) -> Timestamp {
     Timestamp(day_start - i64::from(day_of_month - 1) * DAY_MS)
 }
 
-/// `/trader` query: which book, and the last action's result (after a redirect).
+/// A page's query: which book (the trader's page), and the last action's result (after a
+/// redirect).
 #[derive(Debug, Default, Deserialize)]
-pub struct TraderQuery {
+pub struct PageQuery {
     interval: Option<String>,
     ok: Option<String>,
     err: Option<String>,
+}
+
+impl PageQuery {
+    /// The last action's result, from `ok=` or `err=`.
+    fn flash(&self) -> Option<Flash> {
+        match (&self.ok, &self.err) {
+            (Some(t), _) => Some(Flash {
+                ok: true,
+                text: t.clone(),
+            }),
+            (None, Some(t)) => Some(Flash {
+                ok: false,
+                text: t.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 fn url_encode(s: &str) -> String {
@@ -358,37 +376,46 @@ fn trader_url(interval: &str, ok: bool, text: &str) -> String {
     )
 }
 
-/// Who may use the trading page: traders (and admins).
-async fn trading_principal(state: &AppState, who: Result<Principal, Response>) -> Result<Principal, Response> {
+/// The caller, if logged in with `role` (admins pass too); else the login page, or a page saying
+/// whose the page is.
+async fn page_principal(
+    state: &AppState,
+    who: Result<Principal, Response>,
+    role: Role,
+    title: &str,
+    message: &str,
+) -> Result<Principal, Response> {
     let who = who.map_err(|_| Redirect::to("/login").into_response())?;
-    if who.require_role(&[Role::Trader]).is_err() {
+    if who.require_role(&[role]).is_err() {
         let session = session_of(state, &who).await;
-        return Err(error_page(
-            state,
-            session,
-            StatusCode::FORBIDDEN,
-            "Traders only",
-            "The trading page is for trader accounts. Homeowners trade through their gateway.",
-        ));
+        return Err(error_page(state, session, StatusCode::FORBIDDEN, title, message));
     }
     Ok(who)
+}
+
+/// Who may use the trading page: traders (and admins).
+async fn trading_principal(state: &AppState, who: Result<Principal, Response>) -> Result<Principal, Response> {
+    page_principal(
+        state,
+        who,
+        Role::Trader,
+        "Traders only",
+        "The trading page is for trader accounts. Homeowners trade through their gateway.",
+    )
+    .await
 }
 
 /// `GET /trader`: order book, my orders, the tape, clearing prices and my API keys.
 pub async fn trader(
     State(state): State<AppState>,
     who: Result<Principal, Response>,
-    axum::extract::Query(q): axum::extract::Query<TraderQuery>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
 ) -> Response {
     let who = match trading_principal(&state, who).await {
         Ok(w) => w,
         Err(r) => return r,
     };
-    let flash = match (q.ok, q.err) {
-        (Some(t), _) => Some(Flash { ok: true, text: t }),
-        (None, Some(t)) => Some(Flash { ok: false, text: t }),
-        _ => None,
-    };
+    let flash = q.flash();
     trader_page(&state, &who, q.interval, flash, None, StatusCode::OK).await
 }
 
@@ -677,18 +704,14 @@ pub async fn trader_revoke_key(
 
 /// Who may use the operator's pages: grid operators (and admins).
 async fn operating_principal(state: &AppState, who: Result<Principal, Response>) -> Result<Principal, Response> {
-    let who = who.map_err(|_| Redirect::to("/login").into_response())?;
-    if who.require_role(&[Role::Operator]).is_err() {
-        let session = session_of(state, &who).await;
-        return Err(error_page(
-            state,
-            session,
-            StatusCode::FORBIDDEN,
-            "Grid operators only",
-            "The feeder and demand-response pages are for the grid operator's accounts.",
-        ));
-    }
-    Ok(who)
+    page_principal(
+        state,
+        who,
+        Role::Operator,
+        "Grid operators only",
+        "The feeder and demand-response pages are for the grid operator's accounts.",
+    )
+    .await
 }
 
 /// A signal in words.
@@ -712,17 +735,13 @@ fn signal_words(intervals: &[gridshare_domain::wire::DrInterval]) -> String {
 pub async fn operator(
     State(state): State<AppState>,
     who: Result<Principal, Response>,
-    axum::extract::Query(q): axum::extract::Query<TraderQuery>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
 ) -> Response {
     let who = match operating_principal(&state, who).await {
         Ok(w) => w,
         Err(r) => return r,
     };
-    let flash = match (q.ok, q.err) {
-        (Some(t), _) => Some(Flash { ok: true, text: t }),
-        (None, Some(t)) => Some(Flash { ok: false, text: t }),
-        _ => None,
-    };
+    let flash = q.flash();
     let session = session_of(&state, &who).await;
     match operator_data(&state, &who, flash).await {
         Ok(d) => html(&state, StatusCode::OK, &Page::Operator(Box::new(d))),
@@ -999,27 +1018,22 @@ pub async fn operator_event(
 pub async fn installer(
     State(state): State<AppState>,
     who: Result<Principal, Response>,
-    axum::extract::Query(q): axum::extract::Query<TraderQuery>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
 ) -> Response {
-    let who = match who {
+    let who = match page_principal(
+        &state,
+        who,
+        Role::Installer,
+        "Installers only",
+        "The gateway pages are for installers' accounts.",
+    )
+    .await
+    {
         Ok(w) => w,
-        Err(_) => return Redirect::to("/login").into_response(),
+        Err(r) => return r,
     };
     let session = session_of(&state, &who).await;
-    if who.require_role(&[Role::Installer]).is_err() {
-        return error_page(
-            &state,
-            session,
-            StatusCode::FORBIDDEN,
-            "Installers only",
-            "The gateway pages are for installers' accounts.",
-        );
-    }
-    let flash = match (q.ok, q.err) {
-        (Some(t), _) => Some(Flash { ok: true, text: t }),
-        (None, Some(t)) => Some(Flash { ok: false, text: t }),
-        _ => None,
-    };
+    let flash = q.flash();
     let Some(session) = session else {
         return error_page(
             &state,
