@@ -196,12 +196,7 @@ fn energy(
 }
 
 /// `GET /home/{participant}`: the homeowner's page. Only the home itself (and an admin) may open it.
-pub async fn home(
-    State(state): State<AppState>,
-    Path(id): Path<u64>,
-    who: Result<Principal, Response>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn home(State(state): State<AppState>, Path(id): Path<u64>, who: Result<Principal, Response>) -> Response {
     let Ok(who) = who else {
         return Redirect::to("/login").into_response();
     };
@@ -215,7 +210,7 @@ pub async fn home(
             "This page belongs to another household; you can only see your own.",
         );
     }
-    match home_data(&state, &who, ParticipantId(id), session.clone(), &headers).await {
+    match home_data(&state, &who, ParticipantId(id), session.clone()).await {
         Ok(data) => html(&state, StatusCode::OK, &Page::Home(Box::new(data))),
         Err(e) => error_page(
             &state,
@@ -232,7 +227,6 @@ async fn home_data(
     who: &Principal,
     home: ParticipantId,
     session: Option<Session>,
-    _headers: &HeaderMap,
 ) -> Result<HomeData, crate::ApiError> {
     let db = state.db()?;
     let p = participants::get(db, home).await?;
@@ -259,8 +253,13 @@ async fn home_data(
         .cloned()
         .collect();
     let crate::ApiJson(rewards) = dr::my_rewards(State(state.clone()), as_home).await?;
+    let homes_gateways: Vec<gateways::Gateway> = gateways::active(db)
+        .await?
+        .into_iter()
+        .filter(|g| g.owner == home)
+        .collect();
     let mut grid_power = Vec::new();
-    for g in gateways::active(db).await?.iter().filter(|g| g.owner == home) {
+    for g in &homes_gateways {
         for (t, w) in
             gridshare_storage::readings::grid_power_buckets(db, g.id, BucketSize::Quarter, day_start, now).await?
         {
@@ -273,7 +272,7 @@ async fn home_data(
     grid_power.sort_unstable();
     // the flows at the last reading of each of the home's devices
     let mut power_now: Option<gridshare_ui::pages::PowerNow> = None;
-    for g in gateways::active(db).await?.iter().filter(|g| g.owner == home) {
+    for g in &homes_gateways {
         for r in gridshare_storage::readings::latest_per_device(db, g.id, now).await? {
             let p = power_now.get_or_insert_with(Default::default);
             let w = r.sample.power_w.map_or(0, |w| w.0);
