@@ -8,6 +8,9 @@
 //! gridshare/v1/gw/{gateway}/dr/event        service → gateway   DrEvent
 //! gridshare/v1/gw/{gateway}/orders/ack      service → gateway   order acknowledgements and fills
 //! gridshare/v1/gw/{gateway}/market/result   service → gateway   IntervalResult, trades
+//! gridshare/v1/gw/{gateway}/preferences      service → gateway   TradingPreferences (retained)
+//! gridshare/v1/gw/{gateway}/command          service → gateway   CheckRequest
+//! gridshare/v1/gw/{gateway}/command/result   gateway → service   signed PreferencesApplied / CheckResult
 //! ```
 //!
 //! `{gateway}` is the bare number of the [`GatewayId`]; the broker's ACL lets a
@@ -36,11 +39,18 @@ pub enum Channel {
     OrderAck,
     /// Downstream: market results.
     MarketResult,
+    /// Downstream: the homeowner's trading preferences (retained: a gateway that connects gets
+    /// the newest).
+    Preferences,
+    /// Downstream: commands (a remote check).
+    Command,
+    /// Upstream: signed answers to preferences and commands.
+    CommandResult,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 10] = [
         Self::Telemetry,
         Self::Orders,
         Self::DrReport,
@@ -48,6 +58,9 @@ impl Channel {
         Self::DrEvent,
         Self::OrderAck,
         Self::MarketResult,
+        Self::Preferences,
+        Self::Command,
+        Self::CommandResult,
     ];
 
     /// The path below the gateway prefix.
@@ -60,12 +73,18 @@ impl Channel {
             Self::DrEvent => "dr/event",
             Self::OrderAck => "orders/ack",
             Self::MarketResult => "market/result",
+            Self::Preferences => "preferences",
+            Self::Command => "command",
+            Self::CommandResult => "command/result",
         }
     }
 
     /// True for channels a gateway publishes on.
     pub const fn is_upstream(self) -> bool {
-        matches!(self, Self::Telemetry | Self::Orders | Self::DrReport | Self::Status)
+        matches!(
+            self,
+            Self::Telemetry | Self::Orders | Self::DrReport | Self::Status | Self::CommandResult
+        )
     }
 }
 

@@ -313,6 +313,148 @@ pub struct DrReport {
     pub at: Timestamp,
 }
 
+/// The homeowner's limits for their gateway's trading agent, set on the dashboard and sent
+/// (retained) on each of the home's gateways' `preferences` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradingPreferences {
+    /// Grows with every change; a gateway keeps the newest it has seen and ignores older ones.
+    pub version: u64,
+    /// Never sell below this price.
+    pub min_sell_price: MicroPerKwh,
+    /// Never buy above this price.
+    pub max_buy_price: MicroPerKwh,
+    /// Battery state of charge kept for the home, % (0..=100).
+    pub battery_reserve_percent: u8,
+}
+
+impl TradingPreferences {
+    /// Check the prices are not negative, the home never sells below what it would buy at
+    /// (it would buy its own energy back at a loss), and the reserve is a percentage.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.min_sell_price.0 < 0 {
+            return Err(invalid("min_sell_price", "cannot be negative"));
+        }
+        if self.max_buy_price.0 < 0 {
+            return Err(invalid("max_buy_price", "cannot be negative"));
+        }
+        if self.min_sell_price > self.max_buy_price {
+            return Err(invalid(
+                "min_sell_price",
+                "must not be above the maximum buy price: the home would buy its own energy back at a loss",
+            ));
+        }
+        if self.battery_reserve_percent > 100 {
+            return Err(invalid("battery_reserve_percent", "must be 0 to 100"));
+        }
+        Ok(())
+    }
+}
+
+/// A gateway's answer to [`TradingPreferences`]: in force from now on, or refused and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesApplied {
+    /// The version answered.
+    pub version: u64,
+    /// True when the agent now trades within them.
+    pub applied: bool,
+    /// Why not, when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Service → gateway, on its `command` topic: read every point of every device now and report
+/// what was read (an installer's remote check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// The check, as the market service numbers it.
+    pub check_id: u64,
+}
+
+/// One point read during a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointCheck {
+    /// The point's name in the device's profile.
+    pub name: String,
+    /// The value read, in `unit` (absent when the device says "not implemented" or it failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Its unit.
+    pub unit: String,
+    /// Why it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One device's part of a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCheck {
+    /// The device, by its name in the gateway config.
+    pub device: DeviceId,
+    /// What it is.
+    pub kind: DeviceKind,
+    /// Maker and model, from its profile.
+    pub model: String,
+    /// Where it is reached (`192.168.1.20:502 unit 1`, `/dev/ttyUSB0 at 9600 Bd unit 2`).
+    pub address: String,
+    /// Time to read every point, ms.
+    pub elapsed_ms: u32,
+    /// Its points, at most [`DeviceCheck::MAX_POINTS`].
+    pub points: Vec<PointCheck>,
+}
+
+impl DeviceCheck {
+    /// Most points one device reports in a check (more are cut and said so).
+    pub const MAX_POINTS: usize = 64;
+
+    /// True when every point was read.
+    pub fn ok(&self) -> bool {
+        self.points.iter().all(|p| p.error.is_none())
+    }
+}
+
+/// Gateway → service: the result of a [`CheckRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckResult {
+    /// The check answered.
+    pub check_id: u64,
+    /// The gateway's software version.
+    pub software: String,
+    /// Messages waiting in its outbox when it checked.
+    pub outbox: u32,
+    /// The trading preferences version in force, if any came from the market.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferences_version: Option<u64>,
+    /// Its devices, at most [`CheckResult::MAX_DEVICES`].
+    pub devices: Vec<DeviceCheck>,
+}
+
+impl CheckResult {
+    /// Most devices one check reports.
+    pub const MAX_DEVICES: usize = 32;
+
+    /// Check the counts are within bounds.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.devices.len() > Self::MAX_DEVICES {
+            return Err(invalid("devices", format!("at most {} devices", Self::MAX_DEVICES)));
+        }
+        for (i, d) in self.devices.iter().enumerate() {
+            if d.points.len() > DeviceCheck::MAX_POINTS {
+                return Err(invalid(
+                    format!("devices[{i}].points"),
+                    format!("at most {} points", DeviceCheck::MAX_POINTS),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Every message that travels in an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -331,6 +473,14 @@ pub enum Message {
     DrEvent(DrEvent),
     /// Gateway → service: a demand-response report.
     DrReport(DrReport),
+    /// Service → gateway: the homeowner's trading preferences.
+    Preferences(TradingPreferences),
+    /// Gateway → service: preferences taken or refused.
+    PreferencesApplied(PreferencesApplied),
+    /// Service → gateway: run a check.
+    CheckRequest(CheckRequest),
+    /// Gateway → service: what a check read.
+    CheckResult(CheckResult),
 }
 
 /// A message that parsed but breaks a rule of its type.
@@ -441,6 +591,8 @@ impl Message {
             Self::Order(o) if o.quantity.0 <= 0 => Err(invalid("quantity", "must be positive")),
             Self::DrEvent(e) => e.validate(),
             Self::Trade(t) if t.quantity.0 <= 0 => Err(invalid("quantity", "must be positive")),
+            Self::Preferences(p) => p.validate(),
+            Self::CheckResult(c) => c.validate(),
             _ => Ok(()),
         }
     }
@@ -455,6 +607,10 @@ impl Message {
             Self::IntervalResult(_) => "interval_result",
             Self::DrEvent(_) => "dr_event",
             Self::DrReport(_) => "dr_report",
+            Self::Preferences(_) => "preferences",
+            Self::PreferencesApplied(_) => "preferences_applied",
+            Self::CheckRequest(_) => "check_request",
+            Self::CheckResult(_) => "check_result",
         }
     }
 }
@@ -563,5 +719,70 @@ mod tests {
             serde_json::from_str::<DrSignal>(dr).unwrap(),
             DrSignal::ExportLimit { w: W(0) }
         );
+    }
+
+    #[test]
+    fn preferences_validation_names_the_field() {
+        let p = |sell, buy, reserve| TradingPreferences {
+            version: 1,
+            min_sell_price: MicroPerKwh(sell),
+            max_buy_price: MicroPerKwh(buy),
+            battery_reserve_percent: reserve,
+        };
+        assert!(p(80_000, 300_000, 20).validate().is_ok());
+        assert!(p(100_000, 100_000, 0).validate().is_ok());
+        assert!(p(0, 0, 100).validate().is_ok());
+        assert_eq!(p(300_001, 300_000, 20).validate().unwrap_err().field, "min_sell_price");
+        assert_eq!(p(-1, 300_000, 20).validate().unwrap_err().field, "min_sell_price");
+        assert_eq!(p(0, -1, 20).validate().unwrap_err().field, "max_buy_price");
+        assert_eq!(p(0, 1, 101).validate().unwrap_err().field, "battery_reserve_percent");
+        let json = serde_json::to_string(&Message::Preferences(p(80_000, 300_000, 20))).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"preferences","version":1,"min_sell_price":80000,"max_buy_price":300000,"battery_reserve_percent":20}"#
+        );
+        assert_eq!(serde_json::from_str::<Message>(&json).unwrap().validate(), Ok(()));
+    }
+
+    #[test]
+    fn check_result_bounds() {
+        let point = PointCheck {
+            name: "power".into(),
+            value: Some("812.5".into()),
+            unit: "W".into(),
+            error: None,
+        };
+        let device = |n| DeviceCheck {
+            device: DeviceId::new("meter").unwrap(),
+            kind: DeviceKind::GridMeter,
+            model: "Eastron SDM630".into(),
+            address: "127.0.0.1:502 unit 1".into(),
+            elapsed_ms: 12,
+            points: vec![point.clone(); n],
+        };
+        let result = |devices| CheckResult {
+            check_id: 7,
+            software: "0.1.0".into(),
+            outbox: 0,
+            preferences_version: None,
+            devices,
+        };
+        assert!(result(vec![device(3)]).validate().is_ok());
+        assert!(device(3).ok());
+        assert_eq!(
+            result(vec![device(1), device(DeviceCheck::MAX_POINTS + 1)])
+                .validate()
+                .unwrap_err()
+                .field,
+            "devices[1].points"
+        );
+        assert!(
+            result(vec![device(1); CheckResult::MAX_DEVICES + 1])
+                .validate()
+                .is_err()
+        );
+        let mut failed = device(2);
+        failed.points[1].error = Some("timeout".into());
+        assert!(!failed.ok());
     }
 }

@@ -40,7 +40,7 @@
 use std::collections::BTreeMap;
 
 use gridshare_domain::market::{OrderMode, Side, TimeInForce};
-use gridshare_domain::wire::{Fill, NewOrder, OrderAck};
+use gridshare_domain::wire::{Fill, NewOrder, OrderAck, TradingPreferences};
 use gridshare_domain::{DeliveryInterval, IntervalLength, MicroPerKwh, OrderId, Timestamp, Wh, ZoneId};
 
 use crate::config::AgentSection;
@@ -155,6 +155,8 @@ pub struct Agent {
     pv_w: Option<f64>,
     last: Option<Reading>,
     books: BTreeMap<DeliveryInterval, Book>,
+    /// The limits changed since the last decision: re-price resting orders now.
+    repriced: bool,
 }
 
 /// Clear-sky shape of PV at `t` (0 at night, 1 at solar noon), local solar time = UTC + offset.
@@ -187,6 +189,29 @@ impl Agent {
             pv_w: None,
             last: None,
             books: BTreeMap::new(),
+            repriced: false,
+        }
+    }
+
+    /// The limits it trades within.
+    pub fn limits(&self) -> &AgentSection {
+        &self.limits
+    }
+
+    /// Takes the homeowner's new limits (validated by the caller). At the next decision, resting
+    /// orders at prices the plan no longer uses are replaced at once, without the usual wait.
+    pub fn set_preferences(&mut self, p: &TradingPreferences) {
+        self.limits.min_sell_price = p.min_sell_price.0;
+        self.limits.max_buy_price = p.max_buy_price.0;
+        self.limits.battery_reserve_percent = p.battery_reserve_percent;
+        self.repriced = true;
+    }
+
+    /// True when the limits allow an order at `price` on `side`.
+    fn allows(&self, side: Side, price: i64) -> bool {
+        match side {
+            Side::Sell => price >= self.limits.min_sell_price,
+            Side::Buy => price <= self.limits.max_buy_price,
         }
     }
 
@@ -322,6 +347,22 @@ impl Agent {
             return Vec::new();
         };
         let rules = self.rules;
+        let min_order_wh = self.limits.min_order_wh;
+        // resting orders at prices the limits forbid, or (after new limits) the plan no longer uses
+        let repriced = std::mem::take(&mut self.repriced);
+        let stale: std::collections::BTreeSet<(Side, i64)> = self
+            .books
+            .get(&plan.interval)
+            .map(|b| {
+                b.orders
+                    .keys()
+                    .copied()
+                    .filter(|&(side, price)| {
+                        !self.allows(side, price) || (repriced && !plan.orders.contains_key(&(side, price)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let book = self.books.entry(plan.interval).or_default();
         book.battery_w = plan.battery_w;
         book.battery_ask_price = plan.battery_ask_price;
@@ -346,18 +387,20 @@ impl Agent {
                 .filter(|r| r.live)
                 .collect();
             let open: i64 = resting.iter().map(|r| r.quantity - r.filled).sum();
-            let threshold = self.limits.min_order_wh.max(wanted / 5);
-            if (still - open).abs() <= threshold {
+            let threshold = min_order_wh.max(wanted / 5);
+            // an order the homeowner's limits no longer allow, or re-priced, goes at once
+            let forbidden = stale.contains(&key);
+            if (still - open).abs() <= threshold && !forbidden {
                 continue;
             }
-            if resting.iter().any(|r| now.0 - r.placed_at.0 < REQUOTE_MS) {
+            if !forbidden && resting.iter().any(|r| now.0 - r.placed_at.0 < REQUOTE_MS) {
                 continue; // changed a moment ago: let it settle
             }
             for r in resting {
                 r.live = false;
                 actions.push(Action::Cancel(r.id));
             }
-            if still >= self.limits.min_order_wh {
+            if still >= min_order_wh {
                 let id = next_id();
                 let (side, price) = key;
                 book.orders.entry(key).or_default().push(Resting {
@@ -379,6 +422,8 @@ impl Agent {
                 }));
             }
         }
+        // cancels first: the home is never in the market twice for the same energy
+        actions.sort_by_key(|a| !matches!(a, Action::Cancel(_)));
         actions
     }
 
@@ -728,5 +773,53 @@ mod tests {
         );
         a.observe(reading(at(20), 2_000.0, 0.0, 0, 0.0));
         assert!(a.decide(at(20), || OrderId(1)).is_empty());
+    }
+
+    #[test]
+    fn new_preferences_replace_orders_they_no_longer_allow_at_once() {
+        let mut ids = 0u64;
+        let mut next = || {
+            ids += 1;
+            OrderId(ids)
+        };
+        // evening, the battery at its reserve: 500 Wh bid at the 280 000 limit
+        let t0 = at(20);
+        let mut a = agent(reading(t0, 2_000.0, 0.0, 200, 0.0), Some(BATTERY));
+        let first = a.decide(t0, &mut next);
+        assert!(
+            matches!(&first[..], [Action::Place(o)] if o.limit_price == MicroPerKwh(280_000)),
+            "{first:?}"
+        );
+        // two seconds later the homeowner lowers the limit: the bid goes now, not in a minute
+        a.set_preferences(&TradingPreferences {
+            version: 2,
+            min_sell_price: MicroPerKwh(90_000),
+            max_buy_price: MicroPerKwh(200_000),
+            battery_reserve_percent: 30,
+        });
+        assert_eq!(a.limits().max_buy_price, 200_000);
+        let t1 = Timestamp(t0.0 + 2_000);
+        a.observe(reading(t1, 2_000.0, 0.0, 200, 0.0));
+        let acts = a.decide(t1, &mut next);
+        assert!(
+            matches!(&acts[..], [Action::Cancel(OrderId(1)), Action::Place(o)]
+                if o.limit_price == MicroPerKwh(200_000) && o.side == Side::Buy),
+            "{acts:?}"
+        );
+        // raising it again re-prices the bid at once too: never two bids for the same energy
+        a.set_preferences(&TradingPreferences {
+            version: 3,
+            min_sell_price: MicroPerKwh(90_000),
+            max_buy_price: MicroPerKwh(250_000),
+            battery_reserve_percent: 30,
+        });
+        let t2 = Timestamp(t0.0 + 4_000);
+        let acts = a.decide(t2, &mut next);
+        assert!(
+            matches!(&acts[..], [Action::Cancel(OrderId(2)), Action::Place(o)] if o.limit_price == MicroPerKwh(250_000)),
+            "{acts:?}"
+        );
+        // and then it settles
+        assert!(a.decide(Timestamp(t0.0 + 6_000), &mut next).is_empty());
     }
 }

@@ -15,6 +15,7 @@ pub mod dr;
 pub mod modbus;
 pub mod outbox;
 pub mod profile;
+pub mod remote;
 pub mod run;
 pub mod simulate;
 pub mod sunspec;

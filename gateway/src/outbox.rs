@@ -25,6 +25,8 @@ pub enum Kind {
     Order,
     /// A demand-response report: never dropped.
     DrReport,
+    /// An answer to the market (preferences taken, a check's result): never dropped.
+    Answer,
 }
 
 impl Kind {
@@ -33,6 +35,7 @@ impl Kind {
             Self::Telemetry => "telemetry",
             Self::Order => "order",
             Self::DrReport => "dr_report",
+            Self::Answer => "answer",
         }
     }
 
@@ -41,6 +44,7 @@ impl Kind {
             "telemetry" => Some(Self::Telemetry),
             "order" => Some(Self::Order),
             "dr_report" => Some(Self::DrReport),
+            "answer" => Some(Self::Answer),
             _ => None,
         }
     }

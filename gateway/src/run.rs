@@ -18,7 +18,8 @@ use std::time::Duration;
 use gridshare_domain::envelope::GatewayKey;
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::{
-    CancelOrder, DeviceKind, DeviceStatus, DrEvent, Fill, Message, OrderAck, Quality, Telemetry, TelemetrySample,
+    CancelOrder, CheckRequest, DeviceKind, DeviceStatus, DrEvent, Fill, Message, OrderAck, PreferencesApplied, Quality,
+    Telemetry, TelemetrySample, TradingPreferences,
 };
 use gridshare_domain::{DeviceId, GatewayId, OrderId, Timestamp, W, Wh};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
@@ -89,6 +90,12 @@ enum MarketNews {
     Fill(Fill),
 }
 
+/// What the market asks of the gateway.
+enum Control {
+    Preferences(TradingPreferences),
+    Check(CheckRequest),
+}
+
 /// The agent's view of one cycle's samples.
 fn reading(at: Timestamp, samples: &[TelemetrySample]) -> Reading {
     let sum = |kind: DeviceKind| {
@@ -147,6 +154,50 @@ async fn drive_battery(links: &mut [Link], devices: &[Device], target: f64) -> O
             None
         }
     }
+}
+
+/// Takes preferences newer than those in force: checks them, keeps them on disk, gives them to
+/// the agent, and returns the answer for the market. Older or the same version (the retained
+/// message again at every connection): nothing to do, no answer.
+fn take_preferences(
+    dir: &Path,
+    current: &mut Option<TradingPreferences>,
+    agent: &mut Agent,
+    p: TradingPreferences,
+) -> Option<PreferencesApplied> {
+    if current.as_ref().is_some_and(|c| c.version >= p.version) {
+        return None;
+    }
+    let refuse = |reason: String| {
+        tracing::warn!(version = p.version, %reason, "trading preferences refused");
+        Some(PreferencesApplied {
+            version: p.version,
+            applied: false,
+            reason: Some(reason),
+        })
+    };
+    if let Err(e) = p.validate() {
+        return refuse(e.to_string());
+    }
+    if let Err(e) = crate::remote::save_preferences(dir, &p) {
+        // not kept: a restart would trade within the old limits, so do not take them now either
+        return refuse(format!("cannot keep them: {e}"));
+    }
+    agent.set_preferences(&p);
+    tracing::info!(
+        version = p.version,
+        min_sell_price = p.min_sell_price.0,
+        max_buy_price = p.max_buy_price.0,
+        battery_reserve_percent = p.battery_reserve_percent,
+        "trading preferences taken"
+    );
+    let version = p.version;
+    *current = Some(p);
+    Some(PreferencesApplied {
+        version,
+        applied: true,
+        reason: None,
+    })
 }
 
 /// How long a device's readings may stay exactly the same, while it reports power, before its
@@ -307,9 +358,18 @@ pub async fn run_with(
         })
     });
     let mut agent = Agent::new(cfg.agent.clone(), cfg.agent.market_rules(), battery);
-    if cfg.agent.enabled {
-        tracing::info!(battery = ?battery, "trading agent on");
+    // the homeowner's preferences from the dashboard, kept from before: they win over the file's
+    let mut preferences = crate::remote::load_preferences(&cfg.gateway.data_dir)?;
+    if let Some(p) = &preferences {
+        agent.set_preferences(p);
     }
+    if cfg.agent.enabled {
+        let l = agent.limits();
+        tracing::info!(battery = ?battery, min_sell_price = l.min_sell_price, max_buy_price = l.max_buy_price,
+            battery_reserve_percent = l.battery_reserve_percent, preferences = ?preferences.as_ref().map(|p| p.version),
+            "trading agent on");
+    }
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::unbounded_channel::<Control>();
     let (online_tx, online) = watch::channel(false);
 
     // The poller: one telemetry envelope per period into the outbox, then a demand-response
@@ -331,6 +391,7 @@ pub async fn run_with(
             })
             .collect();
         let key = key.clone();
+        let data_dir = cfg.gateway.data_dir.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -361,6 +422,31 @@ pub async fn run_with(
                         match news {
                             MarketNews::Ack(a) => agent.on_ack(&a),
                             MarketNews::Fill(f) => agent.on_fill(&f),
+                        }
+                        continue;
+                    }
+                    Some(control) = control_rx.recv() => {
+                        let at = (options.clock)();
+                        match control {
+                            Control::Preferences(p) => {
+                                if let Some(answer) = take_preferences(&data_dir, &mut preferences, &mut agent, p) {
+                                    store(Kind::Answer, Channel::CommandResult, at, Message::PreferencesApplied(answer));
+                                }
+                            }
+                            Control::Check(request) => {
+                                let waiting = outbox.lock().map(|o| o.len()).unwrap_or(0);
+                                let result = crate::remote::check(
+                                    request.check_id,
+                                    &mut links,
+                                    &devices_for_dr,
+                                    u32::try_from(waiting).unwrap_or(u32::MAX),
+                                    preferences.as_ref().map(|p| p.version),
+                                )
+                                .await;
+                                tracing::info!(check = request.check_id, devices = result.devices.len(),
+                                    failed = result.devices.iter().filter(|d| !d.ok()).count(), "remote check done");
+                                store(Kind::Answer, Channel::CommandResult, at, Message::CheckResult(result));
+                            }
                         }
                         continue;
                     }
@@ -487,7 +573,13 @@ pub async fn run_with(
                     backoff.reset();
                     tracing::info!(waiting = outbox.lock().map(|o| o.len()).unwrap_or(0), "connected to the broker");
                     let _ = client.try_publish(status.clone(), QoS::AtMostOnce, true, "online");
-                    for channel in [Channel::DrEvent, Channel::OrderAck, Channel::MarketResult] {
+                    for channel in [
+                        Channel::DrEvent,
+                        Channel::OrderAck,
+                        Channel::MarketResult,
+                        Channel::Preferences,
+                        Channel::Command,
+                    ] {
                         let _ = client.try_subscribe(topics::topic(gateway, channel), QoS::AtLeastOnce);
                     }
                     let _ = online_tx.send(true);
@@ -538,9 +630,16 @@ pub async fn run_with(
                         continue;
                     }
                     match serde_json::from_slice::<Message>(&p.payload) {
-                        Ok(Message::DrEvent(event)) => {
+                        Ok(Message::DrEvent(event)) if channel == Some(Channel::DrEvent) => {
                             tracing::info!(event = %event.event_id, cancelled = event.cancelled, "demand-response event received");
                             let _ = dr_tx.send(event);
+                        }
+                        Ok(Message::Preferences(p)) if channel == Some(Channel::Preferences) => {
+                            let _ = control_tx.send(Control::Preferences(p));
+                        }
+                        Ok(Message::CheckRequest(c)) if channel == Some(Channel::Command) => {
+                            tracing::info!(check = c.check_id, "remote check asked");
+                            let _ = control_tx.send(Control::Check(c));
                         }
                         Ok(other) => tracing::warn!(kind = other.kind(), topic = %p.topic, "unexpected message"),
                         Err(e) => tracing::warn!(topic = %p.topic, error = %e, "unreadable message"),

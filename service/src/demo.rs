@@ -319,9 +319,10 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
         )
         .await
         .map_err(err)?;
-        // limits that differ from home to home, within a plausible band
+        // limits that differ from home to home, within a plausible band, stored as the home's
+        // preferences (version 1) as if its owner had set them on the dashboard
         let spread = (h * 7 % 11) as i64;
-        n.homes.push(Home {
+        let home = Home {
             id,
             kind,
             node: home_node(h),
@@ -330,7 +331,21 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
             min_sell_price: 80_000 + spread * 4_000,
             max_buy_price: 240_000 + spread * 6_000,
             battery_reserve_percent: 20 + (h % 3) as u8 * 10,
-        });
+        };
+        gridshare_storage::preferences::save(
+            db,
+            ParticipantId(id),
+            &gridshare_domain::wire::TradingPreferences {
+                version: 0,
+                min_sell_price: gridshare_domain::MicroPerKwh(home.min_sell_price),
+                max_buy_price: gridshare_domain::MicroPerKwh(home.max_buy_price),
+                battery_reserve_percent: home.battery_reserve_percent,
+            },
+            now,
+        )
+        .await
+        .map_err(err)?;
+        n.homes.push(home);
     }
     Ok(n)
 }

@@ -15,7 +15,9 @@ use gridshare_domain::envelope::{Checked, Checker, EnvelopeError, Verifier};
 use gridshare_domain::ids::GatewayId;
 use gridshare_domain::interval::Timestamp;
 use gridshare_domain::topics::{self, Channel};
-use gridshare_domain::wire::{CancelOrder, DrReport, Message, NewOrder, TelemetrySample};
+use gridshare_domain::wire::{
+    CancelOrder, CheckResult, DrReport, Message, NewOrder, PreferencesApplied, TelemetrySample,
+};
 
 /// A verified message from a gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,20 @@ pub enum Inbound {
         gateway: GatewayId,
         /// The report.
         report: DrReport,
+    },
+    /// The answer to the homeowner's trading preferences.
+    PreferencesApplied {
+        /// Sender.
+        gateway: GatewayId,
+        /// The answer.
+        answer: PreferencesApplied,
+    },
+    /// What a remote check read.
+    CheckResult {
+        /// Sender.
+        gateway: GatewayId,
+        /// The result.
+        result: CheckResult,
     },
     /// Presence: `online` or `offline` (the last will).
     Status {
@@ -147,7 +163,10 @@ impl IngestChecker {
         match (channel, &checked.message) {
             (Channel::Telemetry, Message::Telemetry(_))
             | (Channel::Orders, Message::Order(_) | Message::Cancel(_))
-            | (Channel::DrReport, Message::DrReport(_)) => Ok(Staged::Signed { channel, checked }),
+            | (Channel::DrReport, Message::DrReport(_))
+            | (Channel::CommandResult, Message::PreferencesApplied(_) | Message::CheckResult(_)) => {
+                Ok(Staged::Signed { channel, checked })
+            }
             (channel, msg) => Err(IngestError::WrongChannel {
                 kind: msg.kind(),
                 channel: channel.suffix(),
@@ -191,6 +210,8 @@ impl Ingest {
             Message::Order(order) => Ok(Inbound::Order { gateway, order }),
             Message::Cancel(cancel) => Ok(Inbound::Cancel { gateway, cancel }),
             Message::DrReport(report) => Ok(Inbound::DrReport { gateway, report }),
+            Message::PreferencesApplied(answer) => Ok(Inbound::PreferencesApplied { gateway, answer }),
+            Message::CheckResult(result) => Ok(Inbound::CheckResult { gateway, result }),
             msg => Err(IngestError::WrongChannel {
                 kind: msg.kind(),
                 channel: "upstream",

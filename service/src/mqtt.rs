@@ -2,8 +2,12 @@
 //! checks each publish with [`Ingest`] (topic, registration, signature, sequence, timestamp),
 //! and routes it: telemetry to batched storage, orders and cancels into the same market handle as
 //! the API (answered on the gateway's `orders/ack` topic), demand-response reports stored,
-//! presence counted; demand-response events from the operator's API go out on each targeted
-//! gateway's `dr/event` topic. A bad message is counted under its reason and dropped; it never stops the loop.
+//! presence counted, answers to preferences and remote checks stored; demand-response events
+//! from the operator's API go out on each targeted gateway's `dr/event` topic, a homeowner's
+//! trading preferences on each of the home's gateways' `preferences` topic (retained, and sent
+//! again at every connection and to a newly commissioned gateway, so a gateway that was away gets
+//! the newest), and an installer's check on the gateway's `command` topic. A bad message is
+//! counted under its reason and dropped; it never stops the loop.
 //!
 //! **No data lost.** Subscriptions are QoS 1 with manual acknowledgement: a telemetry publish is
 //! acknowledged to the broker only after its batch is committed, an order only after the engine
@@ -22,7 +26,7 @@ use std::time::Duration;
 
 use gridshare_domain::envelope::{FreshnessPolicy, Verifier};
 use gridshare_domain::topics::{self, Channel};
-use gridshare_domain::wire::{Fill, OrderAck};
+use gridshare_domain::wire::{Fill, Message, OrderAck};
 use gridshare_domain::{GatewayId, OrderId, ParticipantId, Wh};
 use gridshare_matching_engine::{Command, Event};
 use gridshare_storage::Db;
@@ -30,6 +34,7 @@ use gridshare_storage::gateways;
 use gridshare_storage::readings::{self, Reading};
 use gridshare_web::Metrics;
 use gridshare_web::market::{Market, NewOrder, now};
+use gridshare_web::remote::Downlink;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::watch;
 
@@ -65,23 +70,93 @@ struct State {
     live: Option<tokio::sync::broadcast::Sender<Arc<gridshare_web::ws::Live>>>,
 }
 
+/// Loads the active gateways; returns those new since the last load.
 async fn load_gateways(
     db: &Db,
     ingest: &mut Ingest,
     owners: &mut HashMap<GatewayId, ParticipantId>,
-) -> Result<(), String> {
+) -> Result<Vec<GatewayId>, String> {
     let active = gateways::active(db).await.map_err(|e| e.to_string())?;
     let live: std::collections::HashSet<GatewayId> = active.iter().map(|g| g.id).collect();
     for gone in owners.keys().filter(|g| !live.contains(g)).copied().collect::<Vec<_>>() {
         ingest.verifier_mut().revoke(gone);
         owners.remove(&gone);
     }
+    let mut new = Vec::new();
     for g in active {
         if owners.insert(g.id, g.owner).is_none() {
             ingest.verifier_mut().register(g.id, g.public_key, g.window);
+            new.push(g.id);
         }
     }
-    Ok(())
+    Ok(new)
+}
+
+/// Publishes (retained) each home's stored preferences to those of `gateways` that belong to it.
+async fn send_stored_preferences(st: &State, client: &AsyncClient, gateways: &[GatewayId]) {
+    let stored = match gridshare_storage::preferences::all(&st.db).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the homes' preferences; they go out at the next connection");
+            return;
+        }
+    };
+    for (home, prefs) in stored {
+        let mine: Vec<GatewayId> = gateways
+            .iter()
+            .copied()
+            .filter(|g| st.owners.get(g) == Some(&home))
+            .collect();
+        send_preferences(client, &mine, &prefs);
+    }
+}
+
+fn send_preferences(client: &AsyncClient, gateways: &[GatewayId], prefs: &gridshare_domain::wire::TradingPreferences) {
+    let body = serde_json::to_vec(&Message::Preferences(prefs.clone())).unwrap_or_default();
+    for g in gateways {
+        if let Err(e) = client.try_publish(
+            topics::topic(*g, Channel::Preferences),
+            QoS::AtLeastOnce,
+            true,
+            body.clone(),
+        ) {
+            tracing::warn!(gateway = %g, error = %e, "sending trading preferences");
+        }
+    }
+}
+
+fn send_downlink(client: &AsyncClient, d: Downlink) {
+    match d {
+        Downlink::Dr(d) => {
+            let body = serde_json::to_vec(&Message::DrEvent(d.event.clone())).unwrap_or_default();
+            for g in &d.gateways {
+                if let Err(e) = client.try_publish(
+                    topics::topic(*g, Channel::DrEvent),
+                    QoS::AtLeastOnce,
+                    false,
+                    body.clone(),
+                ) {
+                    tracing::warn!(gateway = %g, error = %e, "sending a demand-response event");
+                }
+            }
+            tracing::info!(event = %d.event.event_id, gateways = d.gateways.len(), cancelled = d.event.cancelled, "demand-response event sent");
+        }
+        Downlink::Preferences { gateways, preferences } => {
+            send_preferences(client, &gateways, &preferences);
+            tracing::info!(
+                version = preferences.version,
+                gateways = gateways.len(),
+                "trading preferences sent"
+            );
+        }
+        Downlink::Check { gateway, request } => {
+            let body = serde_json::to_vec(&Message::CheckRequest(request.clone())).unwrap_or_default();
+            match client.try_publish(topics::topic(gateway, Channel::Command), QoS::AtLeastOnce, false, body) {
+                Ok(()) => tracing::info!(%gateway, check = request.check_id, "remote check asked"),
+                Err(e) => tracing::warn!(%gateway, error = %e, "asking for a remote check"),
+            }
+        }
+    }
 }
 
 /// Runs the MQTT side until `shutdown`: then flushes the telemetry buffer, saves the replay
@@ -96,7 +171,7 @@ pub async fn run(
     db: Db,
     market: Market,
     metrics: Arc<Metrics>,
-    mut dr_in: tokio::sync::mpsc::UnboundedReceiver<gridshare_web::dr::Dispatch>,
+    mut downlink: tokio::sync::mpsc::UnboundedReceiver<Downlink>,
     mut shutdown: watch::Receiver<bool>,
     live: Option<tokio::sync::broadcast::Sender<Arc<gridshare_web::ws::Live>>>,
 ) -> Result<(), String> {
@@ -176,6 +251,9 @@ pub async fn run(
                             tracing::error!(error = %e, "subscribing");
                         }
                     }
+                    // an embedded broker keeps retained messages in memory only
+                    let all: Vec<GatewayId> = st.owners.keys().copied().collect();
+                    send_stored_preferences(&st, &client, &all).await;
                 }
                 Some(Incoming::Publish(p)) => pipeline.push(&st.checker, now(), p),
                 None => return Err("the MQTT connection task ended".into()),
@@ -187,15 +265,7 @@ pub async fn run(
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
-            Some(d) = dr_in.recv() => {
-                let body = serde_json::to_vec(&gridshare_domain::wire::Message::DrEvent(d.event.clone())).unwrap_or_default();
-                for g in &d.gateways {
-                    if let Err(e) = client.try_publish(topics::topic(*g, Channel::DrEvent), QoS::AtLeastOnce, false, body.clone()) {
-                        tracing::warn!(gateway = %g, error = %e, "sending a demand-response event");
-                    }
-                }
-                tracing::info!(event = %d.event.event_id, gateways = d.gateways.len(), cancelled = d.event.cancelled, "demand-response event sent");
-            }
+            Some(d) = downlink.recv() => send_downlink(&client, d),
             _ = flush.tick() => flush_buffer(&mut st, &client).await,
             // Idle: nothing checked, nothing on the wire. The broker sends only so many
             // unacknowledged publishes (Mosquitto's max_inflight_messages, rumqttd's 100) and
@@ -205,8 +275,10 @@ pub async fn run(
                 flush_buffer(&mut st, &client).await;
             }
             _ = reload.tick() => {
-                if let Err(e) = load_gateways(&st.db, &mut st.ingest, &mut st.owners).await {
-                    tracing::warn!(error = %e, "reloading gateways");
+                match load_gateways(&st.db, &mut st.ingest, &mut st.owners).await {
+                    Ok(new) if !new.is_empty() => send_stored_preferences(&st, &client, &new).await,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "reloading gateways"),
                 }
                 st.checker = st.ingest.checker();
             }
@@ -428,6 +500,33 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                 }
                 // the database is down: leave it unacknowledged, the broker delivers it again
                 Err(e) => tracing::warn!(%gateway, error = %e, "storing a demand-response report"),
+            }
+        }
+        Inbound::PreferencesApplied { gateway, answer } => {
+            if !answer.applied {
+                tracing::warn!(%gateway, version = answer.version, reason = answer.reason.as_deref().unwrap_or(""), "a gateway refused its home's preferences");
+            }
+            match gridshare_storage::preferences::record_answer(&st.db, gateway, &answer, now()).await {
+                Ok(()) => {
+                    st.metrics.messages_in.get_or_create(&kind("preferences_applied")).inc();
+                    ack_in_order(st, client, p).await;
+                }
+                // the database is down: leave it unacknowledged, the broker delivers it again
+                Err(e) => tracing::warn!(%gateway, error = %e, "storing a gateway's answer to preferences"),
+            }
+        }
+        Inbound::CheckResult { gateway, result } => {
+            match gridshare_storage::checks::answer(&st.db, gateway, &result, now()).await {
+                Ok(()) => {
+                    st.metrics.messages_in.get_or_create(&kind("check_result")).inc();
+                    tracing::info!(%gateway, check = result.check_id, devices = result.devices.len(), "remote check answered");
+                    ack_in_order(st, client, p).await;
+                }
+                Err(gridshare_storage::StorageError::NotFound { .. }) => {
+                    st.metrics.reject("unknown_check");
+                    ack_in_order(st, client, p).await;
+                }
+                Err(e) => tracing::warn!(%gateway, error = %e, "storing a check result"),
             }
         }
         Inbound::Status { gateway, online } => {

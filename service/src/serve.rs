@@ -91,7 +91,7 @@ pub async fn serve(
         .await
         .map_err(|e| e.to_string())?;
     let (stop_mqtt, mqtt_stop) = tokio::sync::watch::channel(false);
-    let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
+    let (downlink, downlink_rx) = tokio::sync::mpsc::unbounded_channel();
     let live = gridshare_web::ws::live_channel();
     let broker = match &cfg.mqtt.url {
         Some(url) => Some(crate::mqtt::Broker {
@@ -111,7 +111,7 @@ pub async fn serve(
             db.clone(),
             market.clone(),
             metrics.clone(),
-            dr_in,
+            downlink_rx,
             mqtt_stop,
             Some(live.clone()),
         ))),
@@ -147,7 +147,8 @@ pub async fn serve(
         live,
         network: cfg.market.engine.network.clone().map(Arc::new),
         interval_length: cfg.market.intervals.length,
-        dr_out: mqtt.is_some().then_some(dr_out),
+        downlink: mqtt.is_some().then_some(downlink),
+        price_limits: Some((cfg.market.engine.min_price, cfg.market.engine.max_price)),
         metrics,
         db: Some(db.clone()),
         market: Some(market.clone()),

@@ -3,7 +3,9 @@
 //! whose gate closed has its result, every settlement batch is confirmed on the in-process chain
 //! and moves no money out of nowhere (its deltas sum to zero), and each home's balance on chain
 //! equals the settlement ledger. Stopped (SIGTERM) and started again on the same data directory,
-//! it resumes: nothing settled before is lost or settled again.
+//! it resumes: nothing settled before is lost or settled again. A homeowner's new trading
+//! preferences reach their gateway, which confirms them and keeps them across the restart; an
+//! installer's remote check comes back with every point the gateway read.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -110,6 +112,26 @@ fn wait_for_market(port: u16, key: &str, intervals: usize, settled: usize) -> Ve
     }
 }
 
+/// A session token for a demo login.
+fn login(port: u16, user: &str) -> String {
+    let body = serde_json::json!({"username": user, "password": "gridshare-demo"});
+    let (st, v) = common::http(port, "POST", "/api/v1/session", "", Some(body));
+    assert_eq!(st, 200, "{user} logs in: {v}");
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// Polls `f` until it gives a value (30 s at most).
+fn wait_for(mut f: impl FnMut() -> Option<Value>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "no answer within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn the_demo_trades_settles_on_chain_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,6 +185,55 @@ fn the_demo_trades_settles_on_chain_and_resumes() {
         assert!(agreed, "home {}: ledger and vault agree", h["id"]);
     }
 
+    // the homeowner changes their trading preferences: stored as a new version, and the home's
+    // gateway (over the embedded broker) takes them and says so
+    let home1 = login(port, "home1");
+    let bad = serde_json::json!({"min_sell_price": 300_000, "max_buy_price": 200_000, "battery_reserve_percent": 30});
+    let (st, v) = common::http(port, "PUT", "/api/v1/preferences", &home1, Some(bad));
+    assert_eq!(st, 422, "selling below the buying limit is refused: {v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("min_sell_price"),
+        "{v}"
+    );
+    let prefs = serde_json::json!({"min_sell_price": 99_000, "max_buy_price": 199_000, "battery_reserve_percent": 45});
+    let (st, v) = common::http(port, "PUT", "/api/v1/preferences", &home1, Some(prefs));
+    assert_eq!(st, 200, "{v}");
+    let version = v["preferences"]["version"].as_u64().unwrap();
+    assert!(version >= 2, "the demo's own preferences were version 1: {v}");
+    let applied = wait_for(|| {
+        let (st, v) = common::http(port, "GET", "/api/v1/preferences", &home1, None);
+        assert_eq!(st, 200, "{v}");
+        (v["gateways"][0]["state"] == "applied" && v["gateways"][0]["version"] == version).then_some(v)
+    });
+    assert_eq!(applied["preferences"]["battery_reserve_percent"], 45, "{applied}");
+    // a home's key cannot check a gateway; its installer can
+    let (st, _) = common::http(port, "POST", "/api/v1/gateways/1/checks", &home1, None);
+    assert_eq!(st, 403);
+    let installer = login(port, "installer");
+    let (st, c) = common::http(port, "POST", "/api/v1/gateways/1/checks", &installer, None);
+    assert_eq!(st, 202, "{c}");
+    assert_eq!(c["state"], "waiting", "{c}");
+    let check_url = format!("/api/v1/gateways/1/checks/{}", c["id"]);
+    let done = wait_for(|| {
+        let (st, v) = common::http(port, "GET", &check_url, &installer, None);
+        assert_eq!(st, 200, "{v}");
+        (v["state"] == "answered").then_some(v)
+    });
+    let result = &done["result"];
+    assert_eq!(
+        result["preferences_version"], version,
+        "the gateway trades within the new limits: {done}"
+    );
+    let devices = result["devices"].as_array().unwrap();
+    assert!(!devices.is_empty(), "{done}");
+    for d in devices {
+        let points = d["points"].as_array().unwrap();
+        assert!(
+            points.iter().any(|p| p["value"].is_string()) && points.iter().all(|p| p["error"].is_null()),
+            "every point of a healthy simulated device reads: {d}"
+        );
+    }
+
     // stop and start again: the same batches, then more
     stop(demo);
     let demo = start(&data, port);
@@ -193,6 +264,22 @@ fn the_demo_trades_settles_on_chain_and_resumes() {
     for b in &again {
         assert_eq!(b["net_micro"], 0, "{b}");
     }
+    // the gateway kept the homeowner's preferences across the restart
+    let (st, v) = common::http(port, "GET", "/api/v1/preferences", &home1, None);
+    assert_eq!(
+        (st, &v["gateways"][0]["state"]),
+        (200, &serde_json::json!("applied")),
+        "{v}"
+    );
+    let installer = login(port, "installer");
+    let (st, c) = common::http(port, "POST", "/api/v1/gateways/1/checks", &installer, None);
+    assert_eq!(st, 202, "{c}");
+    let check_url = format!("/api/v1/gateways/1/checks/{}", c["id"]);
+    let done = wait_for(|| {
+        let (_, v) = common::http(port, "GET", &check_url, &installer, None);
+        (v["state"] == "answered").then_some(v)
+    });
+    assert_eq!(done["result"]["preferences_version"], version, "{done}");
     let before: Vec<(i64, u64)> = r;
     let after = results(port, &key);
     for res in &before {

@@ -405,10 +405,10 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         cancelled: false,
     };
     dr_out
-        .send(gridshare_web::dr::Dispatch {
+        .send(gridshare_web::remote::Downlink::Dr(gridshare_web::dr::Dispatch {
             gateways: vec![GatewayId(g7)],
             event: event.clone(),
-        })
+        }))
         .unwrap();
     let (topic, m) = tokio::time::timeout(Duration::from_secs(10), dr_events.recv())
         .await

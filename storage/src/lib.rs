@@ -13,6 +13,7 @@
 
 pub mod api_keys;
 pub mod chain_txs;
+pub mod checks;
 pub mod db;
 pub mod dr;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod gateways;
 pub mod market;
 pub mod orders;
 pub mod participants;
+pub mod preferences;
 pub mod readings;
 pub mod rewards;
 pub mod timescale;

@@ -714,3 +714,133 @@ async fn settled_totals_follow_confirmed_batches() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn preferences_are_versioned_and_gateways_answers_kept() {
+    use gridshare_domain::wire::{PreferencesApplied, TradingPreferences};
+    use gridshare_storage::preferences;
+    for t in backends().await {
+        let db = &t.db;
+        let (home, gw, _) = home_with_gateway(db, 1).await;
+        assert_eq!(preferences::get(db, home).await.unwrap(), None, "{}", t.name);
+        let p = TradingPreferences {
+            version: 0,
+            min_sell_price: MicroPerKwh(90_000),
+            max_buy_price: MicroPerKwh(250_000),
+            battery_reserve_percent: 30,
+        };
+        assert_eq!(preferences::save(db, home, &p, NOW).await.unwrap().version, 1);
+        let second = TradingPreferences {
+            battery_reserve_percent: 50,
+            ..p.clone()
+        };
+        let saved = preferences::save(db, home, &second, Timestamp(NOW.0 + 1))
+            .await
+            .unwrap();
+        assert_eq!(saved.version, 2, "{}", t.name);
+        let (got, at) = preferences::get(db, home).await.unwrap().unwrap();
+        assert_eq!((got, at), (saved.clone(), Timestamp(NOW.0 + 1)));
+        assert_eq!(preferences::all(db).await.unwrap(), vec![(home, saved)]);
+        // the database refuses a home that would sell below what it buys at
+        let upside_down = TradingPreferences {
+            min_sell_price: MicroPerKwh(300_000),
+            ..p.clone()
+        };
+        assert!(
+            matches!(
+                preferences::save(db, home, &upside_down, NOW).await,
+                Err(StorageError::Refused { .. })
+            ),
+            "{}",
+            t.name
+        );
+        // answers: the newest version wins, a late answer to an older one is ignored
+        let answer = |version, applied| PreferencesApplied {
+            version,
+            applied,
+            reason: (!applied).then(|| "no battery".to_owned()),
+        };
+        preferences::record_answer(db, gw, &answer(2, true), NOW).await.unwrap();
+        preferences::record_answer(db, gw, &answer(1, false), NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            preferences::answers(db, &[gw, GatewayId(99)]).await.unwrap(),
+            vec![(gw, answer(2, true), NOW)]
+        );
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn checks_are_asked_answered_and_kept() {
+    use gridshare_domain::wire::{CheckResult, DeviceCheck, PointCheck};
+    use gridshare_storage::checks;
+    for t in backends().await {
+        let db = &t.db;
+        let (home, gw, _) = home_with_gateway(db, 1).await;
+        let (_, other, _) = home_with_gateway(db, 2).await;
+        assert_eq!(checks::latest(db, gw).await.unwrap(), None);
+        let first = checks::request(db, gw, home, NOW).await.unwrap();
+        let second = checks::request(db, gw, home, Timestamp(NOW.0 + 5)).await.unwrap();
+        assert!(second > first, "{}", t.name);
+        let pending = checks::latest(db, gw).await.unwrap().unwrap();
+        assert_eq!((pending.id, pending.answered_at, pending.result), (second, None, None));
+        let result = CheckResult {
+            check_id: second,
+            software: "0.1.0".into(),
+            outbox: 3,
+            preferences_version: Some(2),
+            devices: vec![DeviceCheck {
+                device: DeviceId::new("meter").unwrap(),
+                kind: DeviceKind::GridMeter,
+                model: "Eastron SDM630".into(),
+                address: "127.0.0.1:502 unit 1".into(),
+                elapsed_ms: 40,
+                points: vec![PointCheck {
+                    name: "power".into(),
+                    value: None,
+                    unit: "W".into(),
+                    error: Some("timeout after 500 ms".into()),
+                }],
+            }],
+        };
+        // another gateway cannot answer this one's check
+        assert!(matches!(
+            checks::answer(db, other, &result, NOW).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        checks::answer(db, gw, &result, Timestamp(NOW.0 + 9)).await.unwrap();
+        let done = checks::get(db, second).await.unwrap().unwrap();
+        assert_eq!(done.answered_at, Some(Timestamp(NOW.0 + 9)));
+        assert_eq!(done.result, Some(result), "{}", t.name);
+        assert_eq!(checks::get(db, first).await.unwrap().unwrap().result, None);
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn demand_response_programs_and_events_are_numbered_on_both_backends() {
+    use gridshare_storage::dr;
+    for t in backends().await {
+        let db = &t.db;
+        let (home, _, _) = home_with_gateway(db, 1).await;
+        let program = dr::create_program(db, "peak", "evening peak", NOW).await.unwrap();
+        let event = dr::NewEvent {
+            program,
+            priority: 0,
+            targets: "{}",
+            intervals: "[]",
+            starts_at: NOW,
+            ends_at: Timestamp(NOW.0 + 900_000),
+            created_by: home,
+        };
+        let a = dr::create_event(db, &event, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", t.name));
+        let b = dr::create_event(db, &event, NOW).await.unwrap();
+        assert!(b.0 > a.0);
+        assert_eq!(dr::event(db, a).await.unwrap().unwrap().status, "scheduled");
+        t.finish().await;
+    }
+}

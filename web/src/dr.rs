@@ -427,7 +427,7 @@ fn view(
 }
 
 fn dispatch(state: &AppState, d: Dispatch) -> bool {
-    state.dr_out.as_ref().is_some_and(|tx| tx.send(d).is_ok())
+    crate::remote::send(state, crate::remote::Downlink::Dr(d))
 }
 
 /// Make an event and send it to its gateways.
@@ -507,7 +507,14 @@ pub async fn events(State(state): State<AppState>, who: Principal) -> Result<Api
     for e in dr::events(db, 200).await? {
         let reports = dr::reports(db, e.id).await?;
         let verified = verify(db, &e, &all, net(&state), crate::market::now()).await?;
-        out.push(view(&e, &all, net(&state), reports, verified, state.dr_out.is_some())?);
+        out.push(view(
+            &e,
+            &all,
+            net(&state),
+            reports,
+            verified,
+            state.downlink.is_some(),
+        )?);
     }
     Ok(ApiJson(out))
 }
@@ -535,7 +542,7 @@ pub async fn event(
         net(&state),
         reports,
         verified,
-        state.dr_out.is_some(),
+        state.downlink.is_some(),
     )?))
 }
 

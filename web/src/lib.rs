@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod pages;
 pub mod ratelimit;
 pub mod readings;
+pub mod remote;
 pub mod settlement;
 pub mod ws;
 
@@ -66,8 +67,11 @@ pub struct AppState {
     pub market: Option<market::Market>,
     /// Rate limits per API key.
     pub limiter: Arc<ratelimit::RateLimiter>,
-    /// Where demand-response events go to be sent to gateways (None: no MQTT side).
-    pub dr_out: Option<tokio::sync::mpsc::UnboundedSender<dr::Dispatch>>,
+    /// Where demand-response events, preferences and checks go to be sent to gateways (None: no
+    /// MQTT side).
+    pub downlink: Option<tokio::sync::mpsc::UnboundedSender<remote::Downlink>>,
+    /// The market's lowest and highest price (for checking a homeowner's preferences).
+    pub price_limits: Option<(gridshare_domain::MicroPerKwh, gridshare_domain::MicroPerKwh)>,
     /// The feeder tree with its limits (None: no network configured).
     pub network: Option<Arc<Vec<gridshare_matching_engine::NodeConfig>>>,
     /// The market's delivery interval length.
@@ -101,7 +105,8 @@ impl Default for AppState {
             db: None,
             market: None,
             limiter: Arc::new(ratelimit::RateLimiter::new(DEFAULT_RATE_LIMIT)),
-            dr_out: None,
+            downlink: None,
+            price_limits: None,
             network: None,
             interval_length: gridshare_domain::IntervalLength::default(),
             onchain: None,
@@ -191,6 +196,12 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/dr/events", get(dr::events).post(dr::create_event))
         .route("/api/v1/dr/events/{id}", get(dr::event).delete(dr::cancel_event))
         .route("/api/v1/gateways/{id}/readings", get(readings::readings))
+        .route("/api/v1/gateways/{id}/checks", post(remote::create_check))
+        .route("/api/v1/gateways/{id}/checks/{check}", get(remote::get_check))
+        .route(
+            "/api/v1/preferences",
+            get(remote::get_preferences).put(remote::put_preferences),
+        )
         .route("/api/v1/markets", get(api::books))
         .route("/api/v1/markets/{zone}/depth", get(api::depth))
         .route("/api/v1/markets/{zone}/trades", get(api::book_trades))

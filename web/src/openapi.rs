@@ -26,6 +26,7 @@ use crate::health::HealthBody;
         crate::settlement::batches, crate::settlement::proof, crate::readings::list, crate::readings::readings,
         crate::dr::create_program, crate::dr::programs, crate::dr::create_event, crate::dr::events, crate::dr::event,
         crate::dr::cancel_event, crate::dr::my_rewards, crate::feeder::feeder, crate::balances::balance,
+        crate::remote::get_preferences, crate::remote::put_preferences, crate::remote::create_check, crate::remote::get_check,
     ),
     components(schemas(ErrorBody, ErrorDetail, HealthBody)),
     modifiers(&BearerKey),
@@ -37,6 +38,7 @@ use crate::health::HealthBody;
         (name = "demand response", description = "Programs, events and reports (OpenADR 3 concepts); operators create"),
         (name = "readings", description = "Gateways and their readings as time buckets"),
         (name = "settlement", description = "Settlement batches on chain and proofs of trades"),
+        (name = "homes", description = "A home's trading preferences, confirmed by its gateways"),
     ),
 )]
 pub struct ApiDoc;

@@ -12,6 +12,7 @@ use gridshare_storage::gateways::{self, Gateway};
 use gridshare_storage::participants::{self, Participant};
 use gridshare_storage::{Db, api_keys};
 use gridshare_web::auth::{TokenKind, new_token};
+use gridshare_web::remote::Downlink;
 use gridshare_web::{AppState, app};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -92,7 +93,7 @@ async fn operators_run_demand_response_and_others_may_only_look() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let s = AppState {
         db: Some(db),
-        dr_out: Some(tx),
+        downlink: Some(tx),
         ..AppState::default()
     };
 
@@ -122,7 +123,9 @@ async fn operators_run_demand_response_and_others_may_only_look() {
     assert_eq!(e["gateways"], json!([11, 12]), "targets resolved at node 100");
     assert_eq!(e["status"], "scheduled");
     assert_eq!(e["dispatched"], true);
-    let sent = rx.try_recv().unwrap();
+    let Ok(Downlink::Dr(sent)) = rx.try_recv() else {
+        panic!("the event was not sent")
+    };
     assert_eq!(sent.gateways, vec![GatewayId(11), GatewayId(12)]);
     assert_eq!(sent.event.event_id.0, e["id"].as_u64().unwrap());
 
@@ -195,7 +198,9 @@ async fn operators_run_demand_response_and_others_may_only_look() {
             .0,
         StatusCode::NO_CONTENT
     );
-    let cancel = rx.try_recv().unwrap();
+    let Ok(Downlink::Dr(cancel)) = rx.try_recv() else {
+        panic!("the cancellation was not sent")
+    };
     assert!(cancel.event.cancelled && cancel.gateways == vec![GatewayId(11), GatewayId(12)]);
     assert_eq!(
         call(&s, "DELETE", &format!("/api/v1/dr/events/{id}"), &operator, None)

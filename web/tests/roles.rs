@@ -163,11 +163,15 @@ async fn world() -> World {
         capacity: Some(Wh(10_000)),
         fee: MicroPerKwh(0),
     }];
+    // what goes down to gateways is kept for the test's life, unread
+    let (downlink, kept) = tokio::sync::mpsc::unbounded_channel();
+    std::mem::forget(kept);
     let mut w = World {
         state: AppState {
             db: Some(db),
             market: Some(market),
             network: Some(std::sync::Arc::new(feeder)),
+            downlink: Some(downlink),
             ..AppState::default()
         },
         keys,
@@ -340,6 +344,36 @@ async fn every_role_meets_every_boundary() {
             "/api/v1/api-keys".into(),
             None,
             [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "trading preferences: read",
+            "GET",
+            "/api/v1/preferences".into(),
+            None,
+            [200, 403, 403, 403, 403, 401],
+        ),
+        (
+            "trading preferences: set",
+            "PUT",
+            "/api/v1/preferences".into(),
+            Some(
+                json!({"min_sell_price": 90_000, "max_buy_price": 250_000, "battery_reserve_percent": 20}).to_string(),
+            ),
+            [200, 403, 403, 403, 403, 401],
+        ),
+        (
+            "remote check of home 1's gateway",
+            "POST",
+            "/api/v1/gateways/11/checks".into(),
+            None,
+            [403, 202, 403, 403, 202, 401],
+        ),
+        (
+            "remote check of home 2's gateway (another installer's)",
+            "POST",
+            "/api/v1/gateways/12/checks".into(),
+            None,
+            [403, 403, 403, 403, 202, 401],
         ),
     ];
     let mut wrong = Vec::new();

@@ -1,0 +1,149 @@
+//! What the market asks of the gateway beyond demand response: the homeowner's trading
+//! preferences, kept on disk so they outlive a restart and an offline market, and the
+//! installer's remote check, which reads every point of every device and says what it got.
+
+use std::path::Path;
+use std::time::Instant;
+
+use gridshare_domain::DeviceId;
+use gridshare_domain::wire::{CheckResult, DeviceCheck, PointCheck, TradingPreferences};
+
+use crate::config::Device;
+use crate::modbus::{Link, read_points};
+
+/// The file the newest preferences are kept in, below the data directory.
+pub const PREFERENCES_FILE: &str = "preferences.json";
+
+/// The preferences last taken, if any came from the market. A file that cannot be read or is
+/// not valid preferences is an error naming it (the gateway does not guess the homeowner's limits).
+pub fn load_preferences(dir: &Path) -> Result<Option<TradingPreferences>, String> {
+    let path = dir.join(PREFERENCES_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let p: TradingPreferences = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    p.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(p))
+}
+
+/// Keeps `p` as the preferences in force (written aside, then renamed: a crash leaves the old
+/// file or the new one, never half of one).
+pub fn save_preferences(dir: &Path, p: &TradingPreferences) -> Result<(), String> {
+    let path = dir.join(PREFERENCES_FILE);
+    let tmp = path.with_extension("tmp");
+    let body = serde_json::to_vec_pretty(p).map_err(|e| e.to_string())?;
+    std::fs::write(&tmp, body)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Longest error text kept per point (a check must fit in one envelope).
+const MAX_ERROR_CHARS: usize = 200;
+
+fn shorten(mut s: String) -> String {
+    if s.chars().count() > MAX_ERROR_CHARS {
+        s = s.chars().take(MAX_ERROR_CHARS - 1).collect();
+        s.push('…');
+    }
+    s
+}
+
+/// Reads every point of every device (at most [`CheckResult::MAX_DEVICES`] devices and
+/// [`DeviceCheck::MAX_POINTS`] points each) and reports each value or why it failed.
+pub async fn check(
+    check_id: u64,
+    links: &mut [Link],
+    devices: &[Device],
+    outbox: u32,
+    preferences_version: Option<u64>,
+) -> CheckResult {
+    let mut out = Vec::new();
+    for (link, device) in links.iter_mut().zip(devices).take(CheckResult::MAX_DEVICES) {
+        let Ok(id) = DeviceId::new(device.config.name.clone()) else {
+            continue; // names are checked when the configuration is loaded
+        };
+        let started = Instant::now();
+        let values = read_points(link, &device.profile).await;
+        let elapsed_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let points = values
+            .into_iter()
+            .take(DeviceCheck::MAX_POINTS)
+            .map(|(name, value)| {
+                let unit = device.profile.point(&name).map(|p| p.unit.clone()).unwrap_or_default();
+                let (value, error) = match value {
+                    Ok(Some(v)) => (Some(format_value(v)), None),
+                    Ok(None) => (None, None),
+                    Err(e) => (None, Some(shorten(e.to_string()))),
+                };
+                PointCheck {
+                    name,
+                    value,
+                    unit,
+                    error,
+                }
+            })
+            .collect();
+        out.push(DeviceCheck {
+            device: id,
+            kind: device.profile.device.kind,
+            model: format!("{} {}", device.profile.device.manufacturer, device.profile.device.name),
+            address: format!("{} unit {}", link.endpoint(), link.unit()),
+            elapsed_ms,
+            points,
+        });
+    }
+    CheckResult {
+        check_id,
+        software: env!("CARGO_PKG_VERSION").to_owned(),
+        outbox,
+        preferences_version,
+        devices: out,
+    }
+}
+
+/// A value as a person reads it: whole numbers without a fraction, others to 3 decimals at most.
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridshare_domain::MicroPerKwh;
+
+    #[test]
+    fn values_read_as_a_person_writes_them() {
+        assert_eq!(format_value(812.0), "812");
+        assert_eq!(format_value(812.5), "812.5");
+        assert_eq!(format_value(-0.125), "-0.125");
+        assert_eq!(format_value(230.10004), "230.1");
+        assert_eq!(shorten("x".repeat(500)).chars().count(), MAX_ERROR_CHARS);
+    }
+
+    #[test]
+    fn preferences_survive_a_restart_and_a_bad_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_preferences(dir.path()).unwrap(), None);
+        let p = TradingPreferences {
+            version: 4,
+            min_sell_price: MicroPerKwh(95_000),
+            max_buy_price: MicroPerKwh(240_000),
+            battery_reserve_percent: 40,
+        };
+        save_preferences(dir.path(), &p).unwrap();
+        assert_eq!(load_preferences(dir.path()).unwrap(), Some(p));
+        std::fs::write(dir.path().join(PREFERENCES_FILE), "{\"version\": 1}").unwrap();
+        let err = load_preferences(dir.path()).unwrap_err();
+        assert!(
+            err.contains(PREFERENCES_FILE) && err.contains("min_sell_price"),
+            "{err}"
+        );
+    }
+}
