@@ -117,6 +117,35 @@ await check('a homeowner logs in and sees their balance and today\'s trades', as
   await p.context().close();
 });
 
+await check('a homeowner sets trading preferences and their gateway takes them', async () => {
+  const p = await page('preferences');
+  await login(p, 'home1');
+  await hydrated(p);
+  const form = '#preferences form';
+  // limits that would make the home buy its own energy back are caught as they are typed
+  await p.fill(`${form} input[name=min_sell_price]`, '0.300');
+  await p.fill(`${form} input[name=max_buy_price]`, '0.200');
+  await p.waitForSelector('#preferences p.error:not(.hidden)');
+  const problem = await p.textContent('#preferences p.error');
+  expect(problem.includes('above the maximum buy price'), `problem: ${problem}`);
+  expect(await p.isDisabled(`${form} button[type=submit]`), 'upside-down limits cannot be sent');
+  await p.fill(`${form} input[name=min_sell_price]`, '0.095');
+  await p.fill(`${form} input[name=max_buy_price]`, '0.210');
+  await p.fill(`${form} input[name=battery_reserve_percent]`, '35');
+  expect(!(await p.isDisabled(`${form} button[type=submit]`)), 'good limits can be sent');
+  await Promise.all([p.waitForNavigation(), p.click(`${form} button[type=submit]`)]);
+  const flash = await p.textContent('[role=status]');
+  expect(flash && flash.includes('Saved as version'), `flash: ${flash}`);
+  expect(await p.inputValue(`${form} input[name=min_sell_price]`) === '0.095', 'the form shows what was saved');
+  // the gateway answers over MQTT; the page follows without a reload
+  await hydrated(p);
+  await p.waitForSelector('#preferences li.answer[data-state=applied]', { timeout: 30000 });
+  const answer = await p.textContent('#preferences li.answer');
+  expect(answer.includes('in force since'), `answer: ${answer}`);
+  await p.locator('#preferences').screenshot({ path: join(out, 'preferences.png') });
+  await p.context().close();
+});
+
 await check('the homeowner page reads on a phone (375 px)', async () => {
   const p = await page('phone', { width: 375, height: 812 });
   await login(p, 'home1');
@@ -246,6 +275,31 @@ await check('an installer sees their gateways online and commissions a new one',
   await Promise.all([p.waitForNavigation(), p.click('#commission button[type=submit]')]);
   const refused = await p.textContent('[role=alert]:not(.hidden)');
   expect(refused && refused.includes('registered already'), `refusal: ${refused}`);
+  await p.context().close();
+});
+
+await check('an installer runs a remote check and sees every point the gateway read', async () => {
+  const p = await page('check');
+  await login(p, 'installer');
+  await hydrated(p);
+  await Promise.all([p.waitForNavigation(), p.click('tr.gateway[data-id="1"] form button')]);
+  expect(/\/installer\/gateways\/1\/checks\/\d+$/.test(p.url()), `landed on ${p.url()}`);
+  await hydrated(p);
+  // waiting first (a spinner), then the answer arrives without a reload
+  await p.waitForSelector('#check[data-state=answered]', { timeout: 30000 });
+  const summary = await p.textContent('#check');
+  expect(summary.includes('answered every point'), `summary: ${summary}`);
+  const devices = await p.locator('section.device').count();
+  expect(devices >= 1, `devices: ${devices}`);
+  const failed = await p.locator('tr.point[data-ok=no]').count();
+  expect(failed === 0, `points with errors: ${failed}`);
+  const meter = await p.textContent('section.device');
+  expect(/\d/.test(meter) && meter.includes('unit'), `a device's card: ${meter.slice(0, 200)}`);
+  await p.screenshot({ path: join(out, 'installer-check.png'), fullPage: true });
+  // the gateways page shows the last check
+  await p.goto(`${base}/installer`);
+  const row = await p.textContent('tr.gateway[data-id="1"]');
+  expect(row.includes('last: all read'), `gateway 1's row: ${row}`);
   await p.context().close();
 });
 

@@ -88,7 +88,7 @@ pub async fn check(
         out.push(DeviceCheck {
             device: id,
             kind: device.profile.device.kind,
-            model: format!("{} {}", device.profile.device.manufacturer, device.profile.device.name),
+            model: model(&device.profile.device.manufacturer, &device.profile.device.name),
             address: format!("{} unit {}", link.endpoint(), link.unit()),
             elapsed_ms,
             points,
@@ -100,6 +100,15 @@ pub async fn check(
         outbox,
         preferences_version,
         devices: out,
+    }
+}
+
+/// Maker and model, without saying the maker twice ("Eastron SDM630", not "Eastron Eastron SDM630").
+fn model(manufacturer: &str, name: &str) -> String {
+    if name.to_lowercase().contains(&manufacturer.to_lowercase()) {
+        name.to_owned()
+    } else {
+        format!("{manufacturer} {name}")
     }
 }
 
@@ -125,6 +134,8 @@ mod tests {
         assert_eq!(format_value(-0.125), "-0.125");
         assert_eq!(format_value(230.10004), "230.1");
         assert_eq!(shorten("x".repeat(500)).chars().count(), MAX_ERROR_CHARS);
+        assert_eq!(model("Eastron", "Eastron SDM630"), "Eastron SDM630");
+        assert_eq!(model("Fronius", "Symo 8.2"), "Fronius Symo 8.2");
     }
 
     #[test]

@@ -20,6 +20,18 @@ pub fn price(micro_per_kwh: MicroPerKwh) -> String {
     format!("{sign}€{}.{:03}/kWh", mils / 1_000, mils % 1_000)
 }
 
+/// µ/kWh as a plain number of euros per kWh for a form field, with three decimals or as many as
+/// it needs: `80_000` → `0.080`, `95_500` → `0.0955`.
+pub fn price_input(micro_per_kwh: MicroPerKwh) -> String {
+    let v = micro_per_kwh.0;
+    let sign = if v < 0 { "-" } else { "" };
+    let abs = v.unsigned_abs();
+    let frac = format!("{:06}", abs % 1_000_000);
+    let frac = frac.trim_end_matches('0');
+    let frac = format!("{frac:0<3}");
+    format!("{sign}{}.{frac}", abs / 1_000_000)
+}
+
 /// Energy: Wh below 1 kWh, then kWh with one decimal below 100 kWh, none above: `830` →
 /// `830 Wh`, `1_250` → `1.3 kWh`.
 pub fn energy(wh: Wh) -> String {
@@ -65,6 +77,30 @@ fn group(n: u64) -> String {
     out
 }
 
+/// Milliseconds since 1970 (UTC) as `25 Nov 10:15`, by the civil-calendar arithmetic of
+/// H. Hinnant's `civil_from_days` (kept off the date library, which would double the wasm).
+pub fn when_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let minute_of_day = ms.rem_euclid(86_400_000) / 60_000;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{day} {} {:02}:{:02}",
+        MONTHS[(month - 1) as usize],
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
 /// An RFC 3339 time or ISO interval (`2026-11-25T10:15:00Z/PT15M`) as `25 Nov 10:15`.
 pub fn when(rfc3339: &str) -> String {
     let start = rfc3339.split('/').next().unwrap_or(rfc3339);
@@ -93,6 +129,31 @@ pub fn when(rfc3339: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_in_ms_agree_with_the_domain_calendar() {
+        use gridshare_domain::Timestamp;
+        for ms in [
+            0,
+            1_764_064_800_000,
+            1_709_164_800_000,
+            4_102_444_799_999,
+            951_782_400_000,
+            -86_400_000,
+        ] {
+            assert_eq!(when_ms(ms), when(&Timestamp(ms).to_rfc3339()), "{ms}");
+        }
+        assert_eq!(when_ms(1_764_064_800_000), "25 Nov 10:00");
+    }
+
+    #[test]
+    fn prices_for_a_form_field() {
+        assert_eq!(price_input(MicroPerKwh(80_000)), "0.080");
+        assert_eq!(price_input(MicroPerKwh(95_500)), "0.0955");
+        assert_eq!(price_input(MicroPerKwh(1_250_000)), "1.250");
+        assert_eq!(price_input(MicroPerKwh(-5)), "-0.000005");
+        assert_eq!(price_input(MicroPerKwh(0)), "0.000");
+    }
 
     #[test]
     fn money_prices_and_energy_read_as_people_write_them() {

@@ -4,10 +4,11 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use gridshare_domain::wire::{CheckResult, TradingPreferences};
 use gridshare_domain::{Micro, MicroPerKwh, W, Wh};
 
 use crate::chart;
-use crate::format::{energy, money, power, price, tokens, when};
+use crate::format::{energy, money, power, price, price_input, tokens, when};
 
 /// Who is logged in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,8 +133,126 @@ pub struct HomeData {
     pub grid_power: Vec<(i64, i64)>,
     /// The power flows at the last reading, updated live over the WebSocket once hydrated.
     pub power_now: Option<PowerNow>,
+    /// The trading preferences and whether the gateways took them.
+    pub preferences: PreferencesData,
+    /// The last action's result.
+    pub flash: Option<Flash>,
     /// When the page was made (market time, RFC 3339).
     pub at: String,
+}
+
+/// One gateway's answer to the home's preferences (the API's shape, so a poll can update it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreferenceAnswer {
+    /// The gateway.
+    pub gateway: u64,
+    /// `applied`, `refused` or `pending`.
+    pub state: String,
+    /// The version it last answered.
+    #[serde(default)]
+    pub version: Option<u64>,
+    /// Why it refused.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When it answered (ms, market time).
+    #[serde(default)]
+    pub at: Option<i64>,
+}
+
+/// The home's trading preferences.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreferencesData {
+    /// Set on the dashboard, if ever.
+    pub set: Option<TradingPreferences>,
+    /// When they were last changed (ms, market time).
+    pub updated_at: Option<i64>,
+    /// Each of the home's gateways.
+    pub gateways: Vec<PreferenceAnswer>,
+}
+
+/// What the form starts with when the home never set preferences (the gateway's own defaults).
+pub const DEFAULT_PREFERENCES: (i64, i64, u8) = (80_000, 300_000, 20);
+
+/// Checks the preferences form as typed (prices in €/kWh, the reserve in %) by the domain's
+/// rules, and says what is wrong in words; the server checks the same again.
+pub fn check_preferences(min_sell: &str, max_buy: &str, reserve: &str) -> Result<TradingPreferences, String> {
+    let any = MicroPerKwh(1);
+    let min_sell_price = parse_price(min_sell, any).map_err(|e| format!("Minimum sell price: {e}"))?;
+    let max_buy_price = parse_price(max_buy, any).map_err(|e| format!("Maximum buy price: {e}"))?;
+    let battery_reserve_percent = reserve
+        .trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse::<u8>()
+        .ok()
+        .filter(|r| *r <= 100)
+        .ok_or_else(|| "Battery reserve: a whole percentage from 0 to 100".to_owned())?;
+    let p = TradingPreferences {
+        version: 0,
+        min_sell_price,
+        max_buy_price,
+        battery_reserve_percent,
+    };
+    p.validate().map_err(|e| match e.field.as_str() {
+        "min_sell_price" if min_sell_price.0 >= 0 => format!(
+            "The minimum sell price ({}) is above the maximum buy price ({}): your home would buy its own energy back at a loss",
+            price(min_sell_price),
+            price(max_buy_price)
+        ),
+        "min_sell_price" => "Minimum sell price: cannot be negative".to_owned(),
+        "max_buy_price" => "Maximum buy price: cannot be negative".to_owned(),
+        _ => e.to_string(),
+    })?;
+    Ok(p)
+}
+
+/// An installer's remote check of a gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckData {
+    /// Who.
+    pub session: Session,
+    /// The check (the API's shape, so a poll can update it).
+    pub check: CheckRow,
+}
+
+/// A check as the API gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRow {
+    /// Its number.
+    pub id: u64,
+    /// The gateway.
+    pub gateway: u64,
+    /// When it was asked (ms, market time).
+    pub requested_at: i64,
+    /// `waiting`, `answered` or `no_answer`.
+    pub state: String,
+    /// When the answer came (ms).
+    #[serde(default)]
+    pub answered_at: Option<i64>,
+    /// What the gateway read.
+    #[serde(default)]
+    pub result: Option<CheckResult>,
+}
+
+impl CheckRow {
+    /// In words: how it went.
+    pub fn summary(&self) -> String {
+        match (&self.result, self.state.as_str()) {
+            (Some(r), _) => {
+                let failed = r.devices.iter().filter(|d| !d.ok()).count();
+                match (r.devices.len(), failed) {
+                    (0, _) => "The gateway answered, but it has no devices configured.".to_owned(),
+                    (n, 0) => format!("All {n} devices answered every point."),
+                    (n, f) => format!("{f} of {n} devices could not be read fully: see the errors below."),
+                }
+            }
+            (None, "no_answer") => format!(
+                "Gateway {} did not answer within a minute. It is offline or cannot reach the market: check its power and network, then run the check again.",
+                self.gateway
+            ),
+            _ => format!("Asking gateway {}…", self.gateway),
+        }
+    }
 }
 
 /// Something went wrong; said so a person can act on it.
@@ -367,6 +486,8 @@ pub struct GatewayRow {
     pub last_reading_s: Option<i64>,
     /// Its devices.
     pub devices: Vec<DeviceRow>,
+    /// Its latest remote check: (id, how it went).
+    pub last_check: Option<(u64, String)>,
 }
 
 impl GatewayRow {
@@ -412,6 +533,8 @@ pub enum Page {
     Operator(Box<OperatorData>),
     /// `/operator/events/{id}`.
     Event(Box<EventData>),
+    /// `/installer/gateways/{id}/checks/{check}`.
+    Check(Box<CheckData>),
     /// Any error.
     Error(ErrorData),
 }
@@ -434,6 +557,7 @@ impl Page {
             Self::Operator(_) => "Feeder · GridShare".into(),
             Self::Installer(_) => "Gateways · GridShare".into(),
             Self::Event(d) => format!("Event {} · GridShare", d.id),
+            Self::Check(d) => format!("Check of gateway {} · GridShare", d.check.gateway),
             Self::Error(e) => format!("{} · GridShare", e.title),
         }
     }
@@ -448,6 +572,7 @@ pub fn view(page: Page) -> AnyView {
         Page::Operator(d) => view! { <OperatorPage data=*d/> }.into_any(),
         Page::Installer(d) => view! { <InstallerPage data=*d/> }.into_any(),
         Page::Event(d) => view! { <EventPage data=*d/> }.into_any(),
+        Page::Check(d) => view! { <CheckPage data=*d/> }.into_any(),
         Page::Error(d) => view! { <ErrorPage data=d/> }.into_any(),
     }
 }
@@ -606,6 +731,7 @@ fn HomePage(data: HomeData) -> impl IntoView {
         <main>
             <h1>{data.session.name.clone()}</h1>
             <p class="muted">"As of " {when(&data.at)} " UTC"</p>
+            <FlashLine flash=data.flash.clone()/>
             <section class="cards">
                 <div class="card" id="balance">
                     <h2>"Balance"</h2>
@@ -692,6 +818,219 @@ fn HomePage(data: HomeData) -> impl IntoView {
                 </div>
                 {data.trades.is_empty().then(|| view! { <p class="muted">"No trades yet: your gateway bids and asks for you."</p> })}
             </section>
+            <PreferencesCard data=data.preferences.clone() home=data.session.participant/>
+        </main>
+    }
+}
+
+/// A time in ms (market time) as `25 Nov 10:15`.
+fn at_ms(ms: i64) -> String {
+    crate::format::when_ms(ms)
+}
+
+/// Polls `url` (GET, JSON, with the session cookie) every `every_ms` until `on` says it is done
+/// or `tries` polls have gone.
+#[cfg(feature = "hydrate")]
+fn poll_json(url: String, every_ms: i32, tries: u32, on: impl FnMut(serde_json::Value) -> bool + 'static) {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    let Some(window) = web_sys::window() else { return };
+    let left = Rc::new(Cell::new(tries));
+    let handle = Rc::new(Cell::new(0));
+    let on = Rc::new(RefCell::new(on));
+    let (left_t, handle_t, window_t) = (left.clone(), handle.clone(), window.clone());
+    let tick = Closure::<dyn FnMut()>::new(move || {
+        if left_t.get() == 0 {
+            window_t.clear_interval_with_handle(handle_t.get());
+            return;
+        }
+        left_t.set(left_t.get() - 1);
+        let Ok(xhr) = web_sys::XmlHttpRequest::new() else {
+            return;
+        };
+        if xhr.open_with_async("GET", &url, true).is_err() {
+            return;
+        }
+        let (xhr_l, on_l, left_l) = (xhr.clone(), on.clone(), left_t.clone());
+        let onload = Closure::once_into_js(move || {
+            if xhr_l.status() != Ok(200) {
+                return;
+            }
+            let Ok(Some(text)) = xhr_l.response_text() else { return };
+            let Ok(v) = serde_json::from_str(&text) else { return };
+            if (on_l.borrow_mut())(v) {
+                left_l.set(0);
+            }
+        });
+        xhr.set_onload(Some(onload.unchecked_ref()));
+        let _ = xhr.send();
+    });
+    if let Ok(h) =
+        window.set_interval_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), every_ms)
+    {
+        handle.set(h);
+    }
+    // the timer lives until it clears itself
+    tick.forget();
+}
+
+#[component]
+fn PreferencesCard(data: PreferencesData, home: u64) -> impl IntoView {
+    let (answers, set_answers) = signal(data.gateways.clone());
+    // after a change, follow the gateways' answers as they come
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if answers.get_untracked().iter().any(|a| a.state == "pending") {
+            poll_json("/api/v1/preferences".into(), 1_500, 40, move |v| {
+                let Ok(list) = serde_json::from_value::<Vec<PreferenceAnswer>>(v["gateways"].clone()) else {
+                    return false;
+                };
+                let done = list.iter().all(|a| a.state != "pending");
+                set_answers.set(list);
+                done
+            });
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_answers;
+    let (sell0, buy0, reserve0) = data.set.as_ref().map_or(DEFAULT_PREFERENCES, |p| {
+        (p.min_sell_price.0, p.max_buy_price.0, p.battery_reserve_percent)
+    });
+    let (min_sell, set_min_sell) = signal(price_input(MicroPerKwh(sell0)));
+    let (max_buy, set_max_buy) = signal(price_input(MicroPerKwh(buy0)));
+    let (reserve, set_reserve) = signal(reserve0.to_string());
+    let problem = move || check_preferences(&min_sell.get(), &max_buy.get(), &reserve.get()).err();
+    let version = data.set.as_ref().map(|p| p.version);
+    view! {
+        <section class="card" id="preferences">
+            <h2>"Trading preferences"</h2>
+            <p class="muted">
+                {match (version, data.updated_at) {
+                    (Some(v), Some(at)) => format!("Version {v}, set {} UTC. Your gateway never sells below the minimum, never buys above the maximum, and keeps the reserve in the battery for your home.", at_ms(at)),
+                    _ => "Your gateway trades within the limits its installer set. Set your own here.".to_owned(),
+                }}
+            </p>
+            <ul class="answers">
+                {move || answers.get().into_iter().map(|a| {
+                    let text = match a.state.as_str() {
+                        "applied" => format!("✓ in force since {} UTC", a.at.map(at_ms).unwrap_or_default()),
+                        "refused" => format!("✗ refused: {}", a.reason.clone().unwrap_or_default()),
+                        _ => "waiting for the gateway… (it takes them as soon as it is online)".to_owned(),
+                    };
+                    view! {
+                        <li class="answer" data-gateway=a.gateway data-state=a.state.clone()>
+                            "Gateway " {a.gateway} ": " {text}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <form method="post" action=format!("/home/{home}/preferences") class="form">
+                <label>"Never sell below (€/kWh)"
+                    <input name="min_sell_price" inputmode="decimal" required value=min_sell.get_untracked()
+                        on:input=move |ev| set_min_sell.set(event_target_value(&ev))/>
+                </label>
+                <label>"Never buy above (€/kWh)"
+                    <input name="max_buy_price" inputmode="decimal" required value=max_buy.get_untracked()
+                        on:input=move |ev| set_max_buy.set(event_target_value(&ev))/>
+                </label>
+                <label>"Battery reserve kept for my home (%)"
+                    <input name="battery_reserve_percent" inputmode="numeric" required value=reserve.get_untracked()
+                        on:input=move |ev| set_reserve.set(event_target_value(&ev))/>
+                </label>
+                <p class="error" role="alert" class:hidden=move || problem().is_none()>{move || problem().unwrap_or_default()}</p>
+                <button type="submit" disabled=move || problem().is_some()>"Save and send to my gateway"</button>
+            </form>
+        </section>
+    }
+}
+
+#[component]
+fn CheckPage(data: CheckData) -> impl IntoView {
+    let (check, set_check) = signal(data.check.clone());
+    // the answer usually comes within seconds: follow it
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let c = check.get_untracked();
+        if c.state == "waiting" {
+            let url = format!("/api/v1/gateways/{}/checks/{}", c.gateway, c.id);
+            poll_json(url, 1_000, 90, move |v| {
+                let Ok(row) = serde_json::from_value::<CheckRow>(v) else {
+                    return false;
+                };
+                let done = row.state != "waiting";
+                set_check.set(row);
+                done
+            });
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_check;
+    let gateway = data.check.gateway;
+    view! {
+        <Header session=Some(data.session.clone())/>
+        <main>
+            <p><a href="/installer">"← My gateways"</a></p>
+            <h1>"Check of gateway " {gateway}</h1>
+            {move || {
+                let c = check.get();
+                view! {
+                    <section class="card" id="check" data-state=c.state.clone()>
+                        <p class="muted">"Asked " {at_ms(c.requested_at)} " UTC"
+                            {c.answered_at.map(|t| format!(", answered {} UTC", at_ms(t)))}</p>
+                        <p class=match c.state.as_str() { "waiting" => "loading", "no_answer" => "bad", _ => "" }>{c.summary()}</p>
+                        {c.result.clone().map(|r| view! {
+                            <p class="muted small">
+                                "Gateway software " {r.software.clone()} " · "
+                                {match r.outbox {
+                                    0 => "nothing waiting to be sent · ".to_owned(),
+                                    1 => "1 message waiting to be sent · ".to_owned(),
+                                    n => format!("{n} messages waiting to be sent · "),
+                                }}
+                                {match r.preferences_version {
+                                    Some(v) => format!("homeowner's preferences version {v}"),
+                                    None => "no homeowner's preferences yet".to_owned(),
+                                }}
+                            </p>
+                        })}
+                    </section>
+                    {c.result.map(|r| r.devices.into_iter().map(|d| {
+                        let ok = d.ok();
+                        view! {
+                            <section class="card device" data-device=d.device.to_string() data-ok=if ok { "yes" } else { "no" }>
+                                <h2>{d.device.to_string()} " · " {d.model.clone()}</h2>
+                                <p class="muted small">{d.address.clone()} " · read in " {d.elapsed_ms} " ms"</p>
+                                <div class="scroll">
+                                    <table>
+                                        <thead><tr><th>"Point"</th><th>"Value"</th><th>"Problem"</th></tr></thead>
+                                        <tbody>
+                                            {d.points.into_iter().map(|p| {
+                                                let failed = p.error.is_some();
+                                                let value = match (p.value, failed) {
+                                                    (Some(v), _) => format!("{v} {}", p.unit),
+                                                    (None, true) => "—".to_owned(),
+                                                    (None, false) => "not implemented".to_owned(),
+                                                };
+                                                view! {
+                                                    <tr class="point" data-ok=if failed { "no" } else { "yes" }>
+                                                        <td>{p.name}</td>
+                                                        <td>{value}</td>
+                                                        <td class=if failed { "bad" } else { "" }>{p.error.unwrap_or_default()}</td>
+                                                    </tr>
+                                                }
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                </div>
+                            </section>
+                        }
+                    }).collect_view())}
+                    <form method="post" action=format!("/installer/gateways/{gateway}/check")>
+                        <button type="submit" disabled=c.state == "waiting">"Run the check again"</button>
+                    </form>
+                }
+            }}
         </main>
     }
 }
@@ -940,7 +1279,7 @@ fn InstallerPage(data: InstallerData) -> impl IntoView {
             <section class="card" id="gateways">
                 <div class="scroll">
                     <table>
-                        <thead><tr><th>"Gateway"</th><th>"Home"</th><th>"Node"</th><th>"State"</th><th>"Last reading"</th><th>"Devices"</th><th>"Problems"</th></tr></thead>
+                        <thead><tr><th>"Gateway"</th><th>"Home"</th><th>"Node"</th><th>"State"</th><th>"Last reading"</th><th>"Devices"</th><th>"Problems"</th><th>"Remote check"</th></tr></thead>
                         <tbody>
                             {data.gateways.iter().map(|g| {
                                 let problems = g.problems();
@@ -951,6 +1290,14 @@ fn InstallerPage(data: InstallerData) -> impl IntoView {
                                         <td>{g.last_reading_s.map_or_else(|| "never".to_owned(), age)}</td>
                                         <td>{g.devices.iter().map(|d| format!("{} ({}{})", d.name, d.kind, d.power_w.map(|w| format!(", {}", power(W(w)))).unwrap_or_default())).collect::<Vec<_>>().join("; ")}</td>
                                         <td class=if problems.is_empty() { "" } else { "bad" }>{if problems.is_empty() { "none".to_owned() } else { problems.join("; ") }}</td>
+                                        <td>
+                                            <form method="post" action=format!("/installer/gateways/{}/check", g.id)>
+                                                <button type="submit" class="small">"Run check"</button>
+                                            </form>
+                                            {g.last_check.clone().map(|(id, how)| view! {
+                                                <a class="small" href=format!("/installer/gateways/{}/checks/{id}", g.id)>"last: " {how}</a>
+                                            })}
+                                        </td>
                                     </tr>
                                 }
                             }).collect_view()}
@@ -1176,5 +1523,99 @@ mod tests {
                 .unwrap_err()
                 .contains("too large")
         );
+    }
+
+    #[test]
+    fn preferences_are_checked_as_typed_and_said_in_words() {
+        let p = check_preferences("0.090", "0,25", "30 %").unwrap();
+        assert_eq!(
+            (p.min_sell_price, p.max_buy_price, p.battery_reserve_percent),
+            (MicroPerKwh(90_000), MicroPerKwh(250_000), 30)
+        );
+        // not on the market's tick is fine: the gateway rounds inwards
+        assert_eq!(
+            check_preferences("0.0905", "0.25", "0").unwrap().min_sell_price,
+            MicroPerKwh(90_500)
+        );
+        let upside_down = check_preferences("0.300", "0.200", "20").unwrap_err();
+        assert!(
+            upside_down.contains("above the maximum buy price") && upside_down.contains("€0.300/kWh"),
+            "{upside_down}"
+        );
+        assert!(
+            check_preferences("-0.01", "0.2", "20")
+                .unwrap_err()
+                .contains("cannot be negative")
+        );
+        assert!(
+            check_preferences("cheap", "0.2", "20")
+                .unwrap_err()
+                .starts_with("Minimum sell price")
+        );
+        assert!(
+            check_preferences("0.1", "", "20")
+                .unwrap_err()
+                .starts_with("Maximum buy price")
+        );
+        assert!(
+            check_preferences("0.1", "0.2", "101")
+                .unwrap_err()
+                .starts_with("Battery reserve")
+        );
+        assert!(
+            check_preferences("0.1", "0.2", "half")
+                .unwrap_err()
+                .starts_with("Battery reserve")
+        );
+    }
+
+    #[test]
+    fn a_check_says_how_it_went() {
+        use gridshare_domain::DeviceId;
+        use gridshare_domain::wire::{DeviceCheck, DeviceKind, PointCheck};
+        let point = |error: Option<&str>| PointCheck {
+            name: "power".into(),
+            value: error.is_none().then(|| "812".to_owned()),
+            unit: "W".into(),
+            error: error.map(str::to_owned),
+        };
+        let device = |error| DeviceCheck {
+            device: DeviceId::new("meter").unwrap(),
+            kind: DeviceKind::GridMeter,
+            model: "Eastron SDM630".into(),
+            address: "127.0.0.1:502 unit 1".into(),
+            elapsed_ms: 20,
+            points: vec![point(None), point(error)],
+        };
+        let row = |state: &str, devices: Option<Vec<DeviceCheck>>| CheckRow {
+            id: 1,
+            gateway: 7,
+            requested_at: 0,
+            state: state.into(),
+            answered_at: None,
+            result: devices.map(|devices| CheckResult {
+                check_id: 1,
+                software: "0.1.0".into(),
+                outbox: 0,
+                preferences_version: None,
+                devices,
+            }),
+        };
+        assert_eq!(row("waiting", None).summary(), "Asking gateway 7…");
+        assert!(
+            row("no_answer", None)
+                .summary()
+                .contains("did not answer within a minute")
+        );
+        assert_eq!(
+            row("answered", Some(vec![device(None), device(None)])).summary(),
+            "All 2 devices answered every point."
+        );
+        assert!(
+            row("answered", Some(vec![device(None), device(Some("timeout"))]))
+                .summary()
+                .starts_with("1 of 2 devices")
+        );
+        assert!(row("answered", Some(vec![])).summary().contains("no devices"));
     }
 }

@@ -162,8 +162,14 @@ pub fn app(state: AppState) -> Router {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/home/{id}", get(pages::home))
+        .route("/home/{id}/preferences", post(pages::home_preferences))
         .route("/installer", get(pages::installer))
         .route("/installer/gateways", post(pages::installer_commission))
+        .route("/installer/gateways/{id}/check", post(pages::installer_check))
+        .route(
+            "/installer/gateways/{id}/checks/{check}",
+            get(pages::installer_check_page),
+        )
         .route("/operator", get(pages::operator))
         .route("/operator/events", post(pages::operator_new_event))
         .route("/operator/events/{id}", get(pages::operator_event))

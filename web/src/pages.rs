@@ -4,7 +4,12 @@
 //!
 //! - `GET /` sends a visitor to their page (or to `/login`);
 //! - `GET /login`, `POST /login` (a plain form: works before any script), `POST /logout`;
-//! - `GET /home/{participant}`: a homeowner's page; another homeowner's is refused with 403.
+//! - `GET /home/{participant}`: a homeowner's page; another homeowner's is refused with 403;
+//!   `POST /home/{participant}/preferences` sets the home's trading preferences;
+//! - `GET /trader` and its forms; `GET /operator`, its events and their pages;
+//! - `GET /installer`, `POST /installer/gateways` (commission), `POST
+//!   /installer/gateways/{id}/check` and `GET /installer/gateways/{id}/checks/{check}` (a remote
+//!   check and its result).
 //!
 //! Errors are pages too: a message a person can act on, with the right status.
 
@@ -19,8 +24,9 @@ use gridshare_storage::readings::BucketSize;
 use gridshare_storage::{gateways, market as trades_db, participants};
 use gridshare_ui::Page;
 use gridshare_ui::pages::{
-    Balance, DeviceRow, Energy, ErrorData, EventData, EventRow, FeederRow, Flash, GatewayRow, HomeData, InstallerData,
-    KeyRow, Level, LoginData, OperatorData, OrderRow, ReportRow, Session, TradeRow, TraderData,
+    Balance, CheckData, CheckRow, DeviceRow, Energy, ErrorData, EventData, EventRow, FeederRow, Flash, GatewayRow,
+    HomeData, InstallerData, KeyRow, Level, LoginData, OperatorData, OrderRow, PreferenceAnswer, PreferencesData,
+    ReportRow, Session, TradeRow, TraderData,
 };
 use serde::Deserialize;
 
@@ -196,7 +202,12 @@ fn energy(
 }
 
 /// `GET /home/{participant}`: the homeowner's page. Only the home itself (and an admin) may open it.
-pub async fn home(State(state): State<AppState>, Path(id): Path<u64>, who: Result<Principal, Response>) -> Response {
+pub async fn home(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+    who: Result<Principal, Response>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Response {
     let Ok(who) = who else {
         return Redirect::to("/login").into_response();
     };
@@ -211,7 +222,10 @@ pub async fn home(State(state): State<AppState>, Path(id): Path<u64>, who: Resul
         );
     }
     match home_data(&state, &who, ParticipantId(id), session.clone()).await {
-        Ok(data) => html(&state, StatusCode::OK, &Page::Home(Box::new(data))),
+        Ok(mut data) => {
+            data.flash = q.flash();
+            html(&state, StatusCode::OK, &Page::Home(Box::new(data)))
+        }
         Err(e) => error_page(
             &state,
             session,
@@ -319,8 +333,96 @@ async fn home_data(
         reward_count: rewards.len(),
         grid_power,
         power_now,
+        preferences: preferences_data(crate::remote::view(state, home).await?),
+        flash: None,
         at: now.to_rfc3339(),
     })
+}
+
+fn preferences_data(v: crate::remote::PreferencesView) -> PreferencesData {
+    PreferencesData {
+        updated_at: v.preferences.as_ref().map(|p| p.updated_at),
+        set: v.preferences.map(|p| gridshare_domain::wire::TradingPreferences {
+            version: p.version,
+            min_sell_price: gridshare_domain::MicroPerKwh(p.min_sell_price),
+            max_buy_price: gridshare_domain::MicroPerKwh(p.max_buy_price),
+            battery_reserve_percent: p.battery_reserve_percent,
+        }),
+        gateways: v
+            .gateways
+            .into_iter()
+            .map(|g| PreferenceAnswer {
+                gateway: g.gateway,
+                state: g.state,
+                version: g.version,
+                reason: g.reason,
+                at: g.at,
+            })
+            .collect(),
+    }
+}
+
+/// The preferences form.
+#[derive(Debug, Deserialize)]
+pub struct PreferencesForm {
+    min_sell_price: String,
+    max_buy_price: String,
+    battery_reserve_percent: String,
+}
+
+/// `POST /home/{participant}/preferences`: checks the form as the page did, stores the
+/// preferences and sends them to the home's gateways; back to the page with what happened.
+pub async fn home_preferences(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+    who: Result<Principal, Response>,
+    Form(f): Form<PreferencesForm>,
+) -> Response {
+    let Ok(who) = who else {
+        return Redirect::to("/login").into_response();
+    };
+    let back = |ok: bool, text: String| {
+        Redirect::to(&format!(
+            "/home/{id}?{}={}#preferences",
+            if ok { "ok" } else { "err" },
+            url_encode(&text)
+        ))
+        .into_response()
+    };
+    if who.participant.0 != id || who.role != Role::Homeowner {
+        let session = session_of(&state, &who).await;
+        return error_page(
+            &state,
+            session,
+            StatusCode::FORBIDDEN,
+            "Not your home",
+            "Only the household itself sets its trading preferences.",
+        );
+    }
+    let p =
+        match gridshare_ui::pages::check_preferences(&f.min_sell_price, &f.max_buy_price, &f.battery_reserve_percent) {
+            Ok(p) => p,
+            Err(e) => return back(false, format!("Not saved. {e}.")),
+        };
+    let body = crate::remote::PreferencesBody {
+        min_sell_price: p.min_sell_price.0,
+        max_buy_price: p.max_buy_price.0,
+        battery_reserve_percent: p.battery_reserve_percent,
+    };
+    match crate::remote::set(&state, who.participant, &body).await {
+        Ok(v) if v.gateways.is_empty() => back(
+            true,
+            "Saved. Your home has no gateway yet: it takes them when it is commissioned.".into(),
+        ),
+        Ok(v) => back(
+            true,
+            format!(
+                "Saved as version {}, and sent to your gateway.",
+                v.preferences.map_or(0, |p| p.version)
+            ),
+        ),
+        Err(e) => back(false, format!("Not saved: {}.", e.message)),
+    }
 }
 
 /// Midnight UTC on the first of `t`'s month.
@@ -1099,9 +1201,94 @@ async fn installer_gateways(state: &AppState, who: &Principal) -> Result<Vec<Gat
                     power_w: r.sample.power_w.map(|w| w.0),
                 })
                 .collect(),
+            last_check: gridshare_storage::checks::latest(db, gridshare_domain::GatewayId(g.id))
+                .await?
+                .map(|c| {
+                    let c = crate::remote::CheckView::of(c, now);
+                    let how = match (&c.result, c.state.as_str()) {
+                        (Some(r), _) if r.devices.iter().all(|d| d.ok()) => "all read".to_owned(),
+                        (Some(r), _) => format!("{} devices with errors", r.devices.iter().filter(|d| !d.ok()).count()),
+                        (None, "no_answer") => "no answer".to_owned(),
+                        _ => "waiting".to_owned(),
+                    };
+                    (c.id, how)
+                }),
         });
     }
     Ok(rows)
+}
+
+/// `POST /installer/gateways/{id}/check`: asks the gateway for a remote check and shows its page.
+pub async fn installer_check(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+    who: Result<Principal, Response>,
+) -> Response {
+    let Ok(who) = who else {
+        return Redirect::to("/login").into_response();
+    };
+    match crate::remote::start_check(&state, &who, id).await {
+        Ok(c) => Redirect::to(&format!("/installer/gateways/{id}/checks/{}", c.id)).into_response(),
+        Err(e) => Redirect::to(&format!(
+            "/installer?err={}",
+            url_encode(&format!("No check of gateway {id}: {}.", e.message))
+        ))
+        .into_response(),
+    }
+}
+
+/// `GET /installer/gateways/{id}/checks/{check}`: a remote check, waiting or with what the
+/// gateway read.
+pub async fn installer_check_page(
+    State(state): State<AppState>,
+    Path((id, check)): Path<(u64, u64)>,
+    who: Result<Principal, Response>,
+) -> Response {
+    let who = match page_principal(
+        &state,
+        who,
+        Role::Installer,
+        "Installers only",
+        "Remote checks are for the installer who commissioned the gateway.",
+    )
+    .await
+    {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let session = session_of(&state, &who).await;
+    let found = crate::remote::get_check(State(state.clone()), who.clone(), crate::error::ApiPath((id, check))).await;
+    match (found, session) {
+        (Ok(crate::ApiJson(c)), Some(session)) => html(
+            &state,
+            StatusCode::OK,
+            &Page::Check(Box::new(CheckData {
+                session,
+                check: CheckRow {
+                    id: c.id,
+                    gateway: c.gateway,
+                    requested_at: c.requested_at,
+                    state: c.state,
+                    answered_at: c.answered_at,
+                    result: c.result,
+                },
+            })),
+        ),
+        (Ok(_), None) => error_page(
+            &state,
+            None,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            "the account could not be read",
+        ),
+        (Err(e), session) => error_page(
+            &state,
+            session,
+            e.status,
+            "This check could not be shown",
+            &format!("{} Go back to your gateways and run a check.", e.message),
+        ),
+    }
 }
 
 /// The commissioning form.
