@@ -36,9 +36,18 @@ pub fn render(page: &Page, hydrate: bool) -> String {
         .unwrap_or_else(|_| "null".into())
         .replace("</", "<\\/");
     let title = escape(&page.title());
+    // a page that changes on its own reloads itself, unless its script is there to update it
+    // in place (then only with scripting off)
     let refresh = page
         .refresh_seconds()
         .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
+        .map(|m| {
+            if hydrate {
+                format!("<noscript>{m}</noscript>")
+            } else {
+                m
+            }
+        })
         .unwrap_or_default();
     let script = if hydrate {
         format!(

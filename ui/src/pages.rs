@@ -1456,43 +1456,67 @@ fn OperatorPage(data: OperatorData) -> impl IntoView {
 
 #[component]
 fn EventPage(data: EventData) -> impl IntoView {
-    let acknowledged = data.gateways.iter().filter(|g| g.acknowledged).count();
+    let session = data.session.clone();
+    let (event, set_event) = signal(data);
+    // while it runs, the response updates in place from the page's data (polled)
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let e = event.get_untracked();
+        if matches!(e.status.as_str(), "scheduled" | "active") {
+            poll_json(format!("/operator/events/{}/live", e.id), 2_000, 100_000, move |v| {
+                let Ok(d) = serde_json::from_value::<EventData>(v) else {
+                    return false;
+                };
+                let done = !matches!(d.status.as_str(), "scheduled" | "active");
+                set_event.set(d);
+                done
+            });
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_event;
     view! {
-        <Header session=Some(data.session.clone())/>
+        <Header session=Some(session)/>
         <main>
             <p><a href="/operator">"← Feeder"</a></p>
-            <h1>"Event #" {data.id} " · " {data.status.clone()}</h1>
-            <p>{data.signal.clone()} ", " {when(&data.starts_at)} " to " {when(&data.ends_at)} " UTC"</p>
-            <p id="acknowledged" class=if acknowledged == data.gateways.len() { "ok" } else { "muted" }>
-                {acknowledged} " of " {data.gateways.len()} " targeted gateways acknowledged"
-            </p>
-            <section class="card" id="response">
-                <h2>"Response against baseline"</h2>
-                <div class="scroll">
-                    <table>
-                        <thead><tr><th>"Gateway"</th><th>"Status"</th><th>"Baseline"</th><th>"Measured"</th><th>"Change"</th><th>"Note"</th></tr></thead>
-                        <tbody>
-                            {data.gateways.iter().map(|g| view! {
-                                <tr class="target" data-gateway=g.gateway data-ack=if g.acknowledged { "yes" } else { "no" }>
-                                    <td>{g.gateway}</td>
-                                    <td>{match (g.acknowledged, g.confirmed) {
-                                        (true, true) => "acknowledged, confirmed",
-                                        (true, false) => "acknowledged, not all confirmed",
-                                        _ => "waiting",
-                                    }}</td>
-                                    <td>{g.baseline_w.map_or_else(|| "—".to_owned(), |b| power(W(b)))}</td>
-                                    <td>{g.measured_w.map_or_else(|| "—".to_owned(), |m| power(W(m)))}</td>
-                                    <td>{match (g.baseline_w, g.measured_w) {
-                                        (Some(b), Some(m)) => power(W(m - b)),
-                                        _ => "—".to_owned(),
-                                    }}</td>
-                                    <td>{g.note.clone().unwrap_or_default()}</td>
-                                </tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                </div>
-            </section>
+            {move || {
+                let data = event.get();
+                let acknowledged = data.gateways.iter().filter(|g| g.acknowledged).count();
+                view! {
+                    <h1 data-status=data.status.clone()>"Event #" {data.id} " · " {data.status.clone()}</h1>
+                    <p>{data.signal.clone()} ", " {when(&data.starts_at)} " to " {when(&data.ends_at)} " UTC"</p>
+                    <p id="acknowledged" class=if acknowledged == data.gateways.len() { "ok" } else { "muted loading" }>
+                        {acknowledged} " of " {data.gateways.len()} " targeted gateways acknowledged"
+                    </p>
+                    <section class="card" id="response">
+                        <h2>"Response against baseline"</h2>
+                        <div class="scroll">
+                            <table>
+                                <thead><tr><th>"Gateway"</th><th>"Status"</th><th>"Baseline"</th><th>"Measured"</th><th>"Change"</th><th>"Note"</th></tr></thead>
+                                <tbody>
+                                    {data.gateways.iter().map(|g| view! {
+                                        <tr class="target" data-gateway=g.gateway data-ack=if g.acknowledged { "yes" } else { "no" }>
+                                            <td>{g.gateway}</td>
+                                            <td>{match (g.acknowledged, g.confirmed) {
+                                                (true, true) => "acknowledged, confirmed",
+                                                (true, false) => "acknowledged, not all confirmed",
+                                                _ => "waiting",
+                                            }}</td>
+                                            <td>{g.baseline_w.map_or_else(|| "—".to_owned(), |b| power(W(b)))}</td>
+                                            <td>{g.measured_w.map_or_else(|| "—".to_owned(), |m| power(W(m)))}</td>
+                                            <td>{match (g.baseline_w, g.measured_w) {
+                                                (Some(b), Some(m)) => power(W(m - b)),
+                                                _ => "—".to_owned(),
+                                            }}</td>
+                                            <td>{g.note.clone().unwrap_or_default()}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    </section>
+                }
+            }}
         </main>
     }
 }

@@ -173,6 +173,7 @@ pub fn app(state: AppState) -> Router {
         .route("/operator", get(pages::operator))
         .route("/operator/events", post(pages::operator_new_event))
         .route("/operator/events/{id}", get(pages::operator_event))
+        .route("/operator/events/{id}/live", get(pages::operator_event_live))
         .route("/trader", get(pages::trader))
         .route("/trader/orders", post(pages::trader_place))
         .route("/trader/orders/{id}/cancel", post(pages::trader_cancel))

@@ -1070,21 +1070,46 @@ pub async fn operator_event(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let session = session_of(&state, &who).await;
+    match event_data(&state, &who, id).await {
+        Ok(data) => html(&state, StatusCode::OK, &Page::Event(Box::new(data))),
+        Err(r) => r,
+    }
+}
+
+/// `GET /operator/events/{id}/live`: the event page's data as JSON, polled by the page while the
+/// event runs so the response against baseline updates in place.
+pub async fn operator_event_live(
+    State(state): State<AppState>,
+    who: Result<Principal, Response>,
+    Path(id): Path<u64>,
+) -> Response {
+    let who = match who {
+        Ok(w) if w.require_role(&[Role::Operator]).is_ok() => w,
+        Ok(_) => return crate::ApiError::forbidden("operators only").into_response(),
+        Err(r) => return r,
+    };
+    match event_data(&state, &who, id).await {
+        Ok(data) => axum::Json(data).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn event_data(state: &AppState, who: &Principal, id: u64) -> Result<EventData, Response> {
+    let session = session_of(state, who).await;
     let e = match crate::dr::event(State(state.clone()), who.clone(), crate::error::ApiPath(id)).await {
         Ok(crate::ApiJson(e)) => e,
         Err(err) => {
-            return error_page(&state, session, err.status, "No such event", &err.message);
+            return Err(error_page(state, session, err.status, "No such event", &err.message));
         }
     };
     let Some(session) = session else {
-        return error_page(
-            &state,
+        return Err(error_page(
+            state,
             None,
             StatusCode::INTERNAL_SERVER_ERROR,
             "Error",
             "the account could not be read",
-        );
+        ));
     };
     let gateways = e
         .gateways
@@ -1102,7 +1127,7 @@ pub async fn operator_event(
             }
         })
         .collect();
-    let data = EventData {
+    Ok(EventData {
         session,
         id: e.id,
         status: e.status.clone(),
@@ -1110,8 +1135,7 @@ pub async fn operator_event(
         ends_at: e.ends_at.clone(),
         signal: signal_words(&e.intervals),
         gateways,
-    };
-    html(&state, StatusCode::OK, &Page::Event(Box::new(data)))
+    })
 }
 
 /// `GET /installer`: the installer's gateways — online or not, last reading, devices and their
