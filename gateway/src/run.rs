@@ -196,7 +196,9 @@ fn take_preferences(
     Some(PreferencesApplied {
         version,
         applied: true,
-        reason: None,
+        // kept for when trading is switched on; the homeowner should know it is off
+        reason: (!agent.limits().enabled)
+            .then(|| "kept, but trading is off in this gateway's configuration (agent.enabled)".to_owned()),
     })
 }
 
@@ -686,6 +688,56 @@ pub async fn run_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AgentSection;
+    use gridshare_domain::MicroPerKwh;
+
+    #[test]
+    fn newer_preferences_are_taken_kept_and_answered_older_ones_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let on = AgentSection {
+            enabled: true,
+            ..AgentSection::default()
+        };
+        let mut agent = Agent::new(on.clone(), on.market_rules(), None);
+        let mut current = None;
+        let p = |version, sell, buy| TradingPreferences {
+            version,
+            min_sell_price: MicroPerKwh(sell),
+            max_buy_price: MicroPerKwh(buy),
+            battery_reserve_percent: 40,
+        };
+        let a = take_preferences(dir.path(), &mut current, &mut agent, p(3, 90_000, 200_000)).unwrap();
+        assert!(a.applied && a.version == 3 && a.reason.is_none(), "{a:?}");
+        assert_eq!(agent.limits().max_buy_price, 200_000);
+        assert_eq!(
+            crate::remote::load_preferences(dir.path()).unwrap(),
+            Some(p(3, 90_000, 200_000))
+        );
+        // the same again (the retained message at every connection) or an older one: nothing
+        assert_eq!(
+            take_preferences(dir.path(), &mut current, &mut agent, p(3, 90_000, 200_000)),
+            None
+        );
+        assert_eq!(take_preferences(dir.path(), &mut current, &mut agent, p(2, 1, 2)), None);
+        assert_eq!(agent.limits().min_sell_price, 90_000);
+        // upside down: refused with the reason; the limits in force stay
+        let r = take_preferences(dir.path(), &mut current, &mut agent, p(4, 300_000, 200_000)).unwrap();
+        assert!(
+            !r.applied && r.reason.as_deref().unwrap_or("").contains("min_sell_price"),
+            "{r:?}"
+        );
+        assert_eq!(agent.limits().min_sell_price, 90_000);
+        assert_eq!(current.as_ref().map(|c| c.version), Some(3));
+        // trading switched off in the configuration: kept, and the homeowner is told
+        let off_dir = tempfile::tempdir().unwrap();
+        let off = AgentSection::default();
+        let mut idle = Agent::new(off.clone(), off.market_rules(), None);
+        let a = take_preferences(off_dir.path(), &mut None, &mut idle, p(1, 90_000, 200_000)).unwrap();
+        assert!(
+            a.applied && a.reason.as_deref().unwrap_or("").contains("trading is off"),
+            "{a:?}"
+        );
+    }
 
     #[test]
     fn frozen_values_become_suspect_after_thirty_seconds_unless_the_power_is_zero() {

@@ -4,7 +4,8 @@
 //! (SIGKILL) and started again. When the link returns, every sample made arrives, in order, and
 //! once as the market counts it (its replay window drops a QoS 1 re-delivery, so at most a
 //! message cut in flight may arrive twice here). A second test runs a demand-response event
-//! through the same broker, and a third lets the trading agent sell a sunny home's surplus.
+//! through the same broker, a third lets the trading agent sell a sunny home's surplus, and a
+//! fourth sends the homeowner's preferences (retained, before the gateway runs) and a remote check.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -613,4 +614,150 @@ async fn telemetry_goes_over_tls() {
     // the refused gateway keeps its telemetry in its outbox
     let waiting = std::fs::read_dir(dirs[1].path().join("data/outbox")).unwrap().count();
     assert!(waiting >= 2, "{waiting} kept for later");
+}
+
+async fn next(answers: &mut tokio::sync::mpsc::UnboundedReceiver<Message>) -> Message {
+    tokio::time::timeout(Duration::from_secs(30), answers.recv())
+        .await
+        .expect("an answer within 30 s")
+        .unwrap()
+}
+
+/// Preferences and remote checks over Mosquitto: preferences the homeowner set while the gateway
+/// was away wait on the broker (retained) and are taken, kept on disk and confirmed (signed) when
+/// it connects; a check reads every point of every device and answers with them; preferences
+/// that make no sense are refused with the reason, and the ones in force stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferences_reach_a_gateway_that_was_away_and_a_check_reads_every_point() {
+    use gridshare_domain::MicroPerKwh;
+    use gridshare_domain::wire::{CheckRequest, TradingPreferences};
+    let Some(url) = gridshare_testkit::service(gridshare_testkit::MQTT_URL, "Mosquitto") else {
+        return;
+    };
+    let (user, pass, host, port) = parse(&url);
+    let gw = 700_000 + u64::from(std::process::id() % 90_000);
+    let sim = Simulator::new(1_750_507_200.0);
+    let devices = [(1, "eastron-sdm630.toml"), (2, "sunspec-inverter-103.toml")];
+    let modbus_port = simulate(&sim, &devices, Duration::from_millis(200)).await;
+    let key = GatewayKey::from_bytes(&[44; 32]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = configure(
+        dir.path(),
+        gw,
+        &key,
+        (&host, port, &user),
+        modbus_port,
+        &[
+            ("grid", 1, "eastron-sdm630.toml"),
+            ("pv", 2, "sunspec-inverter-103.toml"),
+        ],
+        "",
+    );
+
+    // the market's side: answers in, preferences and commands out
+    let mut opts = MqttOptions::new(format!("gs-market-remote-{gw}"), host.clone(), port);
+    opts.set_credentials(user.clone(), pass.clone());
+    let (market, mut events) = AsyncClient::new(opts, 100);
+    market
+        .subscribe(topics::topic(GatewayId(gw), Channel::CommandResult), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let public = key.public();
+    tokio::spawn(async move {
+        let mut v = gridshare_domain::envelope::Verifier::default();
+        v.register(GatewayId(gw), public, Default::default());
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let (_, msg) = v.open(&p.payload, gridshare_gateway_now()).unwrap();
+                let _ = tx.send(msg);
+            }
+        }
+    });
+    let prefs = |version, sell, buy| TradingPreferences {
+        version,
+        min_sell_price: MicroPerKwh(sell),
+        max_buy_price: MicroPerKwh(buy),
+        battery_reserve_percent: 35,
+    };
+    let publish = |channel: Channel, msg: Message, retain: bool| {
+        let market = market.clone();
+        async move {
+            let body = serde_json::to_vec(&msg).unwrap();
+            market
+                .publish(topics::topic(GatewayId(gw), channel), QoS::AtLeastOnce, retain, body)
+                .await
+                .unwrap();
+        }
+    };
+    // set while the gateway is not running
+    publish(
+        Channel::Preferences,
+        Message::Preferences(prefs(7, 95_000, 210_000)),
+        true,
+    )
+    .await;
+    let _gateway = start_gateway(&config, &pass);
+    let Message::PreferencesApplied(a) = next(&mut answers).await else {
+        panic!("an answer to the preferences first")
+    };
+    assert!(a.version == 7 && a.applied, "{a:?}");
+    assert!(
+        a.reason.as_deref().unwrap_or("").contains("trading is off"),
+        "this gateway's agent is off, and it says so: {a:?}"
+    );
+    let kept: TradingPreferences =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("data/preferences.json")).unwrap()).unwrap();
+    assert_eq!(kept, prefs(7, 95_000, 210_000));
+
+    publish(
+        Channel::Command,
+        Message::CheckRequest(CheckRequest { check_id: 5 }),
+        false,
+    )
+    .await;
+    let Message::CheckResult(r) = next(&mut answers).await else {
+        panic!("a check result")
+    };
+    assert_eq!((r.check_id, r.preferences_version), (5, Some(7)));
+    assert_eq!(r.devices.len(), 2, "{r:?}");
+    for d in &r.devices {
+        assert!(d.ok() && !d.points.is_empty(), "{d:?}");
+        assert!(d.address.contains(&format!("127.0.0.1:{modbus_port} unit")), "{d:?}");
+    }
+    let power = r.devices[0]
+        .points
+        .iter()
+        .find(|p| p.unit == "W")
+        .expect("the meter's power");
+    assert!(
+        power.value.as_deref().is_some_and(|v| v.parse::<f64>().is_ok()),
+        "{power:?}"
+    );
+
+    // upside-down limits: refused with the reason; those in force stay
+    publish(
+        Channel::Preferences,
+        Message::Preferences(prefs(8, 300_000, 200_000)),
+        true,
+    )
+    .await;
+    let Message::PreferencesApplied(a) = next(&mut answers).await else {
+        panic!("an answer to the new preferences")
+    };
+    assert!(a.version == 8 && !a.applied, "{a:?}");
+    assert!(a.reason.as_deref().unwrap_or("").contains("min_sell_price"), "{a:?}");
+    let kept: TradingPreferences =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("data/preferences.json")).unwrap()).unwrap();
+    assert_eq!(kept.version, 7);
+    // leave no retained message behind on the shared broker
+    market
+        .publish(
+            topics::topic(GatewayId(gw), Channel::Preferences),
+            QoS::AtLeastOnce,
+            true,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
 }

@@ -915,7 +915,11 @@ fn PreferencesCard(data: PreferencesData, home: u64) -> impl IntoView {
             <ul class="answers">
                 {move || answers.get().into_iter().map(|a| {
                     let text = match a.state.as_str() {
-                        "applied" => format!("✓ in force since {} UTC", a.at.map(at_ms).unwrap_or_default()),
+                        "applied" => format!(
+                            "✓ in force since {} UTC{}",
+                            a.at.map(at_ms).unwrap_or_default(),
+                            a.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+                        ),
                         "refused" => format!("✗ refused: {}", a.reason.clone().unwrap_or_default()),
                         _ => "waiting for the gateway… (it takes them as soon as it is online)".to_owned(),
                     };
