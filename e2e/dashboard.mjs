@@ -95,6 +95,7 @@ await check('a homeowner logs in and sees their balance and today\'s trades', as
   expect(onChain.includes('On chain'), 'the on-chain balance is shown');
   const today = await p.textContent('#today');
   expect(/Bought from neighbours: [0-9.,\u202f]+ k?Wh/.test(today), `today: ${today}`);
+  expect(/From the utility: [0-9.,\u202f]+ k?Wh · to the utility: [0-9.,\u202f]+ k?Wh/.test(today), `today: ${today}`);
   const rows = await p.locator('tr.trade').count();
   expect(rows > 0, 'trades are listed');
   expect(await p.locator('#power svg path.series').count() === 1, 'the power chart is drawn');

@@ -341,7 +341,8 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
                 max_buy_price: gridshare_domain::MicroPerKwh(home.max_buy_price),
                 battery_reserve_percent: home.battery_reserve_percent,
             },
-            now,
+            // in market time, where the demo starts
+            six_in_the_morning(),
         )
         .await
         .map_err(err)?;

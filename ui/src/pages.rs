@@ -48,6 +48,9 @@ pub struct Energy {
     /// Saved against the utility (buying below its import tariff, selling above its export
     /// tariff); none when the tariffs are not known.
     pub saved: Option<Micro>,
+    /// Drawn from the utility beyond what was bought locally, and fed to it beyond what was sold
+    /// locally, as metered at the grid connection per settled interval; none without readings.
+    pub utility: Option<(Wh, Wh)>,
 }
 
 /// One of my trades.
@@ -1046,6 +1049,9 @@ fn EnergyCard(id: &'static str, title: &'static str, e: Energy) -> impl IntoView
             <h2>{title}</h2>
             <p>"Bought from neighbours: " <b>{energy(e.bought_wh)}</b> " for " {money(e.paid)}</p>
             <p>"Sold to neighbours: " <b>{energy(e.sold_wh)}</b> " for " {money(e.received)}</p>
+            {e.utility.map(|(from, to)| view! {
+                <p class="utility">"From the utility: " <b>{energy(from)}</b> " · to the utility: " <b>{energy(to)}</b></p>
+            })}
             {e.saved.map(|s| view! { <p>"Saved against the utility: " <b>{money(s)}</b></p> })}
         </div>
     }

@@ -198,7 +198,42 @@ fn energy(
         paid: Micro(paid),
         received: Micro(received),
         saved: tariff.map(|_| Micro(saved)),
+        utility: None,
     }
+}
+
+/// Energy drawn from and fed to the utility beyond the home's local trades, per bucket of
+/// `bucket_ms` that has ended by `now` and has grid readings, as settlement counts it: the metered
+/// net (mean grid power × the bucket's length) less the traded net (bought − sold) of the trades
+/// delivered in it. Buckets without readings count as traded (no deviation). `None` when there is
+/// no such bucket.
+fn utility_energy(
+    grid: &[(i64, i64)],
+    trades: &[(gridshare_domain::wire::TradeReport, Option<u64>)],
+    me: ParticipantId,
+    bucket_ms: i64,
+    now: Timestamp,
+) -> Option<(gridshare_domain::Wh, gridshare_domain::Wh)> {
+    let (mut from, mut to, mut any) = (0i64, 0i64, false);
+    for &(start, mean_w) in grid.iter().filter(|(start, _)| start + bucket_ms <= now.0) {
+        any = true;
+        let metered = mean_w * bucket_ms / 3_600_000;
+        let traded: i64 = trades
+            .iter()
+            .filter(|(t, _)| t.interval.start().0.div_euclid(bucket_ms) * bucket_ms == start)
+            .map(|(t, _)| {
+                let q = t.quantity.0;
+                (if t.buyer == me { q } else { 0 }) - (if t.seller == me { q } else { 0 })
+            })
+            .sum();
+        let deviation = metered - traded;
+        if deviation > 0 {
+            from += deviation;
+        } else {
+            to -= deviation;
+        }
+    }
+    any.then_some((gridshare_domain::Wh(from), gridshare_domain::Wh(to)))
 }
 
 /// `GET /home/{participant}`: the homeowner's page. Only the home itself (and an admin) may open it.
@@ -272,18 +307,19 @@ async fn home_data(
         .into_iter()
         .filter(|g| g.owner == home)
         .collect();
-    let mut grid_power = Vec::new();
+    // the home's grid power per quarter hour this month (summed over its gateways): today's for
+    // the chart, all of it for the energy drawn from and fed to the utility
+    let mut month_power: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
     for g in &homes_gateways {
         for (t, w) in
-            gridshare_storage::readings::grid_power_buckets(db, g.id, BucketSize::Quarter, day_start, now).await?
+            gridshare_storage::readings::grid_power_buckets(db, g.id, BucketSize::Quarter, month_start, now).await?
         {
-            match grid_power.iter_mut().find(|(x, _): &&mut (i64, i64)| *x == t.0) {
-                Some((_, sum)) => *sum += w.0,
-                None => grid_power.push((t.0, w.0)),
-            }
+            *month_power.entry(t.0).or_default() += w.0;
         }
     }
-    grid_power.sort_unstable();
+    let month_power: Vec<(i64, i64)> = month_power.into_iter().collect();
+    let grid_power: Vec<(i64, i64)> = month_power.iter().copied().filter(|(t, _)| *t >= day_start.0).collect();
+    let quarter = BucketSize::Quarter.millis();
     // the flows at the last reading of each of the home's devices
     let mut power_now: Option<gridshare_ui::pages::PowerNow> = None;
     for g in &homes_gateways {
@@ -314,8 +350,14 @@ async fn home_data(
             pending: gridshare_domain::Micro(b.pending),
             on_chain: b.on_chain.map(gridshare_domain::Micro),
         },
-        today: energy(&today, home, state.tariff),
-        month: energy(&month, home, state.tariff),
+        today: Energy {
+            utility: utility_energy(&grid_power, &today, home, quarter, now),
+            ..energy(&today, home, state.tariff)
+        },
+        month: Energy {
+            utility: utility_energy(&month_power, &month, home, quarter, now),
+            ..energy(&month, home, state.tariff)
+        },
         trades: month
             .iter()
             .take(50)
@@ -1424,6 +1466,41 @@ pub async fn pkg(State(state): State<AppState>, Path(file): Path<String>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn energy_from_and_to_the_utility_is_what_the_meter_saw_beyond_the_trades() {
+        use gridshare_domain::wire::TradeReport;
+        use gridshare_domain::{DeliveryInterval, IntervalLength, MicroPerKwh, OrderId, TradeId, Wh, ZoneId};
+        const Q: i64 = 900_000;
+        let me = ParticipantId(1);
+        let trade = |start: i64, buyer: u64, seller: u64, wh: i64| {
+            (
+                TradeReport {
+                    trade_id: TradeId(1),
+                    zone: ZoneId(1),
+                    interval: DeliveryInterval::new(Timestamp(start), IntervalLength::Min15).unwrap(),
+                    buy_order: OrderId(1),
+                    sell_order: OrderId(2),
+                    buyer: ParticipantId(buyer),
+                    seller: ParticipantId(seller),
+                    quantity: Wh(wh),
+                    price: MicroPerKwh(100_000),
+                    grid_fee: MicroPerKwh(0),
+                    at: Timestamp(start),
+                },
+                None,
+            )
+        };
+        // quarter 0: 2 kW drawn = 500 Wh, 300 Wh of it bought locally → 200 Wh from the utility;
+        // quarter 1: 1.2 kW fed in = 300 Wh, 500 Wh sold → 200 Wh short, drawn from the utility;
+        // quarter 2: 4 kW fed in = 1 kWh, nothing traded → 1 kWh to the utility;
+        // quarter 3 is still running: not counted; quarter 4 has no readings: counted as traded
+        let grid = [(0, 2_000), (Q, -1_200), (2 * Q, -4_000), (3 * Q, 9_000)];
+        let trades = [trade(0, 1, 2, 300), trade(Q, 3, 1, 500), trade(4 * Q, 1, 2, 50)];
+        let now = Timestamp(3 * Q + 60_000);
+        assert_eq!(utility_energy(&grid, &trades, me, Q, now), Some((Wh(400), Wh(1_000))));
+        assert_eq!(utility_energy(&[], &trades, me, Q, now), None);
+    }
 
     #[test]
     fn form_bodies_with_repeated_fields_decode() {
