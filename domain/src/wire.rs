@@ -405,10 +405,17 @@ pub struct DeviceCheck {
     pub elapsed_ms: u32,
     /// Its points, at most [`DeviceCheck::MAX_POINTS`].
     pub points: Vec<PointCheck>,
+    /// Points read but left out, so that the result fits in one message.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_shown: u32,
+}
+
+const fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl DeviceCheck {
-    /// Most points one device reports in a check (more are cut and said so).
+    /// Most points one device reports in a check (more are counted in `not_shown`).
     pub const MAX_POINTS: usize = 64;
 
     /// True when every point was read.
@@ -759,6 +766,7 @@ mod tests {
             address: "127.0.0.1:502 unit 1".into(),
             elapsed_ms: 12,
             points: vec![point.clone(); n],
+            not_shown: 0,
         };
         let result = |devices| CheckResult {
             check_id: 7,

@@ -67,7 +67,8 @@ pub async fn check(
         let started = Instant::now();
         let values = read_points(link, &device.profile).await;
         let elapsed_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
-        let points = values
+        let total = values.len();
+        let mut points: Vec<PointCheck> = values
             .into_iter()
             .take(DeviceCheck::MAX_POINTS)
             .map(|(name, value)| {
@@ -85,6 +86,19 @@ pub async fn check(
                 }
             })
             .collect();
+        let not_shown = u32::try_from(total - points.len()).unwrap_or(u32::MAX);
+        // a device that did not answer at all: said once, not once per point
+        if points.len() > 1
+            && let Some(first) = points.first().and_then(|p| p.error.clone())
+            && points.iter().all(|p| p.error.as_ref() == Some(&first))
+        {
+            points = vec![PointCheck {
+                name: format!("all {total} points"),
+                value: None,
+                unit: String::new(),
+                error: Some(first),
+            }];
+        }
         out.push(DeviceCheck {
             device: id,
             kind: device.profile.device.kind,
@@ -92,14 +106,46 @@ pub async fn check(
             address: format!("{} unit {}", link.endpoint(), link.unit()),
             elapsed_ms,
             points,
+            not_shown,
         });
     }
-    CheckResult {
+    let mut result = CheckResult {
         check_id,
         software: env!("CARGO_PKG_VERSION").to_owned(),
         outbox,
         preferences_version,
         devices: out,
+    };
+    fit(&mut result, CHECK_BUDGET_BYTES);
+    result
+}
+
+/// Most bytes a check's result may take as JSON, leaving room in one envelope
+/// ([`gridshare_domain::envelope::MAX_ENVELOPE_BYTES`]) for the signature and framing.
+pub const CHECK_BUDGET_BYTES: usize = 48 * 1024;
+
+/// Cuts points from every device in proportion until the result fits in `budget` bytes of
+/// JSON (each keeps at least one); each device counts what was cut in `not_shown`.
+fn fit(result: &mut CheckResult, budget: usize) {
+    let size = |r: &CheckResult| serde_json::to_vec(r).map_or(usize::MAX, |v| v.len());
+    loop {
+        let total = size(result);
+        if total <= budget {
+            return;
+        }
+        // a little under the ratio, so that one or two passes do it
+        let keep_share = budget as f64 / total as f64 * 0.95;
+        let mut cut_any = false;
+        for d in result.devices.iter_mut().filter(|d| d.points.len() > 1) {
+            let n = d.points.len();
+            let keep = ((n as f64 * keep_share) as usize).clamp(1, n - 1);
+            d.points.truncate(keep);
+            d.not_shown = d.not_shown.saturating_add(u32::try_from(n - keep).unwrap_or(u32::MAX));
+            cut_any = true;
+        }
+        if !cut_any {
+            return; // one point per device left: nothing more to cut
+        }
     }
 }
 
@@ -136,6 +182,55 @@ mod tests {
         assert_eq!(shorten("x".repeat(500)).chars().count(), MAX_ERROR_CHARS);
         assert_eq!(model("Eastron", "Eastron SDM630"), "Eastron SDM630");
         assert_eq!(model("Fronius", "Symo 8.2"), "Fronius Symo 8.2");
+    }
+
+    #[test]
+    fn a_check_that_would_not_fit_in_a_message_is_cut_and_says_so() {
+        use gridshare_domain::wire::DeviceKind;
+        let point = |i: usize| PointCheck {
+            name: format!("point_{i}"),
+            value: None,
+            unit: "W".into(),
+            error: Some("x".repeat(MAX_ERROR_CHARS)),
+        };
+        let device = |n: usize| DeviceCheck {
+            device: DeviceId::new(format!("d{n}")).unwrap(),
+            kind: DeviceKind::SubMeter,
+            model: "Test meter".into(),
+            address: "127.0.0.1:502 unit 1".into(),
+            elapsed_ms: 1,
+            points: (0..DeviceCheck::MAX_POINTS).map(point).collect(),
+            not_shown: 0,
+        };
+        let mut r = CheckResult {
+            check_id: 1,
+            software: "0".into(),
+            outbox: 0,
+            preferences_version: None,
+            devices: (0..CheckResult::MAX_DEVICES).map(device).collect(),
+        };
+        fit(&mut r, CHECK_BUDGET_BYTES);
+        let bytes = serde_json::to_vec(&r).unwrap().len();
+        assert!(bytes <= CHECK_BUDGET_BYTES, "{bytes}");
+        assert!(r.validate().is_ok());
+        assert_eq!(r.devices.len(), CheckResult::MAX_DEVICES, "every device is still named");
+        for d in &r.devices {
+            assert!(d.not_shown > 0 && !d.points.is_empty(), "{d:?}");
+            assert_eq!(
+                d.points.len() + d.not_shown as usize,
+                DeviceCheck::MAX_POINTS,
+                "the cut points are counted"
+            );
+        }
+        // a small one is left alone
+        let mut small = CheckResult {
+            devices: vec![device(0)],
+            ..r.clone()
+        };
+        small.devices[0].points.truncate(3);
+        let before = small.clone();
+        fit(&mut small, CHECK_BUDGET_BYTES);
+        assert_eq!(small, before);
     }
 
     #[test]

@@ -803,6 +803,7 @@ async fn checks_are_asked_answered_and_kept() {
                     unit: "W".into(),
                     error: Some("timeout after 500 ms".into()),
                 }],
+                not_shown: 0,
             }],
         };
         // another gateway cannot answer this one's check

@@ -1007,7 +1007,8 @@ fn CheckPage(data: CheckData) -> impl IntoView {
                         view! {
                             <section class="card device" data-device=d.device.to_string() data-ok=if ok { "yes" } else { "no" }>
                                 <h2>{d.device.to_string()} " · " {d.model.clone()}</h2>
-                                <p class="muted small">{d.address.clone()} " · read in " {d.elapsed_ms} " ms"</p>
+                                <p class="muted small">{d.address.clone()} " · read in " {d.elapsed_ms} " ms"
+                                    {(d.not_shown > 0).then(|| format!(" · {} more points read, not shown (a check fits in one message)", d.not_shown))}</p>
                                 <div class="scroll">
                                     <table>
                                         <thead><tr><th>"Point"</th><th>"Value"</th><th>"Problem"</th></tr></thead>
@@ -1576,31 +1577,16 @@ mod tests {
             upside_down.contains("above the maximum buy price") && upside_down.contains("€0.300/kWh"),
             "{upside_down}"
         );
-        assert!(
-            check_preferences("-0.01", "0.2", "20")
-                .unwrap_err()
-                .contains("cannot be negative")
-        );
-        assert!(
-            check_preferences("cheap", "0.2", "20")
-                .unwrap_err()
-                .starts_with("Minimum sell price")
-        );
-        assert!(
-            check_preferences("0.1", "", "20")
-                .unwrap_err()
-                .starts_with("Maximum buy price")
-        );
-        assert!(
-            check_preferences("0.1", "0.2", "101")
-                .unwrap_err()
-                .starts_with("Battery reserve")
-        );
-        assert!(
-            check_preferences("0.1", "0.2", "half")
-                .unwrap_err()
-                .starts_with("Battery reserve")
-        );
+        for (sell, buy, reserve, says) in [
+            ("-0.01", "0.2", "20", "Minimum sell price: cannot be negative"),
+            ("cheap", "0.2", "20", "Minimum sell price"),
+            ("0.1", "", "20", "Maximum buy price"),
+            ("0.1", "0.2", "101", "Battery reserve"),
+            ("0.1", "0.2", "half", "Battery reserve"),
+        ] {
+            let problem = check_preferences(sell, buy, reserve).unwrap_err();
+            assert!(problem.starts_with(says), "{sell} {buy} {reserve}: {problem}");
+        }
     }
 
     #[test]
@@ -1620,6 +1606,7 @@ mod tests {
             address: "127.0.0.1:502 unit 1".into(),
             elapsed_ms: 20,
             points: vec![point(None), point(error)],
+            not_shown: 0,
         };
         let row = |state: &str, devices: Option<Vec<DeviceCheck>>| CheckRow {
             id: 1,

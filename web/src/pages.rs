@@ -375,7 +375,9 @@ async fn home_data(
         reward_count: rewards.len(),
         grid_power,
         power_now,
-        preferences: preferences_data(crate::remote::view(state, home).await?),
+        preferences: preferences_data(
+            crate::remote::view_of(state, home, &homes_gateways.iter().map(|g| g.id).collect::<Vec<_>>()).await?,
+        ),
         flash: None,
         at: now.to_rfc3339(),
     })
@@ -423,14 +425,8 @@ pub async fn home_preferences(
     let Ok(who) = who else {
         return Redirect::to("/login").into_response();
     };
-    let back = |ok: bool, text: String| {
-        Redirect::to(&format!(
-            "/home/{id}?{}={}#preferences",
-            if ok { "ok" } else { "err" },
-            url_encode(&text)
-        ))
-        .into_response()
-    };
+    let page = format!("/home/{id}");
+    let back = |ok: bool, text: String| back_with(&page, ok, &text, Some("preferences"));
     if who.participant.0 != id || who.role != Role::Homeowner {
         let session = session_of(&state, &who).await;
         return error_page(
@@ -510,13 +506,21 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-fn trader_url(interval: &str, ok: bool, text: &str) -> String {
-    format!(
-        "/trader?interval={}&{}={}",
-        url_encode(interval),
+/// Back to the page at `path` (which may carry a query already), with the last action's result
+/// for [`PageQuery::flash`], scrolled to `#anchor` when one is given.
+fn back_with(path: &str, ok: bool, text: &str, anchor: Option<&str>) -> Response {
+    let url = format!(
+        "{path}{}{}={}{}",
+        if path.contains('?') { '&' } else { '?' },
         if ok { "ok" } else { "err" },
-        url_encode(text)
-    )
+        url_encode(text),
+        anchor.map(|a| format!("#{a}")).unwrap_or_default()
+    );
+    Redirect::to(&url).into_response()
+}
+
+fn trader_back(interval: &str, ok: bool, text: &str) -> Response {
+    back_with(&format!("/trader?interval={}", url_encode(interval)), ok, text, None)
 }
 
 /// The caller, if logged in with `role` (admins pass too); else the login page, or a page saying
@@ -717,7 +721,7 @@ pub async fn trader_place(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let back = |ok: bool, text: String| Redirect::to(&trader_url(&f.interval, ok, &text)).into_response();
+    let back = |ok: bool, text: String| trader_back(&f.interval, ok, &text);
     let price = match gridshare_ui::pages::parse_price(&f.price, gridshare_domain::MicroPerKwh(state.price_tick)) {
         Ok(p) => p.0,
         Err(e) => return back(false, format!("Not placed: {e}.")),
@@ -778,7 +782,7 @@ pub async fn trader_cancel(
         Ok(_) => (true, format!("Order {id} cancelled.")),
         Err(e) => (false, format!("Order {id} not cancelled: {}.", e.message)),
     };
-    Redirect::to(&trader_url(&f.interval, ok, &text)).into_response()
+    trader_back(&f.interval, ok, &text)
 }
 
 /// The new-key form (checkboxes are present only when ticked).
@@ -842,7 +846,7 @@ pub async fn trader_revoke_key(
         Ok(_) => (true, format!("Key {id} revoked.")),
         Err(e) => (false, format!("Key {id} not revoked: {}.", e.message)),
     };
-    Redirect::to(&trader_url("", ok, &text)).into_response()
+    trader_back("", ok, &text)
 }
 
 /// Who may use the operator's pages: grid operators (and admins).
@@ -1037,7 +1041,7 @@ pub async fn operator_new_event(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let back = |text: String| Redirect::to(&format!("/operator?err={}", url_encode(&text))).into_response();
+    let back = |text: String| back_with("/operator", false, &text, None);
     let fields = form_fields(&body);
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let nodes: Vec<u32> = fields
@@ -1295,11 +1299,12 @@ pub async fn installer_check(
     };
     match crate::remote::start_check(&state, &who, id).await {
         Ok(c) => Redirect::to(&format!("/installer/gateways/{id}/checks/{}", c.id)).into_response(),
-        Err(e) => Redirect::to(&format!(
-            "/installer?err={}",
-            url_encode(&format!("No check of gateway {id}: {}.", e.message))
-        ))
-        .into_response(),
+        Err(e) => back_with(
+            "/installer",
+            false,
+            &format!("No check of gateway {id}: {}.", e.message),
+            None,
+        ),
     }
 }
 
@@ -1376,14 +1381,7 @@ pub async fn installer_commission(
     let Ok(who) = who else {
         return Redirect::to("/login").into_response();
     };
-    let back = |ok: bool, text: String| {
-        Redirect::to(&format!(
-            "/installer?{}={}",
-            if ok { "ok" } else { "err" },
-            url_encode(&text)
-        ))
-        .into_response()
-    };
+    let back = |ok: bool, text: String| back_with("/installer", ok, &text, None);
     if who.require_role(&[Role::Installer]).is_err() {
         return back(false, "Only installers commission gateways.".into());
     }
@@ -1500,6 +1498,19 @@ mod tests {
         let now = Timestamp(3 * Q + 60_000);
         assert_eq!(utility_energy(&grid, &trades, me, Q, now), Some((Wh(400), Wh(1_000))));
         assert_eq!(utility_energy(&[], &trades, me, Q, now), None);
+    }
+
+    #[test]
+    fn back_to_the_page_with_the_result() {
+        let location = |r: Response| r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+        assert_eq!(
+            location(back_with("/home/1", true, "Saved as version 2.", Some("preferences"))),
+            "/home/1?ok=Saved%20as%20version%202.#preferences"
+        );
+        assert_eq!(
+            location(trader_back("2026-12-01T10:00:00Z/PT15M", false, "Not placed: x & y.")),
+            "/trader?interval=2026-12-01T10%3A00%3A00Z%2FPT15M&err=Not%20placed%3A%20x%20%26%20y."
+        );
     }
 
     #[test]

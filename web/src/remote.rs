@@ -109,15 +109,20 @@ fn require_home(who: &Principal) -> Result<(), ApiError> {
 
 /// A home's preferences with each of its gateways' answers.
 pub async fn view(state: &AppState, home: ParticipantId) -> Result<PreferencesView, ApiError> {
-    let db = state.db()?;
-    let stored = preferences::get(db, home).await?;
-    let mine: Vec<GatewayId> = gateways::active(db)
+    let mine: Vec<GatewayId> = gateways::active(state.db()?)
         .await?
         .into_iter()
         .filter(|g| g.owner == home)
         .map(|g| g.id)
         .collect();
-    let answers = preferences::answers(db, &mine).await?;
+    view_of(state, home, &mine).await
+}
+
+/// [`view`] for a home whose active gateways the caller has read already.
+pub async fn view_of(state: &AppState, home: ParticipantId, mine: &[GatewayId]) -> Result<PreferencesView, ApiError> {
+    let db = state.db()?;
+    let stored = preferences::get(db, home).await?;
+    let answers = preferences::answers(db, mine).await?;
     let current = stored.as_ref().map(|(p, _)| p.version);
     let gateways = mine
         .iter()
