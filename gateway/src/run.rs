@@ -156,50 +156,62 @@ async fn drive_battery(links: &mut [Link], devices: &[Device], target: f64) -> O
     }
 }
 
-/// Takes preferences newer than those in force: checks them, keeps them on disk, gives them to
-/// the agent, and returns the answer for the market. Older or the same version (the retained
-/// message again at every connection): nothing to do, no answer.
-fn take_preferences(
-    dir: &Path,
-    current: &mut Option<TradingPreferences>,
-    agent: &mut Agent,
-    p: TradingPreferences,
-) -> Option<PreferencesApplied> {
-    if current.as_ref().is_some_and(|c| c.version >= p.version) {
-        return None;
+/// The homeowner's preferences as the gateway holds them: those in force, and the newest
+/// version it refused (so that the retained message, delivered again at every connection, is not
+/// answered again).
+#[derive(Debug, Default)]
+struct Preferences {
+    current: Option<TradingPreferences>,
+    refused: Option<u64>,
+}
+
+impl Preferences {
+    /// The version in force.
+    fn version(&self) -> Option<u64> {
+        self.current.as_ref().map(|p| p.version)
     }
-    let refuse = |reason: String| {
-        tracing::warn!(version = p.version, %reason, "trading preferences refused");
+
+    /// Takes preferences newer than any seen: checks them, keeps them on disk, gives them to the
+    /// agent, and returns the answer for the market. A version seen before: nothing to do, no
+    /// answer.
+    fn take(&mut self, dir: &Path, agent: &mut Agent, p: TradingPreferences) -> Option<PreferencesApplied> {
+        if self.version().max(self.refused).is_some_and(|seen| seen >= p.version) {
+            return None;
+        }
+        let mut refuse = |reason: String| {
+            tracing::warn!(version = p.version, %reason, "trading preferences refused");
+            self.refused = Some(p.version);
+            Some(PreferencesApplied {
+                version: p.version,
+                applied: false,
+                reason: Some(reason),
+            })
+        };
+        if let Err(e) = p.validate() {
+            return refuse(e.to_string());
+        }
+        if let Err(e) = crate::remote::save_preferences(dir, &p) {
+            // not kept: a restart would trade within the old limits, so do not take them now either
+            return refuse(format!("cannot keep them: {e}"));
+        }
+        agent.set_preferences(&p);
+        tracing::info!(
+            version = p.version,
+            min_sell_price = p.min_sell_price.0,
+            max_buy_price = p.max_buy_price.0,
+            battery_reserve_percent = p.battery_reserve_percent,
+            "trading preferences taken"
+        );
+        let version = p.version;
+        self.current = Some(p);
         Some(PreferencesApplied {
-            version: p.version,
-            applied: false,
-            reason: Some(reason),
+            version,
+            applied: true,
+            // kept for when trading is switched on; the homeowner should know it is off
+            reason: (!agent.limits().enabled)
+                .then(|| "kept, but trading is off in this gateway's configuration (agent.enabled)".to_owned()),
         })
-    };
-    if let Err(e) = p.validate() {
-        return refuse(e.to_string());
     }
-    if let Err(e) = crate::remote::save_preferences(dir, &p) {
-        // not kept: a restart would trade within the old limits, so do not take them now either
-        return refuse(format!("cannot keep them: {e}"));
-    }
-    agent.set_preferences(&p);
-    tracing::info!(
-        version = p.version,
-        min_sell_price = p.min_sell_price.0,
-        max_buy_price = p.max_buy_price.0,
-        battery_reserve_percent = p.battery_reserve_percent,
-        "trading preferences taken"
-    );
-    let version = p.version;
-    *current = Some(p);
-    Some(PreferencesApplied {
-        version,
-        applied: true,
-        // kept for when trading is switched on; the homeowner should know it is off
-        reason: (!agent.limits().enabled)
-            .then(|| "kept, but trading is off in this gateway's configuration (agent.enabled)".to_owned()),
-    })
 }
 
 /// How long a device's readings may stay exactly the same, while it reports power, before its
@@ -361,14 +373,17 @@ pub async fn run_with(
     });
     let mut agent = Agent::new(cfg.agent.clone(), cfg.agent.market_rules(), battery);
     // the homeowner's preferences from the dashboard, kept from before: they win over the file's
-    let mut preferences = crate::remote::load_preferences(&cfg.gateway.data_dir)?;
-    if let Some(p) = &preferences {
+    let mut preferences = Preferences {
+        current: crate::remote::load_preferences(&cfg.gateway.data_dir)?,
+        refused: None,
+    };
+    if let Some(p) = &preferences.current {
         agent.set_preferences(p);
     }
     if cfg.agent.enabled {
         let l = agent.limits();
         tracing::info!(battery = ?battery, min_sell_price = l.min_sell_price, max_buy_price = l.max_buy_price,
-            battery_reserve_percent = l.battery_reserve_percent, preferences = ?preferences.as_ref().map(|p| p.version),
+            battery_reserve_percent = l.battery_reserve_percent, preferences = ?preferences.version(),
             "trading agent on");
     }
     let (control_tx, mut control_rx) = tokio::sync::mpsc::unbounded_channel::<Control>();
@@ -431,7 +446,7 @@ pub async fn run_with(
                         let at = (options.clock)();
                         match control {
                             Control::Preferences(p) => {
-                                if let Some(answer) = take_preferences(&data_dir, &mut preferences, &mut agent, p) {
+                                if let Some(answer) = preferences.take(&data_dir, &mut agent, p) {
                                     store(Kind::Answer, Channel::CommandResult, at, Message::PreferencesApplied(answer));
                                 }
                             }
@@ -442,7 +457,7 @@ pub async fn run_with(
                                     &mut links,
                                     &devices_for_dr,
                                     u32::try_from(waiting).unwrap_or(u32::MAX),
-                                    preferences.as_ref().map(|p| p.version),
+                                    preferences.version(),
                                 )
                                 .await;
                                 tracing::info!(check = request.check_id, devices = result.devices.len(),
@@ -692,21 +707,21 @@ mod tests {
     use gridshare_domain::MicroPerKwh;
 
     #[test]
-    fn newer_preferences_are_taken_kept_and_answered_older_ones_ignored() {
+    fn newer_preferences_are_taken_kept_and_answered_versions_seen_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let on = AgentSection {
             enabled: true,
             ..AgentSection::default()
         };
         let mut agent = Agent::new(on.clone(), on.market_rules(), None);
-        let mut current = None;
+        let mut held = Preferences::default();
         let p = |version, sell, buy| TradingPreferences {
             version,
             min_sell_price: MicroPerKwh(sell),
             max_buy_price: MicroPerKwh(buy),
             battery_reserve_percent: 40,
         };
-        let a = take_preferences(dir.path(), &mut current, &mut agent, p(3, 90_000, 200_000)).unwrap();
+        let a = held.take(dir.path(), &mut agent, p(3, 90_000, 200_000)).unwrap();
         assert!(a.applied && a.version == 3 && a.reason.is_none(), "{a:?}");
         assert_eq!(agent.limits().max_buy_price, 200_000);
         assert_eq!(
@@ -714,25 +729,26 @@ mod tests {
             Some(p(3, 90_000, 200_000))
         );
         // the same again (the retained message at every connection) or an older one: nothing
-        assert_eq!(
-            take_preferences(dir.path(), &mut current, &mut agent, p(3, 90_000, 200_000)),
-            None
-        );
-        assert_eq!(take_preferences(dir.path(), &mut current, &mut agent, p(2, 1, 2)), None);
+        assert_eq!(held.take(dir.path(), &mut agent, p(3, 90_000, 200_000)), None);
+        assert_eq!(held.take(dir.path(), &mut agent, p(2, 1, 2)), None);
         assert_eq!(agent.limits().min_sell_price, 90_000);
         // upside down: refused with the reason; the limits in force stay
-        let r = take_preferences(dir.path(), &mut current, &mut agent, p(4, 300_000, 200_000)).unwrap();
+        let r = held.take(dir.path(), &mut agent, p(4, 300_000, 200_000)).unwrap();
         assert!(
             !r.applied && r.reason.as_deref().unwrap_or("").contains("min_sell_price"),
             "{r:?}"
         );
         assert_eq!(agent.limits().min_sell_price, 90_000);
-        assert_eq!(current.as_ref().map(|c| c.version), Some(3));
+        assert_eq!(held.version(), Some(3));
+        // the refused version again (the retained message at the next connection): no answer
+        assert_eq!(held.take(dir.path(), &mut agent, p(4, 300_000, 200_000)), None);
         // trading switched off in the configuration: kept, and the homeowner is told
         let off_dir = tempfile::tempdir().unwrap();
         let off = AgentSection::default();
         let mut idle = Agent::new(off.clone(), off.market_rules(), None);
-        let a = take_preferences(off_dir.path(), &mut None, &mut idle, p(1, 90_000, 200_000)).unwrap();
+        let a = Preferences::default()
+            .take(off_dir.path(), &mut idle, p(1, 90_000, 200_000))
+            .unwrap();
         assert!(
             a.applied && a.reason.as_deref().unwrap_or("").contains("trading is off"),
             "{a:?}"
