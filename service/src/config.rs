@@ -34,6 +34,7 @@
 //! import_tariff = 300000            # µ/kWh
 //! export_tariff = 80000
 //! every_ms = 2000
+//! true_up_hours = 168               # late readings still true up an estimated position this long
 //! ```
 
 use std::net::SocketAddr;
@@ -242,6 +243,9 @@ pub struct Settlement {
     pub every_ms: u64,
     /// Most accounts per settlement transaction.
     pub max_accounts: usize,
+    /// How long after an interval started late readings still true up a position settled on an
+    /// estimate, hours.
+    pub true_up_hours: u32,
 }
 
 impl Default for Settlement {
@@ -252,6 +256,7 @@ impl Default for Settlement {
             export_tariff: 80_000,
             every_ms: 2_000,
             max_accounts: 1_500,
+            true_up_hours: 168,
         }
     }
 }

@@ -143,6 +143,7 @@ pub async fn start(
         rules: cfg.market.intervals,
         max_accounts: cfg.settlement.max_accounts,
         confirmations: cfg.chain.confirmations,
+        true_up_window_ms: i64::from(cfg.settlement.true_up_hours) * 3_600_000,
     };
     let system = (
         system_account(cfg.chain.community.as_deref(), "community")?,

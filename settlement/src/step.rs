@@ -5,9 +5,10 @@
 //! chain outage are taken up first, so batch ids stay sequential and nothing is settled twice.
 //!
 //! ```text
-//!  trades (batch_id NULL, interval ended + metering window) ─▶ BatchBuilder ─▶ NettedBatch
+//!  trades (batch_id NULL, interval ended + metering window) ─┬▶ BatchBuilder ─▶ NettedBatch
+//!  estimated positions whose readings have arrived (true-ups) ─┘
 //!      ─▶ account indices (registered on the vault when new) ─▶ settlement_batches + batch_deltas
-//!         (+ trades.batch_id, one transaction) ─▶ TxQueue::settle ─▶ confirmed | parked
+//!         (+ trades.batch_id, positions, true-ups: one transaction) ─▶ TxQueue::settle ─▶ confirmed | parked
 //! ```
 //!
 //! **Accounts.** A participant settles to its `evm_address`. One without an address (the demo's
@@ -20,23 +21,33 @@
 //! metered net import comes from their gateways' grid-meter energy counters at the interval's
 //! start and end ([`metered_net_import`]); the difference from what they traded is the imbalance,
 //! priced at the utility tariff. A participant without readings at both ends is *estimated* with
-//! the ledger's late-reading rule: the traded net stands in and no imbalance is charged.
-//! Estimated positions are not yet trued up when readings arrive later
-//! ([`crate::ledger::true_up`] computes the correction; nothing posts it yet).
+//! the ledger's late-reading rule: the traded net stands in and no imbalance is charged. Every
+//! position is stored with its batch (`positions`).
+//!
+//! **True-ups.** Gateways store and forward, so readings can arrive after their interval was
+//! settled. Once a minute (market time) the step looks at the estimated positions of intervals
+//! that started within [`StepConfig::true_up_window_ms`]; for each whose readings are now there,
+//! [`crate::ledger::true_up`] prices the difference between the real and the estimated imbalance
+//! at the tariff the position was settled at. The correction is posted between the participant
+//! and the utility in the next batch — the next due interval's, or one of true-ups only (no
+//! trades, an empty trades root) — and recorded on the position in the same transaction. A
+//! correction of zero moves no money and is recorded at once. A participant without a gateway
+//! keeps the estimate, as does one whose readings do not arrive within the window.
 
 use std::collections::{BTreeSet, HashMap};
 
 use alloy::primitives::{Address, B256, keccak256};
 use gridshare_domain::money::Account;
 use gridshare_domain::wire::TradeReport;
-use gridshare_domain::{IntervalRules, ParticipantId, Timestamp};
+use gridshare_domain::{DeliveryInterval, IntervalLength, IntervalRules, Micro, ParticipantId, Timestamp};
 use gridshare_storage::Db;
 use gridshare_storage::chain_txs::{self, NewBatch, StoredBatch};
+use gridshare_storage::positions::{self, NewPosition, TrueUp};
 use gridshare_storage::{market, participants};
 
 use crate::chain::Chain;
 use crate::contracts::EnergySettlementVault;
-use crate::ledger::{BatchBuilder, LedgerError, SettledTrade, Tariff, position};
+use crate::ledger::{BatchBuilder, LedgerError, MeterSource, Position, SettledTrade, Tariff, position, true_up};
 use crate::merkle::MerkleTree;
 use crate::onchain::{AccountIndex, OnchainBatch, SubmitError, Submitter, Wallet, vault_state};
 use crate::queue::{QueueError, TxQueue};
@@ -134,6 +145,45 @@ pub struct StepConfig {
     pub max_accounts: usize,
     /// Confirmation depth.
     pub confirmations: u64,
+    /// How long after an interval started its estimated positions are still trued up when their
+    /// readings arrive, ms; after that the estimate stands.
+    pub true_up_window_ms: i64,
+}
+
+/// How often the step looks for late readings of estimated positions (market time), ms.
+pub const TRUE_UP_SCAN_MS: i64 = 60_000;
+/// Most estimated positions looked at in one scan; the next scan goes on from there, so a week of
+/// an offline home's estimates does not keep newer ones from being looked at.
+const TRUE_UP_SCAN_LIMIT: u32 = 2_000;
+
+/// The delivery interval of a stored position.
+fn stored_interval(p: &NewPosition) -> Result<DeliveryInterval, StepError> {
+    let bad = |e: gridshare_domain::interval::TimeError| {
+        StepError::Inconsistent(format!(
+            "stored position of participant {} at {}: {e}",
+            p.participant, p.interval_start.0
+        ))
+    };
+    let length = IntervalLength::from_minutes((p.interval_end.0 - p.interval_start.0) / 60_000).map_err(bad)?;
+    DeliveryInterval::new(p.interval_start, length).map_err(bad)
+}
+
+/// The ledger's form of a stored position.
+fn ledger_position(p: &NewPosition) -> Position {
+    Position {
+        participant: p.participant,
+        interval_start: p.interval_start,
+        bought: p.bought,
+        sold: p.sold,
+        metered_net_import: p.metered_net_import,
+        source: if p.estimated {
+            MeterSource::Estimated
+        } else {
+            MeterSource::Measured
+        },
+        imbalance: p.imbalance,
+        imbalance_cash: p.imbalance_cash,
+    }
 }
 
 /// The metered net import (import − export) of a participant's gateways over `interval`, from
@@ -310,6 +360,10 @@ pub struct SettlementStep<'a, C> {
     /// Account addresses (reload after participants change).
     pub accounts: Accounts,
     index: AccountIndex,
+    /// Market time of the next look for late readings.
+    next_true_up_scan: i64,
+    /// Where the next look goes on from, when the last one stopped at its limit.
+    true_up_cursor: Option<(Timestamp, ParticipantId)>,
 }
 
 impl<'a, C: Chain> SettlementStep<'a, C> {
@@ -331,6 +385,8 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
             cfg,
             accounts,
             index,
+            next_true_up_scan: i64::MIN,
+            true_up_cursor: None,
         })
     }
 
@@ -361,7 +417,9 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
     }
 
     /// Settles what is due at `now`: unfinished batches first, then each interval whose metering
-    /// window has closed. Returns the ids of the batches confirmed.
+    /// window has closed, with the true-ups of estimated positions whose readings have arrived
+    /// since (looked for at most once a minute; in a batch of their own when no interval is due).
+    /// Returns the ids of the batches confirmed.
     pub async fn run(&mut self, now: Timestamp) -> Result<Vec<u64>, StepError> {
         let mut confirmed = Vec::new();
         let mut unfinished = chain_txs::batches(self.db, None, 10_000, true).await?;
@@ -371,26 +429,110 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
             self.queue().settle(&batch, self.cfg.max_accounts).await?;
             confirmed.push(b.batch_id);
         }
+        let mut true_ups = Vec::new();
+        if now.0 >= self.next_true_up_scan {
+            true_ups = self.due_true_ups(now).await?;
+            self.next_true_up_scan = now.0 + TRUE_UP_SCAN_MS;
+        }
         let window = self.cfg.rules.metering_window_minutes * 60_000;
         for interval in market::unsettled_intervals(self.db).await? {
             if interval.end().0 + window > now.0 {
                 break;
             }
-            if let Some(id) = self.settle_interval(interval).await? {
+            let trades = market::unsettled_trades(self.db, interval).await?;
+            if trades.is_empty() {
+                continue;
+            }
+            let taken = std::mem::take(&mut true_ups);
+            if let Some(id) = self.settle(Some((interval, trades)), taken).await? {
                 confirmed.push(id);
             }
+        }
+        if !true_ups.is_empty()
+            && let Some(id) = self.settle(None, true_ups).await?
+        {
+            confirmed.push(id);
         }
         Ok(confirmed)
     }
 
-    async fn settle_interval(
-        &mut self,
-        interval: gridshare_domain::DeliveryInterval,
-    ) -> Result<Option<u64>, StepError> {
-        let trades = market::unsettled_trades(self.db, interval).await?;
-        if trades.is_empty() {
-            return Ok(None);
+    /// The true-ups of estimated positions whose readings have arrived, of intervals that started
+    /// within the true-up window. Those that move no money are recorded at once; the rest are
+    /// returned for the next batch.
+    async fn due_true_ups(&mut self, now: Timestamp) -> Result<Vec<(TrueUp, DeliveryInterval)>, StepError> {
+        let since = Timestamp(now.0.saturating_sub(self.cfg.true_up_window_ms));
+        let waiting = positions::awaiting_readings(self.db, since, self.true_up_cursor, TRUE_UP_SCAN_LIMIT).await?;
+        // the next scan goes on after the last one looked at, or from the start again
+        self.true_up_cursor = if waiting.len() < TRUE_UP_SCAN_LIMIT as usize {
+            None
+        } else {
+            waiting
+                .last()
+                .map(|p| (p.settled.interval_start, p.settled.participant))
+        };
+        if waiting.is_empty() {
+            return Ok(Vec::new());
         }
+        let gateways = gridshare_storage::gateways::active(self.db).await?;
+        let (mut due, mut zero) = (Vec::new(), Vec::new());
+        for p in waiting {
+            let p = p.settled;
+            let own: Vec<_> = gateways
+                .iter()
+                .filter(|g| g.owner == p.participant)
+                .map(|g| g.id)
+                .collect();
+            if own.is_empty() {
+                continue; // its gateway was revoked since the query: the estimate stands
+            }
+            let interval = stored_interval(&p)?;
+            let Some(real) = metered_net_import(self.db, &own, interval).await? else {
+                continue;
+            };
+            let tariff = Tariff {
+                import: p.import_tariff,
+                export: p.export_tariff,
+            };
+            let cash = true_up(&ledger_position(&p), real, tariff)?.unwrap_or(Micro(0));
+            let t = TrueUp {
+                interval_start: p.interval_start,
+                participant: p.participant,
+                real_net_import: real,
+                cash,
+            };
+            tracing::info!(participant = %p.participant, %interval, estimated_wh = p.metered_net_import.0,
+                metered_wh = real.0, correction_micro = cash.0, "late readings arrived: position trued up");
+            if cash == Micro(0) {
+                zero.push(t);
+            } else {
+                due.push((t, interval));
+            }
+        }
+        if !zero.is_empty() {
+            positions::record_unposted_true_ups(self.db, &zero, Timestamp(crate::queue::now_ms())).await?;
+        }
+        Ok(due)
+    }
+
+    /// Builds, stores and settles one batch: an interval's trades and positions (when given) and
+    /// `true_ups` of earlier intervals. `None` when there was nothing to post (true-ups that
+    /// cancel out are then recorded without a batch).
+    async fn settle(
+        &mut self,
+        interval: Option<(DeliveryInterval, Vec<TradeReport>)>,
+        due: Vec<(TrueUp, DeliveryInterval)>,
+    ) -> Result<Option<u64>, StepError> {
+        let (trades, (first_interval_start, last_interval_end)) = match &interval {
+            Some((i, trades)) => (trades.as_slice(), (i.start().0, i.end().0)),
+            None => (
+                &[][..],
+                (
+                    due.iter().map(|(_, i)| i.start().0).min().unwrap_or_default(),
+                    due.iter().map(|(_, i)| i.end().0).max().unwrap_or_default(),
+                ),
+            ),
+        };
+        let true_ups: Vec<TrueUp> = due.into_iter().map(|(t, _)| t).collect();
         let settled_trades: Vec<SettledTrade> = trades.iter().map(settled).collect();
         let mut b = BatchBuilder::new();
         let mut traders = BTreeSet::new();
@@ -399,29 +541,48 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
             traders.insert(t.buyer);
             traders.insert(t.seller);
         }
-        let gateways = gridshare_storage::gateways::active(self.db).await?;
-        let (mut measured, mut estimated) = (0usize, 0usize);
-        for p in traders {
-            let own: Vec<_> = gateways.iter().filter(|g| g.owner == p).map(|g| g.id).collect();
-            let metered = metered_net_import(self.db, &own, interval).await?;
-            if metered.is_some() {
-                measured += 1;
-            } else {
-                estimated += 1;
+        let mut new_positions = Vec::with_capacity(traders.len());
+        if let Some((interval, _)) = &interval {
+            let gateways = gridshare_storage::gateways::active(self.db).await?;
+            for p in traders {
+                let own: Vec<_> = gateways.iter().filter(|g| g.owner == p).map(|g| g.id).collect();
+                let metered = metered_net_import(self.db, &own, *interval).await?;
+                let pos = position(p, interval.start(), &settled_trades, metered, None, self.cfg.tariff)?;
+                b.add_position(&pos);
+                new_positions.push(NewPosition {
+                    interval_start: interval.start(),
+                    interval_end: interval.end(),
+                    participant: p,
+                    bought: pos.bought,
+                    sold: pos.sold,
+                    metered_net_import: pos.metered_net_import,
+                    estimated: pos.source == MeterSource::Estimated,
+                    imbalance: pos.imbalance,
+                    imbalance_cash: pos.imbalance_cash,
+                    import_tariff: self.cfg.tariff.import,
+                    export_tariff: self.cfg.tariff.export,
+                });
             }
-            b.add_position(&position(
-                p,
-                interval.start(),
-                &settled_trades,
-                metered,
-                None,
-                self.cfg.tariff,
-            )?);
+            let estimated = new_positions.iter().filter(|p| p.estimated).count();
+            if estimated > 0 {
+                tracing::info!(%interval, measured = new_positions.len() - estimated, estimated,
+                    "positions without meter readings are settled as traded, to be trued up when they arrive");
+            }
         }
-        if estimated > 0 {
-            tracing::info!(%interval, measured, estimated, "positions without meter readings are settled as traded");
+        for t in &true_ups {
+            b.add_utility_cash(t.participant, t.cash);
         }
         let netted = b.finish()?;
+        if netted.deltas.is_empty() {
+            if !trades.is_empty() {
+                return Err(StepError::Inconsistent(format!(
+                    "the {} trades of the interval starting at {first_interval_start} move no money",
+                    trades.len()
+                )));
+            }
+            positions::record_unposted_true_ups(self.db, &true_ups, Timestamp(crate::queue::now_ms())).await?;
+            return Ok(None);
+        }
 
         let addresses: Vec<Address> = netted.deltas.keys().map(|a| self.accounts.of(a)).collect();
         if addresses.iter().any(|a| self.index.get(a).is_none()) {
@@ -453,12 +614,13 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
                 st.last_batch_id
             )));
         }
+        let true_up_count = true_ups.len();
         chain_txs::insert_batch(
             self.db,
             &NewBatch {
                 batch_id,
-                first_interval_start: interval.start().0,
-                last_interval_end: interval.end().0,
+                first_interval_start,
+                last_interval_end,
                 prev_state_hash: st.state_hash.to_string(),
                 trades_root: root.to_string(),
                 trade_count: trades.len() as u64,
@@ -468,11 +630,20 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
                     .zip(&leaves)
                     .map(|(t, l)| (t.trade_id.0, OnchainTrade::from(l).to_json()))
                     .collect(),
+                positions: new_positions,
+                true_ups,
             },
             crate::queue::now_ms(),
         )
         .await?;
-        tracing::info!(batch_id, %interval, trades = trades.len(), accounts = deltas.len(), "settlement batch built");
+        tracing::info!(
+            batch_id,
+            first_interval_start,
+            trades = trades.len(),
+            true_ups = true_up_count,
+            accounts = deltas.len(),
+            "settlement batch built"
+        );
         let batch = OnchainBatch {
             batch_id,
             trades_root: root,

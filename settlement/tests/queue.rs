@@ -68,6 +68,8 @@ async fn stored_batch(db: &Db, batch: &OnchainBatch) {
             trade_count: 2,
             deltas: batch.deltas.iter().map(|(i, d)| (i.to_string(), *d as i64)).collect(),
             trades: Vec::new(),
+            positions: Vec::new(),
+            true_ups: Vec::new(),
         },
         0,
     )

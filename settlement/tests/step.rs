@@ -104,6 +104,7 @@ async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
         rules: IntervalRules::default(),
         max_accounts: 500,
         confirmations: 1,
+        true_up_window_ms: 7 * 24 * 3_600_000,
     };
     let mut step = SettlementStep::new(&chain, &db, wallet.clone(), d.vault, cfg, accounts.clone())
         .await
@@ -277,6 +278,7 @@ async fn metered_positions_charge_the_imbalance_at_the_tariff() {
         rules: IntervalRules::default(),
         max_accounts: 500,
         confirmations: 1,
+        true_up_window_ms: 7 * 24 * 3_600_000,
     };
     let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, cfg, accounts)
         .await
@@ -314,4 +316,228 @@ async fn metered_positions_charge_the_imbalance_at_the_tariff() {
         Some(Wh(400)),
         "two gateways add up"
     );
+}
+
+/// Readings that arrive after their interval was settled true up the estimated positions: the
+/// correction rides in the next due interval's batch, or in a batch of its own (no trades) when
+/// none is due; a correction of zero is recorded without moving money; nothing is trued up twice.
+#[tokio::test]
+async fn late_readings_true_up_estimated_positions_in_the_next_batch() {
+    use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
+    use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
+    use gridshare_domain::{DeviceId, GatewayId, Micro, NodeId, W};
+    use gridshare_storage::gateways::{self, Gateway};
+    use gridshare_storage::positions;
+    use gridshare_storage::readings::{self, Reading};
+
+    let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
+    let chain = EvmChain::in_memory(&[key.address()]);
+    let wallet = Wallet::new(key, chain.chain_id().await.unwrap());
+    let mut s = Submitter::new(&chain, wallet.clone()).await.unwrap();
+    let d = deploy(&mut s, 10_000_000).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    for id in 1..=3u64 {
+        participants::upsert(
+            &db,
+            &Participant {
+                id: ParticipantId(id),
+                name: format!("home {id}"),
+                role: "homeowner".into(),
+                evm_address: None,
+                feeder_node: Some(1),
+            },
+            Timestamp(0),
+        )
+        .await
+        .unwrap();
+        gateways::register(
+            &db,
+            &Gateway {
+                id: GatewayId(10 + id),
+                owner: ParticipantId(id),
+                installer: None,
+                public_key: GatewayKey::from_bytes(&[id as u8; 32]).unwrap().public(),
+                feeder_node: NodeId(1),
+                window: ReplayWindow::default(),
+                revoked_at: None,
+            },
+            Timestamp(0),
+        )
+        .await
+        .unwrap();
+    }
+    let reading = |g: u64, seq: u64, at: i64, import: i64, export: i64| Reading {
+        gateway: GatewayId(g),
+        seq,
+        sample: TelemetrySample {
+            device: DeviceId::new("grid").unwrap(),
+            kind: DeviceKind::GridMeter,
+            at: Timestamp(at),
+            power_w: Some(W(0)),
+            energy_in_wh: Some(Wh(import)),
+            energy_out_wh: Some(Wh(export)),
+            soc_permille: None,
+            status: DeviceStatus::Ok,
+            quality: Quality::Good,
+        },
+    };
+    let minute = 60_000;
+    // home 1 sells 500 Wh to home 2 and 100 Wh to home 3 in interval 0, and 200 Wh to home 2 in
+    // interval 2; its meter is read throughout and shows what it sold
+    market::insert_trades(
+        &db,
+        &[
+            trade(1, 0, 2, 1, 500, 120_000),
+            trade(2, 0, 3, 1, 100, 120_000),
+            trade(3, 2, 2, 1, 200, 120_000),
+        ],
+    )
+    .await
+    .unwrap();
+    readings::insert_batch(
+        &db,
+        &[
+            reading(11, 1, iv(0).start().0, 0, 0),
+            reading(11, 2, iv(0).end().0, 0, 600),
+            reading(11, 3, iv(2).start().0, 0, 1_000),
+            reading(11, 4, iv(2).end().0, 0, 1_200),
+            // homes 2 and 3: only the start of interval 0 so far (their gateways are offline)
+            reading(12, 1, iv(0).start().0, 10_000, 0),
+            reading(13, 1, iv(0).start().0, 0, 0),
+        ],
+    )
+    .await
+    .unwrap();
+    let utility = Address::with_last_byte(0x01);
+    let accounts = Accounts::load(
+        &db,
+        Address::with_last_byte(0xC0),
+        Address::with_last_byte(0x60),
+        utility,
+    )
+    .await
+    .unwrap();
+    let cfg = StepConfig {
+        tariff: Tariff {
+            import: MicroPerKwh(300_000),
+            export: MicroPerKwh(80_000),
+        },
+        rules: IntervalRules::default(),
+        max_accounts: 500,
+        confirmations: 1,
+        true_up_window_ms: 7 * 24 * 3_600_000,
+    };
+    let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, cfg, accounts)
+        .await
+        .unwrap();
+    let home = |p: u64| derived_address(ParticipantId(p));
+
+    // interval 0 is settled with homes 2 and 3 as traded
+    assert_eq!(step.run(Timestamp(T0 + 30 * minute)).await.unwrap(), vec![1]);
+    assert_eq!(balance(&chain, d.vault, home(2)).await, -63_500);
+    assert_eq!(
+        balance(&chain, d.vault, utility).await,
+        0,
+        "no imbalance charged on an estimate"
+    );
+    let waiting = positions::awaiting_readings(&db, Timestamp(0), None, 10).await.unwrap();
+    assert_eq!(
+        waiting.iter().map(|p| p.settled.participant.0).collect::<Vec<_>>(),
+        [2, 3]
+    );
+
+    // the gateways come back and forward what they read: home 2 drew 800 Wh (300 Wh more than it
+    // bought), home 3 exactly the 100 Wh it bought; home 2 has read the start of interval 2 too
+    readings::insert_batch(
+        &db,
+        &[
+            reading(12, 2, iv(0).end().0 + 20_000, 10_800, 0),
+            reading(12, 3, iv(2).start().0 - 5_000, 11_000, 0),
+            reading(13, 2, iv(0).end().0 - 10_000, 100, 0),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        step.run(Timestamp(T0 + 30 * minute + 30_000)).await.unwrap(),
+        Vec::<u64>::new(),
+        "late readings are looked for once a minute"
+    );
+    // interval 2 is due: its batch carries home 2's correction for interval 0
+    assert_eq!(step.run(Timestamp(T0 + 60 * minute)).await.unwrap(), vec![2]);
+    let drawn = 300 * 300; // 300 Wh at the import tariff
+    assert_eq!(balance(&chain, d.vault, utility).await, drawn);
+    assert_eq!(balance(&chain, d.vault, home(2)).await, -63_500 - drawn - 25_400);
+    assert_eq!(
+        balance(&chain, d.vault, home(3)).await,
+        -12_700,
+        "a zero correction moves nothing"
+    );
+    let home3 = positions::of_participant(&db, ParticipantId(3), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        home3[0].true_up.map(|t| (t.real_net_import, t.cash)),
+        Some((Wh(100), Micro(0)))
+    );
+    assert_eq!(home3[0].true_up_batch_id, None);
+
+    // home 2's interval 2 was an estimate too; its end reading arrives with no interval due: a
+    // batch of true-ups only (it drew 100 Wh of the 200 it bought: 100 Wh to the utility)
+    readings::insert_batch(&db, &[reading(12, 4, iv(2).end().0 + 1_000, 11_100, 0)])
+        .await
+        .unwrap();
+    assert_eq!(step.run(Timestamp(T0 + 61 * minute)).await.unwrap(), vec![3]);
+    let exported = 100 * 80; // 100 Wh at the export tariff
+    assert_eq!(balance(&chain, d.vault, utility).await, drawn - exported);
+    assert_eq!(
+        balance(&chain, d.vault, home(2)).await,
+        -63_500 - drawn - 25_400 + exported
+    );
+    let stored = chain_txs::batches(&db, None, 10, false).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|b| (b.batch_id, b.status.as_str(), b.trade_count))
+            .collect::<Vec<_>>(),
+        [(3, "confirmed", 0), (2, "confirmed", 1), (1, "confirmed", 2)]
+    );
+    assert_eq!(
+        (stored[0].first_interval_start, stored[0].last_interval_end),
+        (iv(2).start().0, iv(2).end().0)
+    );
+    let home2 = positions::of_participant(&db, ParticipantId(2), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        home2
+            .iter()
+            .map(|p| (
+                p.settled.interval_start,
+                p.batch_id,
+                p.true_up.map(|t| t.cash),
+                p.true_up_batch_id
+            ))
+            .collect::<Vec<_>>(),
+        [
+            (iv(2).start(), 2, Some(Micro(exported as i64)), Some(3)),
+            (iv(0).start(), 1, Some(Micro(-drawn as i64)), Some(2)),
+        ]
+    );
+
+    // nothing twice, and the ledger still sums to zero
+    assert_eq!(step.run(Timestamp(T0 + 70 * minute)).await.unwrap(), Vec::<u64>::new());
+    let mut total = 0;
+    for a in [
+        home(1),
+        home(2),
+        home(3),
+        utility,
+        Address::with_last_byte(0xC0),
+        Address::with_last_byte(0x60),
+    ] {
+        total += balance(&chain, d.vault, a).await;
+    }
+    assert_eq!(total, 0);
 }

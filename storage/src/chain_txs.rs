@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use crate::db::{Db, query};
 use crate::error::{Result, StorageError};
+use crate::positions::{NewPosition, TrueUp};
 
 /// Status of a stored transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,14 +107,25 @@ pub struct NewBatch {
     /// The trades it settles, each with its on-chain form (JSON: leaf and addresses); their
     /// `batch_id` and `onchain` are set in the same transaction.
     pub trades: Vec<(u64, String)>,
+    /// The positions it settles.
+    pub positions: Vec<NewPosition>,
+    /// The non-zero true-ups of earlier estimated positions it posts.
+    pub true_ups: Vec<TrueUp>,
 }
 
-/// Stores a batch with its deltas (status `built`), in one transaction.
+/// Stores a batch with its deltas (status `built`), its trades, its positions and its true-ups, in
+/// one transaction.
 pub async fn insert_batch(db: &Db, b: &NewBatch, now: i64) -> Result<()> {
     let sql = "INSERT INTO settlement_batches (batch_id, first_interval_start, last_interval_end, prev_state_hash, \
                trades_root, trade_count, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'built', $7, $7)";
     let delta_sql = "INSERT INTO batch_deltas (batch_id, account, delta) VALUES ($1, $2, $3)";
     let trade_sql = "UPDATE trades SET batch_id = $1, onchain = $2 WHERE trade_id = $3 AND batch_id IS NULL";
+    let position_sql = "INSERT INTO positions (interval_start, interval_end, participant_id, batch_id, bought_wh, \
+                        sold_wh, metered_net_import_wh, estimated, imbalance_wh, imbalance_cash, import_tariff, \
+                        export_tariff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    let true_up_sql = "UPDATE positions SET real_net_import_wh = $1, true_up_cash = $2, true_up_batch_id = $3, \
+                       trued_up_at = $4 WHERE interval_start = $5 AND participant_id = $6 AND estimated \
+                       AND real_net_import_wh IS NULL";
     crate::db::with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         let q = match db {
@@ -152,6 +164,51 @@ pub async fn insert_batch(db: &Db, b: &NewBatch, now: i64) -> Result<()> {
                 return Err(StorageError::Refused {
                     constraint: "trades.batch_id".to_owned(),
                     message: format!("trade {id} is unknown or already in a batch"),
+                });
+            }
+        }
+        for p in &b.positions {
+            let q = match db {
+                Db::Sqlite(_) => sqlx::query(sqlx::AssertSqlSafe(crate::db::sqlite_placeholders(position_sql))),
+                Db::Postgres(_) => sqlx::query(position_sql),
+            };
+            q.bind(p.interval_start.0)
+                .bind(p.interval_end.0)
+                .bind(p.participant.0 as i64)
+                .bind(b.batch_id as i64)
+                .bind(p.bought.0)
+                .bind(p.sold.0)
+                .bind(p.metered_net_import.0)
+                .bind(p.estimated)
+                .bind(p.imbalance.0)
+                .bind(p.imbalance_cash.0)
+                .bind(p.import_tariff.0)
+                .bind(p.export_tariff.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for t in &b.true_ups {
+            let q = match db {
+                Db::Sqlite(_) => sqlx::query(sqlx::AssertSqlSafe(crate::db::sqlite_placeholders(true_up_sql))),
+                Db::Postgres(_) => sqlx::query(true_up_sql),
+            };
+            let n = q
+                .bind(t.real_net_import.0)
+                .bind(t.cash.0)
+                .bind(b.batch_id as i64)
+                .bind(now)
+                .bind(t.interval_start.0)
+                .bind(t.participant.0 as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n != 1 {
+                return Err(StorageError::Refused {
+                    constraint: "positions.real_net_import_wh".to_owned(),
+                    message: format!(
+                        "the position of participant {} at {} is not an estimate awaiting its readings",
+                        t.participant, t.interval_start.0
+                    ),
                 });
             }
         }

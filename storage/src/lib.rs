@@ -21,6 +21,7 @@ pub mod gateways;
 pub mod market;
 pub mod orders;
 pub mod participants;
+pub mod positions;
 pub mod preferences;
 pub mod readings;
 pub mod rewards;

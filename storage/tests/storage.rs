@@ -330,6 +330,8 @@ async fn settlement_batches_and_their_transactions() {
             trade_count: 3,
             deltas: vec![("1".into(), -500), ("2".into(), 300), ("3".into(), 200)],
             trades: Vec::new(),
+            positions: Vec::new(),
+            true_ups: Vec::new(),
         };
         chain_txs::insert_batch(db, &batch, 1).await.unwrap();
         assert!(
@@ -683,6 +685,8 @@ async fn settled_totals_follow_confirmed_batches() {
                     trade_count: 1,
                     deltas: vec![("3".into(), delta), ("4".into(), -delta)],
                     trades: Vec::new(),
+                    positions: Vec::new(),
+                    true_ups: Vec::new(),
                 },
                 1,
             )
@@ -842,6 +846,167 @@ async fn demand_response_programs_and_events_are_numbered_on_both_backends() {
         let b = dr::create_event(db, &event, NOW).await.unwrap();
         assert!(b.0 > a.0);
         assert_eq!(dr::event(db, a).await.unwrap().unwrap().status, "scheduled");
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn positions_are_stored_with_their_batch_and_trued_up_once() {
+    use gridshare_domain::Micro;
+    use gridshare_storage::chain_txs::{self, NewBatch};
+    use gridshare_storage::positions::{self, NewPosition, TrueUp};
+    for t in backends().await {
+        let db = &t.db;
+        let (home1, _, _) = home_with_gateway(db, 1).await;
+        let (home2, _, _) = home_with_gateway(db, 2).await;
+        let trader = ParticipantId(9); // no gateway, no meter
+        participants::upsert(
+            db,
+            &Participant {
+                id: trader,
+                name: "Trader".into(),
+                role: "trader".into(),
+                evm_address: None,
+                feeder_node: None,
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+        let position = |who: ParticipantId, start: i64, estimated: bool| NewPosition {
+            interval_start: Timestamp(start),
+            interval_end: Timestamp(start + 900_000),
+            participant: who,
+            bought: Wh(500),
+            sold: Wh(0),
+            metered_net_import: Wh(500),
+            estimated,
+            imbalance: Wh(0),
+            imbalance_cash: Micro(0),
+            import_tariff: MicroPerKwh(300_000),
+            export_tariff: MicroPerKwh(80_000),
+        };
+        let batch = |id: u64, positions: Vec<NewPosition>, true_ups: Vec<TrueUp>| NewBatch {
+            batch_id: id,
+            first_interval_start: 0,
+            last_interval_end: 900_000,
+            prev_state_hash: "0x00".into(),
+            trades_root: "0x00".into(),
+            trade_count: 0,
+            deltas: vec![("1".into(), 1), ("2".into(), -1)],
+            trades: Vec::new(),
+            positions,
+            true_ups,
+        };
+        chain_txs::insert_batch(
+            db,
+            &batch(
+                1,
+                vec![
+                    position(home1, 0, true),
+                    position(home2, 0, false),
+                    position(home1, 900_000, true),
+                    position(trader, 0, true),
+                ],
+                vec![],
+            ),
+            10,
+        )
+        .await
+        .unwrap();
+        let waiting = positions::awaiting_readings(db, Timestamp(0), None, 10).await.unwrap();
+        assert_eq!(
+            waiting
+                .iter()
+                .map(|p| (p.settled.participant, p.settled.interval_start.0))
+                .collect::<Vec<_>>(),
+            [(home1, 0), (home1, 900_000)],
+            "{}: only estimates of metered participants wait, oldest first",
+            t.name
+        );
+        assert_eq!(waiting[0].settled, position(home1, 0, true), "{}", t.name);
+        let after_first = positions::awaiting_readings(db, Timestamp(0), Some((Timestamp(0), home1)), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            after_first.len(),
+            1,
+            "{}: a scan goes on after the last one looked at",
+            t.name
+        );
+        assert_eq!(after_first[0].settled.interval_start, Timestamp(900_000));
+        assert_eq!(waiting[0].batch_id, 1);
+        assert!(
+            positions::awaiting_readings(db, Timestamp(900_001), None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}: older than the window",
+            t.name
+        );
+
+        // a measured position has nothing to true up; a stored one is refused a second time
+        let up = |who, start, cash| TrueUp {
+            interval_start: Timestamp(start),
+            participant: who,
+            real_net_import: Wh(600),
+            cash: Micro(cash),
+        };
+        assert!(matches!(
+            chain_txs::insert_batch(db, &batch(2, vec![], vec![up(home2, 0, -30_000)]), 11).await,
+            Err(StorageError::Refused { .. })
+        ));
+        assert_eq!(
+            chain_txs::max_batch_id(db).await.unwrap(),
+            Some(1),
+            "{}: nothing of batch 2",
+            t.name
+        );
+        chain_txs::insert_batch(db, &batch(2, vec![], vec![up(home1, 0, -30_000)]), 12)
+            .await
+            .unwrap();
+        positions::record_unposted_true_ups(db, &[up(home1, 900_000, 0)], Timestamp(13))
+            .await
+            .unwrap();
+        assert!(matches!(
+            positions::record_unposted_true_ups(db, &[up(home1, 900_000, 0)], Timestamp(14)).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        assert!(
+            positions::awaiting_readings(db, Timestamp(0), None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let mine = positions::of_participant(db, home1, None, 10).await.unwrap();
+        assert_eq!(mine.len(), 2);
+        assert_eq!(
+            mine[0].settled.interval_start,
+            Timestamp(900_000),
+            "{}: newest first",
+            t.name
+        );
+        assert_eq!(mine[0].true_up, Some(up(home1, 900_000, 0)));
+        assert_eq!(
+            (mine[0].true_up_batch_id, mine[0].trued_up_at),
+            (None, Some(Timestamp(13)))
+        );
+        assert_eq!(mine[1].true_up, Some(up(home1, 0, -30_000)));
+        assert_eq!(
+            (mine[1].true_up_batch_id, mine[1].trued_up_at),
+            (Some(2), Some(Timestamp(12)))
+        );
+        assert_eq!(
+            positions::of_participant(db, home1, Some(Timestamp(900_000)), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let of2 = positions::of_batch(db, 2).await.unwrap();
+        assert_eq!(of2.len(), 1, "{}: batch 2 trued up one position of batch 1", t.name);
+        assert_eq!(positions::of_batch(db, 1).await.unwrap().len(), 4);
         t.finish().await;
     }
 }

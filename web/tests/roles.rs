@@ -136,6 +136,8 @@ async fn world() -> World {
             trade_count: 1,
             deltas: vec![],
             trades: vec![(1, OnchainTrade::from(&leaf).to_json())],
+            positions: Vec::new(),
+            true_ups: Vec::new(),
         },
         NOW.0,
     )
