@@ -32,6 +32,52 @@ pub struct Balance {
     pub pending: Micro,
     /// What the vault holds (none when the chain cannot be read).
     pub on_chain: Option<Micro>,
+    /// This month's intervals settled on an estimate, and their true-ups.
+    #[serde(default)]
+    pub corrections: Corrections,
+}
+
+/// Intervals settled as traded because the home's meter readings were late, and the true-ups
+/// posted when the readings came.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corrections {
+    /// Still waiting for their readings.
+    pub awaiting: u32,
+    /// Trued up.
+    pub trued_up: u32,
+    /// The true-ups' sum (positive: credited).
+    pub total: Micro,
+}
+
+impl Corrections {
+    /// What the balance card says of them; nothing when every interval was measured.
+    pub fn summary(&self) -> Option<String> {
+        let intervals = |n: u32| {
+            if n == 1 {
+                "1 interval".to_owned()
+            } else {
+                format!("{n} intervals")
+            }
+        };
+        let mut parts = Vec::new();
+        if self.awaiting > 0 {
+            parts.push(format!(
+                "{} settled as traded while your meter readings were late; corrected when they arrive",
+                intervals(self.awaiting)
+            ));
+        }
+        if self.trued_up > 0 {
+            let sign = if self.total.0 > 0 { "+" } else { "" };
+            parts.push(format!(
+                "late readings corrected {}: {sign}{}",
+                intervals(self.trued_up),
+                money(self.total)
+            ));
+        }
+        let text = parts.join("; ");
+        let mut chars = text.chars();
+        chars.next().map(|c| c.to_uppercase().chain(chars).collect())
+    }
 }
 
 /// Energy traded in the community market over a period, and what it was worth.
@@ -752,6 +798,7 @@ fn HomePage(data: HomeData) -> impl IntoView {
                             None => "",
                         }}
                     </p>
+                    {balance.corrections.summary().map(|t| view! { <p class="small" id="corrections">{t}</p> })}
                     <p class="muted small">"Account " <code>{balance.account.clone()}</code></p>
                 </div>
                 <EnergyCard id="today" title="Today" e=data.today.clone()/>
@@ -1535,6 +1582,33 @@ fn EventPage(data: EventData) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corrections_of_late_readings_are_said_only_when_there_are_some() {
+        let c = |awaiting, trued_up, total| Corrections {
+            awaiting,
+            trued_up,
+            total: Micro(total),
+        };
+        assert_eq!(c(0, 0, 0).summary(), None);
+        assert_eq!(
+            c(1, 0, 0).summary().unwrap(),
+            "1 interval settled as traded while your meter readings were late; corrected when they arrive"
+        );
+        assert_eq!(
+            c(0, 2, 8_000).summary().unwrap(),
+            "Late readings corrected 2 intervals: +€0.01"
+        );
+        assert_eq!(
+            c(3, 1, -90_000).summary().unwrap(),
+            "3 intervals settled as traded while your meter readings were late; corrected when they arrive; \
+             late readings corrected 1 interval: −€0.09"
+        );
+        assert_eq!(
+            c(0, 1, 0).summary().unwrap(),
+            "Late readings corrected 1 interval: €0.00"
+        );
+    }
 
     #[test]
     fn prices_are_read_as_people_type_them() {

@@ -195,6 +195,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/ws", get(ws::ws))
         .route("/api/v1/trades/{id}/proof", get(settlement::proof))
         .route("/api/v1/settlement/batches", get(settlement::batches))
+        .route("/api/v1/settlement/positions", get(settlement::positions))
         .route("/api/v1/gateways", get(readings::list))
         .route("/api/v1/rewards", get(dr::my_rewards))
         .route("/api/v1/feeder", get(feeder::feeder))

@@ -23,7 +23,7 @@ use crate::health::HealthBody;
         crate::account::list_keys, crate::account::revoke_key, crate::api::place_order, crate::api::cancel_order, crate::api::amend_order,
         crate::api::my_orders, crate::api::my_trades, crate::api::books, crate::api::depth,
         crate::api::book_trades, crate::api::results, crate::ws::ws,
-        crate::settlement::batches, crate::settlement::proof, crate::readings::list, crate::readings::readings,
+        crate::settlement::batches, crate::settlement::positions, crate::settlement::proof, crate::readings::list, crate::readings::readings,
         crate::dr::create_program, crate::dr::programs, crate::dr::create_event, crate::dr::events, crate::dr::event,
         crate::dr::cancel_event, crate::dr::my_rewards, crate::feeder::feeder, crate::balances::balance,
         crate::remote::get_preferences, crate::remote::put_preferences, crate::remote::create_check, crate::remote::get_check,
@@ -37,7 +37,7 @@ use crate::health::HealthBody;
         (name = "markets", description = "Books, depth, trades and gate-closure results"),
         (name = "demand response", description = "Programs, events and reports (OpenADR 3 concepts); operators create"),
         (name = "readings", description = "Gateways and their readings as time buckets"),
-        (name = "settlement", description = "Settlement batches on chain and proofs of trades"),
+        (name = "settlement", description = "Settlement batches on chain, proofs of trades, positions and their true-ups"),
         (name = "homes", description = "A home's trading preferences, confirmed by its gateways"),
     ),
 )]

@@ -349,6 +349,7 @@ async fn home_data(
             settled: gridshare_domain::Micro(b.settled),
             pending: gridshare_domain::Micro(b.pending),
             on_chain: b.on_chain.map(gridshare_domain::Micro),
+            corrections: corrections(db, home, month_start).await?,
         },
         today: Energy {
             utility: utility_energy(&grid_power, &today, home, quarter, now),
@@ -381,6 +382,29 @@ async fn home_data(
         flash: None,
         at: now.to_rfc3339(),
     })
+}
+
+/// The home's intervals since `from` settled on an estimate, and their true-ups.
+async fn corrections(
+    db: &gridshare_storage::Db,
+    home: ParticipantId,
+    from: Timestamp,
+) -> Result<gridshare_ui::pages::Corrections, crate::ApiError> {
+    let mut c = gridshare_ui::pages::Corrections::default();
+    for p in gridshare_storage::positions::of_participant(db, home, None, 3_000).await? {
+        if p.settled.interval_start < from {
+            break;
+        }
+        match (p.settled.estimated, p.true_up) {
+            (false, _) => {}
+            (true, None) => c.awaiting += 1,
+            (true, Some(t)) => {
+                c.trued_up += 1;
+                c.total = gridshare_domain::Micro(c.total.0.saturating_add(t.cash.0));
+            }
+        }
+    }
+    Ok(c)
 }
 
 fn preferences_data(v: crate::remote::PreferencesView) -> PreferencesData {

@@ -1,12 +1,12 @@
-//! Settlement as the API shows it: batches with their status and transactions, and the Merkle
-//! proof that one of my trades is in a settled batch (checkable by anyone with the vault's
-//! `verifyTrade`).
+//! Settlement as the API shows it: batches with their status and transactions, the Merkle proof
+//! that one of my trades is in a settled batch (checkable by anyone with the vault's
+//! `verifyTrade`), and my positions per interval with their true-ups.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use gridshare_domain::TradeId;
+use gridshare_domain::{Timestamp, TradeId};
 use gridshare_settlement::step::{OnchainTrade, proof_of};
-use gridshare_storage::{StorageError, chain_txs, market};
+use gridshare_storage::{StorageError, chain_txs, market, positions};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -75,8 +75,8 @@ pub async fn batches(
         let txs = chain_txs::txs_of_batch(db, b.batch_id).await?;
         out.push(BatchView {
             batch_id: b.batch_id,
-            from: gridshare_domain::Timestamp(b.first_interval_start).to_rfc3339(),
-            to: gridshare_domain::Timestamp(b.last_interval_end).to_rfc3339(),
+            from: Timestamp(b.first_interval_start).to_rfc3339(),
+            to: Timestamp(b.last_interval_end).to_rfc3339(),
             trades: b.trade_count,
             status: b.status,
             error: b.error,
@@ -162,4 +162,101 @@ pub async fn proof(
         trade,
         proof: path.iter().map(ToString::to_string).collect(),
     }))
+}
+
+/// The correction of a position settled on an estimate, once its readings arrived.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TrueUpView {
+    /// The net import the readings show, Wh.
+    pub metered_net_import_wh: i64,
+    /// My side of the correction, µ (positive: credited; zero: the estimate was right).
+    pub correction_micro: i64,
+    /// The batch that posted it (none when it moved no money).
+    pub batch_id: Option<u64>,
+    /// When it was recorded (RFC 3339).
+    pub at: Option<String>,
+}
+
+/// My position in one settled delivery interval.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PositionView {
+    /// Delivery interval start (RFC 3339).
+    pub interval_start: String,
+    /// Its end (RFC 3339).
+    pub interval_end: String,
+    /// The batch that settled it.
+    pub batch_id: u64,
+    /// Energy bought in the market, Wh.
+    pub bought_wh: i64,
+    /// Energy sold in the market, Wh.
+    pub sold_wh: i64,
+    /// Metered net import (import − export), Wh; the traded net when `estimated`.
+    pub metered_net_import_wh: i64,
+    /// `measured`; `estimated` (my gateway's readings were late: settled as traded, no imbalance
+    /// charged, trued up when they arrive); `trued_up` (see `true_up`).
+    pub status: String,
+    /// `metered − traded` net import, Wh: positive drawn from the utility, negative fed to it.
+    pub imbalance_wh: i64,
+    /// My cash for the imbalance at the utility tariff, µ (negative: I paid).
+    pub imbalance_micro: i64,
+    /// The true-up of an estimate.
+    pub true_up: Option<TrueUpView>,
+}
+
+/// Positions: newest interval first, `before` an interval start (ms) from the previous page.
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PositionPage {
+    /// Only intervals that start earlier (ms since the epoch).
+    pub before: Option<i64>,
+    /// Items per page (1–500, default 100).
+    pub limit: Option<u32>,
+}
+
+/// My positions per settled delivery interval: what I traded against what my meter measured,
+/// the imbalance charged at the utility tariff, and the true-up of any that were settled on an
+/// estimate.
+#[utoipa::path(get, path = "/api/v1/settlement/positions", tag = "settlement", security(("api_key" = [])),
+    params(PositionPage), responses((status = 200, description = "Positions", body = Vec<PositionView>)))]
+pub async fn positions(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(page): Query<PositionPage>,
+) -> Result<ApiJson<Vec<PositionView>>, ApiError> {
+    who.require_scope(Scope::Read)?;
+    let limit = Page {
+        before: None,
+        limit: page.limit,
+    }
+    .limit()?;
+    let db = state.db()?;
+    let rows = positions::of_participant(db, who.participant, page.before.map(Timestamp), limit).await?;
+    Ok(ApiJson(rows.iter().map(position_view).collect()))
+}
+
+/// A stored position as the API shows it.
+pub fn position_view(p: &positions::Position) -> PositionView {
+    let s = &p.settled;
+    let status = match (s.estimated, &p.true_up) {
+        (false, _) => "measured",
+        (true, None) => "estimated",
+        (true, Some(_)) => "trued_up",
+    };
+    PositionView {
+        interval_start: s.interval_start.to_rfc3339(),
+        interval_end: s.interval_end.to_rfc3339(),
+        batch_id: p.batch_id,
+        bought_wh: s.bought.0,
+        sold_wh: s.sold.0,
+        metered_net_import_wh: s.metered_net_import.0,
+        status: status.to_owned(),
+        imbalance_wh: s.imbalance.0,
+        imbalance_micro: s.imbalance_cash.0,
+        true_up: p.true_up.map(|t| TrueUpView {
+            metered_net_import_wh: t.real_net_import.0,
+            correction_micro: t.cash.0,
+            batch_id: p.true_up_batch_id,
+            at: p.trued_up_at.map(Timestamp::to_rfc3339),
+        }),
+    }
 }

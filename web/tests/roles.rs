@@ -10,8 +10,8 @@ use axum::http::Request;
 use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
 use gridshare_domain::wire::TradeReport;
 use gridshare_domain::{
-    DeliveryInterval, GatewayId, IntervalLength, MicroPerKwh, NodeId, OrderId, ParticipantId, Timestamp, TradeId, Wh,
-    ZoneId,
+    DeliveryInterval, GatewayId, IntervalLength, Micro, MicroPerKwh, NodeId, OrderId, ParticipantId, Timestamp,
+    TradeId, Wh, ZoneId,
 };
 use gridshare_matching_engine::{Command, MarketConfig};
 use gridshare_settlement::merkle::MerkleTree;
@@ -19,6 +19,7 @@ use gridshare_settlement::step::{Accounts, OnchainTrade, leaf_trade};
 use gridshare_storage::chain_txs::{self, NewBatch};
 use gridshare_storage::gateways::{self, Gateway};
 use gridshare_storage::participants::{self, Participant};
+use gridshare_storage::positions::{self, NewPosition, TrueUp};
 use gridshare_storage::{Db, api_keys, market};
 use gridshare_web::api::role_scopes;
 use gridshare_web::auth::{Role, TokenKind, new_token};
@@ -136,7 +137,11 @@ async fn world() -> World {
             trade_count: 1,
             deltas: vec![],
             trades: vec![(1, OnchainTrade::from(&leaf).to_json())],
-            positions: Vec::new(),
+            // home 2's readings were late (settled as traded); the trader's meter agreed
+            positions: vec![
+                settled_position(ParticipantId(2), Wh(500), Wh(0), true),
+                settled_position(ParticipantId(3), Wh(0), Wh(500), false),
+            ],
             true_ups: Vec::new(),
         },
         NOW.0,
@@ -185,6 +190,23 @@ async fn world() -> World {
     assert_eq!(st, 201, "{v}");
     w.home2_order = v["order_id"].as_u64().unwrap();
     w
+}
+
+fn settled_position(who: ParticipantId, bought: Wh, sold: Wh, estimated: bool) -> NewPosition {
+    let iv = DeliveryInterval::new(Timestamp(1_764_064_800_000), IntervalLength::Min15).unwrap();
+    NewPosition {
+        interval_start: iv.start(),
+        interval_end: iv.end(),
+        participant: who,
+        bought,
+        sold,
+        metered_net_import: Wh(bought.0 - sold.0),
+        estimated,
+        imbalance: Wh(0),
+        imbalance_cash: Micro(0),
+        import_tariff: MicroPerKwh(300_000),
+        export_tariff: MicroPerKwh(80_000),
+    }
 }
 
 fn order() -> String {
@@ -327,6 +349,13 @@ async fn every_role_meets_every_boundary() {
             [200, 200, 200, 200, 200, 401],
         ),
         (
+            "my positions",
+            "GET",
+            "/api/v1/settlement/positions?limit=5".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
             "proof of home 2's trade",
             "GET",
             "/api/v1/trades/1/proof".into(),
@@ -411,4 +440,63 @@ async fn every_role_meets_every_boundary() {
         ));
     }
     assert_eq!(seen, vec![vec![11], vec![11], vec![11, 12], vec![], vec![11, 12]]);
+}
+
+#[tokio::test]
+async fn my_positions_show_what_settled_and_its_true_up() {
+    let w = world().await;
+    let get = |key: String, query: &'static str| {
+        let state = w.state.clone();
+        async move {
+            call(
+                &state,
+                "GET",
+                &format!("/api/v1/settlement/positions{query}"),
+                Some(&key),
+                None,
+            )
+            .await
+        }
+    };
+    let (st, v) = get(w.home2.clone(), "").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(
+        (&v[0]["status"], &v[0]["bought_wh"], &v[0]["batch_id"], &v[0]["true_up"]),
+        (&json!("estimated"), &json!(500), &json!(1), &Value::Null),
+        "{v}"
+    );
+    assert_eq!(v[0]["interval_start"], "2025-11-25T10:00:00Z");
+    let (_, v) = get(w.keys[3].clone(), "").await;
+    assert_eq!(
+        (v.as_array().map(Vec::len), &v[0]["status"], &v[0]["sold_wh"]),
+        (Some(1), &json!("measured"), &json!(500)),
+        "the trader's own: {v}"
+    );
+    let (_, v) = get(w.keys[0].clone(), "").await;
+    assert_eq!(v, json!([]), "home 1 did not trade");
+
+    // home 2's readings arrive and confirm the estimate: trued up, no money moved
+    positions::record_unposted_true_ups(
+        w.state.db.as_ref().unwrap(),
+        &[TrueUp {
+            interval_start: Timestamp(1_764_064_800_000),
+            participant: ParticipantId(2),
+            real_net_import: Wh(500),
+            cash: Micro(0),
+        }],
+        Timestamp(NOW.0 + 1_000),
+    )
+    .await
+    .unwrap();
+    let (_, v) = get(w.home2.clone(), "").await;
+    assert_eq!(v[0]["status"], "trued_up", "{v}");
+    assert_eq!(
+        v[0]["true_up"],
+        json!({"metered_net_import_wh": 500, "correction_micro": 0, "batch_id": null, "at": "2025-11-25T09:46:41Z"})
+    );
+    let (_, v) = get(w.home2.clone(), "?before=1764064800000").await;
+    assert_eq!(v, json!([]), "paged by interval start");
+    let (st, v) = get(w.home2.clone(), "?limit=0").await;
+    assert_eq!((st, &v["error"]["code"]), (400, &json!("invalid_limit")), "{v}");
 }
