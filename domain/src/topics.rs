@@ -224,9 +224,54 @@ pub mod tls {
         Ok(Arc::new(config))
     }
 
+    /// A server configuration presenting the certificate chain in `cert_file` (PEM, the server's
+    /// own first) with the private key in `key_file` (PEM: PKCS#8, PKCS#1 or SEC1). Errors name
+    /// the file and what is wrong with it.
+    pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+        use rustls::pki_types::PrivateKeyDer;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+            .map_err(|e| format!("certificate file {}: {e}", cert_file.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("certificate file {}: {e}", cert_file.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "certificate file {}: no PEM certificate in it",
+                cert_file.display()
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_file(key_file)
+            .map_err(|e| format!("key file {}: no usable PEM private key in it ({e})", key_file.display()))?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| {
+                format!(
+                    "certificate {} and key {} do not go together: {e}",
+                    cert_file.display(),
+                    key_file.display()
+                )
+            })?;
+        Ok(Arc::new(config))
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn bad_server_files_are_named() {
+            let dir = tempfile::tempdir().unwrap();
+            let cert = dir.path().join("cert.pem");
+            let key = dir.path().join("key.pem");
+            std::fs::write(&cert, "not a certificate\n").unwrap();
+            std::fs::write(&key, "not a key\n").unwrap();
+            let err = server_config(&cert, &key).unwrap_err();
+            assert!(err.contains("cert.pem") && err.contains("no PEM certificate"), "{err}");
+            let missing = dir.path().join("missing.pem");
+            assert!(server_config(&missing, &key).unwrap_err().contains("missing.pem"));
+        }
 
         #[test]
         fn a_bad_ca_file_is_named() {

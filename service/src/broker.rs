@@ -5,6 +5,10 @@
 //! configuration (none: anonymous). Persistent sessions are kept in memory only: a restart of the
 //! service forgets what the broker held, which is why gateways keep their own outbox and the
 //! service acknowledges only what it has stored. For production, use Mosquitto (`mqtt.url`).
+//!
+//! With `mqtt.tls_listen` it takes MQTT over TLS as well ([`start_tls`]): TLS is ended in the
+//! service (rustls, the same as every other TLS here) and the connection passed on to the plain
+//! listener, so gateways on an untrusted network use `mqtts://` with the same logins.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,8 +22,10 @@ use crate::mqtt::Broker;
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
     /// The address is taken or cannot be bound.
-    #[error("embedded MQTT broker: cannot listen on {addr}: {source} (is another broker running? set mqtt.listen)")]
+    #[error("embedded MQTT broker: cannot listen on {addr}: {source} (is another broker running? set {key})")]
     Bind {
+        /// The setting that gives the address.
+        key: &'static str,
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -53,7 +59,11 @@ pub fn start(listen: SocketAddr, users: &HashMap<String, String>) -> Result<Brok
         password
     });
     // rumqttd logs a bind failure on its own thread and carries on; find out here instead.
-    drop(TcpListener::bind(listen).map_err(|source| EmbeddedError::Bind { addr: listen, source })?);
+    drop(TcpListener::bind(listen).map_err(|source| EmbeddedError::Bind {
+        key: "mqtt.listen",
+        addr: listen,
+        source,
+    })?);
     let connections = ConnectionSettings {
         connection_timeout_ms: 10_000,
         max_payload_size: MAX_PAYLOAD,
@@ -117,4 +127,68 @@ pub fn start(listen: SocketAddr, users: &HashMap<String, String>) -> Result<Brok
         username: service_password.is_some().then(|| SERVICE_USER.to_owned()),
         password: service_password,
     })
+}
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts the embedded broker's TLS listener on `listen`: each connection's TLS is ended here with
+/// `tls` and its MQTT passed on, unchanged, to the broker's plain listener at `broker` (the same
+/// logins apply; the broker sees the client as local). Returns once `listen` is bound; the
+/// listener runs for the rest of the process.
+pub async fn start_tls(
+    listen: SocketAddr,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    broker: SocketAddr,
+) -> Result<SocketAddr, EmbeddedError> {
+    let bind_error = |source| EmbeddedError::Bind {
+        key: "mqtt.tls_listen",
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // out of file descriptors and the like: wait, then take connections again
+                    tracing::warn!(error = %e, "embedded MQTT broker (TLS): accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Err(e) = pass_on(acceptor, stream, broker).await {
+                    tracing::info!(%peer, error = %e, "embedded MQTT broker (TLS): connection ended");
+                }
+            });
+        }
+    });
+    tracing::info!(listen = %bound, "embedded MQTT broker listening over TLS");
+    Ok(bound)
+}
+
+/// One TLS connection: the handshake, then MQTT both ways between the client and the broker.
+async fn pass_on(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    broker: SocketAddr,
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| format!("no TLS handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let mut plain = tokio::net::TcpStream::connect(broker)
+        .await
+        .map_err(|e| format!("reaching the broker at {broker}: {e}"))?;
+    let _ = plain.set_nodelay(true);
+    tokio::io::copy_bidirectional(&mut tls, &mut plain)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -23,6 +23,9 @@
 //! embedded = true                   # without url: run the embedded broker (false: no gateway intake)
 //! listen = "127.0.0.1:1883"         # the embedded broker's address
 //! users = { gw-1 = "secret" }       # the embedded broker's gateway logins; empty: anonymous
+//! tls_listen = "0.0.0.0:8883"       # the embedded broker over TLS too (mqtts://), with:
+//! tls_cert = "/etc/gridshare/mqtt-server.pem"   # its certificate chain (PEM)
+//! tls_key = "/etc/gridshare/mqtt-server.key"    # and private key (PEM)
 //!
 //! [chain]                           # absent rpc_url: the in-process EVM in data_dir/chain.log
 //! rpc_url = "https://…"
@@ -172,6 +175,47 @@ pub struct Mqtt {
     pub users: std::collections::HashMap<String, String>,
     /// The service's client id (fixed, so the broker keeps its session while it restarts).
     pub client_id: String,
+    /// The embedded broker's MQTT-over-TLS address (absent: plain MQTT only).
+    pub tls_listen: Option<SocketAddr>,
+    /// With `tls_listen`: the certificate chain it presents (PEM, its own first).
+    pub tls_cert: Option<PathBuf>,
+    /// With `tls_listen`: the certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Mqtt {
+    /// The embedded broker's TLS listener: its address and server configuration, when
+    /// `tls_listen` is set. Errors name the key or file that is wrong.
+    pub fn tls(&self) -> Result<Option<(SocketAddr, std::sync::Arc<rustls::ServerConfig>)>, ConfigError> {
+        let Some(listen) = self.tls_listen else {
+            if self.tls_cert.is_some() || self.tls_key.is_some() {
+                return Err(ConfigError::Invalid(
+                    "mqtt.tls_cert and mqtt.tls_key are for mqtt.tls_listen, which is not set".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if self.url.is_some() || !self.embedded {
+            return Err(ConfigError::Invalid(
+                "mqtt.tls_listen is for the embedded broker; with mqtt.url (or embedded = false) TLS is the \
+                 external broker's"
+                    .into(),
+            ));
+        }
+        if listen == self.listen {
+            return Err(ConfigError::Invalid(format!(
+                "mqtt.tls_listen and mqtt.listen are both {listen}"
+            )));
+        }
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Err(ConfigError::Invalid(
+                "mqtt.tls_listen needs mqtt.tls_cert and mqtt.tls_key (PEM files)".into(),
+            ));
+        };
+        let config = gridshare_domain::topics::tls::server_config(cert, key)
+            .map_err(|e| ConfigError::Invalid(format!("mqtt.tls_listen: {e}")))?;
+        Ok(Some((listen, config)))
+    }
 }
 
 impl Default for Mqtt {
@@ -183,6 +227,9 @@ impl Default for Mqtt {
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             users: std::collections::HashMap::new(),
             client_id: "gridshare-market".into(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -345,6 +392,7 @@ impl Config {
         if let Some(url) = &self.mqtt.url {
             crate::mqtt::Broker::parse(url).map_err(|e| ConfigError::Invalid(format!("mqtt.url: {e}")))?;
         }
+        self.mqtt.tls()?;
         if let Some(ca) = &self.mqtt.ca_file {
             gridshare_domain::topics::tls::client_config(Some(ca))
                 .map_err(|e| ConfigError::Invalid(format!("mqtt.ca_file: {e}")))?;
@@ -414,6 +462,26 @@ mod tests {
             c.market.durability,
             JournalDurability::Group { commands: 64, .. }
         ));
+    }
+
+    #[test]
+    fn the_embedded_brokers_tls_settings_are_checked() {
+        let tls = |extra: &str| {
+            Config::parse(&format!("[mqtt]\n{extra}"))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(tls("tls_listen = \"127.0.0.1:8883\"").contains("needs mqtt.tls_cert and mqtt.tls_key"));
+        assert!(tls("tls_cert = \"c.pem\"").contains("not set"));
+        assert!(tls("tls_listen = \"127.0.0.1:1883\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"").contains("both"));
+        let e = tls("tls_listen = \"127.0.0.1:8883\"\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"k.pem\"");
+        assert!(e.contains("mqtt.tls_listen") && e.contains("/nonexistent/c.pem"), "{e}");
+        let e = tls(
+            "url = \"mqtt://broker:1883\"\ntls_listen = \"127.0.0.1:8883\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"",
+        );
+        assert!(e.contains("embedded broker"), "{e}");
     }
 
     #[test]

@@ -99,7 +99,20 @@ pub async fn serve(
             ..crate::mqtt::Broker::parse(url)?
         }),
         None if cfg.mqtt.embedded => {
-            Some(crate::broker::start(cfg.mqtt.listen, &cfg.mqtt.users).map_err(|e| e.to_string())?)
+            let broker = crate::broker::start(cfg.mqtt.listen, &cfg.mqtt.users).map_err(|e| e.to_string())?;
+            if let Some((listen, tls)) = cfg.mqtt.tls().map_err(|e| e.to_string())? {
+                let plain = std::net::SocketAddr::new(
+                    broker
+                        .host
+                        .parse()
+                        .map_err(|e| format!("embedded broker address: {e}"))?,
+                    broker.port,
+                );
+                crate::broker::start_tls(listen, tls, plain)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Some(broker)
         }
         None => None,
     };

@@ -135,6 +135,66 @@ async fn gateway_messages_are_verified_stored_and_answered_through_the_embedded_
     exercise(broker, gateway_login, 2).await;
 }
 
+/// The embedded broker's TLS listener: the service and the gateway both on `mqtts://`, trusting
+/// the test CA; a client that does not trust it gets no connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_messages_are_verified_stored_and_answered_through_the_embedded_broker_over_tls() {
+    let Some(ca) = gridshare_testkit::service(gridshare_testkit::MQTT_CA, "the test CA") else {
+        return;
+    };
+    let ca = std::path::PathBuf::from(ca);
+    let folder = ca.parent().unwrap();
+    let tls =
+        gridshare_domain::topics::tls::server_config(&folder.join("server.pem"), &folder.join("server.key")).unwrap();
+    let (plain, gateway_login) = embedded();
+    let listen = SocketAddr::from(([127, 0, 0, 1], gridshare_testkit::free_port().unwrap()));
+    let plain_addr = SocketAddr::new(plain.host.parse().unwrap(), plain.port);
+    let bound = gridshare::broker::start_tls(listen, tls.clone(), plain_addr)
+        .await
+        .unwrap();
+    assert_eq!(bound, listen);
+    let broker = Broker {
+        tls: true,
+        host: "localhost".into(),
+        port: listen.port(),
+        ca_file: Some(ca.clone()),
+        ..plain
+    };
+
+    // a client that trusts some other certificate (the server's own, not its CA) gets no connection
+    let mut opts = MqttOptions::new(unique("gs-untrusting"), "localhost", listen.port());
+    opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+        gridshare_domain::topics::tls::client_config(Some(&folder.join("server.pem")))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )));
+    opts.set_credentials(gateway_login.0.clone(), gateway_login.1.clone());
+    let (_client, mut events) = AsyncClient::new(opts, 10);
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.poll().await {
+                Err(e) => return e.to_string(),
+                Ok(Event::Incoming(Packet::ConnAck(_))) => panic!("connected without trusting the CA"),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("an answer");
+    assert!(!refused.is_empty());
+
+    // a second listener on the same address is refused with the address named
+    let taken = gridshare::broker::start_tls(listen, tls, plain_addr)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        taken.contains(&listen.to_string()) && taken.contains("mqtt.tls_listen"),
+        "{taken}"
+    );
+
+    exercise(broker, gateway_login, 3).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_refuses_a_wrong_password_and_names_a_taken_port() {
     let (broker, (user, _)) = embedded();

@@ -15,7 +15,9 @@ pub const POSTGRES_URL: &str = "GRIDSHARE_TEST_POSTGRES_URL";
 pub const MQTT_URL: &str = "GRIDSHARE_TEST_MQTT_URL";
 /// URL of the same Mosquitto's TLS listener (`mqtts://user:password@localhost:port`).
 pub const MQTTS_URL: &str = "GRIDSHARE_TEST_MQTTS_URL";
-/// The CA certificate (PEM) the TLS listener's certificate is signed with.
+/// The CA certificate (PEM) the TLS listener's certificate is signed with. Its folder also holds
+/// that certificate, `server.pem` (for `localhost` and 127.0.0.1), and its key, `server.key`, for
+/// TLS listeners the tests start themselves.
 pub const MQTT_CA: &str = "GRIDSHARE_TEST_MQTT_CA";
 /// Path to the `anvil` binary (else looked up on `PATH`).
 pub const ANVIL_BIN: &str = "GRIDSHARE_ANVIL_BIN";
