@@ -262,15 +262,7 @@ async fn the_same_binary_runs_on_postgres_mosquitto_and_anvil() {
     }
 
     // a trade through the API, settled on anvil
-    // the furthest open book: at 900× a book nearer delivery may close between the two orders,
-    // and how many are open changes as the scheduler closes one and opens the next
-    let (st, books) = http(port, "GET", "/api/v1/markets", &seller, None);
-    let interval = books
-        .as_array()
-        .and_then(|b| b.last())
-        .and_then(|b| b["interval"].as_str())
-        .unwrap_or_else(|| panic!("open books: {st} {books}"))
-        .to_owned();
+    let interval = common::furthest_open_interval(port, &seller);
     let order =
         |side: &str| json!({"zone": 1, "interval": interval, "side": side, "quantity_wh": 400, "price": 120_000});
     let (st, ack) = http(port, "POST", "/api/v1/orders", &seller, Some(order("sell")));

@@ -294,15 +294,7 @@ fn trades_settle_on_the_in_process_chain_with_a_proof() {
     let port = gridshare_testkit::free_port().unwrap();
     let server = serve(&data, &config, port);
 
-    // the furthest open book: at 900× a book nearer delivery may close between the two orders,
-    // and how many are open changes as the scheduler closes one and opens the next
-    let (st, books) = http(port, "GET", "/api/v1/markets", &seller, None);
-    let interval = books
-        .as_array()
-        .and_then(|b| b.last())
-        .and_then(|b| b["interval"].as_str())
-        .unwrap_or_else(|| panic!("open books: {st} {books}"))
-        .to_owned();
+    let interval = common::furthest_open_interval(port, &seller);
     let order =
         |side: &str| json!({"zone": 1, "interval": interval, "side": side, "quantity_wh": 250, "price": 100_000});
     let (st, ack) = http(port, "POST", "/api/v1/orders", &seller, Some(order("sell")));

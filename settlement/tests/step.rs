@@ -52,13 +52,80 @@ async fn balance(chain: &EvmChain, vault: Address, who: Address) -> i128 {
     i128::try_from(b).unwrap()
 }
 
-#[tokio::test]
-async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
+/// A fresh in-process chain with the contracts deployed: the chain, the settler's wallet and the
+/// deployment.
+async fn chain_with_vault() -> (EvmChain, Wallet, gridshare_settlement::onchain::Deployment) {
     let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
     let chain = EvmChain::in_memory(&[key.address()]);
     let wallet = Wallet::new(key, chain.chain_id().await.unwrap());
     let mut s = Submitter::new(&chain, wallet.clone()).await.unwrap();
     let d = deploy(&mut s, 10_000_000).await.unwrap();
+    (chain, wallet, d)
+}
+
+/// Homeowners `(id, whether they have a gateway)` on feeder node 1; home n's gateway is 10 + n.
+async fn homes(db: &Db, homes: &[(u64, bool)]) {
+    use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
+    use gridshare_domain::{GatewayId, NodeId};
+    use gridshare_storage::gateways::{self, Gateway};
+    for &(id, gateway) in homes {
+        participants::upsert(
+            db,
+            &Participant {
+                id: ParticipantId(id),
+                name: format!("home {id}"),
+                role: "homeowner".into(),
+                evm_address: None,
+                feeder_node: Some(1),
+            },
+            Timestamp(0),
+        )
+        .await
+        .unwrap();
+        if gateway {
+            gateways::register(
+                db,
+                &Gateway {
+                    id: GatewayId(10 + id),
+                    owner: ParticipantId(id),
+                    installer: None,
+                    public_key: GatewayKey::from_bytes(&[10 + id as u8; 32]).unwrap().public(),
+                    feeder_node: NodeId(1),
+                    window: ReplayWindow::default(),
+                    revoked_at: None,
+                },
+                Timestamp(0),
+            )
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// Gateway `g`'s grid-meter reading number `seq`: its import and export counters at `at`.
+fn grid_reading(g: u64, seq: u64, at: i64, import: i64, export: i64) -> gridshare_storage::readings::Reading {
+    use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
+    use gridshare_domain::{DeviceId, GatewayId, W};
+    gridshare_storage::readings::Reading {
+        gateway: GatewayId(g),
+        seq,
+        sample: TelemetrySample {
+            device: DeviceId::new("grid").unwrap(),
+            kind: DeviceKind::GridMeter,
+            at: Timestamp(at),
+            power_w: Some(W(0)),
+            energy_in_wh: Some(Wh(import)),
+            energy_out_wh: Some(Wh(export)),
+            soc_permille: None,
+            status: DeviceStatus::Ok,
+            quality: Quality::Good,
+        },
+    }
+}
+
+#[tokio::test]
+async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
+    let (chain, wallet, d) = chain_with_vault().await;
 
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
@@ -179,67 +246,15 @@ async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
 /// readings at both ends is settled as traded.
 #[tokio::test]
 async fn metered_positions_charge_the_imbalance_at_the_tariff() {
-    use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
-    use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
-    use gridshare_domain::{DeviceId, GatewayId, NodeId, W};
-    use gridshare_storage::gateways::{self, Gateway};
-    use gridshare_storage::readings::{self, Reading};
+    use gridshare_domain::GatewayId;
+    use gridshare_storage::readings;
 
-    let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
-    let chain = EvmChain::in_memory(&[key.address()]);
-    let wallet = Wallet::new(key, chain.chain_id().await.unwrap());
-    let mut s = Submitter::new(&chain, wallet.clone()).await.unwrap();
-    let d = deploy(&mut s, 10_000_000).await.unwrap();
+    let (chain, wallet, d) = chain_with_vault().await;
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
-    for id in 1..=3u64 {
-        participants::upsert(
-            &db,
-            &Participant {
-                id: ParticipantId(id),
-                name: format!("home {id}"),
-                role: "homeowner".into(),
-                evm_address: None,
-                feeder_node: Some(1),
-            },
-            Timestamp(0),
-        )
-        .await
-        .unwrap();
-    }
     // homes 1 and 2 have gateways 11 and 12; home 3 has none
-    for (g, owner) in [(11u64, 1u64), (12, 2)] {
-        gateways::register(
-            &db,
-            &Gateway {
-                id: GatewayId(g),
-                owner: ParticipantId(owner),
-                installer: None,
-                public_key: GatewayKey::from_bytes(&[g as u8; 32]).unwrap().public(),
-                feeder_node: NodeId(1),
-                window: ReplayWindow::default(),
-                revoked_at: None,
-            },
-            Timestamp(0),
-        )
-        .await
-        .unwrap();
-    }
-    let reading = |g: u64, seq: u64, at: i64, import: i64, export: i64| Reading {
-        gateway: GatewayId(g),
-        seq,
-        sample: TelemetrySample {
-            device: DeviceId::new("grid").unwrap(),
-            kind: DeviceKind::GridMeter,
-            at: Timestamp(at),
-            power_w: Some(W(0)),
-            energy_in_wh: Some(Wh(import)),
-            energy_out_wh: Some(Wh(export)),
-            soc_permille: None,
-            status: DeviceStatus::Ok,
-            quality: Quality::Good,
-        },
-    };
+    homes(&db, &[(1, true), (2, true), (3, false)]).await;
+    let reading = grid_reading;
     let (start, end) = (iv(0).start().0, iv(0).end().0);
     readings::insert_batch(
         &db,
@@ -323,65 +338,15 @@ async fn metered_positions_charge_the_imbalance_at_the_tariff() {
 /// none is due; a correction of zero is recorded without moving money; nothing is trued up twice.
 #[tokio::test]
 async fn late_readings_true_up_estimated_positions_in_the_next_batch() {
-    use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
-    use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
-    use gridshare_domain::{DeviceId, GatewayId, Micro, NodeId, W};
-    use gridshare_storage::gateways::{self, Gateway};
+    use gridshare_domain::Micro;
     use gridshare_storage::positions;
-    use gridshare_storage::readings::{self, Reading};
+    use gridshare_storage::readings;
 
-    let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
-    let chain = EvmChain::in_memory(&[key.address()]);
-    let wallet = Wallet::new(key, chain.chain_id().await.unwrap());
-    let mut s = Submitter::new(&chain, wallet.clone()).await.unwrap();
-    let d = deploy(&mut s, 10_000_000).await.unwrap();
+    let (chain, wallet, d) = chain_with_vault().await;
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
-    for id in 1..=3u64 {
-        participants::upsert(
-            &db,
-            &Participant {
-                id: ParticipantId(id),
-                name: format!("home {id}"),
-                role: "homeowner".into(),
-                evm_address: None,
-                feeder_node: Some(1),
-            },
-            Timestamp(0),
-        )
-        .await
-        .unwrap();
-        gateways::register(
-            &db,
-            &Gateway {
-                id: GatewayId(10 + id),
-                owner: ParticipantId(id),
-                installer: None,
-                public_key: GatewayKey::from_bytes(&[id as u8; 32]).unwrap().public(),
-                feeder_node: NodeId(1),
-                window: ReplayWindow::default(),
-                revoked_at: None,
-            },
-            Timestamp(0),
-        )
-        .await
-        .unwrap();
-    }
-    let reading = |g: u64, seq: u64, at: i64, import: i64, export: i64| Reading {
-        gateway: GatewayId(g),
-        seq,
-        sample: TelemetrySample {
-            device: DeviceId::new("grid").unwrap(),
-            kind: DeviceKind::GridMeter,
-            at: Timestamp(at),
-            power_w: Some(W(0)),
-            energy_in_wh: Some(Wh(import)),
-            energy_out_wh: Some(Wh(export)),
-            soc_permille: None,
-            status: DeviceStatus::Ok,
-            quality: Quality::Good,
-        },
-    };
+    homes(&db, &[(1, true), (2, true), (3, true)]).await;
+    let reading = grid_reading;
     let minute = 60_000;
     // home 1 sells 500 Wh to home 2 and 100 Wh to home 3 in interval 0, and 200 Wh to home 2 in
     // interval 2; its meter is read throughout and shows what it sold

@@ -114,7 +114,8 @@ pub struct NewBatch {
 }
 
 /// Stores a batch with its deltas (status `built`), its trades, its positions and its true-ups, in
-/// one transaction.
+/// one transaction. `Refused` for a trade already in a batch, `NotFound` for a true-up of a
+/// position that is not an estimate awaiting its readings; nothing is stored then.
 pub async fn insert_batch(db: &Db, b: &NewBatch, now: i64) -> Result<()> {
     let sql = "INSERT INTO settlement_batches (batch_id, first_interval_start, last_interval_end, prev_state_hash, \
                trades_root, trade_count, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'built', $7, $7)";
@@ -123,9 +124,6 @@ pub async fn insert_batch(db: &Db, b: &NewBatch, now: i64) -> Result<()> {
     let position_sql = "INSERT INTO positions (interval_start, interval_end, participant_id, batch_id, bought_wh, \
                         sold_wh, metered_net_import_wh, estimated, imbalance_wh, imbalance_cash, import_tariff, \
                         export_tariff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-    let true_up_sql = "UPDATE positions SET real_net_import_wh = $1, true_up_cash = $2, true_up_batch_id = $3, \
-                       trued_up_at = $4 WHERE interval_start = $5 AND participant_id = $6 AND estimated \
-                       AND real_net_import_wh IS NULL";
     crate::db::with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         let q = match db {
@@ -187,31 +185,7 @@ pub async fn insert_batch(db: &Db, b: &NewBatch, now: i64) -> Result<()> {
                 .execute(&mut *tx)
                 .await?;
         }
-        for t in &b.true_ups {
-            let q = match db {
-                Db::Sqlite(_) => sqlx::query(sqlx::AssertSqlSafe(crate::db::sqlite_placeholders(true_up_sql))),
-                Db::Postgres(_) => sqlx::query(true_up_sql),
-            };
-            let n = q
-                .bind(t.real_net_import.0)
-                .bind(t.cash.0)
-                .bind(b.batch_id as i64)
-                .bind(now)
-                .bind(t.interval_start.0)
-                .bind(t.participant.0 as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n != 1 {
-                return Err(StorageError::Refused {
-                    constraint: "positions.real_net_import_wh".to_owned(),
-                    message: format!(
-                        "the position of participant {} at {} is not an estimate awaiting its readings",
-                        t.participant, t.interval_start.0
-                    ),
-                });
-            }
-        }
+        crate::positions::write_true_ups!(db, tx, &b.true_ups, Some(b.batch_id), now);
         tx.commit().await?;
     });
     Ok(())

@@ -141,36 +141,49 @@ pub async fn awaiting_readings(
     })
 }
 
-/// Records true-ups that post no money, in one transaction: ones of zero (the readings confirmed
-/// the estimate), or ones that cancel out within what would have been their batch. Others are
-/// recorded with the batch that posts them (`chain_txs::insert_batch`). `NotFound` unless each
-/// position is an estimate still waiting for its readings.
-pub async fn record_unposted_true_ups(db: &Db, true_ups: &[TrueUp], now: Timestamp) -> Result<()> {
-    let sql = "UPDATE positions SET real_net_import_wh = $1, true_up_cash = $2, trued_up_at = $3 \
-               WHERE interval_start = $4 AND participant_id = $5 AND estimated AND real_net_import_wh IS NULL";
-    crate::db::with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        for t in true_ups {
-            let q = match db {
-                Db::Sqlite(_) => sqlx::query(sqlx::AssertSqlSafe(crate::db::sqlite_placeholders(sql))),
-                Db::Postgres(_) => sqlx::query(sql),
+/// Records `$true_ups` (`&[TrueUp]`) on their positions in the open transaction `$tx` of `$db`,
+/// posted by batch `$batch` (`Option<u64>`; `None`: they post no money), at `$now` (ms). Returns
+/// `NotFound` from the enclosing function unless each position is an estimate still waiting for
+/// its readings. Expanded inside `with_pool!`, once per backend.
+macro_rules! write_true_ups {
+    ($db:expr, $tx:expr, $true_ups:expr, $batch:expr, $now:expr) => {
+        for t in $true_ups {
+            let sql = "UPDATE positions SET real_net_import_wh = $1, true_up_cash = $2, true_up_batch_id = $3, \
+                       trued_up_at = $4 WHERE interval_start = $5 AND participant_id = $6 AND estimated \
+                       AND real_net_import_wh IS NULL";
+            let q = match $db {
+                $crate::db::Db::Sqlite(_) => sqlx::query(sqlx::AssertSqlSafe($crate::db::sqlite_placeholders(sql))),
+                $crate::db::Db::Postgres(_) => sqlx::query(sql),
             };
             let n = q
                 .bind(t.real_net_import.0)
                 .bind(t.cash.0)
-                .bind(now.0)
+                .bind($batch.map(|b: u64| b as i64))
+                .bind($now)
                 .bind(t.interval_start.0)
                 .bind(t.participant.0 as i64)
-                .execute(&mut *tx)
+                .execute(&mut *$tx)
                 .await?
                 .rows_affected();
             if n != 1 {
-                return Err(StorageError::NotFound {
+                return Err($crate::error::StorageError::NotFound {
                     what: "estimated position awaiting its readings",
                     key: format!("participant {} at {}", t.participant, t.interval_start.0),
                 });
             }
         }
+    };
+}
+pub(crate) use write_true_ups;
+
+/// Records true-ups that post no money, in one transaction: ones of zero (the readings confirmed
+/// the estimate), or ones that cancel out within what would have been their batch. Others are
+/// recorded with the batch that posts them (`chain_txs::insert_batch`). `NotFound` unless each
+/// position is an estimate still waiting for its readings.
+pub async fn record_unposted_true_ups(db: &Db, true_ups: &[TrueUp], now: Timestamp) -> Result<()> {
+    crate::db::with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        write_true_ups!(db, tx, true_ups, None::<u64>, now.0);
         tx.commit().await?;
     });
     Ok(())

@@ -954,7 +954,7 @@ async fn positions_are_stored_with_their_batch_and_trued_up_once() {
         };
         assert!(matches!(
             chain_txs::insert_batch(db, &batch(2, vec![], vec![up(home2, 0, -30_000)]), 11).await,
-            Err(StorageError::Refused { .. })
+            Err(StorageError::NotFound { .. })
         ));
         assert_eq!(
             chain_txs::max_batch_id(db).await.unwrap(),

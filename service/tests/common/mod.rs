@@ -34,3 +34,16 @@ pub fn http(port: u16, method: &str, path: &str, key: &str, body: Option<Value>)
     };
     (status, v)
 }
+
+/// The interval of the furthest open book. Tests at 900x order there: a book nearer delivery may
+/// close between two orders, and how many are open changes as the scheduler closes one and opens
+/// the next.
+pub fn furthest_open_interval(port: u16, key: &str) -> String {
+    let (st, books) = http(port, "GET", "/api/v1/markets", key, None);
+    books
+        .as_array()
+        .and_then(|b| b.last())
+        .and_then(|b| b["interval"].as_str())
+        .unwrap_or_else(|| panic!("open books: {st} {books}"))
+        .to_owned()
+}
