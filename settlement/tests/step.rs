@@ -52,6 +52,21 @@ async fn balance(chain: &EvmChain, vault: Address, who: Address) -> i128 {
     i128::try_from(b).unwrap()
 }
 
+/// The step's settings in these tests: imports at 0.30/kWh, exports at 0.08, 15-minute intervals
+/// with a 15-minute metering window, true-ups for a week.
+fn step_config() -> StepConfig {
+    StepConfig {
+        tariff: Tariff {
+            import: MicroPerKwh(300_000),
+            export: MicroPerKwh(80_000),
+        },
+        rules: IntervalRules::default(),
+        max_accounts: 500,
+        confirmations: 1,
+        true_up_window_ms: 7 * 24 * 3_600_000,
+    }
+}
+
 /// A fresh in-process chain with the contracts deployed: the chain, the settler's wallet and the
 /// deployment.
 async fn chain_with_vault() -> (EvmChain, Wallet, gridshare_settlement::onchain::Deployment) {
@@ -163,16 +178,7 @@ async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
         Address::with_last_byte(0x01),
     );
     let accounts = Accounts::load(&db, community, grid, utility).await.unwrap();
-    let cfg = StepConfig {
-        tariff: Tariff {
-            import: MicroPerKwh(300_000),
-            export: MicroPerKwh(80_000),
-        },
-        rules: IntervalRules::default(),
-        max_accounts: 500,
-        confirmations: 1,
-        true_up_window_ms: 7 * 24 * 3_600_000,
-    };
+    let cfg = step_config();
     let mut step = SettlementStep::new(&chain, &db, wallet.clone(), d.vault, cfg, accounts.clone())
         .await
         .unwrap();
@@ -284,17 +290,7 @@ async fn metered_positions_charge_the_imbalance_at_the_tariff() {
     )
     .await
     .unwrap();
-    let tariff = Tariff {
-        import: MicroPerKwh(300_000),
-        export: MicroPerKwh(80_000),
-    };
-    let cfg = StepConfig {
-        tariff,
-        rules: IntervalRules::default(),
-        max_accounts: 500,
-        confirmations: 1,
-        true_up_window_ms: 7 * 24 * 3_600_000,
-    };
+    let cfg = step_config();
     let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, cfg, accounts)
         .await
         .unwrap();
@@ -383,16 +379,7 @@ async fn late_readings_true_up_estimated_positions_in_the_next_batch() {
     )
     .await
     .unwrap();
-    let cfg = StepConfig {
-        tariff: Tariff {
-            import: MicroPerKwh(300_000),
-            export: MicroPerKwh(80_000),
-        },
-        rules: IntervalRules::default(),
-        max_accounts: 500,
-        confirmations: 1,
-        true_up_window_ms: 7 * 24 * 3_600_000,
-    };
+    let cfg = step_config();
     let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, cfg, accounts)
         .await
         .unwrap();
