@@ -129,6 +129,38 @@ fn configure(
 }
 
 /// Starts `gateway run` on `config`, with the broker password in its environment.
+/// What a gateway test over the broker starts with: gateway `gw`'s key and folder, its devices
+/// simulated over Modbus TCP, and its configuration for the broker.
+struct Home {
+    gw: u64,
+    key: GatewayKey,
+    sim: Simulator,
+    modbus_port: u16,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+/// A home on gateway `base` + this process's id (each test its own base: the broker is shared
+/// and keeps retained messages per topic, and one gateway id is one MQTT client) with `devices`
+/// (name, unit, profile) simulated at midsummer noon, ticking every 200 ms.
+async fn home(base: u64, broker: (&str, u16, &str), devices: &[(&str, u8, &str)], extra: &str) -> Home {
+    let gw = base + u64::from(std::process::id() % 90_000);
+    let sim = Simulator::new(1_750_507_200.0);
+    let units: Vec<(u8, &str)> = devices.iter().map(|&(_, unit, profile)| (unit, profile)).collect();
+    let modbus_port = simulate(&sim, &units, Duration::from_millis(200)).await;
+    let key = GatewayKey::from_bytes(&[40 + (base / 100_000) as u8; 32]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = configure(dir.path(), gw, &key, broker, modbus_port, devices, extra);
+    Home {
+        gw,
+        key,
+        sim,
+        modbus_port,
+        dir,
+        config,
+    }
+}
+
 fn start_gateway(config: &std::path::Path, password: &str) -> Killed {
     Killed(
         std::process::Command::new(BIN)
@@ -274,24 +306,23 @@ async fn a_demand_response_event_is_carried_out_reported_and_cancelled() {
         return;
     };
     let (user, pass, host, port) = parse(&url);
-    let gw = 800_000 + u64::from(std::process::id() % 90_000);
-    let sim = Simulator::new(1_750_507_200.0);
-    let devices = [(1, "eastron-sdm630.toml"), (3, "generic-battery-inverter.toml")];
-    let modbus_port = simulate(&sim, &devices, Duration::from_millis(200)).await;
-    let key = GatewayKey::from_bytes(&[43; 32]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = configure(
-        dir.path(),
+    let Home {
         gw,
-        &key,
+        key,
+        sim,
+        dir: _dir,
+        config,
+        ..
+    } = home(
+        800_000,
         (&host, port, &user),
-        modbus_port,
         &[
             ("grid", 1, "eastron-sdm630.toml"),
             ("battery", 3, "generic-battery-inverter.toml"),
         ],
         "",
-    );
+    )
+    .await;
 
     // the market's side: reports in, events out
     let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel::<gridshare_domain::wire::DrReport>();
@@ -398,16 +429,6 @@ async fn the_agent_offers_the_surplus_within_the_homeowners_limits() {
         return;
     };
     let (user, pass, host, port) = parse(&url);
-    let gw = 700_000 + u64::from(std::process::id() % 90_000);
-    let sim = Simulator::new(1_750_507_200.0); // midsummer noon for the devices
-    let devices = [
-        (1, "eastron-sdm630.toml"),
-        (2, "sunspec-inverter-103.toml"),
-        (3, "generic-battery-inverter.toml"),
-    ];
-    let modbus_port = simulate(&sim, &devices, Duration::from_millis(200)).await;
-    let key = GatewayKey::from_bytes(&[44; 32]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
     // local solar noon now, whatever the time of day the test runs at
     let utc_minutes = (gridshare_gateway_now().0 / 60_000).rem_euclid(1_440);
     let offset = (720 - utc_minutes + 720).rem_euclid(1_440) - 720;
@@ -415,19 +436,23 @@ async fn the_agent_offers_the_surplus_within_the_homeowners_limits() {
         "[agent]\nenabled = true\nmin_sell_price = 90000\nmax_buy_price = 280000\nbattery_reserve_percent = 20\n\
          utc_offset_minutes = {offset}\n"
     );
-    let config = configure(
-        dir.path(),
+    let Home {
         gw,
-        &key,
+        key,
+        dir: _dir,
+        config,
+        ..
+    } = home(
+        700_000,
         (&host, port, &user),
-        modbus_port,
         &[
             ("grid", 1, "eastron-sdm630.toml"),
             ("pv", 2, "sunspec-inverter-103.toml"),
             ("battery", 3, "generic-battery-inverter.toml"),
         ],
         &agent,
-    );
+    )
+    .await;
 
     let (tx, mut orders) = tokio::sync::mpsc::unbounded_channel::<Message>();
     let mut opts = MqttOptions::new(format!("gs-market-agent-{gw}"), host.clone(), port);
@@ -635,24 +660,24 @@ async fn preferences_reach_a_gateway_that_was_away_and_a_check_reads_every_point
         return;
     };
     let (user, pass, host, port) = parse(&url);
-    let gw = 700_000 + u64::from(std::process::id() % 90_000);
-    let sim = Simulator::new(1_750_507_200.0);
-    let devices = [(1, "eastron-sdm630.toml"), (2, "sunspec-inverter-103.toml")];
-    let modbus_port = simulate(&sim, &devices, Duration::from_millis(200)).await;
-    let key = GatewayKey::from_bytes(&[44; 32]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = configure(
-        dir.path(),
+    // its own gateway id: the agent's test runs beside it on the same broker
+    let Home {
         gw,
-        &key,
-        (&host, port, &user),
+        key,
         modbus_port,
+        dir,
+        config,
+        ..
+    } = home(
+        500_000,
+        (&host, port, &user),
         &[
             ("grid", 1, "eastron-sdm630.toml"),
             ("pv", 2, "sunspec-inverter-103.toml"),
         ],
         "",
-    );
+    )
+    .await;
 
     // the market's side: answers in, preferences and commands out
     let mut opts = MqttOptions::new(format!("gs-market-remote-{gw}"), host.clone(), port);
