@@ -220,31 +220,73 @@ impl Device {
         Duration::from_millis(self.config.timeout_ms)
     }
 
-    /// Where the device is; a host name is looked up. The error names the host.
-    pub async fn endpoint(&self) -> Result<Endpoint, String> {
+    /// Where the device is; a host name is looked up. The error names the device and the host.
+    pub async fn endpoint(&self) -> Result<Endpoint, EndpointError> {
         let c = &self.config;
         match (&c.host, &c.serial) {
             (Some(host), None) => {
                 let addr: Option<SocketAddr> = tokio::net::lookup_host((host.as_str(), c.port))
                     .await
-                    .map_err(|e| format!("device {:?}: {host}:{}: {e}", c.name, c.port))?
+                    .map_err(|source| EndpointError::Lookup {
+                        device: c.name.clone(),
+                        host: host.clone(),
+                        port: c.port,
+                        source,
+                    })?
                     .next();
-                addr.map(Endpoint::Tcp)
-                    .ok_or_else(|| format!("device {:?}: {host}:{}: no address", c.name, c.port))
+                addr.map(Endpoint::Tcp).ok_or_else(|| EndpointError::NoAddress {
+                    device: c.name.clone(),
+                    host: host.clone(),
+                    port: c.port,
+                })
             }
             (None, Some(path)) => Ok(Endpoint::Serial {
                 path: path.clone(),
                 baud: c.baud,
                 parity: c.parity,
             }),
-            _ => Err(format!("device {:?}: give either host or serial", c.name)),
+            _ => Err(EndpointError::NoTransport { device: c.name.clone() }),
         }
     }
 }
 
+/// A device that cannot be reached as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// Its host name could not be looked up.
+    #[error("device {device:?}: {host}:{port}: {source}")]
+    Lookup {
+        /// The device.
+        device: String,
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its host name resolves to no address.
+    #[error("device {device:?}: {host}:{port}: no address")]
+    NoAddress {
+        /// The device.
+        device: String,
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// Neither or both of `host` and `serial` (a configuration that was not loaded through
+    /// [`Config::load`], which refuses it).
+    #[error("device {device:?}: give either host or serial")]
+    NoTransport {
+        /// The device.
+        device: String,
+    },
+}
+
 /// A link to every device, in order. Devices on one endpoint (units on one serial line, or
 /// behind one RS-485 bridge) share one [`Bus`], so their requests take turns.
-pub async fn links(devices: &[Device], min_gap: Duration) -> Result<Vec<Link>, String> {
+pub async fn links(devices: &[Device], min_gap: Duration) -> Result<Vec<Link>, EndpointError> {
     let mut buses: Vec<Bus> = Vec::new();
     let mut links = Vec::with_capacity(devices.len());
     for d in devices {

@@ -22,8 +22,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use gridshare_domain::wire::{DeviceKind, DrEvent, DrReport, DrSignal};
-use gridshare_domain::{Timestamp, W};
+use gridshare_domain::wire::{DeviceKind, DrEvent, DrReport, DrSignal, ValidationError};
+use gridshare_domain::{EventId, Timestamp, W};
 
 use crate::config::Device;
 use crate::modbus::{Link, ModbusError};
@@ -169,6 +169,16 @@ struct Active {
     measure: Option<Measure>,
 }
 
+/// A demand-response event that is not valid, and so not carried out.
+#[derive(Debug, thiserror::Error)]
+#[error("demand-response event {event_id}: {source}")]
+pub struct EventError {
+    /// The event's id.
+    pub event_id: EventId,
+    /// What is wrong with it.
+    pub source: ValidationError,
+}
+
 /// Carries out demand-response events on a gateway's devices.
 #[derive(Debug, Default)]
 pub struct Controller {
@@ -182,10 +192,11 @@ pub struct Controller {
 impl Controller {
     /// A new event (or a new version of one, or its cancellation). A higher-priority event
     /// replaces the one running; a lower one is ignored while the other runs.
-    pub fn on_event(&mut self, event: DrEvent) -> Result<(), String> {
-        event
-            .validate()
-            .map_err(|e| format!("demand-response event {}: {e}", event.event_id))?;
+    pub fn on_event(&mut self, event: DrEvent) -> Result<(), EventError> {
+        event.validate().map_err(|source| EventError {
+            event_id: event.event_id,
+            source,
+        })?;
         let running = self.active.as_ref().map(|a| (a.event.event_id, a.event.priority));
         match running {
             Some((id, _)) if id == event.event_id => self.pending = Some(event),

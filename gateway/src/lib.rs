@@ -6,12 +6,14 @@
 //!   link errors apart from device exceptions, backoff);
 //! - [`sunspec`]: discovery and decoding of SunSpec models;
 //! - [`simulate`]: the device simulator;
+//! - [`key`]: the gateway's signing key on disk;
 //! - [`run`]: polling, signed telemetry through the on-disk [`outbox`] (store and forward),
 //!   demand response ([`dr`]) and the homeowner's trading [`agent`].
 
 pub mod agent;
 pub mod config;
 pub mod dr;
+pub mod key;
 pub mod modbus;
 pub mod outbox;
 pub mod profile;

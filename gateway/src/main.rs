@@ -437,7 +437,9 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 let _ = tokio::signal::ctrl_c().await;
                 let _ = stop.send(true);
             });
-            gridshare_gateway::run::run(cfg, devices, key, stopped).await
+            gridshare_gateway::run::run(cfg, devices, key, stopped)
+                .await
+                .map_err(|e| e.to_string())
         }
         Cmd::Keygen { out } => {
             let mut bytes = [0u8; 32];
@@ -622,7 +624,13 @@ async fn check(path: &std::path::Path, json: bool) -> Result<(), String> {
             Ok(mut l) if l.len() == 1 => l.remove(0),
             Ok(_) => continue,
             Err(e) => {
-                rows.push((d.config.name.clone(), "-".to_owned(), None, String::new(), Some(e)));
+                rows.push((
+                    d.config.name.clone(),
+                    "-".to_owned(),
+                    None,
+                    String::new(),
+                    Some(e.to_string()),
+                ));
                 continue;
             }
         };

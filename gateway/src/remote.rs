@@ -2,11 +2,11 @@
 //! preferences, kept on disk so they outlive a restart and an offline market, and the
 //! installer's remote check, which reads every point of every device and says what it got.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gridshare_domain::DeviceId;
-use gridshare_domain::wire::{CheckResult, DeviceCheck, PointCheck, TradingPreferences};
+use gridshare_domain::wire::{CheckResult, DeviceCheck, PointCheck, TradingPreferences, ValidationError};
 
 use crate::config::Device;
 use crate::modbus::{Link, read_points};
@@ -14,29 +14,66 @@ use crate::modbus::{Link, read_points};
 /// The file the newest preferences are kept in, below the data directory.
 pub const PREFERENCES_FILE: &str = "preferences.json";
 
+/// A preferences file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PreferencesError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not preferences as JSON.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the field).
+        source: serde_json::Error,
+    },
+    /// The file holds preferences that are not valid (edited by hand, say).
+    #[error("{path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: ValidationError,
+    },
+    /// The preferences could not be written as JSON.
+    #[error("encoding the preferences: {0}")]
+    Encode(serde_json::Error),
+}
+
 /// The preferences last taken, if any came from the market. A file that cannot be read or is
 /// not valid preferences is an error naming it (the gateway does not guess the homeowner's limits).
-pub fn load_preferences(dir: &Path) -> Result<Option<TradingPreferences>, String> {
+pub fn load_preferences(dir: &Path) -> Result<Option<TradingPreferences>, PreferencesError> {
     let path = dir.join(PREFERENCES_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(source) => return Err(PreferencesError::Io { path, source }),
     };
-    let p: TradingPreferences = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    p.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+    let p: TradingPreferences = match serde_json::from_str(&text) {
+        Ok(p) => p,
+        Err(source) => return Err(PreferencesError::Parse { path, source }),
+    };
+    if let Err(source) = p.validate() {
+        return Err(PreferencesError::Invalid { path, source });
+    }
     Ok(Some(p))
 }
 
 /// Keeps `p` as the preferences in force (written aside, then renamed: a crash leaves the old
 /// file or the new one, never half of one).
-pub fn save_preferences(dir: &Path, p: &TradingPreferences) -> Result<(), String> {
+pub fn save_preferences(dir: &Path, p: &TradingPreferences) -> Result<(), PreferencesError> {
     let path = dir.join(PREFERENCES_FILE);
     let tmp = path.with_extension("tmp");
-    let body = serde_json::to_vec_pretty(p).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec_pretty(p).map_err(PreferencesError::Encode)?;
     std::fs::write(&tmp, body)
         .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|source| PreferencesError::Io { path, source })
 }
 
 /// Longest error text kept per point (a check must fit in one envelope).
@@ -246,7 +283,7 @@ mod tests {
         save_preferences(dir.path(), &p).unwrap();
         assert_eq!(load_preferences(dir.path()).unwrap(), Some(p));
         std::fs::write(dir.path().join(PREFERENCES_FILE), "{\"version\": 1}").unwrap();
-        let err = load_preferences(dir.path()).unwrap_err();
+        let err = load_preferences(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains(PREFERENCES_FILE) && err.contains("min_sell_price"),
             "{err}"

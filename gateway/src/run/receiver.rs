@@ -1,0 +1,140 @@
+//! What the market sends the gateway: each message arriving on one of its topics is decoded and
+//! handed to the poller over a channel, so that everything touching the devices, the agent and
+//! the outbox happens in the poller's one task.
+//!
+//! | topic | message | to the poller as |
+//! |---|---|---|
+//! | `order_ack` | [`OrderAck`] | [`MarketNews::Ack`] |
+//! | `market_result` | [`Fill`] | [`MarketNews::Fill`] |
+//! | `dr/event` | [`Message::DrEvent`] | a [`DrEvent`] |
+//! | `preferences` | [`Message::Preferences`] | [`Control::Preferences`] |
+//! | `command` | [`Message::CheckRequest`] | [`Control::Check`] |
+//!
+//! Anything unreadable or unexpected is logged and dropped: the market does not wait for an
+//! answer to those.
+
+use gridshare_domain::topics::{self, Channel};
+use gridshare_domain::wire::{CheckRequest, DrEvent, Fill, Message, OrderAck, TradingPreferences};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// The gateway's topics the sender subscribes to at every connection.
+pub(super) const SUBSCRIBED: [Channel; 5] = [
+    Channel::DrEvent,
+    Channel::OrderAck,
+    Channel::MarketResult,
+    Channel::Preferences,
+    Channel::Command,
+];
+
+/// What the market says of the agent's orders.
+#[derive(Debug)]
+pub(super) enum MarketNews {
+    Ack(OrderAck),
+    Fill(Fill),
+}
+
+/// What the market asks of the gateway.
+#[derive(Debug)]
+pub(super) enum Control {
+    Preferences(TradingPreferences),
+    Check(CheckRequest),
+}
+
+/// The poller's ends of the channels.
+#[derive(Debug)]
+pub(super) struct Inbox {
+    pub(super) dr: UnboundedReceiver<DrEvent>,
+    pub(super) market: UnboundedReceiver<MarketNews>,
+    pub(super) control: UnboundedReceiver<Control>,
+}
+
+/// Decodes incoming messages and passes them on to the [`Inbox`].
+#[derive(Debug)]
+pub(super) struct Receiver {
+    dr: UnboundedSender<DrEvent>,
+    market: UnboundedSender<MarketNews>,
+    control: UnboundedSender<Control>,
+}
+
+/// A receiver and the inbox it fills.
+pub(super) fn channel() -> (Receiver, Inbox) {
+    let (dr, dr_rx) = unbounded_channel();
+    let (market, market_rx) = unbounded_channel();
+    let (control, control_rx) = unbounded_channel();
+    (
+        Receiver { dr, market, control },
+        Inbox {
+            dr: dr_rx,
+            market: market_rx,
+            control: control_rx,
+        },
+    )
+}
+
+impl Receiver {
+    /// One message published to `topic`. A send fails only once the poller has stopped, when
+    /// there is no one left to act on the message.
+    pub(super) fn on_publish(&self, topic: &str, payload: &[u8]) {
+        let channel = topics::parse(topic).map(|(_, c)| c);
+        if channel == Some(Channel::OrderAck) {
+            match serde_json::from_slice::<OrderAck>(payload) {
+                Ok(a) => {
+                    let _ = self.market.send(MarketNews::Ack(a));
+                }
+                Err(e) => tracing::warn!(%topic, error = %e, "unreadable order acknowledgement"),
+            }
+            return;
+        }
+        if channel == Some(Channel::MarketResult) {
+            match serde_json::from_slice::<Fill>(payload) {
+                Ok(f) => {
+                    tracing::info!(
+                        order = f.client_order_id.0,
+                        wh = f.trade.quantity.0,
+                        price = f.trade.price.0,
+                        "filled"
+                    );
+                    let _ = self.market.send(MarketNews::Fill(f));
+                }
+                Err(e) => tracing::warn!(%topic, error = %e, "unreadable fill"),
+            }
+            return;
+        }
+        match serde_json::from_slice::<Message>(payload) {
+            Ok(Message::DrEvent(event)) if channel == Some(Channel::DrEvent) => {
+                tracing::info!(event = %event.event_id, cancelled = event.cancelled, "demand-response event received");
+                let _ = self.dr.send(event);
+            }
+            Ok(Message::Preferences(p)) if channel == Some(Channel::Preferences) => {
+                let _ = self.control.send(Control::Preferences(p));
+            }
+            Ok(Message::CheckRequest(c)) if channel == Some(Channel::Command) => {
+                tracing::info!(check = c.check_id, "remote check asked");
+                let _ = self.control.send(Control::Check(c));
+            }
+            Ok(other) => tracing::warn!(kind = other.kind(), %topic, "unexpected message"),
+            Err(e) => tracing::warn!(%topic, error = %e, "unreadable message"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridshare_domain::GatewayId;
+
+    #[test]
+    fn messages_go_to_the_poller_by_topic_and_the_rest_is_dropped() {
+        let (receiver, mut inbox) = channel();
+        let topic = |c| topics::topic(GatewayId(7), c);
+        let check = serde_json::to_vec(&Message::CheckRequest(CheckRequest { check_id: 3 })).unwrap();
+        receiver.on_publish(&topic(Channel::Command), &check);
+        assert!(matches!(inbox.control.try_recv(), Ok(Control::Check(c)) if c.check_id == 3));
+        // a check request on the wrong topic, and garbage: neither reaches the poller
+        receiver.on_publish(&topic(Channel::DrEvent), &check);
+        receiver.on_publish(&topic(Channel::OrderAck), b"not json");
+        assert!(inbox.control.try_recv().is_err());
+        assert!(inbox.dr.try_recv().is_err());
+        assert!(inbox.market.try_recv().is_err());
+    }
+}

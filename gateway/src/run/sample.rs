@@ -1,0 +1,165 @@
+//! One device's telemetry sample per cycle: its points read through its profile, turned into a
+//! [`TelemetrySample`] with a status and a quality. A device that does not answer is left alone
+//! for a growing while ([`Backoff`]) and reported unreachable meanwhile; one whose values have
+//! frozen is flagged suspect.
+
+use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
+use gridshare_domain::{DeviceId, Timestamp, W, Wh};
+
+use crate::agent::Reading;
+use crate::config::Device;
+use crate::modbus::{Backoff, Link, read_points};
+use crate::profile::Quantity;
+
+/// How long a device's readings may stay exactly the same, while it reports power, before its
+/// samples are flagged suspect: real power readings carry noise in their last digits.
+pub const STUCK_AFTER_MS: i64 = 30_000;
+
+/// Spots a device whose values have frozen (a hung meter or a gateway in front of it answering
+/// from a stale cache): every value the same as before, bit for bit, with power not zero, for
+/// [`STUCK_AFTER_MS`].
+#[derive(Debug, Default)]
+struct Freeze {
+    last: Option<Vec<Option<u64>>>,
+    since: Option<Timestamp>,
+}
+
+impl Freeze {
+    /// True when the values `values` at `at` have been stuck long enough to be suspect.
+    fn stuck(&mut self, at: Timestamp, values: Vec<Option<u64>>, power_w: Option<f64>) -> bool {
+        let same = self.last.as_ref() == Some(&values) && power_w.is_some_and(|p| p != 0.0);
+        if !same {
+            self.last = Some(values);
+            self.since = None;
+            return false;
+        }
+        let since = *self.since.get_or_insert(at);
+        at.0 - since.0 >= STUCK_AFTER_MS
+    }
+}
+
+/// One device's sampler: the device and its retry state.
+#[derive(Debug)]
+pub(super) struct Sampler {
+    device: Device,
+    backoff: Backoff,
+    retry_at: Option<tokio::time::Instant>,
+    freeze: Freeze,
+}
+
+impl Sampler {
+    pub(super) fn new(device: Device) -> Self {
+        Self {
+            device,
+            backoff: Backoff::default(),
+            retry_at: None,
+            freeze: Freeze::default(),
+        }
+    }
+
+    /// The device's sample at `at`, read over `link`; `None` only for a device whose name is
+    /// not a device id (names are checked when the configuration is loaded).
+    pub(super) async fn sample(&mut self, link: &mut Link, at: Timestamp) -> Option<TelemetrySample> {
+        let id = DeviceId::new(self.device.config.name.clone()).ok()?;
+        let unreachable = TelemetrySample {
+            device: id.clone(),
+            kind: self.device.profile.device.kind,
+            at,
+            power_w: None,
+            energy_in_wh: None,
+            energy_out_wh: None,
+            soc_permille: None,
+            status: DeviceStatus::Unreachable,
+            quality: Quality::Estimated,
+        };
+        if self.retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
+            return Some(unreachable);
+        }
+        let values = read_points(link, &self.device.profile).await;
+        if let Some(e) = values
+            .iter()
+            .find_map(|(_, v)| v.as_ref().err())
+            .filter(|e| e.is_link())
+        {
+            let delay = self.backoff.next_delay();
+            tracing::warn!(device = %self.device.config.name, error = %e, retry_in = ?delay, "device unreachable");
+            self.retry_at = Some(tokio::time::Instant::now() + delay);
+            return Some(unreachable);
+        }
+        self.backoff.reset();
+        self.retry_at = None;
+        let get = |q: Quantity| {
+            let p = self.device.profile.quantity(q)?;
+            values.iter().find(|(n, _)| *n == p.name)?.1.clone().ok().flatten()
+        };
+        let failed = values.iter().any(|(_, v)| v.is_err());
+        let bits: Vec<Option<u64>> = values
+            .iter()
+            .map(|(_, v)| v.as_ref().ok().copied().flatten().map(f64::to_bits))
+            .collect();
+        let was_stuck = self.freeze.since.is_some_and(|s| at.0 - s.0 >= STUCK_AFTER_MS);
+        let stuck = self.freeze.stuck(at, bits, get(Quantity::PowerW));
+        if stuck && !was_stuck {
+            tracing::warn!(device = %self.device.config.name, "values frozen for {} s: samples flagged suspect", STUCK_AFTER_MS / 1_000);
+        }
+        Some(TelemetrySample {
+            power_w: get(Quantity::PowerW).map(|v| W(v.round() as i64)),
+            energy_in_wh: get(Quantity::EnergyInWh).map(|v| Wh(v.max(0.0).round() as i64)),
+            energy_out_wh: get(Quantity::EnergyOutWh).map(|v| Wh(v.max(0.0).round() as i64)),
+            soc_permille: get(Quantity::SocPermille).map(|v| v.clamp(0.0, 1_000.0).round() as u16),
+            status: if failed { DeviceStatus::Fault } else { DeviceStatus::Ok },
+            quality: if failed || stuck {
+                Quality::Suspect
+            } else {
+                Quality::Good
+            },
+            ..unreachable
+        })
+    }
+}
+
+/// The agent's view of one cycle's samples.
+pub(super) fn reading(at: Timestamp, samples: &[TelemetrySample]) -> Reading {
+    let sum = |kind: DeviceKind| {
+        let mut it = samples
+            .iter()
+            .filter(|s| s.kind == kind)
+            .filter_map(|s| s.power_w)
+            .peekable();
+        it.peek().is_some().then(|| it.map(|w| w.0 as f64).sum())
+    };
+    Reading {
+        at,
+        grid_w: sum(DeviceKind::GridMeter),
+        pv_w: sum(DeviceKind::PvInverter),
+        battery_w: sum(DeviceKind::Battery),
+        soc_permille: samples
+            .iter()
+            .find(|s| s.kind == DeviceKind::Battery)
+            .and_then(|s| s.soc_permille),
+        ev_w: sum(DeviceKind::EvCharger),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frozen_values_become_suspect_after_thirty_seconds_unless_the_power_is_zero() {
+        let mut f = Freeze::default();
+        let v = |x: f64| vec![Some(x.to_bits()), Some(12_345.0f64.to_bits())];
+        assert!(!f.stuck(Timestamp(0), v(812.5), Some(812.5)));
+        for t in (1..30).map(|s| s * 1_000) {
+            assert!(!f.stuck(Timestamp(t), v(812.5), Some(812.5)), "{t}");
+        }
+        assert!(f.stuck(Timestamp(31_000), v(812.5), Some(812.5)));
+        // a change: fine again
+        assert!(!f.stuck(Timestamp(32_000), v(812.6), Some(812.6)));
+        // a device at rest legitimately reads the same
+        let mut idle = Freeze::default();
+        for t in (0..100).map(|s| s * 1_000) {
+            assert!(!idle.stuck(Timestamp(t), v(0.0), Some(0.0)));
+        }
+    }
+}
