@@ -5,12 +5,14 @@
 //! - [`modbus`]: Modbus TCP and RTU links (timeouts, request gap, shared buses, batched reads,
 //!   link errors apart from device exceptions, backoff);
 //! - [`sunspec`]: discovery and decoding of SunSpec models;
+//! - [`scan`] and [`check`]: the installer's search for devices and check of a configuration;
 //! - [`simulate`]: the device simulator;
 //! - [`key`]: the gateway's signing key on disk;
 //! - [`run`]: polling, signed telemetry through the on-disk [`outbox`] (store and forward),
 //!   demand response ([`dr`]) and the homeowner's trading [`agent`].
 
 pub mod agent;
+pub mod check;
 pub mod config;
 pub mod dr;
 pub mod key;
@@ -19,5 +21,6 @@ pub mod outbox;
 pub mod profile;
 pub mod remote;
 pub mod run;
+pub mod scan;
 pub mod simulate;
 pub mod sunspec;

@@ -367,6 +367,45 @@ pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, Profile)>, ProfileError> {
         .collect()
 }
 
+/// The README's supported-hardware table (Markdown) of `profiles`, as [`load_dir`] gives them:
+/// one row per profile with what it reads and what it may write.
+pub fn markdown_table(profiles: &[(PathBuf, Profile)]) -> String {
+    let mut out = String::from("| device | maker | kind | profile | reads | writes |\n|---|---|---|---|---|---|\n");
+    for (path, p) in profiles {
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let kind = serde_json::to_value(p.device.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(|k| k.replace('_', " ")))
+            .unwrap_or_default();
+        let reads: Vec<String> = p
+            .points
+            .iter()
+            .filter(|x| x.writable.is_none())
+            .map(|x| format!("{} ({})", x.name, if x.unit.is_empty() { "-" } else { &x.unit }))
+            .collect();
+        let writes: Vec<String> = p
+            .points
+            .iter()
+            .filter_map(|x| x.writable.map(|w| format!("{} {}–{} {}", x.name, w.min, w.max, x.unit)))
+            .collect();
+        out.push_str(&format!(
+            "| {} | {} | {kind} | `hardware/{file}` | {} | {} |\n",
+            p.device.name,
+            p.device.manufacturer,
+            reads.join(", "),
+            if writes.is_empty() {
+                "-".to_owned()
+            } else {
+                writes.join(", ")
+            }
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
