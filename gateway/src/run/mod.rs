@@ -236,3 +236,20 @@ pub async fn run_with(
     sender.shutdown().await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The service's demo and its tests spawn gateways on their runtime and read each home's
+    /// key with `?` in functions whose errors are text: both must keep compiling.
+    #[test]
+    fn a_gateway_can_be_spawned_and_its_key_read_into_a_text_error() {
+        let _spawn = |cfg, devices, key, stop| tokio::spawn(run_with(cfg, devices, key, stop, Options::default()));
+        fn key_as_text(path: &std::path::Path) -> Result<GatewayKey, String> {
+            Ok(load_key(path)?)
+        }
+        let err = key_as_text(std::path::Path::new("/nonexistent/key.hex")).unwrap_err();
+        assert!(err.starts_with("key file /nonexistent/key.hex: "), "{err}");
+    }
+}
