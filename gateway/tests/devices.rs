@@ -292,3 +292,56 @@ async fn sunspec_devices_are_discovered_and_read_with_their_scale_factors() {
     // the meter is not SunSpec: it answers, with exceptions at the SunSpec bases
     assert_eq!(discover(&mut link(addr, 1)).await.unwrap(), None);
 }
+
+/// `gateway check`'s work: every configured point read once; a device that answers gives
+/// values and no problem, a unit nobody answers for gives a problem on every point, a host that
+/// does not resolve is one row naming it, and a value outside its limits is flagged.
+#[tokio::test]
+async fn the_installer_check_reads_every_point_and_names_what_failed() {
+    use gridshare_gateway::check::{check_devices, out_of_range};
+    use gridshare_gateway::config::{Device, DeviceConfig};
+    let sim = Simulator::new(NOON);
+    sim.add(1, profile("eastron-sdm630.toml"));
+    sim.step(1.0);
+    let addr = start(&sim).await;
+    let device = |name: &str, host: &str, unit: u8| Device {
+        config: DeviceConfig {
+            name: name.into(),
+            profile: "eastron-sdm630.toml".into(),
+            host: Some(host.into()),
+            port: addr.port(),
+            serial: None,
+            baud: 9_600,
+            parity: Default::default(),
+            unit: Some(unit),
+            timeout_ms: 500,
+        },
+        profile: profile("eastron-sdm630.toml"),
+    };
+    let rows = check_devices(&[
+        device("grid", "127.0.0.1", 1),
+        device("absent", "127.0.0.1", 9),
+        device("nowhere", "no-such-host.invalid", 1),
+    ])
+    .await;
+    let points = profile("eastron-sdm630.toml").points.len();
+    let of = |name: &str| rows.iter().filter(|r| r.device == name).collect::<Vec<_>>();
+    assert_eq!(of("grid").len(), points, "{rows:?}");
+    assert!(
+        of("grid").iter().all(|r| r.problem.is_none() && r.value.is_some()),
+        "{rows:?}"
+    );
+    assert_eq!(of("absent").len(), points, "{rows:?}");
+    assert!(of("absent").iter().all(|r| r.problem.is_some()), "{rows:?}");
+    let nowhere = of("nowhere");
+    assert_eq!(nowhere.len(), 1, "{rows:?}");
+    let problem = nowhere[0].problem.as_deref().unwrap_or("");
+    assert!(
+        problem.contains("device \"nowhere\"") && problem.contains("no-such-host.invalid"),
+        "{problem}"
+    );
+    let setpoint = profile("generic-battery-inverter.toml");
+    let p = setpoint.quantity(Quantity::BatterySetpointW).unwrap();
+    assert!(out_of_range(p, 1e9).unwrap().contains("outside its limits"));
+    assert_eq!(out_of_range(p, 0.0), None);
+}
