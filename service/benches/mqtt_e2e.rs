@@ -22,11 +22,11 @@ use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::{DeviceKind, DeviceStatus, Message, Quality, Telemetry, TelemetrySample};
 use gridshare_domain::{DeviceId, GatewayId, NodeId, ParticipantId, W, Wh};
+use gridshare_market::{Clock, Market, wall_clock as now};
 use gridshare_matching_engine::MarketConfig;
 use gridshare_storage::Db;
 use gridshare_storage::gateways::{self, Gateway};
 use gridshare_storage::participants::{self, Participant};
-use gridshare_web::market::{Market, now};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use sqlx::Connection;
 
@@ -36,7 +36,7 @@ const READINGS: u64 = 20_000;
 
 struct Rig {
     db: Db,
-    metrics: Arc<gridshare_web::Metrics>,
+    metrics: Arc<gridshare_market::Metrics>,
     keys: Vec<GatewayKey>,
     clients: Vec<AsyncClient>,
     seq: u64,
@@ -89,8 +89,10 @@ async fn rig(admin: &str, name: &str, service: Broker, gateway: Broker) -> Rig {
         .unwrap();
         keys.push(key);
     }
-    let metrics = Arc::new(gridshare_web::Metrics::new());
-    let (market, _) = Market::start(MarketConfig::default(), None, db.clone()).await.unwrap();
+    let metrics = Arc::new(gridshare_market::Metrics::new());
+    let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
+        .await
+        .unwrap();
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let (_dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
     std::mem::forget((_stop, _dr_out)); // the service runs for the whole bench

@@ -30,11 +30,11 @@ use gridshare_gateway::config::{
 };
 use gridshare_gateway::profile::Profile;
 use gridshare_gateway::simulate::Simulator;
+use gridshare_market::{Clock, wall_clock};
 use gridshare_matching_engine::network::NodeConfig;
 use gridshare_storage::gateways::{self, Gateway};
 use gridshare_storage::participants::{self, Participant};
 use gridshare_web::auth::{TokenKind, new_token};
-use gridshare_web::market;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -227,7 +227,7 @@ pub fn service_config(opts: &Options, data_dir: &Path, n: &Neighbourhood) -> Con
 /// Creates the neighbourhood's participants, logins, keys and gateways in the database, and
 /// writes the gateways' keys under `data_dir/gateways/`.
 async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Result<Neighbourhood, String> {
-    let now = market::wall_clock();
+    let now = wall_clock();
     let err = |e: gridshare_storage::StorageError| e.to_string();
     let mqtt_port = gridshare_free_port()?;
     let mut n = Neighbourhood {
@@ -360,7 +360,7 @@ fn gridshare_free_port() -> Result<u16, String> {
 
 /// 06:00 UTC today, in market time.
 fn six_in_the_morning() -> Timestamp {
-    let now = market::wall_clock().0;
+    let now = wall_clock().0;
     Timestamp(now - now.rem_euclid(86_400_000) + 6 * 3_600_000)
 }
 
@@ -384,10 +384,11 @@ async fn start_home(
     data_dir: &Path,
     mqtt_port: u16,
     speed: f64,
+    clock: &Clock,
     stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let hw = hardware_dir();
-    let sim = Simulator::new(market::now().0 as f64 / 1_000.0);
+    let sim = Simulator::new(clock.now().0 as f64 / 1_000.0);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("home {}: simulator: {e}", home.id))?;
@@ -451,7 +452,10 @@ async fn start_home(
         },
     };
     let options = gridshare_gateway::run::Options {
-        clock: market::now,
+        clock: {
+            let clock = clock.clone();
+            std::sync::Arc::new(move || clock.now())
+        },
         // half a second of real time: 45 s of market time at the default speed, so the meters
         // are read close to every interval's start and end
         period: Some(Duration::from_millis(500)),
@@ -482,7 +486,14 @@ async fn metrics(client: &reqwest::Client, base: &str) -> BTreeMap<String, f64> 
 
 /// The operator's side of the demo: one demand-response program, and every sixth interval an
 /// event for the homes of one transformer (each in turn).
-async fn operator(client: reqwest::Client, base: String, key: String, homes: usize, mut stop: watch::Receiver<bool>) {
+async fn operator(
+    client: reqwest::Client,
+    base: String,
+    key: String,
+    homes: usize,
+    clock: Clock,
+    mut stop: watch::Receiver<bool>,
+) {
     let auth = format!("Bearer {key}");
     let program = client
         .post(format!("{base}/api/v1/dr/programs"))
@@ -512,7 +523,7 @@ async fn operator(client: reqwest::Client, base: String, key: String, homes: usi
             _ = stop.changed() => return,
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        let now = market::now().0;
+        let now = clock.now().0;
         let this = now - now.rem_euclid(interval_ms);
         let n = this / interval_ms;
         if n % 6 != 0 || last_called == Some(n) {
@@ -627,6 +638,8 @@ pub async fn run(
     let cfg = service_config(&opts, &data_dir, &n);
     cfg.validate().map_err(|e| e.to_string())?;
 
+    // the service reads the same anchor (data_dir/clock.json), so both keep one market time
+    let clock = crate::serve::start_clock(&cfg, Some(six_in_the_morning()))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut service = {
         let mut stop = stop_rx.clone();
@@ -662,13 +675,14 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for home in &n.homes {
-        start_home(home, &data_dir, n.mqtt_port, opts.speed, stop_rx.clone()).await?;
+        start_home(home, &data_dir, n.mqtt_port, opts.speed, &clock, stop_rx.clone()).await?;
     }
     tokio::spawn(operator(
         client.clone(),
         base.clone(),
         n.operator_key.clone(),
         n.homes.len(),
+        clock.clone(),
         stop_rx.clone(),
     ));
 
@@ -702,6 +716,7 @@ pub async fn run(
     let progress = {
         let client = client.clone();
         let base = base.clone();
+        let clock = clock.clone();
         tokio::spawn(async move {
             let mut last = String::new();
             loop {
@@ -710,7 +725,8 @@ pub async fn run(
                 let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
                 let line = format!(
                     "market {} · {} gate closures · {} trades ({:.1} kWh) · {} batches settled on chain · {} gateway messages",
-                    market::now()
+                    clock
+                        .now()
                         .to_datetime()
                         .map(|d| d.format("%H:%M").to_string())
                         .unwrap_or_default(),

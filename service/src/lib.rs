@@ -8,9 +8,10 @@
 //!  HTTP (gridshare-web) ─▶ same order path as MQTT
 //! ```
 //!
-//! Here: [`config`], the embedded MQTT [`broker`], gateway [`ingest`] and its [`mqtt`] client, and
-//! [`settle`] (the settlement step on a timer); the engine task, recorder and scheduler are in
-//! `gridshare_web::market`, the HTTP API in `gridshare_web`.
+//! Here: [`config`], the embedded MQTT [`broker`], gateway [`ingest`] and its [`mqtt`] client (the
+//! MQTT adapter over the market runtime), [`settle`] (the settlement step on a timer) and [`serve`],
+//! which wires them together. The runtime itself — engine handle, recorder, scheduler, clock,
+//! demand response, downlinks, live feed — is `gridshare_market`; the HTTP face is `gridshare_web`.
 
 pub mod broker;
 pub mod config;

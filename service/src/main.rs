@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gridshare::config::Config;
 use gridshare_domain::ParticipantId;
+use gridshare_market::wall_clock;
 use gridshare_storage::participants::{self, Participant};
 use gridshare_web::auth::{Scope, TokenKind, new_token};
-use gridshare_web::market;
 
 #[derive(Debug, Parser)]
 #[command(name = "gridshare", version, about = "GridShare: a neighbourhood energy market")]
@@ -170,7 +170,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 evm_address: None,
                 feeder_node: node,
             };
-            participants::upsert(&db, &p, market::now())
+            participants::upsert(&db, &p, wall_clock())
                 .await
                 .map_err(|e| e.to_string())?;
             println!("participant {id} saved");
@@ -208,7 +208,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     window: Default::default(),
                     revoked_at: None,
                 },
-                market::now(),
+                wall_clock(),
             )
             .await
             .map_err(|e| format!("gateway {id}: {e}"))?;
@@ -238,7 +238,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 &t.hash,
                 &parsed.join(","),
                 &label,
-                market::now(),
+                wall_clock(),
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -262,7 +262,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ));
             }
             let hash = gridshare_web::auth::hash_password(password).map_err(|e| e.to_string())?;
-            participants::create_user(&db, &username, &hash, ParticipantId(participant), market::now())
+            participants::create_user(&db, &username, &hash, ParticipantId(participant), wall_clock())
                 .await
                 .map_err(|e| format!("user {username}: {e}"))?;
             println!("user {username} created");

@@ -28,13 +28,11 @@ use gridshare_domain::envelope::{FreshnessPolicy, Verifier};
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::{Fill, Message, OrderAck};
 use gridshare_domain::{GatewayId, OrderId, ParticipantId, Wh};
+use gridshare_market::{Downlink, Live, Market, Metrics, NewOrder};
 use gridshare_matching_engine::{Command, Event};
 use gridshare_storage::Db;
 use gridshare_storage::gateways;
 use gridshare_storage::readings::{self, Reading};
-use gridshare_web::Metrics;
-use gridshare_web::market::{Market, NewOrder, now};
-use gridshare_web::remote::Downlink;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::watch;
 
@@ -67,7 +65,7 @@ struct State {
     pending_acks: Vec<Publish>,
     touched: Vec<GatewayId>,
     /// Telemetry for the homes' live view.
-    live: Option<tokio::sync::broadcast::Sender<Arc<gridshare_web::ws::Live>>>,
+    live: Option<tokio::sync::broadcast::Sender<Arc<Live>>>,
 }
 
 /// Loads the active gateways; returns those new since the last load.
@@ -173,7 +171,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut downlink: tokio::sync::mpsc::UnboundedReceiver<Downlink>,
     mut shutdown: watch::Receiver<bool>,
-    live: Option<tokio::sync::broadcast::Sender<Arc<gridshare_web::ws::Live>>>,
+    live: Option<tokio::sync::broadcast::Sender<Arc<Live>>>,
 ) -> Result<(), String> {
     let mut opts = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     opts.set_keep_alive(Duration::from_secs(15));
@@ -255,7 +253,7 @@ pub async fn run(
                     let all: Vec<GatewayId> = st.owners.keys().copied().collect();
                     send_stored_preferences(&st, &client, &all).await;
                 }
-                Some(Incoming::Publish(p)) => pipeline.push(&st.checker, now(), p),
+                Some(Incoming::Publish(p)) => pipeline.push(&st.checker, st.market.clock().now(), p),
                 None => return Err("the MQTT connection task ended".into()),
             },
             outcome = feed.recv() => match outcome {
@@ -373,7 +371,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
             if let (Some(tx), Some(&owner)) = (&st.live, st.owners.get(&gateway))
                 && tx.receiver_count() > 0
             {
-                let _ = tx.send(Arc::new(gridshare_web::ws::Live {
+                let _ = tx.send(Arc::new(Live {
                     owner,
                     gateway,
                     samples: samples.clone(),
@@ -467,7 +465,14 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                 .get(&(gateway, cancel.order_id))
                 .copied()
                 .unwrap_or(cancel.order_id);
-            let result = st.market.command(Command::Cancel { at: now(), id, owner }).await;
+            let result = st
+                .market
+                .command(Command::Cancel {
+                    at: st.market.clock().now(),
+                    id,
+                    owner,
+                })
+                .await;
             let a = match result {
                 Ok(o) => {
                     let reason = reject_code(&o.events);
@@ -506,7 +511,8 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
             if !answer.applied {
                 tracing::warn!(%gateway, version = answer.version, reason = answer.reason.as_deref().unwrap_or(""), "a gateway refused its home's preferences");
             }
-            match gridshare_storage::preferences::record_answer(&st.db, gateway, &answer, now()).await {
+            match gridshare_storage::preferences::record_answer(&st.db, gateway, &answer, st.market.clock().now()).await
+            {
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("preferences_applied")).inc();
                     ack_in_order(st, client, p).await;
@@ -516,7 +522,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
             }
         }
         Inbound::CheckResult { gateway, result } => {
-            match gridshare_storage::checks::answer(&st.db, gateway, &result, now()).await {
+            match gridshare_storage::checks::answer(&st.db, gateway, &result, st.market.clock().now()).await {
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("check_result")).inc();
                     tracing::info!(%gateway, check = result.check_id, devices = result.devices.len(), "remote check answered");
@@ -538,7 +544,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
 }
 
 /// Sends each gateway the fills of its orders in `o`, on its `market/result` topic.
-fn publish_fills(st: &State, client: &AsyncClient, o: &gridshare_web::market::Outcome) {
+fn publish_fills(st: &State, client: &AsyncClient, o: &gridshare_market::Outcome) {
     for trade in o.events.iter().filter_map(Event::trade_report) {
         for id in [trade.buy_order, trade.sell_order] {
             if let Some(&(gateway, client_order_id)) = st.by_market_id.get(&id) {
@@ -562,8 +568,8 @@ fn publish_fills(st: &State, client: &AsyncClient, o: &gridshare_web::market::Ou
     }
 }
 
-fn kind(k: &str) -> gridshare_web::metrics::KindLabels {
-    gridshare_web::metrics::KindLabels { kind: k.to_owned() }
+fn kind(k: &str) -> gridshare_market::metrics::KindLabels {
+    gridshare_market::metrics::KindLabels { kind: k.to_owned() }
 }
 
 /// Writes the buffered samples in one transaction, saves the replay windows of the gateways

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridshare_domain::{NodeId, Timestamp};
+use gridshare_market::{Clock, Downlinks, JournalConfig, Market};
 use gridshare_storage::Db;
 use gridshare_storage::participants;
-use gridshare_web::market::{self, JournalConfig, Market};
 use gridshare_web::ratelimit::{RateLimit, RateLimiter};
 use gridshare_web::{AppState, app};
 
@@ -19,12 +19,12 @@ pub async fn open_db(cfg: &Config) -> Result<Db, String> {
     Db::open(&cfg.database_target()).await.map_err(|e| e.to_string())
 }
 
-/// Starts the accelerated market clock, if configured: market time is anchored to the first start
-/// (kept in `data_dir/clock.json`) and keeps running, stopped or not, at `speed`. At the first
-/// start market time begins at `start_at` (default: now).
-pub fn start_clock(cfg: &Config, start_at: Option<Timestamp>) -> Result<(), String> {
+/// The market's clock: the wall clock, or, when configured, an accelerated one anchored to the
+/// first start (kept in `data_dir/clock.json`) that keeps running, stopped or not, at `speed`. At
+/// the first start market time begins at `start_at` (default: now).
+pub fn start_clock(cfg: &Config, start_at: Option<Timestamp>) -> Result<Clock, String> {
     if cfg.market.speed == 1.0 {
-        return Ok(());
+        return Ok(Clock::wall());
     }
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Anchor {
@@ -53,9 +53,8 @@ pub fn start_clock(cfg: &Config, start_at: Option<Timestamp>) -> Result<(), Stri
     };
     let market_now =
         anchor.market_ms.unwrap_or(anchor.real_ms) + ((real - anchor.real_ms) as f64 * anchor.speed) as i64;
-    market::set_clock(gridshare_domain::Timestamp(market_now), anchor.speed);
     tracing::info!(speed = anchor.speed, "market clock accelerated");
-    Ok(())
+    Ok(Clock::accelerated(Timestamp(market_now), anchor.speed))
 }
 
 /// Runs the market service until `shutdown` resolves (then stops cleanly). `start_at`: see
@@ -66,7 +65,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let db = open_db(&cfg).await?;
-    start_clock(&cfg, start_at)?;
+    let clock = start_clock(&cfg, start_at)?;
     let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|e| {
         format!(
             "cannot listen on {}: {e} (is another process using the port?)",
@@ -77,22 +76,27 @@ pub async fn serve(
         dir: cfg.data_dir.join("engine"),
         durability: cfg.market.durability.into(),
     };
-    let metrics = Arc::new(gridshare_web::Metrics::new());
-    let (market, recorder) =
-        Market::start_with_metrics(cfg.market.engine.clone(), Some(journal), db.clone(), metrics.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+    let metrics = Arc::new(gridshare_market::Metrics::new());
+    let (market, recorder) = Market::start_with_metrics(
+        cfg.market.engine.clone(),
+        Some(journal),
+        db.clone(),
+        clock.clone(),
+        metrics.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let homes = participants::list(&db).await.map_err(|e| e.to_string())?;
     let connected: Vec<_> = homes
         .iter()
         .filter_map(|p| p.feeder_node.map(|n| (p.id, NodeId(n))))
         .collect();
-    market::add_participants(&market, connected)
+    gridshare_market::add_participants(&market, connected)
         .await
         .map_err(|e| e.to_string())?;
     let (stop_mqtt, mqtt_stop) = tokio::sync::watch::channel(false);
-    let (downlink, downlink_rx) = tokio::sync::mpsc::unbounded_channel();
-    let live = gridshare_web::ws::live_channel();
+    let (downlink, downlink_rx) = Downlinks::channel();
+    let live = gridshare_market::live_channel();
     let broker = match &cfg.mqtt.url {
         Some(url) => Some(crate::mqtt::Broker {
             ca_file: cfg.mqtt.ca_file.clone(),
@@ -132,9 +136,10 @@ pub async fn serve(
     // demand-response events that have ended: verify the response from telemetry, credit rewards
     let dr_db = db.clone();
     let dr_network = cfg.market.engine.network.clone();
+    let dr_clock = clock.clone();
     let dr_verifier = tokio::spawn(async move {
         loop {
-            match gridshare_web::dr::credit_completed(&dr_db, dr_network.as_deref(), market::now()).await {
+            match gridshare_market::dr::credit_completed(&dr_db, dr_network.as_deref(), dr_clock.now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rewards = n, "demand-response rewards credited"),
                 Err(e) => tracing::warn!(error = %e, "verifying demand-response events"),
@@ -143,13 +148,13 @@ pub async fn serve(
         }
     });
     let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
-    let (settlement, onchain) = crate::settle::start(&cfg, db.clone(), settlement_stop, metrics.clone()).await?;
-    let scheduler = tokio::spawn(market::schedule(
+    let (settlement, onchain) =
+        crate::settle::start(&cfg, db.clone(), clock.clone(), settlement_stop, metrics.clone()).await?;
+    let scheduler = tokio::spawn(gridshare_market::schedule(
         market.clone(),
         cfg.zones(),
         cfg.market.intervals,
         cfg.market.horizon,
-        market::now,
         Duration::from_millis(250),
     ));
     let state = AppState {
@@ -160,7 +165,8 @@ pub async fn serve(
         live,
         network: cfg.market.engine.network.clone().map(Arc::new),
         interval_length: cfg.market.intervals.length,
-        downlink: mqtt.is_some().then_some(downlink),
+        downlink: if mqtt.is_some() { downlink } else { Downlinks::none() },
+        clock,
         price_limits: Some((cfg.market.engine.min_price, cfg.market.engine.max_price)),
         metrics,
         db: Some(db.clone()),

@@ -10,13 +10,13 @@ use std::time::Duration;
 use alloy::primitives::{Address, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use gridshare_domain::MicroPerKwh;
+use gridshare_market::{Clock, Metrics};
 use gridshare_settlement::chain::{Chain, EvmChain, RpcChain};
 use gridshare_settlement::ledger::Tariff;
 use gridshare_settlement::onchain::{Deployment, Submitter, Wallet, deploy};
 use gridshare_settlement::queue::QueueError;
 use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig, StepError};
 use gridshare_storage::Db;
-use gridshare_web::Metrics;
 use gridshare_web::balances::OnChain;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -128,6 +128,7 @@ impl<C: Chain + std::fmt::Debug + 'static> OnChain for VaultBalances<C> {
 pub async fn start(
     cfg: &Config,
     db: Db,
+    clock: Clock,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 ) -> Result<Started, String> {
@@ -164,7 +165,7 @@ pub async fn start(
             });
             Ok((
                 Some(tokio::spawn(run(
-                    chain, db, wallet, vault, step, system, every, shutdown, metrics,
+                    chain, db, clock, wallet, vault, step, system, every, shutdown, metrics,
                 ))),
                 Some(reader),
             ))
@@ -182,7 +183,7 @@ pub async fn start(
             });
             Ok((
                 Some(tokio::spawn(run(
-                    chain, db, wallet, vault, step, system, every, shutdown, metrics,
+                    chain, db, clock, wallet, vault, step, system, every, shutdown, metrics,
                 ))),
                 Some(reader),
             ))
@@ -194,6 +195,7 @@ pub async fn start(
 async fn run<C: Chain + 'static>(
     chain: Arc<C>,
     db: Db,
+    clock: Clock,
     wallet: Wallet,
     vault: Address,
     cfg: StepConfig,
@@ -220,7 +222,7 @@ async fn run<C: Chain + 'static>(
             },
         }
         if let Some(s) = step.as_mut() {
-            match s.run(gridshare_web::market::now()).await {
+            match s.run(clock.now()).await {
                 Ok(ids) => {
                     for _ in &ids {
                         metrics.batch("confirmed");

@@ -19,13 +19,12 @@ use gridshare_domain::{
     DeliveryInterval, DeviceId, GatewayId, IntervalLength, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId,
     Side, TimeInForce, Timestamp, W, Wh, ZoneId,
 };
+use gridshare_market::{Clock, Market, Metrics, add_participants, wall_clock as now};
 use gridshare_matching_engine::{Command, MarketConfig};
 use gridshare_storage::Db;
 use gridshare_storage::gateways::{self, Gateway};
 use gridshare_storage::participants::{self, Participant};
 use gridshare_storage::readings;
-use gridshare_web::Metrics;
-use gridshare_web::market::{Market, add_participants, now};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 fn interval() -> DeliveryInterval {
@@ -86,7 +85,7 @@ async fn stored(db: &Db, gw: u64) -> usize {
 
 fn rejected(m: &Metrics, reason: &str) -> u64 {
     m.messages_rejected
-        .get_or_create(&gridshare_web::metrics::ReasonLabels {
+        .get_or_create(&gridshare_market::metrics::ReasonLabels {
             reason: reason.to_owned(),
         })
         .get()
@@ -268,7 +267,9 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         .await
         .unwrap();
     }
-    let (market, _) = Market::start(MarketConfig::default(), None, db.clone()).await.unwrap();
+    let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
+        .await
+        .unwrap();
     add_participants(&market, [(ParticipantId(1), NodeId(1)), (ParticipantId(2), NodeId(2))])
         .await
         .unwrap();
@@ -465,7 +466,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         cancelled: false,
     };
     dr_out
-        .send(gridshare_web::remote::Downlink::Dr(gridshare_web::dr::Dispatch {
+        .send(gridshare_market::Downlink::Dr(gridshare_market::dr::Dispatch {
             gateways: vec![GatewayId(g7)],
             event: event.clone(),
         }))

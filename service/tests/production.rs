@@ -248,7 +248,7 @@ async fn the_same_binary_runs_on_postgres_mosquitto_and_anvil() {
         key,
         stopped,
         gridshare_gateway::run::Options {
-            clock: market_now,
+            clock: std::sync::Arc::new(market_now),
             period: Some(Duration::from_millis(200)),
         },
     ));

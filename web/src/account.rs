@@ -18,7 +18,6 @@ use crate::AppState;
 use crate::api::{SESSION_COOKIE, role_scopes};
 use crate::auth::{Principal, Role, Scope, TokenKind, new_token, token_hash, verify_password};
 use crate::error::{ApiError, ApiJson, ApiPath as Path};
-use crate::market::now;
 
 /// How long a session lasts.
 pub const SESSION_HOURS: i64 = 12;
@@ -80,7 +79,7 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<Login>) 
     let p = participants::get(db, user.participant).await?;
     let role = Role::parse(&p.role).ok_or_else(|| ApiError::forbidden(format!("a {} may not log in", p.role)))?;
     let t = new_token(TokenKind::Session);
-    let at = now();
+    let at = gridshare_market::wall_clock();
     let expires = Timestamp(at.0 + SESSION_HOURS * 3_600_000);
     participants::create_session(db, &t.hash, user.id, at, expires).await?;
     let cookie = format!(
@@ -131,7 +130,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
                 })
         });
     if let Some(t) = token {
-        participants::delete_session(state.db()?, &token_hash(&t), now()).await?;
+        participants::delete_session(state.db()?, &token_hash(&t), gridshare_market::wall_clock()).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -236,7 +235,7 @@ pub async fn create_key(
     names.sort_unstable();
     names.dedup();
     let t = new_token(TokenKind::ApiKey);
-    let at = now();
+    let at = gridshare_market::wall_clock();
     api_keys::create(
         state.db()?,
         &t.id,
@@ -282,7 +281,7 @@ pub async fn revoke_key(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    match api_keys::revoke(state.db()?, who.participant, &id, now()).await {
+    match api_keys::revoke(state.db()?, who.participant, &id, gridshare_market::wall_clock()).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(gridshare_storage::StorageError::NotFound { .. }) => {
             Err(ApiError::not_found(format!("you have no live API key {id}")))

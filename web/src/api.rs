@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::auth::{Principal, Role, Scope, TokenKind, token_id, token_matches};
 use crate::error::{ApiError, ApiJson, ApiPath as Path, ApiQuery as Query};
-use crate::market::{Market, MarketError, NewOrder};
+use gridshare_market::{Market, MarketError, NewOrder};
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
@@ -104,7 +104,8 @@ impl FromRequestParts<AppState> for Principal {
             let session = gridshare_storage::participants::find_session(
                 db,
                 &crate::auth::token_hash(token),
-                crate::market::now(),
+                // sessions last wall-clock hours, whatever speed the market clock runs at
+                gridshare_market::wall_clock(),
             )
             .await
             .map_err(|e| ApiError::from(e).into_response())?
@@ -352,7 +353,7 @@ pub async fn cancel_order(
     who.require_scope(Scope::Trade)?;
     let outcome = market(&state)?
         .command(Command::Cancel {
-            at: crate::market::now(),
+            at: state.clock.now(),
             id: OrderId(id),
             owner: who.participant,
         })
@@ -390,7 +391,7 @@ pub async fn amend_order(
     who.require_scope(Scope::Trade)?;
     let outcome = market(&state)?
         .command(Command::Amend {
-            at: crate::market::now(),
+            at: state.clock.now(),
             id: OrderId(id),
             owner: who.participant,
             quantity: Wh(req.quantity_wh),
@@ -678,7 +679,7 @@ pub async fn results(
     Query(r): Query<Range>,
 ) -> Result<ApiJson<Vec<ResultView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let now = crate::market::now();
+    let now = state.clock.now();
     let from = time(r.from.as_deref(), Timestamp(now.0 - 86_400_000), "from")?;
     let to = time(r.to.as_deref(), Timestamp(now.0 + 86_400_000), "to")?;
     let rows = market_store::interval_results(state.db()?, ZoneId(zone), from, to).await?;

@@ -77,7 +77,7 @@ pub async fn feeder(
         .ok_or_else(|| ApiError::not_found("no feeder network is configured (market.engine.network)"))?;
     let interval = q
         .interval
-        .unwrap_or_else(|| DeliveryInterval::containing(crate::market::now(), state.interval_length));
+        .unwrap_or_else(|| DeliveryInterval::containing(state.clock.now(), state.interval_length));
     // each gateway's mean power, added to its node and every node above it
     let parent: HashMap<NodeId, Option<NodeId>> = network.iter().map(|n| (n.id, n.parent)).collect();
     let mut load: HashMap<NodeId, (i64, u32)> = HashMap::new();

@@ -18,8 +18,6 @@ pub mod dr;
 pub mod error;
 pub mod feeder;
 pub mod health;
-pub mod market;
-pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod ratelimit;
@@ -40,8 +38,9 @@ use axum::routing::{delete, get, patch, post};
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, ApiJson};
+pub use gridshare_market::Metrics;
+use gridshare_market::metrics;
 pub use health::Readiness;
-pub use metrics::Metrics;
 
 /// Largest request body accepted: 64 KiB (an order is ~300 bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -64,12 +63,14 @@ pub struct AppState {
     /// The database (None: API routes answer 503).
     pub db: Option<gridshare_storage::Db>,
     /// The market (None: order entry answers 503).
-    pub market: Option<market::Market>,
+    pub market: Option<gridshare_market::Market>,
+    /// Market time (the market's own clock when there is a market; the demo's runs faster).
+    pub clock: gridshare_market::Clock,
     /// Rate limits per API key.
     pub limiter: Arc<ratelimit::RateLimiter>,
-    /// Where demand-response events, preferences and checks go to be sent to gateways (None: no
+    /// Where demand-response events, preferences and checks go to be sent to gateways (none: no
     /// MQTT side).
-    pub downlink: Option<tokio::sync::mpsc::UnboundedSender<remote::Downlink>>,
+    pub downlink: gridshare_market::Downlinks,
     /// The market's lowest and highest price (for checking a homeowner's preferences).
     pub price_limits: Option<(gridshare_domain::MicroPerKwh, gridshare_domain::MicroPerKwh)>,
     /// The feeder tree with its limits (None: no network configured).
@@ -85,7 +86,7 @@ pub struct AppState {
     /// The market's price tick, µ/kWh (for the dashboard's order form).
     pub price_tick: i64,
     /// Gateway telemetry as it arrives, for the homes' live view (WebSocket `power` frames).
-    pub live: tokio::sync::broadcast::Sender<Arc<ws::Live>>,
+    pub live: tokio::sync::broadcast::Sender<Arc<gridshare_market::Live>>,
 }
 
 impl AppState {
@@ -104,8 +105,9 @@ impl Default for AppState {
             readiness: Arc::default(),
             db: None,
             market: None,
+            clock: gridshare_market::Clock::wall(),
             limiter: Arc::new(ratelimit::RateLimiter::new(DEFAULT_RATE_LIMIT)),
-            downlink: None,
+            downlink: gridshare_market::Downlinks::none(),
             price_limits: None,
             network: None,
             interval_length: gridshare_domain::IntervalLength::default(),
@@ -113,7 +115,7 @@ impl Default for AppState {
             ui_pkg: None,
             tariff: None,
             price_tick: 1_000,
-            live: ws::live_channel(),
+            live: gridshare_market::live_channel(),
         }
     }
 }
@@ -158,28 +160,7 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", get(pages::root))
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
-        .route("/home/{id}", get(pages::home))
-        .route("/home/{id}/preferences", post(pages::home_preferences))
-        .route("/installer", get(pages::installer))
-        .route("/installer/gateways", post(pages::installer_commission))
-        .route("/installer/gateways/{id}/check", post(pages::installer_check))
-        .route(
-            "/installer/gateways/{id}/checks/{check}",
-            get(pages::installer_check_page),
-        )
-        .route("/operator", get(pages::operator))
-        .route("/operator/events", post(pages::operator_new_event))
-        .route("/operator/events/{id}", get(pages::operator_event))
-        .route("/operator/events/{id}/live", get(pages::operator_event_live))
-        .route("/trader", get(pages::trader))
-        .route("/trader/orders", post(pages::trader_place))
-        .route("/trader/orders/{id}/cancel", post(pages::trader_cancel))
-        .route("/trader/keys", post(pages::trader_new_key))
-        .route("/trader/keys/{id}/revoke", post(pages::trader_revoke_key))
-        .route("/pkg/{file}", get(pages::pkg))
+        .merge(pages::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics_text))

@@ -285,7 +285,7 @@ async fn home_data(
             home.0
         )));
     }
-    let now = crate::market::now();
+    let now = state.clock.now();
     let day_start = Timestamp(now.0 - now.0.rem_euclid(DAY_MS));
     let month_start = month_start(now);
     // the page shows the home's own numbers: act as the home (an admin may look at any)
@@ -658,7 +658,7 @@ async fn trader_data(
     )
     .await?
     .0;
-    let now = crate::market::now();
+    let now = state.clock.now();
     let results =
         trades_db::interval_results(db, gridshare_domain::ZoneId(ZONE), Timestamp(now.0 - DAY_MS), now).await?;
     let crate::ApiJson(keys) = account::list_keys(State(state.clone()), who.clone()).await?;
@@ -952,7 +952,7 @@ async fn operator_data(
         let Some(n) = feeder.nodes.iter().find(|n| n.node == id) else {
             continue;
         };
-        let below_nodes = crate::dr::subtree(&[id], network);
+        let below_nodes = gridshare_market::dr::subtree(&[id], network);
         let below: Vec<u64> = all
             .iter()
             .filter(|g| below_nodes.contains(&g.feeder_node.0))
@@ -983,7 +983,7 @@ async fn operator_data(
         stack.extend(children.into_iter().map(|c| (c, depth + 1)));
     }
     let crate::ApiJson(events) = crate::dr::events(State(state.clone()), who.clone()).await?;
-    let now = crate::market::now();
+    let now = state.clock.now();
     let step = state.interval_length.millis();
     let next = now.0 - now.0.rem_euclid(step) + step;
     let mut starts = vec![(now.0 - now.0.rem_euclid(60_000), "now".to_owned())];
@@ -1115,7 +1115,7 @@ pub async fn operator_new_event(
     let req = crate::dr::NewEvent {
         program_id,
         priority: 1,
-        targets: crate::dr::Targets::Nodes { nodes },
+        targets: gridshare_market::dr::Targets::Nodes { nodes },
         intervals: vec![DrInterval {
             id: 0,
             start: Timestamp(start),
@@ -1260,7 +1260,7 @@ pub async fn installer(
 
 async fn installer_gateways(state: &AppState, who: &Principal) -> Result<Vec<GatewayRow>, crate::ApiError> {
     let db = state.db()?;
-    let now = crate::market::now();
+    let now = state.clock.now();
     let crate::ApiJson(mine) = crate::readings::list(State(state.clone()), who.clone()).await?;
     let mut rows = Vec::with_capacity(mine.len());
     for g in mine {
@@ -1449,7 +1449,7 @@ pub async fn installer_commission(
         window: Default::default(),
         revoked_at: None,
     };
-    match gateways::register(db, &g, crate::market::now()).await {
+    match gateways::register(db, &g, state.clock.now()).await {
         Ok(()) => back(
             true,
             format!("Gateway {id} commissioned for home {owner} at node {node}."),
@@ -1483,6 +1483,31 @@ pub async fn pkg(State(state): State<AppState>, Path(file): Path<String>) -> Res
             .into_response(),
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// The dashboard's routes (pages and their forms; not in the OpenAPI document).
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/", get(root))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/home/{id}", get(home))
+        .route("/home/{id}/preferences", post(home_preferences))
+        .route("/installer", get(installer))
+        .route("/installer/gateways", post(installer_commission))
+        .route("/installer/gateways/{id}/check", post(installer_check))
+        .route("/installer/gateways/{id}/checks/{check}", get(installer_check_page))
+        .route("/operator", get(operator))
+        .route("/operator/events", post(operator_new_event))
+        .route("/operator/events/{id}", get(operator_event))
+        .route("/operator/events/{id}/live", get(operator_event_live))
+        .route("/trader", get(trader))
+        .route("/trader/orders", post(trader_place))
+        .route("/trader/orders/{id}/cancel", post(trader_cancel))
+        .route("/trader/keys", post(trader_new_key))
+        .route("/trader/keys/{id}/revoke", post(trader_revoke_key))
+        .route("/pkg/{file}", get(pkg))
 }
 
 #[cfg(test)]

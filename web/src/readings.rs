@@ -119,7 +119,7 @@ pub async fn readings(
             ));
         }
     };
-    let now = crate::market::now();
+    let now = state.clock.now();
     let parse = |s: Option<&str>, default: Timestamp, name: &str| match s {
         None => Ok(default),
         Some(s) => {

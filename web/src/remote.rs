@@ -10,36 +10,11 @@ use gridshare_storage::{checks, gateways, preferences};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use gridshare_market::Downlink;
+
 use crate::AppState;
 use crate::auth::{Principal, Role, Scope};
 use crate::error::{ApiError, ApiJson, ApiPath as Path};
-use crate::market::now;
-
-/// Something for gateways, on its way to the MQTT side.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Downlink {
-    /// A demand-response event (or its cancellation).
-    Dr(crate::dr::Dispatch),
-    /// A home's preferences for each of its gateways (sent retained).
-    Preferences {
-        /// The home's gateways.
-        gateways: Vec<GatewayId>,
-        /// The preferences.
-        preferences: TradingPreferences,
-    },
-    /// A remote check for one gateway.
-    Check {
-        /// The gateway.
-        gateway: GatewayId,
-        /// The request.
-        request: CheckRequest,
-    },
-}
-
-/// Hands `d` to the MQTT side; false when there is none (no broker configured) or it stopped.
-pub fn send(state: &AppState, d: Downlink) -> bool {
-    state.downlink.as_ref().is_some_and(|tx| tx.send(d).is_ok())
-}
 
 /// The trading preferences a homeowner sets.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -180,17 +155,14 @@ pub async fn set(state: &AppState, home: ParticipantId, body: &PreferencesBody) 
         }
     }
     let db = state.db()?;
-    let saved = preferences::save(db, home, &draft, now()).await?;
+    let saved = preferences::save(db, home, &draft, state.clock.now()).await?;
     let view = view(state, home).await?;
     let gateways: Vec<GatewayId> = view.gateways.iter().map(|g| GatewayId(g.gateway)).collect();
     if !gateways.is_empty()
-        && !send(
-            state,
-            Downlink::Preferences {
-                gateways,
-                preferences: saved,
-            },
-        )
+        && !state.downlink.send(Downlink::Preferences {
+            gateways,
+            preferences: saved,
+        })
     {
         tracing::warn!(home = %home, "no MQTT side: preferences stored, not sent to the gateways");
     }
@@ -290,7 +262,7 @@ async fn checkable(state: &AppState, who: &Principal, id: u64) -> Result<gateway
 /// Asks gateway `id` for a check on behalf of `who`.
 pub async fn start_check(state: &AppState, who: &Principal, id: u64) -> Result<CheckView, ApiError> {
     let g = checkable(state, who, id).await?;
-    if state.downlink.is_none() {
+    if !state.downlink.configured() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_mqtt",
@@ -298,15 +270,12 @@ pub async fn start_check(state: &AppState, who: &Principal, id: u64) -> Result<C
         ));
     }
     let db = state.db()?;
-    let at = now();
+    let at = state.clock.now();
     let check_id = checks::request(db, g.id, who.participant, at).await?;
-    send(
-        state,
-        Downlink::Check {
-            gateway: g.id,
-            request: CheckRequest { check_id },
-        },
-    );
+    state.downlink.send(Downlink::Check {
+        gateway: g.id,
+        request: CheckRequest { check_id },
+    });
     let c = checks::get(db, check_id)
         .await?
         .ok_or_else(|| ApiError::internal("a check just stored is gone"))?;
@@ -350,5 +319,5 @@ pub async fn get_check(
         .await?
         .filter(|c| c.gateway == g.id)
         .ok_or_else(|| ApiError::not_found(format!("gateway {id} has no check {check}")))?;
-    Ok(ApiJson(CheckView::of(c, now())))
+    Ok(ApiJson(CheckView::of(c, state.clock.now())))
 }

@@ -10,7 +10,7 @@
 //!   belongs to: its devices' power as each envelope arrives)
 //!
 //! Back-pressure: the engine never waits for a client. Each connection reads the market's
-//! broadcast feed at its own pace; a client that falls [`crate::market::FEED_CAPACITY`] outcomes
+//! broadcast feed at its own pace; a client that falls [`gridshare_market::FEED_CAPACITY`] outcomes
 //! behind, or does not take a frame within [`SEND_TIMEOUT`], is closed with code 1013 ("try
 //! again later") and a reason saying so, and can reconnect and re-read state over REST.
 
@@ -28,23 +28,7 @@ use crate::AppState;
 use crate::api::TradeView;
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
-use crate::market::Outcome;
-
-/// One gateway envelope's samples, for its home's live view.
-#[derive(Debug, Clone)]
-pub struct Live {
-    /// The home.
-    pub owner: gridshare_domain::ParticipantId,
-    /// The gateway.
-    pub gateway: gridshare_domain::GatewayId,
-    /// Its samples.
-    pub samples: Vec<gridshare_domain::wire::TelemetrySample>,
-}
-
-/// A channel for [`Live`] telemetry (a slow WebSocket client misses samples, never slows intake).
-pub fn live_channel() -> tokio::sync::broadcast::Sender<Arc<Live>> {
-    tokio::sync::broadcast::channel(1_024).0
-}
+use gridshare_market::{Live, Outcome};
 
 /// Longest a client may take to accept one frame before it is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);

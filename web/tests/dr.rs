@@ -8,11 +8,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
 use gridshare_domain::{GatewayId, NodeId, ParticipantId, Timestamp};
+use gridshare_market::{Downlink, Downlinks};
 use gridshare_storage::gateways::{self, Gateway};
 use gridshare_storage::participants::{self, Participant};
 use gridshare_storage::{Db, api_keys};
 use gridshare_web::auth::{TokenKind, new_token};
-use gridshare_web::remote::Downlink;
 use gridshare_web::{AppState, app};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -90,10 +90,10 @@ async fn operators_run_demand_response_and_others_may_only_look() {
         .await
         .unwrap();
     }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = Downlinks::channel();
     let s = AppState {
         db: Some(db),
-        downlink: Some(tx),
+        downlink: tx,
         ..AppState::default()
     };
 
@@ -311,10 +311,10 @@ async fn the_response_is_verified_against_the_baseline_and_rewarded_once() {
         e["verified"],
         json!([{"gateway": 11, "interval_id": 0, "baseline_w": 3000, "measured_w": 1000, "reduction_wh": 2000, "reward": 400_000}])
     );
-    let now = gridshare_web::market::now();
-    assert_eq!(gridshare_web::dr::credit_completed(&db, None, now).await.unwrap(), 1);
+    let now = gridshare_market::wall_clock();
+    assert_eq!(gridshare_market::dr::credit_completed(&db, None, now).await.unwrap(), 1);
     assert_eq!(
-        gridshare_web::dr::credit_completed(&db, None, now).await.unwrap(),
+        gridshare_market::dr::credit_completed(&db, None, now).await.unwrap(),
         0,
         "once"
     );

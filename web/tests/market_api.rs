@@ -10,12 +10,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use gridshare_domain::{DeliveryInterval, IntervalLength, NodeId, ParticipantId, Timestamp, ZoneId};
+use gridshare_market::{Clock, JournalConfig, Market, add_participants};
 use gridshare_matching_engine::journal::Durability;
 use gridshare_matching_engine::{Command, MarketConfig};
 use gridshare_storage::participants::{self, Participant};
 use gridshare_storage::{Db, api_keys, orders};
 use gridshare_web::auth::{TokenKind, new_token};
-use gridshare_web::market::{JournalConfig, Market, add_participants};
 use gridshare_web::ratelimit::{RateLimit, RateLimiter};
 use gridshare_web::{AppState, app};
 use http_body_util::BodyExt;
@@ -67,7 +67,7 @@ async fn people(db: &Db) {
 }
 
 async fn start(db: &Db, journal: Option<JournalConfig>) -> Market {
-    let (market, _recorder) = Market::start(MarketConfig::default(), journal, db.clone())
+    let (market, _recorder) = Market::start(MarketConfig::default(), journal, db.clone(), Clock::wall())
         .await
         .unwrap();
     add_participants(&market, (1..=4).map(|p| (ParticipantId(p), NodeId(p as u32))))
@@ -464,7 +464,7 @@ async fn the_database_is_rebuilt_from_the_journal_and_ids_continue() {
     // a new database (as if the first lost its last writes): everything comes back
     let db2 = Db::open(dir.path().join("db2").to_str().unwrap()).await.unwrap();
     people(&db2).await;
-    let (market, _) = Market::start(MarketConfig::default(), Some(journal), db2.clone())
+    let (market, _) = Market::start(MarketConfig::default(), Some(journal), db2.clone(), Clock::wall())
         .await
         .unwrap();
     let o1 = orders::get(&db2, gridshare_domain::OrderId(1)).await.unwrap().unwrap();
@@ -623,7 +623,7 @@ async fn a_client_that_stops_reading_is_dropped_and_the_market_goes_on() {
     let started = std::time::Instant::now();
     for i in 0..flood {
         let o = market
-            .submit(gridshare_web::market::NewOrder {
+            .submit(gridshare_market::NewOrder {
                 owner: ParticipantId(1 + (i % 2) as u64),
                 gateway: None,
                 zone: ZoneId(1),

@@ -13,6 +13,7 @@ use gridshare_domain::{
     DeliveryInterval, GatewayId, IntervalLength, Micro, MicroPerKwh, NodeId, OrderId, ParticipantId, Timestamp,
     TradeId, Wh, ZoneId,
 };
+use gridshare_market::{Clock, Downlinks, Market, add_participants};
 use gridshare_matching_engine::{Command, MarketConfig};
 use gridshare_settlement::merkle::MerkleTree;
 use gridshare_settlement::step::{Accounts, OnchainTrade, leaf_trade};
@@ -23,7 +24,6 @@ use gridshare_storage::positions::{self, NewPosition, TrueUp};
 use gridshare_storage::{Db, api_keys, market};
 use gridshare_web::api::role_scopes;
 use gridshare_web::auth::{Role, TokenKind, new_token};
-use gridshare_web::market::{Market, add_participants};
 use gridshare_web::{AppState, app};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -149,7 +149,9 @@ async fn world() -> World {
     .await
     .unwrap();
 
-    let (market, _) = Market::start(MarketConfig::default(), None, db.clone()).await.unwrap();
+    let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
+        .await
+        .unwrap();
     add_participants(&market, (1..=6).map(|p| (ParticipantId(p), NodeId(1))))
         .await
         .unwrap();
@@ -171,14 +173,14 @@ async fn world() -> World {
         fee: MicroPerKwh(0),
     }];
     // what goes down to gateways is kept for the test's life, unread
-    let (downlink, kept) = tokio::sync::mpsc::unbounded_channel();
+    let (downlink, kept) = Downlinks::channel();
     std::mem::forget(kept);
     let mut w = World {
         state: AppState {
             db: Some(db),
             market: Some(market),
             network: Some(std::sync::Arc::new(feeder)),
-            downlink: Some(downlink),
+            downlink,
             ..AppState::default()
         },
         keys,

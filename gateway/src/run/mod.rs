@@ -125,18 +125,31 @@ fn now() -> Timestamp {
 
 /// How a gateway runs beyond its configuration (the demo runs many in one process, on the
 /// market's accelerated clock).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Options {
-    /// The time stamped on messages and used for trading decisions.
-    pub clock: fn() -> Timestamp,
+    /// The time stamped on messages and used for trading decisions (the market's clock in the
+    /// demo, which runs faster than real time).
+    pub clock: ClockFn,
     /// Between polls, instead of the configuration's `telemetry_period_s`.
     pub period: Option<Duration>,
+}
+
+/// What "now" is for a gateway.
+pub type ClockFn = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("now", &(self.clock)())
+            .field("period", &self.period)
+            .finish()
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
-            clock: now,
+            clock: std::sync::Arc::new(now),
             period: None,
         }
     }

@@ -38,7 +38,7 @@ enum Woken {
 }
 
 /// The poller's state between cycles.
-#[derive(Debug)]
+// not Debug: the clock is a closure
 pub(super) struct Poller {
     /// The devices, in configuration order; `links` and `samplers` follow the same order.
     pub(super) devices: Vec<Device>,
@@ -53,7 +53,7 @@ pub(super) struct Poller {
     pub(super) inbox: Inbox,
     /// True while the sender is connected to the broker.
     pub(super) online: watch::Receiver<bool>,
-    pub(super) clock: fn() -> Timestamp,
+    pub(super) clock: super::ClockFn,
     /// Where the preferences are kept.
     pub(super) data_dir: PathBuf,
     pub(super) dr: Controller,

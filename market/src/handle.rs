@@ -1,6 +1,6 @@
-//! The market: the matching engine on a thread of its own that owns all its state, a handle the
-//! API and MQTT ingest share (one path into the engine), a feed of what happened for WebSocket
-//! and MQTT subscribers, and a recorder that writes orders, trades and results to the database.
+//! The market handle: the matching engine on a thread of its own that owns all its state, a handle
+//! the API and MQTT ingest share (one path into the engine), and a feed of what happened for
+//! WebSocket and MQTT subscribers. What the engine did goes to the recorder (`recorder.rs`).
 //!
 //! ```text
 //!  Market (handle, cloneable) ──request──▶ engine thread: journal ▶ apply ▶ reply
@@ -14,48 +14,21 @@
 //! between the journal write and the database write loses nothing. (An order's gateway is not in
 //! the journal: an order recovered this way is recorded without it.)
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use gridshare_domain::wire::IntervalResult;
 use gridshare_domain::{
-    DeliveryInterval, GatewayId, IntervalRules, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side,
-    TimeInForce, Timestamp, Wh, ZoneId,
+    DeliveryInterval, GatewayId, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side, TimeInForce, Timestamp,
+    Wh, ZoneId,
 };
 use gridshare_matching_engine::journal::{self, Durability, Journaled};
-use gridshare_matching_engine::{BookSummary, CancelReason, Command, Depth, Engine, Event, MarketConfig, OrderSpec};
+use gridshare_matching_engine::{BookSummary, Command, Depth, Engine, Event, MarketConfig, OrderSpec};
 use gridshare_storage::Db;
-use gridshare_storage::orders::{self, Change, OrderRecord, OrderStatus};
+use gridshare_storage::orders::{self, Change};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// The real time now, in ms since the epoch (not the accelerated market clock).
-pub fn wall_clock() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-    )
-}
-
-/// The market's clock when it runs faster than real time (demos): the market time at a moment
-/// and how fast it runs from there.
-static CLOCK: std::sync::OnceLock<(Timestamp, std::time::Instant, f64)> = std::sync::OnceLock::new();
-
-/// Makes the process's market clock run `speed` times faster than real time, reading `at` now.
-/// Set once, at start (later calls are ignored, so the clock never jumps).
-pub fn set_clock(at: Timestamp, speed: f64) {
-    let _ = CLOCK.set((at, std::time::Instant::now(), speed));
-}
-
-/// Market time now, in ms since the epoch: the wall clock, or the accelerated clock.
-pub fn now() -> Timestamp {
-    match CLOCK.get() {
-        None => wall_clock(),
-        Some((at, since, speed)) => Timestamp(at.0 + (since.elapsed().as_secs_f64() * speed * 1000.0) as i64),
-    }
-}
+use crate::clock::Clock;
+use crate::recorder::{self, Projector};
 
 /// Why the market could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +104,7 @@ enum Request {
 pub struct Market {
     requests: mpsc::Sender<Request>,
     feed: broadcast::Sender<Arc<Outcome>>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Request {
@@ -171,198 +145,6 @@ impl Core {
         }
     }
 }
-
-/// Turns commands and their events into database changes, tracking each live order's remaining
-/// quantity so a complete fill is known.
-#[derive(Debug, Default)]
-struct Projector {
-    /// Each live order.
-    live: HashMap<OrderId, LiveOrder>,
-    nodes: HashMap<ParticipantId, NodeId>,
-    max_id: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct LiveOrder {
-    rest: i64,
-    owner: ParticipantId,
-    zone: ZoneId,
-    interval: DeliveryInterval,
-}
-
-fn cancel_reason(r: CancelReason) -> &'static str {
-    match r {
-        CancelReason::Requested => "requested",
-        CancelReason::ImmediateOrCancel => "immediate_or_cancel",
-        CancelReason::SelfTrade => "self_trade",
-        CancelReason::Unmatched => "unmatched",
-    }
-}
-
-impl Projector {
-    /// The book of a live order.
-    fn book_of(&self, id: OrderId) -> Option<(ZoneId, DeliveryInterval)> {
-        self.live.get(&id).map(|l| (l.zone, l.interval))
-    }
-
-    /// Owners of the orders `events` name, looked up before [`Self::changes`] forgets them.
-    fn owners(&self, cmd: &Command, events: &[Event]) -> Vec<(OrderId, ParticipantId)> {
-        let mut out = Vec::new();
-        let mut add = |id: OrderId, owner: Option<ParticipantId>| {
-            if let Some(o) = owner.or_else(|| self.live.get(&id).map(|l| l.owner))
-                && !out.contains(&(id, o))
-            {
-                out.push((id, o));
-            }
-        };
-        let submitted = match cmd {
-            Command::Submit { order, .. } => Some((order.id, order.owner)),
-            _ => None,
-        };
-        for e in events {
-            match *e {
-                Event::Accepted { id } | Event::Amended { id, .. } | Event::Cancelled { id, .. } => {
-                    add(id, submitted.filter(|s| s.0 == id).map(|s| s.1));
-                }
-                Event::Rejected { id: Some(id), .. } => add(id, submitted.filter(|s| s.0 == id).map(|s| s.1)),
-                Event::Trade {
-                    buy,
-                    sell,
-                    buyer,
-                    seller,
-                    ..
-                } => {
-                    add(buy, Some(buyer));
-                    add(sell, Some(seller));
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    fn changes(&mut self, cmd: &Command, gateway: Option<GatewayId>, events: &[Event], out: &mut Vec<Change>) {
-        let at = match *cmd {
-            Command::Submit { at, .. }
-            | Command::Cancel { at, .. }
-            | Command::Amend { at, .. }
-            | Command::CloseGate { at, .. } => at,
-            Command::AddParticipant { .. } | Command::OpenBook { .. } => Timestamp(0),
-        };
-        if let Command::AddParticipant { owner, node } = *cmd
-            && events.iter().any(|e| matches!(e, Event::ParticipantAdded { .. }))
-        {
-            self.nodes.insert(owner, node);
-        }
-        if let Command::Submit { order, .. } = cmd {
-            self.max_id = self.max_id.max(order.id.0);
-            if events
-                .iter()
-                .any(|e| matches!(e, Event::Accepted { id } if *id == order.id))
-            {
-                self.live.insert(
-                    order.id,
-                    LiveOrder {
-                        rest: order.quantity.0,
-                        owner: order.owner,
-                        zone: order.zone,
-                        interval: order.interval,
-                    },
-                );
-                out.push(Change::Accepted(OrderRecord {
-                    id: order.id,
-                    owner: order.owner,
-                    gateway,
-                    zone: order.zone,
-                    interval: order.interval,
-                    side: order.side,
-                    quantity: order.quantity,
-                    price: order.price,
-                    tif: order.tif,
-                    mode: order.mode,
-                    status: OrderStatus::Open,
-                    filled: Wh(0),
-                    reason: None,
-                    created_at: at,
-                    updated_at: at,
-                }));
-            }
-        }
-        let mut auction: Option<(Option<MicroPerKwh>, Wh)> = None;
-        for e in events {
-            match *e {
-                Event::Trade {
-                    buy,
-                    sell,
-                    quantity,
-                    at,
-                    ..
-                } => {
-                    if let Some(t) = e.trade_report() {
-                        out.push(Change::Trade(t));
-                    }
-                    for id in [buy, sell] {
-                        if let Some(o) = self.live.get_mut(&id) {
-                            o.rest -= quantity.0;
-                            if o.rest <= 0 {
-                                self.live.remove(&id);
-                                out.push(Change::Filled { id, at });
-                            }
-                        }
-                    }
-                }
-                Event::Amended {
-                    id, quantity, price, ..
-                } => {
-                    if let Some(o) = self.live.get_mut(&id) {
-                        o.rest = quantity.0;
-                    }
-                    out.push(Change::Amended {
-                        id,
-                        quantity,
-                        price,
-                        at,
-                    });
-                }
-                Event::Cancelled { id, reason, .. } => {
-                    self.live.remove(&id);
-                    out.push(Change::Cancelled {
-                        id,
-                        reason: cancel_reason(reason),
-                        at,
-                    });
-                }
-                Event::AuctionResult {
-                    clearing_price, volume, ..
-                } => auction = Some((clearing_price, volume)),
-                Event::BookClosed {
-                    zone,
-                    interval,
-                    total_volume,
-                    trades,
-                } => {
-                    let (clearing_price, auction_volume) = auction.unwrap_or((None, Wh(0)));
-                    out.push(Change::Result {
-                        result: IntervalResult {
-                            zone,
-                            interval,
-                            clearing_price,
-                            auction_volume,
-                            total_volume,
-                            trades,
-                        },
-                        closed_at: at,
-                    });
-                }
-                Event::ParticipantAdded { .. }
-                | Event::BookOpened { .. }
-                | Event::Accepted { .. }
-                | Event::Rejected { .. } => {}
-            }
-        }
-    }
-}
-
 /// Where the engine keeps its journal and snapshots.
 #[derive(Debug, Clone)]
 pub struct JournalConfig {
@@ -379,8 +161,9 @@ impl Market {
         cfg: MarketConfig,
         journal: Option<JournalConfig>,
         db: Db,
+        clock: Clock,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), MarketError> {
-        Self::start_with_metrics(cfg, journal, db, Arc::default()).await
+        Self::start_with_metrics(cfg, journal, db, clock, Arc::default()).await
     }
 
     /// [`Self::start`], counting orders, trades and gate closures in `metrics` (from the engine
@@ -389,6 +172,7 @@ impl Market {
         cfg: MarketConfig,
         journal: Option<JournalConfig>,
         db: Db,
+        clock: Clock,
         metrics: Arc<crate::Metrics>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), MarketError> {
         let mut projector = Projector::default();
@@ -426,13 +210,14 @@ impl Market {
         let (requests, rx) = mpsc::channel(1024);
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let (to_recorder, from_engine) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record(db, from_engine));
+        let recorder = tokio::spawn(recorder::record(db, from_engine));
         let feed_tx = feed.clone();
+        let engine_clock = clock.clone();
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || run_engine(core, projector, rx, feed_tx, to_recorder, &metrics))
+            .spawn(move || run_engine(core, projector, rx, feed_tx, to_recorder, &metrics, &engine_clock))
             .map_err(|e| MarketError::Recovery(format!("cannot start the engine thread: {e}")))?;
-        Ok((Self { requests, feed }, recorder))
+        Ok((Self { requests, feed, clock }, recorder))
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, MarketError> {
@@ -471,6 +256,11 @@ impl Market {
         self.ask(Request::Flush).await?
     }
 
+    /// The market's clock (what "now" is for its books, gates and stamps).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// Everything that happens from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Outcome>> {
         self.feed.subscribe()
@@ -484,6 +274,7 @@ fn run_engine(
     feed: broadcast::Sender<Arc<Outcome>>,
     recorder: mpsc::UnboundedSender<Vec<Change>>,
     metrics: &crate::Metrics,
+    clock: &Clock,
 ) {
     let apply = |core: &mut Core,
                  projector: &mut Projector,
@@ -525,7 +316,7 @@ fn run_engine(
             tracing::error!("the market recorder has stopped; the journal still holds every command");
         }
         let outcome = Arc::new(Outcome {
-            at: now(),
+            at: clock.now(),
             order_id,
             owner,
             events,
@@ -544,7 +335,7 @@ fn run_engine(
                 // an unknown owner gets node 0 and the engine rejects the order as `unknown_owner`
                 let node = projector.nodes.get(&o.owner).copied().unwrap_or(NodeId(0));
                 let cmd = Command::Submit {
-                    at: now(),
+                    at: clock.now(),
                     order: OrderSpec {
                         id,
                         owner: o.owner,
@@ -623,82 +414,6 @@ fn count(m: &crate::Metrics, cmd: &Command, events: &[Event]) {
         }
     }
 }
-
-/// Writes changes in bursts (everything queued goes in one transaction); a failing database is
-/// retried with backoff and nothing is dropped.
-async fn record(db: Db, mut rx: mpsc::UnboundedReceiver<Vec<Change>>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = first;
-        while batch.len() < 5_000 {
-            match rx.try_recv() {
-                Ok(more) => batch.extend(more),
-                Err(_) => break,
-            }
-        }
-        let mut wait = Duration::from_millis(100);
-        while let Err(e) = orders::record(&db, &batch).await {
-            tracing::warn!(error = %e, changes = batch.len(), "recording market changes failed; retrying");
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(10));
-        }
-    }
-}
-
-/// Keeps books open for the next `horizon` intervals of `zones` and closes each gate on time.
-/// `clock` gives "now" (the demo runs an accelerated one). Runs until the market stops.
-pub async fn schedule(
-    market: Market,
-    zones: Vec<ZoneId>,
-    rules: IntervalRules,
-    horizon: usize,
-    clock: impl Fn() -> Timestamp + Send + 'static,
-    tick: Duration,
-) {
-    let mut opened: std::collections::BTreeSet<(ZoneId, DeliveryInterval)> = Default::default();
-    if let Ok(books) = market.books().await {
-        opened.extend(books.iter().filter(|b| b.open).map(|b| (b.zone, b.interval)));
-    }
-    loop {
-        let t = clock();
-        for iv in rules.first_open(t).iter_from(horizon) {
-            for &zone in &zones {
-                if opened.insert((zone, iv)) {
-                    match market.command(Command::OpenBook { zone, interval: iv }).await {
-                        Ok(_) => {}
-                        Err(MarketError::Stopped) => return,
-                        Err(e) => tracing::error!(error = %e, "opening a book"),
-                    }
-                }
-            }
-        }
-        let due: Vec<_> = opened
-            .iter()
-            .filter(|(_, iv)| iv.gate_closure(&rules) <= t)
-            .copied()
-            .collect();
-        for (zone, interval) in due {
-            opened.remove(&(zone, interval));
-            match market.command(Command::CloseGate { at: t, zone, interval }).await {
-                Ok(o) => tracing::info!(%zone, %interval, events = o.events.len(), "gate closed"),
-                Err(MarketError::Stopped) => return,
-                Err(e) => tracing::error!(error = %e, "closing a gate"),
-            }
-        }
-        tokio::time::sleep(tick).await;
-    }
-}
-
-/// Registers participants with the engine (their feeder node decides grid fees and limits).
-pub async fn add_participants(
-    market: &Market,
-    participants: impl IntoIterator<Item = (ParticipantId, NodeId)>,
-) -> Result<(), MarketError> {
-    for (owner, node) in participants {
-        market.command(Command::AddParticipant { owner, node }).await?;
-    }
-    Ok(())
-}
-
 /// Path of the engine's journal in `dir`.
 pub fn journal_path(dir: &Path) -> std::path::PathBuf {
     dir.join("engine.journal")
