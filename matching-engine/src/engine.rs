@@ -4,6 +4,8 @@
 //! scratch buffers have grown to the largest book.
 //!
 //! # Rules
+//! - **Books** are keyed by zone and the whole delivery interval, start *and*
+//!   length: `10:00/PT15M` and `10:00/PT60M` are two books.
 //! - **Prices** are what the seller receives per kWh. A buy limit is the
 //!   most the buyer pays per kWh *including* the grid fee of the path; a sell
 //!   limit is the least the seller receives. Continuous trades execute at the
@@ -35,6 +37,8 @@
 //!   the pairing is greedy and may match less than the unconstrained volume;
 //!   it never breaks a limit. Unmatched orders are cancelled
 //!   (`CancelReason::Unmatched`) and the book closes.
+//! - **Limits**: `max_orders` is honoured exactly (any value); every order id
+//!   is usable, `u64::MAX` included.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -202,11 +206,14 @@ pub struct Engine {
     network: Option<Network>,
     owners: IdMap<ParticipantId, NodeId>,
     books: Vec<Book>,
-    /// (zone, interval start, book index), sorted, for binary search.
-    lookup: Vec<(u32, i64, u32)>,
+    /// (zone, interval start, interval minutes, book index), sorted, for binary search.
+    lookup: Vec<(u32, i64, i64, u32)>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     index: OrderIndex,
+    /// Slot of the live order whose id is `u64::MAX` (the index's empty
+    /// marker, so it is kept here), or `NIL`.
+    max_id_slot: u32,
     seq: u64,
     next_trade: u64,
     scratch_bids: Vec<(u32, i64)>,
@@ -251,6 +258,7 @@ impl Engine {
             slots: Vec::with_capacity(cfg.max_orders.min(1 << 20)),
             free: Vec::new(),
             index: OrderIndex::with_capacity(cfg.max_orders),
+            max_id_slot: NIL,
             seq: 0,
             next_trade: 1,
             scratch_bids: Vec::new(),
@@ -267,7 +275,43 @@ impl Engine {
 
     /// Number of live orders.
     pub fn live_orders(&self) -> usize {
-        self.index.len()
+        self.index.len() + usize::from(self.max_id_slot != NIL)
+    }
+
+    /// The slot of live order `id`.
+    #[inline]
+    fn slot_of(&self, id: OrderId) -> Option<u32> {
+        if id.0 == u64::MAX {
+            (self.max_id_slot != NIL).then_some(self.max_id_slot)
+        } else {
+            self.index.get(id)
+        }
+    }
+
+    /// Index a new live order; false if the id is live or `max_orders` are.
+    #[inline]
+    fn index_insert(&mut self, id: OrderId, slot: u32) -> bool {
+        if self.live_orders() >= self.cfg.max_orders {
+            return false;
+        }
+        if id.0 == u64::MAX {
+            if self.max_id_slot != NIL {
+                return false;
+            }
+            self.max_id_slot = slot;
+            true
+        } else {
+            self.index.insert(id, slot)
+        }
+    }
+
+    #[inline]
+    fn index_remove(&mut self, id: OrderId) {
+        if id.0 == u64::MAX {
+            self.max_id_slot = NIL;
+        } else {
+            self.index.remove(id);
+        }
     }
 
     /// Every book the engine holds, in (zone, interval) order: whether it still takes orders,
@@ -275,7 +319,7 @@ impl Engine {
     pub fn books(&self) -> Vec<BookSummary> {
         self.lookup
             .iter()
-            .map(|&(_, _, i)| {
+            .map(|&(_, _, _, i)| {
                 let b = &self.books[i as usize];
                 BookSummary {
                     zone: b.zone,
@@ -292,7 +336,7 @@ impl Engine {
     /// quantity per price (continuous and auction-only orders together, as the gate-closure
     /// auction will see them); None for an unknown book.
     pub fn depth(&self, zone: ZoneId, interval: DeliveryInterval, levels: usize) -> Option<Depth> {
-        let book = &self.books[self.lookup[self.find_book(zone, interval).ok()?].2 as usize];
+        let book = &self.books[self.lookup[self.find_book(zone, interval).ok()?].3 as usize];
         let merged = |a: &Ladder, b: &Ladder, t: u32| {
             a.levels.get(t as usize).map_or(0, |l| l.qty) + b.levels.get(t as usize).map_or(0, |l| l.qty)
         };
@@ -365,8 +409,8 @@ impl Engine {
     }
 
     fn find_book(&self, zone: ZoneId, interval: DeliveryInterval) -> Result<usize, usize> {
-        let key = (zone.0, interval.start().0);
-        self.lookup.binary_search_by(|&(z, s, _)| (z, s).cmp(&key))
+        let key = book_key(zone, interval);
+        self.lookup.binary_search_by(|&(z, s, m, _)| (z, s, m).cmp(&key))
     }
 
     fn open_book(&mut self, zone: ZoneId, interval: DeliveryInterval, out: &mut impl EventSink) {
@@ -400,7 +444,8 @@ impl Engine {
             trades: 0,
             volume: 0,
         });
-        self.lookup.insert(pos, (zone.0, interval.start().0, idx));
+        let (z, start, minutes) = book_key(zone, interval);
+        self.lookup.insert(pos, (z, start, minutes, idx));
         out.push(Event::BookOpened { zone, interval });
     }
 
@@ -425,7 +470,7 @@ impl Engine {
     fn open_book_index(&self, zone: ZoneId, interval: DeliveryInterval) -> Result<u32, RejectReason> {
         match self.find_book(zone, interval) {
             Ok(pos) => {
-                let b = self.lookup[pos].2;
+                let b = self.lookup[pos].3;
                 if self.books[b as usize].open {
                     Ok(b)
                 } else {
@@ -456,10 +501,10 @@ impl Engine {
         if o.mode == OrderMode::AuctionOnly && o.tif != TimeInForce::GoodTillGateClosure {
             return Err(RejectReason::InvalidTimeInForce);
         }
-        if self.index.get(o.id).is_some() {
+        if self.slot_of(o.id).is_some() {
             return Err(RejectReason::DuplicateOrderId);
         }
-        if self.index.is_full() {
+        if self.live_orders() >= self.cfg.max_orders {
             return Err(RejectReason::OrderCapacity);
         }
         Ok((book, tick, node))
@@ -497,7 +542,8 @@ impl Engine {
             side: o.side,
             auction_only: o.mode == OrderMode::AuctionOnly,
         });
-        self.index.insert(o.id, slot);
+        // Cannot fail: the id is not live and there is room (checked above).
+        let _indexed = self.index_insert(o.id, slot);
         self.process(at, slot, o.tif, out);
     }
 
@@ -590,7 +636,7 @@ impl Engine {
 
     fn release(&mut self, slot: u32) {
         let id = self.slots[slot as usize].id;
-        self.index.remove(id);
+        self.index_remove(id);
         self.slots[slot as usize] = FREE_SLOT;
         self.free.push(slot);
     }
@@ -817,7 +863,7 @@ impl Engine {
 
     /// The slot of a live order `id` that `owner` may change.
     fn owned_slot(&self, id: OrderId, owner: ParticipantId) -> Result<u32, RejectReason> {
-        let slot = self.index.get(id).ok_or(RejectReason::UnknownOrder)?;
+        let slot = self.slot_of(id).ok_or(RejectReason::UnknownOrder)?;
         if self.slots[slot as usize].owner != owner {
             return Err(RejectReason::NotOwner);
         }
@@ -1156,7 +1202,9 @@ impl Engine {
         let mut orders: Vec<OrderSnapshot> = self
             .slots
             .iter()
-            .filter(|s| s.id != FREE_SLOT.id && self.index.get(s.id).is_some())
+            .enumerate()
+            .filter(|&(i, s)| self.slot_of(s.id) == Some(i as u32))
+            .map(|(_, s)| s)
             .map(|s| OrderSnapshot {
                 id: s.id,
                 owner: s.owner,
@@ -1224,7 +1272,8 @@ impl Engine {
                 trades: b.trades,
                 volume: b.volume.0,
             });
-            e.lookup.insert(pos, (b.zone.0, b.interval.start().0, i as u32));
+            let (z, start, minutes) = book_key(b.zone, b.interval);
+            e.lookup.insert(pos, (z, start, minutes, i as u32));
         }
         // Orders come in arrival order, so pushing each to the back of its
         // level rebuilds every queue exactly.
@@ -1260,7 +1309,7 @@ impl Engine {
                 side: o.side,
                 auction_only: o.auction_only,
             });
-            if !e.index.insert(o.id, slot) {
+            if !e.index_insert(o.id, slot) {
                 return Err(bad(format!("order {} twice or over capacity", o.id)));
             }
             e.rest(slot);
@@ -1291,6 +1340,11 @@ fn collect(ladder: &Ladder, slots: &[Slot], into: &mut Vec<(u32, i64)>) {
         }
         t = ladder.lowest_at_or_above(tick + 1);
     }
+}
+
+/// A book's place in the lookup: zone, interval start, interval length.
+fn book_key(zone: ZoneId, interval: DeliveryInterval) -> (u32, i64, i64) {
+    (zone.0, interval.start().0, interval.length().minutes())
 }
 
 fn min_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {

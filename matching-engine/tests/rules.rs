@@ -539,3 +539,108 @@ fn depth_aggregates_levels_best_first_with_auction_only_orders() {
     assert!(closed.bids.is_empty() && closed.asks.is_empty(), "{closed:?}");
     assert!(!e.books()[0].open);
 }
+
+// ---- smaller defects (issue 19) ------------------------------------------------
+
+#[test]
+fn order_id_u64_max_is_an_ordinary_id() {
+    let mut e = engine();
+    let max = u64::MAX;
+    assert!(reject(&submit(&mut e, order(max, 1, Side::Sell, 100, 100))).is_none());
+    assert_eq!(
+        reject(&submit(&mut e, order(max, 2, Side::Sell, 100, 100))),
+        Some(RejectReason::DuplicateOrderId)
+    );
+    assert_eq!(e.live_orders(), 1);
+    assert_eq!(
+        trades(&submit(&mut e, order(1, 2, Side::Buy, 40, 100))),
+        vec![(1, max, 40, 100, 0)]
+    );
+    assert_eq!(e.snapshot(0).orders.len(), 1, "the snapshot holds it once");
+    let mut out = Vec::new();
+    e.apply(
+        &Command::Cancel {
+            at: AT,
+            id: OrderId(max),
+            owner: ParticipantId(1),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![Event::Cancelled {
+            id: OrderId(max),
+            remaining: Wh(60),
+            reason: CancelReason::Requested
+        }]
+    );
+    assert_eq!(e.live_orders(), 0);
+    assert!(
+        reject(&submit(&mut e, order(max, 2, Side::Sell, 10, 100))).is_none(),
+        "reusable"
+    );
+}
+
+#[test]
+fn books_of_one_start_and_different_lengths_are_different_books() {
+    let mut e = engine();
+    let hour = DeliveryInterval::new(iv().start(), IntervalLength::Min60).unwrap();
+    let mut out = Vec::new();
+    e.apply(
+        &Command::OpenBook {
+            zone: ZoneId(1),
+            interval: hour,
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![Event::BookOpened {
+            zone: ZoneId(1),
+            interval: hour
+        }]
+    );
+    let mut o = order(1, 1, Side::Sell, 100, 100);
+    o.interval = hour;
+    submit(&mut e, o);
+    // It rests in the hour's book only: the quarter's buyer does not meet it.
+    assert!(trades(&submit(&mut e, order(2, 2, Side::Buy, 100, 100))).is_empty());
+    assert_eq!(
+        e.depth(ZoneId(1), hour, 5).unwrap().asks,
+        vec![(MicroPerKwh(100_000), Wh(100))]
+    );
+    assert!(e.depth(ZoneId(1), iv(), 5).unwrap().asks.is_empty());
+    assert_eq!(e.books().len(), 2);
+    let mut close = Vec::new();
+    e.apply(
+        &Command::CloseGate {
+            at: AT,
+            zone: ZoneId(1),
+            interval: iv(),
+        },
+        &mut close,
+    );
+    assert!(
+        e.depth(ZoneId(1), hour, 5).unwrap().open,
+        "closing the quarter leaves the hour open"
+    );
+}
+
+#[test]
+fn max_orders_is_honoured_below_eight() {
+    for max in [0usize, 1, 3] {
+        let mut e = engine_with(MarketConfig {
+            max_orders: max,
+            ..MarketConfig::default()
+        });
+        for i in 0..max as u64 {
+            assert!(reject(&submit(&mut e, order(i + 1, 1, Side::Sell, 10, 100 + i as i64))).is_none());
+        }
+        assert_eq!(
+            reject(&submit(&mut e, order(99, 2, Side::Sell, 10, 100))),
+            Some(RejectReason::OrderCapacity),
+            "max_orders {max}"
+        );
+        assert_eq!(e.live_orders(), max);
+    }
+}
