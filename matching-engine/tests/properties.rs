@@ -4,7 +4,9 @@
 //! - volume is conserved per order: every accepted order ends filled,
 //!   cancelled with the exact remainder, or amended, never over-filled;
 //! - no one trades with themselves;
-//! - the same commands give byte-identical events, also after a journal replay.
+//! - the same commands give byte-identical events, also after a journal replay;
+//! - after every command, no two resting continuous orders of different owners
+//!   cross after their path fee with room left on their path (issue 19).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -254,8 +256,54 @@ fn check_invariants(s: &Scenario, cfg: &MarketConfig, events: &[Event]) -> Resul
     Ok(())
 }
 
+/// No two resting continuous orders of different owners in one open book are
+/// price-compatible after the path fee with room on their path.
+fn check_no_tradable_pair_rests(e: &Engine, net: &Network) -> Result<(), TestCaseError> {
+    let snap = e.snapshot(0);
+    let node_of: HashMap<ParticipantId, u32> = snap
+        .participants
+        .iter()
+        .map(|(p, n)| (*p, net.index_of(*n).unwrap()))
+        .collect();
+    for (bi, book) in snap.books.iter().enumerate().filter(|(_, b)| b.open) {
+        let resting = |side| {
+            snap.orders
+                .iter()
+                .filter(move |o| o.book as usize == bi && o.side == side && !o.auction_only)
+        };
+        for bid in resting(Side::Buy) {
+            for ask in resting(Side::Sell).filter(|a| a.owner != bid.owner) {
+                let (s, b) = (node_of[&ask.owner], node_of[&bid.owner]);
+                if ask.price.0 + net.path_fee(s, b) <= bid.price.0 {
+                    prop_assert_eq!(
+                        net.path_room(s, b, &book.flows),
+                        0,
+                        "bid {} and ask {} cross with room in {}",
+                        bid.id,
+                        ask.id,
+                        book.interval
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_tradable_pair_is_left_resting_after_any_command(s in scenario()) {
+        let cfg = MarketConfig { network: Some(s.nodes.clone()), max_orders: 4096, ..MarketConfig::default() };
+        let net = Network::new(&s.nodes).unwrap();
+        let mut e = Engine::new(cfg).unwrap();
+        let mut out = Vec::new();
+        for c in &s.commands {
+            e.apply(c, &mut out);
+            check_no_tradable_pair_rests(&e, &net)?;
+        }
+    }
 
     #[test]
     fn invariants_hold_with_network_limits(s in scenario()) {
