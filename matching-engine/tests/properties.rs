@@ -256,15 +256,47 @@ fn check_invariants(s: &Scenario, cfg: &MarketConfig, events: &[Event]) -> Resul
     Ok(())
 }
 
+/// `s` with participants moving: now and then an owner re-registers at
+/// another home, and its later orders come from there (its resting orders
+/// stay where they were placed). Also returns each order's node.
+fn with_moves(s: &Scenario, moves: &[(usize, usize)]) -> (Vec<Command>, HashMap<OrderId, NodeId>) {
+    let mut at: HashMap<ParticipantId, NodeId> = HashMap::new();
+    let mut node_of = HashMap::new();
+    let mut out = Vec::new();
+    for (i, c) in s.commands.iter().enumerate() {
+        for &(when, who) in moves {
+            if when == i && !at.is_empty() {
+                let owner = ParticipantId(1 + (who % s.homes.len()) as u64);
+                let node = NodeId(s.homes[(who / 7) % s.homes.len()]);
+                at.insert(owner, node);
+                out.push(Command::AddParticipant { owner, node });
+            }
+        }
+        let mut c = *c;
+        match &mut c {
+            Command::AddParticipant { owner, node } => {
+                at.insert(*owner, *node);
+            }
+            Command::Submit { order, .. } => {
+                order.node = at[&order.owner];
+                node_of.insert(order.id, order.node);
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    (out, node_of)
+}
+
 /// No two resting continuous orders of different owners in one open book are
 /// price-compatible after the path fee with room on their path.
-fn check_no_tradable_pair_rests(e: &Engine, net: &Network) -> Result<(), TestCaseError> {
+fn check_no_tradable_pair_rests(
+    e: &Engine,
+    net: &Network,
+    order_nodes: &HashMap<OrderId, NodeId>,
+) -> Result<(), TestCaseError> {
     let snap = e.snapshot(0);
-    let node_of: HashMap<ParticipantId, u32> = snap
-        .participants
-        .iter()
-        .map(|(p, n)| (*p, net.index_of(*n).unwrap()))
-        .collect();
+    let node_of = |o: &gridshare_matching_engine::OrderSnapshot| net.index_of(order_nodes[&o.id]).unwrap();
     for (bi, book) in snap.books.iter().enumerate().filter(|(_, b)| b.open) {
         let resting = |side| {
             snap.orders
@@ -273,7 +305,7 @@ fn check_no_tradable_pair_rests(e: &Engine, net: &Network) -> Result<(), TestCas
         };
         for bid in resting(Side::Buy) {
             for ask in resting(Side::Sell).filter(|a| a.owner != bid.owner) {
-                let (s, b) = (node_of[&ask.owner], node_of[&bid.owner]);
+                let (s, b) = (node_of(ask), node_of(bid));
                 if ask.price.0 + net.path_fee(s, b) <= bid.price.0 {
                     prop_assert_eq!(
                         net.path_room(s, b, &book.flows),
@@ -294,14 +326,18 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn no_tradable_pair_is_left_resting_after_any_command(s in scenario()) {
+    fn no_tradable_pair_is_left_resting_after_any_command(
+        s in scenario(),
+        moves in prop::collection::vec((0usize..200, 0usize..1000), 0..6),
+    ) {
         let cfg = MarketConfig { network: Some(s.nodes.clone()), max_orders: 4096, ..MarketConfig::default() };
         let net = Network::new(&s.nodes).unwrap();
+        let (commands, order_nodes) = with_moves(&s, &moves);
         let mut e = Engine::new(cfg).unwrap();
         let mut out = Vec::new();
-        for c in &s.commands {
+        for c in &commands {
             e.apply(c, &mut out);
-            check_no_tradable_pair_rests(&e, &net)?;
+            check_no_tradable_pair_rests(&e, &net, &order_nodes)?;
         }
     }
 
