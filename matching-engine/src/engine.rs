@@ -4,14 +4,21 @@
 //! scratch buffers have grown to the largest book.
 //!
 //! # Rules
+//! - **Books** are keyed by zone and the whole delivery interval, start *and*
+//!   length: `10:00/PT15M` and `10:00/PT60M` are two books.
 //! - **Prices** are what the seller receives per kWh. A buy limit is the
 //!   most the buyer pays per kWh *including* the grid fee of the path; a sell
 //!   limit is the least the seller receives. Continuous trades execute at the
 //!   resting order's price: a resting ask trades at its price and the buyer
 //!   pays price + fee; a resting bid trades at bid − fee, so its owner pays
 //!   exactly its limit.
-//! - **Priority** is price, then time of arrival. Reducing an order's
-//!   quantity keeps its place; any other amend takes a new place at the back.
+//! - **Priority** is by delivered price, then time of arrival. An incoming
+//!   buy meets first the ask whose price *plus the path fee* (what this buyer
+//!   would pay) is lowest; an incoming sell meets first the bid whose price
+//!   *minus the path fee* (what this seller would receive) is highest. Ties go
+//!   to the older order. Without a network every fee is 0 and this is plain
+//!   price-time priority. Reducing an order's quantity keeps its place; any
+//!   other amend takes a new place at the back.
 //! - **Self-trade prevention**: when the next match of an incoming (or
 //!   re-priced) order would be against its own owner's resting order, the
 //!   incoming order's remaining quantity is cancelled (`CancelReason::SelfTrade`);
@@ -23,7 +30,18 @@
 //!   buyer's limit covers the price plus the path fee and every edge of the
 //!   path has room (capacities net counter-flows; see [`crate::network`]).
 //!   A blocked resting order is skipped, not removed, and matching goes on
-//!   with the next one in priority order.
+//!   with the next one in priority order — also when the edge above the
+//!   incoming order's own node is full (counterparties at or below that node
+//!   do not use it). The fill-or-kill check walks the same orders in the same
+//!   order.
+//! - **Re-matching**: a trade frees room on its path for flows the other way,
+//!   so two resting orders blocked until then may now trade. After a command
+//!   that traded, every resting continuous order, oldest first, is matched as
+//!   if it had just arrived against the *older* resting orders (same priority,
+//!   at the older order's price; its owner's own orders are passed over, not a
+//!   reason to cancel), and this repeats until no trade is made. So after
+//!   every command no two resting continuous orders of different owners cross
+//!   after their path fee with room left on their path.
 //! - **Call auction at gate closure** over every resting order, continuous
 //!   and auction-only: the clearing price maximises matched volume; among the
 //!   prices that do, the price is `lo + k·(hi − lo)` rounded to the nearest
@@ -35,8 +53,11 @@
 //!   the pairing is greedy and may match less than the unconstrained volume;
 //!   it never breaks a limit. Unmatched orders are cancelled
 //!   (`CancelReason::Unmatched`) and the book closes.
+//! - **Limits**: `max_orders` is honoured exactly (any value); every order id
+//!   is usable, `u64::MAX` included.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use gridshare_domain::{
@@ -192,7 +213,14 @@ struct Book {
     flows: Vec<i64>,
     trades: u32,
     volume: i64,
+    /// A price-compatible pair of resting orders may be blocked by the
+    /// network (set when matching meets one; exact after a re-match pass).
+    blocked: bool,
 }
+
+/// A candidate in the network priority walk: (key, seq, slot, path fee),
+/// smallest key first; the key is ask + fee for a buyer, fee − bid for a seller.
+type Candidate = Reverse<(i64, u64, u32, i64)>;
 
 /// The matching engine. See the module docs for the rules.
 #[derive(Debug)]
@@ -202,16 +230,21 @@ pub struct Engine {
     network: Option<Network>,
     owners: IdMap<ParticipantId, NodeId>,
     books: Vec<Book>,
-    /// (zone, interval start, book index), sorted, for binary search.
-    lookup: Vec<(u32, i64, u32)>,
+    /// (zone, interval start, interval minutes, book index), sorted, for binary search.
+    lookup: Vec<(u32, i64, i64, u32)>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     index: OrderIndex,
+    /// Slot of the live order whose id is `u64::MAX` (the index's empty
+    /// marker, so it is kept here), or `NIL`.
+    max_id_slot: u32,
     seq: u64,
     next_trade: u64,
     scratch_bids: Vec<(u32, i64)>,
     scratch_asks: Vec<(u32, i64)>,
     scratch_flows: Vec<i64>,
+    scratch_heap: BinaryHeap<Candidate>,
+    scratch_orders: Vec<(u64, u32)>,
 }
 
 /// Outcome of matching an incoming order.
@@ -251,11 +284,14 @@ impl Engine {
             slots: Vec::with_capacity(cfg.max_orders.min(1 << 20)),
             free: Vec::new(),
             index: OrderIndex::with_capacity(cfg.max_orders),
+            max_id_slot: NIL,
             seq: 0,
             next_trade: 1,
             scratch_bids: Vec::new(),
             scratch_asks: Vec::new(),
             scratch_flows: vec![0; nodes],
+            scratch_heap: BinaryHeap::new(),
+            scratch_orders: Vec::new(),
             cfg,
         })
     }
@@ -267,7 +303,43 @@ impl Engine {
 
     /// Number of live orders.
     pub fn live_orders(&self) -> usize {
-        self.index.len()
+        self.index.len() + usize::from(self.max_id_slot != NIL)
+    }
+
+    /// The slot of live order `id`.
+    #[inline]
+    fn slot_of(&self, id: OrderId) -> Option<u32> {
+        if id.0 == u64::MAX {
+            (self.max_id_slot != NIL).then_some(self.max_id_slot)
+        } else {
+            self.index.get(id)
+        }
+    }
+
+    /// Index a new live order; false if the id is live or `max_orders` are.
+    #[inline]
+    fn index_insert(&mut self, id: OrderId, slot: u32) -> bool {
+        if self.live_orders() >= self.cfg.max_orders {
+            return false;
+        }
+        if id.0 == u64::MAX {
+            if self.max_id_slot != NIL {
+                return false;
+            }
+            self.max_id_slot = slot;
+            true
+        } else {
+            self.index.insert(id, slot)
+        }
+    }
+
+    #[inline]
+    fn index_remove(&mut self, id: OrderId) {
+        if id.0 == u64::MAX {
+            self.max_id_slot = NIL;
+        } else {
+            self.index.remove(id);
+        }
     }
 
     /// Every book the engine holds, in (zone, interval) order: whether it still takes orders,
@@ -275,7 +347,7 @@ impl Engine {
     pub fn books(&self) -> Vec<BookSummary> {
         self.lookup
             .iter()
-            .map(|&(_, _, i)| {
+            .map(|&(_, _, _, i)| {
                 let b = &self.books[i as usize];
                 BookSummary {
                     zone: b.zone,
@@ -292,7 +364,7 @@ impl Engine {
     /// quantity per price (continuous and auction-only orders together, as the gate-closure
     /// auction will see them); None for an unknown book.
     pub fn depth(&self, zone: ZoneId, interval: DeliveryInterval, levels: usize) -> Option<Depth> {
-        let book = &self.books[self.lookup[self.find_book(zone, interval).ok()?].2 as usize];
+        let book = &self.books[self.lookup[self.find_book(zone, interval).ok()?].3 as usize];
         let merged = |a: &Ladder, b: &Ladder, t: u32| {
             a.levels.get(t as usize).map_or(0, |l| l.qty) + b.levels.get(t as usize).map_or(0, |l| l.qty)
         };
@@ -365,8 +437,8 @@ impl Engine {
     }
 
     fn find_book(&self, zone: ZoneId, interval: DeliveryInterval) -> Result<usize, usize> {
-        let key = (zone.0, interval.start().0);
-        self.lookup.binary_search_by(|&(z, s, _)| (z, s).cmp(&key))
+        let key = book_key(zone, interval);
+        self.lookup.binary_search_by(|&(z, s, m, _)| (z, s, m).cmp(&key))
     }
 
     fn open_book(&mut self, zone: ZoneId, interval: DeliveryInterval, out: &mut impl EventSink) {
@@ -399,8 +471,10 @@ impl Engine {
             flows: vec![0; self.scratch_flows.len()],
             trades: 0,
             volume: 0,
+            blocked: false,
         });
-        self.lookup.insert(pos, (zone.0, interval.start().0, idx));
+        let (z, start, minutes) = book_key(zone, interval);
+        self.lookup.insert(pos, (z, start, minutes, idx));
         out.push(Event::BookOpened { zone, interval });
     }
 
@@ -425,7 +499,7 @@ impl Engine {
     fn open_book_index(&self, zone: ZoneId, interval: DeliveryInterval) -> Result<u32, RejectReason> {
         match self.find_book(zone, interval) {
             Ok(pos) => {
-                let b = self.lookup[pos].2;
+                let b = self.lookup[pos].3;
                 if self.books[b as usize].open {
                     Ok(b)
                 } else {
@@ -456,10 +530,10 @@ impl Engine {
         if o.mode == OrderMode::AuctionOnly && o.tif != TimeInForce::GoodTillGateClosure {
             return Err(RejectReason::InvalidTimeInForce);
         }
-        if self.index.get(o.id).is_some() {
+        if self.slot_of(o.id).is_some() {
             return Err(RejectReason::DuplicateOrderId);
         }
-        if self.index.is_full() {
+        if self.live_orders() >= self.cfg.max_orders {
             return Err(RejectReason::OrderCapacity);
         }
         Ok((book, tick, node))
@@ -497,17 +571,32 @@ impl Engine {
             side: o.side,
             auction_only: o.mode == OrderMode::AuctionOnly,
         });
-        self.index.insert(o.id, slot);
+        // Cannot fail: the id is not live and there is room (checked above).
+        let _indexed = self.index_insert(o.id, slot);
         self.process(at, slot, o.tif, out);
     }
 
-    /// Match a freshly (re)priced order and rest, expire or cancel what is left.
+    /// Match a freshly (re)priced order and rest, expire or cancel what is
+    /// left; then, if it traded, re-match what the trades unblocked.
     fn process(&mut self, at: Timestamp, slot: u32, tif: TimeInForce, out: &mut impl EventSink) {
+        let book_i = self.slots[slot as usize].book as usize;
+        let trades_before = self.books[book_i].trades;
+        self.match_and_rest(at, slot, tif, out);
+        if self.books[book_i].trades != trades_before {
+            self.rematch(at, book_i, out);
+        }
+    }
+
+    fn match_and_rest(&mut self, at: Timestamp, slot: u32, tif: TimeInForce, out: &mut impl EventSink) {
         let s = self.slots[slot as usize];
         let end = if s.auction_only {
             MatchEnd::Done
         } else {
-            self.match_incoming(at, slot, out)
+            let (end, blocked) = self.match_order(at, slot, u64::MAX, true, out);
+            if blocked {
+                self.books[s.book as usize].blocked = true;
+            }
+            end
         };
         let rem = self.slots[slot as usize].qty;
         if rem == 0 {
@@ -590,7 +679,7 @@ impl Engine {
 
     fn release(&mut self, slot: u32) {
         let id = self.slots[slot as usize].id;
-        self.index.remove(id);
+        self.index_remove(id);
         self.slots[slot as usize] = FREE_SLOT;
         self.free.push(slot);
     }
@@ -616,7 +705,7 @@ impl Engine {
         ladder.unlink(&mut SlotLinks(&mut self.slots), s.tick, slot, s.qty);
     }
 
-    /// Fee and room for a pair, or None when the network forbids it.
+    /// Fee and room for a pair (the call auction's pairing).
     #[inline]
     fn pair_terms(&self, seller_node: u32, buyer_node: u32, flows: &[i64]) -> (i64, i64) {
         match &self.network {
@@ -628,91 +717,242 @@ impl Engine {
         }
     }
 
-    /// Continuous matching of `slot` against the opposite continuous ladder.
-    fn match_incoming(&mut self, at: Timestamp, slot: u32, out: &mut impl EventSink) -> MatchEnd {
+    /// Visit the resting continuous orders opposite an order of `side`
+    /// limited at `tick`, from dense node `node`, in priority order: best
+    /// delivered price (ask + path fee for a buyer, bid − path fee for a
+    /// seller), then time. Only orders older than `older_than` (a sequence
+    /// number) and price-compatible after the fee are visited, plus `owner`'s
+    /// own (for self-trade prevention). `visit` returns false to stop; it may
+    /// trade the visited order away, nothing else.
+    ///
+    /// Without a network every fee is 0: the ladder is walked level by level.
+    /// With one, levels are walked in price order and their orders pushed on
+    /// a heap; an order at a level not yet reached is worth at least that
+    /// level's price (fees are never negative), so everything on the heap
+    /// strictly better than the next level is final and is visited first.
+    #[allow(clippy::too_many_arguments)] // the incoming order's terms, spelled out
+    #[inline]
+    fn walk_opposite(
+        &mut self,
+        book_i: usize,
+        side: Side,
+        tick: u32,
+        node: u32,
+        owner: ParticipantId,
+        older_than: u64,
+        mut visit: impl FnMut(&mut Self, u32, i64) -> bool,
+    ) {
+        let crosses = |t: u32| match side {
+            Side::Buy => t <= tick,
+            Side::Sell => t >= tick,
+        };
+        let next_level = |b: &Book, from: Option<u32>| {
+            from.and_then(|f| match side {
+                Side::Buy => b.asks.lowest_at_or_above(f),
+                Side::Sell => b.bids.highest_at_or_below(f),
+            })
+            .filter(|&t| crosses(t))
+        };
+        let after = |t: u32| match side {
+            Side::Buy => t.checked_add(1),
+            Side::Sell => t.checked_sub(1),
+        };
+        let first = Some(match side {
+            Side::Buy => 0,
+            Side::Sell => u32::MAX,
+        });
+        let head = |b: &Book, t: u32| match side {
+            Side::Buy => b.asks.levels[t as usize].head,
+            Side::Sell => b.bids.levels[t as usize].head,
+        };
+        if self.network.is_none() {
+            let mut level = next_level(&self.books[book_i], first);
+            while let Some(t) = level {
+                let mut r = head(&self.books[book_i], t);
+                while r != NIL {
+                    let rs = &self.slots[r as usize];
+                    let next = rs.next;
+                    if rs.seq < older_than && !visit(self, r, 0) {
+                        return;
+                    }
+                    r = next;
+                }
+                level = next_level(&self.books[book_i], after(t));
+            }
+            return;
+        }
+        let limit = self.price_of(tick);
+        let mut heap = std::mem::take(&mut self.scratch_heap);
+        heap.clear();
+        let mut from = first;
+        loop {
+            let level = next_level(&self.books[book_i], from);
+            let bound = level.map(|t| match side {
+                Side::Buy => self.price_of(t),
+                Side::Sell => -self.price_of(t),
+            });
+            while let Some(&Reverse((key, _, slot, fee))) = heap.peek() {
+                if bound.is_some_and(|b| key >= b) {
+                    break;
+                }
+                heap.pop();
+                if !visit(self, slot, fee) {
+                    heap.clear();
+                    self.scratch_heap = heap;
+                    return;
+                }
+            }
+            let (Some(t), Some(net)) = (level, &self.network) else {
+                break;
+            };
+            let price = self.price_of(t);
+            let mut r = head(&self.books[book_i], t);
+            while r != NIL {
+                let rs = &self.slots[r as usize];
+                if rs.seq < older_than {
+                    let (key, ok) = match side {
+                        Side::Buy => {
+                            let fee = net.path_fee(rs.node, node);
+                            ((price + fee, fee), price + fee <= limit)
+                        }
+                        Side::Sell => {
+                            let fee = net.path_fee(node, rs.node);
+                            ((fee - price, fee), price - fee >= limit)
+                        }
+                    };
+                    if ok || rs.owner == owner {
+                        heap.push(Reverse((key.0, rs.seq, r, key.1)));
+                    }
+                }
+                r = rs.next;
+            }
+            from = after(t);
+        }
+        self.scratch_heap = heap;
+    }
+
+    /// Continuous matching of `slot` against the opposite continuous ladder
+    /// (orders older than `older_than` only). With `stp`, meeting its owner's
+    /// order stops matching (self-trade prevention); without, such orders are
+    /// passed over. The order's remaining quantity is written back; a resting
+    /// order's level is the caller's to adjust. Also returns whether a
+    /// price-compatible pair was left without room on its path.
+    fn match_order(
+        &mut self,
+        at: Timestamp,
+        slot: u32,
+        older_than: u64,
+        stp: bool,
+        out: &mut impl EventSink,
+    ) -> (MatchEnd, bool) {
         let inc = self.slots[slot as usize];
         let book_i = inc.book as usize;
-        let limit = self.price_of(inc.tick);
         let mut rem = inc.qty;
-        let mut level = match inc.side {
-            Side::Buy => self.books[book_i].asks.lowest(),
-            Side::Sell => self.books[book_i].bids.highest(),
-        };
         let mut end = MatchEnd::Done;
-        // A full edge above the incoming order's own node blocks every
-        // counterparty: stop instead of skipping through the whole book.
-        if let Some(n) = &self.network
-            && n.edge_room(inc.node, inc.side == Side::Sell, &self.books[book_i].flows) == 0
-        {
-            level = None;
-        }
-        'levels: while let Some(t) = level {
-            let level_price = self.price_of(t);
-            // Fees are never negative, so past this price nothing can cross.
-            let crosses = match inc.side {
-                Side::Buy => level_price <= limit,
-                Side::Sell => level_price >= limit,
-            };
-            if !crosses {
-                break;
-            }
-            let book = &self.books[book_i];
-            let mut r = match inc.side {
-                Side::Buy => book.asks.levels[t as usize].head,
-                Side::Sell => book.bids.levels[t as usize].head,
-            };
-            while r != NIL && rem > 0 {
-                let rs = self.slots[r as usize];
-                let next = rs.next;
+        let mut blocked = false;
+        self.walk_opposite(
+            book_i,
+            inc.side,
+            inc.tick,
+            inc.node,
+            inc.owner,
+            older_than,
+            |e, r, fee| {
+                let rs = e.slots[r as usize];
                 if rs.owner == inc.owner {
-                    end = MatchEnd::SelfTrade;
-                    break 'levels;
+                    if stp {
+                        end = MatchEnd::SelfTrade;
+                        return false;
+                    }
+                    return true;
                 }
-                let (seller_node, buyer_node) = match inc.side {
-                    Side::Buy => (rs.node, inc.node),
-                    Side::Sell => (inc.node, rs.node),
-                };
-                let (fee, room) = self.pair_terms(seller_node, buyer_node, &self.books[book_i].flows);
-                // Buyer pays price + fee ≤ bid; seller receives price ≥ ask.
-                let price = match inc.side {
-                    Side::Buy => level_price,
-                    Side::Sell => level_price - fee,
-                };
-                let ok = match inc.side {
-                    Side::Buy => price + fee <= limit,
-                    Side::Sell => price >= limit,
-                };
-                if !ok || room == 0 {
-                    r = next;
-                    continue;
-                }
-                let q = rem.min(rs.qty).min(room);
-                rem -= q;
                 let (buy, sell) = match inc.side {
                     Side::Buy => (inc, rs),
                     Side::Sell => (rs, inc),
                 };
-                self.execute(at, book_i, &buy, &sell, q, price, fee, false, out);
-                // The resting order shrinks (or goes).
-                self.books[book_i].level_sub(rs.side, t, q);
-                self.slots[r as usize].qty -= q;
-                if self.slots[r as usize].qty == 0 {
-                    self.unrest_filled(r);
+                let room = match &e.network {
+                    None => i64::MAX,
+                    Some(n) => n.path_room(sell.node, buy.node, &e.books[book_i].flows),
+                };
+                if room == 0 {
+                    // Skipped, not removed: the next one may have room.
+                    blocked = true;
+                    return true;
                 }
-                r = next;
-            }
-            if rem == 0 {
+                let q = rem.min(rs.qty).min(room);
+                if q == room {
+                    blocked = true;
+                }
+                rem -= q;
+                // The resting order's price: a buyer pays ask + fee; a resting bid pays its limit.
+                let price = match inc.side {
+                    Side::Buy => e.price_of(rs.tick),
+                    Side::Sell => e.price_of(rs.tick) - fee,
+                };
+                e.execute(at, book_i, &buy, &sell, q, price, fee, false, out);
+                // The resting order shrinks (or goes).
+                e.books[book_i].level_sub(rs.side, rs.tick, q);
+                e.slots[r as usize].qty -= q;
+                if e.slots[r as usize].qty == 0 {
+                    e.unrest_filled(r);
+                }
+                rem > 0
+            },
+        );
+        self.slots[slot as usize].qty = rem;
+        (end, blocked)
+    }
+
+    /// After trades changed a book's flows, trade the resting pairs they
+    /// unblocked: every resting continuous order in the crossed part of the
+    /// book, oldest first, is matched against the older ones as if it had
+    /// just arrived; passes repeat until one trades nothing or leaves no
+    /// blocked pair. Only a book that may hold a blocked pair is looked at.
+    fn rematch(&mut self, at: Timestamp, book_i: usize, out: &mut impl EventSink) {
+        if self.network.is_none() {
+            return;
+        }
+        let mut list = std::mem::take(&mut self.scratch_orders);
+        while self.books[book_i].blocked {
+            list.clear();
+            let b = &self.books[book_i];
+            let (Some(lowest_ask), Some(highest_bid)) = (b.asks.lowest(), b.bids.highest()) else {
+                self.books[book_i].blocked = false;
+                break;
+            };
+            if highest_bid < lowest_ask {
+                self.books[book_i].blocked = false;
                 break;
             }
-            level = match inc.side {
-                Side::Buy => self.books[book_i].asks.lowest_at_or_above(t + 1),
-                Side::Sell => t
-                    .checked_sub(1)
-                    .and_then(|t1| self.books[book_i].bids.highest_at_or_below(t1)),
-            };
+            // Fees are never negative: only orders in the crossed range can pair.
+            collect_range(&b.bids, lowest_ask, highest_bid, &self.slots, &mut list);
+            collect_range(&b.asks, lowest_ask, highest_bid, &self.slots, &mut list);
+            list.sort_unstable();
+            let (mut traded, mut blocked) = (false, false);
+            for &(seq, slot) in &list {
+                let s = self.slots[slot as usize];
+                if s.seq != seq {
+                    continue; // filled earlier in this pass
+                }
+                let (_, b) = self.match_order(at, slot, seq, false, out);
+                blocked |= b;
+                let left = self.slots[slot as usize].qty;
+                if left < s.qty {
+                    traded = true;
+                    self.books[book_i].level_sub(s.side, s.tick, s.qty - left);
+                    if left == 0 {
+                        self.unrest_filled(slot);
+                    }
+                }
+            }
+            // No trade: nothing changed, `blocked` is exact. No pair left
+            // blocked: every compatible pair traded until one side ran out.
+            self.books[book_i].blocked = blocked;
+            if !traded {
+                break;
+            }
         }
-        self.slots[slot as usize].qty = rem;
-        end
+        self.scratch_orders = list;
     }
 
     /// Remove a resting order whose quantity reached zero (level qty already reduced).
@@ -761,63 +1001,38 @@ impl Engine {
     }
 
     /// How much of an order of `side` at `tick` could fill now, up to `want`
-    /// (a dry run of continuous matching, for fill-or-kill).
+    /// (a dry run of continuous matching, for fill-or-kill: the same walk).
     fn fillable(&mut self, book: u32, side: Side, tick: u32, node: u32, owner: ParticipantId, want: i64) -> i64 {
-        let limit = self.price_of(tick);
-        let b = &self.books[book as usize];
-        self.scratch_flows.copy_from_slice(&b.flows);
+        let book_i = book as usize;
+        self.scratch_flows.copy_from_slice(&self.books[book_i].flows);
         let mut got = 0;
-        let mut level = match side {
-            Side::Buy => b.asks.lowest(),
-            Side::Sell => b.bids.highest(),
-        };
-        while let Some(t) = level {
-            let level_price = self.price_of(t);
-            if (side == Side::Buy && level_price > limit) || (side == Side::Sell && level_price < limit) {
-                break;
+        self.walk_opposite(book_i, side, tick, node, owner, u64::MAX, |e, r, _fee| {
+            let rs = e.slots[r as usize];
+            if rs.owner == owner {
+                return false;
             }
-            let mut r = match side {
-                Side::Buy => b.asks.levels[t as usize].head,
-                Side::Sell => b.bids.levels[t as usize].head,
+            let (seller_node, buyer_node) = match side {
+                Side::Buy => (rs.node, node),
+                Side::Sell => (node, rs.node),
             };
-            while r != NIL && got < want {
-                let rs = &self.slots[r as usize];
-                if rs.owner == owner {
-                    return got;
-                }
-                let (seller_node, buyer_node) = if side == Side::Buy {
-                    (rs.node, node)
-                } else {
-                    (node, rs.node)
-                };
-                let (fee, room) = self.pair_terms(seller_node, buyer_node, &self.scratch_flows);
-                let ok = match side {
-                    Side::Buy => level_price + fee <= limit,
-                    Side::Sell => level_price - fee >= limit,
-                };
-                if ok && room > 0 {
+            if let Some(n) = &e.network {
+                let room = n.path_room(seller_node, buyer_node, &e.scratch_flows);
+                if room > 0 {
                     let q = (want - got).min(rs.qty).min(room);
-                    if let Some(n) = &self.network {
-                        n.apply(seller_node, buyer_node, q, &mut self.scratch_flows);
-                    }
+                    n.apply(seller_node, buyer_node, q, &mut e.scratch_flows);
                     got += q;
                 }
-                r = rs.next;
+            } else {
+                got += (want - got).min(rs.qty);
             }
-            if got >= want {
-                break;
-            }
-            level = match side {
-                Side::Buy => b.asks.lowest_at_or_above(t + 1),
-                Side::Sell => t.checked_sub(1).and_then(|t1| b.bids.highest_at_or_below(t1)),
-            };
-        }
+            got < want
+        });
         got
     }
 
     /// The slot of a live order `id` that `owner` may change.
     fn owned_slot(&self, id: OrderId, owner: ParticipantId) -> Result<u32, RejectReason> {
-        let slot = self.index.get(id).ok_or(RejectReason::UnknownOrder)?;
+        let slot = self.slot_of(id).ok_or(RejectReason::UnknownOrder)?;
         if self.slots[slot as usize].owner != owner {
             return Err(RejectReason::NotOwner);
         }
@@ -1156,7 +1371,9 @@ impl Engine {
         let mut orders: Vec<OrderSnapshot> = self
             .slots
             .iter()
-            .filter(|s| s.id != FREE_SLOT.id && self.index.get(s.id).is_some())
+            .enumerate()
+            .filter(|&(i, s)| self.slot_of(s.id) == Some(i as u32))
+            .map(|(_, s)| s)
             .map(|s| OrderSnapshot {
                 id: s.id,
                 owner: s.owner,
@@ -1223,8 +1440,11 @@ impl Engine {
                 flows: b.flows.clone(),
                 trades: b.trades,
                 volume: b.volume.0,
+                // The snapshot does not say; a re-match pass after the next trade finds out.
+                blocked: b.open,
             });
-            e.lookup.insert(pos, (b.zone.0, b.interval.start().0, i as u32));
+            let (z, start, minutes) = book_key(b.zone, b.interval);
+            e.lookup.insert(pos, (z, start, minutes, i as u32));
         }
         // Orders come in arrival order, so pushing each to the back of its
         // level rebuilds every queue exactly.
@@ -1260,7 +1480,7 @@ impl Engine {
                 side: o.side,
                 auction_only: o.auction_only,
             });
-            if !e.index.insert(o.id, slot) {
+            if !e.index_insert(o.id, slot) {
                 return Err(bad(format!("order {} twice or over capacity", o.id)));
             }
             e.rest(slot);
@@ -1281,6 +1501,19 @@ impl Book {
     }
 }
 
+/// (seq, slot) of every order of `ladder` at ticks `lo..=hi`.
+fn collect_range(ladder: &Ladder, lo: u32, hi: u32, slots: &[Slot], into: &mut Vec<(u64, u32)>) {
+    let mut t = ladder.lowest_at_or_above(lo);
+    while let Some(tick) = t.filter(|&t| t <= hi) {
+        let mut s = ladder.levels[tick as usize].head;
+        while s != NIL {
+            into.push((slots[s as usize].seq, s));
+            s = slots[s as usize].next;
+        }
+        t = ladder.lowest_at_or_above(tick + 1);
+    }
+}
+
 fn collect(ladder: &Ladder, slots: &[Slot], into: &mut Vec<(u32, i64)>) {
     let mut t = ladder.lowest();
     while let Some(tick) = t {
@@ -1291,6 +1524,11 @@ fn collect(ladder: &Ladder, slots: &[Slot], into: &mut Vec<(u32, i64)>) {
         }
         t = ladder.lowest_at_or_above(tick + 1);
     }
+}
+
+/// A book's place in the lookup: zone, interval start, interval length.
+fn book_key(zone: ZoneId, interval: DeliveryInterval) -> (u32, i64, i64) {
+    (zone.0, interval.start().0, interval.length().minutes())
 }
 
 fn min_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {

@@ -20,7 +20,8 @@ pub struct OrderIndex {
 }
 
 impl OrderIndex {
-    /// An index that holds at most `max_len` live orders, starting small.
+    /// An index that holds at most `max_len` live orders (exactly that many,
+    /// however few), starting small.
     pub fn with_capacity(max_len: usize) -> Self {
         let size = (max_len.max(8) * 2).next_power_of_two().min(1 << 12);
         Self {
@@ -28,7 +29,7 @@ impl OrderIndex {
             vals: vec![0; size],
             mask: size - 1,
             len: 0,
-            max_len: max_len.max(8),
+            max_len,
         }
     }
 

@@ -15,10 +15,15 @@
 //! **Recovery** reads records until the first one that is incomplete, too
 //! long, fails its CRC or does not decode: that is a torn or corrupt tail,
 //! reported with its byte offset and cut off; everything before it is kept.
+//!
+//! **Errors** are typed: [`JournalError`] (I/O with the file it concerns, a
+//! bad header, a snapshot that cannot be written), [`TornTail`] with a
+//! [`RecordError`] (where reading stopped and why: incomplete record, length
+//! out of range, CRC mismatch, [`DecodeError`]), and [`RestoreError`].
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use gridshare_domain::{
@@ -26,6 +31,7 @@ use gridshare_domain::{
     Timestamp, Wh, ZoneId,
 };
 
+use crate::engine::{ConfigError, SnapshotError};
 use crate::types::{Command, OrderSpec};
 
 const MAGIC: &[u8; 8] = b"GSJOURNL";
@@ -53,21 +59,116 @@ pub enum Durability {
 /// Journal I/O or format errors.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    /// The file system failed.
-    #[error("journal I/O: {0}")]
-    Io(#[from] io::Error),
+    /// The file system failed on `path` (the journal, a snapshot or its directory).
+    #[error("journal I/O on {}: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
     /// Not a journal, or a version this build cannot read.
-    #[error("not a GridShare journal (version {VERSION}): {0}")]
-    BadHeader(String),
+    #[error("{}: not a GridShare journal (version {VERSION}): {reason}", path.display())]
+    BadHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its header.
+        reason: HeaderError,
+    },
+    /// A snapshot could not be encoded.
+    #[error("snapshot {}: cannot encode: {source}", path.display())]
+    SnapshotEncode {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl JournalError {
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// What is wrong with a journal's 16-byte header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The file ends before its header does.
+    #[error("shorter than its header")]
+    Short,
+    /// The first 8 bytes are not `GSJOURNL`.
+    #[error("wrong magic bytes")]
+    Magic,
+    /// A format version this build cannot read.
+    #[error("version {0}")]
+    Version(u32),
+}
+
+/// Why reading stopped at a record: a torn or corrupt tail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Fewer than 8 bytes left for the record's length and checksum.
+    #[error("incomplete record header")]
+    IncompleteHeader,
+    /// A length of 0 or above the longest payload.
+    #[error("record length {0} out of range")]
+    LengthOutOfRange(u32),
+    /// The file ends inside the payload.
+    #[error("incomplete record payload")]
+    IncompletePayload,
+    /// The payload does not match its CRC32C.
+    #[error("checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    Checksum {
+        /// The checksum in the record.
+        stored: u32,
+        /// The checksum of the payload read.
+        computed: u32,
+    },
+    /// The checksum holds but the payload is not a command.
+    #[error("undecodable command: {0}")]
+    Decode(#[from] DecodeError),
+}
+
+/// A record payload that is not a command (binary v1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The payload ends inside a field.
+    #[error("record too short")]
+    Short,
+    /// No command has this tag.
+    #[error("unknown command tag {0}")]
+    Tag(u8),
+    /// Not a side (0 buy, 1 sell).
+    #[error("side {0}")]
+    Side(u8),
+    /// Not a time in force (0-2).
+    #[error("time in force {0}")]
+    TimeInForce(u8),
+    /// Not an order mode (0-1).
+    #[error("mode {0}")]
+    Mode(u8),
+    /// Not a delivery interval (length or alignment).
+    #[error("interval: {0}")]
+    Interval(#[from] gridshare_domain::interval::TimeError),
+    /// Bytes left after the command.
+    #[error("{0} trailing bytes")]
+    Trailing(usize),
 }
 
 /// Where and why reading stopped before the end of the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("torn or corrupt journal record at byte {offset}: {reason}")]
 pub struct TornTail {
     /// Byte offset of the first bad record.
     pub offset: u64,
     /// What was wrong with it.
-    pub reason: String,
+    pub reason: RecordError,
 }
 
 /// The commands read from a journal.
@@ -84,6 +185,7 @@ pub struct Recovered {
 /// Appends commands to a journal file.
 #[derive(Debug)]
 pub struct JournalWriter {
+    path: PathBuf,
     file: File,
     buf: Vec<u8>,
     durability: Durability,
@@ -96,19 +198,26 @@ impl JournalWriter {
     /// Open `path` for appending (creating it with a header if new). An
     /// existing journal should be [`recover`]ed first, so a torn tail is cut.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, JournalError> {
-        let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
-        let len = file.metadata()?.len();
+        let io = || JournalError::io(path);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(io())?;
+        let len = file.metadata().map_err(io())?.len();
         if len == 0 {
             let mut h = Vec::with_capacity(HEADER_LEN as usize);
             h.extend_from_slice(MAGIC);
             h.extend_from_slice(&VERSION.to_le_bytes());
             h.extend_from_slice(&0u32.to_le_bytes());
-            file.write_all(&h)?;
-            file.sync_data()?;
+            file.write_all(&h).map_err(io())?;
+            file.sync_data().map_err(io())?;
         } else {
-            check_header(&mut file)?;
+            check_header(path, &mut file)?;
         }
         Ok(Self {
+            path: path.to_owned(),
             file,
             buf: Vec::with_capacity(64 * 1024),
             durability,
@@ -142,7 +251,7 @@ impl JournalWriter {
             }
             Durability::None => {
                 if self.buf.len() >= 60 * 1024 {
-                    self.file.write_all(&self.buf)?;
+                    self.file.write_all(&self.buf).map_err(JournalError::io(&self.path))?;
                     self.buf.clear();
                 }
             }
@@ -153,11 +262,11 @@ impl JournalWriter {
     /// Write and fdatasync everything appended so far.
     pub fn flush(&mut self) -> Result<(), JournalError> {
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf)?;
+            self.file.write_all(&self.buf).map_err(JournalError::io(&self.path))?;
             self.buf.clear();
         }
         if self.durability != Durability::None {
-            self.file.sync_data()?;
+            self.file.sync_data().map_err(JournalError::io(&self.path))?;
         }
         self.durable = self.appended;
         self.oldest_pending = None;
@@ -182,26 +291,34 @@ impl Drop for JournalWriter {
     }
 }
 
-fn check_header(file: &mut File) -> Result<(), JournalError> {
+fn check_header(path: &Path, file: &mut File) -> Result<(), JournalError> {
+    let bad = |reason| JournalError::BadHeader {
+        path: path.to_owned(),
+        reason,
+    };
     let mut h = [0u8; HEADER_LEN as usize];
-    file.seek(SeekFrom::Start(0))?;
-    file.read_exact(&mut h)
-        .map_err(|_| JournalError::BadHeader("shorter than its header".into()))?;
+    file.seek(SeekFrom::Start(0)).map_err(JournalError::io(path))?;
+    match file.read_exact(&mut h) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(bad(HeaderError::Short)),
+        Err(e) => return Err(JournalError::io(path)(e)),
+    }
     if &h[..8] != MAGIC {
-        return Err(JournalError::BadHeader("wrong magic bytes".into()));
+        return Err(bad(HeaderError::Magic));
     }
     let v = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
     if v != VERSION {
-        return Err(JournalError::BadHeader(format!("version {v}")));
+        return Err(bad(HeaderError::Version(v)));
     }
     Ok(())
 }
 
 /// Read every good command of a journal without changing the file.
 pub fn read(path: &Path) -> Result<Recovered, JournalError> {
-    let mut file = File::open(path)?;
-    check_header(&mut file)?;
-    let total = file.metadata()?.len();
+    let io = || JournalError::io(path);
+    let mut file = File::open(path).map_err(io())?;
+    check_header(path, &mut file)?;
+    let total = file.metadata().map_err(io())?.len();
     let mut r = BufReader::with_capacity(1 << 16, file);
     let mut offset = HEADER_LEN;
     let mut commands = Vec::new();
@@ -210,32 +327,28 @@ pub fn read(path: &Path) -> Result<Recovered, JournalError> {
         if offset == total {
             break None;
         }
-        let torn = |reason: &str| {
-            Some(TornTail {
-                offset,
-                reason: reason.to_owned(),
-            })
-        };
+        let torn = |reason| Some(TornTail { offset, reason });
         let mut head = [0u8; 8];
         if total - offset < 8 || r.read_exact(&mut head).is_err() {
-            break torn("incomplete record header");
+            break torn(RecordError::IncompleteHeader);
         }
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         if len == 0 || len > MAX_PAYLOAD {
-            break torn(&format!("record length {len} out of range"));
+            break torn(RecordError::LengthOutOfRange(len));
         }
         if total - offset - 8 < u64::from(len) {
-            break torn("incomplete record payload");
+            break torn(RecordError::IncompletePayload);
         }
         payload.resize(len as usize, 0);
-        r.read_exact(&mut payload)?;
-        if crc32c::crc32c(&payload) != crc {
-            break torn("checksum mismatch");
+        r.read_exact(&mut payload).map_err(io())?;
+        let computed = crc32c::crc32c(&payload);
+        if computed != crc {
+            break torn(RecordError::Checksum { stored: crc, computed });
         }
         match decode(&payload) {
             Ok(cmd) => commands.push(cmd),
-            Err(e) => break torn(&format!("undecodable command: {e}")),
+            Err(e) => break torn(RecordError::Decode(e)),
         }
         offset += 8 + u64::from(len);
     };
@@ -250,9 +363,10 @@ pub fn read(path: &Path) -> Result<Recovered, JournalError> {
 pub fn recover(path: &Path) -> Result<Recovered, JournalError> {
     let rec = read(path)?;
     if rec.torn.is_some() {
-        let f = OpenOptions::new().write(true).open(path)?;
-        f.set_len(rec.valid_len)?;
-        f.sync_all()?;
+        let io = || JournalError::io(path);
+        let f = OpenOptions::new().write(true).open(path).map_err(io())?;
+        f.set_len(rec.valid_len).map_err(io())?;
+        f.sync_all().map_err(io())?;
     }
     Ok(rec)
 }
@@ -332,9 +446,9 @@ fn encode(cmd: &Command, out: &mut Vec<u8>) {
 struct Cursor<'a>(&'a [u8]);
 
 impl Cursor<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         if self.0.len() < N {
-            return Err("record too short".into());
+            return Err(DecodeError::Short);
         }
         let (head, rest) = self.0.split_at(N);
         self.0 = rest;
@@ -342,26 +456,26 @@ impl Cursor<'_> {
         a.copy_from_slice(head);
         Ok(a)
     }
-    fn u8(&mut self) -> Result<u8, String> {
+    fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take::<1>()?[0])
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.take()?))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.take()?))
     }
-    fn i64(&mut self) -> Result<i64, String> {
+    fn i64(&mut self) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(self.take()?))
     }
-    fn interval(&mut self) -> Result<DeliveryInterval, String> {
+    fn interval(&mut self) -> Result<DeliveryInterval, DecodeError> {
         let start = self.i64()?;
-        let len = IntervalLength::from_minutes(i64::from(self.u8()?)).map_err(|e| e.to_string())?;
-        DeliveryInterval::new(Timestamp(start), len).map_err(|e| e.to_string())
+        let len = IntervalLength::from_minutes(i64::from(self.u8()?))?;
+        Ok(DeliveryInterval::new(Timestamp(start), len)?)
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Command, String> {
+fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
     let mut c = Cursor(bytes);
     let cmd = match c.u8()? {
         1 => Command::AddParticipant {
@@ -382,7 +496,7 @@ fn decode(bytes: &[u8]) -> Result<Command, String> {
             let side = match c.u8()? {
                 0 => Side::Buy,
                 1 => Side::Sell,
-                x => return Err(format!("side {x}")),
+                x => return Err(DecodeError::Side(x)),
             };
             let quantity = Wh(c.i64()?);
             let price = MicroPerKwh(c.i64()?);
@@ -390,12 +504,12 @@ fn decode(bytes: &[u8]) -> Result<Command, String> {
                 0 => TimeInForce::GoodTillGateClosure,
                 1 => TimeInForce::ImmediateOrCancel,
                 2 => TimeInForce::FillOrKill,
-                x => return Err(format!("time in force {x}")),
+                x => return Err(DecodeError::TimeInForce(x)),
             };
             let mode = match c.u8()? {
                 0 => OrderMode::Continuous,
                 1 => OrderMode::AuctionOnly,
-                x => return Err(format!("mode {x}")),
+                x => return Err(DecodeError::Mode(x)),
             };
             Command::Submit {
                 at,
@@ -430,10 +544,10 @@ fn decode(bytes: &[u8]) -> Result<Command, String> {
             zone: ZoneId(c.u32()?),
             interval: c.interval()?,
         },
-        x => return Err(format!("unknown command tag {x}")),
+        x => return Err(DecodeError::Tag(x)),
     };
     if !c.0.is_empty() {
-        return Err(format!("{} trailing bytes", c.0.len()));
+        return Err(DecodeError::Trailing(c.0.len()));
     }
     Ok(cmd)
 }
@@ -557,13 +671,87 @@ mod tests {
         std::fs::write(&path, &bad).unwrap();
         let rec = read(&path).unwrap();
         assert!(
-            rec.torn.as_ref().is_some_and(|t| t.reason.contains("checksum")),
+            rec.torn
+                .as_ref()
+                .is_some_and(|t| t.reason.to_string().contains("checksum")),
             "{:?}",
             rec.torn
         );
+        assert!(matches!(
+            rec.torn,
+            Some(TornTail {
+                reason: RecordError::Checksum { .. },
+                ..
+            })
+        ));
         assert!(rec.commands.len() < 6);
         std::fs::write(&path, b"not a journal at all").unwrap();
-        assert!(matches!(read(&path), Err(JournalError::BadHeader(_))));
+        assert!(matches!(
+            read(&path),
+            Err(JournalError::BadHeader {
+                reason: HeaderError::Magic,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_file_the_offset_and_what_went_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        match read(&missing) {
+            Err(e @ JournalError::Io { .. }) => {
+                assert!(e.to_string().contains(&*missing.to_string_lossy()), "{e}");
+                assert!(matches!(e, JournalError::Io { ref path, .. } if *path == missing));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A record whose checksum holds but whose payload is no command.
+        let path = dir.path().join("j");
+        drop(JournalWriter::open(&path, Durability::None).unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let payload = [99u8, 1, 2];
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        std::fs::write(&path, &bytes).unwrap();
+        let torn = read(&path).unwrap().torn.unwrap();
+        assert_eq!(
+            torn,
+            TornTail {
+                offset: HEADER_LEN,
+                reason: RecordError::Decode(DecodeError::Tag(99))
+            }
+        );
+        assert_eq!(
+            torn.to_string(),
+            "torn or corrupt journal record at byte 16: undecodable command: unknown command tag 99"
+        );
+        // A wrong version.
+        bytes[8] = 2;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            read(&path),
+            Err(JournalError::BadHeader {
+                reason: HeaderError::Version(2),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_format_is_unchanged() {
+        // The bytes of `sample()` as journal v1 has always written them: a
+        // change here means existing journals no longer replay.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut w = JournalWriter::open(&path, Durability::None).unwrap();
+        for c in sample() {
+            w.append(&c).unwrap();
+        }
+        drop(w);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((bytes.len(), crc32c::crc32c(&bytes)), (240, 1_557_073_630));
     }
 }
 
@@ -571,14 +759,19 @@ mod tests {
 pub fn write_snapshot(path: &Path, snap: &crate::Snapshot) -> Result<(), JournalError> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = File::create(&tmp)?;
-        serde_json::to_writer(&mut f, snap).map_err(io::Error::other)?;
-        f.sync_all()?;
+        let mut f = File::create(&tmp).map_err(JournalError::io(&tmp))?;
+        serde_json::to_writer(&mut f, snap).map_err(|source| JournalError::SnapshotEncode {
+            path: tmp.clone(),
+            source,
+        })?;
+        f.sync_all().map_err(JournalError::io(&tmp))?;
     }
-    std::fs::rename(&tmp, path)?;
+    std::fs::rename(&tmp, path).map_err(JournalError::io(path))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // Make the rename itself durable.
-        File::open(dir)?.sync_all()?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(JournalError::io(dir))?;
     }
     Ok(())
 }
@@ -602,25 +795,29 @@ pub fn restore(cfg: crate::MarketConfig, snapshot: &Path, journal: &Path) -> Res
     let (mut engine, skip) = match File::open(snapshot) {
         Ok(f) => {
             let snap: crate::Snapshot =
-                serde_json::from_reader(BufReader::new(f)).map_err(|e| RestoreError::Snapshot(e.to_string()))?;
+                serde_json::from_reader(BufReader::new(f)).map_err(|source| RestoreError::SnapshotDecode {
+                    path: snapshot.to_owned(),
+                    source,
+                })?;
             let skip = snap.journal_commands;
             (
-                crate::Engine::restore(cfg, &snap).map_err(|e| RestoreError::Snapshot(e.to_string()))?,
+                crate::Engine::restore(cfg, &snap).map_err(|source| RestoreError::SnapshotMismatch {
+                    path: snapshot.to_owned(),
+                    source,
+                })?,
                 skip,
             )
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (
-            crate::Engine::new(cfg).map_err(|e| RestoreError::Snapshot(e.to_string()))?,
-            0,
-        ),
-        Err(e) => return Err(RestoreError::Journal(JournalError::Io(e))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (crate::Engine::new(cfg)?, 0),
+        Err(e) => return Err(JournalError::io(snapshot)(e).into()),
     };
     let rec = recover(journal)?;
     if (rec.commands.len() as u64) < skip {
-        return Err(RestoreError::Snapshot(format!(
-            "snapshot covers {skip} commands but the journal holds {}",
-            rec.commands.len()
-        )));
+        return Err(RestoreError::SnapshotAhead {
+            snapshot: snapshot.to_owned(),
+            covers: skip,
+            holds: rec.commands.len() as u64,
+        });
     }
     let mut sink = crate::CountingSink::default();
     let tail = &rec.commands[skip as usize..];
@@ -638,12 +835,40 @@ pub fn restore(cfg: crate::MarketConfig, snapshot: &Path, journal: &Path) -> Res
 /// Why recovery failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    /// The journal could not be read.
+    /// The journal (or the snapshot file) could not be read.
     #[error(transparent)]
     Journal(#[from] JournalError),
-    /// The snapshot is unreadable or does not fit.
-    #[error("snapshot: {0}")]
-    Snapshot(String),
+    /// The market configuration is invalid.
+    #[error("market configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The snapshot file is not a snapshot.
+    #[error("snapshot {}: cannot decode: {source}", path.display())]
+    SnapshotDecode {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The snapshot does not fit the configuration.
+    #[error("snapshot {}: {source}", path.display())]
+    SnapshotMismatch {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What does not fit.
+        #[source]
+        source: SnapshotError,
+    },
+    /// The snapshot covers more commands than the journal holds.
+    #[error("snapshot {} covers {covers} commands but the journal holds {holds}", snapshot.display())]
+    SnapshotAhead {
+        /// The snapshot file.
+        snapshot: PathBuf,
+        /// Commands the snapshot includes.
+        covers: u64,
+        /// Commands in the journal.
+        holds: u64,
+    },
 }
 
 /// What [`Journaled::open`] found.
@@ -679,13 +904,13 @@ impl Journaled {
         dir: &Path,
         durability: Durability,
     ) -> Result<(Self, Recovery), RestoreError> {
-        std::fs::create_dir_all(dir).map_err(JournalError::Io)?;
+        std::fs::create_dir_all(dir).map_err(JournalError::io(dir))?;
         let journal = dir.join("engine.journal");
         let snapshot = dir.join("engine.snapshot.json");
         let restored = if journal.exists() {
             restore(cfg, &snapshot, &journal)?
         } else {
-            let engine = crate::Engine::new(cfg).map_err(|e| RestoreError::Snapshot(e.to_string()))?;
+            let engine = crate::Engine::new(cfg)?;
             Restored {
                 engine,
                 replayed: 0,

@@ -4,7 +4,9 @@
 //! - volume is conserved per order: every accepted order ends filled,
 //!   cancelled with the exact remainder, or amended, never over-filled;
 //! - no one trades with themselves;
-//! - the same commands give byte-identical events, also after a journal replay.
+//! - the same commands give byte-identical events, also after a journal replay;
+//! - after every command, no two resting continuous orders of different owners
+//!   cross after their path fee with room left on their path (issue 19).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -254,8 +256,90 @@ fn check_invariants(s: &Scenario, cfg: &MarketConfig, events: &[Event]) -> Resul
     Ok(())
 }
 
+/// `s` with participants moving: now and then an owner re-registers at
+/// another home, and its later orders come from there (its resting orders
+/// stay where they were placed). Also returns each order's node.
+fn with_moves(s: &Scenario, moves: &[(usize, usize)]) -> (Vec<Command>, HashMap<OrderId, NodeId>) {
+    let mut at: HashMap<ParticipantId, NodeId> = HashMap::new();
+    let mut node_of = HashMap::new();
+    let mut out = Vec::new();
+    for (i, c) in s.commands.iter().enumerate() {
+        for &(when, who) in moves {
+            if when == i && !at.is_empty() {
+                let owner = ParticipantId(1 + (who % s.homes.len()) as u64);
+                let node = NodeId(s.homes[(who / 7) % s.homes.len()]);
+                at.insert(owner, node);
+                out.push(Command::AddParticipant { owner, node });
+            }
+        }
+        let mut c = *c;
+        match &mut c {
+            Command::AddParticipant { owner, node } => {
+                at.insert(*owner, *node);
+            }
+            Command::Submit { order, .. } => {
+                order.node = at[&order.owner];
+                node_of.insert(order.id, order.node);
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    (out, node_of)
+}
+
+/// No two resting continuous orders of different owners in one open book are
+/// price-compatible after the path fee with room on their path.
+fn check_no_tradable_pair_rests(
+    e: &Engine,
+    net: &Network,
+    order_nodes: &HashMap<OrderId, NodeId>,
+) -> Result<(), TestCaseError> {
+    let snap = e.snapshot(0);
+    let node_of = |o: &gridshare_matching_engine::OrderSnapshot| net.index_of(order_nodes[&o.id]).unwrap();
+    for (bi, book) in snap.books.iter().enumerate().filter(|(_, b)| b.open) {
+        let resting = |side| {
+            snap.orders
+                .iter()
+                .filter(move |o| o.book as usize == bi && o.side == side && !o.auction_only)
+        };
+        for bid in resting(Side::Buy) {
+            for ask in resting(Side::Sell).filter(|a| a.owner != bid.owner) {
+                let (s, b) = (node_of(ask), node_of(bid));
+                if ask.price.0 + net.path_fee(s, b) <= bid.price.0 {
+                    prop_assert_eq!(
+                        net.path_room(s, b, &book.flows),
+                        0,
+                        "bid {} and ask {} cross with room in {}",
+                        bid.id,
+                        ask.id,
+                        book.interval
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_tradable_pair_is_left_resting_after_any_command(
+        s in scenario(),
+        moves in prop::collection::vec((0usize..200, 0usize..1000), 0..6),
+    ) {
+        let cfg = MarketConfig { network: Some(s.nodes.clone()), max_orders: 4096, ..MarketConfig::default() };
+        let net = Network::new(&s.nodes).unwrap();
+        let (commands, order_nodes) = with_moves(&s, &moves);
+        let mut e = Engine::new(cfg).unwrap();
+        let mut out = Vec::new();
+        for c in &commands {
+            e.apply(c, &mut out);
+            check_no_tradable_pair_rests(&e, &net, &order_nodes)?;
+        }
+    }
 
     #[test]
     fn invariants_hold_with_network_limits(s in scenario()) {

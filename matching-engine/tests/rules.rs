@@ -539,3 +539,293 @@ fn depth_aggregates_levels_best_first_with_auction_only_orders() {
     assert!(closed.bids.is_empty() && closed.asks.is_empty(), "{closed:?}");
     assert!(!e.books()[0].open);
 }
+
+// ---- network correctness (issue 19) -------------------------------------------
+
+fn node(id: u32, parent: Option<u32>, cap: Option<i64>, fee: i64) -> NodeConfig {
+    NodeConfig {
+        id: NodeId(id),
+        parent: parent.map(NodeId),
+        capacity: cap.map(Wh),
+        fee: MicroPerKwh(fee),
+    }
+}
+
+/// An engine with `participants` (owner, node) and the usual book.
+fn engine_at(cfg: MarketConfig, participants: &[(u64, u32)]) -> Engine {
+    let mut e = Engine::new(cfg).unwrap();
+    let mut out = Vec::new();
+    for &(owner, node) in participants {
+        e.apply(
+            &Command::AddParticipant {
+                owner: ParticipantId(owner),
+                node: NodeId(node),
+            },
+            &mut out,
+        );
+    }
+    e.apply(
+        &Command::OpenBook {
+            zone: ZoneId(1),
+            interval: iv(),
+        },
+        &mut out,
+    );
+    assert!(out.iter().all(|e| !matches!(e, Event::Rejected { .. })), "{out:?}");
+    e
+}
+
+fn order_at(id: u64, owner: u64, node: u32, side: Side, qty: i64, price_milli: i64) -> OrderSpec {
+    OrderSpec {
+        node: NodeId(node),
+        ..order(id, owner, side, qty, price_milli)
+    }
+}
+
+#[test]
+fn a_full_edge_above_the_node_does_not_block_a_counterparty_at_the_same_node() {
+    // Issue 19's reproducer: node 1's edge has no capacity at all.
+    let cfg = || MarketConfig {
+        network: Some(vec![node(0, None, None, 0), node(1, Some(0), Some(0), 0)]),
+        ..MarketConfig::default()
+    };
+    let mut e = engine_at(cfg(), &[(1, 1), (2, 1)]);
+    submit(&mut e, order_at(1, 1, 1, Side::Sell, 100, 100));
+    let out = submit(&mut e, order_at(2, 2, 1, Side::Buy, 100, 100));
+    assert_eq!(trades(&out), vec![(2, 1, 100, 100, 0)], "{out:?}");
+    assert_eq!(e.live_orders(), 0, "nothing rests, the book is not crossed");
+
+    // Fill-or-kill agrees with matching, both ways.
+    let mut e = engine_at(cfg(), &[(1, 1), (2, 1)]);
+    submit(&mut e, order_at(1, 1, 1, Side::Sell, 100, 100));
+    let mut fok = order_at(2, 2, 1, Side::Buy, 100, 100);
+    fok.tif = TimeInForce::FillOrKill;
+    assert_eq!(trades(&submit(&mut e, fok)), vec![(2, 1, 100, 100, 0)]);
+    submit(&mut e, order_at(3, 2, 1, Side::Buy, 50, 100));
+    let mut fok = order_at(4, 1, 1, Side::Sell, 50, 100);
+    fok.tif = TimeInForce::FillOrKill;
+    assert_eq!(trades(&submit(&mut e, fok)), vec![(3, 4, 50, 100, 0)]);
+}
+
+#[test]
+fn a_blocked_resting_order_is_skipped_and_matching_goes_on() {
+    // 0 ─ 10 (cap 0) ─ 1, 2 ; 0 ─ 20 ─ 3. Home 3 cannot reach homes 1 and 2.
+    let cfg = MarketConfig {
+        network: Some(vec![
+            node(0, None, None, 0),
+            node(10, Some(0), Some(0), 0),
+            node(20, Some(0), None, 0),
+            node(1, Some(10), None, 0),
+            node(2, Some(10), None, 0),
+            node(3, Some(20), None, 0),
+        ]),
+        ..MarketConfig::default()
+    };
+    for fok in [false, true] {
+        let mut e = engine_at(cfg.clone(), &[(1, 1), (2, 2), (3, 3)]);
+        // The best ask is out of reach; the next one is behind the same transformer.
+        submit(&mut e, order_at(1, 3, 3, Side::Sell, 100, 90));
+        submit(&mut e, order_at(2, 1, 1, Side::Sell, 100, 100));
+        let mut buy = order_at(3, 2, 2, Side::Buy, 100, 100);
+        if fok {
+            buy.tif = TimeInForce::FillOrKill;
+        }
+        assert_eq!(trades(&submit(&mut e, buy)), vec![(3, 2, 100, 100, 0)], "fok {fok}");
+        assert_eq!(e.live_orders(), 1, "the blocked ask still rests");
+        // A fill-or-kill that needs the blocked ask is refused, by both.
+        submit(&mut e, order_at(4, 1, 1, Side::Sell, 100, 100));
+        let mut big = order_at(5, 2, 2, Side::Buy, 150, 100);
+        big.tif = TimeInForce::FillOrKill;
+        assert_eq!(reject(&submit(&mut e, big)), Some(RejectReason::FillOrKillUnfilled));
+    }
+}
+
+#[test]
+fn priority_is_by_delivered_price_then_time() {
+    // network_config: homes 1, 2 under transformer 10; 3, 4 under 20.
+    // Fees: between homes 1 and 2, 10; across transformers, 30.
+    let mut e = engine_at(network_config(), &[(1, 1), (2, 2), (3, 3), (4, 4), (5, 1)]);
+    // The cheapest ask (home 3, 100) costs home 2 130 delivered; home 1's 110 costs 120.
+    submit(&mut e, order_at(1, 3, 3, Side::Sell, 10, 100));
+    submit(&mut e, order_at(2, 1, 1, Side::Sell, 10, 110));
+    // Equal delivered price (120) as order 2, but later: after it.
+    submit(&mut e, order_at(3, 5, 1, Side::Sell, 10, 110));
+    let out = submit(&mut e, order_at(4, 2, 2, Side::Buy, 30, 200));
+    assert_eq!(
+        trades(&out),
+        vec![
+            (4, 2, 10, 110, 10_000),
+            (4, 3, 10, 110, 10_000),
+            (4, 1, 10, 100, 30_000)
+        ]
+    );
+    // An incoming sell: home 3's bid 150 is worth 120 to home 2, home 1's 140 is worth 130.
+    submit(&mut e, order_at(5, 3, 3, Side::Buy, 10, 150));
+    submit(&mut e, order_at(6, 1, 1, Side::Buy, 10, 140));
+    let out = submit(&mut e, order_at(7, 2, 2, Side::Sell, 20, 100));
+    assert_eq!(
+        trades(&out),
+        vec![(6, 7, 10, 130, 10_000), (5, 7, 10, 120, 30_000)],
+        "the seller receives bid − fee; the buyer pays its limit"
+    );
+}
+
+#[test]
+fn a_trade_that_frees_an_edge_re_matches_the_resting_orders_it_unblocks() {
+    // Resting orders that cross with room between them once a trade has
+    // freed an edge. With delivered-price priority in a tree such a pair is
+    // hard to reach from scratch (the freeing trade's parties would have
+    // preferred the blocked ones), so the state is written as a snapshot —
+    // one an engine without re-matching could leave behind. The next trade
+    // in the book re-matches: the newer order against the older one, at the
+    // older order's price.
+    let cfg = || MarketConfig {
+        network: Some(vec![
+            node(0, None, None, 0),
+            node(1, Some(0), Some(100), 5_000),
+            node(2, Some(0), None, 5_000),
+        ]),
+        ..MarketConfig::default()
+    };
+    let mut e = engine_at(cfg(), &[(1, 1), (2, 2), (5, 1)]);
+    submit(&mut e, order_at(1, 1, 1, Side::Sell, 100, 100));
+    assert_eq!(
+        trades(&submit(&mut e, order_at(2, 2, 2, Side::Buy, 100, 120))),
+        vec![(2, 1, 100, 100, 10_000)]
+    );
+    let mut snap = e.snapshot(0);
+    assert_eq!(snap.books[0].flows[1], 100, "node 1's edge is full upward");
+    let resting =
+        |id: u64, owner: u64, side: Side, qty: i64, price_milli: i64| gridshare_matching_engine::OrderSnapshot {
+            id: OrderId(id),
+            owner: ParticipantId(owner),
+            book: 0,
+            side,
+            price: MicroPerKwh(price_milli * 1000),
+            quantity: Wh(qty),
+            seq: id,
+            auction_only: false,
+        };
+    // 10 (node 1) → 11 (node 2): 100 + fee 10 ≤ 115, but no room.
+    snap.orders.push(resting(10, 1, Side::Sell, 50, 100));
+    snap.orders.push(resting(11, 2, Side::Buy, 50, 115));
+    // An ask at node 2 that a buyer at node 1 will take (owner 2's own bid does not).
+    snap.orders.push(resting(12, 2, Side::Sell, 30, 80));
+    snap.seq = 12;
+    let mut e = Engine::restore(cfg(), &snap).unwrap();
+    // 30 Wh flow into node 1 and free 30 Wh of its edge upward.
+    let out = submit(&mut e, order_at(20, 5, 1, Side::Buy, 30, 95));
+    assert_eq!(
+        trades(&out),
+        vec![(20, 12, 30, 80, 10_000), (11, 10, 30, 100, 10_000)],
+        "{out:?}"
+    );
+    // 20 Wh of each still cross, but the edge is full again: they rest.
+    assert_eq!(e.live_orders(), 2);
+    assert!(trades(&submit(&mut e, order_at(21, 5, 1, Side::Buy, 10, 90))).is_empty());
+}
+
+// ---- smaller defects (issue 19) ------------------------------------------------
+
+#[test]
+fn order_id_u64_max_is_an_ordinary_id() {
+    let mut e = engine();
+    let max = u64::MAX;
+    assert!(reject(&submit(&mut e, order(max, 1, Side::Sell, 100, 100))).is_none());
+    assert_eq!(
+        reject(&submit(&mut e, order(max, 2, Side::Sell, 100, 100))),
+        Some(RejectReason::DuplicateOrderId)
+    );
+    assert_eq!(e.live_orders(), 1);
+    assert_eq!(
+        trades(&submit(&mut e, order(1, 2, Side::Buy, 40, 100))),
+        vec![(1, max, 40, 100, 0)]
+    );
+    assert_eq!(e.snapshot(0).orders.len(), 1, "the snapshot holds it once");
+    let mut out = Vec::new();
+    e.apply(
+        &Command::Cancel {
+            at: AT,
+            id: OrderId(max),
+            owner: ParticipantId(1),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![Event::Cancelled {
+            id: OrderId(max),
+            remaining: Wh(60),
+            reason: CancelReason::Requested
+        }]
+    );
+    assert_eq!(e.live_orders(), 0);
+    assert!(
+        reject(&submit(&mut e, order(max, 2, Side::Sell, 10, 100))).is_none(),
+        "reusable"
+    );
+}
+
+#[test]
+fn books_of_one_start_and_different_lengths_are_different_books() {
+    let mut e = engine();
+    let hour = DeliveryInterval::new(iv().start(), IntervalLength::Min60).unwrap();
+    let mut out = Vec::new();
+    e.apply(
+        &Command::OpenBook {
+            zone: ZoneId(1),
+            interval: hour,
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![Event::BookOpened {
+            zone: ZoneId(1),
+            interval: hour
+        }]
+    );
+    let mut o = order(1, 1, Side::Sell, 100, 100);
+    o.interval = hour;
+    submit(&mut e, o);
+    // It rests in the hour's book only: the quarter's buyer does not meet it.
+    assert!(trades(&submit(&mut e, order(2, 2, Side::Buy, 100, 100))).is_empty());
+    assert_eq!(
+        e.depth(ZoneId(1), hour, 5).unwrap().asks,
+        vec![(MicroPerKwh(100_000), Wh(100))]
+    );
+    assert!(e.depth(ZoneId(1), iv(), 5).unwrap().asks.is_empty());
+    assert_eq!(e.books().len(), 2);
+    let mut close = Vec::new();
+    e.apply(
+        &Command::CloseGate {
+            at: AT,
+            zone: ZoneId(1),
+            interval: iv(),
+        },
+        &mut close,
+    );
+    assert!(
+        e.depth(ZoneId(1), hour, 5).unwrap().open,
+        "closing the quarter leaves the hour open"
+    );
+}
+
+#[test]
+fn max_orders_is_honoured_below_eight() {
+    for max in [0usize, 1, 3] {
+        let mut e = engine_with(MarketConfig {
+            max_orders: max,
+            ..MarketConfig::default()
+        });
+        for i in 0..max as u64 {
+            assert!(reject(&submit(&mut e, order(i + 1, 1, Side::Sell, 10, 100 + i as i64))).is_none());
+        }
+        assert_eq!(
+            reject(&submit(&mut e, order(99, 2, Side::Sell, 10, 100))),
+            Some(RejectReason::OrderCapacity),
+            "max_orders {max}"
+        );
+        assert_eq!(e.live_orders(), max);
+    }
+}

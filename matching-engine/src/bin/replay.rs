@@ -77,7 +77,7 @@ fn run(args: Args) -> Result<(), String> {
         };
 
     if let Some(path) = &args.journal {
-        let rec = journal::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let rec = journal::read(path).map_err(|e| e.to_string())?;
         for cmd in &rec.commands {
             emit(&mut engine, cmd, &mut out)?;
         }
@@ -100,7 +100,7 @@ fn run(args: Args) -> Result<(), String> {
         None => Box::new(BufReader::new(io::stdin())),
     };
     let mut writer = match &args.write_journal {
-        Some(p) => Some(JournalWriter::open(p, Durability::None).map_err(|e| format!("{}: {e}", p.display()))?),
+        Some(p) => Some(JournalWriter::open(p, Durability::None).map_err(|e| e.to_string())?),
         None => None,
     };
     for (n, line) in reader.lines().enumerate() {
