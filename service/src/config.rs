@@ -342,20 +342,38 @@ impl Default for Config {
     }
 }
 
+/// The settler's private key, taken from the environment over `chain.settler_key`: a secret is
+/// better kept out of a file that is mounted, copied and checked in (the compose deployment sets
+/// it from `.env`).
+pub const SETTLER_KEY_ENV: &str = "GRIDSHARE_SETTLER_KEY";
+
 impl Config {
-    /// Reads `path` (defaults when None).
+    /// Reads `path` (defaults when None), then the settings the environment gives
+    /// ([`SETTLER_KEY_ENV`]).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else {
-            return Ok(Self::default());
+        Self::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// [`Self::load`] with the environment read through `env`, so a caller (a test of a
+    /// deployment's environment) need not change the process's own.
+    pub fn load_with_env(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut cfg = match path {
+            None => Self::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Self::parse(&text).map_err(|message| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message,
+                })?
+            }
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse {
-            path: path.to_owned(),
-            message,
-        })
+        if let Some(key) = env(SETTLER_KEY_ENV).filter(|k| !k.trim().is_empty()) {
+            cfg.chain.settler_key = Some(key);
+        }
+        Ok(cfg)
     }
 
     /// Parses TOML text.
@@ -482,6 +500,30 @@ mod tests {
             "url = \"mqtt://broker:1883\"\ntls_listen = \"127.0.0.1:8883\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"",
         );
         assert!(e.contains("embedded broker"), "{e}");
+    }
+
+    #[test]
+    fn the_settler_key_comes_from_the_environment_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("market.toml");
+        std::fs::write(
+            &file,
+            "[chain]\nrpc_url = \"http://node:8545\"\nsettler_key = \"0x01\"\n",
+        )
+        .unwrap();
+        let env = |value: &'static str| move |name: &str| (name == SETTLER_KEY_ENV).then(|| value.to_owned());
+        let c = Config::load_with_env(Some(&file), env("0x02")).unwrap();
+        assert_eq!(c.chain.settler_key.as_deref(), Some("0x02"));
+        let c = Config::load_with_env(Some(&file), env(" ")).unwrap();
+        assert_eq!(
+            c.chain.settler_key.as_deref(),
+            Some("0x01"),
+            "a blank variable is no key"
+        );
+        let c = Config::load_with_env(None, env("0x03")).unwrap();
+        assert_eq!(c.chain.settler_key.as_deref(), Some("0x03"));
+        let c = Config::load_with_env(None, |_| None).unwrap();
+        assert_eq!(c.chain.settler_key, None);
     }
 
     #[test]

@@ -7,13 +7,15 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use alloy::primitives::{Address, keccak256};
-use alloy::signers::local::PrivateKeySigner;
+use alloy::signers::local::{LocalSignerError, PrivateKeySigner};
 use gridshare_domain::MicroPerKwh;
 use gridshare_market::{Clock, Metrics};
-use gridshare_settlement::chain::{Chain, EvmChain, RpcChain};
+use gridshare_settlement::chain::{Chain, ChainError, EvmChain, RpcChain};
 use gridshare_settlement::ledger::Tariff;
-use gridshare_settlement::onchain::{Deployment, Submitter, Wallet, deploy};
+use gridshare_settlement::onchain::{Deployment, SubmitError, Submitter, Wallet, deploy};
 use gridshare_settlement::queue::QueueError;
 use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig, StepError};
 use gridshare_storage::Db;
@@ -24,12 +26,95 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 
+/// Why settlement could not start, naming the setting, file or chain that is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    /// A configured address does not parse.
+    #[error("{key}: {value:?} is not an address: {source}")]
+    Address {
+        /// The setting (`chain.vault`, `chain.community`, …).
+        key: String,
+        /// Its value.
+        value: String,
+        /// Why it is not an address.
+        #[source]
+        source: alloy::hex::FromHexError,
+    },
+    /// The settler key (configured, or kept in the data directory) is not a private key.
+    #[error("{origin}: {source}")]
+    SettlerKey {
+        /// `chain.settler_key` or the key file.
+        origin: String,
+        /// Why it is not a key.
+        #[source]
+        source: LocalSignerError,
+    },
+    /// A new settler key could not be made from the system's randomness.
+    #[error("generating a settler key: {0}")]
+    GenerateKey(#[source] std::io::Error),
+    /// The random bytes were not a valid key (astronomically unlikely; the start can be retried).
+    #[error("generating a settler key: {0}")]
+    GeneratedKey(#[source] alloy::signers::k256::ecdsa::Error),
+    /// A file in the data directory could not be written or parsed.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `deployment.json` is not what settlement writes.
+    #[error("{}: {source}", path.display())]
+    DeploymentFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The kept deployment is on another chain than the node's.
+    #[error("{}: deployed on chain {deployed_on}, but the node is chain {chain}", path.display())]
+    OtherChain {
+        /// `deployment.json`.
+        path: PathBuf,
+        /// The chain it names.
+        deployed_on: u64,
+        /// The node's chain.
+        chain: u64,
+    },
+    /// The chain could not be opened or asked.
+    #[error("{}{source}", url.as_deref().map(|u| format!("chain {u}: ")).unwrap_or_default())]
+    Chain {
+        /// The JSON-RPC node, when it is one.
+        url: Option<String>,
+        /// What failed.
+        #[source]
+        source: ChainError,
+    },
+    /// Reading the settler's nonce before deploying failed.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// Deploying the contracts failed.
+    #[error("deploying the contracts: {0}")]
+    Deploy(#[source] SubmitError),
+}
+
+/// `gridshare serve` reports what stopped it as text (its caller prints it and exits).
+impl From<SettleError> for String {
+    fn from(e: SettleError) -> Self {
+        e.to_string()
+    }
+}
+
 /// A system account's address: configured, or a derived placeholder nobody holds a key for.
-fn system_account(configured: Option<&str>, name: &str) -> Result<Address, String> {
+fn system_account(configured: Option<&str>, name: &str) -> Result<Address, SettleError> {
     match configured {
-        Some(s) => s
-            .parse()
-            .map_err(|e| format!("chain.{name}: {s:?} is not an address: {e}")),
+        Some(s) => s.parse().map_err(|source| SettleError::Address {
+            key: format!("chain.{name}"),
+            value: s.to_owned(),
+            source,
+        }),
         None => Ok(Address::from_slice(
             &keccak256(format!("gridshare:account:{name}"))[12..],
         )),
@@ -38,26 +123,32 @@ fn system_account(configured: Option<&str>, name: &str) -> Result<Address, Strin
 
 /// The settler key: configured, or (in-process EVM only) generated once and kept in the data
 /// directory, readable by its owner only.
-fn settler_key(cfg: &Config) -> Result<PrivateKeySigner, String> {
+fn settler_key(cfg: &Config) -> Result<PrivateKeySigner, SettleError> {
     if let Some(k) = &cfg.chain.settler_key {
-        return PrivateKeySigner::from_str(k.trim()).map_err(|e| format!("chain.settler_key: {e}"));
+        return PrivateKeySigner::from_str(k.trim()).map_err(|source| SettleError::SettlerKey {
+            origin: "chain.settler_key".into(),
+            source,
+        });
     }
     let path = cfg.data_dir.join("settler.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return PrivateKeySigner::from_str(text.trim()).map_err(|e| format!("{}: {e}", path.display()));
+        return PrivateKeySigner::from_str(text.trim()).map_err(|source| SettleError::SettlerKey {
+            origin: path.display().to_string(),
+            source,
+        });
     }
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("generating a settler key: {e}"))?;
-    let key = PrivateKeySigner::from_slice(&bytes).map_err(|e| format!("generating a settler key: {e}"))?;
+        .map_err(SettleError::GenerateKey)?;
+    let key = PrivateKeySigner::from_slice(&bytes).map_err(SettleError::GeneratedKey)?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     opts.open(&path)
         .and_then(|mut f| f.write_all(alloy::hex::encode(bytes).as_bytes()))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|source| SettleError::File { path, source })?;
     Ok(key)
 }
 
@@ -68,30 +159,41 @@ struct DeploymentFile {
     vault: Address,
 }
 
-async fn deployment<C: Chain>(chain: &C, cfg: &Config, wallet: &Wallet) -> Result<Address, String> {
+async fn deployment<C: Chain>(chain: &C, cfg: &Config, wallet: &Wallet) -> Result<Address, SettleError> {
     if let Some(v) = &cfg.chain.vault {
-        return v.parse().map_err(|e| format!("chain.vault: {v:?}: {e}"));
+        return v.parse().map_err(|source| SettleError::Address {
+            key: "chain.vault".into(),
+            value: v.clone(),
+            source,
+        });
     }
     let path = cfg.data_dir.join("deployment.json");
-    let chain_id = chain.chain_id().await.map_err(|e| e.to_string())?;
+    let chain_id = chain
+        .chain_id()
+        .await
+        .map_err(|source| SettleError::Chain { url: None, source })?;
     if let Ok(text) = std::fs::read_to_string(&path) {
-        let d: DeploymentFile = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let d: DeploymentFile = match serde_json::from_str(&text) {
+            Ok(d) => d,
+            Err(source) => return Err(SettleError::DeploymentFile { path, source }),
+        };
         if d.chain_id != chain_id {
-            return Err(format!(
-                "{}: deployed on chain {}, but the node is chain {chain_id}",
-                path.display(),
-                d.chain_id
-            ));
+            return Err(SettleError::OtherChain {
+                path,
+                deployed_on: d.chain_id,
+                chain: chain_id,
+            });
         }
         return Ok(d.vault);
     }
-    let mut s = Submitter::new(chain, wallet.clone()).await.map_err(|e| e.to_string())?;
+    let mut s = Submitter::new(chain, wallet.clone()).await?;
     let Deployment { token, vault } = deploy(&mut s, cfg.chain.credit_line)
         .await
-        .map_err(|e| format!("deploying the contracts: {e}"))?;
+        .map_err(SettleError::Deploy)?;
     let file = DeploymentFile { chain_id, token, vault };
-    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap_or_default())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Err(source) = std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap_or_default()) {
+        return Err(SettleError::File { path, source });
+    }
     tracing::info!(%token, %vault, "contracts deployed");
     Ok(vault)
 }
@@ -131,7 +233,7 @@ pub async fn start(
     clock: Clock,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
-) -> Result<Started, String> {
+) -> Result<Started, SettleError> {
     if !cfg.settlement.enabled {
         return Ok((None, None));
     }
@@ -154,9 +256,14 @@ pub async fn start(
     let every = Duration::from_millis(cfg.settlement.every_ms);
     match &cfg.chain.rpc_url {
         Some(url) => {
-            let chain =
-                RpcChain::new(url, Duration::from_millis(cfg.chain.rpc_timeout_ms)).map_err(|e| e.to_string())?;
-            let wallet = Wallet::new(key, chain.chain_id().await.map_err(|e| format!("chain {url}: {e}"))?);
+            let chain_error = |source| SettleError::Chain {
+                url: Some(url.clone()),
+                source,
+            };
+            // an invalid URL names itself
+            let chain = RpcChain::new(url, Duration::from_millis(cfg.chain.rpc_timeout_ms))
+                .map_err(|source| SettleError::Chain { url: None, source })?;
+            let wallet = Wallet::new(key, chain.chain_id().await.map_err(chain_error)?);
             let vault = deployment(&chain, cfg, &wallet).await?;
             let chain = Arc::new(chain);
             let reader: Arc<dyn OnChain> = Arc::new(VaultBalances {
@@ -172,7 +279,8 @@ pub async fn start(
         }
         None => {
             let log = cfg.data_dir.join("chain.log");
-            let chain = EvmChain::open(&log, &[key.address()]).map_err(|e| e.to_string())?;
+            let chain =
+                EvmChain::open(&log, &[key.address()]).map_err(|source| SettleError::Chain { url: None, source })?;
             let wallet = Wallet::new(key, gridshare_settlement::chain::EVM_CHAIN_ID);
             let vault = deployment(&chain, cfg, &wallet).await?;
             tracing::info!(chain = %log.display(), %vault, "in-process EVM");

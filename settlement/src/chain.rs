@@ -16,7 +16,8 @@ use alloy::network::{Ethereum, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::TransactionRequest;
-use revm::context::result::{ExecutionResult, Output};
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction, Output};
+use revm::context::tx::TxEnvBuildError;
 use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
 use revm::database::{CacheDB, EmptyDB};
 use revm::primitives::hardfork::SpecId;
@@ -50,8 +51,17 @@ pub struct Fees {
 }
 
 /// Errors of a chain backend, each naming what failed.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ChainError {
+    /// The JSON-RPC URL does not parse.
+    #[error("RPC URL {url:?}: {source}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: <reqwest::Url as std::str::FromStr>::Err,
+    },
     /// The node answered with an error.
     #[error("RPC {method} failed: {message}")]
     Rpc {
@@ -99,20 +109,86 @@ pub enum ChainError {
     /// The sender cannot pay for gas.
     #[error("insufficient funds for gas: account {0}")]
     InsufficientFunds(Address),
-    /// The transaction is invalid for another reason (gas cap, chain id, encoding).
+    /// The raw bytes are not an EIP-2718 transaction.
+    #[error("transaction rejected: cannot decode transaction: {source}{}", node_said(.node.as_deref()))]
+    Undecodable {
+        /// What the node answered, when it was the node that refused it.
+        node: Option<String>,
+        /// Why the bytes do not decode.
+        #[source]
+        source: alloy::eips::eip2718::Eip2718Error,
+    },
+    /// No sender can be recovered from the transaction's signature.
+    #[error("transaction rejected: bad signature: no sender recovers from it")]
+    BadSignature,
+    /// The transaction is signed for another chain.
+    #[error("transaction rejected: chain id {got:?}, expected {expected}")]
+    WrongChainId {
+        /// The transaction's chain id (none: a pre-EIP-155 transaction).
+        got: Option<u64>,
+        /// This chain's id.
+        expected: u64,
+    },
+    /// The in-process EVM refused the transaction (gas cap, fees, code size, …).
     #[error("transaction rejected: {0}")]
-    Rejected(String),
+    InvalidTransaction(InvalidTransaction),
+    /// The in-process EVM cannot run a transaction of this kind (a field its type needs is missing).
+    #[error("transaction rejected: the in-process EVM cannot run it: {0:?}")]
+    UnsupportedTransaction(TxEnvBuildError),
+    /// The in-process EVM stopped for a reason of its own (not the transaction's validity).
+    #[error("transaction rejected: in-process EVM: {0:?}")]
+    Evm(EVMError<std::convert::Infallible>),
+    /// A call or gas estimate halted (out of gas, invalid opcode, stack overflow, …).
+    #[error("transaction rejected: halted: {0}")]
+    Halted(HaltReason),
     /// A call (not a transaction) reverted.
     #[error("call reverted: 0x{}", alloy::hex::encode(.0))]
     CallReverted(Bytes),
     /// The in-process chain's transaction log could not be read or written.
-    #[error("chain log {path}: {message}")]
+    #[error("chain log {path}: {source}")]
     Log {
         /// The log file.
         path: PathBuf,
-        /// What went wrong.
-        message: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
+    /// A line of the in-process chain's log is not a hex-encoded transaction.
+    #[error("chain log {path}: line {line}: {source}")]
+    LogLine {
+        /// The log file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// Why it does not decode.
+        #[source]
+        source: alloy::hex::FromHexError,
+    },
+    /// A logged transaction did not apply again on replay (the log was edited, or opened with
+    /// other funded accounts).
+    #[error("chain log {path}: line {line}: replay failed: {source}")]
+    Replay {
+        /// The log file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// Why the transaction did not apply.
+        #[source]
+        source: Box<ChainError>,
+    },
+}
+
+/// `: node said "…"` after an error the node reported, nothing otherwise.
+fn node_said(node: Option<&str>) -> String {
+    node.map(|m| format!(" (node said: {m})")).unwrap_or_default()
+}
+
+/// The error of a transaction the in-process EVM did not run.
+fn evm_error(e: EVMError<std::convert::Infallible>) -> ChainError {
+    match e {
+        EVMError::Transaction(t) => ChainError::InvalidTransaction(t),
+        e => ChainError::Evm(e),
+    }
 }
 
 impl ChainError {
@@ -128,9 +204,34 @@ impl ChainError {
             | Self::NonceTooLow { .. }
             | Self::NonceGap { .. }
             | Self::InsufficientFunds(_)
-            | Self::Log { .. } => true,
-            Self::Rejected(_) | Self::CallReverted(_) => false,
+            | Self::Log { .. }
+            | Self::LogLine { .. }
+            | Self::Replay { .. } => true,
+            Self::InvalidUrl { .. }
+            | Self::Undecodable { .. }
+            | Self::BadSignature
+            | Self::WrongChainId { .. }
+            | Self::InvalidTransaction(_)
+            | Self::UnsupportedTransaction(_)
+            | Self::Evm(_)
+            | Self::Halted(_)
+            | Self::CallReverted(_) => false,
         }
+    }
+
+    /// True when the transaction itself is refused, for good: sending the same bytes again can
+    /// never succeed (a revert of a call is not this: it depends on the state).
+    pub fn refuses_transaction(&self) -> bool {
+        matches!(
+            self,
+            Self::Undecodable { .. }
+                | Self::BadSignature
+                | Self::WrongChainId { .. }
+                | Self::InvalidTransaction(_)
+                | Self::UnsupportedTransaction(_)
+                | Self::Evm(_)
+                | Self::Halted(_)
+        )
     }
 }
 
@@ -176,9 +277,10 @@ impl RpcChain {
         // reqwest is built with rustls but no default crypto provider (aws-lc would mean a C
         // build): use ring. A provider installed earlier by the process stays.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let parsed = url
-            .parse()
-            .map_err(|e| ChainError::Rejected(format!("RPC URL {url:?}: {e}")))?;
+        let parsed = url.parse::<reqwest::Url>().map_err(|source| ChainError::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        })?;
         Ok(Self {
             provider: RootProvider::new_http(parsed),
             timeout,
@@ -235,9 +337,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Sender and nonce of a raw transaction, for error messages.
-fn sender_and_nonce(raw: &[u8]) -> Option<(Address, u64)> {
-    let envelope = TxEnvelope::decode_2718(&mut &raw[..]).ok()?;
-    Some((envelope.recover_signer().ok()?, envelope.nonce()))
+fn sender_and_nonce(raw: &[u8], node: &str) -> Result<(Address, u64), ChainError> {
+    let envelope = TxEnvelope::decode_2718(&mut &raw[..]).map_err(|source| ChainError::Undecodable {
+        node: Some(node.to_owned()),
+        source,
+    })?;
+    let sender = envelope.recover_signer().map_err(|_| ChainError::BadSignature)?;
+    Ok((sender, envelope.nonce()))
 }
 
 impl Chain for RpcChain {
@@ -287,9 +393,7 @@ impl Chain for RpcChain {
         {
             return Ok(alloy::primitives::keccak256(&raw)); // the node has it: re-sending is harmless
         }
-        let Some((account, got)) = sender_and_nonce(&raw) else {
-            return Err(ChainError::Rejected(format!("undecodable transaction: {message}")));
-        };
+        let (account, got) = sender_and_nonce(&raw, &message)?;
         if lower.contains("insufficient funds") {
             return Err(ChainError::InsufficientFunds(account));
         }
@@ -393,9 +497,9 @@ impl EvmChain {
     /// replayed on open. `funded` must be the same on every open.
     pub fn open(path: &Path, funded: &[Address]) -> Result<Self, ChainError> {
         let chain = Self::in_memory(funded);
-        let log_err = |e: std::io::Error| ChainError::Log {
+        let log_err = |source: std::io::Error| ChainError::Log {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source,
         };
         if path.exists() {
             let reader = BufReader::new(File::open(path).map_err(log_err)?);
@@ -404,13 +508,15 @@ impl EvmChain {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let raw = alloy::hex::decode(line.trim()).map_err(|e| ChainError::Log {
+                let raw = alloy::hex::decode(line.trim()).map_err(|source| ChainError::LogLine {
                     path: path.to_path_buf(),
-                    message: format!("line {}: {e}", n + 1),
+                    line: n + 1,
+                    source,
                 })?;
-                chain.apply(Bytes::from(raw)).map_err(|e| ChainError::Log {
+                chain.apply(Bytes::from(raw)).map_err(|e| ChainError::Replay {
                     path: path.to_path_buf(),
-                    message: format!("line {}: replay failed: {e}", n + 1),
+                    line: n + 1,
+                    source: Box::new(e),
                 })?;
             }
         }
@@ -431,20 +537,18 @@ impl EvmChain {
 
     fn apply(&self, raw: Bytes) -> Result<B256, ChainError> {
         let envelope = TxEnvelope::decode_2718(&mut raw.as_ref())
-            .map_err(|e| ChainError::Rejected(format!("cannot decode transaction: {e}")))?;
-        let caller = envelope
-            .recover_signer()
-            .map_err(|e| ChainError::Rejected(format!("bad signature: {e}")))?;
+            .map_err(|source| ChainError::Undecodable { node: None, source })?;
+        let caller = envelope.recover_signer().map_err(|_| ChainError::BadSignature)?;
         let hash = *envelope.tx_hash();
         let mut st = self.lock();
         if st.receipts.contains_key(&hash) {
             return Ok(hash); // already mined: a re-broadcast is harmless
         }
         if envelope.chain_id() != Some(EVM_CHAIN_ID) {
-            return Err(ChainError::Rejected(format!(
-                "chain id {:?}, expected {EVM_CHAIN_ID}",
-                envelope.chain_id()
-            )));
+            return Err(ChainError::WrongChainId {
+                got: envelope.chain_id(),
+                expected: EVM_CHAIN_ID,
+            });
         }
         let expected = st.db.cache.accounts.get(&caller).map_or(0, |a| a.info.nonce);
         let got = envelope.nonce();
@@ -474,27 +578,25 @@ impl EvmChain {
             .nonce(got)
             .chain_id(Some(EVM_CHAIN_ID))
             .build()
-            .map_err(|e| ChainError::Rejected(format!("{e:?}")))?;
+            .map_err(ChainError::UnsupportedTransaction)?;
         let block = st.block + 1;
         let db = std::mem::take(&mut st.db);
         let mut evm = Self::context(db, block).build_mainnet();
         let result = evm.transact_commit(tx);
         st.db = evm.ctx.journaled_state.database;
-        let result = result.map_err(|e| {
-            let text = format!("{e:?}");
-            if text.contains("LackOfFundForMaxFee") || text.contains("Balance") {
+        let result = result.map_err(|e| match e {
+            EVMError::Transaction(InvalidTransaction::LackOfFundForMaxFee { .. }) => {
                 ChainError::InsufficientFunds(caller)
-            } else {
-                ChainError::Rejected(text)
             }
+            e => evm_error(e),
         })?;
         if let Some((path, file)) = st.log.as_mut() {
             let line = format!("{}\n", alloy::hex::encode(&raw));
             file.write_all(line.as_bytes())
                 .and_then(|()| file.sync_data())
-                .map_err(|e| ChainError::Log {
+                .map_err(|source| ChainError::Log {
                     path: path.clone(),
-                    message: e.to_string(),
+                    source,
                 })?;
         }
         let (success, gas_used, contract_address) = match &result {
@@ -542,7 +644,7 @@ impl EvmChain {
             .build_fill();
         let out = evm.transact(tx);
         st.db = evm.ctx.journaled_state.database;
-        Ok(out.map_err(|e| ChainError::Rejected(format!("{e:?}")))?.result)
+        Ok(out.map_err(evm_error)?.result)
     }
 
     fn context(db: CacheDB<EmptyDB>, block: u64) -> Context<BlockEnv, TxEnv, CfgEnv, CacheDB<EmptyDB>> {
@@ -581,7 +683,7 @@ impl Chain for EvmChain {
         match self.simulate(from, to.map_or(TxKind::Create, TxKind::Call), data)? {
             ExecutionResult::Success { gas, .. } => Ok(gas.tx_gas_used()),
             ExecutionResult::Revert { output, .. } => Err(ChainError::CallReverted(output)),
-            ExecutionResult::Halt { reason, .. } => Err(ChainError::Rejected(format!("halted: {reason:?}"))),
+            ExecutionResult::Halt { reason, .. } => Err(ChainError::Halted(reason)),
         }
     }
 
@@ -607,7 +709,7 @@ impl Chain for EvmChain {
         match self.simulate(Address::ZERO, TxKind::Call(to), data)? {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
             ExecutionResult::Revert { output, .. } => Err(ChainError::CallReverted(output)),
-            ExecutionResult::Halt { reason, .. } => Err(ChainError::Rejected(format!("halted: {reason:?}"))),
+            ExecutionResult::Halt { reason, .. } => Err(ChainError::Halted(reason)),
         }
     }
 }

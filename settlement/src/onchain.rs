@@ -41,7 +41,7 @@ pub enum SubmitError {
     CallReverted(String),
     /// Signing failed.
     #[error("signing failed: {0}")]
-    Sign(String),
+    Sign(#[source] alloy::signers::Error),
     /// Not mined within the deadline, even after fee bumps.
     #[error("transaction with nonce {nonce} not mined after {waited:?} ({bumps} fee bumps)")]
     NotMined {
@@ -53,12 +53,30 @@ pub enum SubmitError {
         bumps: u32,
     },
     /// The chain returned data the contract ABI does not describe.
-    #[error("cannot decode {what}: {message}")]
+    #[error("cannot decode {what}: {source}")]
     Decode {
         /// What was decoded.
         what: &'static str,
-        /// The decoder's message.
-        message: String,
+        /// The decoder's error.
+        #[source]
+        source: alloy::sol_types::Error,
+    },
+    /// A contract creation was mined without creating a contract.
+    #[error("cannot decode deployment receipt: transaction {tx_hash} has no contract address")]
+    NoContractAddress {
+        /// The creating transaction.
+        tx_hash: B256,
+    },
+    /// The vault is at a chunk the batch does not have (the batch was split differently when it
+    /// was started).
+    #[error("cannot decode vault cursor: vault expects chunk {expected} of batch {batch_id}, which has {chunks}")]
+    UnexpectedChunk {
+        /// The batch.
+        batch_id: u64,
+        /// The chunk the vault expects next.
+        expected: u32,
+        /// The chunks of the batch here.
+        chunks: usize,
     },
 }
 
@@ -127,10 +145,7 @@ impl Wallet {
             access_list: Default::default(),
             input,
         };
-        let sig = self
-            .key
-            .sign_transaction_sync(&mut tx)
-            .map_err(|e| SubmitError::Sign(e.to_string()))?;
+        let sig = self.key.sign_transaction_sync(&mut tx).map_err(SubmitError::Sign)?;
         let envelope = TxEnvelope::Eip1559(tx.into_signed(sig));
         Ok(SignedTx {
             hash: *envelope.tx_hash(),
@@ -230,7 +245,6 @@ impl<'c, C: Chain> Submitter<'c, C> {
                     Ok(_) => {}
                     // the earlier version was mined meanwhile: the next poll finds its receipt
                     Err(ChainError::NonceTooLow { .. }) => {}
-                    Err(ChainError::Rejected(m)) if m.contains("nonce") => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -251,10 +265,8 @@ impl<'c, C: Chain> Submitter<'c, C> {
         let mut code = bytecode.to_vec();
         code.extend_from_slice(&args);
         let r = self.submit(None, code.into()).await?;
-        r.contract_address.ok_or(SubmitError::Decode {
-            what: "deployment receipt",
-            message: "no contract address".into(),
-        })
+        r.contract_address
+            .ok_or(SubmitError::NoContractAddress { tx_hash: r.tx_hash })
     }
 
     /// Calls `call` on `to` in a transaction.
@@ -270,9 +282,9 @@ pub async fn view<C: Chain, T: SolCall>(chain: &C, to: Address, call: T) -> Resu
         Err(ChainError::CallReverted(data)) => return Err(SubmitError::CallReverted(decode_revert(&data))),
         Err(e) => return Err(e.into()),
     };
-    T::abi_decode_returns(&out).map_err(|e| SubmitError::Decode {
+    T::abi_decode_returns(&out).map_err(|source| SubmitError::Decode {
         what: T::SIGNATURE,
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -450,9 +462,10 @@ pub async fn settle_batch<C: Chain>(
             return Ok(receipts);
         }
         let Some(call) = batch.chunk_call(&chunks, st.next_chunk, st.state_hash) else {
-            return Err(SubmitError::Decode {
-                what: "vault cursor",
-                message: format!("vault expects chunk {} of {}", st.next_chunk, chunks.len()),
+            return Err(SubmitError::UnexpectedChunk {
+                batch_id: batch.batch_id,
+                expected: st.next_chunk,
+                chunks: chunks.len(),
             });
         };
         receipts.push(s.send(vault, call).await?);

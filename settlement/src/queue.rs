@@ -306,7 +306,7 @@ impl<'a, C: Chain> TxQueue<'a, C> {
             // its nonce is used: by this very transaction (the receipt shows) or by another one
             // (waiting finds that out)
             Ok(_) | Err(ChainError::NonceTooLow { .. }) => {}
-            Err(e @ (ChainError::Rejected(_) | ChainError::Rpc { .. })) => {
+            Err(e) if e.refuses_transaction() || matches!(e, ChainError::Rpc { .. }) => {
                 let why = e.to_string();
                 tracing::warn!(tx = %tx.tx_hash, error = %why, "node refused a stored transaction; signing anew");
                 chain_txs::set_tx_status(self.db, &tx.tx_hash, TxStatus::Failed, None, Some(&why), now_ms()).await?;

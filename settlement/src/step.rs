@@ -67,9 +67,107 @@ pub enum StepError {
     /// A batch could not be built.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    /// The database and the vault disagree: an operator must look.
+    /// The database and the vault disagree, or the database holds what settlement cannot have
+    /// written: an operator must look.
     #[error("inconsistent: {0}")]
-    Inconsistent(String),
+    Inconsistent(#[from] Inconsistency),
+}
+
+/// What is inconsistent (see [`StepError::Inconsistent`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Inconsistency {
+    /// A participant's `evm_address` is not an address.
+    #[error("participant {participant} has an invalid evm_address {address:?}: {source}")]
+    ParticipantAddress {
+        /// The participant.
+        participant: ParticipantId,
+        /// The stored text.
+        address: String,
+        /// Why it is not an address.
+        #[source]
+        source: alloy::hex::FromHexError,
+    },
+    /// A stored position's interval is not a delivery interval.
+    #[error("stored position of participant {participant} at {interval_start}: {source}")]
+    PositionInterval {
+        /// The participant.
+        participant: ParticipantId,
+        /// Its interval start, ms.
+        interval_start: i64,
+        /// Why it is not an interval.
+        #[source]
+        source: gridshare_domain::interval::TimeError,
+    },
+    /// A settled trade's stored on-chain form is not the JSON settlement writes.
+    #[error("stored on-chain trade: {0}")]
+    OnchainTrade(#[source] serde_json::Error),
+    /// An address in a settled trade's stored on-chain form is not an address.
+    #[error("stored address {address:?}: {source}")]
+    TradeAddress {
+        /// The stored text.
+        address: String,
+        /// Why it is not an address.
+        #[source]
+        source: alloy::hex::FromHexError,
+    },
+    /// A settled trade's stored Merkle leaf is not a 32-byte hash.
+    #[error("stored leaf {leaf:?}: {source}")]
+    Leaf {
+        /// The stored text.
+        leaf: String,
+        /// Why it is not a hash.
+        #[source]
+        source: alloy::hex::FromHexError,
+    },
+    /// A stored batch's delta names an account that is not a vault account index.
+    #[error("stored batch {batch_id}: account {account:?}: {source}")]
+    BatchAccount {
+        /// The batch.
+        batch_id: u64,
+        /// The stored account.
+        account: String,
+        /// Why it is not an index.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// A stored batch's trades root is not a 32-byte hash.
+    #[error("stored batch {batch_id}: root {root:?}: {source}")]
+    BatchRoot {
+        /// The batch.
+        batch_id: u64,
+        /// The stored root.
+        root: String,
+        /// Why it is not a hash.
+        #[source]
+        source: alloy::hex::FromHexError,
+    },
+    /// An interval's trades net to nothing (every trade moves cash, so this is a bug).
+    #[error("the {trades} trades of the interval starting at {interval_start} move no money")]
+    TradesMoveNoMoney {
+        /// How many trades.
+        trades: usize,
+        /// The interval's start, ms.
+        interval_start: i64,
+    },
+    /// An account with a delta has no vault index after registering.
+    #[error("{account:?} ({address}) is not registered on the vault")]
+    NotRegistered {
+        /// The ledger account.
+        account: Account,
+        /// Its address.
+        address: Address,
+    },
+    /// The next batch here does not follow the vault's last settled one.
+    #[error(
+        "the next batch here is {next_batch} but the vault has settled up to {vault_last}; is another settler \
+         using this vault, or was the database restored from an old backup?"
+    )]
+    BatchOutOfStep {
+        /// The batch id this database would use next.
+        next_batch: u64,
+        /// The vault's last settled batch.
+        vault_last: u64,
+    },
 }
 
 /// The placeholder address of a participant without an `evm_address` (see the module notes).
@@ -102,8 +200,10 @@ impl Accounts {
         let mut map = HashMap::new();
         for p in participants::list(db).await? {
             if let Some(a) = p.evm_address.as_deref() {
-                let addr: Address = a.parse().map_err(|e| {
-                    StepError::Inconsistent(format!("participant {} has an invalid evm_address {a:?}: {e}", p.id))
+                let addr: Address = a.parse().map_err(|source| Inconsistency::ParticipantAddress {
+                    participant: p.id,
+                    address: a.to_owned(),
+                    source,
                 })?;
                 map.insert(p.id, addr);
             }
@@ -158,14 +258,13 @@ const TRUE_UP_SCAN_LIMIT: u32 = 2_000;
 
 /// The delivery interval of a stored position.
 fn stored_interval(p: &NewPosition) -> Result<DeliveryInterval, StepError> {
-    let bad = |e: gridshare_domain::interval::TimeError| {
-        StepError::Inconsistent(format!(
-            "stored position of participant {} at {}: {e}",
-            p.participant, p.interval_start.0
-        ))
+    let bad = |source| Inconsistency::PositionInterval {
+        participant: p.participant,
+        interval_start: p.interval_start.0,
+        source,
     };
     let length = IntervalLength::from_minutes((p.interval_end.0 - p.interval_start.0) / 60_000).map_err(bad)?;
-    DeliveryInterval::new(p.interval_start, length).map_err(bad)
+    Ok(DeliveryInterval::new(p.interval_start, length).map_err(bad)?)
 }
 
 /// The ledger's form of a stored position.
@@ -292,14 +391,16 @@ impl OnchainTrade {
 
     /// From storage.
     pub fn from_json(s: &str) -> Result<Self, StepError> {
-        serde_json::from_str(s).map_err(|e| StepError::Inconsistent(format!("stored on-chain trade: {e}")))
+        Ok(serde_json::from_str(s).map_err(Inconsistency::OnchainTrade)?)
     }
 
     /// The vault's `Trade` struct.
     pub fn to_trade(&self) -> Result<EnergySettlementVault::Trade, StepError> {
         let addr = |s: &str| {
-            s.parse::<Address>()
-                .map_err(|e| StepError::Inconsistent(format!("stored address {s:?}: {e}")))
+            s.parse::<Address>().map_err(|source| Inconsistency::TradeAddress {
+                address: s.to_owned(),
+                source,
+            })
         };
         Ok(EnergySettlementVault::Trade {
             tradeId: self.trade_id,
@@ -325,9 +426,10 @@ pub fn proof_of(batch: &[(u64, String)], trade_id: u64) -> Result<Option<(Onchai
     let leaves = trades
         .iter()
         .map(|t| {
-            t.leaf
-                .parse::<B256>()
-                .map_err(|e| StepError::Inconsistent(format!("stored leaf: {e}")))
+            t.leaf.parse::<B256>().map_err(|source| Inconsistency::Leaf {
+                leaf: t.leaf.clone(),
+                source,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let Some(i) = batch.iter().position(|(id, _)| *id == trade_id) else {
@@ -397,21 +499,30 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
     }
 
     fn onchain(b: &StoredBatch) -> Result<OnchainBatch, StepError> {
-        let bad = |what: String| StepError::Inconsistent(format!("stored batch {}: {what}", b.batch_id));
         let mut deltas = b
             .deltas
             .iter()
             .map(|(a, d)| {
-                Ok((
-                    a.parse::<u32>().map_err(|e| bad(format!("account {a:?}: {e}")))?,
-                    i128::from(*d),
-                ))
+                let index = a.parse::<u32>().map_err(|source| Inconsistency::BatchAccount {
+                    batch_id: b.batch_id,
+                    account: a.clone(),
+                    source,
+                })?;
+                Ok((index, i128::from(*d)))
             })
             .collect::<Result<Vec<_>, StepError>>()?;
         deltas.sort_unstable();
+        let trades_root = b
+            .trades_root
+            .parse::<B256>()
+            .map_err(|source| Inconsistency::BatchRoot {
+                batch_id: b.batch_id,
+                root: b.trades_root.clone(),
+                source,
+            })?;
         Ok(OnchainBatch {
             batch_id: b.batch_id,
-            trades_root: b.trades_root.parse::<B256>().map_err(|e| bad(format!("root: {e}")))?,
+            trades_root,
             deltas,
         })
     }
@@ -575,10 +686,11 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
         let netted = b.finish()?;
         if netted.deltas.is_empty() {
             if !trades.is_empty() {
-                return Err(StepError::Inconsistent(format!(
-                    "the {} trades of the interval starting at {first_interval_start} move no money",
-                    trades.len()
-                )));
+                return Err(Inconsistency::TradesMoveNoMoney {
+                    trades: trades.len(),
+                    interval_start: first_interval_start,
+                }
+                .into());
             }
             positions::record_unposted_true_ups(self.db, &true_ups, Timestamp(crate::queue::now_ms())).await?;
             return Ok(None);
@@ -592,8 +704,9 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
         let mut deltas = Vec::with_capacity(netted.deltas.len());
         for (account, d) in &netted.deltas {
             let addr = self.accounts.of(account);
-            let i = self.index.get(&addr).ok_or_else(|| {
-                StepError::Inconsistent(format!("{account:?} ({addr}) is not registered on the vault"))
+            let i = self.index.get(&addr).ok_or(Inconsistency::NotRegistered {
+                account: *account,
+                address: addr,
             })?;
             deltas.push((i, i128::from(d.0)));
             chain_txs::save_account(self.db, i, &addr.to_string()).await?;
@@ -608,11 +721,11 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
         let batch_id = chain_txs::max_batch_id(self.db).await?.map_or(1, |n| n + 1);
         let st = vault_state(self.chain, self.vault).await?;
         if st.last_batch_id + 1 != batch_id {
-            return Err(StepError::Inconsistent(format!(
-                "the next batch here is {batch_id} but the vault has settled up to {}; is another settler \
-                 using this vault, or was the database restored from an old backup?",
-                st.last_batch_id
-            )));
+            return Err(Inconsistency::BatchOutOfStep {
+                next_batch: batch_id,
+                vault_last: st.last_batch_id,
+            }
+            .into());
         }
         let true_up_count = true_ups.len();
         chain_txs::insert_batch(
