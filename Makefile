@@ -1,13 +1,16 @@
 # `make check` is exactly what CI runs (via scripts/test.sh, which also starts
 # the test services). Each step can be run alone.
-.PHONY: check fmt-check clippy ui test wasm-check contracts-check compose-check api-check bench
+.PHONY: check fmt-check module-cycles clippy ui test wasm-check contracts-check compose-check api-check bench
 
 CARGO ?= cargo
 
-check: fmt-check clippy ui test wasm-check contracts-check compose-check api-check
+check: fmt-check module-cycles clippy ui test wasm-check contracts-check compose-check api-check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+
+module-cycles:
+	python3 scripts/module_cycles.py
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

@@ -486,5 +486,18 @@ impl Agent {
     }
 }
 
+// The rules from the configuration live here, so the configuration need not know the agent.
+impl AgentSection {
+    /// The market's rules as the agent needs them (checked when the file was loaded).
+    pub fn market_rules(&self) -> MarketRules {
+        MarketRules {
+            zone: gridshare_domain::ZoneId(self.zone),
+            interval: gridshare_domain::IntervalLength::from_minutes(self.interval_minutes).unwrap_or_default(),
+            gate_closure_minutes: self.gate_closure_minutes,
+            tick: self.price_tick,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -197,18 +197,6 @@ pub struct Device {
     pub profile: Profile,
 }
 
-impl AgentSection {
-    /// The market's rules as the agent needs them (checked when the file was loaded).
-    pub fn market_rules(&self) -> crate::agent::MarketRules {
-        crate::agent::MarketRules {
-            zone: gridshare_domain::ZoneId(self.zone),
-            interval: gridshare_domain::IntervalLength::from_minutes(self.interval_minutes).unwrap_or_default(),
-            gate_closure_minutes: self.gate_closure_minutes,
-            tick: self.price_tick,
-        }
-    }
-}
-
 impl Device {
     /// The unit id to use.
     pub fn unit(&self) -> u8 {
