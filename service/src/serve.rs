@@ -165,6 +165,7 @@ pub async fn serve(
         live,
         network: cfg.market.engine.network.clone().map(Arc::new),
         interval_length: cfg.market.intervals.length,
+        zones: cfg.zones(),
         downlink: if mqtt.is_some() { downlink } else { Downlinks::none() },
         clock,
         price_limits: Some((cfg.market.engine.min_price, cfg.market.engine.max_price)),

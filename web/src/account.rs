@@ -53,6 +53,25 @@ pub struct SessionView {
         (status = 429, description = "Too many attempts", body = crate::error::ErrorBody),
     ))]
 pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<Login>) -> Result<Response, ApiError> {
+    let s = start_session(&state, req).await?;
+    let mut resp = ApiJson(s.view).into_response();
+    if let Ok(v) = HeaderValue::from_str(&s.cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// A session just started: what the API answers, and the cookie that carries it.
+#[derive(Debug, Clone)]
+pub struct StartedSession {
+    /// The answer to `POST /api/v1/session`.
+    pub view: SessionView,
+    /// The `Set-Cookie` value.
+    pub cookie: String,
+}
+
+/// Checks a username and password and starts a session: for the REST handler and the login page.
+pub async fn start_session(state: &AppState, req: Login) -> Result<StartedSession, ApiError> {
     if state
         .limiter
         .check(&format!("login:{}", req.username), std::time::Instant::now())
@@ -87,17 +106,15 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<Login>) 
         t.token,
         SESSION_HOURS * 3600
     );
-    let mut resp = ApiJson(SessionView {
-        token: t.token,
-        participant: user.participant.0,
-        role,
-        expires_at: expires.to_rfc3339(),
+    Ok(StartedSession {
+        view: SessionView {
+            token: t.token,
+            participant: user.participant.0,
+            role,
+            expires_at: expires.to_rfc3339(),
+        },
+        cookie,
     })
-    .into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(resp)
 }
 
 /// An argon2id hash of a random string, verified against when a username is unknown (the same
@@ -111,6 +128,22 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 #[utoipa::path(delete, path = "/api/v1/session", tag = "account",
     responses((status = 204, description = "Logged out; the cookie is cleared")))]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    end_session(&state, &headers).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&ended_session_cookie()) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// The `Set-Cookie` value that clears the session cookie.
+pub fn ended_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}
+
+/// Ends the session `headers` present (bearer token or cookie), if any: for the REST handler and
+/// the logout form.
+pub async fn end_session(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -132,13 +165,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
     if let Some(t) = token {
         participants::delete_session(state.db()?, &token_hash(&t), gridshare_market::wall_clock()).await?;
     }
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
-    )) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(resp)
+    Ok(())
 }
 
 /// A key to make.
@@ -206,6 +233,12 @@ pub async fn create_key(
     who: Principal,
     ApiJson(req): ApiJson<NewKey>,
 ) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
+    Ok((StatusCode::CREATED, ApiJson(make_key(&state, &who, req).await?)))
+}
+
+/// Makes an API key for `who` with scopes their role and session allow: for the REST handler and
+/// the trader's page.
+pub async fn make_key(state: &AppState, who: &Principal, req: NewKey) -> Result<CreatedKey, ApiError> {
     if req.scopes.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -246,27 +279,29 @@ pub async fn create_key(
         at,
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(CreatedKey {
-            key: KeyView {
-                id: t.id,
-                scopes: names.iter().map(|s| (*s).to_owned()).collect(),
-                label: req.label,
-                created_at: at.to_rfc3339(),
-                revoked_at: None,
-            },
-            token: t.token,
-        }),
-    ))
+    Ok(CreatedKey {
+        key: KeyView {
+            id: t.id,
+            scopes: names.iter().map(|s| (*s).to_owned()).collect(),
+            label: req.label,
+            created_at: at.to_rfc3339(),
+            revoked_at: None,
+        },
+        token: t.token,
+    })
 }
 
 /// My API keys (no secrets).
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "account", security(("api_key" = [])),
     responses((status = 200, description = "Keys, newest first", body = Vec<KeyView>)))]
 pub async fn list_keys(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<KeyView>>, ApiError> {
+    Ok(ApiJson(keys_of(&state, &who).await?))
+}
+
+/// `who`'s API keys, newest first (no secrets).
+pub async fn keys_of(state: &AppState, who: &Principal) -> Result<Vec<KeyView>, ApiError> {
     let keys = api_keys::list(state.db()?, who.participant).await?;
-    Ok(ApiJson(keys.iter().map(view).collect()))
+    Ok(keys.iter().map(view).collect())
 }
 
 /// Revoke one of my API keys.
@@ -281,8 +316,14 @@ pub async fn revoke_key(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    match api_keys::revoke(state.db()?, who.participant, &id, gridshare_market::wall_clock()).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
+    revoke(&state, &who, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes `who`'s live API key `id`.
+pub async fn revoke(state: &AppState, who: &Principal, id: &str) -> Result<(), ApiError> {
+    match api_keys::revoke(state.db()?, who.participant, id, gridshare_market::wall_clock()).await {
+        Ok(()) => Ok(()),
         Err(gridshare_storage::StorageError::NotFound { .. }) => {
             Err(ApiError::not_found(format!("you have no live API key {id}")))
         }

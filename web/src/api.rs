@@ -287,6 +287,12 @@ pub async fn place_order(
     who: Principal,
     ApiJson(req): ApiJson<OrderRequest>,
 ) -> Result<(StatusCode, ApiJson<OrderAck>), ApiError> {
+    Ok((StatusCode::CREATED, ApiJson(place(&state, &who, &req).await?)))
+}
+
+/// Places `req` for `who` (a homeowner or trader with the `trade` scope): what the REST handler
+/// and the trader's page both do.
+pub async fn place(state: &AppState, who: &Principal, req: &OrderRequest) -> Result<OrderAck, ApiError> {
     who.require_role(&[Role::Homeowner, Role::Trader])?;
     who.require_scope(Scope::Trade)?;
     if req.quantity_wh <= 0 {
@@ -296,7 +302,7 @@ pub async fn place_order(
             "quantity_wh must be positive",
         ));
     }
-    let outcome = market(&state)?
+    let outcome = market(state)?
         .submit(NewOrder {
             owner: who.participant,
             gateway: None,
@@ -326,15 +332,12 @@ pub async fn place_order(
     } else {
         "open"
     };
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(OrderAck {
-            order_id: id.0,
-            status: status.to_owned(),
-            filled_wh,
-            trades,
-        }),
-    ))
+    Ok(OrderAck {
+        order_id: id.0,
+        status: status.to_owned(),
+        filled_wh,
+        trades,
+    })
 }
 
 /// Cancel one of my orders.
@@ -350,17 +353,23 @@ pub async fn cancel_order(
     who: Principal,
     Path(id): Path<u64>,
 ) -> Result<StatusCode, ApiError> {
+    cancel(&state, &who, OrderId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Cancels `who`'s order `id` (the `trade` scope): for the REST handler and the trader's page.
+pub async fn cancel(state: &AppState, who: &Principal, id: OrderId) -> Result<(), ApiError> {
     who.require_scope(Scope::Trade)?;
-    let outcome = market(&state)?
+    let outcome = market(state)?
         .command(Command::Cancel {
             at: state.clock.now(),
-            id: OrderId(id),
+            id,
             owner: who.participant,
         })
         .await?;
     match rejected(&outcome.events) {
         Some(err) => Err(err),
-        None => Ok(StatusCode::NO_CONTENT),
+        None => Ok(()),
     }
 }
 
@@ -481,9 +490,14 @@ pub async fn my_orders(
     who: Principal,
     Query(page): Query<Page>,
 ) -> Result<ApiJson<Vec<OrderView>>, ApiError> {
+    Ok(ApiJson(orders_of(&state, &who, page).await?))
+}
+
+/// A page of `who`'s orders, newest first.
+pub async fn orders_of(state: &AppState, who: &Principal, page: Page) -> Result<Vec<OrderView>, ApiError> {
     who.require_scope(Scope::Read)?;
     let rows = orders::of_participant(state.db()?, who.participant, page.before.map(OrderId), page.limit()?).await?;
-    Ok(ApiJson(rows.iter().map(OrderView::from).collect()))
+    Ok(rows.iter().map(OrderView::from).collect())
 }
 
 /// My trades, newest first.
@@ -518,20 +532,23 @@ pub struct BookView {
 #[utoipa::path(get, path = "/api/v1/markets", tag = "markets", security(("api_key" = [])),
     responses((status = 200, description = "Books", body = Vec<BookView>)))]
 pub async fn books(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<BookView>>, ApiError> {
+    Ok(ApiJson(list_books(&state, &who).await?))
+}
+
+/// The books the market holds, as [`books`] shows them.
+pub async fn list_books(state: &AppState, who: &Principal) -> Result<Vec<BookView>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let books = market(&state)?.books().await?;
-    Ok(ApiJson(
-        books
-            .iter()
-            .map(|b| BookView {
-                zone: b.zone.0,
-                interval: b.interval.to_string(),
-                open: b.open,
-                trades: b.trades,
-                volume_wh: b.volume.0,
-            })
-            .collect(),
-    ))
+    let books = market(state)?.books().await?;
+    Ok(books
+        .iter()
+        .map(|b| BookView {
+            zone: b.zone.0,
+            interval: b.interval.to_string(),
+            open: b.open,
+            trades: b.trades,
+            volume_wh: b.volume.0,
+        })
+        .collect())
 }
 
 /// Which book.
@@ -578,6 +595,11 @@ pub async fn depth(
     Path(zone): Path<u32>,
     Query(q): Query<BookQuery>,
 ) -> Result<ApiJson<DepthView>, ApiError> {
+    Ok(ApiJson(book_depth(&state, &who, ZoneId(zone), &q).await?))
+}
+
+/// The depth of `zone`'s book for `q.interval`, as [`depth`] shows it.
+pub async fn book_depth(state: &AppState, who: &Principal, zone: ZoneId, q: &BookQuery) -> Result<DepthView, ApiError> {
     who.require_scope(Scope::Read)?;
     let levels = match q.levels.unwrap_or(10) {
         n @ 1..=100 => n,
@@ -588,10 +610,10 @@ pub async fn depth(
             ));
         }
     };
-    let d = market(&state)?
-        .depth(ZoneId(zone), q.interval, levels)
+    let d = market(state)?
+        .depth(zone, q.interval, levels)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no book for zone {zone} and {}", q.interval)))?;
+        .ok_or_else(|| ApiError::not_found(format!("no book for zone {} and {}", zone.0, q.interval)))?;
     let view = |v: &[(MicroPerKwh, Wh)]| {
         v.iter()
             .map(|(p, q)| LevelView {
@@ -600,11 +622,11 @@ pub async fn depth(
             })
             .collect()
     };
-    Ok(ApiJson(DepthView {
+    Ok(DepthView {
         open: d.open,
         bids: view(&d.bids),
         asks: view(&d.asks),
-    }))
+    })
 }
 
 /// The trades of one book (public market data: ids of buyer and seller included, as on chain).

@@ -43,6 +43,11 @@ pub struct BalanceView {
 #[utoipa::path(get, path = "/api/v1/balance", tag = "settlement", security(("api_key" = [])),
     responses((status = 200, description = "Balance", body = BalanceView), (status = 503, description = "The chain cannot be read", body = crate::error::ErrorBody)))]
 pub async fn balance(State(state): State<AppState>, who: Principal) -> Result<ApiJson<BalanceView>, ApiError> {
+    Ok(ApiJson(balance_of(&state, &who).await?))
+}
+
+/// `who`'s balance: settled, pending and on chain.
+pub async fn balance_of(state: &AppState, who: &Principal) -> Result<BalanceView, ApiError> {
     who.require_scope(Scope::Read)?;
     let db = state.db()?;
     let me = participants::get(db, who.participant).await?;
@@ -70,11 +75,11 @@ pub async fn balance(State(state): State<AppState>, who: Principal) -> Result<Ap
                 .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
         ),
     };
-    Ok(ApiJson(BalanceView {
+    Ok(BalanceView {
         account: address.to_string(),
         settled,
         batches,
         pending,
         on_chain,
-    }))
+    })
 }

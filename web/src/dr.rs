@@ -43,20 +43,24 @@ pub struct RewardView {
 #[utoipa::path(get, path = "/api/v1/rewards", tag = "demand response", security(("api_key" = [])),
     responses((status = 200, description = "Rewards", body = Vec<RewardView>)))]
 pub async fn my_rewards(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<RewardView>>, ApiError> {
+    Ok(ApiJson(rewards_of(&state, &who).await?))
+}
+
+/// `who`'s rewards, newest first.
+pub async fn rewards_of(state: &AppState, who: &Principal) -> Result<Vec<RewardView>, ApiError> {
     who.require_scope(Scope::Read)?;
     let rows = gridshare_storage::rewards::of_participant(state.db()?, who.participant, 500).await?;
-    Ok(ApiJson(
-        rows.into_iter()
-            .map(|r| RewardView {
-                kind: r.kind,
-                amount: r.amount,
-                event_id: r.event.map(|e| e.0),
-                reference: r.reference,
-                credited_at: Timestamp(r.created_at).to_rfc3339(),
-                minted_tx: r.minted_tx,
-            })
-            .collect(),
-    ))
+    Ok(rows
+        .into_iter()
+        .map(|r| RewardView {
+            kind: r.kind,
+            amount: r.amount,
+            event_id: r.event.map(|e| e.0),
+            reference: r.reference,
+            credited_at: Timestamp(r.created_at).to_rfc3339(),
+            minted_tx: r.minted_tx,
+        })
+        .collect())
 }
 
 fn net(state: &AppState) -> Option<&[gridshare_matching_engine::NodeConfig]> {
@@ -102,7 +106,12 @@ pub async fn create_program(
     who: Principal,
     ApiJson(p): ApiJson<NewProgram>,
 ) -> Result<(StatusCode, ApiJson<ProgramView>), ApiError> {
-    require_operator(&who)?;
+    Ok((StatusCode::CREATED, ApiJson(make_program(&state, &who, p).await?)))
+}
+
+/// Makes a program (operators with the `demand_response` scope).
+pub async fn make_program(state: &AppState, who: &Principal, p: NewProgram) -> Result<ProgramView, ApiError> {
+    require_operator(who)?;
     let name = p.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::new(
@@ -112,14 +121,11 @@ pub async fn create_program(
         ));
     }
     match dr::create_program(state.db()?, name, &p.description, state.clock.now()).await {
-        Ok(id) => Ok((
-            StatusCode::CREATED,
-            ApiJson(ProgramView {
-                id: id.0,
-                name: name.to_owned(),
-                description: p.description,
-            }),
-        )),
+        Ok(id) => Ok(ProgramView {
+            id: id.0,
+            name: name.to_owned(),
+            description: p.description,
+        }),
         Err(StorageError::Duplicate { .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "duplicate",
@@ -133,17 +139,21 @@ pub async fn create_program(
 #[utoipa::path(get, path = "/api/v1/dr/programs", tag = "demand response", security(("api_key" = [])),
     responses((status = 200, description = "Programs", body = Vec<ProgramView>)))]
 pub async fn programs(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<ProgramView>>, ApiError> {
+    Ok(ApiJson(list_programs(&state, &who).await?))
+}
+
+/// Every program, as [`programs`] shows them.
+pub async fn list_programs(state: &AppState, who: &Principal) -> Result<Vec<ProgramView>, ApiError> {
     who.require_scope(Scope::Read)?;
     let all = dr::programs(state.db()?).await?;
-    Ok(ApiJson(
-        all.into_iter()
-            .map(|p| ProgramView {
-                id: p.id.0,
-                name: p.name,
-                description: p.description,
-            })
-            .collect(),
-    ))
+    Ok(all
+        .into_iter()
+        .map(|p| ProgramView {
+            id: p.id.0,
+            name: p.name,
+            description: p.description,
+        })
+        .collect())
 }
 
 /// An event to make.
@@ -266,7 +276,13 @@ pub async fn create_event(
     who: Principal,
     ApiJson(req): ApiJson<NewEvent>,
 ) -> Result<(StatusCode, ApiJson<EventView>), ApiError> {
-    require_operator(&who)?;
+    Ok((StatusCode::CREATED, ApiJson(call_event(&state, &who, req).await?)))
+}
+
+/// Makes an event and hands it to the MQTT side for its gateways (operators with the
+/// `demand_response` scope): for the REST handler and the operator's page.
+pub async fn call_event(state: &AppState, who: &Principal, req: NewEvent) -> Result<EventView, ApiError> {
+    require_operator(who)?;
     let db = state.db()?;
     let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", m);
     let draft = DrEvent {
@@ -284,7 +300,7 @@ pub async fn create_event(
         return Err(invalid("intervals: at least one".into()));
     };
     let all = gateways::active(db).await?;
-    let targeted = req.targets.resolve(&all, net(&state));
+    let targeted = req.targets.resolve(&all, net(state));
     if targeted.is_empty() {
         return Err(invalid("targets: they match no gateway".into()));
     }
@@ -305,7 +321,7 @@ pub async fn create_event(
     )
     .await?;
     let sent = dispatch(
-        &state,
+        state,
         Dispatch {
             gateways: targeted,
             event: DrEvent { event_id: id, ..draft },
@@ -314,33 +330,35 @@ pub async fn create_event(
     let stored = dr::event(db, id)
         .await?
         .ok_or_else(|| ApiError::internal("the event vanished"))?;
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(view(&stored, &all, net(&state), Vec::new(), Vec::new(), sent)?),
-    ))
+    view(&stored, &all, net(state), Vec::new(), Vec::new(), sent)
 }
 
 /// Events, newest first.
 #[utoipa::path(get, path = "/api/v1/dr/events", tag = "demand response", security(("api_key" = [])),
     responses((status = 200, description = "Events", body = Vec<EventView>)))]
 pub async fn events(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<EventView>>, ApiError> {
+    Ok(ApiJson(list_events(&state, &who).await?))
+}
+
+/// The latest events with their reports and verified response, newest first.
+pub async fn list_events(state: &AppState, who: &Principal) -> Result<Vec<EventView>, ApiError> {
     who.require_scope(Scope::Read)?;
     let db = state.db()?;
     let all = gateways::active(db).await?;
     let mut out = Vec::new();
     for e in dr::events(db, 200).await? {
         let reports = dr::reports(db, e.id).await?;
-        let verified = verify(db, &e, &all, net(&state), state.clock.now()).await?;
+        let verified = verify(db, &e, &all, net(state), state.clock.now()).await?;
         out.push(view(
             &e,
             &all,
-            net(&state),
+            net(state),
             reports,
             verified,
             state.downlink.configured(),
         )?);
     }
-    Ok(ApiJson(out))
+    Ok(out)
 }
 
 /// One event with its reports.
@@ -352,22 +370,20 @@ pub async fn event(
     who: Principal,
     Path(id): Path<u64>,
 ) -> Result<ApiJson<EventView>, ApiError> {
+    Ok(ApiJson(get_event(&state, &who, EventId(id)).await?))
+}
+
+/// One event with its reports and verified response.
+pub async fn get_event(state: &AppState, who: &Principal, id: EventId) -> Result<EventView, ApiError> {
     who.require_scope(Scope::Read)?;
     let db = state.db()?;
-    let e = dr::event(db, EventId(id))
+    let e = dr::event(db, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
+        .ok_or_else(|| ApiError::not_found(format!("no event {}", id.0)))?;
     let all = gateways::active(db).await?;
     let reports = dr::reports(db, e.id).await?;
-    let verified = verify(db, &e, &all, net(&state), state.clock.now()).await?;
-    Ok(ApiJson(view(
-        &e,
-        &all,
-        net(&state),
-        reports,
-        verified,
-        state.downlink.configured(),
-    )?))
+    let verified = verify(db, &e, &all, net(state), state.clock.now()).await?;
+    view(&e, &all, net(state), reports, verified, state.downlink.configured())
 }
 
 /// Cancel an event (its gateways are told).

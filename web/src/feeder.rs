@@ -68,6 +68,15 @@ pub async fn feeder(
     who: Principal,
     Query(q): Query<FeederQuery>,
 ) -> Result<ApiJson<FeederView>, ApiError> {
+    Ok(ApiJson(load(&state, &who, q.interval).await?))
+}
+
+/// The feeder's load per node in `interval` (default: the one running now), for operators.
+pub async fn load(
+    state: &AppState,
+    who: &Principal,
+    interval: Option<DeliveryInterval>,
+) -> Result<FeederView, ApiError> {
     who.require_role(&[Role::Operator])?;
     who.require_scope(Scope::Read)?;
     let db = state.db()?;
@@ -75,9 +84,7 @@ pub async fn feeder(
         .network
         .as_ref()
         .ok_or_else(|| ApiError::not_found("no feeder network is configured (market.engine.network)"))?;
-    let interval = q
-        .interval
-        .unwrap_or_else(|| DeliveryInterval::containing(state.clock.now(), state.interval_length));
+    let interval = interval.unwrap_or_else(|| DeliveryInterval::containing(state.clock.now(), state.interval_length));
     // each gateway's mean power, added to its node and every node above it
     let parent: HashMap<NodeId, Option<NodeId>> = network.iter().map(|n| (n.id, n.parent)).collect();
     let mut load: HashMap<NodeId, (i64, u32)> = HashMap::new();
@@ -99,7 +106,7 @@ pub async fn feeder(
         }
     }
     let minutes = interval.length().minutes();
-    Ok(ApiJson(FeederView {
+    Ok(FeederView {
         interval: interval.to_string(),
         nodes: network
             .iter()
@@ -116,5 +123,5 @@ pub async fn feeder(
                 }
             })
             .collect(),
-    }))
+    })
 }

@@ -77,6 +77,8 @@ pub struct AppState {
     pub network: Option<Arc<Vec<gridshare_matching_engine::NodeConfig>>>,
     /// The market's delivery interval length.
     pub interval_length: gridshare_domain::IntervalLength,
+    /// The market's zones, as configured (the trader's page shows the first unless asked).
+    pub zones: Vec<gridshare_domain::ZoneId>,
     /// The vault, to read on-chain balances (None: no chain).
     pub onchain: Option<Arc<dyn balances::OnChain>>,
     /// The dashboard's built browser part (`None`: pages are served without hydration).
@@ -111,6 +113,8 @@ impl Default for AppState {
             price_limits: None,
             network: None,
             interval_length: gridshare_domain::IntervalLength::default(),
+            // the service configuration's default (`market.zones = [1]`)
+            zones: vec![gridshare_domain::ZoneId(1)],
             onchain: None,
             ui_pkg: None,
             tariff: None,

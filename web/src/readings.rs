@@ -39,20 +39,24 @@ pub struct GatewayView {
 #[utoipa::path(get, path = "/api/v1/gateways", tag = "readings", security(("api_key" = [])),
     responses((status = 200, description = "Gateways", body = Vec<GatewayView>)))]
 pub async fn list(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<GatewayView>>, ApiError> {
+    Ok(ApiJson(visible_gateways(&state, &who).await?))
+}
+
+/// The active gateways `who` may see: their own, the ones they commissioned, or all (operators).
+pub async fn visible_gateways(state: &AppState, who: &Principal) -> Result<Vec<GatewayView>, ApiError> {
     who.require_scope(Scope::Read)?;
     let all = gateways::active(state.db()?).await?;
-    Ok(ApiJson(
-        all.iter()
-            .filter(|g| may_see(&who, g))
-            .map(|g| GatewayView {
-                id: g.id.0,
-                owner: g.owner.0,
-                installer: g.installer.map(|p| p.0),
-                feeder_node: g.feeder_node.0,
-                public_key: g.public_key.to_hex(),
-            })
-            .collect(),
-    ))
+    Ok(all
+        .iter()
+        .filter(|g| may_see(who, g))
+        .map(|g| GatewayView {
+            id: g.id.0,
+            owner: g.owner.0,
+            installer: g.installer.map(|p| p.0),
+            feeder_node: g.feeder_node.0,
+            public_key: g.public_key.to_hex(),
+        })
+        .collect())
 }
 
 /// Which readings.

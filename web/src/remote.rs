@@ -313,11 +313,16 @@ pub async fn get_check(
     who: Principal,
     Path((id, check)): Path<(u64, u64)>,
 ) -> Result<ApiJson<CheckView>, ApiError> {
+    Ok(ApiJson(check_of(&state, &who, id, check).await?))
+}
+
+/// Gateway `id`'s remote check `check`, if `who` may see it (its installer, or an admin).
+pub async fn check_of(state: &AppState, who: &Principal, id: u64, check: u64) -> Result<CheckView, ApiError> {
     who.require_scope(Scope::Read)?;
-    let g = checkable(&state, &who, id).await?;
+    let g = checkable(state, who, id).await?;
     let c = checks::get(state.db()?, check)
         .await?
         .filter(|c| c.gateway == g.id)
         .ok_or_else(|| ApiError::not_found(format!("gateway {id} has no check {check}")))?;
-    Ok(ApiJson(CheckView::of(c, state.clock.now())))
+    Ok(CheckView::of(c, state.clock.now()))
 }

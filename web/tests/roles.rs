@@ -1,7 +1,9 @@
 //! Every role against every protected resource family, with keys carrying all the scopes their
 //! role may have: one row per family, one expected answer per role (homeowner, installer,
 //! operator, trader, admin) and for a caller without credentials. A homeowner sees only their
-//! own data, an installer only the gateways they commissioned.
+//! own data, an installer only the gateways they commissioned. The dashboard's pages likewise:
+//! each role's page for that role (and admins), a 403 page for the others, the login page for a
+//! visitor; the trader's page for the zone asked (`?zone=`), an unknown zone refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -501,4 +503,202 @@ async fn my_positions_show_what_settled_and_its_true_up() {
     assert_eq!(v, json!([]), "paged by interval start");
     let (st, v) = get(w.home2.clone(), "?limit=0").await;
     assert_eq!((st, &v["error"]["code"]), (400, &json!("invalid_limit")), "{v}");
+}
+
+/// A dashboard page or form as `key`'s owner: status, `Location` (redirects) and body.
+async fn page(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    form: Option<&str>,
+) -> (u16, String, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let req = match form {
+        Some(f) => req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(f.to_owned())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, location, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn every_role_meets_every_page() {
+    let w = world().await;
+    // (page, what the 403 page says, expected: homeowner, installer, operator, trader, admin, anonymous)
+    let rows = [
+        ("/home/1", "Not your home", [200, 403, 403, 403, 200, 303]),
+        ("/home/2", "Not your home", [403, 403, 403, 403, 200, 303]),
+        ("/trader", "Traders only", [403, 403, 403, 200, 200, 303]),
+        ("/operator", "Grid operators only", [403, 403, 200, 403, 200, 303]),
+        ("/installer", "Installers only", [403, 200, 403, 403, 200, 303]),
+        (
+            "/installer/gateways/11/checks/1",
+            "Installers only",
+            [403, 404, 403, 403, 404, 303],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (path, refusal, expected) in rows {
+        let callers = w.keys.iter().map(|k| Some(k.as_str())).chain([None]);
+        let names = ROLES.iter().map(|(_, r)| *r).chain(["anonymous"]);
+        for ((who, name), want) in callers.zip(names).zip(expected) {
+            let (got, location, body) = page(&w.state, "GET", path, who, None).await;
+            if got != want {
+                wrong.push(format!("{path}: {name} got {got}, expected {want}: {body}"));
+            } else if got == 403 && !body.contains(refusal) {
+                wrong.push(format!("{path}: {name}'s 403 page does not say {refusal:?}: {body}"));
+            } else if got == 303 && location != "/login" {
+                wrong.push(format!("{path}: {name} sent to {location:?}, not the login page"));
+            } else if got == 200 && !body.contains("<main") {
+                wrong.push(format!("{path}: {name}'s page has no content: {body}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} pages wrong:\n{}", wrong.len(), wrong.join("\n"));
+
+    // the way in: each role to its own page
+    let mut to = Vec::new();
+    for k in &w.keys {
+        let (st, location, _) = page(&w.state, "GET", "/", Some(k), None).await;
+        to.push((st, location));
+    }
+    assert_eq!(
+        to,
+        vec![
+            (303, "/home/1".to_owned()),
+            (303, "/installer".to_owned()),
+            (303, "/operator".to_owned()),
+            (303, "/trader".to_owned()),
+            (404, String::new()),
+        ]
+    );
+
+    // a form of another role's page is refused the same way
+    let (st, _, body) = page(
+        &w.state,
+        "POST",
+        "/trader/orders",
+        Some(&w.keys[0]),
+        Some("interval=x&side=buy&quantity_wh=1&price=0.05"),
+    )
+    .await;
+    assert_eq!((st, body.contains("Traders only")), (403, true));
+}
+
+#[tokio::test]
+async fn the_trader_page_shows_the_zone_asked_for() {
+    let w = world().await;
+    let trader = Some(w.keys[3].as_str());
+    let mut state = w.state.clone();
+    state.zones = vec![ZoneId(1), ZoneId(2)];
+    state
+        .market
+        .as_ref()
+        .unwrap()
+        .command(Command::OpenBook {
+            zone: ZoneId(2),
+            interval: interval(),
+        })
+        .await
+        .unwrap();
+    let zone_field = |z: u32| format!(r#"name="zone" value="{z}""#);
+
+    // no zone asked: the first configured
+    let (st, _, body) = page(&state, "GET", "/trader", trader, None).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains(&zone_field(1)), "{body}");
+    let (st, _, body) = page(&state, "GET", "/trader?zone=2", trader, None).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        body.contains(&zone_field(2)) && !body.contains(&zone_field(1)),
+        "{body}"
+    );
+
+    // an unknown zone is an error page, not a panic
+    let (st, _, body) = page(&state, "GET", "/trader?zone=7", trader, None).await;
+    assert_eq!(st, 404, "{body}");
+    assert!(body.contains("The market has no zone 7; its zones are 1, 2."), "{body}");
+    let (st, _, body) = page(&state, "GET", "/trader?zone=north", trader, None).await;
+    assert_eq!(st, 400, "{body}");
+
+    // an order placed from zone 2's page goes into zone 2's book, and back to it
+    let form = format!(
+        "zone=2&interval={}&side=sell&quantity_wh=250&price=0.060",
+        interval().to_string().replace(':', "%3A").replace('/', "%2F")
+    );
+    let (st, location, _) = page(&state, "POST", "/trader/orders", trader, Some(&form)).await;
+    assert_eq!(st, 303);
+    assert!(
+        location.starts_with("/trader?zone=2&interval=") && location.contains("&ok=Order%20"),
+        "{location}"
+    );
+    let depth = |z: u32| format!("/api/v1/markets/{z}/depth?interval={}", interval());
+    let (_, v) = call(&state, "GET", &depth(2), trader, None).await;
+    assert_eq!(v["asks"], json!([{"price": 60_000, "quantity_wh": 250}]), "{v}");
+    let (_, v) = call(&state, "GET", &depth(1), trader, None).await;
+    assert_eq!(v["asks"], json!([]), "{v}");
+
+    // …and an order for an unknown zone is refused with the reason
+    let (st, location, _) = page(
+        &state,
+        "POST",
+        "/trader/orders",
+        trader,
+        Some(&form.replace("zone=2", "zone=7")),
+    )
+    .await;
+    assert_eq!(st, 303);
+    assert!(
+        location.starts_with("/trader?err=Not%20placed.%20The%20market%20has%20no%20zone%207"),
+        "{location}"
+    );
+}
+
+#[tokio::test]
+async fn the_operator_calls_an_event_on_the_lines_ticked() {
+    let w = world().await;
+    let operator = Some(w.keys[2].as_str());
+    // `node` repeats, one per line ticked; the power as people type it
+    let form = format!(
+        "node=1&node=1&kw=1%2C5&signal=load_shed&start={}&minutes=15",
+        interval().start().0
+    );
+    let (st, location, body) = page(&w.state, "POST", "/operator/events", operator, Some(&form)).await;
+    assert_eq!(st, 303, "{body}");
+    let id = location.strip_prefix("/operator/events/").expect("to the event's page");
+    let (_, v) = call(&w.state, "GET", &format!("/api/v1/dr/events/{id}"), operator, None).await;
+    assert_eq!(v["targets"], json!({"kind": "nodes", "nodes": [1, 1]}), "{v}");
+    assert_eq!(v["gateways"], json!([11, 12]), "{v}");
+    assert_eq!(v["intervals"][0]["signals"][0]["w"], 1_500, "{v}");
+    let (st, _, body) = page(&w.state, "GET", &location, operator, None).await;
+    assert_eq!(st, 200, "{body}");
+
+    // a form without a line ticked goes back with the reason
+    let (st, location, _) = page(
+        &w.state,
+        "POST",
+        "/operator/events",
+        operator,
+        Some("kw=1&signal=load_shed&start=0&minutes=15"),
+    )
+    .await;
+    assert_eq!(st, 303);
+    assert_eq!(
+        location,
+        "/operator?err=Not%20called%3A%20choose%20the%20lines%20or%20transformers%20it%20is%20for."
+    );
 }

@@ -131,6 +131,7 @@ pub(super) fn TraderPage(data: TraderData) -> impl IntoView {
                         }).collect_view()}
                     </select>
                 </label>
+                <input type="hidden" name="zone" value=data.zone/>
                 <noscript><button type="submit">"Show"</button></noscript>
             </form>
             <section class="cards">
@@ -149,6 +150,7 @@ pub(super) fn TraderPage(data: TraderData) -> impl IntoView {
                 <div class="card" id="place">
                     <h2>"Place an order"</h2>
                     <form method="post" action="/trader/orders" class="form">
+                        <input type="hidden" name="zone" value=data.zone/>
                         <input type="hidden" name="interval" value=interval.clone()/>
                         <label>"Side"
                             <select name="side"><option value="buy">"buy"</option><option value="sell">"sell"</option></select>
@@ -178,6 +180,7 @@ pub(super) fn TraderPage(data: TraderData) -> impl IntoView {
                                     <td>{energy(o.quantity_wh)}</td><td>{energy(o.filled_wh)}</td><td>{price(o.price)}</td>
                                     <td>
                                         <form method="post" action=format!("/trader/orders/{}/cancel", o.id)>
+                                            <input type="hidden" name="zone" value=data.zone/>
                                             <input type="hidden" name="interval" value=interval.clone()/>
                                             <button class="link" type="submit">"Cancel"</button>
                                         </form>
