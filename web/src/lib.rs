@@ -23,6 +23,7 @@ pub mod pages;
 pub mod ratelimit;
 pub mod readings;
 pub mod remote;
+pub mod routes;
 pub mod settlement;
 pub mod ws;
 
@@ -34,7 +35,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, ApiJson};
@@ -161,44 +162,13 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     resp
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application: the documented routes ([`routes::documented`], which also make
+/// the OpenAPI document) and the dashboard's pages and `/docs`, which are not in the document.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(pages::router())
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
-        .route("/api/v1/me", get(api::me))
-        .route("/api/v1/session", post(account::login).delete(account::logout))
-        .route("/api/v1/api-keys", get(account::list_keys).post(account::create_key))
-        .route("/api/v1/api-keys/{id}", delete(account::revoke_key))
-        .route("/api/v1/orders", get(api::my_orders).post(api::place_order))
-        .route("/api/v1/orders/{id}", patch(api::amend_order).delete(api::cancel_order))
-        .route("/api/v1/trades", get(api::my_trades))
-        .route("/api/v1/ws", get(ws::ws))
-        .route("/api/v1/trades/{id}/proof", get(settlement::proof))
-        .route("/api/v1/settlement/batches", get(settlement::batches))
-        .route("/api/v1/settlement/positions", get(settlement::positions))
-        .route("/api/v1/gateways", get(readings::list))
-        .route("/api/v1/rewards", get(dr::my_rewards))
-        .route("/api/v1/feeder", get(feeder::feeder))
-        .route("/api/v1/balance", get(balances::balance))
-        .route("/api/v1/dr/programs", get(dr::programs).post(dr::create_program))
-        .route("/api/v1/dr/events", get(dr::events).post(dr::create_event))
-        .route("/api/v1/dr/events/{id}", get(dr::event).delete(dr::cancel_event))
-        .route("/api/v1/gateways/{id}/readings", get(readings::readings))
-        .route("/api/v1/gateways/{id}/checks", post(remote::create_check))
-        .route("/api/v1/gateways/{id}/checks/{check}", get(remote::get_check))
-        .route(
-            "/api/v1/preferences",
-            get(remote::get_preferences).put(remote::put_preferences),
-        )
-        .route("/api/v1/markets", get(api::books))
-        .route("/api/v1/markets/{zone}/depth", get(api::depth))
-        .route("/api/v1/markets/{zone}/trades", get(api::book_trades))
-        .route("/api/v1/markets/{zone}/results", get(api::results))
+        .merge(routes::documented().split_for_parts().0)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))

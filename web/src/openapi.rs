@@ -1,9 +1,11 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations and
-//! served at `/openapi.json`, plus `/docs`: a plain HTML index of every
-//! operation rendered from that same document (no JavaScript or CDN assets,
-//! so it works offline and on the smallest gateway-side browser).
+//! The OpenAPI 3.1 document, generated from the handlers' annotations as
+//! [`crate::routes::documented`] registers them and served at `/openapi.json`,
+//! plus `/docs`: a plain HTML index of every operation rendered from that same
+//! document (no JavaScript or CDN assets, so it works offline and on the
+//! smallest gateway-side browser).
 
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 
 use axum::Json;
 use axum::response::Html;
@@ -13,21 +15,12 @@ use utoipa::openapi::path::Operation;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::health::HealthBody;
 
-/// The API description.
+/// What the document says besides its operations: info, tags, shared schemas and the security
+/// scheme. The operations come from [`crate::routes::documented`], which registers each handler
+/// with its route.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "GridShare API", description = "Trade energy with your neighbours: markets, orders, trades, settlement, readings, demand response."),
-    paths(
-        crate::health::healthz, crate::health::readyz, openapi_json, crate::metrics_text,
-        crate::api::me, crate::account::login, crate::account::logout, crate::account::create_key,
-        crate::account::list_keys, crate::account::revoke_key, crate::api::place_order, crate::api::cancel_order, crate::api::amend_order,
-        crate::api::my_orders, crate::api::my_trades, crate::api::books, crate::api::depth,
-        crate::api::book_trades, crate::api::results, crate::ws::ws,
-        crate::settlement::batches, crate::settlement::positions, crate::settlement::proof, crate::readings::list, crate::readings::readings,
-        crate::dr::create_program, crate::dr::programs, crate::dr::create_event, crate::dr::events, crate::dr::event,
-        crate::dr::cancel_event, crate::dr::my_rewards, crate::feeder::feeder, crate::balances::balance,
-        crate::remote::get_preferences, crate::remote::put_preferences, crate::remote::create_check, crate::remote::get_check,
-    ),
     components(schemas(ErrorBody, ErrorDetail, HealthBody)),
     modifiers(&BearerKey),
     tags(
@@ -63,10 +56,16 @@ impl utoipa::Modify for BearerKey {
     }
 }
 
+/// The whole document: [`ApiDoc`] with every operation the documented routes register.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| crate::routes::documented().into_openapi());
+    &DOC
+}
+
 /// This document, as JSON.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(document().clone())
 }
 
 fn escape(s: &str) -> String {
@@ -78,7 +77,7 @@ fn escape(s: &str) -> String {
 
 /// A readable index of the API, rendered from the OpenAPI document.
 pub async fn docs() -> Html<String> {
-    let doc = ApiDoc::openapi();
+    let doc = document();
     let mut rows = String::new();
     for (path, item) in &doc.paths.paths {
         let ops: [(&str, &Option<Operation>); 5] = [

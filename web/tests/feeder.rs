@@ -3,36 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
-use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
-use gridshare_domain::{DeviceId, GatewayId, MicroPerKwh, NodeId, ParticipantId, Timestamp, W, Wh};
+use axum::http::{Method, StatusCode};
+use common::{call, gateway, key, meter_reading, participant, temp_db};
+use gridshare_domain::{MicroPerKwh, NodeId, Wh};
 use gridshare_matching_engine::NodeConfig;
-use gridshare_storage::gateways::{self, Gateway};
-use gridshare_storage::participants::{self, Participant};
-use gridshare_storage::readings::{self, Reading};
-use gridshare_storage::{Db, api_keys};
-use gridshare_web::auth::{TokenKind, new_token};
-use gridshare_web::{AppState, app};
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use gridshare_storage::readings;
+use gridshare_web::AppState;
+use serde_json::json;
 
 const T: i64 = 1_764_064_800_000; // 2025-11-25T10:00:00Z
-
-async fn call(s: &AppState, path: &str, key: &str) -> (StatusCode, Value) {
-    let req = Request::get(path)
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::empty())
-        .unwrap();
-    let resp = app(s.clone()).oneshot(req).await.unwrap();
-    let st = resp.status();
-    let b = resp.into_body().collect().await.unwrap().to_bytes();
-    (st, serde_json::from_slice(&b).unwrap())
-}
 
 fn node(id: u32, parent: Option<u32>, capacity: Option<i64>) -> NodeConfig {
     NodeConfig {
@@ -45,63 +28,18 @@ fn node(id: u32, parent: Option<u32>, capacity: Option<i64>) -> NodeConfig {
 
 #[tokio::test]
 async fn load_per_node_against_its_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let (db, _dir) = temp_db().await;
     let mut keys = Vec::new();
     for (id, role) in [(1, "homeowner"), (4, "operator")] {
-        participants::upsert(
-            &db,
-            &Participant {
-                id: ParticipantId(id),
-                name: format!("p{id}"),
-                role: role.into(),
-                evm_address: None,
-                feeder_node: None,
-            },
-            Timestamp(T),
-        )
-        .await
-        .unwrap();
-        let t = new_token(TokenKind::ApiKey);
-        api_keys::create(&db, &t.id, ParticipantId(id), &t.hash, "read", "", Timestamp(T))
-            .await
-            .unwrap();
-        keys.push(t.token);
+        participant(&db, id, role, None).await;
+        keys.push(key(&db, id, "read").await);
     }
     // gateway 11 draws 3 kW at node 100, 12 exports 1 kW at node 101 (both under transformer 10),
     // 13 draws 2 kW at node 200 under transformer 20
     for (gw, at, watts) in [(11u64, 100u32, 3_000i64), (12, 101, -1_000), (13, 200, 2_000)] {
-        gateways::register(
-            &db,
-            &Gateway {
-                id: GatewayId(gw),
-                owner: ParticipantId(1),
-                installer: None,
-                public_key: GatewayKey::from_bytes(&[gw as u8; 32]).unwrap().public(),
-                feeder_node: NodeId(at),
-                window: ReplayWindow::default(),
-                revoked_at: None,
-            },
-            Timestamp(T),
-        )
-        .await
-        .unwrap();
-        let rows: Vec<Reading> = (0..3)
-            .map(|i| Reading {
-                gateway: GatewayId(gw),
-                seq: i + 1,
-                sample: TelemetrySample {
-                    device: DeviceId::new("meter").unwrap(),
-                    kind: DeviceKind::GridMeter,
-                    at: Timestamp(T + i as i64 * 300_000),
-                    power_w: Some(W(watts)),
-                    energy_in_wh: None,
-                    energy_out_wh: None,
-                    soc_permille: None,
-                    status: DeviceStatus::Ok,
-                    quality: Quality::Good,
-                },
-            })
+        gateway(&db, gw, 1, None, at).await;
+        let rows: Vec<_> = (0..3)
+            .map(|i| meter_reading(gw, i + 1, T + i as i64 * 300_000, watts, None, None))
             .collect();
         readings::insert_batch(&db, &rows).await.unwrap();
     }
@@ -119,9 +57,9 @@ async fn load_per_node_against_its_limit() {
     };
     let [home, operator] = <[String; 2]>::try_from(keys).unwrap();
     let path = "/api/v1/feeder?interval=2025-11-25T10:00:00Z/PT15M";
-    let (st, v) = call(&s, path, &home).await;
+    let (st, v) = call(&s, Method::GET, path, Some(&home), None).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    let (st, v) = call(&s, path, &operator).await;
+    let (st, v) = call(&s, Method::GET, path, Some(&operator), None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let by = |n: u32| {
         v["nodes"]
@@ -150,5 +88,8 @@ async fn load_per_node_against_its_limit() {
         network: None,
         ..s.clone()
     };
-    assert_eq!(call(&no_net, path, &operator).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&no_net, Method::GET, path, Some(&operator), None).await.0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -3,38 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
-use gridshare_domain::wire::{DeviceKind, DeviceStatus, Quality, TelemetrySample};
-use gridshare_domain::{DeviceId, GatewayId, NodeId, ParticipantId, Timestamp, W, Wh};
-use gridshare_storage::gateways::{self, Gateway};
-use gridshare_storage::participants::{self, Participant};
-use gridshare_storage::readings::{self, Reading};
-use gridshare_storage::{Db, api_keys};
-use gridshare_web::auth::{TokenKind, new_token};
-use gridshare_web::{AppState, app};
-use http_body_util::BodyExt;
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{call, gateway, key, meter_reading, participant, state_with, temp_db};
+use gridshare_storage::readings;
 use serde_json::Value;
-use tower::ServiceExt;
 
 const T: i64 = 1_764_064_800_000; // 2025-11-25T10:00:00Z
 
-async fn call(s: &AppState, path: &str, key: &str) -> (StatusCode, Value) {
-    let req = Request::get(path)
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::empty())
-        .unwrap();
-    let resp = app(s.clone()).oneshot(req).await.unwrap();
-    let st = resp.status();
-    let b = resp.into_body().collect().await.unwrap().to_bytes();
-    (st, serde_json::from_slice(&b).unwrap())
-}
-
 #[tokio::test]
 async fn each_role_sees_only_its_gateways() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let (db, _dir) = temp_db().await;
     let mut keys = Vec::new();
     for (id, role) in [
         (1, "homeowner"),
@@ -43,65 +23,28 @@ async fn each_role_sees_only_its_gateways() {
         (5, "installer"),
         (6, "trader"),
     ] {
-        participants::upsert(
-            &db,
-            &Participant {
-                id: ParticipantId(id),
-                name: format!("p{id}"),
-                role: role.into(),
-                evm_address: None,
-                feeder_node: Some(id as u32),
-            },
-            Timestamp(T),
-        )
-        .await
-        .unwrap();
-        let t = new_token(TokenKind::ApiKey);
-        api_keys::create(&db, &t.id, ParticipantId(id), &t.hash, "read", "", Timestamp(T))
-            .await
-            .unwrap();
-        keys.push(t.token);
+        participant(&db, id, role, Some(id as u32)).await;
+        keys.push(key(&db, id, "read").await);
     }
     let [home1, home2, operator, installer, trader] = <[String; 5]>::try_from(keys).unwrap();
-    for (gw, owner, inst, k) in [(11u64, 1u64, Some(5u64), 1u8), (12, 2, None, 2)] {
-        gateways::register(
-            &db,
-            &Gateway {
-                id: GatewayId(gw),
-                owner: ParticipantId(owner),
-                installer: inst.map(ParticipantId),
-                public_key: GatewayKey::from_bytes(&[k; 32]).unwrap().public(),
-                feeder_node: NodeId(owner as u32),
-                window: ReplayWindow::default(),
-                revoked_at: None,
-            },
-            Timestamp(T),
-        )
-        .await
-        .unwrap();
+    for (gw, owner, inst) in [(11u64, 1u64, Some(5u64)), (12, 2, None)] {
+        gateway(&db, gw, owner, inst, owner as u32).await;
     }
-    let rows: Vec<Reading> = (0..8)
-        .map(|i| Reading {
-            gateway: GatewayId(11),
-            seq: i + 1,
-            sample: TelemetrySample {
-                device: DeviceId::new("meter").unwrap(),
-                kind: DeviceKind::GridMeter,
-                at: Timestamp(T + i as i64 * 300_000),
-                power_w: Some(W(1_000 + i as i64 * 100)),
-                energy_in_wh: Some(Wh(5_000 + i as i64 * 90)),
-                energy_out_wh: Some(Wh(0)),
-                soc_permille: None,
-                status: DeviceStatus::Ok,
-                quality: Quality::Good,
-            },
+    let rows: Vec<_> = (0..8)
+        .map(|i| {
+            let at = T + i as i64 * 300_000;
+            meter_reading(
+                11,
+                i + 1,
+                at,
+                1_000 + i as i64 * 100,
+                Some(5_000 + i as i64 * 90),
+                Some(0),
+            )
         })
         .collect();
     readings::insert_batch(&db, &rows).await.unwrap();
-    let s = AppState {
-        db: Some(db),
-        ..AppState::default()
-    };
+    let s = state_with(&db);
 
     let ids = |v: &Value| {
         v.as_array()
@@ -110,40 +53,78 @@ async fn each_role_sees_only_its_gateways() {
             .map(|g| g["id"].as_u64().unwrap())
             .collect::<Vec<_>>()
     };
-    assert_eq!(ids(&call(&s, "/api/v1/gateways", &home1).await.1), [11]);
-    assert_eq!(ids(&call(&s, "/api/v1/gateways", &home2).await.1), [12]);
-    assert_eq!(ids(&call(&s, "/api/v1/gateways", &installer).await.1), [11]);
-    assert_eq!(ids(&call(&s, "/api/v1/gateways", &operator).await.1), [11, 12]);
-    assert_eq!(ids(&call(&s, "/api/v1/gateways", &trader).await.1), Vec::<u64>::new());
+    assert_eq!(
+        ids(&call(&s, Method::GET, "/api/v1/gateways", Some(&home1), None).await.1),
+        [11]
+    );
+    assert_eq!(
+        ids(&call(&s, Method::GET, "/api/v1/gateways", Some(&home2), None).await.1),
+        [12]
+    );
+    assert_eq!(
+        ids(&call(&s, Method::GET, "/api/v1/gateways", Some(&installer), None)
+            .await
+            .1),
+        [11]
+    );
+    assert_eq!(
+        ids(&call(&s, Method::GET, "/api/v1/gateways", Some(&operator), None).await.1),
+        [11, 12]
+    );
+    assert_eq!(
+        ids(&call(&s, Method::GET, "/api/v1/gateways", Some(&trader), None).await.1),
+        Vec::<u64>::new()
+    );
 
     let q = "/api/v1/gateways/11/readings?device=meter&bucket=1h&from=2025-11-25T10:00:00Z&to=2025-11-25T12:00:00Z";
     for k in [&home1, &installer, &operator] {
-        let (st, v) = call(&s, q, k).await;
+        let (st, v) = call(&s, Method::GET, q, Some(k), None).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v.as_array().unwrap().len(), 1);
         assert_eq!(v[0]["samples"], 8);
         assert_eq!(v[0]["energy_in_wh"], 630);
     }
     for k in [&home2, &trader] {
-        let (st, v) = call(&s, q, k).await;
+        let (st, v) = call(&s, Method::GET, q, Some(k), None).await;
         assert_eq!(
             (st, v["error"]["code"].as_str()),
             (StatusCode::FORBIDDEN, Some("forbidden"))
         );
     }
-    let (st, v) = call(&s, "/api/v1/gateways/12/readings?device=meter", &installer).await;
+    let (st, v) = call(
+        &s,
+        Method::GET,
+        "/api/v1/gateways/12/readings?device=meter",
+        Some(&installer),
+        None,
+    )
+    .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "not commissioned by this installer: {v}");
-    let (st, v) = call(&s, "/api/v1/gateways/99/readings?device=meter", &operator).await;
+    let (st, v) = call(
+        &s,
+        Method::GET,
+        "/api/v1/gateways/99/readings?device=meter",
+        Some(&operator),
+        None,
+    )
+    .await;
     assert_eq!(
         (st, v["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
-    let (st, v) = call(&s, "/api/v1/gateways/11/readings?device=meter&bucket=5m", &home1).await;
+    let (st, v) = call(
+        &s,
+        Method::GET,
+        "/api/v1/gateways/11/readings?device=meter&bucket=5m",
+        Some(&home1),
+        None,
+    )
+    .await;
     assert_eq!(
         (st, v["error"]["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_bucket"))
     );
-    let (st, v) = call(&s, "/api/v1/gateways/11/readings", &home1).await;
+    let (st, v) = call(&s, Method::GET, "/api/v1/gateways/11/readings", Some(&home1), None).await;
     assert_eq!(
         (st, v["error"]["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_query"))
