@@ -594,14 +594,8 @@ fn profiles(args: ProfilesArgs) -> Outcome {
     }
     println!("{:<34} {:<12} {:>6}  device", "file", "kind", "points");
     for (path, p) in profiles {
-        let file = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let kind = serde_json::to_value(p.device.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let file = gridshare_gateway::profile::file_name(&path);
+        let kind = p.kind_name();
         println!("{file:<34} {kind:<12} {:>6}  {}", p.points.len(), p.device.name);
     }
     Ok(())

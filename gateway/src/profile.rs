@@ -288,6 +288,14 @@ pub enum ProfileError {
 }
 
 impl Profile {
+    /// The kind of device, as a profile names it (`grid_meter`, `pv_inverter`, ...).
+    pub fn kind_name(&self) -> String {
+        serde_json::to_value(self.device.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
         let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
@@ -367,19 +375,20 @@ pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, Profile)>, ProfileError> {
         .collect()
 }
 
+/// The file name of a profile's `path`, as the listings show it (empty when it has none).
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// The README's supported-hardware table (Markdown) of `profiles`, as [`load_dir`] gives them:
 /// one row per profile with what it reads and what it may write.
 pub fn markdown_table(profiles: &[(PathBuf, Profile)]) -> String {
     let mut out = String::from("| device | maker | kind | profile | reads | writes |\n|---|---|---|---|---|---|\n");
     for (path, p) in profiles {
-        let file = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let kind = serde_json::to_value(p.device.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(|k| k.replace('_', " ")))
-            .unwrap_or_default();
+        let file = file_name(path);
+        let kind = p.kind_name().replace('_', " ");
         let reads: Vec<String> = p
             .points
             .iter()

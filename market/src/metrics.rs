@@ -7,7 +7,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// Labels of an HTTP request counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,51 +81,20 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every family registered.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("gridshare");
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        let messages_in = Family::<KindLabels, Counter>::default();
-        let messages_rejected = Family::<ReasonLabels, Counter>::default();
-        let orders = Family::<ResultLabels, Counter>::default();
-        let trades = Counter::default();
-        let traded_wh = Counter::default();
-        let gate_closures = Counter::default();
-        let ws_dropped = Counter::default();
-        let batches = Family::<BatchLabels, Counter>::default();
-        let engine_queue = prometheus_client::metrics::gauge::Gauge::default();
-        registry.register("orders", "Order commands by result", orders.clone());
-        registry.register("trades", "Trades made", trades.clone());
-        registry.register("traded_wh", "Energy traded, Wh", traded_wh.clone());
-        registry.register(
-            "gate_closures",
-            "Books closed by their gate-closure auction",
-            gate_closures.clone(),
-        );
-        registry.register(
-            "ws_dropped",
-            "WebSocket clients dropped as too slow",
-            ws_dropped.clone(),
-        );
-        registry.register("settlement_batches", "Settlement batches by outcome", batches.clone());
-        registry.register("engine_queue", "Commands waiting for the engine", engine_queue.clone());
-        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
-        registry.register("messages_in", "Gateway messages accepted", messages_in.clone());
-        registry.register(
-            "messages_rejected",
-            "Gateway messages rejected",
-            messages_rejected.clone(),
-        );
+        let mut r = Registry::with_prefix("gridshare");
+        // registered in this order, which is the order of the text output
         Self {
-            registry,
-            http_requests,
-            messages_in,
-            messages_rejected,
-            orders,
-            trades,
-            traded_wh,
-            gate_closures,
-            ws_dropped,
-            batches,
-            engine_queue,
+            orders: registered(&mut r, "orders", "Order commands by result"),
+            trades: registered(&mut r, "trades", "Trades made"),
+            traded_wh: registered(&mut r, "traded_wh", "Energy traded, Wh"),
+            gate_closures: registered(&mut r, "gate_closures", "Books closed by their gate-closure auction"),
+            ws_dropped: registered(&mut r, "ws_dropped", "WebSocket clients dropped as too slow"),
+            batches: registered(&mut r, "settlement_batches", "Settlement batches by outcome"),
+            engine_queue: registered(&mut r, "engine_queue", "Commands waiting for the engine"),
+            http_requests: registered(&mut r, "http_requests", "HTTP requests answered"),
+            messages_in: registered(&mut r, "messages_in", "Gateway messages accepted"),
+            messages_rejected: registered(&mut r, "messages_rejected", "Gateway messages rejected"),
+            registry: r,
         }
     }
 
@@ -153,4 +122,11 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+/// A new metric, registered in `registry` under `name` with `help`.
+fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
 }

@@ -253,7 +253,15 @@ pub async fn start(
         system_account(cfg.chain.grid_operator.as_deref(), "grid_operator")?,
         system_account(cfg.chain.utility.as_deref(), "utility")?,
     );
-    let every = Duration::from_millis(cfg.settlement.every_ms);
+    let task = Task {
+        db,
+        clock,
+        step,
+        system,
+        every: Duration::from_millis(cfg.settlement.every_ms),
+        shutdown,
+        metrics,
+    };
     match &cfg.chain.rpc_url {
         Some(url) => {
             let chain_error = |source| SettleError::Chain {
@@ -265,17 +273,7 @@ pub async fn start(
                 .map_err(|source| SettleError::Chain { url: None, source })?;
             let wallet = Wallet::new(key, chain.chain_id().await.map_err(chain_error)?);
             let vault = deployment(&chain, cfg, &wallet).await?;
-            let chain = Arc::new(chain);
-            let reader: Arc<dyn OnChain> = Arc::new(VaultBalances {
-                chain: chain.clone(),
-                vault,
-            });
-            Ok((
-                Some(tokio::spawn(run(
-                    chain, db, clock, wallet, vault, step, system, every, shutdown, metrics,
-                ))),
-                Some(reader),
-            ))
+            Ok(task.spawn(chain, wallet, vault))
         }
         None => {
             let log = cfg.data_dir.join("chain.log");
@@ -284,18 +282,43 @@ pub async fn start(
             let wallet = Wallet::new(key, gridshare_settlement::chain::EVM_CHAIN_ID);
             let vault = deployment(&chain, cfg, &wallet).await?;
             tracing::info!(chain = %log.display(), %vault, "in-process EVM");
-            let chain = Arc::new(chain);
-            let reader: Arc<dyn OnChain> = Arc::new(VaultBalances {
-                chain: chain.clone(),
-                vault,
-            });
-            Ok((
-                Some(tokio::spawn(run(
-                    chain, db, clock, wallet, vault, step, system, every, shutdown, metrics,
-                ))),
-                Some(reader),
-            ))
+            Ok(task.spawn(chain, wallet, vault))
         }
+    }
+}
+
+/// What the settlement task needs besides its chain, wallet and vault.
+struct Task {
+    db: Db,
+    clock: Clock,
+    step: StepConfig,
+    system: (Address, Address, Address),
+    every: Duration,
+    shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+}
+
+impl Task {
+    /// Spawns `run` on `chain` and returns it with a reader of the vault's balances.
+    fn spawn<C: Chain + std::fmt::Debug + 'static>(self, chain: C, wallet: Wallet, vault: Address) -> Started {
+        let Task {
+            db,
+            clock,
+            step,
+            system,
+            every,
+            shutdown,
+            metrics,
+        } = self;
+        let chain = Arc::new(chain);
+        let reader: Arc<dyn OnChain> = Arc::new(VaultBalances {
+            chain: chain.clone(),
+            vault,
+        });
+        let task = tokio::spawn(run(
+            chain, db, clock, wallet, vault, step, system, every, shutdown, metrics,
+        ));
+        (Some(task), Some(reader))
     }
 }
 

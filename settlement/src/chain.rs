@@ -197,6 +197,17 @@ impl ChainError {
     /// yet, or the nonce does not fit the account right now. False for a transaction that is
     /// wrong in itself (gas cap, chain id, encoding) and for a revert.
     pub fn is_transient(&self) -> bool {
+        self.kind() == ErrorKind::Transient
+    }
+
+    /// True when the transaction itself is refused, for good: sending the same bytes again can
+    /// never succeed (a revert of a call is not this: it depends on the state).
+    pub fn refuses_transaction(&self) -> bool {
+        self.kind() == ErrorKind::Refused
+    }
+
+    /// Which of [`ErrorKind`] this error is; every variant is named, so a new one must be placed.
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::Rpc { .. }
             | Self::Unreachable { .. }
@@ -206,33 +217,28 @@ impl ChainError {
             | Self::InsufficientFunds(_)
             | Self::Log { .. }
             | Self::LogLine { .. }
-            | Self::Replay { .. } => true,
-            Self::InvalidUrl { .. }
-            | Self::Undecodable { .. }
+            | Self::Replay { .. } => ErrorKind::Transient,
+            Self::Undecodable { .. }
             | Self::BadSignature
             | Self::WrongChainId { .. }
             | Self::InvalidTransaction(_)
             | Self::UnsupportedTransaction(_)
             | Self::Evm(_)
-            | Self::Halted(_)
-            | Self::CallReverted(_) => false,
+            | Self::Halted(_) => ErrorKind::Refused,
+            Self::InvalidUrl { .. } | Self::CallReverted(_) => ErrorKind::Permanent,
         }
     }
+}
 
-    /// True when the transaction itself is refused, for good: sending the same bytes again can
-    /// never succeed (a revert of a call is not this: it depends on the state).
-    pub fn refuses_transaction(&self) -> bool {
-        matches!(
-            self,
-            Self::Undecodable { .. }
-                | Self::BadSignature
-                | Self::WrongChainId { .. }
-                | Self::InvalidTransaction(_)
-                | Self::UnsupportedTransaction(_)
-                | Self::Evm(_)
-                | Self::Halted(_)
-        )
-    }
+/// How a [`ChainError`] behaves when the request is made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorKind {
+    /// It may succeed later unchanged ([`ChainError::is_transient`]).
+    Transient,
+    /// The transaction is refused for good ([`ChainError::refuses_transaction`]).
+    Refused,
+    /// Neither: a wrong URL, or a call that reverts in the current state.
+    Permanent,
 }
 
 /// A chain settlement can post to.

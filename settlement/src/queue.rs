@@ -110,6 +110,16 @@ pub struct TxQueue<'a, C> {
     pub crash_at: Option<CrashPoint>,
 }
 
+/// A chunk's transaction as it is signed, whatever fees a version of it offers.
+#[derive(Debug, Clone, Copy)]
+struct ChunkTx<'a> {
+    batch_id: u64,
+    chunk: u32,
+    nonce: u64,
+    input: &'a Bytes,
+    gas: u64,
+}
+
 /// Milliseconds since the epoch now.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -233,6 +243,13 @@ impl<'a, C: Chain> TxQueue<'a, C> {
                 return Err(self.park(batch.batch_id, reason).await);
             };
             let input: Bytes = call.abi_encode().into();
+            let version = |nonce, gas| ChunkTx {
+                batch_id: batch.batch_id,
+                chunk,
+                nonce,
+                input: &input,
+                gas,
+            };
             let live: Vec<&ChainTx> = stored.iter().filter(|t| t.chunk == chunk && is_live(t)).collect();
             let (nonce, fees, gas, hashes) = if let Some(last) = live.last() {
                 // stored before a crash (or taken out by a reorg): send the same bytes again
@@ -259,15 +276,10 @@ impl<'a, C: Chain> TxQueue<'a, C> {
                 };
                 let fees = self.chain.fees().await?;
                 let nonce = self.next_nonce().await?;
-                let hash = self
-                    .sign_store_send(batch.batch_id, chunk, nonce, &input, gas, fees)
-                    .await?;
+                let hash = self.sign_store_send(version(nonce, gas), fees).await?;
                 (nonce, fees, gas, vec![hash])
             };
-            let mined = match self
-                .wait_mined(batch.batch_id, chunk, nonce, &input, gas, fees, hashes)
-                .await?
-            {
+            let mined = match self.wait_mined(version(nonce, gas), fees, hashes).await? {
                 Waited::Mined(r) => r,
                 Waited::Stranded => continue,
             };
@@ -323,17 +335,15 @@ impl<'a, C: Chain> TxQueue<'a, C> {
     /// Waits for any version of `nonce` to be mined, re-signing it with higher fees when it takes
     /// longer than `bump_after`, and giving up on it when the account's nonce shows it can never
     /// be mined.
-    #[allow(clippy::too_many_arguments)]
     async fn wait_mined(
         &mut self,
-        batch_id: u64,
-        chunk: u32,
-        nonce: u64,
-        input: &Bytes,
-        gas: u64,
+        tx: ChunkTx<'_>,
         mut fees: Fees,
         mut hashes: Vec<B256>,
     ) -> Result<Waited, QueueError> {
+        let ChunkTx {
+            batch_id, chunk, nonce, ..
+        } = tx;
         let mut since = tokio::time::Instant::now();
         loop {
             for h in &hashes {
@@ -382,7 +392,7 @@ impl<'a, C: Chain> TxQueue<'a, C> {
                     max_fee_per_gas = fees.max_fee_per_gas,
                     "not mined yet: raising fees"
                 );
-                match self.sign_store_send(batch_id, chunk, nonce, input, gas, fees).await {
+                match self.sign_store_send(tx, fees).await {
                     Ok(h) => hashes.push(h),
                     // an earlier version got mined meanwhile: the next poll finds it
                     Err(QueueError::Chain(ChainError::NonceTooLow { .. })) => {}
@@ -405,15 +415,14 @@ impl<'a, C: Chain> TxQueue<'a, C> {
 
     /// Signs `input` with `nonce`, stores it, then broadcasts it. A version the node refuses is
     /// marked `failed` (it will never be sent again) and the error returned.
-    async fn sign_store_send(
-        &mut self,
-        batch_id: u64,
-        chunk: u32,
-        nonce: u64,
-        input: &Bytes,
-        gas: u64,
-        fees: Fees,
-    ) -> Result<B256, QueueError> {
+    async fn sign_store_send(&mut self, version: ChunkTx<'_>, fees: Fees) -> Result<B256, QueueError> {
+        let ChunkTx {
+            batch_id,
+            chunk,
+            nonce,
+            input,
+            gas,
+        } = version;
         let tx = self.wallet.sign(nonce, Some(self.vault), input.clone(), gas, fees)?;
         let hash = tx.hash.to_string();
         chain_txs::insert_signed(

@@ -54,6 +54,34 @@ macro_rules! bind_trade {
 }
 pub(crate) use bind_trade;
 
+/// The `INSERT` of a book's result, in the order [`bind_result`] binds it, then `$rest`.
+macro_rules! insert_result_sql {
+    ($rest:literal) => {
+        concat!(
+            "INSERT INTO interval_results (zone, interval_start, interval_minutes, clearing_price, auction_volume, ",
+            "total_volume, trades, closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            $rest
+        )
+    };
+}
+pub(crate) use insert_result_sql;
+
+/// Binds a book's result and when it closed to an [`insert_result_sql`] statement.
+macro_rules! bind_result {
+    ($q:expr, $r:expr, $closed_at:expr) => {{
+        let r = $r;
+        $q.bind(i64::from(r.zone.0))
+            .bind(r.interval.start().0)
+            .bind(r.interval.length().minutes())
+            .bind(r.clearing_price.map(gridshare_domain::MicroPerKwh::get))
+            .bind(r.auction_volume.0)
+            .bind(r.total_volume.0)
+            .bind(i64::from(r.trades))
+            .bind($closed_at.0)
+    }};
+}
+pub(crate) use bind_result;
+
 /// Store trades in one transaction (all or nothing). `Duplicate` if a trade id exists.
 pub async fn insert_trades(db: &Db, trades: &[TradeReport]) -> Result<()> {
     let sql = insert_trade!("");
@@ -112,19 +140,9 @@ pub async fn trades_of_interval(db: &Db, zone: ZoneId, interval: DeliveryInterva
 
 /// Store a book's result; `Duplicate` if that book already has one.
 pub async fn insert_interval_result(db: &Db, r: &IntervalResult, closed_at: Timestamp) -> Result<()> {
-    let sql = "INSERT INTO interval_results (zone, interval_start, interval_minutes, clearing_price, auction_volume, \
-               total_volume, trades, closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let sql = insert_result_sql!("");
     query!(db, sql, pool => |q| {
-        q.bind(i64::from(r.zone.0))
-            .bind(r.interval.start().0)
-            .bind(r.interval.length().minutes())
-            .bind(r.clearing_price.map(MicroPerKwh::get))
-            .bind(r.auction_volume.0)
-            .bind(r.total_volume.0)
-            .bind(i64::from(r.trades))
-            .bind(closed_at.0)
-            .execute(pool)
-            .await?;
+        bind_result!(q, r, closed_at).execute(pool).await?;
     });
     Ok(())
 }

@@ -161,9 +161,7 @@ pub async fn record(db: &Db, changes: &[Change]) -> Result<()> {
     let amended = "UPDATE orders SET quantity_wh = $1, limit_price = $2, updated_at = $3 \
                    WHERE order_id = $4 AND status = 'open'";
     let ended = "UPDATE orders SET status = $1, reason = $2, updated_at = $3 WHERE order_id = $4 AND status = 'open'";
-    let result = "INSERT INTO interval_results (zone, interval_start, interval_minutes, clearing_price, auction_volume, \
-                  total_volume, trades, closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                  ON CONFLICT (zone, interval_start) DO NOTHING";
+    let result = crate::market::insert_result_sql!(" ON CONFLICT (zone, interval_start) DO NOTHING");
     macro_rules! q {
         ($sql:expr) => {
             match db {
@@ -221,15 +219,7 @@ pub async fn record(db: &Db, changes: &[Change]) -> Result<()> {
                         .await?;
                 }
                 Change::Result { result: r, closed_at } => {
-                    q!(result)
-                        .bind(i64::from(r.zone.0))
-                        .bind(r.interval.start().0)
-                        .bind(r.interval.length().minutes())
-                        .bind(r.clearing_price.map(MicroPerKwh::get))
-                        .bind(r.auction_volume.0)
-                        .bind(r.total_volume.0)
-                        .bind(i64::from(r.trades))
-                        .bind(closed_at.0)
+                    crate::market::bind_result!(q!(result), r, closed_at)
                         .execute(&mut *tx)
                         .await?;
                 }

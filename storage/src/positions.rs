@@ -10,7 +10,7 @@ use gridshare_domain::{Micro, MicroPerKwh, ParticipantId, Timestamp, Wh};
 use sqlx::Row;
 
 use crate::db::{Db, query};
-use crate::error::{Result, StorageError};
+use crate::error::Result;
 
 /// A position as a settlement batch stores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,38 +78,41 @@ macro_rules! select_positions {
     };
 }
 
-macro_rules! position_from_row {
-    ($r:expr) => {{
-        let r = $r;
-        let interval_start = Timestamp(r.try_get("interval_start")?);
-        let participant = ParticipantId(r.try_get::<i64, _>("participant_id")? as u64);
-        let real: Option<i64> = r.try_get("real_net_import_wh")?;
-        let cash: Option<i64> = r.try_get("true_up_cash")?;
-        Ok::<Position, StorageError>(Position {
-            settled: NewPosition {
-                interval_start,
-                interval_end: Timestamp(r.try_get("interval_end")?),
-                participant,
-                bought: Wh(r.try_get("bought_wh")?),
-                sold: Wh(r.try_get("sold_wh")?),
-                metered_net_import: Wh(r.try_get("metered_net_import_wh")?),
-                estimated: r.try_get("estimated")?,
-                imbalance: Wh(r.try_get("imbalance_wh")?),
-                imbalance_cash: Micro(r.try_get("imbalance_cash")?),
-                import_tariff: MicroPerKwh(r.try_get("import_tariff")?),
-                export_tariff: MicroPerKwh(r.try_get("export_tariff")?),
-            },
-            batch_id: r.try_get::<i64, _>("batch_id")? as u64,
-            true_up: real.zip(cash).map(|(real, cash)| TrueUp {
-                interval_start,
-                participant,
-                real_net_import: Wh(real),
-                cash: Micro(cash),
-            }),
-            true_up_batch_id: r.try_get::<Option<i64>, _>("true_up_batch_id")?.map(|b| b as u64),
-            trued_up_at: r.try_get::<Option<i64>, _>("trued_up_at")?.map(Timestamp),
-        })
-    }};
+/// A position from a row of [`select_positions`].
+fn position_from_row<R: Row>(r: &R) -> Result<Position>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let interval_start = Timestamp(r.try_get("interval_start")?);
+    let participant = ParticipantId(r.try_get::<i64, _>("participant_id")? as u64);
+    let real: Option<i64> = r.try_get("real_net_import_wh")?;
+    let cash: Option<i64> = r.try_get("true_up_cash")?;
+    Ok(Position {
+        settled: NewPosition {
+            interval_start,
+            interval_end: Timestamp(r.try_get("interval_end")?),
+            participant,
+            bought: Wh(r.try_get("bought_wh")?),
+            sold: Wh(r.try_get("sold_wh")?),
+            metered_net_import: Wh(r.try_get("metered_net_import_wh")?),
+            estimated: r.try_get("estimated")?,
+            imbalance: Wh(r.try_get("imbalance_wh")?),
+            imbalance_cash: Micro(r.try_get("imbalance_cash")?),
+            import_tariff: MicroPerKwh(r.try_get("import_tariff")?),
+            export_tariff: MicroPerKwh(r.try_get("export_tariff")?),
+        },
+        batch_id: r.try_get::<i64, _>("batch_id")? as u64,
+        true_up: real.zip(cash).map(|(real, cash)| TrueUp {
+            interval_start,
+            participant,
+            real_net_import: Wh(real),
+            cash: Micro(cash),
+        }),
+        true_up_batch_id: r.try_get::<Option<i64>, _>("true_up_batch_id")?.map(|b| b as u64),
+        trued_up_at: r.try_get::<Option<i64>, _>("trued_up_at")?.map(Timestamp),
+    })
 }
 
 /// Estimated positions still waiting for their readings whose participant has a gateway (one
@@ -129,15 +132,8 @@ pub async fn awaiting_readings(
     );
     let (after_start, after_participant) = after.map_or((i64::MIN, -1), |(t, p)| (t.0, p.0 as i64));
     query!(db, sql, pool => |q| {
-        q.bind(since.0)
-            .bind(after_start)
-            .bind(after_participant)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| position_from_row!(r))
-            .collect()
+        let rows = q.bind(since.0).bind(after_start).bind(after_participant).bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter().map(position_from_row).collect()
     })
 }
 
@@ -200,14 +196,9 @@ pub async fn of_participant(
     let sql =
         select_positions!("WHERE participant_id = $1 AND interval_start < $2 ORDER BY interval_start DESC LIMIT $3");
     query!(db, sql, pool => |q| {
-        q.bind(participant.0 as i64)
-            .bind(before.map_or(i64::MAX, |t| t.0))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| position_from_row!(r))
-            .collect()
+        let before = before.map_or(i64::MAX, |t| t.0);
+        let rows = q.bind(participant.0 as i64).bind(before).bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter().map(position_from_row).collect()
     })
 }
 
@@ -215,11 +206,7 @@ pub async fn of_participant(
 pub async fn of_batch(db: &Db, batch_id: u64) -> Result<Vec<Position>> {
     let sql = select_positions!("WHERE batch_id = $1 OR true_up_batch_id = $1 ORDER BY interval_start, participant_id");
     query!(db, sql, pool => |q| {
-        q.bind(batch_id as i64)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| position_from_row!(r))
-            .collect()
+        let rows = q.bind(batch_id as i64).fetch_all(pool).await?;
+        rows.iter().map(position_from_row).collect()
     })
 }

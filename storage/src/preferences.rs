@@ -41,18 +41,23 @@ pub async fn get(db: &Db, home: ParticipantId) -> Result<Option<(TradingPreferen
     query!(db, sql, pool => |q| {
         let row = q.bind(home.0 as i64).fetch_optional(pool).await?;
         row.map(|r| {
-            Ok((
-                TradingPreferences {
-                    version: r.try_get::<i64, _>("version")? as u64,
-                    min_sell_price: MicroPerKwh(r.try_get("min_sell_price")?),
-                    max_buy_price: MicroPerKwh(r.try_get("max_buy_price")?),
-                    battery_reserve_percent: u8::try_from(r.try_get::<i64, _>("battery_reserve_percent")?)
-                        .unwrap_or(100),
-                },
-                Timestamp(r.try_get("updated_at")?),
-            ))
+            Ok((preferences_from_row(&r)?, Timestamp(r.try_get("updated_at")?)))
         })
         .transpose()
+    })
+}
+
+/// The preferences in a `home_preferences` row (a reserve out of range reads as 100 %).
+fn preferences_from_row<R: Row>(r: &R) -> Result<TradingPreferences>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(TradingPreferences {
+        version: r.try_get::<i64, _>("version")? as u64,
+        min_sell_price: MicroPerKwh(r.try_get("min_sell_price")?),
+        max_buy_price: MicroPerKwh(r.try_get("max_buy_price")?),
+        battery_reserve_percent: u8::try_from(r.try_get::<i64, _>("battery_reserve_percent")?).unwrap_or(100),
     })
 }
 
@@ -64,16 +69,7 @@ pub async fn all(db: &Db) -> Result<Vec<(ParticipantId, TradingPreferences)>> {
         let rows = q.fetch_all(pool).await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    ParticipantId(r.try_get::<i64, _>("participant_id")? as u64),
-                    TradingPreferences {
-                        version: r.try_get::<i64, _>("version")? as u64,
-                        min_sell_price: MicroPerKwh(r.try_get("min_sell_price")?),
-                        max_buy_price: MicroPerKwh(r.try_get("max_buy_price")?),
-                        battery_reserve_percent: u8::try_from(r.try_get::<i64, _>("battery_reserve_percent")?)
-                            .unwrap_or(100),
-                    },
-                ))
+                Ok((ParticipantId(r.try_get::<i64, _>("participant_id")? as u64), preferences_from_row(r)?))
             })
             .collect()
     })

@@ -10,6 +10,25 @@ use sqlx::PgPool;
 
 use crate::error::Result;
 
+/// The continuous aggregate `$view` of readings in buckets of `$bucket_ms` milliseconds.
+macro_rules! rollup {
+    ($view:literal, $bucket_ms:literal) => {
+        concat!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS ",
+            $view,
+            " WITH (timescaledb.continuous) AS \
+             SELECT gateway_id, device, time_bucket(",
+            $bucket_ms,
+            "::bigint, at) AS bucket, count(*) AS samples, \
+             sum(power_w) AS power_sum, count(power_w) AS power_count, \
+             max(energy_in_wh) AS energy_in_max, max(energy_out_wh) AS energy_out_max \
+             FROM readings GROUP BY gateway_id, device, time_bucket(",
+            $bucket_ms,
+            "::bigint, at) WITH NO DATA"
+        )
+    };
+}
+
 /// Readings' time column is integer milliseconds: Timescale needs to know "now" in that unit.
 const SETUP: &[&str] = &[
     "CREATE OR REPLACE FUNCTION gridshare_now_ms() RETURNS BIGINT LANGUAGE SQL STABLE AS \
@@ -20,18 +39,10 @@ const SETUP: &[&str] = &[
      timescaledb.compress_orderby = 'at')",
     "SELECT add_compression_policy('readings', compress_after => 604800000::bigint, if_not_exists => TRUE)",
     "SELECT add_retention_policy('readings', drop_after => 63072000000::bigint, if_not_exists => TRUE)",
-    "CREATE MATERIALIZED VIEW IF NOT EXISTS readings_15m WITH (timescaledb.continuous) AS \
-     SELECT gateway_id, device, time_bucket(900000::bigint, at) AS bucket, count(*) AS samples, \
-     sum(power_w) AS power_sum, count(power_w) AS power_count, \
-     max(energy_in_wh) AS energy_in_max, max(energy_out_wh) AS energy_out_max \
-     FROM readings GROUP BY gateway_id, device, time_bucket(900000::bigint, at) WITH NO DATA",
+    rollup!("readings_15m", 900000),
     "SELECT add_continuous_aggregate_policy('readings_15m', start_offset => 86400000::bigint, \
      end_offset => 900000::bigint, schedule_interval => INTERVAL '5 minutes', if_not_exists => TRUE)",
-    "CREATE MATERIALIZED VIEW IF NOT EXISTS readings_1d WITH (timescaledb.continuous) AS \
-     SELECT gateway_id, device, time_bucket(86400000::bigint, at) AS bucket, count(*) AS samples, \
-     sum(power_w) AS power_sum, count(power_w) AS power_count, \
-     max(energy_in_wh) AS energy_in_max, max(energy_out_wh) AS energy_out_max \
-     FROM readings GROUP BY gateway_id, device, time_bucket(86400000::bigint, at) WITH NO DATA",
+    rollup!("readings_1d", 86400000),
     "SELECT add_continuous_aggregate_policy('readings_1d', start_offset => 604800000::bigint, \
      end_offset => 86400000::bigint, schedule_interval => INTERVAL '1 hour', if_not_exists => TRUE)",
 ];

@@ -43,6 +43,15 @@ fn reading(t: Timestamp, grid: f64, pv: f64, soc: u16, ev: f64) -> Reading {
     }
 }
 
+/// Order ids 1, 2, 3, ... for `Agent::decide`.
+fn order_ids() -> impl FnMut() -> OrderId {
+    let mut ids = 0u64;
+    move || {
+        ids += 1;
+        OrderId(ids)
+    }
+}
+
 fn agent(r: Reading, battery: Option<Battery>) -> Agent {
     let mut a = Agent::new(limits(), rules(), battery);
     a.observe(r);
@@ -162,11 +171,7 @@ fn limits_hold_whatever_the_home_does() {
 
 #[test]
 fn orders_are_placed_replaced_when_the_forecast_moves_and_cancelled_when_not_wanted() {
-    let mut ids = 0u64;
-    let mut next = || {
-        ids += 1;
-        OrderId(ids)
-    };
+    let mut next = order_ids();
     let t0 = at(20);
     let mut a = agent(reading(t0, 2_000.0, 0.0, 200, 0.0), Some(BATTERY));
     let first = a.decide(t0, &mut next);
@@ -245,13 +250,9 @@ fn orders_are_placed_replaced_when_the_forecast_moves_and_cancelled_when_not_wan
 
 #[test]
 fn the_battery_delivers_what_it_sold() {
-    let mut ids = 0u64;
     let t0 = at(12);
     let mut a = agent(reading(t0, -1_000.0, 2_000.0, 900, 0.0), Some(BATTERY));
-    let acts = a.decide(t0, || {
-        ids += 1;
-        OrderId(ids)
-    });
+    let acts = a.decide(t0, order_ids());
     let battery_order = acts
         .iter()
         .find_map(|x| match x {
@@ -289,11 +290,7 @@ fn a_disabled_agent_sends_nothing() {
 
 #[test]
 fn new_preferences_replace_orders_they_no_longer_allow_at_once() {
-    let mut ids = 0u64;
-    let mut next = || {
-        ids += 1;
-        OrderId(ids)
-    };
+    let mut next = order_ids();
     // evening, the battery at its reserve: 500 Wh bid at the 280 000 limit
     let t0 = at(20);
     let mut a = agent(reading(t0, 2_000.0, 0.0, 200, 0.0), Some(BATTERY));

@@ -52,6 +52,17 @@ fn sample() -> Vec<Command> {
     ]
 }
 
+/// `sample()` written to a new journal `j` (without syncing) in a temporary directory.
+fn sample_journal() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let mut w = JournalWriter::open(&path, Durability::None).unwrap();
+    for c in sample() {
+        w.append(&c).unwrap();
+    }
+    (dir, path)
+}
+
 #[test]
 fn round_trip_every_command_in_every_mode() {
     for durability in [
@@ -80,13 +91,7 @@ fn round_trip_every_command_in_every_mode() {
 
 #[test]
 fn torn_and_corrupt_tails_are_cut_with_their_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("j");
-    let mut w = JournalWriter::open(&path, Durability::None).unwrap();
-    for c in sample() {
-        w.append(&c).unwrap();
-    }
-    drop(w);
+    let (dir, path) = sample_journal();
     let full = std::fs::read(&path).unwrap();
     let good_len = read(&path).unwrap().valid_len;
     assert_eq!(good_len, full.len() as u64);
@@ -189,13 +194,7 @@ fn errors_name_the_file_the_offset_and_what_went_wrong() {
 fn the_format_is_unchanged() {
     // The bytes of `sample()` as journal v1 has always written them: a
     // change here means existing journals no longer replay.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("j");
-    let mut w = JournalWriter::open(&path, Durability::None).unwrap();
-    for c in sample() {
-        w.append(&c).unwrap();
-    }
-    drop(w);
+    let (_dir, path) = sample_journal();
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!((bytes.len(), crc32c::crc32c(&bytes)), (240, 1_557_073_630));
 }

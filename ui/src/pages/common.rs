@@ -109,6 +109,39 @@ pub(super) fn at_ms(ms: i64) -> String {
     crate::format::when_ms(ms)
 }
 
+/// A signal holding `data` that, in the browser, follows the server while `live(data)`: polls
+/// `url(data)` every `every_ms` (at most `tries` times) and takes each answer, until one is no
+/// longer live.
+pub(super) fn followed<T>(
+    data: T,
+    url: impl Fn(&T) -> String + 'static,
+    every_ms: i32,
+    tries: u32,
+    live: fn(&T) -> bool,
+) -> ReadSignal<T>
+where
+    T: Clone + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (value, set_value) = signal(data);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let v = value.get_untracked();
+        if live(&v) {
+            poll_json(url(&v), every_ms, tries, move |json| {
+                let Ok(next) = serde_json::from_value::<T>(json) else {
+                    return false;
+                };
+                let done = !live(&next);
+                set_value.set(next);
+                done
+            });
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (set_value, url, every_ms, tries, live);
+    value
+}
+
 /// Polls `url` (GET, JSON, with the session cookie) every `every_ms` until `on` says it is done
 /// or `tries` polls have gone.
 #[cfg(feature = "hydrate")]

@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 use gridshare_domain::W;
 use gridshare_domain::wire::CheckResult;
 
-#[cfg(feature = "hydrate")]
-use super::common::poll_json;
-use super::common::{Flash, FlashLine, Header, Session, at_ms};
+use super::common::{Flash, FlashLine, Header, Session, at_ms, followed};
 use crate::format::power;
 
 /// A device behind a gateway, as last heard of.
@@ -201,25 +199,14 @@ pub(super) fn InstallerPage(data: InstallerData) -> impl IntoView {
 
 #[component]
 pub(super) fn CheckPage(data: CheckData) -> impl IntoView {
-    let (check, set_check) = signal(data.check.clone());
     // the answer usually comes within seconds: follow it
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        let c = check.get_untracked();
-        if c.state == "waiting" {
-            let url = format!("/api/v1/gateways/{}/checks/{}", c.gateway, c.id);
-            poll_json(url, 1_000, 90, move |v| {
-                let Ok(row) = serde_json::from_value::<CheckRow>(v) else {
-                    return false;
-                };
-                let done = row.state != "waiting";
-                set_check.set(row);
-                done
-            });
-        }
-    });
-    #[cfg(not(feature = "hydrate"))]
-    let _ = set_check;
+    let check = followed(
+        data.check.clone(),
+        |c| format!("/api/v1/gateways/{}/checks/{}", c.gateway, c.id),
+        1_000,
+        90,
+        |c| c.state == "waiting",
+    );
     let gateway = data.check.gateway;
     view! {
         <Header session=Some(data.session.clone())/>

@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use gridshare_domain::W;
 
-#[cfg(feature = "hydrate")]
-use super::common::poll_json;
-use super::common::{Flash, FlashLine, Header, Session};
+use super::common::{Flash, FlashLine, Header, Session, followed};
 use crate::format::{power, when};
 
 /// One node of the feeder, for the operator.
@@ -243,24 +241,14 @@ pub(super) fn OperatorPage(data: OperatorData) -> impl IntoView {
 #[component]
 pub(super) fn EventPage(data: EventData) -> impl IntoView {
     let session = data.session.clone();
-    let (event, set_event) = signal(data);
     // while it runs, the response updates in place from the page's data (polled)
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        let e = event.get_untracked();
-        if matches!(e.status.as_str(), "scheduled" | "active") {
-            poll_json(format!("/operator/events/{}/live", e.id), 2_000, 100_000, move |v| {
-                let Ok(d) = serde_json::from_value::<EventData>(v) else {
-                    return false;
-                };
-                let done = !matches!(d.status.as_str(), "scheduled" | "active");
-                set_event.set(d);
-                done
-            });
-        }
-    });
-    #[cfg(not(feature = "hydrate"))]
-    let _ = set_event;
+    let event = followed(
+        data,
+        |e| format!("/operator/events/{}/live", e.id),
+        2_000,
+        100_000,
+        |e| matches!(e.status.as_str(), "scheduled" | "active"),
+    );
     view! {
         <Header session=Some(session)/>
         <main>
