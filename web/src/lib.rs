@@ -167,7 +167,7 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(pages::router())
-        .route("/docs", get(openapi::docs))
+        .route("/docs", get(routes::docs))
         .merge(routes::documented().split_for_parts().0)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,17 +1,24 @@
 //! The documented routes, listed once: each handler is registered with the path and method of
 //! its `#[utoipa::path]` annotation, and the same registration adds its operation (and the
 //! schemas it names) to the OpenAPI document. [`crate::app`] serves the router half;
-//! [`crate::openapi::document`] is the document half. Routes outside the document (the
+//! [`document`] is the document half, served at `/openapi.json` and rendered as an HTML index at
+//! `/docs` (no JavaScript or CDN assets, so it works offline). Routes outside the document (the
 //! dashboard's pages and their static files, `/docs`) are plain axum routes in [`crate::app`].
 //!
 //! One `routes!(…)` per path: the handlers in one call share a path and differ in method.
 
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use axum::Json;
+use axum::response::Html;
 use utoipa::OpenApi as _;
+use utoipa::openapi::path::Operation;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::openapi::ApiDoc;
-use crate::{AppState, account, api, balances, dr, feeder, health, openapi, readings, remote, settlement, ws};
+use crate::{AppState, account, api, balances, dr, feeder, health, readings, remote, settlement, ws};
 
 /// Every documented operation, with the document's info, tags, shared schemas and security
 /// scheme from [`ApiDoc`].
@@ -21,7 +28,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(crate::metrics_text))
-        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi_json))
         // account
         .routes(routes!(api::me))
         .routes(routes!(account::login, account::logout))
@@ -54,4 +61,66 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(dr::events, dr::create_event))
         .routes(routes!(dr::event, dr::cancel_event))
         .routes(routes!(feeder::feeder))
+}
+
+/// The whole document: [`ApiDoc`] with every operation the documented routes register.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| documented().into_openapi());
+    &DOC
+}
+
+/// This document, as JSON.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(document().clone())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A readable index of the API, rendered from the OpenAPI document.
+pub async fn docs() -> Html<String> {
+    let doc = document();
+    let mut rows = String::new();
+    for (path, item) in &doc.paths.paths {
+        let ops: [(&str, &Option<Operation>); 5] = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                let summary = op.summary.as_deref().or(op.description.as_deref()).unwrap_or("");
+                let tag = op
+                    .tags
+                    .as_ref()
+                    .and_then(|t| t.first())
+                    .map(String::as_str)
+                    .unwrap_or("");
+                // Writing to a String cannot fail.
+                let _ = writeln!(
+                    rows,
+                    "<tr><td><code>{method}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                    escape(path),
+                    escape(tag),
+                    escape(summary)
+                );
+            }
+        }
+    }
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+<title>GridShare API</title><style>body{{font-family:system-ui,sans-serif;margin:1rem;max-width:60rem}}\
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.3rem;text-align:left}}</style></head>\
+<body><h1>GridShare API {}</h1><p>The machine-readable description is at <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1). \
+Errors always have the shape <code>{{\"error\":{{\"code\":\"…\",\"message\":\"…\"}}}}</code>.</p>\
+<table><thead><tr><th>method</th><th>path</th><th>area</th><th>what it does</th></tr></thead><tbody>{rows}</tbody></table></body></html>",
+        escape(&doc.info.version)
+    ))
 }

@@ -119,7 +119,7 @@ fn api_paths_in_sources() -> BTreeSet<String> {
 #[tokio::test]
 async fn the_router_and_the_document_list_the_same_api() {
     let state = AppState::default();
-    let doc = serde_json::to_value(gridshare_web::openapi::document()).unwrap();
+    let doc = serde_json::to_value(gridshare_web::routes::document()).unwrap();
     let mut documented = BTreeSet::new();
     for (template, item) in doc["paths"].as_object().unwrap() {
         for method in METHODS {
