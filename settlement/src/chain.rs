@@ -500,7 +500,9 @@ impl EvmChain {
     }
 
     /// Opens (or creates) a durable chain whose transactions are logged in `path`; the log is
-    /// replayed on open. `funded` must be the same on every open.
+    /// replayed on open. `funded` must be the same on every open. A torn last line (a crash while
+    /// it was being written, before its transaction was acknowledged) is cut off and reported,
+    /// as the engine's journal does; damage anywhere else is an error naming the line.
     pub fn open(path: &Path, funded: &[Address]) -> Result<Self, ChainError> {
         let chain = Self::in_memory(funded);
         let log_err = |source: std::io::Error| ChainError::Log {
@@ -508,6 +510,7 @@ impl EvmChain {
             source,
         };
         if path.exists() {
+            cut_torn_tail(path).map_err(log_err)?;
             let reader = BufReader::new(File::open(path).map_err(log_err)?);
             for (n, line) in reader.lines().enumerate() {
                 let line = line.map_err(log_err)?;
@@ -718,4 +721,25 @@ impl Chain for EvmChain {
             ExecutionResult::Halt { reason, .. } => Err(ChainError::Halted(reason)),
         }
     }
+}
+
+/// Cuts an unterminated last line off the chain log. Each transaction is written as one line
+/// ending in `\n` and synced before it is acknowledged, so a last line without its `\n` is a
+/// write a crash interrupted: its transaction was never acknowledged and never happened.
+fn cut_torn_tail(path: &Path) -> std::io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    if bytes.last().is_none_or(|&b| b == b'\n') {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(keep as u64)?;
+    file.sync_all()?;
+    tracing::warn!(
+        log = %path.display(),
+        cut_bytes = bytes.len() - keep,
+        kept_bytes = keep,
+        "chain log: a torn last line (a write a crash interrupted) was cut off"
+    );
+    Ok(())
 }

@@ -337,3 +337,44 @@ async fn in_process_chain_survives_a_restart() {
     // the nonce carries on: a new submitter continues where the old one stopped
     assert!(reopened.nonce(admin).await.unwrap() >= 4);
 }
+
+#[tokio::test]
+async fn in_process_chain_recovers_a_torn_last_line_and_refuses_damage_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("chain.log");
+    let admin = admin_key().address();
+    let vault = {
+        let evm = EvmChain::open(&log, &[admin]).unwrap();
+        let mut s = Submitter::new(&evm, Wallet::new(admin_key(), EVM_CHAIN_ID))
+            .await
+            .unwrap();
+        deploy(&mut s, 1_000).await.unwrap().vault
+    };
+    let whole = std::fs::read(&log).unwrap();
+    let state = vault_state(&EvmChain::open(&log, &[admin]).unwrap(), vault)
+        .await
+        .unwrap();
+
+    // a crash in the middle of writing the next transaction: half a line, no newline
+    let mut torn = whole.clone();
+    torn.extend_from_slice(b"02f8b1827a6980843b9aca00");
+    std::fs::write(&log, &torn).unwrap();
+    let reopened = EvmChain::open(&log, &[admin]).expect("a torn tail must not block the restart");
+    assert_eq!(vault_state(&reopened, vault).await.unwrap(), state);
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        whole,
+        "the torn line is cut off, the rest kept"
+    );
+    drop(reopened);
+
+    // a damaged line that is not the last is not guessed at: the error names the line
+    let mut damaged = b"zz\n".to_vec();
+    damaged.extend_from_slice(&whole);
+    std::fs::write(&log, &damaged).unwrap();
+    let err = match EvmChain::open(&log, &[admin]) {
+        Ok(_) => panic!("damage before the tail is refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("line 1"), "{err}");
+}
