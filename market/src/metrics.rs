@@ -70,6 +70,9 @@ pub struct Metrics {
     pub batches: Family<BatchLabels, Counter>,
     /// Commands waiting for the engine (sampled at each command).
     pub engine_queue: prometheus_client::metrics::gauge::Gauge,
+    /// HTTP connections and requests a limit or check refused, by reason (`connection_cap`,
+    /// `address_cap`, `cross_origin`, `hashing_busy`, `login_throttled`, `metrics_token`).
+    pub http_refused: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -94,6 +97,11 @@ impl Metrics {
             http_requests: registered(&mut r, "http_requests", "HTTP requests answered"),
             messages_in: registered(&mut r, "messages_in", "Gateway messages accepted"),
             messages_rejected: registered(&mut r, "messages_rejected", "Gateway messages rejected"),
+            http_refused: registered(
+                &mut r,
+                "http_refused",
+                "HTTP connections and requests refused by a limit",
+            ),
             registry: r,
         }
     }
@@ -101,6 +109,15 @@ impl Metrics {
     /// Count a rejected message under its reason code.
     pub fn reject(&self, reason: &str) {
         self.messages_rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count an HTTP connection or request refused by a limit, under its reason code.
+    pub fn refuse_http(&self, reason: &str) {
+        self.http_refused
             .get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
             })

@@ -9,6 +9,13 @@
 //! listen = "127.0.0.1:8080"
 //! rate_per_second = 20.0            # per API key
 //! rate_burst = 40.0
+//! max_connections = 2048            # open at once (WebSockets included); more are closed at once
+//! max_connections_per_address = 64  # open at once from one client address
+//! header_read_timeout_s = 10        # a client that does not send its request headers in time is cut off
+//! secure_cookies = false            # true when reached over TLS (directly or through a proxy)
+//! allowed_origins = []              # other origins that may post forms, as "https://host[:port]"
+//! trusted_proxies = []              # reverse proxies whose X-Forwarded-For names the client
+//! metrics_token = "…"               # /metrics needs `Authorization: Bearer …`; absent: this host only
 //!
 //! [market]
 //! zones = [1]
@@ -83,14 +90,47 @@ pub struct Http {
     pub rate_per_second: f64,
     /// Burst per API key.
     pub rate_burst: f64,
+    /// Connections open at once, WebSockets included.
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_connections_per_address: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_read_timeout_s: u64,
+    /// Cookies carry `Secure` (the service is reached over TLS).
+    pub secure_cookies: bool,
+    /// Origins besides the service's own that may send state-changing requests.
+    pub allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The token `/metrics` asks for (or `GRIDSHARE_METRICS_TOKEN`); absent: loopback clients only.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Http {
     fn default() -> Self {
+        let limits = gridshare_web::server::Limits::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             rate_per_second: gridshare_web::DEFAULT_RATE_LIMIT.per_second,
             rate_burst: gridshare_web::DEFAULT_RATE_LIMIT.burst,
+            max_connections: limits.max_connections,
+            max_connections_per_address: limits.max_per_address,
+            header_read_timeout_s: limits.header_read_timeout.as_secs(),
+            secure_cookies: false,
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
+        }
+    }
+}
+
+impl Http {
+    /// The listener's limits.
+    pub fn limits(&self) -> gridshare_web::server::Limits {
+        gridshare_web::server::Limits {
+            max_connections: self.max_connections,
+            max_per_address: self.max_connections_per_address,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_s),
         }
     }
 }
@@ -347,9 +387,13 @@ impl Default for Config {
 /// it from `.env`).
 pub const SETTLER_KEY_ENV: &str = "GRIDSHARE_SETTLER_KEY";
 
+/// The `/metrics` token, taken from the environment over `http.metrics_token` (a secret, like
+/// the settler's key).
+pub const METRICS_TOKEN_ENV: &str = "GRIDSHARE_METRICS_TOKEN";
+
 impl Config {
     /// Reads `path` (defaults when None), then the settings the environment gives
-    /// ([`SETTLER_KEY_ENV`]).
+    /// ([`SETTLER_KEY_ENV`], [`METRICS_TOKEN_ENV`]).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_with_env(path, |name| std::env::var(name).ok())
     }
@@ -372,6 +416,9 @@ impl Config {
         };
         if let Some(key) = env(SETTLER_KEY_ENV).filter(|k| !k.trim().is_empty()) {
             cfg.chain.settler_key = Some(key);
+        }
+        if let Some(token) = env(METRICS_TOKEN_ENV).filter(|k| !k.trim().is_empty()) {
+            cfg.http.metrics_token = Some(token);
         }
         Ok(cfg)
     }
@@ -399,6 +446,32 @@ impl Config {
         if !(self.http.rate_per_second > 0.0 && self.http.rate_burst >= 1.0) {
             return Err(ConfigError::Invalid(
                 "http.rate_per_second must be > 0 and http.rate_burst ≥ 1".into(),
+            ));
+        }
+        if self.http.max_connections == 0 || self.http.max_connections_per_address == 0 {
+            return Err(ConfigError::Invalid(
+                "http.max_connections and http.max_connections_per_address must be at least 1".into(),
+            ));
+        }
+        if !(1..=300).contains(&self.http.header_read_timeout_s) {
+            return Err(ConfigError::Invalid(format!(
+                "http.header_read_timeout_s: 1 to 300 seconds, got {}",
+                self.http.header_read_timeout_s
+            )));
+        }
+        if let Some(o) = self
+            .http
+            .allowed_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "http.allowed_origins: {o:?} is not an origin like \"https://host:port\""
+            )));
+        }
+        if self.http.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "http.metrics_token: at least 16 characters".into(),
             ));
         }
         if !(self.market.speed >= 1.0 && self.market.speed <= 100_000.0) {

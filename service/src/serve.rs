@@ -176,6 +176,13 @@ pub async fn serve(
             per_second: cfg.http.rate_per_second,
             burst: cfg.http.rate_burst,
         })),
+        security: Arc::new(gridshare_web::guard::Security {
+            secure_cookies: cfg.http.secure_cookies,
+            allowed_origins: cfg.http.allowed_origins.clone(),
+            metrics_token: cfg.http.metrics_token.clone(),
+            trusted_proxies: cfg.http.trusted_proxies.clone(),
+            ..gridshare_web::guard::Security::default()
+        }),
         ..AppState::default()
     };
     state.readiness.register("storage");
@@ -183,10 +190,8 @@ pub async fn serve(
     state.readiness.set("storage", true);
     state.readiness.set("market", true);
     tracing::info!(listen = %cfg.http.listen, data_dir = %cfg.data_dir.display(), "GridShare market service running");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| format!("HTTP server: {e}"))?;
+    let http_metrics = state.metrics.clone();
+    gridshare_web::server::serve(listener, app(state), cfg.http.limits(), http_metrics, shutdown).await;
 
     // Intake is stopped: close the books' scheduler, flush the journal, let the recorder drain.
     tracing::info!("shutting down: flushing the journal and the recorder");

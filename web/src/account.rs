@@ -1,9 +1,10 @@
 //! Logging in and out of the dashboard, and managing API keys.
 //!
-//! A login answers with a session token, also set as an `HttpOnly; SameSite=Strict` cookie so the
-//! dashboard never handles it in script. State-changing requests need a JSON body, which a
-//! cross-site form cannot send without a CORS preflight we never grant: with the strict cookie,
-//! that is the CSRF defence. An API key's secret is shown once, when it is made; only its
+//! A login answers with a session token, also set as an `HttpOnly; SameSite=Strict` cookie (and
+//! `Secure` behind TLS) so the dashboard never handles it in script. Cross-site requests are
+//! refused before they reach a handler ([`crate::guard::same_origin`]); logins are throttled per
+//! address and per user name at an address, and their password checks queued
+//! ([`crate::guard`]). An API key's secret is shown once, when it is made; only its
 //! SHA-256 is stored.
 
 use axum::extract::State;
@@ -18,6 +19,7 @@ use crate::AppState;
 use crate::api::{SESSION_COOKIE, role_scopes};
 use crate::auth::{Principal, Role, Scope, TokenKind, new_token, token_hash, verify_password};
 use crate::error::{ApiError, ApiJson, ApiPath as Path};
+use crate::guard::{ClientAddr, MAX_USERNAME};
 
 /// How long a session lasts.
 pub const SESSION_HOURS: i64 = 12;
@@ -50,10 +52,15 @@ pub struct SessionView {
     responses(
         (status = 200, description = "Logged in; the token is also set as a cookie", body = SessionView),
         (status = 401, description = "Wrong username or password", body = crate::error::ErrorBody),
-        (status = 429, description = "Too many attempts", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many attempts from this address", body = crate::error::ErrorBody),
+        (status = 503, description = "Too many logins being checked; retry in a second", body = crate::error::ErrorBody),
     ))]
-pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<Login>) -> Result<Response, ApiError> {
-    let s = start_session(&state, req).await?;
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(req): ApiJson<Login>,
+) -> Result<Response, ApiError> {
+    let s = start_session(&state, client, req).await?;
     let mut resp = ApiJson(s.view).into_response();
     if let Ok(v) = HeaderValue::from_str(&s.cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -71,16 +78,26 @@ pub struct StartedSession {
 }
 
 /// Checks a username and password and starts a session: for the REST handler and the login page.
-pub async fn start_session(state: &AppState, req: Login) -> Result<StartedSession, ApiError> {
-    if state
-        .limiter
-        .check(&format!("login:{}", req.username), std::time::Instant::now())
-        .is_err()
-    {
+pub async fn start_session(state: &AppState, client: ClientAddr, req: Login) -> Result<StartedSession, ApiError> {
+    if req.username.len() > MAX_USERNAME {
         return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("username: at most {MAX_USERNAME} bytes"),
+        ));
+    }
+    if let Err(wait) = state
+        .security
+        .logins
+        .check(client, &req.username, std::time::Instant::now())
+    {
+        state.metrics.refuse_http("login_throttled");
+        let secs = wait.as_secs_f64().ceil() as u64;
+        return Err(ApiError::retry_after(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            "too many login attempts for this user; wait a little",
+            format!("too many login attempts from your address; retry in {} s", secs.max(1)),
+            secs,
         ));
     }
     let db = state.db()?;
@@ -91,9 +108,15 @@ pub async fn start_session(state: &AppState, req: Login) -> Result<StartedSessio
         .as_ref()
         .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
     let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+    let Ok(ok) = state
+        .security
+        .passwords
+        .run(move || verify_password(&password, &phc))
         .await
-        .unwrap_or(false);
+    else {
+        state.metrics.refuse_http("hashing_busy");
+        return Err(crate::guard::busy_error());
+    };
     let user = user.filter(|_| ok).ok_or_else(wrong)?;
     let p = participants::get(db, user.participant).await?;
     let role = Role::parse(&p.role).ok_or_else(|| ApiError::forbidden(format!("a {} may not log in", p.role)))?;
@@ -102,9 +125,10 @@ pub async fn start_session(state: &AppState, req: Login) -> Result<StartedSessio
     let expires = Timestamp(at.0 + SESSION_HOURS * 3_600_000);
     participants::create_session(db, &t.hash, user.id, at, expires).await?;
     let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         t.token,
-        SESSION_HOURS * 3600
+        SESSION_HOURS * 3600,
+        state.security.cookie_suffix()
     );
     Ok(StartedSession {
         view: SessionView {
@@ -130,15 +154,18 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     end_session(&state, &headers).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    if let Ok(v) = HeaderValue::from_str(&ended_session_cookie()) {
+    if let Ok(v) = HeaderValue::from_str(&ended_session_cookie(&state)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
 }
 
 /// The `Set-Cookie` value that clears the session cookie.
-pub fn ended_session_cookie() -> String {
-    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+pub fn ended_session_cookie(state: &AppState) -> String {
+    format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        state.security.cookie_suffix()
+    )
 }
 
 /// Ends the session `headers` present (bearer token or cookie), if any: for the REST handler and

@@ -11,7 +11,7 @@
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use gridshare_domain::ParticipantId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -136,8 +136,50 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 }
 
 /// True when `password` matches the stored PHC string.
+///
+/// argon2's working memory (~19 MiB at the default parameters) is kept per thread and reused:
+/// allocated afresh for every check, the allocator kept it mapped per thread anyway, and a crowd
+/// of logins grew the service by hundreds of MiB. Checks run on the few threads of
+/// [`crate::guard::PasswordQueue`], so this holds one buffer per worker.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    thread_local! {
+        static MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let Ok(h) = PasswordHash::new(phc) else { return false };
+    let (Ok(params), Some(salt), Some(expected)) = (argon2::Params::try_from(&h), h.salt, h.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(h.algorithm) else {
+        return false;
+    };
+    let version = match h.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    let hashed = MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::default());
+        }
+        Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            &mut memory[..blocks],
+        )
+    });
+    hashed.is_ok()
+        && out
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// A freshly made secret token: show `token` once, store `id` and `hash`.
@@ -219,6 +261,18 @@ mod tests {
         assert!(!verify_password("correct horse batterx", &phc));
         assert!(!verify_password("anything", "not a phc string"));
         assert_ne!(phc, hash_password("correct horse battery").unwrap(), "salted");
+        // a hash made with other parameters (an older default, another variant) is checked with
+        // its own, after the reused memory was sized for the default's
+        let params = argon2::Params::new(8 * 1024, 2, 1, Some(24)).unwrap();
+        let salt = SaltString::generate(&mut OsRng);
+        let old = Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x10, params)
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("correct horse battery", &old), "{old}");
+        assert!(!verify_password("correct horse batterx", &old));
+        let truncated = &old[..old.len() - 4];
+        assert!(!verify_password("correct horse battery", truncated));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What was wrong, for a person.
     pub message: String,
+    /// Seconds to wait before trying again (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every error response.
@@ -42,12 +44,22 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
+    /// 429 or 503 with `Retry-After: {seconds}` (at least 1): the caller should try again later.
+    pub fn retry_after(status: StatusCode, code: &'static str, message: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: Some(seconds.max(1)),
+        }
+    }
     /// An error with any status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     /// 400: the request is wrong.
@@ -80,7 +92,12 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

@@ -3,7 +3,7 @@
 //! `tower::ServiceExt::oneshot`, no port needed).
 //!
 //! ```text
-//!  request ─▶ body limit ─▶ timeout ─▶ count (metrics) ─▶ route ─▶ handler ─▶ Result<_, ApiError>
+//!  request ─▶ body limit ─▶ timeout ─▶ count (metrics) ─▶ same origin ─▶ route ─▶ handler ─▶ Result<_, ApiError>
 //!                                                           └─ no route / wrong method ─▶ ApiError (404 / 405)
 //! ```
 //!
@@ -17,6 +17,7 @@ pub mod balances;
 pub mod dr;
 pub mod error;
 pub mod feeder;
+pub mod guard;
 pub mod health;
 pub mod openapi;
 pub mod pages;
@@ -24,6 +25,7 @@ pub mod ratelimit;
 pub mod readings;
 pub mod remote;
 pub mod routes;
+pub mod server;
 pub mod settlement;
 pub mod ws;
 
@@ -69,6 +71,8 @@ pub struct AppState {
     pub clock: gridshare_market::Clock,
     /// Rate limits per API key.
     pub limiter: Arc<ratelimit::RateLimiter>,
+    /// Cookies, cross-site checks, the password queue, login throttling, `/metrics` access.
+    pub security: Arc<guard::Security>,
     /// Where demand-response events, preferences and checks go to be sent to gateways (none: no
     /// MQTT side).
     pub downlink: gridshare_market::Downlinks,
@@ -110,6 +114,7 @@ impl Default for AppState {
             market: None,
             clock: gridshare_market::Clock::wall(),
             limiter: Arc::new(ratelimit::RateLimiter::new(DEFAULT_RATE_LIMIT)),
+            security: Arc::default(),
             downlink: gridshare_market::Downlinks::none(),
             price_limits: None,
             network: None,
@@ -125,9 +130,22 @@ impl Default for AppState {
     }
 }
 
-/// Prometheus metrics in text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics_text(State(state): State<AppState>) -> Response {
+/// Prometheus metrics in text format: with `http.metrics_token` set, to `Authorization: Bearer
+/// <token>` only; without it, to clients on the same host only.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("api_key" = [])), responses(
+    (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+    (status = 403, description = "Not the metrics token, or not from this host", body = error::ErrorBody),
+))]
+pub async fn metrics_text(
+    State(state): State<AppState>,
+    client: guard::ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !state.security.metrics_allowed(&headers, client.0) {
+        state.metrics.refuse_http("metrics_token");
+        return ApiError::forbidden("metrics are for this host, or for the metrics token (http.metrics_token)")
+            .into_response();
+    }
     match state.metrics.encode() {
         Ok(text) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
@@ -171,6 +189,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::documented().split_for_parts().0)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::same_origin))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -25,28 +25,49 @@ struct Bucket {
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: RateLimit,
+    max_keys: usize,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
-/// Most keys tracked before idle full buckets are dropped.
-const MAX_KEYS: usize = 100_000;
+/// Most keys tracked: past it, full (idle) buckets are dropped, then the least recently used.
+pub const MAX_KEYS: usize = 100_000;
 
 impl RateLimiter {
     /// A limiter applying `limit` to every key.
     pub fn new(limit: RateLimit) -> Self {
+        Self::bounded(limit, MAX_KEYS)
+    }
+
+    /// A limiter applying `limit` to every key, tracking at most `max_keys` of them.
+    pub fn bounded(limit: RateLimit, max_keys: usize) -> Self {
         Self {
             limit,
+            max_keys: max_keys.max(1),
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How many keys are tracked now.
+    pub fn tracked(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Take one token for `key` at `now`; `Err(wait)` when none is left.
     pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
         // A poisoned lock only means another request panicked mid-update; the map is usable.
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
+        if buckets.len() >= self.max_keys && !buckets.contains_key(key) {
             let limit = self.limit;
             buckets.retain(|_, b| Self::refill(limit, *b, now).tokens < limit.burst);
+            if buckets.len() >= self.max_keys {
+                // every bucket is in use (many clients, or one with many names): forget the
+                // tenth least recently used, so memory stays bounded whatever the keys
+                let mut ages: Vec<Instant> = buckets.values().map(|b| b.at).collect();
+                let cut = ages.len() / 10;
+                let (_, oldest_kept, _) = ages.select_nth_unstable(cut);
+                let oldest_kept = *oldest_kept;
+                buckets.retain(|_, b| b.at >= oldest_kept);
+            }
         }
         let b = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: self.limit.burst,
@@ -90,5 +111,24 @@ mod tests {
         assert!(rl.check("k", t0 + Duration::from_millis(500)).is_ok());
         assert!(rl.check("k", t0 + Duration::from_millis(500)).is_err());
         assert!(rl.check("k", t0 + Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn memory_stays_bounded_when_every_bucket_is_in_use() {
+        let rl = RateLimiter::bounded(
+            RateLimit {
+                per_second: 0.001,
+                burst: 1.0,
+            },
+            1_000,
+        );
+        let t0 = Instant::now();
+        // every key spends its one token, so none is idle and full
+        for i in 0..50_000u32 {
+            let _ = rl.check(&format!("attacker-{i}"), t0 + Duration::from_micros(u64::from(i)));
+        }
+        assert!(rl.tracked() <= 1_000, "{} keys tracked", rl.tracked());
+        // the newest keys are still limited: their buckets were kept
+        assert!(rl.check("attacker-49999", t0 + Duration::from_secs(1)).is_err());
     }
 }

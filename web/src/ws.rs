@@ -45,6 +45,7 @@ pub const CLOSE_TOO_SLOW: u16 = 1013;
 pub async fn ws(
     State(state): State<AppState>,
     who: Principal,
+    slot: Option<axum::Extension<crate::server::ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     who.require_scope(Scope::Read)?;
@@ -58,7 +59,11 @@ pub async fn ws(
     let rx = market.subscribe();
     let live = state.live.subscribe();
     let metrics = state.metrics.clone();
-    Ok(upgrade.on_upgrade(move |socket| feed(socket, rx, live, who, metrics)))
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        // the socket keeps its connection's place under the listener's caps until it closes
+        let _slot = slot;
+        feed(socket, rx, live, who, metrics).await;
+    }))
 }
 
 /// The frames one outcome gives this caller.

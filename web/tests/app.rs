@@ -48,7 +48,7 @@ async fn metrics_count_requests() {
     request(Method::GET, "/healthz").send(&state).await;
     request(Method::GET, "/nope").send(&state).await;
     state.metrics.reject("bad_signature");
-    let Reply { status, text, .. } = request(Method::GET, "/metrics").send(&state).await;
+    let Reply { status, text, .. } = request(Method::GET, "/metrics").from("127.0.0.1").send(&state).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         text.contains("gridshare_http_requests_total{method=\"GET\",status=\"2xx\"} 1"),

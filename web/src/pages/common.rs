@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{Anyone, SignedIn, error_page, html, session_of};
 use crate::auth::Role;
+use crate::guard::ClientAddr;
 use crate::{AppState, account};
 
 /// `GET /`: to the visitor's own page (the login page when not signed in).
@@ -50,10 +51,11 @@ pub struct LoginForm {
 
 /// `POST /login`: checks the password as the API does, sets the session cookie and goes to the
 /// visitor's page; a refusal shows the form again with the reason.
-pub async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(State(state): State<AppState>, client: ClientAddr, Form(f): Form<LoginForm>) -> Response {
     let username = f.username.clone();
     let attempt = account::start_session(
         &state,
+        client,
         account::Login {
             username: f.username,
             password: f.password,
@@ -83,7 +85,7 @@ pub async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> R
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let mut out = Redirect::to("/login").into_response();
     if account::end_session(&state, &headers).await.is_ok()
-        && let Ok(cookie) = HeaderValue::from_str(&account::ended_session_cookie())
+        && let Ok(cookie) = HeaderValue::from_str(&account::ended_session_cookie(&state))
     {
         out.headers_mut().insert(header::SET_COOKIE, cookie);
     }

@@ -38,6 +38,7 @@ pub const NOW: Timestamp = Timestamp(1_764_064_000_000);
 pub struct Call {
     method: Method,
     path: String,
+    from: Option<std::net::SocketAddr>,
     headers: Vec<(&'static str, String)>,
     body: Option<String>,
     content_type: &'static str,
@@ -48,6 +49,7 @@ pub fn request(method: Method, path: impl Into<String>) -> Call {
     Call {
         method,
         path: path.into(),
+        from: None,
         headers: Vec::new(),
         body: None,
         content_type: "application/json",
@@ -76,6 +78,13 @@ impl Call {
     /// Any other header.
     pub fn header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
+        self
+    }
+
+    /// As if it came over a connection from `ip` (what the server loop tells handlers); without
+    /// it the request has no client address, as in-process calls do.
+    pub fn from(mut self, ip: &str) -> Self {
+        self.from = Some(std::net::SocketAddr::new(ip.parse().unwrap(), 40_000));
         self
     }
 
@@ -115,6 +124,10 @@ impl Call {
             None => req.body(Body::empty()),
         }
         .unwrap();
+        let mut req = req;
+        if let Some(peer) = self.from {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        }
         let resp = app(state.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();

@@ -1,0 +1,224 @@
+//! The `gridshare serve` listener attacked without a login (issue 17 item 3): half-open
+//! connections and a crowd of wrong logins from many addresses. The service must cut the idle
+//! connections off, refuse what is over its caps at once, stay within its memory, and let a real
+//! user log in meanwhile.
+//!
+//! Sizes here fit a 2-core CI runner and a debug build; the release figures at full size
+//! (20,000 half-open connections, 1,000 parallel wrong logins) are in the README's security
+//! section, with the command that measures them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridshare");
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn admin(dir: &Path, args: &[&str], stdin: Option<&str>) {
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The server's resident memory, MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// A connection to the server from `ip` (any 127.0.0.0/8 address reaches it on Linux).
+async fn connect_from(ip: &str, port: u16) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(ip.parse::<IpAddr>().unwrap(), 0))?;
+    socket.connect(SocketAddr::from(([127, 0, 0, 1], port))).await
+}
+
+/// One request; the status (0 when the connection was closed before an answer).
+async fn post_login(from: &str, port: u16, username: &str, password: &str) -> u16 {
+    let Ok(mut s) = connect_from(from, port).await else {
+        return 0;
+    };
+    let body = serde_json::json!({"username": username, "password": password}).to_string();
+    let req = format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut resp = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut resp)).await;
+    std::str::from_utf8(resp.get(9..12).unwrap_or(b"000"))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether the server has closed `s` (a read sees the end) within `within`.
+async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(tokio::time::timeout(within, s.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn half_open_connections_and_a_crowd_of_wrong_logins_leave_the_service_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("gridshare.toml");
+    std::fs::write(
+        &config,
+        "[http]\nmax_connections = 300\nmax_connections_per_address = 100\nheader_read_timeout_s = 2\n\
+         [market]\nzones = [1]\nhorizon = 2\n",
+    )
+    .unwrap();
+    admin(
+        &data,
+        &[
+            "participant",
+            "--id",
+            "1",
+            "--name",
+            "Ada",
+            "--role",
+            "homeowner",
+            "--node",
+            "1",
+        ],
+        None,
+    );
+    admin(
+        &data,
+        &["user", "--username", "ada", "--participant", "1"],
+        Some("ada-correct-horse\n"),
+    );
+    let port = gridshare_testkit::free_port().unwrap();
+    let server = Server(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--mqtt-listen",
+                &format!("127.0.0.1:{}", gridshare_testkit::free_port().unwrap()),
+            ])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while post_login("127.0.0.1", port, "nobody", "x").await != 401 {
+        assert!(Instant::now() < deadline, "server not ready in 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rss_before = rss_mib(server.0.id());
+
+    // 150 connections from one address that never send a byte
+    let mut idle = Vec::new();
+    for _ in 0..150 {
+        idle.push(connect_from("127.0.0.2", port).await.unwrap());
+    }
+    // the ones over the per-address cap (100) are closed at once
+    let mut closed_at_once = 0;
+    for s in &mut idle[100..] {
+        closed_at_once += usize::from(closed_within(s, Duration::from_millis(500)).await);
+    }
+    assert_eq!(
+        closed_at_once, 50,
+        "connections over the per-address cap are closed at once"
+    );
+
+    // meanwhile: 300 wrong logins at once from 30 addresses (within each address's burst)
+    let attack_started = Instant::now();
+    let crowd: Vec<_> = (0..300)
+        .map(|i| {
+            let from = format!("127.0.1.{}", i % 30 + 1);
+            tokio::spawn(async move { post_login(&from, port, &format!("user{i}"), "Winter2026!").await })
+        })
+        .collect();
+    // ada, from her own address, gets in (retrying when the password queue is full, as told)
+    let mut ada = 0;
+    let mut tries = 0;
+    while ada != 200 && attack_started.elapsed() < Duration::from_secs(20) {
+        ada = post_login("127.0.0.1", port, "ada", "ada-correct-horse").await;
+        tries += 1;
+        if ada == 503 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let ada_took = attack_started.elapsed();
+    assert_eq!(ada, 200, "the real user logs in during the attack");
+    let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+    for c in crowd {
+        *answers.entry(c.await.unwrap()).or_default() += 1;
+    }
+    // refused (401), told to retry (503), or closed at once by the connection cap (300 open at
+    // most: 100 idle + 300 attempts + ada's do not fit)
+    assert!(
+        answers.keys().all(|s| [0, 401, 503].contains(s)),
+        "every wrong login is refused, told to retry or not let in: {answers:?}"
+    );
+    assert!(
+        answers.get(&0).copied().unwrap_or(0) <= 101,
+        "only what is over the cap is closed: {answers:?}"
+    );
+    let rss_after = rss_mib(server.0.id());
+    eprintln!(
+        "ada logged in after {ada_took:?} ({tries} tries); crowd answers {answers:?}; RSS {rss_before} → {rss_after} MiB"
+    );
+    assert!(
+        rss_after < rss_before + 200,
+        "memory stays within +200 MiB: {rss_before} → {rss_after} MiB"
+    );
+
+    // the idle connections are cut off once the header timeout (2 s) has passed
+    let mut cut = 0;
+    for s in &mut idle[..100] {
+        cut += usize::from(closed_within(s, Duration::from_secs(5)).await);
+    }
+    assert_eq!(
+        cut, 100,
+        "half-open connections are closed after the header read timeout"
+    );
+    // and their address may connect again
+    assert_eq!(post_login("127.0.0.2", port, "ada", "ada-correct-horse").await, 200);
+    drop(server);
+}
