@@ -80,7 +80,7 @@ enum Cmd {
         /// The participant it acts for.
         #[arg(long)]
         participant: u64,
-        /// Comma-separated scopes: read, trade, demand_response.
+        /// Comma-separated scopes: read, trade, demand_response, keys (list, make and revoke keys).
         #[arg(long, default_value = "read")]
         scopes: String,
         /// A label to recognise it by.
@@ -227,7 +227,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let mut parsed = Vec::new();
             for s in scopes.split(',').map(str::trim) {
                 serde_json::from_value::<Scope>(serde_json::Value::String(s.to_owned()))
-                    .map_err(|_| format!("--scopes: unknown scope {s:?} (read, trade, demand_response)"))?;
+                    .map_err(|_| format!("--scopes: unknown scope {s:?} (read, trade, demand_response, keys)"))?;
                 parsed.push(s.to_owned());
             }
             let t = new_token(TokenKind::ApiKey);

@@ -26,6 +26,8 @@ pub struct ApiKey {
     pub created_at: i64,
     /// When it was revoked (ms), if it was.
     pub revoked_at: Option<i64>,
+    /// The key it was made with (`None`: made in a dashboard session or by an administrator).
+    pub parent: Option<String>,
 }
 
 /// Stores a new key; `Duplicate` if the id exists.
@@ -38,8 +40,24 @@ pub async fn create(
     label: &str,
     now: Timestamp,
 ) -> Result<()> {
-    let sql = "INSERT INTO api_keys (id, participant_id, token_hash, scopes, label, created_at) \
-               VALUES ($1, $2, $3, $4, $5, $6)";
+    create_child(db, id, participant, token_hash, scopes, label, None, now).await
+}
+
+/// Stores a new key made with key `parent` (revoking the parent revokes it); `Duplicate` if
+/// the id exists.
+#[allow(clippy::too_many_arguments)] // one per column
+pub async fn create_child(
+    db: &Db,
+    id: &str,
+    participant: ParticipantId,
+    token_hash: &str,
+    scopes: &str,
+    label: &str,
+    parent: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    let sql = "INSERT INTO api_keys (id, participant_id, token_hash, scopes, label, created_at, parent_id) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7)";
     query!(db, sql, pool => |q| {
         q.bind(id.to_owned())
             .bind(participant.0 as i64)
@@ -47,6 +65,7 @@ pub async fn create(
             .bind(scopes.to_owned())
             .bind(label.to_owned())
             .bind(now.0)
+            .bind(parent.map(str::to_owned))
             .execute(pool)
             .await?;
     });
@@ -65,6 +84,7 @@ macro_rules! key_from_row {
             label: r.try_get("label")?,
             created_at: r.try_get("created_at")?,
             revoked_at: r.try_get("revoked_at")?,
+            parent: r.try_get("parent_id")?,
         })
     }};
 }
@@ -72,7 +92,7 @@ macro_rules! key_from_row {
 macro_rules! select {
     ($where:literal) => {
         concat!(
-            "SELECT k.id, k.participant_id, p.role, k.token_hash, k.scopes, k.label, k.created_at, k.revoked_at ",
+            "SELECT k.id, k.participant_id, p.role, k.token_hash, k.scopes, k.label, k.created_at, k.revoked_at, k.parent_id ",
             "FROM api_keys k JOIN participants p ON p.id = k.participant_id ",
             $where
         )
@@ -97,9 +117,13 @@ pub async fn list(db: &Db, participant: ParticipantId) -> Result<Vec<ApiKey>> {
     })
 }
 
-/// Revokes a participant's key; `NotFound` if they have no such live key.
+/// Revokes a participant's key and every live key made with it, directly or through others
+/// (one statement, so no child outlives its parent); `NotFound` if they have no such live key.
 pub async fn revoke(db: &Db, participant: ParticipantId, id: &str, now: Timestamp) -> Result<()> {
-    let sql = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND participant_id = $3 AND revoked_at IS NULL";
+    let sql = "WITH RECURSIVE tree (id) AS ( \
+                   SELECT id FROM api_keys WHERE id = $2 AND participant_id = $3 AND revoked_at IS NULL \
+                   UNION SELECT k.id FROM api_keys k JOIN tree t ON k.parent_id = t.id) \
+               UPDATE api_keys SET revoked_at = $1 WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL";
     let n = query!(db, sql, pool => |q| {
         q.bind(now.0).bind(id.to_owned()).bind(participant.0 as i64).execute(pool).await?.rows_affected()
     });

@@ -199,7 +199,8 @@ pub async fn end_session(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
-    /// Scopes: `read`, `trade`, `demand_response` (each must be allowed to your role).
+    /// Scopes: `read`, `trade`, `demand_response`, `keys` (each must be allowed to your role and
+    /// held by the key or session making it).
     pub scopes: Vec<Scope>,
     /// A label to recognise it by (≤ 64 characters).
     #[serde(default)]
@@ -246,6 +247,7 @@ fn scope_name(s: Scope) -> &'static str {
         Scope::Read => "read",
         Scope::Trade => "trade",
         Scope::DemandResponse => "demand_response",
+        Scope::Keys => "keys",
     }
 }
 
@@ -253,7 +255,7 @@ fn scope_name(s: Scope) -> &'static str {
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "account", security(("api_key" = [])), request_body = NewKey,
     responses(
         (status = 201, description = "The key and its secret, shown once", body = CreatedKey),
-        (status = 403, description = "A scope your role does not allow", body = crate::error::ErrorBody),
+        (status = 403, description = "No `keys` scope, or a scope you do not hold", body = crate::error::ErrorBody),
     ))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -266,6 +268,7 @@ pub async fn create_key(
 /// Makes an API key for `who` with scopes their role and session allow: for the REST handler and
 /// the trader's page.
 pub async fn make_key(state: &AppState, who: &Principal, req: NewKey) -> Result<CreatedKey, ApiError> {
+    who.require_scope(Scope::Keys)?;
     if req.scopes.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -296,13 +299,14 @@ pub async fn make_key(state: &AppState, who: &Principal, req: NewKey) -> Result<
     names.dedup();
     let t = new_token(TokenKind::ApiKey);
     let at = gridshare_market::wall_clock();
-    api_keys::create(
+    api_keys::create_child(
         state.db()?,
         &t.id,
         who.participant,
         &t.hash,
         &names.join(","),
         &req.label,
+        who.key.as_deref(),
         at,
     )
     .await?;
@@ -320,22 +324,27 @@ pub async fn make_key(state: &AppState, who: &Principal, req: NewKey) -> Result<
 
 /// My API keys (no secrets).
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "account", security(("api_key" = [])),
-    responses((status = 200, description = "Keys, newest first", body = Vec<KeyView>)))]
+    responses(
+        (status = 200, description = "Keys, newest first", body = Vec<KeyView>),
+        (status = 403, description = "No `keys` scope", body = crate::error::ErrorBody),
+    ))]
 pub async fn list_keys(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<KeyView>>, ApiError> {
     Ok(ApiJson(keys_of(&state, &who).await?))
 }
 
 /// `who`'s API keys, newest first (no secrets).
 pub async fn keys_of(state: &AppState, who: &Principal) -> Result<Vec<KeyView>, ApiError> {
+    who.require_scope(Scope::Keys)?;
     let keys = api_keys::list(state.db()?, who.participant).await?;
     Ok(keys.iter().map(view).collect())
 }
 
-/// Revoke one of my API keys.
+/// Revoke one of my API keys, and every key made with it.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "account", security(("api_key" = [])),
     params(("id" = String, Path, description = "Key id, gsk_…")),
     responses(
-        (status = 204, description = "Revoked"),
+        (status = 204, description = "Revoked, with the keys made with it"),
+        (status = 403, description = "No `keys` scope", body = crate::error::ErrorBody),
         (status = 404, description = "No such live key of yours", body = crate::error::ErrorBody),
     ))]
 pub async fn revoke_key(
@@ -347,8 +356,9 @@ pub async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revokes `who`'s live API key `id`.
+/// Revokes `who`'s live API key `id` and every key made with it (and with those, …).
 pub async fn revoke(state: &AppState, who: &Principal, id: &str) -> Result<(), ApiError> {
+    who.require_scope(Scope::Keys)?;
     match api_keys::revoke(state.db()?, who.participant, id, gridshare_market::wall_clock()).await {
         Ok(()) => Ok(()),
         Err(gridshare_storage::StorageError::NotFound { .. }) => {

@@ -66,10 +66,10 @@ fn presented_token(parts: &Parts) -> Option<&str> {
 /// Scopes a dashboard session has: all its role allows.
 pub fn role_scopes(role: Role) -> Vec<Scope> {
     match role {
-        Role::Homeowner | Role::Trader => vec![Scope::Read, Scope::Trade],
-        Role::Operator => vec![Scope::Read, Scope::DemandResponse],
-        Role::Installer => vec![Scope::Read],
-        Role::Admin => vec![Scope::Read, Scope::Trade, Scope::DemandResponse],
+        Role::Homeowner | Role::Trader => vec![Scope::Read, Scope::Trade, Scope::Keys],
+        Role::Operator => vec![Scope::Read, Scope::DemandResponse, Scope::Keys],
+        Role::Installer => vec![Scope::Read, Scope::Keys],
+        Role::Admin => vec![Scope::Read, Scope::Trade, Scope::DemandResponse, Scope::Keys],
     }
 }
 
@@ -117,6 +117,7 @@ impl FromRequestParts<AppState> for Principal {
                 participant: session.participant,
                 role,
                 scopes: role_scopes(role),
+                key: None,
             });
         }
         let id = token_id(TokenKind::ApiKey, token).ok_or_else(|| deny("malformed API key"))?;
@@ -140,6 +141,7 @@ impl FromRequestParts<AppState> for Principal {
             participant: key.participant,
             role,
             scopes,
+            key: Some(key.id),
         })
     }
 }

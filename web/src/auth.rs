@@ -70,6 +70,9 @@ pub enum Scope {
     Trade,
     /// Create and cancel demand-response events (operators).
     DemandResponse,
+    /// List, make and revoke API keys. A dashboard session has it; a key has it only when made
+    /// with it, so a leaked read-only or trading key cannot mint keys or revoke its siblings.
+    Keys,
 }
 
 /// An authenticated caller.
@@ -81,6 +84,9 @@ pub struct Principal {
     pub role: Role,
     /// Scopes; a dashboard session has every scope its role allows.
     pub scopes: Vec<Scope>,
+    /// The API key the caller used (`None`: a dashboard session). Keys it makes are its
+    /// children and die with it.
+    pub key: Option<String>,
 }
 
 impl Principal {
@@ -297,6 +303,7 @@ mod tests {
             participant: ParticipantId(1),
             role: Role::Homeowner,
             scopes: vec![Scope::Read],
+            key: None,
         };
         assert!(home.require_self_or(ParticipantId(1), &[]).is_ok());
         let err = home.require_self_or(ParticipantId(2), &[]).unwrap_err();
@@ -307,6 +314,7 @@ mod tests {
             participant: ParticipantId(9),
             role: Role::Admin,
             scopes: vec![],
+            key: None,
         };
         assert!(admin.require_self_or(ParticipantId(2), &[]).is_ok());
         assert!(admin.require_role(&[Role::Operator]).is_ok());

@@ -308,3 +308,87 @@ async fn password_checks_beyond_the_queue_are_answered_busy_not_queued_without_b
     // and once the queue has drained, checks run again
     assert_eq!(queue.run(|| "fourth").await, Ok("fourth"));
 }
+
+#[tokio::test]
+async fn a_key_without_the_keys_scope_cannot_touch_keys_and_children_die_with_their_parent() {
+    let (db, _dir) = temp_db().await;
+    user(&db, 1, "trader", "tess").await;
+    let state = state_with(&db);
+    let (session, _) = sign_in(&state, "tess").await;
+    let make = |key: String, scopes: serde_json::Value| {
+        let state = state.clone();
+        async move {
+            request(Method::POST, "/api/v1/api-keys")
+                .key(&key)
+                .json(&serde_json::json!({"scopes": scopes, "label": "k"}))
+                .send(&state)
+                .await
+        }
+    };
+    let trading = make(session.clone(), serde_json::json!(["read", "trade"])).await.json();
+    let reading = make(session.clone(), serde_json::json!(["read"])).await.json();
+    let read_token = reading["token"].as_str().unwrap().to_owned();
+
+    // the read-only key: no listing, no new keys, no revoking the trading key
+    let r = request(Method::GET, "/api/v1/api-keys")
+        .key(&read_token)
+        .send(&state)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = make(read_token.clone(), serde_json::json!(["read"])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = request(
+        Method::DELETE,
+        format!("/api/v1/api-keys/{}", trading["id"].as_str().unwrap()),
+    )
+    .key(&read_token)
+    .send(&state)
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = request(Method::GET, "/api/v1/me")
+        .key(trading["token"].as_str().unwrap())
+        .send(&state)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "the trading key still works");
+
+    // a key made with `keys` may make keys (no scope it lacks); they and theirs die with it
+    let admin_key = make(session.clone(), serde_json::json!(["read", "keys"])).await.json();
+    let admin_token = admin_key["token"].as_str().unwrap().to_owned();
+    let r = make(admin_token.clone(), serde_json::json!(["trade"])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "not a scope it holds: {}", r.text);
+    let child = make(admin_token.clone(), serde_json::json!(["read", "keys"]))
+        .await
+        .json();
+    let child_token = child["token"].as_str().unwrap().to_owned();
+    let grandchild = make(child_token.clone(), serde_json::json!(["read"])).await.json();
+    let grandchild_token = grandchild["token"].as_str().unwrap().to_owned();
+    for t in [&child_token, &grandchild_token] {
+        assert_eq!(
+            request(Method::GET, "/api/v1/me").key(t).send(&state).await.status,
+            StatusCode::OK
+        );
+    }
+    let r = request(
+        Method::DELETE,
+        format!("/api/v1/api-keys/{}", admin_key["id"].as_str().unwrap()),
+    )
+    .key(&session)
+    .send(&state)
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    for t in [&admin_token, &child_token, &grandchild_token] {
+        let r = request(Method::GET, "/api/v1/me").key(t).send(&state).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "a key made with a revoked key is revoked too"
+        );
+    }
+    // keys made in the session are nobody's children
+    for t in [trading["token"].as_str().unwrap(), read_token.as_str()] {
+        assert_eq!(
+            request(Method::GET, "/api/v1/me").key(t).send(&state).await.status,
+            StatusCode::OK
+        );
+    }
+}

@@ -135,6 +135,7 @@ async fn home_data(
         participant: home,
         role: Role::Homeowner,
         scopes: who.scopes.clone(),
+        key: None,
     };
     let b = balances::balance_of(state, &as_home).await?;
     let month = trades_db::trades_of_participant_since(db, home, month_start, 5_000).await?;
