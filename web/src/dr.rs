@@ -260,6 +260,27 @@ fn view(
     })
 }
 
+/// What `who` may see of an event: operators and administrators everything; anyone else only
+/// the figures of their own gateways (owned, or commissioned by them as installer), never
+/// another home's baseline, measurement or reward, nor which other homes were called.
+fn as_seen_by(mut v: EventView, who: &Principal, all: &[Gateway]) -> EventView {
+    if matches!(who.role, Role::Operator | Role::Admin) {
+        return v;
+    }
+    let mine: std::collections::HashSet<u64> = all
+        .iter()
+        .filter(|g| g.owner == who.participant || g.installer == Some(who.participant))
+        .map(|g| g.id.0)
+        .collect();
+    v.gateways.retain(|g| mine.contains(g));
+    v.reports.retain(|r| mine.contains(&r.gateway));
+    v.verified.retain(|r| mine.contains(&r.gateway));
+    if let Targets::Sites { gateways } = &mut v.targets {
+        gateways.retain(|g| mine.contains(g));
+    }
+    v
+}
+
 fn dispatch(state: &AppState, d: Dispatch) -> bool {
     state.downlink.send(gridshare_market::Downlink::Dr(d))
 }
@@ -333,7 +354,7 @@ pub async fn call_event(state: &AppState, who: &Principal, req: NewEvent) -> Res
     view(&stored, &all, net(state), Vec::new(), Vec::new(), sent)
 }
 
-/// Events, newest first.
+/// Events, newest first. Operators see every gateway's figures; anyone else their own only.
 #[utoipa::path(get, path = "/api/v1/dr/events", tag = "demand response", security(("api_key" = [])),
     responses((status = 200, description = "Events", body = Vec<EventView>)))]
 pub async fn events(State(state): State<AppState>, who: Principal) -> Result<ApiJson<Vec<EventView>>, ApiError> {
@@ -349,19 +370,13 @@ pub async fn list_events(state: &AppState, who: &Principal) -> Result<Vec<EventV
     for e in dr::events(db, 200).await? {
         let reports = dr::reports(db, e.id).await?;
         let verified = verify(db, &e, &all, net(state), state.clock.now()).await?;
-        out.push(view(
-            &e,
-            &all,
-            net(state),
-            reports,
-            verified,
-            state.downlink.configured(),
-        )?);
+        let v = view(&e, &all, net(state), reports, verified, state.downlink.configured())?;
+        out.push(as_seen_by(v, who, &all));
     }
     Ok(out)
 }
 
-/// One event with its reports.
+/// One event with its reports (operators: every gateway's; anyone else: their own).
 #[utoipa::path(get, path = "/api/v1/dr/events/{id}", tag = "demand response", security(("api_key" = [])),
     params(("id" = u64, Path, description = "Event id")),
     responses((status = 200, description = "The event", body = EventView), (status = 404, description = "No such event", body = crate::error::ErrorBody)))]
@@ -383,7 +398,8 @@ pub async fn get_event(state: &AppState, who: &Principal, id: EventId) -> Result
     let all = gateways::active(db).await?;
     let reports = dr::reports(db, e.id).await?;
     let verified = verify(db, &e, &all, net(state), state.clock.now()).await?;
-    view(&e, &all, net(state), reports, verified, state.downlink.configured())
+    let v = view(&e, &all, net(state), reports, verified, state.downlink.configured())?;
+    Ok(as_seen_by(v, who, &all))
 }
 
 /// Cancel an event (its gateways are told).

@@ -392,3 +392,111 @@ async fn a_key_without_the_keys_scope_cannot_touch_keys_and_children_die_with_th
         );
     }
 }
+
+#[tokio::test]
+async fn an_event_shows_non_operators_their_own_gateways_figures_only() {
+    use gridshare_domain::wire::DrReport;
+    use gridshare_domain::{EventId, GatewayId, W};
+    let (db, _dir) = temp_db().await;
+    let mut keys = Vec::new();
+    for (id, role, scopes) in [
+        (1, "homeowner", "read"),
+        (2, "homeowner", "read"),
+        (3, "trader", "read"),
+        (4, "operator", "read,demand_response"),
+        (5, "installer", "read"),
+    ] {
+        common::participant(&db, id, role, Some(id as u32)).await;
+        keys.push(common::key(&db, id, scopes).await);
+    }
+    let [ada, bo, trader, operator, installer] = <[String; 5]>::try_from(keys).unwrap();
+    common::gateway(&db, 11, 1, Some(5), 100).await; // ada's, commissioned by the installer
+    common::gateway(&db, 12, 2, None, 100).await; // bo's
+    let state = state_with(&db);
+    let (_, p) = common::call(
+        &state,
+        Method::POST,
+        "/api/v1/dr/programs",
+        Some(&operator),
+        Some(serde_json::json!({"name": "peak", "description": ""}).to_string()),
+    )
+    .await;
+    let event = serde_json::json!({"program_id": p["id"], "targets": {"kind": "sites", "gateways": [11, 12]},
+        "intervals": [{"id": 0, "start": 1_796_144_400_000i64, "duration_minutes": 15,
+                       "signals": [{"signal": "load_shed", "w": 2000}]}]});
+    let (st, e) = common::call(
+        &state,
+        Method::POST,
+        "/api/v1/dr/events",
+        Some(&operator),
+        Some(event.to_string()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{e}");
+    let id = e["id"].as_u64().unwrap();
+    for (gw, measured) in [(11, 900), (12, 4_321)] {
+        let r = DrReport {
+            event_id: EventId(id),
+            interval_id: 0,
+            baseline_w: Some(W(5_555)),
+            measured_w: W(measured),
+            confirmed: true,
+            note: None,
+            at: common::NOW,
+        };
+        gridshare_storage::dr::record_report(&db, GatewayId(gw), &r)
+            .await
+            .unwrap();
+    }
+    let seen = |key: String| {
+        let state = state.clone();
+        async move {
+            let (st, one) = common::call(
+                &state,
+                Method::GET,
+                &format!("/api/v1/dr/events/{id}"),
+                Some(&key),
+                None,
+            )
+            .await;
+            assert_eq!(st, StatusCode::OK, "{one}");
+            let (_, list) = common::call(&state, Method::GET, "/api/v1/dr/events", Some(&key), None).await;
+            assert_eq!(list[0], one, "the list shows what the event shows");
+            let gateways = |field: &str| -> Vec<u64> {
+                one[field]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["gateway"].as_u64().unwrap_or_else(|| r.as_u64().unwrap()))
+                    .collect()
+            };
+            (
+                gateways("reports"),
+                gateways("gateways"),
+                one["targets"]["gateways"].clone(),
+                one.to_string(),
+            )
+        }
+    };
+    let (reports, gateways, targets, _) = seen(operator).await;
+    assert_eq!(
+        (reports, gateways),
+        (vec![11, 12], vec![11, 12]),
+        "the operator sees everyone"
+    );
+    assert_eq!(targets, serde_json::json!([11, 12]));
+    let (reports, gateways, targets, text) = seen(ada).await;
+    assert_eq!((reports, gateways), (vec![11], vec![11]), "ada sees her own");
+    assert_eq!(targets, serde_json::json!([11]));
+    assert!(!text.contains("4321"), "bo's measurement is not in ada's view: {text}");
+    let (reports, _, _, _) = seen(bo).await;
+    assert_eq!(reports, vec![12]);
+    let (reports, _, _, _) = seen(installer).await;
+    assert_eq!(reports, vec![11], "the installer sees the gateway they commissioned");
+    let (reports, gateways, targets, _) = seen(trader).await;
+    assert!(
+        reports.is_empty() && gateways.is_empty(),
+        "a trader sees no home's figures"
+    );
+    assert_eq!(targets, serde_json::json!([]));
+}
