@@ -351,6 +351,74 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
     Ok(n)
 }
 
+/// What a first start leaves in the data directory while it seeds: a start that finds it knows
+/// the seeding before it was cut off (a kill, a power cut) and starts it over.
+const SEEDING_MARKER: &str = "demo-seeding";
+
+/// A first start: seeds a new neighbourhood and writes `saved` (`demo.json`), which marks the
+/// seeding done. Crash-safe: a marker file is written (and synced) before anything else, and
+/// `demo.json` atomically (a temporary file renamed) only once the database holds everything; a
+/// start that finds the marker without `demo.json` removes what the cut-off seeding left and
+/// seeds again. A data directory that holds a database but neither file is not a demo's, and is
+/// left alone.
+async fn first_start(data_dir: &Path, saved: &Path, homes: usize) -> Result<Neighbourhood, String> {
+    let marker = data_dir.join(SEEDING_MARKER);
+    let seeded_here = ["gridshare.db", "gridshare.db-wal", "gridshare.db-shm", "gateways"];
+    if marker.exists() {
+        println!("a first start in {} was cut off; seeding it again", data_dir.display());
+        for name in seeded_here {
+            let path = data_dir.join(name);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+        }
+    } else if data_dir.join("gridshare.db").exists() {
+        return Err(format!(
+            "{} holds a database but no demo.json: it is not a demo's data directory; use another --data-dir",
+            data_dir.display()
+        ));
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    write_synced(&marker, b"seeding\n")?;
+    let probe = Config {
+        data_dir: data_dir.to_owned(),
+        ..Config::default()
+    };
+    let db = crate::serve::open_db(&probe).await?;
+    let n = seed(&db, data_dir, homes).await?;
+    db.close().await;
+    let text = serde_json::to_string_pretty(&n).map_err(|e| e.to_string())?;
+    let partial = saved.with_extension("json.partial");
+    write_synced(&partial, text.as_bytes())?;
+    std::fs::rename(&partial, saved).map_err(|e| format!("{}: {e}", saved.display()))?;
+    sync_dir(data_dir)?;
+    std::fs::remove_file(&marker).map_err(|e| format!("{}: {e}", marker.display()))?;
+    Ok(n)
+}
+
+/// Writes `bytes` to `path` and syncs the file and its directory.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    let named = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut f = std::fs::File::create(path).map_err(named)?;
+    f.write_all(bytes).map_err(named)?;
+    f.sync_all().map_err(named)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), String> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
 fn gridshare_free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port for the MQTT broker: {e}"))?;
     l.local_addr()
@@ -622,18 +690,7 @@ pub async fn run(
             println!("resuming the neighbourhood in {}", data_dir.display());
             n
         }
-        Err(_) => {
-            let probe = Config {
-                data_dir: data_dir.clone(),
-                ..Config::default()
-            };
-            let db = crate::serve::open_db(&probe).await?;
-            let n = seed(&db, &data_dir, opts.homes.unwrap_or(12)).await?;
-            db.close().await;
-            let text = serde_json::to_string_pretty(&n).map_err(|e| e.to_string())?;
-            std::fs::write(&saved, text).map_err(|e| format!("{}: {e}", saved.display()))?;
-            n
-        }
+        Err(_) => first_start(&data_dir, &saved, opts.homes.unwrap_or(12)).await?,
     };
     let cfg = service_config(&opts, &data_dir, &n);
     cfg.validate().map_err(|e| e.to_string())?;

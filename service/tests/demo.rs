@@ -287,3 +287,55 @@ fn the_demo_trades_settles_on_chain_and_resumes() {
     }
     stop(demo);
 }
+
+/// A first start killed (SIGKILL) at any moment, as often as it takes to hit the seeding, starts
+/// again on the same data directory (issue 17 item 11: a kill in the first tenth of a second
+/// used to leave a directory that never started again, its users half made).
+#[test]
+fn a_first_start_killed_at_any_moment_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let port = gridshare_testkit::free_port().unwrap();
+    let mut kills_mid_seed = 0;
+    let mut delay = Duration::from_millis(5);
+    while !data.join("demo.json").exists() {
+        assert!(
+            delay < Duration::from_secs(20),
+            "the first start never finished seeding"
+        );
+        let demo = start(&data, port);
+        std::thread::sleep(delay);
+        drop(demo); // SIGKILL
+        if data.join("demo-seeding").exists() && !data.join("demo.json").exists() {
+            kills_mid_seed += 1;
+        }
+        delay += Duration::from_millis(15);
+    }
+    assert!(
+        kills_mid_seed >= 1,
+        "no kill landed while the neighbourhood was being seeded"
+    );
+    let demo = start(&data, port);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(data.join("demo.json")).unwrap()).unwrap();
+    let key = saved["homes"][0]["api_key"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let (st, me) = http(port, "/api/v1/me", &key);
+            if st == 200 {
+                assert_eq!(me["participant"], 1, "{me}");
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo comes up after {kills_mid_seed} kills mid-seed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !data.join("demo-seeding").exists(),
+        "the seeding marker is gone once seeded"
+    );
+    drop(demo);
+}
