@@ -365,7 +365,7 @@ async fn first_start(data_dir: &Path, saved: &Path, homes: usize) -> Result<Neig
     let marker = data_dir.join(SEEDING_MARKER);
     let seeded_here = ["gridshare.db", "gridshare.db-wal", "gridshare.db-shm", "gateways"];
     if marker.exists() {
-        println!("a first start in {} was cut off; seeding it again", data_dir.display());
+        tracing::warn!(data_dir = %data_dir.display(), "a first start was cut off; seeding it again");
         for name in seeded_here {
             let path = data_dir.join(name);
             let removed = if path.is_dir() {
