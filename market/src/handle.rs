@@ -105,7 +105,13 @@ pub struct Market {
     requests: mpsc::Sender<Request>,
     feed: broadcast::Sender<Arc<Outcome>>,
     clock: Clock,
+    halted: Halt,
 }
+
+/// Set once, when the journal could not be written: the market refuses every command from
+/// then on (rather than let engine, journal and database drift apart) until a restart recovers
+/// it from the journal.
+type Halt = Arc<std::sync::OnceLock<String>>;
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,29 +125,60 @@ pub const FEED_CAPACITY: usize = 4096;
 /// The engine and where it keeps its journal.
 enum Core {
     Memory(Box<Engine>),
-    Journaled(Box<Journaled>),
+    /// The engine with its journal, and what is set when the journal fails.
+    Journaled(Box<Journaled>, Halt),
 }
 
 impl Core {
-    fn apply(&mut self, cmd: &Command, out: &mut Vec<Event>) -> Result<(), MarketError> {
-        match self {
+    /// Applies `cmd`. `Err`: not applied (no events); the journal failed, now or before, and
+    /// `halt` says why. A failure after the command was applied still gives its events (they are
+    /// recorded, so the database matches the engine) and halts the market.
+    fn apply(&mut self, cmd: &Command, out: &mut Vec<Event>, metrics: &crate::Metrics) -> Result<(), MarketError> {
+        let (j, halt) = match self {
             Self::Memory(e) => {
                 e.apply(cmd, out);
+                return Ok(());
+            }
+            Self::Journaled(j, halt) => (j, halt),
+        };
+        let stop = |why: String| {
+            if halt.set(why.clone()).is_ok() {
+                metrics.journal_failed.set(1);
+                tracing::error!(
+                    error = %why,
+                    "the engine's journal cannot be written: the market refuses every command until the service is restarted \
+                     (free disk space or file handles, then restart; the journal holds everything applied)"
+                );
+            }
+        };
+        match j.apply(cmd, out) {
+            Ok(journal::AfterApply::Fine) => Ok(()),
+            Ok(journal::AfterApply::SnapshotFailed(e)) => {
+                tracing::warn!(error = %e, "no snapshot after a gate closure; the journal holds every command (the next start replays more)");
                 Ok(())
             }
-            Self::Journaled(j) => j.apply(cmd, out).map_err(|e| MarketError::Journal(e.to_string())),
+            Ok(journal::AfterApply::FlushFailed(e)) => {
+                stop(e.to_string());
+                Ok(())
+            }
+            Err(e) => {
+                stop(e.to_string());
+                Err(MarketError::Journal(format!(
+                    "{e}; the command was not applied and the market takes no more until it is restarted"
+                )))
+            }
         }
     }
     fn engine(&self) -> &Engine {
         match self {
             Self::Memory(e) => e,
-            Self::Journaled(j) => j.engine(),
+            Self::Journaled(j, _) => j.engine(),
         }
     }
     fn flush(&mut self) -> Result<(), MarketError> {
         match self {
             Self::Memory(_) => Ok(()),
-            Self::Journaled(j) => j.flush().map_err(|e| MarketError::Journal(e.to_string())),
+            Self::Journaled(j, _) => j.flush().map_err(|e| MarketError::Journal(e.to_string())),
         }
     }
 }
@@ -176,6 +213,7 @@ impl Market {
         metrics: Arc<crate::Metrics>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), MarketError> {
         let mut projector = Projector::default();
+        let halted = Halt::default();
         let core = match &journal {
             None => Core::Memory(Box::new(
                 Engine::new(cfg).map_err(|e| MarketError::Recovery(e.to_string()))?,
@@ -203,7 +241,7 @@ impl Market {
                 if let Some(torn) = recovery.torn {
                     tracing::warn!(offset = torn.offset, reason = %torn.reason, "journal tail was torn and cut off");
                 }
-                Core::Journaled(Box::new(j))
+                Core::Journaled(Box::new(j), halted.clone())
             }
         };
         projector.max_id = projector.max_id.max(orders::max_id(&db).await?.map_or(0, |o| o.0));
@@ -217,7 +255,15 @@ impl Market {
             .name("engine".into())
             .spawn(move || run_engine(core, projector, rx, feed_tx, to_recorder, &metrics, &engine_clock))
             .map_err(|e| MarketError::Recovery(format!("cannot start the engine thread: {e}")))?;
-        Ok((Self { requests, feed, clock }, recorder))
+        Ok((
+            Self {
+                requests,
+                feed,
+                clock,
+                halted,
+            },
+            recorder,
+        ))
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, MarketError> {
@@ -256,6 +302,12 @@ impl Market {
         self.ask(Request::Flush).await?
     }
 
+    /// Why the market refuses every command, if its journal could not be written (see
+    /// [`MarketError::Journal`]); `None` while it runs normally.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.get().map(String::as_str)
+    }
+
     /// The market's clock (what "now" is for its books, gates and stamps).
     pub fn clock(&self) -> &Clock {
         &self.clock
@@ -284,7 +336,7 @@ fn run_engine(
                  owner|
      -> Result<Arc<Outcome>, MarketError> {
         let mut events = Vec::new();
-        core.apply(&cmd, &mut events)?;
+        core.apply(&cmd, &mut events, metrics)?;
         let owners = projector.owners(&cmd, &events);
         count(metrics, &cmd, &events);
         let mut books = Vec::new();

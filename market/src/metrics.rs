@@ -73,6 +73,9 @@ pub struct Metrics {
     /// HTTP connections and requests a limit or check refused, by reason (`connection_cap`,
     /// `address_cap`, `cross_origin`, `hashing_busy`, `login_throttled`, `metrics_token`).
     pub http_refused: Family<ReasonLabels, Counter>,
+    /// 1 once the engine's journal could not be written (the market refuses every command until
+    /// a restart).
+    pub journal_failed: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Default for Metrics {
@@ -101,6 +104,11 @@ impl Metrics {
                 &mut r,
                 "http_refused",
                 "HTTP connections and requests refused by a limit",
+            ),
+            journal_failed: registered(
+                &mut r,
+                "journal_failed",
+                "1 when the engine's journal could not be written",
             ),
             registry: r,
         }

@@ -189,6 +189,20 @@ pub async fn serve(
     state.readiness.register("market");
     state.readiness.set("storage", true);
     state.readiness.set("market", true);
+    // a market whose journal could not be written refuses every command: /readyz says so too
+    let halt_watch = {
+        let market = market.clone();
+        let readiness = state.readiness.clone();
+        tokio::spawn(async move {
+            loop {
+                if market.halted().is_some() {
+                    readiness.set("market", false);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
     tracing::info!(listen = %cfg.http.listen, data_dir = %cfg.data_dir.display(), "GridShare market service running");
     let http_metrics = state.metrics.clone();
     gridshare_web::server::serve(listener, app(state), cfg.http.limits(), http_metrics, shutdown).await;
@@ -205,6 +219,8 @@ pub async fn serve(
     }
     scheduler.abort();
     let _ = scheduler.await;
+    halt_watch.abort();
+    let _ = halt_watch.await;
     dr_verifier.abort();
     let _ = dr_verifier.await;
     market.flush().await.map_err(|e| e.to_string())?;

@@ -3,9 +3,10 @@
 //! connections off, refuse what is over its caps at once, stay within its memory, and let a real
 //! user log in meanwhile.
 //!
-//! Sizes here fit a 2-core CI runner and a debug build; the release figures at full size
-//! (20,000 half-open connections, 1,000 parallel wrong logins) are in the README's security
-//! section, with the command that measures them.
+//! By default the sizes fit a 2-core CI runner and a debug build. `GRIDSHARE_ATTACK_FULL=1` runs
+//! the attack the issue measured at the service's default limits: 19,000 half-open connections
+//! from one address (this process's own file-handle limit is 20,000) and 1,000 parallel wrong
+//! logins from 50 addresses; the figures it prints are in the README's security section.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -100,10 +101,27 @@ async fn half_open_connections_and_a_crowd_of_wrong_logins_leave_the_service_usa
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("gridshare.toml");
+    let full = std::env::var("GRIDSHARE_ATTACK_FULL").is_ok_and(|v| v == "1");
+    // (connections cap, per address, header timeout s, idle connections, wrong logins, addresses)
+    let (cap, per_address, timeout_s, idle_n, crowd_n, crowd_addresses) = if full {
+        let d = gridshare_web::server::Limits::default();
+        (
+            d.max_connections,
+            d.max_per_address,
+            d.header_read_timeout.as_secs(),
+            19_000,
+            1_000,
+            50,
+        )
+    } else {
+        (300, 100, 2, 150, 300, 30)
+    };
     std::fs::write(
         &config,
-        "[http]\nmax_connections = 300\nmax_connections_per_address = 100\nheader_read_timeout_s = 2\n\
-         [market]\nzones = [1]\nhorizon = 2\n",
+        format!(
+            "[http]\nmax_connections = {cap}\nmax_connections_per_address = {per_address}\nheader_read_timeout_s = {timeout_s}\n\
+             [market]\nzones = [1]\nhorizon = 2\n"
+        ),
     )
     .unwrap();
     admin(
@@ -151,26 +169,28 @@ async fn half_open_connections_and_a_crowd_of_wrong_logins_leave_the_service_usa
     }
     let rss_before = rss_mib(server.0.id());
 
-    // 150 connections from one address that never send a byte
+    // connections from one address that never send a byte
     let mut idle = Vec::new();
-    for _ in 0..150 {
+    for _ in 0..idle_n {
         idle.push(connect_from("127.0.0.2", port).await.unwrap());
     }
-    // the ones over the per-address cap (100) are closed at once
+    // the ones over the per-address cap are closed at once
     let mut closed_at_once = 0;
-    for s in &mut idle[100..] {
+    for s in &mut idle[per_address..] {
         closed_at_once += usize::from(closed_within(s, Duration::from_millis(500)).await);
     }
     assert_eq!(
-        closed_at_once, 50,
+        closed_at_once,
+        idle_n - per_address,
         "connections over the per-address cap are closed at once"
     );
+    idle.truncate(per_address);
 
-    // meanwhile: 300 wrong logins at once from 30 addresses (within each address's burst)
+    // meanwhile: wrong logins at once from many addresses (within each address's burst)
     let attack_started = Instant::now();
-    let crowd: Vec<_> = (0..300)
+    let crowd: Vec<_> = (0..crowd_n)
         .map(|i| {
-            let from = format!("127.0.1.{}", i % 30 + 1);
+            let from = format!("127.0.1.{}", i % crowd_addresses + 1);
             tokio::spawn(async move { post_login(&from, port, &format!("user{i}"), "Winter2026!").await })
         })
         .collect();
@@ -185,19 +205,20 @@ async fn half_open_connections_and_a_crowd_of_wrong_logins_leave_the_service_usa
         }
     }
     let ada_took = attack_started.elapsed();
+    assert!(full || ada_took < Duration::from_secs(10), "ada waited {ada_took:?}");
     assert_eq!(ada, 200, "the real user logs in during the attack");
     let mut answers = std::collections::BTreeMap::<u16, usize>::new();
     for c in crowd {
         *answers.entry(c.await.unwrap()).or_default() += 1;
     }
-    // refused (401), told to retry (503), or closed at once by the connection cap (300 open at
-    // most: 100 idle + 300 attempts + ada's do not fit)
+    // refused (401), told to retry (503), or closed at once by the connection cap (the idle
+    // connections, the attempts and ada's may not all fit)
     assert!(
         answers.keys().all(|s| [0, 401, 503].contains(s)),
         "every wrong login is refused, told to retry or not let in: {answers:?}"
     );
     assert!(
-        answers.get(&0).copied().unwrap_or(0) <= 101,
+        answers.get(&0).copied().unwrap_or(0) <= (per_address + crowd_n + 1).saturating_sub(cap),
         "only what is over the cap is closed: {answers:?}"
     );
     let rss_after = rss_mib(server.0.id());
@@ -209,13 +230,13 @@ async fn half_open_connections_and_a_crowd_of_wrong_logins_leave_the_service_usa
         "memory stays within +200 MiB: {rss_before} → {rss_after} MiB"
     );
 
-    // the idle connections are cut off once the header timeout (2 s) has passed
+    // the idle connections are cut off once the header timeout has passed
     let mut cut = 0;
-    for s in &mut idle[..100] {
-        cut += usize::from(closed_within(s, Duration::from_secs(5)).await);
+    for s in &mut idle {
+        cut += usize::from(closed_within(s, Duration::from_secs(timeout_s + 3)).await);
     }
     assert_eq!(
-        cut, 100,
+        cut, per_address,
         "half-open connections are closed after the header read timeout"
     );
     // and their address may connect again

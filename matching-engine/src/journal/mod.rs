@@ -38,7 +38,7 @@ mod recovery;
 #[cfg(test)]
 mod tests;
 
-pub use recovery::{Journaled, Recovery, RestoreError, Restored, restore, write_snapshot};
+pub use recovery::{AfterApply, Journaled, Recovery, RestoreError, Restored, restore, write_snapshot};
 
 const MAGIC: &[u8; 8] = b"GSJOURNL";
 const VERSION: u32 = 1;
@@ -81,6 +81,15 @@ pub enum JournalError {
         path: PathBuf,
         /// What is wrong with its header.
         reason: HeaderError,
+    },
+    /// An earlier write to the journal failed; to keep what is on disk exactly what the engine
+    /// applied, nothing more is written until the journal is opened again (a restart).
+    #[error("journal {}: an earlier write failed ({first}); nothing more is written until a restart", path.display())]
+    Failed {
+        /// The journal.
+        path: PathBuf,
+        /// The first failure.
+        first: String,
     },
     /// A snapshot could not be encoded.
     #[error("snapshot {}: cannot encode: {source}", path.display())]
@@ -198,6 +207,8 @@ pub struct JournalWriter {
     appended: u64,
     durable: u64,
     oldest_pending: Option<Instant>,
+    /// The first write failure, after which nothing more is written.
+    failed: Option<String>,
 }
 
 impl JournalWriter {
@@ -230,12 +241,38 @@ impl JournalWriter {
             appended: 0,
             durable: 0,
             oldest_pending: None,
+            failed: None,
         })
+    }
+
+    /// The first write failure, if a write has failed: the writer then refuses every append
+    /// (a command whose write failed must not reach the disk later with the next one).
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    fn refuse_if_failed(&self) -> Result<(), JournalError> {
+        match &self.failed {
+            Some(first) => Err(JournalError::Failed {
+                path: self.path.clone(),
+                first: first.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the first failure; returns it.
+    fn fail(&mut self, e: JournalError) -> JournalError {
+        if self.failed.is_none() {
+            self.failed = Some(e.to_string());
+        }
+        e
     }
 
     /// Append one command. With `EveryCommand` it is on disk when this returns;
     /// otherwise see [`Self::durable`].
     pub fn append(&mut self, cmd: &Command) -> Result<(), JournalError> {
+        self.refuse_if_failed()?;
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0u8; 8]);
         encode(cmd, &mut self.buf);
@@ -257,7 +294,9 @@ impl JournalWriter {
             }
             Durability::None => {
                 if self.buf.len() >= 60 * 1024 {
-                    self.file.write_all(&self.buf).map_err(JournalError::io(&self.path))?;
+                    if let Err(e) = self.file.write_all(&self.buf) {
+                        return Err(self.fail(JournalError::io(&self.path)(e)));
+                    }
                     self.buf.clear();
                 }
             }
@@ -267,12 +306,17 @@ impl JournalWriter {
 
     /// Write and fdatasync everything appended so far.
     pub fn flush(&mut self) -> Result<(), JournalError> {
+        self.refuse_if_failed()?;
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf).map_err(JournalError::io(&self.path))?;
+            if let Err(e) = self.file.write_all(&self.buf) {
+                return Err(self.fail(JournalError::io(&self.path)(e)));
+            }
             self.buf.clear();
         }
-        if self.durability != Durability::None {
-            self.file.sync_data().map_err(JournalError::io(&self.path))?;
+        if self.durability != Durability::None
+            && let Err(e) = self.file.sync_data()
+        {
+            return Err(self.fail(JournalError::io(&self.path)(e)));
         }
         self.durable = self.appended;
         self.oldest_pending = None;
@@ -292,8 +336,11 @@ impl JournalWriter {
 
 impl Drop for JournalWriter {
     fn drop(&mut self) {
-        // Best effort: a clean shutdown loses nothing; errors surface on the next open.
-        let _ = self.flush();
+        // Best effort: a clean shutdown loses nothing; errors surface on the next open. After a
+        // failure nothing is written (see `failure`).
+        if self.failed.is_none() {
+            let _ = self.flush();
+        }
     }
 }
 

@@ -24,6 +24,18 @@ pub fn write_snapshot(path: &Path, snap: &crate::Snapshot) -> Result<(), Journal
     Ok(())
 }
 
+/// How the work after applying a command went (the command itself was applied).
+#[derive(Debug)]
+pub enum AfterApply {
+    /// Journaled, applied, and (after a gate closure) flushed and snapshotted.
+    Fine,
+    /// The flush after a gate closure failed: the command is applied but may not be on disk, and
+    /// the journal refuses every later command.
+    FlushFailed(JournalError),
+    /// The snapshot after a gate closure could not be written; the journal holds everything.
+    SnapshotFailed(JournalError),
+}
+
 /// What recovery rebuilt.
 #[derive(Debug)]
 pub struct Restored {
@@ -185,15 +197,31 @@ impl Journaled {
     }
 
     /// Journal `cmd`, apply it, and after a gate closure flush and snapshot.
-    pub fn apply(&mut self, cmd: &Command, out: &mut impl crate::EventSink) -> Result<(), JournalError> {
+    ///
+    /// `Err`: the command was not journaled and **not applied** (the engine is as it was); the
+    /// journal then refuses every later command too ([`JournalError::Failed`]) until it is opened
+    /// again, so what is on disk stays exactly what the engine applied. `Ok` with a
+    /// [`AfterApply`] problem: the command was applied and its events are in `out`, but the
+    /// flush or the snapshot after it failed. A failed snapshot only costs a longer replay at
+    /// the next start; a failed flush stops the journal as above (see [`Self::failure`]).
+    pub fn apply(&mut self, cmd: &Command, out: &mut impl crate::EventSink) -> Result<AfterApply, JournalError> {
         self.writer.append(cmd)?;
         self.commands += 1;
         self.engine.apply(cmd, out);
         if matches!(cmd, Command::CloseGate { .. }) {
-            self.writer.flush()?;
-            write_snapshot(&self.snapshot, &self.engine.snapshot(self.commands))?;
+            if let Err(e) = self.writer.flush() {
+                return Ok(AfterApply::FlushFailed(e));
+            }
+            if let Err(e) = write_snapshot(&self.snapshot, &self.engine.snapshot(self.commands)) {
+                return Ok(AfterApply::SnapshotFailed(e));
+            }
         }
-        Ok(())
+        Ok(AfterApply::Fine)
+    }
+
+    /// The first journal write failure, if one happened: every command is refused since.
+    pub fn failure(&self) -> Option<&str> {
+        self.writer.failure()
     }
 
     /// Flush the journal (e.g. on shutdown or a group-commit timer).
