@@ -319,6 +319,10 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
         )
         .await
         .map_err(err)?;
+        // the homeowner chose the demo's installer
+        gridshare_storage::installers::assign(db, ParticipantId(INSTALLER), ParticipantId(id), ParticipantId(id), now)
+            .await
+            .map_err(err)?;
         // limits that differ from home to home, within a plausible band, stored as the home's
         // preferences (version 1) as if its owner had set them on the dashboard
         let spread = (h * 7 % 11) as i64;

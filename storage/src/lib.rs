@@ -18,6 +18,7 @@ pub mod db;
 pub mod dr;
 pub mod error;
 pub mod gateways;
+pub mod installers;
 pub mod market;
 pub mod orders;
 pub mod participants;

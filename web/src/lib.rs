@@ -19,6 +19,7 @@ pub mod error;
 pub mod feeder;
 pub mod guard;
 pub mod health;
+pub mod installers;
 pub mod openapi;
 pub mod pages;
 pub mod ratelimit;

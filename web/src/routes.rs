@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::openapi::ApiDoc;
-use crate::{AppState, account, api, balances, dr, feeder, health, readings, remote, settlement, ws};
+use crate::{AppState, account, api, balances, dr, feeder, health, installers, readings, remote, settlement, ws};
 
 /// Every documented operation, with the document's info, tags, shared schemas and security
 /// scheme from [`ApiDoc`].
@@ -55,6 +55,8 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(remote::create_check))
         .routes(routes!(remote::get_check))
         .routes(routes!(remote::get_preferences, remote::put_preferences))
+        .routes(routes!(installers::assign, installers::unassign))
+        .routes(routes!(installers::my_homes))
         // demand response and the grid
         .routes(routes!(dr::my_rewards))
         .routes(routes!(dr::programs, dr::create_program))

@@ -500,3 +500,89 @@ async fn an_event_shows_non_operators_their_own_gateways_figures_only() {
     );
     assert_eq!(targets, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn an_installer_commissions_only_for_homes_that_chose_them() {
+    use gridshare_domain::GatewayId;
+    use gridshare_domain::envelope::GatewayKey;
+    let (db, _dir) = temp_db().await;
+    user(&db, 1, "homeowner", "ada").await;
+    user(&db, 5, "installer", "ivan").await;
+    common::participant(&db, 2, "homeowner", Some(2)).await;
+    common::participant(&db, 3, "trader", None).await;
+    // the fixture's participants have no feeder node; homes need one to be commissioned
+    for home in [1u64, 2] {
+        let mut p = gridshare_storage::participants::get(&db, gridshare_domain::ParticipantId(home))
+            .await
+            .unwrap();
+        p.feeder_node = Some(home as u32);
+        gridshare_storage::participants::upsert(&db, &p, common::NOW)
+            .await
+            .unwrap();
+    }
+    let state = state_with(&db);
+    let ada = common::key(&db, 1, "read,trade").await;
+    let bo = common::key(&db, 2, "read,trade").await;
+    let trader = common::key(&db, 3, "read,trade").await;
+    let (_, ivan) = sign_in(&state, "ivan").await;
+    let commission = |gateway: u64, home: u64| {
+        let state = state.clone();
+        let ivan = ivan.clone();
+        async move {
+            let public_key = GatewayKey::from_bytes(&[gateway as u8; 32]).unwrap().public().to_hex();
+            request(Method::POST, "/installer/gateways")
+                .cookie(&ivan)
+                .form(format!("id={gateway}&owner={home}&public_key={public_key}&node="))
+                .send(&state)
+                .await;
+            gridshare_storage::gateways::active(&db_of(&state))
+                .await
+                .unwrap()
+                .iter()
+                .any(|g| g.id == GatewayId(gateway))
+        }
+    };
+    assert!(!commission(21, 1).await, "not chosen by home 1 yet");
+
+    let assign = |key: String, method: Method, home: u64, installer: u64| {
+        let state = state.clone();
+        async move {
+            request(method, format!("/api/v1/homes/{home}/installers/{installer}"))
+                .key(&key)
+                .send(&state)
+                .await
+                .status
+        }
+    };
+    assert_eq!(
+        assign(bo.clone(), Method::PUT, 1, 5).await,
+        StatusCode::FORBIDDEN,
+        "a neighbour"
+    );
+    assert_eq!(assign(trader, Method::PUT, 1, 5).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        assign(ada.clone(), Method::PUT, 1, 3).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a trader is no installer"
+    );
+    assert_eq!(assign(ada.clone(), Method::PUT, 1, 5).await, StatusCode::NO_CONTENT);
+    assert!(commission(21, 1).await, "home 1 chose ivan");
+    assert!(!commission(22, 2).await, "home 2 did not");
+    let (st, homes) = common::call(
+        &state,
+        Method::GET,
+        "/api/v1/installers/me/homes",
+        Some(&cookie_token(&ivan)),
+        None,
+    )
+    .await;
+    assert_eq!((st, homes), (StatusCode::OK, serde_json::json!([1])));
+
+    assert_eq!(assign(ada.clone(), Method::DELETE, 1, 5).await, StatusCode::NO_CONTENT);
+    assert!(!commission(23, 1).await, "the assignment ended");
+    assert_eq!(assign(ada, Method::DELETE, 1, 5).await, StatusCode::NOT_FOUND);
+}
+
+fn db_of(state: &AppState) -> gridshare_storage::Db {
+    state.db.clone().unwrap()
+}

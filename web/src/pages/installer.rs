@@ -191,6 +191,20 @@ pub async fn commission(
         Ok(_) => return back(false, format!("Not commissioned: participant {owner} is not a home.")),
         Err(_) => return back(false, format!("Not commissioned: there is no home {owner}.")),
     };
+    if who.role != crate::auth::Role::Admin {
+        match gridshare_storage::installers::may_serve(db, who.participant, ParticipantId(owner)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return back(
+                    false,
+                    format!(
+                        "Not commissioned: home {owner} has not chosen you as its installer (its owner or an administrator does that)."
+                    ),
+                );
+            }
+            Err(_) => return back(false, "The database is not available.".into()),
+        }
+    }
     let node = match (f.node.trim(), home.feeder_node) {
         ("", Some(n)) => n,
         ("", None) => {
