@@ -174,10 +174,11 @@ async fn half_open_connections_and_a_crowd_of_wrong_logins_leave_the_service_usa
     for _ in 0..idle_n {
         idle.push(connect_from("127.0.0.2", port).await.unwrap());
     }
-    // the ones over the per-address cap are closed at once
+    // the ones over the per-address cap are closed as soon as the server accepts them (a
+    // connection the kernel queued behind a full accept backlog reaches it a little later)
     let mut closed_at_once = 0;
     for s in &mut idle[per_address..] {
-        closed_at_once += usize::from(closed_within(s, Duration::from_millis(500)).await);
+        closed_at_once += usize::from(closed_within(s, Duration::from_secs(5)).await);
     }
     assert_eq!(
         closed_at_once,
