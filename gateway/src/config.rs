@@ -61,6 +61,22 @@ pub struct MqttSection {
     pub username: Option<String>,
     /// Password (better: the environment variable `GRIDSHARE_GATEWAY_MQTT_PASSWORD`).
     pub password: Option<String>,
+    /// The market's public key (hex, from commissioning): only downlinks it signed are acted on.
+    /// Without it every downlink is refused.
+    #[serde(default)]
+    pub market_key: Option<String>,
+}
+
+impl MqttSection {
+    /// The market's public key, if configured.
+    pub fn market_key(&self) -> Result<Option<gridshare_domain::envelope::MarketPublicKey>, String> {
+        self.market_key
+            .as_deref()
+            .map(|k| {
+                gridshare_domain::envelope::MarketPublicKey::from_hex(k).map_err(|e| format!("mqtt.market_key: {e}"))
+            })
+            .transpose()
+    }
 }
 
 /// One device.
@@ -314,6 +330,7 @@ impl Config {
             )));
         }
         gridshare_domain::topics::Broker::parse(&cfg.mqtt.url).map_err(|e| invalid(format!("mqtt.url: {e}")))?;
+        cfg.mqtt.market_key().map_err(invalid)?;
         if let Some(ca) = &cfg.mqtt.ca_file {
             gridshare_domain::topics::tls::client_config(Some(ca))
                 .map_err(|e| invalid(format!("mqtt.ca_file: {e}")))?;
