@@ -213,6 +213,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
             .map_err(|e| format!("gateway {id}: {e}"))?;
             println!("gateway {id} commissioned for participant {owner} at node {node}");
+            // the gateway acts only on downlinks signed with this key: it goes in its configuration
+            println!(
+                "market key (the gateway's mqtt.market_key): {}",
+                gridshare::signing::market_key(&cfg.data_dir)?.public().to_hex()
+            );
             Ok(())
         }
         Cmd::ApiKey {

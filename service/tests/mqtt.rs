@@ -31,6 +31,11 @@ fn interval() -> DeliveryInterval {
     DeliveryInterval::new(Timestamp(4_102_444_800_000), IntervalLength::Min15).unwrap()
 }
 
+/// The market's key in these tests.
+fn market_key() -> GatewayKey {
+    GatewayKey::from_bytes(&[99u8; 32]).unwrap()
+}
+
 fn key(n: u8) -> GatewayKey {
     GatewayKey::from_bytes(&[n; 32]).unwrap()
 }
@@ -292,6 +297,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         dr_in,
         stopped,
         None,
+        market_key(),
     ));
 
     // a test gateway client, listening on both gateways' ack topics
@@ -308,16 +314,33 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
     let (fills_tx, mut fills) = tokio::sync::mpsc::unbounded_channel::<(String, Fill)>();
     let (dr_tx, mut dr_events) = tokio::sync::mpsc::unbounded_channel::<(String, Message)>();
     tokio::spawn(async move {
+        // each downlink is signed by the market for its gateway and topic, and opened as the
+        // gateway would open it
+        let mut verifiers: HashMap<GatewayId, gridshare_domain::envelope::DownlinkVerifier> = HashMap::new();
         while let Ok(ev) = events.poll().await {
             if let Event::Incoming(Packet::Publish(p)) = ev {
+                let (gateway, channel) = topics::parse(&p.topic).unwrap();
+                let payload = verifiers
+                    .entry(gateway)
+                    .or_insert_with(|| {
+                        gridshare_domain::envelope::DownlinkVerifier::new(
+                            Some(market_key().public()),
+                            gateway,
+                            HashMap::new(),
+                        )
+                    })
+                    .open(channel, &p.payload)
+                    .unwrap_or_else(|e| panic!("a downlink on {} the market signed: {e}", p.topic))
+                    .payload;
+                let payload = payload.as_bytes();
                 if p.topic.ends_with("/dr/event") {
-                    let m: Message = serde_json::from_slice(&p.payload).unwrap();
+                    let m: Message = serde_json::from_slice(payload).unwrap();
                     let _ = dr_tx.send((p.topic.clone(), m));
                 } else if p.topic.ends_with("/market/result") {
-                    let f: Fill = serde_json::from_slice(&p.payload).unwrap();
+                    let f: Fill = serde_json::from_slice(payload).unwrap();
                     let _ = fills_tx.send((p.topic.clone(), f));
                 } else {
-                    let a: OrderAck = serde_json::from_slice(&p.payload).unwrap();
+                    let a: OrderAck = serde_json::from_slice(payload).unwrap();
                     let _ = acks_tx.send((p.topic.clone(), a));
                 }
             }
@@ -533,6 +556,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         dr_in,
         stopped,
         None,
+        market_key(),
     ));
     let cancel = Message::Cancel(CancelOrder { order_id: OrderId(503) });
     let mut answered = None;

@@ -15,7 +15,7 @@
 //! unreadable or unexpected inside a good envelope is logged and dropped too: the market does not
 //! wait for an answer to those.
 
-use gridshare_domain::topics::{self, Channel};
+use gridshare_domain::topics::Channel;
 use gridshare_domain::wire::{CheckRequest, DrEvent, Fill, Message, OrderAck, TradingPreferences};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -136,6 +136,7 @@ impl Receiver {
 mod tests {
     use super::*;
     use crate::downlink::DownlinkCounts;
+    use gridshare_domain::topics;
     use gridshare_domain::envelope::GatewayKey;
     use gridshare_domain::{GatewayId, Timestamp};
     use std::sync::Arc;
