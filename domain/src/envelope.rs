@@ -562,6 +562,14 @@ impl Verifier {
         self.windows.get(&gateway).copied()
     }
 
+    /// Puts back a gateway's replay state as it was before an accept whose effect could not be
+    /// made durable (so the message, delivered again, is taken then). Unknown gateways: nothing.
+    pub fn restore_window(&mut self, gateway: GatewayId, window: ReplayWindow) {
+        if let Some(w) = self.windows.get_mut(&gateway) {
+            *w = window;
+        }
+    }
+
     /// A snapshot of the stateless checks, to run on another thread.
     pub fn checker(&self) -> Checker {
         self.checker.clone()

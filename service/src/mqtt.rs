@@ -379,6 +379,11 @@ fn reject_code(events: &[Event]) -> Option<String> {
 }
 
 async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result<Staged, IngestError>) {
+    let sender = match &staged {
+        Ok(Staged::Signed { checked, .. }) => Some(checked.envelope.gateway),
+        _ => None,
+    };
+    let before = sender.and_then(|g| st.ingest.verifier_mut().window(g));
     let inbound = match staged.and_then(|s| st.ingest.accept(s)) {
         Ok(i) => i,
         Err(e) => {
@@ -388,6 +393,30 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
             return;
         }
     };
+    // Durable before acting: the sequence number of an order, cancel, report or answer is stored
+    // before the market acts on it, so that neither a graceful restart nor a crash reopens it.
+    // Telemetry's windows are stored with its batch, in the same transaction (`flush_buffer`).
+    if let Some(g) = sender
+        && !matches!(inbound, Inbound::Telemetry { .. })
+    {
+        // telemetry that came before is committed first: the window saved here covers its
+        // sequence numbers too, which must not be stored as seen without their readings
+        flush_buffer(st, client).await;
+        let saved = match st.ingest.verifier_mut().window(g) {
+            None => Ok(()),
+            Some(_) if !st.buffer.is_empty() => Err("the telemetry before it is not stored yet".to_owned()),
+            Some(w) => gateways::save_window(&st.db, g, w).await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = saved {
+            // not durable, so not acted on: the sequence is put back and the publish left
+            // unacknowledged, for the broker to deliver again
+            if let Some(b) = before {
+                st.ingest.verifier_mut().restore_window(g, b);
+            }
+            tracing::error!(gateway = %g, error = %e, "saving a replay window failed; the message is not acted on");
+            return;
+        }
+    }
     match inbound {
         Inbound::Telemetry { gateway, seq, samples } => {
             st.metrics.messages_in.get_or_create(&kind("telemetry")).inc();
@@ -600,19 +629,18 @@ async fn flush_buffer(st: &mut State, client: &AsyncClient) {
         }
         return;
     }
-    if let Err(e) = readings::insert_batch(&st.db, &st.buffer).await {
+    st.touched.sort_unstable();
+    st.touched.dedup();
+    let windows: Vec<_> = st
+        .touched
+        .iter()
+        .filter_map(|&g| st.ingest.verifier_mut().window(g).map(|w| (g, w)))
+        .collect();
+    if let Err(e) = readings::insert_batch_with_windows(&st.db, &st.buffer, &windows).await {
         tracing::warn!(error = %e, rows = st.buffer.len(), "storing telemetry failed; will retry");
         return;
     }
-    st.touched.sort_unstable();
-    st.touched.dedup();
-    for g in std::mem::take(&mut st.touched) {
-        if let Some(w) = st.ingest.verifier_mut().window(g)
-            && let Err(e) = gateways::save_window(&st.db, g, w).await
-        {
-            tracing::warn!(gateway = %g, error = %e, "saving a replay window");
-        }
-    }
+    st.touched.clear();
     st.buffer.clear();
     for p in std::mem::take(&mut st.pending_acks) {
         ack(client, &p).await;
