@@ -136,8 +136,8 @@ impl Receiver {
 mod tests {
     use super::*;
     use crate::downlink::DownlinkCounts;
-    use gridshare_domain::topics;
     use gridshare_domain::envelope::GatewayKey;
+    use gridshare_domain::topics;
     use gridshare_domain::{GatewayId, Timestamp};
     use std::sync::Arc;
 
