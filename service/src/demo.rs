@@ -442,6 +442,7 @@ async fn start_home(
             password: Some(home.mqtt_password.clone()),
             // as commissioning tells an installer: the key the market signs downlinks with
             market_key: Some(crate::signing::market_key(data_dir)?.public().to_hex()),
+            market_key_file: None,
         },
         devices: devices.iter().map(|d| d.config.clone()).collect(),
         agent: AgentSection {

@@ -75,6 +75,10 @@ enum Cmd {
         #[arg(long)]
         installer: Option<u64>,
     },
+    /// Print the market's public key, which every gateway's configuration holds
+    /// (`mqtt.market_key`, or the file `mqtt.market_key_file` names): made in the data directory
+    /// at the first use.
+    MarketKey,
     /// Make an API key for a participant; the secret is printed once and never stored.
     ApiKey {
         /// The participant it acts for.
@@ -218,6 +222,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "market key (the gateway's mqtt.market_key): {}",
                 gridshare::signing::market_key(&cfg.data_dir)?.public().to_hex()
             );
+            Ok(())
+        }
+        Cmd::MarketKey => {
+            println!("{}", gridshare::signing::market_key(&cfg.data_dir)?.public().to_hex());
             Ok(())
         }
         Cmd::ApiKey {

@@ -105,6 +105,7 @@ async fn start_home(gw: u64, broker: &mqtt::Broker, password: &str, dir: &std::p
             username: Some(gw.to_string()),
             password: Some(password.to_owned()),
             market_key: Some(market_key().public().to_hex()),
+            market_key_file: None,
         },
         devices: devices.iter().map(|d| d.config.clone()).collect(),
         agent: AgentSection::default(),

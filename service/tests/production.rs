@@ -235,6 +235,7 @@ async fn the_same_binary_runs_on_postgres_mosquitto_and_anvil() {
             username: broker.username.clone(),
             password: broker.password.clone(),
             market_key: None,
+            market_key_file: None,
         },
         devices: vec![device.clone()],
         agent: AgentSection::default(),
