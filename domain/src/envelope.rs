@@ -15,6 +15,11 @@
 //! contract can check a gateway's signature with `ecrecover`; ed25519 would
 //! need a second key per gateway and a precompile chains do not have.
 //!
+//! **Downlinks** (market → gateway) use the same envelope, signed with the market's key
+//! ([`GatewayKey::seal_downlink`]) over a digest under another domain separator that also binds
+//! the channel; `gateway` names the addressee and `seq` is the market's strictly increasing
+//! counter. A gateway checks them with a [`DownlinkVerifier`] before it acts.
+//!
 //! The payload stays as the exact text that was signed, so verification never
 //! depends on how a JSON library re-serialises numbers or field order.
 
@@ -27,6 +32,7 @@ use sha3::{Digest, Keccak256};
 
 use crate::ids::GatewayId;
 use crate::interval::Timestamp;
+use crate::topics::Channel;
 use crate::wire::{Message, WIRE_VERSION};
 
 /// Largest envelope accepted, in bytes of JSON: 64 KiB. A telemetry message
@@ -304,7 +310,13 @@ impl GatewayPublicKey {
 
 /// The signature (low-s, with a well-formed v) and the digest it signs, or `None`.
 fn signature_and_digest(env: &SignedEnvelope) -> Option<(Signature, [u8; 32])> {
-    let raw = decode_hex(&env.sig).ok()?;
+    let sig = parse_signature(&env.sig)?;
+    Some((sig, digest(env.gateway, env.seq, env.ts, env.payload.as_bytes())))
+}
+
+/// A `0x` r ‖ s ‖ v signature: low-s, with v 27 or 28; `None` otherwise.
+fn parse_signature(sig: &str) -> Option<Signature> {
+    let raw = decode_hex(sig).ok()?;
     if raw.len() != 65 {
         return None;
     }
@@ -317,7 +329,7 @@ fn signature_and_digest(env: &SignedEnvelope) -> Option<(Signature, [u8; 32])> {
     if !matches!(raw[64], 27 | 28) {
         return None;
     }
-    Some((sig, digest(env.gateway, env.seq, env.ts, env.payload.as_bytes())))
+    Some(sig)
 }
 
 /// A registered key made ready for verification. With the `native-secp256k1` feature the check
@@ -550,6 +562,14 @@ impl Verifier {
         self.windows.get(&gateway).copied()
     }
 
+    /// Puts back a gateway's replay state as it was before an accept whose effect could not be
+    /// made durable (so the message, delivered again, is taken then). Unknown gateways: nothing.
+    pub fn restore_window(&mut self, gateway: GatewayId, window: ReplayWindow) {
+        if let Some(w) = self.windows.get_mut(&gateway) {
+            *w = window;
+        }
+    }
+
     /// A snapshot of the stateless checks, to run on another thread.
     pub fn checker(&self) -> Checker {
         self.checker.clone()
@@ -585,6 +605,201 @@ impl Verifier {
     ) -> Result<(SignedEnvelope, Message), EnvelopeError> {
         let checked = self.checker.check(bytes, now, Some(expected))?;
         self.accept(checked)
+    }
+}
+
+/// Domain separator of downlinks: a downlink's signature can never pass for an upstream
+/// envelope's (or anything else's), even if the market's key were also a gateway's.
+const DOWNLINK_DOMAIN: &[u8] = b"GridShare downlink v1\0";
+
+/// The digest the market signs for a downlink: it binds the addressed gateway and the channel
+/// (topic suffix), so a downlink cannot be replayed to another gateway or on another channel.
+fn downlink_digest(channel: Channel, gateway: GatewayId, seq: u64, ts: Timestamp, payload: &[u8]) -> [u8; 32] {
+    let suffix = channel.suffix().as_bytes();
+    let mut h = Keccak256::new();
+    h.update(DOWNLINK_DOMAIN);
+    h.update((suffix.len() as u64).to_be_bytes());
+    h.update(suffix);
+    h.update(gateway.0.to_be_bytes());
+    h.update(seq.to_be_bytes());
+    h.update(ts.0.to_be_bytes());
+    h.update(payload);
+    h.finalize().into()
+}
+
+/// The market's signing key for downlinks: the same kind of key as a gateway's (secp256k1), and
+/// the same envelope, with `gateway` naming the addressee.
+pub type MarketKey = GatewayKey;
+
+/// The market's public key, as a gateway's configuration holds it (`mqtt.market_key`).
+pub type MarketPublicKey = GatewayPublicKey;
+
+impl GatewayKey {
+    /// Signs `payload` as a downlink to `gateway` on `channel` with the market's sequence `seq`
+    /// (strictly increasing) at `ts`.
+    pub fn seal_downlink(
+        &self,
+        gateway: GatewayId,
+        channel: Channel,
+        seq: u64,
+        ts: Timestamp,
+        payload: String,
+    ) -> Result<SignedEnvelope, EnvelopeError> {
+        let d = downlink_digest(channel, gateway, seq, ts, payload.as_bytes());
+        let (sig, recid) = self
+            .0
+            .sign_prehash_recoverable(&d)
+            .map_err(|e| EnvelopeError::BadPayload(format!("signing failed: {e}")))?;
+        let mut raw = [0u8; 65];
+        raw[..64].copy_from_slice(&sig.to_bytes());
+        raw[64] = 27 + recid.to_byte();
+        Ok(SignedEnvelope {
+            v: WIRE_VERSION,
+            gateway,
+            seq,
+            ts,
+            payload,
+            sig: format!("0x{}", hex::encode(raw)),
+        })
+    }
+}
+
+/// Why a gateway refused a downlink. Each is logged and counted by the gateway under
+/// [`DownlinkError::reason`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownlinkError {
+    /// The gateway has no market key (`mqtt.market_key`): it cannot tell the market's downlinks
+    /// from forgeries, so it acts on none.
+    #[error("no market key configured (mqtt.market_key): downlinks cannot be checked, so none is acted on")]
+    NoMarketKey,
+    /// More than [`MAX_ENVELOPE_BYTES`].
+    #[error("downlink is {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// Bytes received.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a signed envelope (an unsigned message, or garbage).
+    #[error("not a signed downlink: {0}")]
+    Unsigned(String),
+    /// A wire version this build does not speak.
+    #[error("unsupported wire version {0} (this build speaks {WIRE_VERSION})")]
+    UnsupportedVersion(u16),
+    /// Signed for another gateway.
+    #[error("downlink addressed to gateway {addressed}, received by gateway {me}")]
+    Misaddressed {
+        /// The gateway it was signed for.
+        addressed: GatewayId,
+        /// This gateway.
+        me: GatewayId,
+    },
+    /// Not the market's signature over this gateway, channel, sequence, time and payload (forged,
+    /// tampered with, or moved to another channel).
+    #[error("bad signature on a {channel} downlink (not the market's key, or moved from another channel)")]
+    BadSignature {
+        /// The channel it arrived on.
+        channel: &'static str,
+    },
+    /// The sequence number was accepted before on this channel.
+    #[error("replayed {channel} downlink, sequence {seq}")]
+    Replayed {
+        /// The channel.
+        channel: &'static str,
+        /// The repeated sequence.
+        seq: u64,
+    },
+    /// Older than the channel's replay window.
+    #[error("{channel} downlink sequence {seq} is older than the window (highest accepted {highest})")]
+    TooOld {
+        /// The channel.
+        channel: &'static str,
+        /// The sequence.
+        seq: u64,
+        /// Highest accepted on this channel.
+        highest: u64,
+    },
+}
+
+impl DownlinkError {
+    /// A stable snake_case reason, for counters and logs.
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Self::NoMarketKey => "no_market_key",
+            Self::TooLarge { .. } => "too_large",
+            Self::Unsigned(_) => "unsigned",
+            Self::UnsupportedVersion(_) => "unsupported_version",
+            Self::Misaddressed { .. } => "misaddressed",
+            Self::BadSignature { .. } => "bad_signature",
+            Self::Replayed { .. } => "replayed",
+            Self::TooOld { .. } => "sequence_too_old",
+        }
+    }
+}
+
+/// A gateway's check of downlinks: the market's key, its own id, and a replay window per
+/// channel (the market's sequence is one counter over every gateway and channel, so a gateway
+/// sees it rise with gaps; per channel, a retained message delivered again at a reconnect cannot
+/// push out newer ones on other channels).
+#[derive(Debug, Clone)]
+pub struct DownlinkVerifier {
+    market: Option<MarketPublicKey>,
+    me: GatewayId,
+    windows: HashMap<Channel, ReplayWindow>,
+}
+
+impl DownlinkVerifier {
+    /// For gateway `me`, trusting `market` (none: every downlink is refused), with the replay
+    /// windows kept from before (see [`Self::windows`]).
+    pub fn new(market: Option<MarketPublicKey>, me: GatewayId, windows: HashMap<Channel, ReplayWindow>) -> Self {
+        Self { market, me, windows }
+    }
+
+    /// The replay windows, to keep across restarts (by channel).
+    pub fn windows(&self) -> &HashMap<Channel, ReplayWindow> {
+        &self.windows
+    }
+
+    /// Checks a downlink received on `channel` and records its sequence; returns its envelope,
+    /// whose `payload` is the message. Nothing is recorded when it is refused.
+    pub fn open(&mut self, channel: Channel, bytes: &[u8]) -> Result<SignedEnvelope, DownlinkError> {
+        let market = self.market.ok_or(DownlinkError::NoMarketKey)?;
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(DownlinkError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_ENVELOPE_BYTES,
+            });
+        }
+        let env: SignedEnvelope = serde_json::from_slice(bytes).map_err(|e| DownlinkError::Unsigned(e.to_string()))?;
+        if env.v != WIRE_VERSION {
+            return Err(DownlinkError::UnsupportedVersion(env.v));
+        }
+        if env.gateway != self.me {
+            return Err(DownlinkError::Misaddressed {
+                addressed: env.gateway,
+                me: self.me,
+            });
+        }
+        let bad = DownlinkError::BadSignature {
+            channel: channel.suffix(),
+        };
+        let sig = parse_signature(&env.sig).ok_or_else(|| bad.clone())?;
+        let d = downlink_digest(channel, env.gateway, env.seq, env.ts, env.payload.as_bytes());
+        market.0.verify_prehash(&d, &sig).map_err(|_| bad)?;
+        let window = self.windows.entry(channel).or_default();
+        window.check(self.me, env.seq).map_err(|e| match e {
+            EnvelopeError::Replayed { seq, .. } => DownlinkError::Replayed {
+                channel: channel.suffix(),
+                seq,
+            },
+            _ => DownlinkError::TooOld {
+                channel: channel.suffix(),
+                seq: env.seq,
+                highest: window.highest,
+            },
+        })?;
+        window.record(env.seq);
+        Ok(env)
     }
 }
 
@@ -798,5 +1013,66 @@ mod tests {
             .seal_raw(GatewayId(7), 1, now, "{\"type\":\"nope\"}".into())
             .unwrap();
         assert!(matches!(v.open(&bytes(&env), now), Err(EnvelopeError::BadPayload(_))));
+    }
+
+    /// A downlink opens only at the gateway and on the channel it was signed for, once, and
+    /// only with the market's key; refusals record nothing.
+    #[test]
+    fn downlinks_are_bound_to_gateway_channel_and_sequence() {
+        let market = GatewayKey::from_bytes(&[11u8; 32]).unwrap();
+        let forger = GatewayKey::from_bytes(&[12u8; 32]).unwrap();
+        let ts = Timestamp(1_000);
+        let seal = |k: &GatewayKey, gw, ch, seq| {
+            serde_json::to_vec(&k.seal_downlink(GatewayId(gw), ch, seq, ts, "{\"x\":1}".into()).unwrap()).unwrap()
+        };
+        let mut a = DownlinkVerifier::new(Some(market.public()), GatewayId(1), HashMap::new());
+        let mut b = DownlinkVerifier::new(Some(market.public()), GatewayId(2), HashMap::new());
+        let for_a = seal(&market, 1, Channel::DrEvent, 10);
+        let reason = |r: Result<SignedEnvelope, DownlinkError>| r.unwrap_err().reason();
+        assert_eq!(reason(b.open(Channel::DrEvent, &for_a)), "misaddressed");
+        assert_eq!(
+            reason(a.open(Channel::Command, &for_a)),
+            "bad_signature",
+            "moved to another channel"
+        );
+        assert_eq!(
+            reason(a.open(Channel::DrEvent, &seal(&forger, 1, Channel::DrEvent, 11))),
+            "bad_signature"
+        );
+        assert_eq!(reason(a.open(Channel::DrEvent, b"{\"type\":\"dr_event\"}")), "unsigned");
+        assert_eq!(a.open(Channel::DrEvent, &for_a).unwrap().payload, "{\"x\":1}");
+        assert_eq!(reason(a.open(Channel::DrEvent, &for_a)), "replayed");
+        assert!(
+            a.open(Channel::DrEvent, &seal(&market, 1, Channel::DrEvent, 200))
+                .is_ok()
+        );
+        assert_eq!(
+            reason(a.open(Channel::DrEvent, &seal(&market, 1, Channel::DrEvent, 100))),
+            "sequence_too_old"
+        );
+        // windows are per channel: an older sequence on another channel is still new there
+        assert!(
+            a.open(Channel::Preferences, &seal(&market, 1, Channel::Preferences, 5))
+                .is_ok()
+        );
+        // kept windows survive a restart
+        let mut again = DownlinkVerifier::new(Some(market.public()), GatewayId(1), a.windows().clone());
+        assert_eq!(reason(again.open(Channel::DrEvent, &for_a)), "sequence_too_old");
+        let mut keyless = DownlinkVerifier::new(None, GatewayId(1), HashMap::new());
+        assert_eq!(
+            reason(keyless.open(Channel::DrEvent, &seal(&market, 1, Channel::DrEvent, 300))),
+            "no_market_key"
+        );
+        // an upstream envelope signature does not pass as a downlink's
+        let mut up = market.seal_raw(GatewayId(1), 400, ts, "{\"x\":1}".into()).unwrap();
+        assert_eq!(
+            reason(a.open(Channel::DrEvent, &serde_json::to_vec(&up).unwrap())),
+            "bad_signature"
+        );
+        up.seq = 401;
+        assert_eq!(
+            reason(a.open(Channel::DrEvent, &serde_json::to_vec(&up).unwrap())),
+            "bad_signature"
+        );
     }
 }

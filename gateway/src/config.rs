@@ -61,6 +61,36 @@ pub struct MqttSection {
     pub username: Option<String>,
     /// Password (better: the environment variable `GRIDSHARE_GATEWAY_MQTT_PASSWORD`).
     pub password: Option<String>,
+    /// The market's public key (hex, from commissioning): only downlinks it signed are acted on.
+    /// Without it every downlink is refused.
+    #[serde(default)]
+    pub market_key: Option<String>,
+    /// Instead of `market_key`: a file holding it (as `gridshare market-key` prints it), read at
+    /// start.
+    #[serde(default)]
+    pub market_key_file: Option<PathBuf>,
+}
+
+impl MqttSection {
+    /// The market's public key, if configured (`market_key`, or read from `market_key_file`).
+    /// Errors name the key or the file.
+    pub fn market_key(&self) -> Result<Option<gridshare_domain::envelope::MarketPublicKey>, String> {
+        use gridshare_domain::envelope::MarketPublicKey;
+        match (&self.market_key, &self.market_key_file) {
+            (Some(_), Some(_)) => Err("mqtt: give market_key or market_key_file, not both".into()),
+            (Some(k), None) => MarketPublicKey::from_hex(k)
+                .map(Some)
+                .map_err(|e| format!("mqtt.market_key: {e}")),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("mqtt.market_key_file {}: {e}", path.display()))?;
+                MarketPublicKey::from_hex(text.trim())
+                    .map(Some)
+                    .map_err(|e| format!("mqtt.market_key_file {}: {e}", path.display()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// One device.
@@ -314,6 +344,10 @@ impl Config {
             )));
         }
         gridshare_domain::topics::Broker::parse(&cfg.mqtt.url).map_err(|e| invalid(format!("mqtt.url: {e}")))?;
+        // a key file is read at start (the market's set-up may write it after this check)
+        if cfg.mqtt.market_key_file.is_none() || cfg.mqtt.market_key.is_some() {
+            cfg.mqtt.market_key().map_err(invalid)?;
+        }
         if let Some(ca) = &cfg.mqtt.ca_file {
             gridshare_domain::topics::tls::client_config(Some(ca))
                 .map_err(|e| invalid(format!("mqtt.ca_file: {e}")))?;

@@ -8,12 +8,14 @@
 //! - [`scan`] and [`check`]: the installer's search for devices and check of a configuration;
 //! - [`simulate`]: the device simulator;
 //! - [`key`]: the gateway's signing key on disk;
+//! - [`downlink`]: the check of every message from the market (the market's signature);
 //! - [`run`]: polling, signed telemetry through the on-disk [`outbox`] (store and forward),
 //!   demand response ([`dr`]) and the homeowner's trading [`agent`].
 
 pub mod agent;
 pub mod check;
 pub mod config;
+pub mod downlink;
 pub mod dr;
 pub mod key;
 pub mod modbus;

@@ -69,4 +69,23 @@ fn bad_configs_are_named_precisely() {
     assert!(err.contains("agent.interval_minutes"), "{err}");
     let err = load_text(&example().replace("mqtts://market", "http://market"));
     assert!(err.contains("mqtt.url"), "{err}");
+    let err = load_text(&example().replace("market_key = \"02f9", "market_key = \"xxf9"));
+    assert!(err.contains("mqtt.market_key"), "not a public key: {err}");
+    let err = load_text(&example().replace("# market_key_file", "market_key_file"));
+    assert!(err.contains("not both"), "{err}");
+}
+
+/// The market's key from a file, read when asked (at start): its errors name the file.
+#[test]
+fn the_market_key_can_come_from_a_file() {
+    let (cfg, _) = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.example.toml")).unwrap();
+    let inline = cfg.mqtt.market_key().unwrap().expect("the example has one");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("market.pub");
+    let mut mqtt = cfg.mqtt.clone();
+    mqtt.market_key = None;
+    mqtt.market_key_file = Some(file.clone());
+    assert!(mqtt.market_key().unwrap_err().contains("market.pub"));
+    std::fs::write(&file, format!("{}\n", inline.to_hex())).unwrap();
+    assert_eq!(mqtt.market_key().unwrap(), Some(inline));
 }

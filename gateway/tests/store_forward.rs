@@ -78,6 +78,31 @@ impl Relay {
     }
 }
 
+/// The market's key in these tests: its public half goes into every gateway's configuration
+/// (`mqtt.market_key`), as commissioning does.
+fn market_key() -> GatewayKey {
+    GatewayKey::from_bytes(&[77u8; 32]).unwrap()
+}
+
+/// `body` as the market signs it for gateway `gw`'s `channel`, with a sequence that grows with
+/// the wall clock (as the market's does).
+fn signed(gw: u64, channel: Channel, body: Vec<u8>) -> Vec<u8> {
+    let seq = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let env = market_key()
+        .seal_downlink(
+            GatewayId(gw),
+            channel,
+            seq,
+            gridshare_gateway_now(),
+            String::from_utf8(body).unwrap(),
+        )
+        .unwrap();
+    serde_json::to_vec(&env).unwrap()
+}
+
 /// The repository's device profiles.
 fn hardware() -> String {
     format!("{}/../hardware", env!("CARGO_MANIFEST_DIR"))
@@ -113,8 +138,9 @@ fn configure(
     let (host, port, user) = broker;
     let mut text = format!(
         "[gateway]\nid = {gw}\nkey_file = \"{d}/key.hex\"\ndata_dir = \"{d}/data\"\ntelemetry_period_s = 1\n\
-         [mqtt]\nurl = \"mqtt://{host}:{port}\"\nusername = \"{user}\"\n",
+         [mqtt]\nurl = \"mqtt://{host}:{port}\"\nusername = \"{user}\"\nmarket_key = \"{market}\"\n",
         d = dir.display(),
+        market = market_key().public().to_hex(),
     );
     for (name, unit, file) in devices {
         text += &format!(
@@ -379,7 +405,11 @@ async fn a_demand_response_event_is_carried_out_reported_and_cancelled() {
     };
     let send = |e: &DrEvent| {
         let market = market.clone();
-        let body = serde_json::to_vec(&Message::DrEvent(e.clone())).unwrap();
+        let body = signed(
+            gw,
+            Channel::DrEvent,
+            serde_json::to_vec(&Message::DrEvent(e.clone())).unwrap(),
+        );
         async move {
             market
                 .publish(
@@ -516,7 +546,12 @@ async fn the_agent_offers_the_surplus_within_the_homeowners_limits() {
         let market = market.clone();
         async move {
             market
-                .publish(topics::topic(GatewayId(gw), channel), QoS::AtLeastOnce, false, body)
+                .publish(
+                    topics::topic(GatewayId(gw), channel),
+                    QoS::AtLeastOnce,
+                    false,
+                    signed(gw, channel, body),
+                )
                 .await
                 .unwrap();
         }
@@ -708,7 +743,7 @@ async fn preferences_reach_a_gateway_that_was_away_and_a_check_reads_every_point
     let publish = |channel: Channel, msg: Message, retain: bool| {
         let market = market.clone();
         async move {
-            let body = serde_json::to_vec(&msg).unwrap();
+            let body = signed(gw, channel, serde_json::to_vec(&msg).unwrap());
             market
                 .publish(topics::topic(GatewayId(gw), channel), QoS::AtLeastOnce, retain, body)
                 .await

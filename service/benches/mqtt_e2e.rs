@@ -105,6 +105,7 @@ async fn rig(admin: &str, name: &str, service: Broker, gateway: Broker) -> Rig {
         dr_in,
         stopped,
         None,
+        gridshare_domain::envelope::MarketKey::from_bytes(&[99u8; 32]).unwrap(),
     ));
     let mut clients = Vec::new();
     for g in 1..=GATEWAYS {

@@ -512,6 +512,9 @@ async fn start_home(
             ca_file: None,
             username: Some(home.id.to_string()),
             password: Some(home.mqtt_password.clone()),
+            // as commissioning tells an installer: the key the market signs downlinks with
+            market_key: Some(crate::signing::market_key(data_dir)?.public().to_hex()),
+            market_key_file: None,
         },
         devices: devices.iter().map(|d| d.config.clone()).collect(),
         agent: AgentSection {
@@ -531,6 +534,7 @@ async fn start_home(
         // half a second of real time: 45 s of market time at the default speed, so the meters
         // are read close to every interval's start and end
         period: Some(Duration::from_millis(500)),
+        ..Default::default()
     };
     let id = home.id;
     tokio::spawn(async move {

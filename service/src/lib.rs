@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Here: [`config`], the embedded MQTT [`broker`], gateway [`ingest`] and its [`mqtt`] client (the
-//! MQTT adapter over the market runtime), [`settle`] (the settlement step on a timer) and [`serve`],
+//! MQTT adapter over the market runtime), [`signing`] (the market's key on every downlink), [`settle`] (the settlement step on a timer) and [`serve`],
 //! which wires them together. The runtime itself — engine handle, recorder, scheduler, clock,
 //! demand response, downlinks, live feed — is `gridshare_market`; the HTTP face is `gridshare_web`.
 
@@ -20,3 +20,4 @@ pub mod ingest;
 pub mod mqtt;
 pub mod serve;
 pub mod settle;
+pub mod signing;

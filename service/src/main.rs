@@ -75,6 +75,10 @@ enum Cmd {
         #[arg(long)]
         installer: Option<u64>,
     },
+    /// Print the market's public key, which every gateway's configuration holds
+    /// (`mqtt.market_key`, or the file `mqtt.market_key_file` names): made in the data directory
+    /// at the first use.
+    MarketKey,
     /// Make an API key for a participant; the secret is printed once and never stored.
     ApiKey {
         /// The participant it acts for.
@@ -213,6 +217,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
             .map_err(|e| format!("gateway {id}: {e}"))?;
             println!("gateway {id} commissioned for participant {owner} at node {node}");
+            // the gateway acts only on downlinks signed with this key: it goes in its configuration
+            println!(
+                "market key (the gateway's mqtt.market_key): {}",
+                gridshare::signing::market_key(&cfg.data_dir)?.public().to_hex()
+            );
+            Ok(())
+        }
+        Cmd::MarketKey => {
+            println!("{}", gridshare::signing::market_key(&cfg.data_dir)?.public().to_hex());
             Ok(())
         }
         Cmd::ApiKey {

@@ -9,12 +9,18 @@
 //! the newest), and an installer's check on the gateway's `command` topic. A bad message is
 //! counted under its reason and dropped; it never stops the loop.
 //!
+//! **Signed downlinks.** Everything published to a gateway (events, preferences, checks, order
+//! answers, fills) is signed with the market's key for that gateway and topic
+//! ([`crate::signing`]); gateways act on nothing else.
+//!
 //! **No data lost.** Subscriptions are QoS 1 with manual acknowledgement: a telemetry publish is
 //! acknowledged to the broker only after its batch is committed, an order only after the engine
 //! has journaled it. After a crash the broker re-delivers what was not acknowledged (the session
 //! is persistent: fixed client id, `clean_session = false`); storage is idempotent on (gateway,
-//! sequence, device), so a re-delivered sample is stored once. Replay windows are saved with
-//! every batch, so a restart does not reopen old sequence numbers.
+//! sequence, device), so a re-delivered sample is stored once. Replay windows are durable before
+//! the market acts: an order's (or cancel's, report's, answer's) is saved before it goes to the
+//! engine, telemetry's in the transaction of its batch; so no restart, graceful or a crash,
+//! reopens an old sequence number.
 //!
 //! **Order ids.** A gateway names its orders with its own ids; the market gives each its own.
 //! The link is stored (`gateway_orders`) and the links of open orders are loaded at start, so a
@@ -24,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridshare_domain::envelope::{FreshnessPolicy, Verifier};
+use gridshare_domain::envelope::{FreshnessPolicy, MarketKey, Verifier};
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::{Fill, Message, OrderAck};
 use gridshare_domain::{GatewayId, OrderId, ParticipantId, Wh};
@@ -37,6 +43,7 @@ use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS
 use tokio::sync::watch;
 
 use crate::ingest::{Inbound, Ingest, IngestChecker, IngestError, Pipeline, Staged};
+use crate::signing::Sealer;
 
 pub use gridshare_domain::topics::Broker;
 
@@ -66,6 +73,8 @@ struct State {
     touched: Vec<GatewayId>,
     /// Telemetry for the homes' live view.
     live: Option<tokio::sync::broadcast::Sender<Arc<Live>>>,
+    /// Signs every downlink.
+    sealer: Sealer,
 }
 
 /// Loads the active gateways; returns those new since the last load.
@@ -105,42 +114,55 @@ async fn send_stored_preferences(st: &State, client: &AsyncClient, gateways: &[G
             .copied()
             .filter(|g| st.owners.get(g) == Some(&home))
             .collect();
-        send_preferences(client, &mine, &prefs);
+        send_preferences(st, client, &mine, &prefs);
     }
 }
 
-fn send_preferences(client: &AsyncClient, gateways: &[GatewayId], prefs: &gridshare_domain::wire::TradingPreferences) {
-    let body = serde_json::to_vec(&Message::Preferences(prefs.clone())).unwrap_or_default();
+/// Publishes `body` signed for `gateway`'s `channel` (see [`crate::signing`]).
+fn publish_signed(
+    st: &State,
+    client: &AsyncClient,
+    gateway: GatewayId,
+    channel: Channel,
+    retain: bool,
+    body: &str,
+) -> Result<(), String> {
+    let bytes = st
+        .sealer
+        .seal(gateway, channel, st.market.clock().now(), body.to_owned())
+        .ok_or("cannot be signed")?;
+    client
+        .try_publish(topics::topic(gateway, channel), QoS::AtLeastOnce, retain, bytes)
+        .map_err(|e| e.to_string())
+}
+
+fn send_preferences(
+    st: &State,
+    client: &AsyncClient,
+    gateways: &[GatewayId],
+    prefs: &gridshare_domain::wire::TradingPreferences,
+) {
+    let body = serde_json::to_string(&Message::Preferences(prefs.clone())).unwrap_or_default();
     for g in gateways {
-        if let Err(e) = client.try_publish(
-            topics::topic(*g, Channel::Preferences),
-            QoS::AtLeastOnce,
-            true,
-            body.clone(),
-        ) {
+        if let Err(e) = publish_signed(st, client, *g, Channel::Preferences, true, &body) {
             tracing::warn!(gateway = %g, error = %e, "sending trading preferences");
         }
     }
 }
 
-fn send_downlink(client: &AsyncClient, d: Downlink) {
+fn send_downlink(st: &State, client: &AsyncClient, d: Downlink) {
     match d {
         Downlink::Dr(d) => {
-            let body = serde_json::to_vec(&Message::DrEvent(d.event.clone())).unwrap_or_default();
+            let body = serde_json::to_string(&Message::DrEvent(d.event.clone())).unwrap_or_default();
             for g in &d.gateways {
-                if let Err(e) = client.try_publish(
-                    topics::topic(*g, Channel::DrEvent),
-                    QoS::AtLeastOnce,
-                    false,
-                    body.clone(),
-                ) {
+                if let Err(e) = publish_signed(st, client, *g, Channel::DrEvent, false, &body) {
                     tracing::warn!(gateway = %g, error = %e, "sending a demand-response event");
                 }
             }
             tracing::info!(event = %d.event.event_id, gateways = d.gateways.len(), cancelled = d.event.cancelled, "demand-response event sent");
         }
         Downlink::Preferences { gateways, preferences } => {
-            send_preferences(client, &gateways, &preferences);
+            send_preferences(st, client, &gateways, &preferences);
             tracing::info!(
                 version = preferences.version,
                 gateways = gateways.len(),
@@ -148,8 +170,8 @@ fn send_downlink(client: &AsyncClient, d: Downlink) {
             );
         }
         Downlink::Check { gateway, request } => {
-            let body = serde_json::to_vec(&Message::CheckRequest(request.clone())).unwrap_or_default();
-            match client.try_publish(topics::topic(gateway, Channel::Command), QoS::AtLeastOnce, false, body) {
+            let body = serde_json::to_string(&Message::CheckRequest(request.clone())).unwrap_or_default();
+            match publish_signed(st, client, gateway, Channel::Command, false, &body) {
                 Ok(()) => tracing::info!(%gateway, check = request.check_id, "remote check asked"),
                 Err(e) => tracing::warn!(%gateway, error = %e, "asking for a remote check"),
             }
@@ -172,6 +194,7 @@ pub async fn run(
     mut downlink: tokio::sync::mpsc::UnboundedReceiver<Downlink>,
     mut shutdown: watch::Receiver<bool>,
     live: Option<tokio::sync::broadcast::Sender<Arc<Live>>>,
+    market_key: MarketKey,
 ) -> Result<(), String> {
     let mut opts = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     opts.set_keep_alive(Duration::from_secs(15));
@@ -204,6 +227,7 @@ pub async fn run(
         pending_acks: Vec::new(),
         live,
         touched: Vec::new(),
+        sealer: Sealer::new(market_key),
     };
     load_gateways(&st.db, &mut st.ingest, &mut st.owners).await?;
     st.checker = st.ingest.checker();
@@ -263,7 +287,7 @@ pub async fn run(
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
-            Some(d) = downlink.recv() => send_downlink(&client, d),
+            Some(d) = downlink.recv() => send_downlink(&st, &client, d),
             _ = flush.tick() => flush_buffer(&mut st, &client).await,
             // Idle: nothing checked, nothing on the wire. The broker sends only so many
             // unacknowledged publishes (Mosquitto's max_inflight_messages, rumqttd's 100) and
@@ -340,10 +364,9 @@ async fn ack_in_order(st: &mut State, client: &AsyncClient, p: Publish) {
     }
 }
 
-fn answer(client: &AsyncClient, gateway: GatewayId, a: &OrderAck) {
-    let topic = topics::topic(gateway, Channel::OrderAck);
-    let body = serde_json::to_vec(a).unwrap_or_default();
-    if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, body) {
+fn answer(st: &State, client: &AsyncClient, gateway: GatewayId, a: &OrderAck) {
+    let body = serde_json::to_string(a).unwrap_or_default();
+    if let Err(e) = publish_signed(st, client, gateway, Channel::OrderAck, false, &body) {
         tracing::warn!(%gateway, error = %e, "publishing an order ack");
     }
 }
@@ -356,6 +379,11 @@ fn reject_code(events: &[Event]) -> Option<String> {
 }
 
 async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result<Staged, IngestError>) {
+    let sender = match &staged {
+        Ok(Staged::Signed { checked, .. }) => Some(checked.envelope.gateway),
+        _ => None,
+    };
+    let before = sender.and_then(|g| st.ingest.verifier_mut().window(g));
     let inbound = match staged.and_then(|s| st.ingest.accept(s)) {
         Ok(i) => i,
         Err(e) => {
@@ -365,6 +393,30 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
             return;
         }
     };
+    // Durable before acting: the sequence number of an order, cancel, report or answer is stored
+    // before the market acts on it, so that neither a graceful restart nor a crash reopens it.
+    // Telemetry's windows are stored with its batch, in the same transaction (`flush_buffer`).
+    if let Some(g) = sender
+        && !matches!(inbound, Inbound::Telemetry { .. })
+    {
+        // telemetry that came before is committed first: the window saved here covers its
+        // sequence numbers too, which must not be stored as seen without their readings
+        flush_buffer(st, client).await;
+        let saved = match st.ingest.verifier_mut().window(g) {
+            None => Ok(()),
+            Some(_) if !st.buffer.is_empty() => Err("the telemetry before it is not stored yet".to_owned()),
+            Some(w) => gateways::save_window(&st.db, g, w).await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = saved {
+            // not durable, so not acted on: the sequence is put back and the publish left
+            // unacknowledged, for the broker to deliver again
+            if let Some(b) = before {
+                st.ingest.verifier_mut().restore_window(g, b);
+            }
+            tracing::error!(gateway = %g, error = %e, "saving a replay window failed; the message is not acted on");
+            return;
+        }
+    }
     match inbound {
         Inbound::Telemetry { gateway, seq, samples } => {
             st.metrics.messages_in.get_or_create(&kind("telemetry")).inc();
@@ -451,7 +503,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                     return;
                 }
             };
-            answer(client, gateway, &a);
+            answer(st, client, gateway, &a);
             ack_in_order(st, client, p).await;
         }
         Inbound::Cancel { gateway, cancel } => {
@@ -490,7 +542,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                     return;
                 }
             };
-            answer(client, gateway, &a);
+            answer(st, client, gateway, &a);
             ack_in_order(st, client, p).await;
         }
         Inbound::DrReport { gateway, report } => {
@@ -554,13 +606,8 @@ fn publish_fills(st: &State, client: &AsyncClient, o: &gridshare_market::Outcome
                     order_id: id,
                     trade: trade.clone(),
                 };
-                let topic = topics::topic(gateway, Channel::MarketResult);
-                if let Err(e) = client.try_publish(
-                    topic,
-                    QoS::AtLeastOnce,
-                    false,
-                    serde_json::to_vec(&fill).unwrap_or_default(),
-                ) {
+                let body = serde_json::to_string(&fill).unwrap_or_default();
+                if let Err(e) = publish_signed(st, client, gateway, Channel::MarketResult, false, &body) {
                     tracing::warn!(%gateway, error = %e, "publishing a fill");
                 }
             }
@@ -572,8 +619,8 @@ fn kind(k: &str) -> gridshare_market::metrics::KindLabels {
     gridshare_market::metrics::KindLabels { kind: k.to_owned() }
 }
 
-/// Writes the buffered samples in one transaction, saves the replay windows of the gateways
-/// they came from, then acknowledges their publishes. On a database error everything stays
+/// Writes the buffered samples and the replay windows of the gateways they came from in one
+/// transaction, then acknowledges their publishes. On a database error everything stays
 /// buffered (and unacknowledged) for the next try.
 async fn flush_buffer(st: &mut State, client: &AsyncClient) {
     if st.buffer.is_empty() {
@@ -582,19 +629,18 @@ async fn flush_buffer(st: &mut State, client: &AsyncClient) {
         }
         return;
     }
-    if let Err(e) = readings::insert_batch(&st.db, &st.buffer).await {
+    st.touched.sort_unstable();
+    st.touched.dedup();
+    let windows: Vec<_> = st
+        .touched
+        .iter()
+        .filter_map(|&g| st.ingest.verifier_mut().window(g).map(|w| (g, w)))
+        .collect();
+    if let Err(e) = readings::insert_batch_with_windows(&st.db, &st.buffer, &windows).await {
         tracing::warn!(error = %e, rows = st.buffer.len(), "storing telemetry failed; will retry");
         return;
     }
-    st.touched.sort_unstable();
-    st.touched.dedup();
-    for g in std::mem::take(&mut st.touched) {
-        if let Some(w) = st.ingest.verifier_mut().window(g)
-            && let Err(e) = gateways::save_window(&st.db, g, w).await
-        {
-            tracing::warn!(gateway = %g, error = %e, "saving a replay window");
-        }
-    }
+    st.touched.clear();
     st.buffer.clear();
     for p in std::mem::take(&mut st.pending_acks) {
         ack(client, &p).await;

@@ -131,6 +131,7 @@ pub async fn serve(
             downlink_rx,
             mqtt_stop,
             Some(live.clone()),
+            crate::signing::market_key(&cfg.data_dir)?,
         ))),
     };
     // demand-response events that have ended: verify the response from telemetry, credit rewards

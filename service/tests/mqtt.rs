@@ -31,6 +31,11 @@ fn interval() -> DeliveryInterval {
     DeliveryInterval::new(Timestamp(4_102_444_800_000), IntervalLength::Min15).unwrap()
 }
 
+/// The market's key in these tests.
+fn market_key() -> GatewayKey {
+    GatewayKey::from_bytes(&[99u8; 32]).unwrap()
+}
+
 fn key(n: u8) -> GatewayKey {
     GatewayKey::from_bytes(&[n; 32]).unwrap()
 }
@@ -292,6 +297,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         dr_in,
         stopped,
         None,
+        market_key(),
     ));
 
     // a test gateway client, listening on both gateways' ack topics
@@ -308,16 +314,33 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
     let (fills_tx, mut fills) = tokio::sync::mpsc::unbounded_channel::<(String, Fill)>();
     let (dr_tx, mut dr_events) = tokio::sync::mpsc::unbounded_channel::<(String, Message)>();
     tokio::spawn(async move {
+        // each downlink is signed by the market for its gateway and topic, and opened as the
+        // gateway would open it
+        let mut verifiers: HashMap<GatewayId, gridshare_domain::envelope::DownlinkVerifier> = HashMap::new();
         while let Ok(ev) = events.poll().await {
             if let Event::Incoming(Packet::Publish(p)) = ev {
+                let (gateway, channel) = topics::parse(&p.topic).unwrap();
+                let payload = verifiers
+                    .entry(gateway)
+                    .or_insert_with(|| {
+                        gridshare_domain::envelope::DownlinkVerifier::new(
+                            Some(market_key().public()),
+                            gateway,
+                            HashMap::new(),
+                        )
+                    })
+                    .open(channel, &p.payload)
+                    .unwrap_or_else(|e| panic!("a downlink on {} the market signed: {e}", p.topic))
+                    .payload;
+                let payload = payload.as_bytes();
                 if p.topic.ends_with("/dr/event") {
-                    let m: Message = serde_json::from_slice(&p.payload).unwrap();
+                    let m: Message = serde_json::from_slice(payload).unwrap();
                     let _ = dr_tx.send((p.topic.clone(), m));
                 } else if p.topic.ends_with("/market/result") {
-                    let f: Fill = serde_json::from_slice(&p.payload).unwrap();
+                    let f: Fill = serde_json::from_slice(payload).unwrap();
                     let _ = fills_tx.send((p.topic.clone(), f));
                 } else {
-                    let a: OrderAck = serde_json::from_slice(&p.payload).unwrap();
+                    let a: OrderAck = serde_json::from_slice(payload).unwrap();
                     let _ = acks_tx.send((p.topic.clone(), a));
                 }
             }
@@ -533,6 +556,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         dr_in,
         stopped,
         None,
+        market_key(),
     ));
     let cancel = Message::Cancel(CancelOrder { order_id: OrderId(503) });
     let mut answered = None;
@@ -553,4 +577,159 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         .expect("stops on request")
         .unwrap()
         .unwrap();
+}
+
+/// Issue 17 item 4: an order envelope replayed after the service restarts is refused — after a
+/// graceful stop, and after the intake was dropped without its shutdown path (its task aborted,
+/// nothing flushed, as after `kill -9`). The order's sequence number is stored before the market
+/// acts on it, not with the next telemetry batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
+    let (broker, (user, pass)) = embedded();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let g = 9_001u64;
+    participants::upsert(
+        &db,
+        &Participant {
+            id: ParticipantId(1),
+            name: "home 1".into(),
+            role: "homeowner".into(),
+            evm_address: None,
+            feeder_node: Some(1),
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    gateways::register(
+        &db,
+        &Gateway {
+            id: GatewayId(g),
+            owner: ParticipantId(1),
+            installer: None,
+            public_key: key(7).public(),
+            feeder_node: NodeId(1),
+            window: ReplayWindow::default(),
+            revoked_at: None,
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
+        .await
+        .unwrap();
+    add_participants(&market, [(ParticipantId(1), NodeId(1))])
+        .await
+        .unwrap();
+    market
+        .command(Command::OpenBook {
+            zone: ZoneId(1),
+            interval: interval(),
+        })
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let start = || {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (_dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
+        std::mem::forget(_dr_out);
+        let task = tokio::spawn(mqtt::run(
+            broker.clone(),
+            unique("gs-market"),
+            db.clone(),
+            market.clone(),
+            metrics.clone(),
+            dr_in,
+            stopped,
+            None,
+            market_key(),
+        ));
+        (stop, task)
+    };
+
+    // the gateway: orders out, acknowledgements in (opened as the gateway opens them)
+    let mut opts = MqttOptions::new(unique("gs-gw-replay"), broker.host.clone(), broker.port);
+    opts.set_credentials(user, pass);
+    let (gw, mut events) = AsyncClient::new(opts, 100);
+    gw.subscribe(topics::topic(GatewayId(g), Channel::OrderAck), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<OrderAck>();
+    tokio::spawn(async move {
+        let mut v = gridshare_domain::envelope::DownlinkVerifier::new(
+            Some(market_key().public()),
+            GatewayId(g),
+            HashMap::new(),
+        );
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let env = v.open(Channel::OrderAck, &p.payload).unwrap();
+                let _ = acks_tx.send(serde_json::from_str(&env.payload).unwrap());
+            }
+        }
+    });
+    let orders = topics::topic(GatewayId(g), Channel::Orders);
+    let send = |bytes: Vec<u8>| {
+        let gw = gw.clone();
+        let orders = orders.clone();
+        async move { gw.publish(orders, QoS::AtLeastOnce, false, bytes).await.unwrap() }
+    };
+    let mut seq = 0u64;
+    // sends fresh orders until one is answered: the (re)started service is listening
+    let answered_order = async |seq: &mut u64, acks: &mut tokio::sync::mpsc::UnboundedReceiver<OrderAck>| -> OrderAck {
+        for _ in 0..100 {
+            *seq += 1;
+            send(sealed(&key(7), g, *seq, &order(*seq, Side::Sell, 100, 125_000))).await;
+            if let Ok(Some(a)) = tokio::time::timeout(Duration::from_millis(300), acks.recv()).await {
+                // answers to earlier tries may trail in
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                while acks.try_recv().is_ok() {}
+                return a;
+            }
+        }
+        panic!("no order answered");
+    };
+
+    for restart in ["graceful", "abrupt"] {
+        let (stop, task) = start();
+        let a = answered_order(&mut seq, &mut acks).await;
+        assert_eq!(a.status, "accepted", "{a:?}");
+        let taken = sealed(&key(7), g, seq, &order(seq, Side::Sell, 100, 125_000));
+        if restart == "graceful" {
+            stop.send(true).unwrap();
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("stops on request")
+                .unwrap()
+                .unwrap();
+        } else {
+            // no shutdown path: nothing is flushed or saved on the way out
+            task.abort();
+            let _ = task.await;
+            drop(stop);
+        }
+        let (stop, task) = start();
+        answered_order(&mut seq, &mut acks).await;
+        let replayed = rejected(&metrics, "replayed");
+        send(taken).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while rejected(&metrics, "replayed") == replayed {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the order replayed after a {restart} restart is refused as a replay"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Ok(Some(a)) = tokio::time::timeout(Duration::from_millis(700), acks.recv()).await {
+            panic!("the replay after a {restart} restart was answered: {a:?}");
+        }
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops on request")
+            .unwrap()
+            .unwrap();
+    }
 }

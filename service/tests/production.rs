@@ -234,6 +234,8 @@ async fn the_same_binary_runs_on_postgres_mosquitto_and_anvil() {
             ca_file: None,
             username: broker.username.clone(),
             password: broker.password.clone(),
+            market_key: None,
+            market_key_file: None,
         },
         devices: vec![device.clone()],
         agent: AgentSection::default(),
@@ -250,6 +252,7 @@ async fn the_same_binary_runs_on_postgres_mosquitto_and_anvil() {
         gridshare_gateway::run::Options {
             clock: std::sync::Arc::new(market_now),
             period: Some(Duration::from_millis(200)),
+            ..Default::default()
         },
     ));
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -63,7 +63,7 @@ pub async fn revoke(db: &Db, id: GatewayId, now: Timestamp) -> Result<()> {
 }
 
 // The bitmap is a u64; the column is a signed BIGINT holding the same 64 bits.
-fn window_columns(w: ReplayWindow) -> (i64, i64) {
+pub(crate) fn window_columns(w: ReplayWindow) -> (i64, i64) {
     (w.highest as i64, w.seen as i64)
 }
 

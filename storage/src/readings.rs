@@ -99,7 +99,21 @@ fn sqlite_insert(rows: usize) -> String {
 
 /// Store a batch of readings in one transaction; returns how many were new.
 pub async fn insert_batch(db: &Db, rows: &[Reading]) -> Result<u64> {
-    if rows.is_empty() {
+    insert_batch_with_windows(db, rows, &[]).await
+}
+
+/// The replay windows' update, in the transaction of a batch.
+const SAVE_WINDOW: &str = "UPDATE gateways SET replay_highest = $1, replay_seen = $2 WHERE id = $3";
+
+/// [`insert_batch`], saving in the same transaction the replay windows of the gateways the
+/// readings came from: a crash leaves both stored or neither, so a sequence number is never
+/// stored as seen without its readings, nor readings without their sequence number.
+pub async fn insert_batch_with_windows(
+    db: &Db,
+    rows: &[Reading],
+    windows: &[(GatewayId, gridshare_domain::envelope::ReplayWindow)],
+) -> Result<u64> {
+    if rows.is_empty() && windows.is_empty() {
         return Ok(0);
     }
     match db {
@@ -112,6 +126,15 @@ pub async fn insert_batch(db: &Db, rows: &[Reading]) -> Result<u64> {
                     q = bind_reading!(q, r, seq_i64(r.seq)?);
                 }
                 new += q.execute(&mut *tx).await?.rows_affected();
+            }
+            for &(id, w) in windows {
+                let (highest, seen) = crate::gateways::window_columns(w);
+                sqlx::query(SAVE_WINDOW)
+                    .bind(highest)
+                    .bind(seen)
+                    .bind(id.0 as i64)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(new)
@@ -148,6 +171,15 @@ pub async fn insert_batch(db: &Db, rows: &[Reading]) -> Result<u64> {
                 ql.push(enum_str(&s.quality));
             }
             let mut tx = pool.begin().await?;
+            for &(id, w) in windows {
+                let (highest, seen) = crate::gateways::window_columns(w);
+                sqlx::query(SAVE_WINDOW)
+                    .bind(highest)
+                    .bind(seen)
+                    .bind(id.0 as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let done = sqlx::query(PG_UNNEST)
                 .bind(gw)
                 .bind(seq)

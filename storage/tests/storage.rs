@@ -199,6 +199,37 @@ async fn a_failing_batch_writes_nothing() {
     }
 }
 
+/// Readings and their gateway's replay window are stored in one transaction: both, or, when the
+/// batch fails, neither (a sequence number is never kept as seen without its readings).
+#[tokio::test]
+async fn readings_and_their_replay_window_are_stored_together() {
+    for t in backends().await {
+        let db = &t.db;
+        let (_, gw, _) = home_with_gateway(db, 1).await;
+        let window = |highest| ReplayWindow { highest, seen: 1 };
+        let good: Vec<Reading> = (1..=3).map(|i| reading(gw, i, NOW.0 + i as i64, 1, 1)).collect();
+        readings::insert_batch_with_windows(db, &good, &[(gw, window(3))])
+            .await
+            .unwrap();
+        assert_eq!(gateways::active(db).await.unwrap()[0].window, window(3), "{}", t.name);
+        let mut bad: Vec<Reading> = (4..=6).map(|i| reading(gw, i, NOW.0 + i as i64, 1, 1)).collect();
+        bad.push(reading(GatewayId(77), 1, NOW.0, 1, 1));
+        assert!(
+            readings::insert_batch_with_windows(db, &bad, &[(gw, window(6))])
+                .await
+                .is_err()
+        );
+        assert_eq!(count_readings(db, gw).await, 3, "{}", t.name);
+        assert_eq!(
+            gateways::active(db).await.unwrap()[0].window,
+            window(3),
+            "{}: the failed batch's window is not kept",
+            t.name
+        );
+        t.finish().await;
+    }
+}
+
 #[tokio::test]
 async fn buckets_agree_across_backends() {
     let mut results = Vec::new();

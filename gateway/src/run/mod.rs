@@ -70,6 +70,7 @@ use self::sender::Sender;
 use self::store::{Sequence, Store};
 use crate::agent::{Agent, Battery};
 use crate::config::{Config, Device, EndpointError};
+use crate::downlink::{DownlinkCounts, DownlinkGuard, WindowsError};
 use crate::dr::Controller;
 use crate::outbox::{DEFAULT_CAPACITY, Outbox};
 use crate::profile::Quantity;
@@ -111,6 +112,12 @@ pub enum RunError {
     /// The TLS settings (`mqtt.ca_file`).
     #[error("mqtt: {0}")]
     Tls(String),
+    /// `mqtt.market_key` is not a public key.
+    #[error("{0}")]
+    MarketKey(String),
+    /// The downlink replay windows kept from before.
+    #[error("downlink replay windows: {0}")]
+    DownlinkWindows(#[from] WindowsError),
     /// The MQTT client's queue is closed.
     #[error("queueing a publish: {0}")]
     Publish(rumqttc::ClientError),
@@ -132,6 +139,8 @@ pub struct Options {
     pub clock: ClockFn,
     /// Between polls, instead of the configuration's `telemetry_period_s`.
     pub period: Option<Duration>,
+    /// Where downlinks accepted and refused are counted (see [`crate::downlink`]).
+    pub downlinks: Arc<DownlinkCounts>,
 }
 
 /// What "now" is for a gateway.
@@ -142,6 +151,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("now", &(self.clock)())
             .field("period", &self.period)
+            .field("downlinks", &self.downlinks)
             .finish()
     }
 }
@@ -151,6 +161,7 @@ impl Default for Options {
         Self {
             clock: std::sync::Arc::new(now),
             period: None,
+            downlinks: Arc::default(),
         }
     }
 }
@@ -212,7 +223,9 @@ pub async fn run_with(
             battery_reserve_percent = l.battery_reserve_percent, preferences = ?preferences.version(),
             "trading agent on");
     }
-    let (receiver, inbox) = receiver::channel();
+    let market_key = cfg.mqtt.market_key().map_err(RunError::MarketKey)?;
+    let guard = DownlinkGuard::open(gateway, market_key, &data_dir, options.downlinks.clone())?;
+    let (receiver, inbox) = receiver::channel(guard);
     let (online_tx, online) = watch::channel(false);
     // set up before the poller starts, so that a bad `mqtt` section leaves no poller behind
     let mut sender = Sender::new(&cfg, outbox.clone(), wake.clone(), receiver, online_tx)?;

@@ -10,12 +10,16 @@
 //! | `preferences` | [`Message::Preferences`] | [`Control::Preferences`] |
 //! | `command` | [`Message::CheckRequest`] | [`Control::Check`] |
 //!
-//! Anything unreadable or unexpected is logged and dropped: the market does not wait for an
-//! answer to those.
+//! Every message is first checked by the [`DownlinkGuard`] (the market's signature, this gateway,
+//! this channel, not seen before); what it refuses is logged, counted and dropped unread. Anything
+//! unreadable or unexpected inside a good envelope is logged and dropped too: the market does not
+//! wait for an answer to those.
 
-use gridshare_domain::topics::{self, Channel};
+use gridshare_domain::topics::Channel;
 use gridshare_domain::wire::{CheckRequest, DrEvent, Fill, Message, OrderAck, TradingPreferences};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::downlink::DownlinkGuard;
 
 /// The gateway's topics the sender subscribes to at every connection.
 pub(super) const SUBSCRIBED: [Channel; 5] = [
@@ -51,18 +55,24 @@ pub(super) struct Inbox {
 /// Decodes incoming messages and passes them on to the [`Inbox`].
 #[derive(Debug)]
 pub(super) struct Receiver {
+    guard: DownlinkGuard,
     dr: UnboundedSender<DrEvent>,
     market: UnboundedSender<MarketNews>,
     control: UnboundedSender<Control>,
 }
 
 /// A receiver and the inbox it fills.
-pub(super) fn channel() -> (Receiver, Inbox) {
+pub(super) fn channel(guard: DownlinkGuard) -> (Receiver, Inbox) {
     let (dr, dr_rx) = unbounded_channel();
     let (market, market_rx) = unbounded_channel();
     let (control, control_rx) = unbounded_channel();
     (
-        Receiver { dr, market, control },
+        Receiver {
+            guard,
+            dr,
+            market,
+            control,
+        },
         Inbox {
             dr: dr_rx,
             market: market_rx,
@@ -74,8 +84,12 @@ pub(super) fn channel() -> (Receiver, Inbox) {
 impl Receiver {
     /// One message published to `topic`. A send fails only once the poller has stopped, when
     /// there is no one left to act on the message.
-    pub(super) fn on_publish(&self, topic: &str, payload: &[u8]) {
-        let channel = topics::parse(topic).map(|(_, c)| c);
+    pub(super) fn on_publish(&mut self, topic: &str, payload: &[u8]) {
+        let Some((channel, text)) = self.guard.check(topic, payload) else {
+            return; // refused: logged and counted by the guard
+        };
+        let payload = text.as_bytes();
+        let channel = Some(channel);
         if channel == Some(Channel::OrderAck) {
             match serde_json::from_slice::<OrderAck>(payload) {
                 Ok(a) => {
@@ -121,18 +135,41 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gridshare_domain::GatewayId;
+    use crate::downlink::DownlinkCounts;
+    use gridshare_domain::envelope::GatewayKey;
+    use gridshare_domain::topics;
+    use gridshare_domain::{GatewayId, Timestamp};
+    use std::sync::Arc;
 
     #[test]
     fn messages_go_to_the_poller_by_topic_and_the_rest_is_dropped() {
-        let (receiver, mut inbox) = channel();
+        let dir = tempfile::tempdir().unwrap();
+        let market = GatewayKey::from_bytes(&[5u8; 32]).unwrap();
+        let counts = Arc::new(DownlinkCounts::default());
+        let guard = DownlinkGuard::open(GatewayId(7), Some(market.public()), dir.path(), counts.clone()).unwrap();
+        let (mut receiver, mut inbox) = channel(guard);
         let topic = |c| topics::topic(GatewayId(7), c);
-        let check = serde_json::to_vec(&Message::CheckRequest(CheckRequest { check_id: 3 })).unwrap();
-        receiver.on_publish(&topic(Channel::Command), &check);
+        let check = serde_json::to_string(&Message::CheckRequest(CheckRequest { check_id: 3 })).unwrap();
+        let signed = |c, seq, text: &str| {
+            serde_json::to_vec(
+                &market
+                    .seal_downlink(GatewayId(7), c, seq, Timestamp(1), text.to_owned())
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        // unsigned: refused even on the right topic
+        receiver.on_publish(&topic(Channel::Command), check.as_bytes());
+        assert!(inbox.control.try_recv().is_err());
+        assert_eq!(counts.refused("unsigned"), 1);
+        receiver.on_publish(&topic(Channel::Command), &signed(Channel::Command, 1, &check));
         assert!(matches!(inbox.control.try_recv(), Ok(Control::Check(c)) if c.check_id == 3));
-        // a check request on the wrong topic, and garbage: neither reaches the poller
-        receiver.on_publish(&topic(Channel::DrEvent), &check);
-        receiver.on_publish(&topic(Channel::OrderAck), b"not json");
+        // a check request signed for the command topic moved to another: refused; a check request
+        // signed for the wrong topic, and signed garbage: neither reaches the poller
+        receiver.on_publish(&topic(Channel::DrEvent), &signed(Channel::Command, 2, &check));
+        assert_eq!(counts.refused("bad_signature"), 1);
+        receiver.on_publish(&topic(Channel::DrEvent), &signed(Channel::DrEvent, 3, &check));
+        receiver.on_publish(&topic(Channel::OrderAck), &signed(Channel::OrderAck, 4, "not json"));
         assert!(inbox.control.try_recv().is_err());
         assert!(inbox.dr.try_recv().is_err());
         assert!(inbox.market.try_recv().is_err());
