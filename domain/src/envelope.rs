@@ -244,6 +244,19 @@ impl GatewayKey {
         payload: String,
     ) -> Result<SignedEnvelope, EnvelopeError> {
         let d = digest(gateway, seq, ts, payload.as_bytes());
+        self.seal_digest(d, gateway, seq, ts, payload)
+    }
+
+    /// The envelope of `payload` with a signature over `d`, the digest of its fields (an
+    /// upstream message's, or a downlink's, which binds the channel too).
+    fn seal_digest(
+        &self,
+        d: [u8; 32],
+        gateway: GatewayId,
+        seq: u64,
+        ts: Timestamp,
+        payload: String,
+    ) -> Result<SignedEnvelope, EnvelopeError> {
         let (sig, recid) = self
             .0
             .sign_prehash_recoverable(&d)
@@ -646,21 +659,7 @@ impl GatewayKey {
         payload: String,
     ) -> Result<SignedEnvelope, EnvelopeError> {
         let d = downlink_digest(channel, gateway, seq, ts, payload.as_bytes());
-        let (sig, recid) = self
-            .0
-            .sign_prehash_recoverable(&d)
-            .map_err(|e| EnvelopeError::BadPayload(format!("signing failed: {e}")))?;
-        let mut raw = [0u8; 65];
-        raw[..64].copy_from_slice(&sig.to_bytes());
-        raw[64] = 27 + recid.to_byte();
-        Ok(SignedEnvelope {
-            v: WIRE_VERSION,
-            gateway,
-            seq,
-            ts,
-            payload,
-            sig: format!("0x{}", hex::encode(raw)),
-        })
+        self.seal_digest(d, gateway, seq, ts, payload)
     }
 }
 

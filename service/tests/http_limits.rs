@@ -11,45 +11,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gridshare");
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn admin(dir: &Path, args: &[&str], stdin: Option<&str>) {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod common;
+use common::{admin, admin_with_stdin, serve};
 
 /// The server's resident memory, MiB.
 fn rss_mib(pid: u32) -> u64 {
@@ -137,36 +105,15 @@ async fn half_open_connections_and_a_crowd_of_wrong_logins_leave_the_service_usa
             "--node",
             "1",
         ],
-        None,
     );
-    admin(
+    admin_with_stdin(
         &data,
         &["user", "--username", "ada", "--participant", "1"],
-        Some("ada-correct-horse\n"),
+        "ada-correct-horse\n",
     );
     let port = gridshare_testkit::free_port().unwrap();
-    let server = Server(
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--config")
-            .arg(&config)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args([
-                "--mqtt-listen",
-                &format!("127.0.0.1:{}", gridshare_testkit::free_port().unwrap()),
-            ])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while post_login("127.0.0.1", port, "nobody", "x").await != 401 {
-        assert!(Instant::now() < deadline, "server not ready in 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // blocking, as the start takes: fine on this multi-threaded runtime
+    let server = serve(&data, &config, port);
     let rss_before = rss_mib(server.0.id());
 
     // connections from one address that never send a byte

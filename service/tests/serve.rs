@@ -6,31 +6,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 mod common;
-use common::http;
-
-const BIN: &str = env!("CARGO_BIN_EXE_gridshare");
-
-fn admin(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use common::{BIN, Server, admin, http, serve};
 
 fn metrics_text(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -38,48 +20,6 @@ fn metrics_text(port: u16) -> String {
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
     r
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &Path, config: &Path, port: u16) -> Server {
-    let server = Server(
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(dir)
-            .arg("--config")
-            .arg(config)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args([
-                "--mqtt-listen",
-                &format!("127.0.0.1:{}", gridshare_testkit::free_port().unwrap()),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut r = String::new();
-            let _ = s.read_to_string(&mut r);
-            if r.starts_with("HTTP/1.1 200") {
-                return server;
-            }
-        }
-        assert!(Instant::now() < deadline, "server not ready in 30 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn terminate(mut server: Server) {

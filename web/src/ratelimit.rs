@@ -61,12 +61,14 @@ impl RateLimiter {
             buckets.retain(|_, b| Self::refill(limit, *b, now).tokens < limit.burst);
             if buckets.len() >= self.max_keys {
                 // every bucket is in use (many clients, or one with many names): forget the
-                // tenth least recently used, so memory stays bounded whatever the keys
-                let mut ages: Vec<Instant> = buckets.values().map(|b| b.at).collect();
-                let cut = ages.len() / 10;
-                let (_, oldest_kept, _) = ages.select_nth_unstable(cut);
-                let oldest_kept = *oldest_kept;
-                buckets.retain(|_, b| b.at >= oldest_kept);
+                // tenth least recently used (at least one, ties broken arbitrarily), so memory
+                // stays bounded whatever the keys and however close together they came
+                let mut by_age: Vec<(Instant, String)> = buckets.iter().map(|(k, b)| (b.at, k.clone())).collect();
+                let cut = (by_age.len() / 10).max(1);
+                by_age.select_nth_unstable_by_key(cut - 1, |(at, _)| *at);
+                for (_, k) in &by_age[..cut] {
+                    buckets.remove(k);
+                }
             }
         }
         let b = buckets.entry(key.to_owned()).or_insert(Bucket {
@@ -128,6 +130,18 @@ mod tests {
             let _ = rl.check(&format!("attacker-{i}"), t0 + Duration::from_micros(u64::from(i)));
         }
         assert!(rl.tracked() <= 1_000, "{} keys tracked", rl.tracked());
+        // keys that all arrive at the same instant cannot keep the map growing either
+        let same = RateLimiter::bounded(
+            RateLimit {
+                per_second: 0.001,
+                burst: 1.0,
+            },
+            5,
+        );
+        for i in 0..1_000u32 {
+            let _ = same.check(&format!("k{i}"), t0);
+        }
+        assert!(same.tracked() <= 5, "{} keys tracked", same.tracked());
         // the newest keys are still limited: their buckets were kept
         assert!(rl.check("attacker-49999", t0 + Duration::from_secs(1)).is_err());
     }

@@ -47,3 +47,82 @@ pub fn furthest_open_interval(port: u16, key: &str) -> String {
         .unwrap_or_else(|| panic!("open books: {st} {books}"))
         .to_owned()
 }
+
+// ------------------------------------------------------------------ the binary
+
+/// The `gridshare` binary these tests run.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gridshare");
+
+/// `gridshare --data-dir {dir} {args…}`, which must succeed; its standard output, trimmed.
+pub fn admin(dir: &std::path::Path, args: &[&str]) -> String {
+    admin_with_stdin(dir, args, "")
+}
+
+/// [`admin`] with `input` on standard input (a password, say).
+pub fn admin_with_stdin(dir: &std::path::Path, args: &[&str], input: &str) -> String {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A running `gridshare serve`, killed when dropped.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `gridshare serve` on `port` with `config` and an embedded broker on a free port; returns once
+/// `/readyz` answers 200 (at most 30 s).
+pub fn serve(dir: &std::path::Path, config: &std::path::Path, port: u16) -> Server {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    let server = Server(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--mqtt-listen",
+                &format!("127.0.0.1:{}", gridshare_testkit::free_port().unwrap()),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut r = String::new();
+            let _ = s.read_to_string(&mut r);
+            if r.starts_with("HTTP/1.1 200") {
+                return server;
+            }
+        }
+        assert!(Instant::now() < deadline, "server not ready in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
