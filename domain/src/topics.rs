@@ -46,11 +46,14 @@ pub enum Channel {
     Command,
     /// Upstream: signed answers to preferences and commands.
     CommandResult,
+    /// Downstream: which of the gateway's messages the market has stored (or refused for good),
+    /// so the gateway may delete them from its outbox ([`crate::wire::Stored`]).
+    Stored,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Telemetry,
         Self::Orders,
         Self::DrReport,
@@ -61,6 +64,7 @@ impl Channel {
         Self::Preferences,
         Self::Command,
         Self::CommandResult,
+        Self::Stored,
     ];
 
     /// The path below the gateway prefix.
@@ -76,6 +80,7 @@ impl Channel {
             Self::Preferences => "preferences",
             Self::Command => "command",
             Self::CommandResult => "command/result",
+            Self::Stored => "market/stored",
         }
     }
 

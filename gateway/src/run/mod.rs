@@ -118,9 +118,6 @@ pub enum RunError {
     /// The downlink replay windows kept from before.
     #[error("downlink replay windows: {0}")]
     DownlinkWindows(#[from] WindowsError),
-    /// The MQTT client's queue is closed.
-    #[error("queueing a publish: {0}")]
-    Publish(rumqttc::ClientError),
 }
 
 fn now() -> Timestamp {
