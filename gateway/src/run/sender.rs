@@ -57,6 +57,7 @@ pub(super) struct Sender {
     /// The last message sent on this connection (`None`: send from the oldest waiting).
     cursor: Option<u64>,
     backoff: Backoff,
+    traffic: Arc<super::Traffic>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -80,6 +81,7 @@ impl Sender {
         wake: Arc<Notify>,
         receiver: Receiver,
         online: watch::Sender<bool>,
+        traffic: Arc<super::Traffic>,
     ) -> Result<Self, RunError> {
         let gateway = GatewayId(cfg.gateway.id);
         let Broker { host, port, tls, .. } = Broker::parse(&cfg.mqtt.url).map_err(RunError::MqttUrl)?;
@@ -113,6 +115,7 @@ impl Sender {
             in_flight: VecDeque::new(),
             cursor: None,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            traffic,
         })
     }
 
@@ -175,11 +178,13 @@ impl Sender {
 
     /// Deletes what the market has stored, then sends on.
     fn on_receipt(&mut self, receipt: &Stored) -> Result<(), RunError> {
-        self.outbox
+        let removed = self
+            .outbox
             .lock()
             .map_err(|_| RunError::OutboxPoisoned)?
             .remove_stored(receipt)
             .map_err(RunError::Outbox)?;
+        self.traffic.count_receipted(removed);
         self.in_flight.retain(|(seq, _)| !receipt.contains(*seq));
         self.send_more()
     }
