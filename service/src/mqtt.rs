@@ -56,7 +56,9 @@ pub use gridshare_domain::topics::Broker;
 
 /// Telemetry rows buffered before a write.
 const MAX_BATCH: usize = 5_000;
-/// Longest a sample waits in the buffer.
+/// Longest a sample waits in the buffer. Commits come only this often (or at [`MAX_BATCH`]):
+/// with hundreds of gateways a commit per arriving message, each with its own sync to disk, was
+/// what capped the intake (about 200 messages a second on SQLite).
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Publishes whose signatures are being checked at once (on every core).
 const MAX_INFLIGHT: usize = 256;
@@ -308,11 +310,6 @@ pub async fn run(
             },
             Some(d) = downlink.recv() => send_downlink(&st, &client, d),
             _ = flush.tick() => flush_buffer(&mut st).await,
-            // Idle: nothing checked, nothing on the wire: commit now rather than at the next
-            // tick. Under load the batches stay large; when idle, latency is low.
-            _ = std::future::ready(()), if pipeline.is_empty() && !st.buffer.is_empty() => {
-                flush_buffer(&mut st).await;
-            }
             _ = receipts.tick() => send_receipts(&mut st, &client),
             _ = reload.tick() => {
                 match load_gateways(&st.db, &mut st.ingest, &mut st.owners).await {
