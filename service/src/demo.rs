@@ -450,7 +450,8 @@ fn hardware_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("hardware"))
 }
 
-/// Starts a home's simulator and gateway; the gateway stops when `stop` turns true.
+/// Starts a home's simulator and gateway; the gateway stops when `stop` turns true, and the
+/// handle returned ends then.
 async fn start_home(
     home: &Home,
     data_dir: &Path,
@@ -459,7 +460,7 @@ async fn start_home(
     clock: &Clock,
     stop: watch::Receiver<bool>,
     traffic: &std::sync::Arc<gridshare_gateway::run::Traffic>,
-) -> Result<(), String> {
+) -> Result<tokio::task::JoinHandle<()>, String> {
     let hw = hardware_dir();
     let sim = Simulator::new(clock.now().0 as f64 / 1_000.0);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -540,12 +541,11 @@ async fn start_home(
         ..Default::default()
     };
     let id = home.id;
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         if let Err(e) = gridshare_gateway::run::run_with(cfg, devices, key, stop, options).await {
             tracing::error!(home = id, error = %e, "gateway stopped");
         }
-    });
-    Ok(())
+    }))
 }
 
 /// Reads the whole Prometheus text of the service.
@@ -743,17 +743,20 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let traffic = std::sync::Arc::new(gridshare_gateway::run::Traffic::default());
+    let mut gateways = Vec::with_capacity(n.homes.len());
     for home in &n.homes {
-        start_home(
-            home,
-            &data_dir,
-            n.mqtt_port,
-            opts.speed,
-            &clock,
-            stop_rx.clone(),
-            &traffic,
-        )
-        .await?;
+        gateways.push(
+            start_home(
+                home,
+                &data_dir,
+                n.mqtt_port,
+                opts.speed,
+                &clock,
+                stop_rx.clone(),
+                &traffic,
+            )
+            .await?,
+        );
     }
     tokio::spawn(operator(
         client.clone(),
@@ -854,14 +857,17 @@ pub async fn run(
     };
     progress.abort();
     println!("stopping…");
+    // the gateways say goodbye, then the service drains its journal and recorder and stops
+    let _ = stop_tx.send(true);
+    for g in gateways {
+        let _ = tokio::time::timeout(Duration::from_secs(10), g).await;
+    }
     println!(
         "gateways made {} messages; the market receipted {} (stored, or refused for good); {} wait in their outboxes for the next start",
         traffic.made(),
         traffic.receipted(),
         traffic.made().saturating_sub(traffic.receipted())
     );
-    // the gateways say goodbye, then the service drains its journal and recorder and stops
-    let _ = stop_tx.send(true);
     match early {
         Some(r) => r,
         None => outcome(service.await),
