@@ -15,12 +15,22 @@
 //!
 //! **No data lost.** Subscriptions are QoS 1 with manual acknowledgement: a telemetry publish is
 //! acknowledged to the broker only after its batch is committed, an order only after the engine
-//! has journaled it. After a crash the broker re-delivers what was not acknowledged (the session
-//! is persistent: fixed client id, `clean_session = false`); storage is idempotent on (gateway,
-//! sequence, device), so a re-delivered sample is stored once. Replay windows are durable before
-//! the market acts: an order's (or cancel's, report's, answer's) is saved before it goes to the
-//! engine, telemetry's in the transaction of its batch; so no restart, graceful or a crash,
-//! reopens an old sequence number.
+//! has journaled it. When the connection drops, the broker re-delivers what was not acknowledged
+//! and keeps what arrives meanwhile (the session is persistent: `clean_session = false`, and the
+//! client id stays the same for the whole run); storage is idempotent on (gateway, sequence,
+//! device), so a re-delivered sample is stored once. Replay windows are durable before the market
+//! acts: an order's (or cancel's, report's, answer's) is saved before it goes to the engine,
+//! telemetry's in the transaction of its batch; so no restart, graceful or a crash, reopens an old
+//! sequence number.
+//!
+//! **Client id.** [`session_client_id`]: the configured prefix and a random suffix, new for each
+//! start, so nobody can take the service's session by guessing its id (a fixed, known id let a
+//! gateway's login kick the service off again and again). Across a restart of the service:
+//! the embedded broker's sessions die with the process anyway; Mosquitto as shipped
+//! (`deploy/mosquitto`, `use_username_as_clientid true`) uses the login (`market`) as client id
+//! whatever the service sends, so the session, and what it queued while the service was down,
+//! outlives the restart as before. On another broker, give it the same setting (or its
+//! equivalent) to keep that.
 //!
 //! **Order ids.** A gateway names its orders with its own ids; the market gives each its own.
 //! The link is stored (`gateway_orders`) and the links of open orders are loaded at start, so a
@@ -177,6 +187,13 @@ fn send_downlink(st: &State, client: &AsyncClient, d: Downlink) {
             }
         }
     }
+}
+
+/// The service's MQTT client id for this start: `prefix`, a dash and 16 random hex digits.
+pub fn session_client_id(prefix: &str) -> String {
+    let token = gridshare_web::auth::new_token(gridshare_web::auth::TokenKind::Session).token;
+    let random: String = token.rsplit('_').next().unwrap_or_default().chars().take(16).collect();
+    format!("{prefix}-{random}")
 }
 
 /// Runs the MQTT side until `shutdown`: then flushes the telemetry buffer, saves the replay
@@ -651,6 +668,20 @@ async fn flush_buffer(st: &mut State, client: &AsyncClient) {
 mod tests {
     #![allow(clippy::unwrap_used)] // test code
     use super::*;
+
+    #[test]
+    fn the_client_id_is_new_for_each_start() {
+        let (a, b) = (
+            session_client_id("gridshare-market"),
+            session_client_id("gridshare-market"),
+        );
+        assert_ne!(a, b);
+        let suffix = a.strip_prefix("gridshare-market-").unwrap();
+        assert!(
+            suffix.len() == 16 && suffix.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{a}"
+        );
+    }
 
     #[test]
     fn broker_urls() {
