@@ -57,7 +57,8 @@ pub struct Metrics {
     /// Messages rejected, by reason.
     pub messages_rejected: Family<ReasonLabels, Counter>,
     /// Packets the embedded broker's access control refused, by reason (`publish`, `subscribe`,
-    /// `retain`, `client_id`, `bad_login`, ...).
+    /// `retain`, `retain_size`, `retain_count`, `will`, `client_id`, `bad_login`,
+    /// `not_a_gateway`).
     pub mqtt_refused: Family<ReasonLabels, Counter>,
     /// Orders and cancels/amends the engine took or refused, by result.
     pub orders: Family<ResultLabels, Counter>,

@@ -8,14 +8,28 @@
 //!   (`Channel::is_upstream`); retain only on its own `status` topic (presence, and its last
 //!   will); subscribe only to its own downstream topics, named exactly (no wildcards).
 //! - A login whose name is not a gateway id has no rights: it is refused at CONNECT.
+//! - What gateways retain is bounded: one topic each (its `status`), at most
+//!   [`MAX_RETAINED_PAYLOAD`] bytes, and at most [`MAX_RETAINING_GATEWAYS`] gateways in all
+//!   ([`RetainedBudget`]; with logins, the number of logins bounds it sooner).
 //! - Without logins (an anonymous broker) a client is the gateway its client id names, with the
 //!   same rights; nothing proves the claim, so give the broker logins wherever it is reachable.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 
 use gridshare_domain::GatewayId;
 use gridshare_domain::topics::{self, Channel};
 
 /// The client id prefix `gateway run` connects with (`gridshare-gw-<id>`).
 pub const GATEWAY_CLIENT_PREFIX: &str = "gridshare-gw-";
+
+/// The largest payload a gateway may retain (its status, `online`/`offline`, or a signed status
+/// envelope, fits many times over).
+pub const MAX_RETAINED_PAYLOAD: usize = 4 * 1024;
+
+/// How many gateways may have a retained message on the broker at once. Only matters without
+/// logins (where any client id names a gateway); about one per connection the broker takes.
+pub const MAX_RETAINING_GATEWAYS: usize = 10_000;
 
 /// Whom a connection speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +61,12 @@ pub enum Refusal {
     /// A retained publish outside the login's own `status` topic.
     #[error("retained publish outside the login's own status topic")]
     Retain,
+    /// A retained publish (or last will) larger than [`MAX_RETAINED_PAYLOAD`].
+    #[error("retained payload over {MAX_RETAINED_PAYLOAD} bytes")]
+    RetainSize,
+    /// A retained publish (or last will) from one gateway more than [`MAX_RETAINING_GATEWAYS`].
+    #[error("too many gateways retain messages already")]
+    RetainCount,
     /// A subscription to anything but the login's own downstream topics.
     #[error("subscription outside the login's own downstream topics")]
     Subscribe,
@@ -62,6 +82,8 @@ impl Refusal {
             Self::Will => "will",
             Self::Publish => "publish",
             Self::Retain => "retain",
+            Self::RetainSize => "retain_size",
+            Self::RetainCount => "retain_count",
             Self::Subscribe => "subscribe",
         }
     }
@@ -123,6 +145,45 @@ impl Login {
     }
 }
 
+/// Which gateways have left a retained message, up to a bound, so that what the broker retains
+/// for gateways stays bounded in count (one topic each) as well as in size.
+#[derive(Debug)]
+pub struct RetainedBudget {
+    max: usize,
+    gateways: Mutex<HashSet<GatewayId>>,
+}
+
+impl RetainedBudget {
+    /// Room for `max` gateways.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            gateways: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Whether `login` may retain `payload_len` bytes (a publish its topic rights already
+    /// allow). An empty payload clears what was retained and is always allowed.
+    pub fn admit(&self, login: Login, payload_len: usize) -> Result<(), Refusal> {
+        let Login::Gateway(g) = login else {
+            return Ok(());
+        };
+        if payload_len == 0 {
+            return Ok(());
+        }
+        if payload_len > MAX_RETAINED_PAYLOAD {
+            return Err(Refusal::RetainSize);
+        }
+        // the set is only ever inserted into: a poisoned lock still holds a valid set
+        let mut gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        if gateways.len() >= self.max && !gateways.contains(&g) {
+            return Err(Refusal::RetainCount);
+        }
+        gateways.insert(g);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // test code
@@ -177,6 +238,19 @@ mod tests {
             assert_eq!(G7.may_subscribe(f), Err(Refusal::Subscribe), "{f}");
         }
         assert!(Login::Service.may_subscribe("#").is_ok());
+    }
+
+    #[test]
+    fn what_gateways_retain_is_bounded_in_size_and_count() {
+        let budget = RetainedBudget::new(2);
+        assert!(budget.admit(G7, MAX_RETAINED_PAYLOAD).is_ok());
+        assert_eq!(budget.admit(G7, MAX_RETAINED_PAYLOAD + 1), Err(Refusal::RetainSize));
+        assert!(budget.admit(Login::Gateway(GatewayId(8)), 6).is_ok());
+        // a third gateway finds no room; the two that have retained keep theirs
+        assert_eq!(budget.admit(Login::Gateway(GatewayId(9)), 6), Err(Refusal::RetainCount));
+        assert!(budget.admit(G7, 7).is_ok());
+        assert!(budget.admit(Login::Gateway(GatewayId(9)), 0).is_ok(), "clearing");
+        assert!(budget.admit(Login::Service, 1 << 20).is_ok());
     }
 
     #[test]

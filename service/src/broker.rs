@@ -19,9 +19,11 @@
 //!   take the service's client id, and no gateway another's.
 //! - a SUBSCRIBE with any filter outside the login's downstream topics: refused whole, SUBACK
 //!   failure (0x80) for every filter, and not passed on.
-//! - a PUBLISH outside the login's upstream topics, or retained outside its `status`: dropped
-//!   (MQTT 3.1.1 has no negative acknowledgement; QoS 1 gets its PUBACK, as Mosquitto does, so
-//!   the client does not resend it forever; QoS 2 closes the connection).
+//! - a PUBLISH outside the login's upstream topics, or retained outside its `status`, or
+//!   retained beyond [`acl::RetainedBudget`] (over 4 KiB, or from more than 10,000 gateways):
+//!   dropped (MQTT 3.1.1 has no negative acknowledgement; QoS 1 gets its PUBACK, as Mosquitto
+//!   does, so the client does not resend it forever; QoS 2 closes the connection). A last will
+//!   is held to the same rules at CONNECT.
 //!
 //! Every refusal is counted in `gridshare_mqtt_refused{reason}` and logged. The front passes a
 //! CONNECT on with an internal login whose password is random for each start, so the internal
@@ -48,7 +50,7 @@ use rumqttc::mqttbytes::{self, QoS};
 use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::acl::{self, Login, Refusal};
+use crate::acl::{self, Login, Refusal, RetainedBudget};
 use crate::mqtt::Broker;
 
 /// Why the embedded broker did not start.
@@ -152,6 +154,7 @@ struct Front {
     front_password: String,
     internal: SocketAddr,
     metrics: Arc<Metrics>,
+    retained: RetainedBudget,
 }
 
 impl std::fmt::Debug for Front {
@@ -203,6 +206,7 @@ pub fn start(
         front_password: random_secret(),
         internal,
         metrics,
+        retained: RetainedBudget::new(acl::MAX_RETAINING_GATEWAYS),
     });
     let logins = HashMap::from([
         (SERVICE_USER.to_owned(), front.service_password.clone()),
@@ -396,6 +400,11 @@ impl Front {
             login
                 .may_publish(&will.topic, will.retain)
                 .map_err(|_| (Refusal::Will, ConnectReturnCode::NotAuthorized))?;
+            if will.retain {
+                self.retained
+                    .admit(login, will.message.len())
+                    .map_err(|r| (r, ConnectReturnCode::NotAuthorized))?;
+            }
         }
         Ok(login)
     }
@@ -477,7 +486,13 @@ impl Front {
         }
         Ok(match decode(frame, MAX_CLIENT_PACKET)? {
             Packet::Connect(_) => Verdict::Close("a second CONNECT".into()),
-            Packet::Publish(p) => match login.may_publish(&p.topic, p.retain) {
+            Packet::Publish(p) => match login.may_publish(&p.topic, p.retain).and_then(|()| {
+                if p.retain {
+                    self.retained.admit(login, p.payload.len())
+                } else {
+                    Ok(())
+                }
+            }) {
                 Ok(()) => Verdict::Pass,
                 Err(refusal) => {
                     self.refuse(Some(login), peer, &p.topic, refusal);

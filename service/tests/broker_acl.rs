@@ -275,7 +275,17 @@ async fn gateway_stays_in_its_lane(
     let mut gw7 = connect(port, &format!("gridshare-gw-{g7}"), &u7, &p7, None)
         .await
         .unwrap();
-    let gw8 = connect(port, &u8_, &u8_, &p8, None).await.unwrap();
+    let mut gw8 = connect(port, &u8_, &u8_, &p8, None).await.unwrap();
+    // gateway 8 listens on its own downlinks and leaves its status retained, which a wildcard
+    // subscription would hand over at once
+    let dr8 = topics::topic(GatewayId(g8), Channel::DrEvent);
+    let prefs8 = topics::topic(GatewayId(g8), Channel::Preferences);
+    for filter in [&dr8, &prefs8] {
+        assert!(matches!(gw8.subscribe(filter).await, SubscribeReasonCode::Success(_)));
+    }
+    gw8.publish(topics::topic(GatewayId(g8), Channel::Status), true, b"online".to_vec())
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
     // reading: every topic, another gateway's, everyone's telemetry
     for filter in [
@@ -328,9 +338,10 @@ async fn gateway_stays_in_its_lane(
     // gateway 7's login on 8's topic, never reaches the service
     gw7.publish(tele8.clone(), false, sealed(g8, seq8 + 1, &telemetry()))
         .await;
-    // a forged demand-response event on its own downlink, and forged retained preferences for 8
+    // forged demand-response events on its own downlink and on 8's, and forged retained
+    // preferences for 8
     gw7.publish(own_dr.clone(), false, br#"{"forged":true}"#.to_vec()).await;
-    let prefs8 = topics::topic(GatewayId(g8), Channel::Preferences);
+    gw7.publish(dr8.clone(), false, br#"{"forged":true}"#.to_vec()).await;
     gw7.publish(prefs8.clone(), true, br#"{"forged":true}"#.to_vec()).await;
     // retained junk elsewhere, and retained telemetry on its own topic
     gw7.publish(format!("junk/{g7}"), true, vec![0; 200_000]).await;
@@ -347,7 +358,14 @@ async fn gateway_stays_in_its_lane(
         heard.iter().all(|p| p.topic != own_dr),
         "gateway {g7} published on its own downlink"
     );
+    let got = gw8.publishes(Duration::from_millis(300)).await;
+    assert!(
+        got.is_empty(),
+        "gateway {g7}'s forgeries reached gateway {g8}: {:?}",
+        got.iter().map(|p| &p.topic).collect::<Vec<_>>()
+    );
     // gateway 8 (re)subscribing to its preferences gets nothing retained
+    drop(gw8);
     let mut gw8 = connect(port, &u8_, &u8_, &p8, None).await.unwrap();
     assert!(matches!(gw8.subscribe(&prefs8).await, SubscribeReasonCode::Success(_)));
     let got = gw8.publishes(Duration::from_millis(500)).await;
@@ -470,11 +488,23 @@ async fn on_the_embedded_broker_a_gateway_reaches_only_its_own_topics() {
     let (broker, rig) = embedded().await;
     let port = broker.listen().port();
     gateway_stays_in_its_lane(&rig, port, login, 7, 8, true).await;
-    // every refusal counted under its reason: 4 subscriptions; the publish on 8's telemetry and
-    // on its own downlink; retained on 8's preferences, junk and its own telemetry
+    // every refusal counted under its reason: 4 subscriptions; the publish on 8's telemetry, on
+    // its own downlink and on 8's; retained on 8's preferences, junk and its own telemetry
     assert_eq!(refused(&rig.metrics, "subscribe"), 4);
-    assert_eq!(refused(&rig.metrics, "publish"), 2);
+    assert_eq!(refused(&rig.metrics, "publish"), 3);
     assert_eq!(refused(&rig.metrics, "retain"), 3);
+
+    // item 9's bound: a gateway's own status, retained, at most 4 KiB
+    let gw7 = connect(port, "7", "7", PASSWORD, None).await.unwrap();
+    let status7 = topics::topic(GatewayId(7), Channel::Status);
+    gw7.publish(
+        status7.clone(),
+        true,
+        vec![b'x'; gridshare::acl::MAX_RETAINED_PAYLOAD + 1],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(refused(&rig.metrics, "retain_size"), 1);
 
     // nothing retained outside a gateway's own status: the service's login (which may read
     // everything) finds gateway 7's status and nothing else
@@ -489,14 +519,22 @@ async fn on_the_embedded_broker_a_gateway_reaches_only_its_own_topics() {
     .await
     .unwrap();
     assert!(matches!(reader.subscribe("#").await, SubscribeReasonCode::Success(_)));
-    let retained: Vec<String> = reader
+    let retained: Vec<(String, Vec<u8>)> = reader
         .publishes(Duration::from_millis(800))
         .await
         .into_iter()
         .filter(|p| p.retain)
-        .map(|p| p.topic)
+        .map(|p| (p.topic, p.payload.to_vec()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
-    assert_eq!(retained, vec![topics::topic(GatewayId(7), Channel::Status)]);
+    assert_eq!(
+        retained,
+        vec![
+            (topics::topic(GatewayId(7), Channel::Status), b"online".to_vec()),
+            (topics::topic(GatewayId(8), Channel::Status), b"online".to_vec()),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,18 +564,25 @@ async fn on_the_embedded_broker_nobody_takes_the_services_session_or_another_gat
         };
         assert_eq!(refusal, Some(want), "{user} connecting as {id:?}");
     }
-    // a last will on another gateway's topic, or retained elsewhere than its status
-    for (topic, retain) in [
-        (topics::topic(GatewayId(8), Channel::Status), true),
-        (topics::topic(GatewayId(7), Channel::Telemetry), true),
+    // a last will on another gateway's topic, retained elsewhere than its status, or retained
+    // larger than the bound
+    let status7 = topics::topic(GatewayId(7), Channel::Status);
+    for (topic, retain, size) in [
+        (topics::topic(GatewayId(8), Channel::Status), true, 7),
+        (topics::topic(GatewayId(7), Channel::Telemetry), true, 7),
+        (status7.clone(), true, gridshare::acl::MAX_RETAINED_PAYLOAD + 1),
     ] {
-        let will = LastWill::new(topic.clone(), "offline", QoS::AtLeastOnce, retain);
+        let will = LastWill::new(topic.clone(), vec![b'x'; size], QoS::AtLeastOnce, retain);
         let refusal = connect(port, "7", "7", PASSWORD, Some(will)).await.err();
         assert_eq!(refusal, Some(ConnectReturnCode::NotAuthorized), "will on {topic}");
     }
+    // its own status, small: taken
+    let will = LastWill::new(status7, "offline", QoS::AtLeastOnce, true);
+    drop(connect(port, "7", "7", PASSWORD, Some(will)).await.unwrap());
     assert_eq!(refused(&rig.metrics, "client_id"), 4);
     assert_eq!(refused(&rig.metrics, "bad_login"), 1);
     assert_eq!(refused(&rig.metrics, "will"), 2);
+    assert_eq!(refused(&rig.metrics, "retain_size"), 1);
 
     no_takeover(&rig, port, 7, login(7), &attacks).await;
     assert_eq!(refused(&rig.metrics, "client_id"), 4 + 40);
