@@ -8,6 +8,7 @@
 //! gridshare/v1/gw/{gateway}/dr/event        service → gateway   DrEvent
 //! gridshare/v1/gw/{gateway}/orders/ack      service → gateway   order acknowledgements and fills
 //! gridshare/v1/gw/{gateway}/market/result   service → gateway   IntervalResult, trades
+//! gridshare/v1/gw/{gateway}/market/stored   service → gateway   Stored: receipts; the outbox deletes only these
 //! gridshare/v1/gw/{gateway}/preferences      service → gateway   TradingPreferences (retained)
 //! gridshare/v1/gw/{gateway}/command          service → gateway   CheckRequest
 //! gridshare/v1/gw/{gateway}/command/result   gateway → service   signed PreferencesApplied / CheckResult
@@ -46,11 +47,14 @@ pub enum Channel {
     Command,
     /// Upstream: signed answers to preferences and commands.
     CommandResult,
+    /// Downstream: which of the gateway's messages the market has stored (or refused for good),
+    /// so the gateway may delete them from its outbox ([`crate::wire::Stored`]).
+    Stored,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Telemetry,
         Self::Orders,
         Self::DrReport,
@@ -61,6 +65,7 @@ impl Channel {
         Self::Preferences,
         Self::Command,
         Self::CommandResult,
+        Self::Stored,
     ];
 
     /// The path below the gateway prefix.
@@ -76,6 +81,7 @@ impl Channel {
             Self::Preferences => "preferences",
             Self::Command => "command",
             Self::CommandResult => "command/result",
+            Self::Stored => "market/stored",
         }
     }
 

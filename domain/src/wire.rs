@@ -177,6 +177,73 @@ pub struct Fill {
     pub trade: TradeReport,
 }
 
+/// The market's receipt for a gateway's messages, published signed on the gateway's
+/// `market/stored` topic: the sequence numbers (inclusive ranges, ascending) of messages whose
+/// effect the market has made durable (telemetry committed, an order journaled) or that it has
+/// refused for good (too old, unreadable). The gateway deletes exactly these from its outbox and
+/// sends the rest again; the broker's acknowledgement only says the broker has a message.
+///
+/// Ranges rather than one "stored up to N": a gateway's sequence numbers have gaps (a crash skips
+/// one; a full outbox drops old telemetry), and a message the broker dropped while the market was
+/// away must not be counted as stored because a later one was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stored {
+    /// Format version (1).
+    pub v: u8,
+    /// Inclusive `[first, last]` ranges of sequence numbers, ascending and not overlapping.
+    pub seqs: Vec<[u64; 2]>,
+}
+
+impl Stored {
+    /// Most ranges in one receipt.
+    pub const MAX_RANGES: usize = 512;
+
+    /// The receipt for these sequence numbers (in any order, repeats allowed), split into as
+    /// many receipts as [`Self::MAX_RANGES`] needs.
+    pub fn of(mut seqs: Vec<u64>) -> Vec<Self> {
+        seqs.sort_unstable();
+        seqs.dedup();
+        let mut ranges: Vec<[u64; 2]> = Vec::new();
+        for s in seqs {
+            match ranges.last_mut() {
+                Some(r) if r[1] + 1 == s => r[1] = s,
+                _ => ranges.push([s, s]),
+            }
+        }
+        ranges
+            .chunks(Self::MAX_RANGES)
+            .map(|c| Self { v: 1, seqs: c.to_vec() })
+            .collect()
+    }
+
+    /// True if `seq` is in one of the ranges.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.seqs.iter().any(|[a, b]| (*a..=*b).contains(&seq))
+    }
+
+    /// Checks the version, the number of ranges and their order.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.v != 1 {
+            return Err(invalid("v", format!("unsupported version {}", self.v)));
+        }
+        if self.seqs.len() > Self::MAX_RANGES {
+            return Err(invalid("seqs", format!("more than {} ranges", Self::MAX_RANGES)));
+        }
+        let mut after = 0;
+        for (i, [a, b]) in self.seqs.iter().enumerate() {
+            if a > b || (i > 0 && *a <= after) || *a == 0 {
+                return Err(invalid(
+                    format!("seqs[{i}]"),
+                    "ranges must be ascending, non-empty and not overlap",
+                ));
+            }
+            after = *b;
+        }
+        Ok(())
+    }
+}
+
 /// A trade as published to the two parties and the public tape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -792,5 +859,33 @@ mod tests {
         let mut failed = device(2);
         failed.points[1].error = Some("timeout".into());
         assert!(!failed.ok());
+    }
+
+    #[test]
+    fn receipts_are_ranges_that_keep_gaps_and_refuse_disorder() {
+        let r = Stored::of(vec![7, 3, 4, 5, 9, 4, 10]);
+        assert_eq!(
+            r,
+            vec![Stored {
+                v: 1,
+                seqs: vec![[3, 5], [7, 7], [9, 10]]
+            }]
+        );
+        assert!(r[0].contains(4) && r[0].contains(7) && !r[0].contains(6) && !r[0].contains(8));
+        assert!(r[0].validate().is_ok());
+        // every other number: one range each, split at the bound
+        let many = Stored::of((1..=2 * Stored::MAX_RANGES as u64 + 2).map(|s| s * 2).collect());
+        assert_eq!(many.len(), 3);
+        assert!(many.iter().all(|r| r.validate().is_ok()));
+        for bad in [vec![[5, 4]], vec![[1, 3], [3, 4]], vec![[4, 5], [1, 2]], vec![[0, 2]]] {
+            let e = Stored {
+                v: 1,
+                seqs: bad.clone(),
+            }
+            .validate()
+            .unwrap_err();
+            assert!(e.field.starts_with("seqs["), "{bad:?}: {e}");
+        }
+        assert_eq!(Stored { v: 2, seqs: vec![] }.validate().unwrap_err().field, "v");
     }
 }

@@ -20,11 +20,17 @@ pub const WINDOWS_FILE: &str = "downlink-windows.json";
 #[derive(Debug, Default)]
 pub struct DownlinkCounts {
     accepted: Mutex<u64>,
+    receipts: Mutex<u64>,
     refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl DownlinkCounts {
-    /// Downlinks accepted so far.
+    /// The market's receipts accepted so far (not counted in [`Self::accepted`]).
+    pub fn receipts(&self) -> u64 {
+        *self.receipts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Downlinks accepted so far, receipts aside: the messages the gateway acts on.
     pub fn accepted(&self) -> u64 {
         *self.accepted.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -55,8 +61,13 @@ impl DownlinkCounts {
         *n
     }
 
-    fn count_accepted(&self) {
-        *self.accepted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+    fn count_accepted(&self, channel: Channel) {
+        let counter = if channel == Channel::Stored {
+            &self.receipts
+        } else {
+            &self.accepted
+        };
+        *counter.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
     }
 }
 
@@ -137,8 +148,13 @@ impl DownlinkGuard {
         };
         match self.verifier.open(channel, payload) {
             Ok(env) => {
-                self.counts.count_accepted();
-                self.keep_windows();
+                self.counts.count_accepted(channel);
+                // Receipts come several times a second and a replayed one is harmless (the
+                // gateway never reuses a sequence number, so it names only deleted messages):
+                // their window is kept in memory only.
+                if channel != Channel::Stored {
+                    self.keep_windows();
+                }
                 Some((channel, env.payload))
             }
             // the broker hands the retained preferences over again at every connection

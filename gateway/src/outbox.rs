@@ -1,5 +1,7 @@
-//! The store-and-forward outbox: every signed message waits here, on disk, until the broker has
-//! acknowledged it, and goes out in the order it was made.
+//! The store-and-forward outbox: every signed message waits here, on disk, until the market has
+//! said it stored it (a signed [`Stored`] receipt), and goes out in the order it was made. The
+//! broker's acknowledgement is not enough: a broker (the embedded one dies with the market
+//! service) may lose what it acknowledged.
 //!
 //! One file per message, `<seq, 20 digits>.<kind>`, holding the topic on its first line and the
 //! payload after it, written to a temporary name, flushed and renamed into place, so a crash
@@ -15,6 +17,8 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use gridshare_domain::wire::Stored;
 
 /// What a message is, which decides whether it may be dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +71,7 @@ pub struct Outbox {
     capacity: usize,
     entries: VecDeque<Entry>,
     dropped: u64,
+    stored: u64,
 }
 
 /// The default bound, in messages.
@@ -97,6 +102,7 @@ impl Outbox {
             capacity: capacity.max(1),
             entries: entries.into(),
             dropped: 0,
+            stored: 0,
         })
     }
 
@@ -113,6 +119,11 @@ impl Outbox {
     /// Telemetry messages dropped since opening because the outbox was full.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Messages the market has receipted (and so deleted here) since opening.
+    pub fn stored(&self) -> u64 {
+        self.stored
     }
 
     /// The highest sequence number waiting.
@@ -152,19 +163,47 @@ impl Outbox {
 
     /// The oldest message: its entry, topic and payload.
     pub fn front(&self) -> std::io::Result<Option<(Entry, String, Vec<u8>)>> {
-        let Some(e) = self.entries.front() else {
-            return Ok(None);
-        };
+        self.next_after(None)
+    }
+
+    /// The first message after sequence `after` (`None`: the oldest): its entry, topic and payload.
+    pub fn next_after(&self, after: Option<u64>) -> std::io::Result<Option<(Entry, String, Vec<u8>)>> {
+        let i = after.map_or(0, |a| self.entries.partition_point(|e| e.seq <= a));
+        self.entries.get(i).map(Self::read).transpose()
+    }
+
+    /// Deletes every waiting message the receipt names; returns how many there were.
+    pub fn remove_stored(&mut self, receipt: &Stored) -> std::io::Result<usize> {
+        let mut removed = 0;
+        let mut result = Ok(());
+        self.entries.retain(|e| {
+            if !receipt.contains(e.seq) {
+                return true;
+            }
+            removed += 1;
+            if let Err(err) = std::fs::remove_file(&e.path)
+                && err.kind() != std::io::ErrorKind::NotFound
+                && result.is_ok()
+            {
+                result = Err(err);
+            }
+            false
+        });
+        self.stored += removed as u64;
+        result.map(|()| removed)
+    }
+
+    fn read(e: &Entry) -> std::io::Result<(Entry, String, Vec<u8>)> {
         let bytes = std::fs::read(&e.path)?;
         let cut = bytes
             .iter()
             .position(|b| *b == b'\n')
             .ok_or_else(|| std::io::Error::other(format!("outbox file {} has no topic line", e.path.display())))?;
         let topic = String::from_utf8_lossy(&bytes[..cut]).into_owned();
-        Ok(Some((e.clone(), topic, bytes[cut + 1..].to_vec())))
+        Ok((e.clone(), topic, bytes[cut + 1..].to_vec()))
     }
 
-    /// Removes the oldest message once the broker has it; `seq` must be the front's.
+    /// Removes the oldest message; `seq` must be the front's.
     pub fn pop(&mut self, seq: u64) -> std::io::Result<()> {
         if self.entries.front().is_some_and(|e| e.seq == seq)
             && let Some(e) = self.entries.pop_front()
@@ -212,5 +251,35 @@ mod tests {
             o.push(seq, Kind::Order, "o", b"x").unwrap();
         }
         assert_eq!((o.len(), o.dropped()), (5, 0));
+    }
+
+    #[test]
+    fn a_receipt_deletes_exactly_what_it_names_wherever_it_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path(), 100).unwrap();
+        for seq in [3, 4, 6, 7, 9] {
+            o.push(seq, Kind::Telemetry, "t", seq.to_string().as_bytes()).unwrap();
+        }
+        let next = |o: &Outbox, after| o.next_after(after).unwrap().map(|(e, _, p)| (e.seq, p));
+        assert_eq!(next(&o, None), Some((3, b"3".to_vec())));
+        assert_eq!(next(&o, Some(4)), Some((6, b"6".to_vec())), "5 was never made");
+        assert_eq!(next(&o, Some(9)), None);
+        // 5 and 8 are not waiting, 10 was never made: naming them deletes nothing else
+        let receipt = gridshare_domain::wire::Stored {
+            v: 1,
+            seqs: vec![[4, 5], [7, 8], [10, 10]],
+        };
+        assert_eq!(o.remove_stored(&receipt).unwrap(), 2);
+        assert_eq!((o.len(), o.stored()), (3, 2));
+        assert_eq!(
+            o.remove_stored(&receipt).unwrap(),
+            0,
+            "a receipt seen twice does nothing"
+        );
+        drop(o);
+        let o = Outbox::open(dir.path(), 100).unwrap();
+        let left: Vec<u64> =
+            std::iter::successors(next(&o, None).map(|(s, _)| s), |s| next(&o, Some(*s)).map(|(s, _)| s)).collect();
+        assert_eq!(left, vec![3, 6, 9], "deleted on disk too");
     }
 }

@@ -43,7 +43,7 @@ use crate::config::Config;
 /// The password of every demo login.
 pub const PASSWORD: &str = "gridshare-demo";
 /// Most homes a demo may have.
-pub const MAX_HOMES: usize = 500;
+pub const MAX_HOMES: usize = 2_000;
 /// Homes per transformer.
 const HOMES_PER_TRANSFORMER: usize = 8;
 /// Participant ids of the other roles.
@@ -458,6 +458,7 @@ async fn start_home(
     speed: f64,
     clock: &Clock,
     stop: watch::Receiver<bool>,
+    traffic: &std::sync::Arc<gridshare_gateway::run::Traffic>,
 ) -> Result<(), String> {
     let hw = hardware_dir();
     let sim = Simulator::new(clock.now().0 as f64 / 1_000.0);
@@ -534,6 +535,8 @@ async fn start_home(
         // half a second of real time: 45 s of market time at the default speed, so the meters
         // are read close to every interval's start and end
         period: Some(Duration::from_millis(500)),
+        // one count for every home: the demo reports the sums
+        traffic: traffic.clone(),
         ..Default::default()
     };
     let id = home.id;
@@ -739,8 +742,18 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let traffic = std::sync::Arc::new(gridshare_gateway::run::Traffic::default());
     for home in &n.homes {
-        start_home(home, &data_dir, n.mqtt_port, opts.speed, &clock, stop_rx.clone()).await?;
+        start_home(
+            home,
+            &data_dir,
+            n.mqtt_port,
+            opts.speed,
+            &clock,
+            stop_rx.clone(),
+            &traffic,
+        )
+        .await?;
     }
     tokio::spawn(operator(
         client.clone(),
@@ -782,8 +795,11 @@ pub async fn run(
         let client = client.clone();
         let base = base.clone();
         let clock = clock.clone();
+        let traffic = traffic.clone();
         tokio::spawn(async move {
             let mut last = String::new();
+            // gateway messages at the last report, and since when that number has not moved
+            let mut arrived = (0.0, tokio::time::Instant::now());
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 let m = metrics(&client, &base).await;
@@ -804,6 +820,22 @@ pub async fn run(
                         .map(|(_, v)| v)
                         .sum::<f64>(),
                 );
+                let messages: f64 = m
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("gridshare_messages_in_total"))
+                    .map(|(_, v)| v)
+                    .sum();
+                let waiting = traffic.made().saturating_sub(traffic.receipted());
+                let line = if messages > arrived.0 {
+                    arrived = (messages, tokio::time::Instant::now());
+                    format!("{line} ({waiting} waiting in outboxes)")
+                } else {
+                    // say so rather than print gate closures over an idle market
+                    format!(
+                        "{line} · NO gateway message for {} s ({waiting} waiting in outboxes): trading waits for them",
+                        arrived.1.elapsed().as_secs()
+                    )
+                };
                 if line != last {
                     println!("{line}");
                     last = line;
@@ -822,6 +854,12 @@ pub async fn run(
     };
     progress.abort();
     println!("stopping…");
+    println!(
+        "gateways made {} messages; the market receipted {} (stored, or refused for good); {} wait in their outboxes for the next start",
+        traffic.made(),
+        traffic.receipted(),
+        traffic.made().saturating_sub(traffic.receipted())
+    );
     // the gateways say goodbye, then the service drains its journal and recorder and stops
     let _ = stop_tx.send(true);
     match early {

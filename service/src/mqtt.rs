@@ -13,24 +13,24 @@
 //! answers, fills) is signed with the market's key for that gateway and topic
 //! ([`crate::signing`]); gateways act on nothing else.
 //!
-//! **No data lost.** Subscriptions are QoS 1 with manual acknowledgement: a telemetry publish is
-//! acknowledged to the broker only after its batch is committed, an order only after the engine
-//! has journaled it. When the connection drops, the broker re-delivers what was not acknowledged
-//! and keeps what arrives meanwhile (the session is persistent: `clean_session = false`, and the
-//! client id stays the same for the whole run); storage is idempotent on (gateway, sequence,
-//! device), so a re-delivered sample is stored once. Replay windows are durable before the market
-//! acts: an order's (or cancel's, report's, answer's) is saved before it goes to the engine,
-//! telemetry's in the transaction of its batch; so no restart, graceful or a crash, reopens an old
-//! sequence number.
+//! **No data lost, end to end.** The broker is only the transport: a gateway deletes a message
+//! from its outbox when the market's signed receipt on its `market/stored` topic names it
+//! ([`Stored`]), and sends again what has no receipt. A receipt goes out only once the message's
+//! effect is durable: telemetry after its batch is committed, an order after the engine has
+//! journaled it, a report or answer after it is stored. A message seen before (a gateway sending
+//! again because a receipt was lost) or refused for good (too old, unreadable) is receipted too,
+//! so it is not sent forever; storage is idempotent on (gateway, sequence, device). So the
+//! market's own session at the broker need not outlive it: it connects with a clean session and
+//! lets the client acknowledge publishes as they arrive, and neither a crash of the market (with
+//! the embedded broker inside it) nor a broker that drops what it held loses a message. Replay
+//! windows are durable before the market acts: an order's (or cancel's, report's, answer's) is
+//! saved before it goes to the engine, telemetry's in the transaction of its batch; so no
+//! restart, graceful or a crash, reopens an old sequence number.
 //!
 //! **Client id.** [`session_client_id`]: the configured prefix and a random suffix, new for each
 //! start, so nobody can take the service's session by guessing its id (a fixed, known id let a
-//! gateway's login kick the service off again and again). Across a restart of the service:
-//! the embedded broker's sessions die with the process anyway; Mosquitto as shipped
-//! (`deploy/mosquitto`, `use_username_as_clientid true`) uses the login (`market`) as client id
-//! whatever the service sends, so the session, and what it queued while the service was down,
-//! outlives the restart as before. On another broker, give it the same setting (or its
-//! equivalent) to keep that.
+//! gateway's login kick the service off again and again). The session is clean, so nothing is
+//! lost with it: what the broker held is sent again by the gateways for want of a receipt.
 //!
 //! **Order ids.** A gateway names its orders with its own ids; the market gives each its own.
 //! The link is stored (`gateway_orders`) and the links of open orders are loaded at start, so a
@@ -40,9 +40,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gridshare_domain::envelope::SignedEnvelope;
 use gridshare_domain::envelope::{FreshnessPolicy, MarketKey, Verifier};
 use gridshare_domain::topics::{self, Channel};
-use gridshare_domain::wire::{Fill, Message, OrderAck};
+use gridshare_domain::wire::{Fill, Message, OrderAck, Stored};
 use gridshare_domain::{GatewayId, OrderId, ParticipantId, Wh};
 use gridshare_market::{Downlink, Live, Market, Metrics, NewOrder};
 use gridshare_matching_engine::{Command, Event};
@@ -50,6 +51,7 @@ use gridshare_storage::Db;
 use gridshare_storage::gateways;
 use gridshare_storage::readings::{self, Reading};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
+use std::collections::BTreeMap;
 use tokio::sync::watch;
 
 use crate::ingest::{Inbound, Ingest, IngestChecker, IngestError, Pipeline, Staged};
@@ -59,10 +61,15 @@ pub use gridshare_domain::topics::Broker;
 
 /// Telemetry rows buffered before a write.
 const MAX_BATCH: usize = 5_000;
-/// Longest a sample waits in the buffer.
+/// Longest a sample waits in the buffer. Commits come only this often (or at [`MAX_BATCH`]):
+/// with hundreds of gateways a commit per arriving message, each with its own sync to disk, was
+/// what capped the intake (about 200 messages a second on SQLite).
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Publishes whose signatures are being checked at once (on every core).
 const MAX_INFLIGHT: usize = 256;
+/// How often receipts go out: a gateway has [a window](gridshare_gateway) of messages ahead of
+/// its receipts, so once a second is soon enough and keeps the signing work per message small.
+const RECEIPT_EVERY: Duration = Duration::from_secs(1);
 /// How often the registered gateways are reloaded (new commissions, revocations).
 const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
@@ -79,7 +86,11 @@ struct State {
     /// The market's id → (gateway, its order id), to route fills.
     by_market_id: HashMap<OrderId, (GatewayId, OrderId)>,
     buffer: Vec<Reading>,
-    pending_acks: Vec<Publish>,
+    /// Messages handled whose receipt waits for the next commit (the telemetry in `buffer`, and
+    /// what came after it).
+    uncommitted: Vec<(GatewayId, u64)>,
+    /// Messages durable and not yet receipted, by gateway.
+    receipts: BTreeMap<GatewayId, Vec<u64>>,
     touched: Vec<GatewayId>,
     /// Telemetry for the homes' live view.
     live: Option<tokio::sync::broadcast::Sender<Arc<Live>>>,
@@ -214,9 +225,11 @@ pub async fn run(
     market_key: MarketKey,
 ) -> Result<(), String> {
     let mut opts = MqttOptions::new(client_id, broker.host.clone(), broker.port);
-    opts.set_keep_alive(Duration::from_secs(15));
-    opts.set_clean_session(false);
-    opts.set_manual_acks(true);
+    // a busy broker answers a ping late; what is lost with a connection is sent again anyway
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_clean_session(true);
+    // room for a gate closure's fills to every gateway before packet ids wrap around
+    opts.set_inflight(u16::MAX / 2);
     opts.set_max_packet_size(256 * 1024, 256 * 1024);
     if let (Some(u), Some(p)) = (&broker.username, &broker.password) {
         opts.set_credentials(u.clone(), p.clone());
@@ -241,7 +254,8 @@ pub async fn run(
         client_ids: HashMap::new(),
         by_market_id: HashMap::new(),
         buffer: Vec::new(),
-        pending_acks: Vec::new(),
+        uncommitted: Vec::new(),
+        receipts: BTreeMap::new(),
         live,
         touched: Vec::new(),
         sealer: Sealer::new(market_key),
@@ -259,6 +273,7 @@ pub async fn run(
     let mut feed = st.market.subscribe();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut reload = tokio::time::interval(RELOAD_EVERY);
+    let mut receipts = tokio::time::interval(RECEIPT_EVERY);
     loop {
         tokio::select! {
             // in this order: a stop, checked publishes, new publishes, then the rest; when
@@ -268,7 +283,8 @@ pub async fn run(
                 while let Some((p, staged)) = pipeline.next().await {
                     handle(&mut st, &client, p, staged).await;
                 }
-                flush_buffer(&mut st, &client).await;
+                flush_buffer(&mut st).await;
+                send_receipts(&mut st, &client);
                 let _ = client.disconnect().await;
                 // let the acknowledgements and the disconnect go out
                 if tokio::time::timeout(Duration::from_secs(2), &mut pump).await.is_err() {
@@ -280,7 +296,7 @@ pub async fn run(
             Some((p, staged)) = pipeline.next(), if !pipeline.is_empty() => {
                 handle(&mut st, &client, p, staged).await;
                 if st.buffer.len() >= MAX_BATCH {
-                    flush_buffer(&mut st, &client).await;
+                    flush_buffer(&mut st).await;
                 }
             }
             incoming = inbox.recv(), if !pipeline.is_full() => match incoming {
@@ -305,14 +321,8 @@ pub async fn run(
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
             Some(d) = downlink.recv() => send_downlink(&st, &client, d),
-            _ = flush.tick() => flush_buffer(&mut st, &client).await,
-            // Idle: nothing checked, nothing on the wire. The broker sends only so many
-            // unacknowledged publishes (Mosquitto's max_inflight_messages, rumqttd's 100) and
-            // waits for their acknowledgements, which follow the commit: so commit now rather
-            // than at the next tick. Under load the batches stay large; when idle, latency is low.
-            _ = std::future::ready(()), if pipeline.is_empty() && !st.pending_acks.is_empty() => {
-                flush_buffer(&mut st, &client).await;
-            }
+            _ = flush.tick() => flush_buffer(&mut st).await,
+            _ = receipts.tick() => send_receipts(&mut st, &client),
             _ = reload.tick() => {
                 match load_gateways(&st.db, &mut st.ingest, &mut st.owners).await {
                     Ok(new) if !new.is_empty() => send_stored_preferences(&st, &client, &new).await,
@@ -362,22 +372,39 @@ async fn pump(mut events: rumqttc::EventLoop, inbox: tokio::sync::mpsc::Unbounde
     }
 }
 
-async fn ack(client: &AsyncClient, p: &Publish) {
-    // waits for room in the request queue: the pump drains it all the time
-    if let Err(e) = client.ack(p).await {
-        tracing::warn!(error = %e, "acknowledging a publish");
+/// Marks a gateway's message handled: its receipt goes out once everything before it is
+/// committed.
+fn done(st: &mut State, message: Option<(GatewayId, u64)>) {
+    st.uncommitted.extend(message);
+}
+
+/// The signer and sequence number of a publish whose signature checked but which was refused
+/// for good for what it says or when (stale, unreadable): it is receipted so that the gateway
+/// stops sending it.
+fn refused_for_good(p: &Publish, e: &IngestError) -> Option<(GatewayId, u64)> {
+    use gridshare_domain::envelope::EnvelopeError as E;
+    match e {
+        IngestError::Envelope(E::Stale { .. } | E::BadPayload(_)) | IngestError::WrongChannel { .. } => {
+            let env: SignedEnvelope = serde_json::from_slice(&p.payload).ok()?;
+            Some((env.gateway, env.seq))
+        }
+        _ => None,
     }
 }
 
-/// Acknowledges `p` after every publish that arrived before it: MQTT wants acknowledgements in
-/// the order the publishes came (rumqttd drops a client that breaks it). Telemetry waiting for
-/// its batch's commit is committed first; if that fails, `p` waits behind it.
-async fn ack_in_order(st: &mut State, client: &AsyncClient, p: Publish) {
-    flush_buffer(st, client).await;
-    if st.pending_acks.is_empty() {
-        ack(client, &p).await;
-    } else {
-        st.pending_acks.push(p);
+/// Sends each gateway a signed receipt of its durable messages (at most once a second; at most
+/// once, since a lost receipt only makes the gateway send again, and that is receipted).
+fn send_receipts(st: &mut State, client: &AsyncClient) {
+    for (gateway, seqs) in std::mem::take(&mut st.receipts) {
+        for receipt in Stored::of(seqs) {
+            let body = serde_json::to_string(&receipt).unwrap_or_default();
+            let Some(bytes) = st.sealer.seal(gateway, Channel::Stored, st.market.clock().now(), body) else {
+                continue;
+            };
+            if let Err(e) = client.try_publish(topics::topic(gateway, Channel::Stored), QoS::AtMostOnce, false, bytes) {
+                tracing::warn!(%gateway, error = %e, "sending a receipt; the gateway sends those messages again");
+            }
+        }
     }
 }
 
@@ -396,18 +423,36 @@ fn reject_code(events: &[Event]) -> Option<String> {
 }
 
 async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result<Staged, IngestError>) {
-    let sender = match &staged {
-        Ok(Staged::Signed { checked, .. }) => Some(checked.envelope.gateway),
+    // the signer and sequence number of a signed message, which its receipt names
+    let message = match &staged {
+        Ok(Staged::Signed { checked, .. }) => Some((checked.envelope.gateway, checked.envelope.seq)),
         _ => None,
     };
+    let sender = message.map(|(g, _)| g);
     let before = sender.and_then(|g| st.ingest.verifier_mut().window(g));
     let inbound = match staged.and_then(|s| st.ingest.accept(s)) {
         Ok(i) => i,
         Err(e) => {
             st.metrics.reject(e.reason());
             tracing::debug!(topic = %p.topic, error = %e, "gateway message rejected");
-            ack_in_order(st, client, p).await; // nothing to keep: a bad message is counted and dropped
+            // counted and dropped; a genuine message seen before (sent again for want of a
+            // receipt) or refused for good is receipted, so that its gateway stops sending it
+            let receipted = match &e {
+                IngestError::Envelope(
+                    gridshare_domain::envelope::EnvelopeError::Replayed { .. }
+                    | gridshare_domain::envelope::EnvelopeError::SequenceTooOld { .. },
+                ) => message,
+                _ => refused_for_good(&p, &e),
+            };
+            done(st, receipted);
             return;
+        }
+    };
+    // Not acted on (the engine or the database is down): the sequence number is given back, so
+    // the message is taken when its gateway sends it again for want of a receipt.
+    let undo = |st: &mut State| {
+        if let (Some(g), Some(b)) = (sender, before) {
+            st.ingest.verifier_mut().restore_window(g, b);
         }
     };
     // Durable before acting: the sequence number of an order, cancel, report or answer is stored
@@ -418,7 +463,7 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
     {
         // telemetry that came before is committed first: the window saved here covers its
         // sequence numbers too, which must not be stored as seen without their readings
-        flush_buffer(st, client).await;
+        flush_buffer(st).await;
         let saved = match st.ingest.verifier_mut().window(g) {
             None => Ok(()),
             Some(_) if !st.buffer.is_empty() => Err("the telemetry before it is not stored yet".to_owned()),
@@ -449,12 +494,12 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
             st.buffer
                 .extend(samples.into_iter().map(|sample| Reading { gateway, seq, sample }));
             st.touched.push(gateway);
-            st.pending_acks.push(p);
+            st.uncommitted.push((gateway, seq));
         }
         Inbound::Order { gateway, order } => {
             st.metrics.messages_in.get_or_create(&kind("order")).inc();
             let Some(&owner) = st.owners.get(&gateway) else {
-                ack_in_order(st, client, p).await;
+                done(st, message);
                 return;
             };
             let result = st
@@ -515,18 +560,19 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                     }
                 },
                 Err(e) => {
-                    // the engine is down: do not acknowledge, the broker re-delivers after restart
+                    // the engine is down: no receipt, the gateway sends it again
                     tracing::error!(error = %e, "order from a gateway not taken");
+                    undo(st);
                     return;
                 }
             };
             answer(st, client, gateway, &a);
-            ack_in_order(st, client, p).await;
+            done(st, message);
         }
         Inbound::Cancel { gateway, cancel } => {
             st.metrics.messages_in.get_or_create(&kind("cancel")).inc();
             let Some(&owner) = st.owners.get(&gateway) else {
-                ack_in_order(st, client, p).await;
+                done(st, message);
                 return;
             };
             let id = st
@@ -556,24 +602,28 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cancel from a gateway not taken");
+                    undo(st);
                     return;
                 }
             };
             answer(st, client, gateway, &a);
-            ack_in_order(st, client, p).await;
+            done(st, message);
         }
         Inbound::DrReport { gateway, report } => {
             match gridshare_storage::dr::record_report(&st.db, gateway, &report).await {
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("dr_report")).inc();
-                    ack_in_order(st, client, p).await;
+                    done(st, message);
                 }
                 Err(gridshare_storage::StorageError::MissingReference { .. }) => {
                     st.metrics.reject("unknown_event");
-                    ack_in_order(st, client, p).await;
+                    done(st, message);
                 }
-                // the database is down: leave it unacknowledged, the broker delivers it again
-                Err(e) => tracing::warn!(%gateway, error = %e, "storing a demand-response report"),
+                // the database is down: no receipt, the gateway sends it again
+                Err(e) => {
+                    tracing::warn!(%gateway, error = %e, "storing a demand-response report");
+                    undo(st);
+                }
             }
         }
         Inbound::PreferencesApplied { gateway, answer } => {
@@ -584,10 +634,13 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
             {
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("preferences_applied")).inc();
-                    ack_in_order(st, client, p).await;
+                    done(st, message);
                 }
-                // the database is down: leave it unacknowledged, the broker delivers it again
-                Err(e) => tracing::warn!(%gateway, error = %e, "storing a gateway's answer to preferences"),
+                // the database is down: no receipt, the gateway sends it again
+                Err(e) => {
+                    tracing::warn!(%gateway, error = %e, "storing a gateway's answer to preferences");
+                    undo(st);
+                }
             }
         }
         Inbound::CheckResult { gateway, result } => {
@@ -595,19 +648,22 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("check_result")).inc();
                     tracing::info!(%gateway, check = result.check_id, devices = result.devices.len(), "remote check answered");
-                    ack_in_order(st, client, p).await;
+                    done(st, message);
                 }
                 Err(gridshare_storage::StorageError::NotFound { .. }) => {
                     st.metrics.reject("unknown_check");
-                    ack_in_order(st, client, p).await;
+                    done(st, message);
                 }
-                Err(e) => tracing::warn!(%gateway, error = %e, "storing a check result"),
+                Err(e) => {
+                    tracing::warn!(%gateway, error = %e, "storing a check result");
+                    undo(st);
+                }
             }
         }
         Inbound::Status { gateway, online } => {
             st.metrics.messages_in.get_or_create(&kind("status")).inc();
             tracing::info!(%gateway, online, "gateway presence");
-            ack_in_order(st, client, p).await;
+            done(st, message);
         }
     }
 }
@@ -637,12 +693,12 @@ fn kind(k: &str) -> gridshare_market::metrics::KindLabels {
 }
 
 /// Writes the buffered samples and the replay windows of the gateways they came from in one
-/// transaction, then acknowledges their publishes. On a database error everything stays
-/// buffered (and unacknowledged) for the next try.
-async fn flush_buffer(st: &mut State, client: &AsyncClient) {
+/// transaction; then everything handled so far is durable and due a receipt. On a database
+/// error everything stays buffered (and unreceipted) for the next try.
+async fn flush_buffer(st: &mut State) {
     if st.buffer.is_empty() {
-        for p in std::mem::take(&mut st.pending_acks) {
-            ack(client, &p).await;
+        for (g, seq) in st.uncommitted.drain(..) {
+            st.receipts.entry(g).or_default().push(seq);
         }
         return;
     }
@@ -659,8 +715,8 @@ async fn flush_buffer(st: &mut State, client: &AsyncClient) {
     }
     st.touched.clear();
     st.buffer.clear();
-    for p in std::mem::take(&mut st.pending_acks) {
-        ack(client, &p).await;
+    for (g, seq) in st.uncommitted.drain(..) {
+        st.receipts.entry(g).or_default().push(seq);
     }
 }
 

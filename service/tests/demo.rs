@@ -62,34 +62,7 @@ fn stop(mut demo: Demo) {
     }
 }
 
-fn parse_ms(rfc3339: &str) -> i64 {
-    gridshare_domain::Timestamp::parse_rfc3339(rfc3339).unwrap().0
-}
-
-/// The results of zone 1, oldest first, as (interval start ms, trades).
-fn results(port: u16, key: &str) -> Vec<(i64, u64)> {
-    let (st, v) = http(port, "/api/v1/markets/1/results", key);
-    assert_eq!(st, 200, "{v}");
-    let mut out: Vec<(i64, u64)> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                parse_ms(r["interval"].as_str().unwrap().split('/').next().unwrap()),
-                r["trades"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    out.sort_unstable();
-    out
-}
-
-fn batches(port: u16, key: &str) -> Vec<Value> {
-    let (st, v) = http(port, "/api/v1/settlement/batches?limit=500", key);
-    assert_eq!(st, 200, "{v}");
-    v.as_array().unwrap().clone()
-}
+use common::{batches, results};
 
 /// Waits until the neighbourhood has cleared `intervals` intervals with trades and has
 /// `settled` confirmed batches, and a moment comes when every batch is confirmed.

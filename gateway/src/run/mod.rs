@@ -118,9 +118,6 @@ pub enum RunError {
     /// The downlink replay windows kept from before.
     #[error("downlink replay windows: {0}")]
     DownlinkWindows(#[from] WindowsError),
-    /// The MQTT client's queue is closed.
-    #[error("queueing a publish: {0}")]
-    Publish(rumqttc::ClientError),
 }
 
 fn now() -> Timestamp {
@@ -141,6 +138,36 @@ pub struct Options {
     pub period: Option<Duration>,
     /// Where downlinks accepted and refused are counted (see [`crate::downlink`]).
     pub downlinks: Arc<DownlinkCounts>,
+    /// Where the messages made and receipted are counted.
+    pub traffic: Arc<Traffic>,
+}
+
+/// How many messages a gateway made for the market and how many the market receipted, since it
+/// started: what waits in the outbox is the difference (less telemetry dropped when it was full).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    made: std::sync::atomic::AtomicU64,
+    receipted: std::sync::atomic::AtomicU64,
+}
+
+impl Traffic {
+    /// Messages made (signed and put in the outbox).
+    pub fn made(&self) -> u64 {
+        self.made.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Messages the market receipted (and the outbox deleted).
+    pub fn receipted(&self) -> u64 {
+        self.receipted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_made(&self) {
+        self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_receipted(&self, n: usize) {
+        self.receipted.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What "now" is for a gateway.
@@ -152,6 +179,7 @@ impl std::fmt::Debug for Options {
             .field("now", &(self.clock)())
             .field("period", &self.period)
             .field("downlinks", &self.downlinks)
+            .field("traffic", &self.traffic)
             .finish()
     }
 }
@@ -162,6 +190,7 @@ impl Default for Options {
             clock: std::sync::Arc::new(now),
             period: None,
             downlinks: Arc::default(),
+            traffic: Arc::default(),
         }
     }
 }
@@ -228,7 +257,14 @@ pub async fn run_with(
     let (receiver, inbox) = receiver::channel(guard);
     let (online_tx, online) = watch::channel(false);
     // set up before the poller starts, so that a bad `mqtt` section leaves no poller behind
-    let mut sender = Sender::new(&cfg, outbox.clone(), wake.clone(), receiver, online_tx)?;
+    let mut sender = Sender::new(
+        &cfg,
+        outbox.clone(),
+        wake.clone(),
+        receiver,
+        online_tx,
+        options.traffic.clone(),
+    )?;
 
     let period = options
         .period
@@ -246,6 +282,7 @@ pub async fn run_with(
             seq,
             outbox,
             wake,
+            traffic: options.traffic,
         },
         inbox,
         online,

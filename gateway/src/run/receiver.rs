@@ -9,6 +9,7 @@
 //! | `dr/event` | [`Message::DrEvent`] | a [`DrEvent`] |
 //! | `preferences` | [`Message::Preferences`] | [`Control::Preferences`] |
 //! | `command` | [`Message::CheckRequest`] | [`Control::Check`] |
+//! | `market/stored` | [`Stored`] | returned to the sender, which deletes those from the outbox |
 //!
 //! Every message is first checked by the [`DownlinkGuard`] (the market's signature, this gateway,
 //! this channel, not seen before); what it refuses is logged, counted and dropped unread. Anything
@@ -16,13 +17,14 @@
 //! wait for an answer to those.
 
 use gridshare_domain::topics::Channel;
-use gridshare_domain::wire::{CheckRequest, DrEvent, Fill, Message, OrderAck, TradingPreferences};
+use gridshare_domain::wire::{CheckRequest, DrEvent, Fill, Message, OrderAck, Stored, TradingPreferences};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::downlink::DownlinkGuard;
 
 /// The gateway's topics the sender subscribes to at every connection.
-pub(super) const SUBSCRIBED: [Channel; 5] = [
+pub(super) const SUBSCRIBED: [Channel; 6] = [
+    Channel::Stored,
     Channel::DrEvent,
     Channel::OrderAck,
     Channel::MarketResult,
@@ -82,13 +84,28 @@ pub(super) fn channel(guard: DownlinkGuard) -> (Receiver, Inbox) {
 }
 
 impl Receiver {
-    /// One message published to `topic`. A send fails only once the poller has stopped, when
-    /// there is no one left to act on the message.
-    pub(super) fn on_publish(&mut self, topic: &str, payload: &[u8]) {
+    /// One message published to `topic`; a receipt is returned, for the sender. A send fails
+    /// only once the poller has stopped, when there is no one left to act on the message.
+    pub(super) fn on_publish(&mut self, topic: &str, payload: &[u8]) -> Option<Stored> {
         let Some((channel, text)) = self.guard.check(topic, payload) else {
-            return; // refused: logged and counted by the guard
+            return None; // refused: logged and counted by the guard
         };
         let payload = text.as_bytes();
+        if channel == Channel::Stored {
+            return match serde_json::from_slice::<Stored>(payload).map_err(|e| e.to_string()) {
+                Ok(r) => match r.validate() {
+                    Ok(()) => Some(r),
+                    Err(e) => {
+                        tracing::warn!(%topic, error = %e, "malformed receipt");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(%topic, error = %e, "unreadable receipt");
+                    None
+                }
+            };
+        }
         let channel = Some(channel);
         if channel == Some(Channel::OrderAck) {
             match serde_json::from_slice::<OrderAck>(payload) {
@@ -97,7 +114,7 @@ impl Receiver {
                 }
                 Err(e) => tracing::warn!(%topic, error = %e, "unreadable order acknowledgement"),
             }
-            return;
+            return None;
         }
         if channel == Some(Channel::MarketResult) {
             match serde_json::from_slice::<Fill>(payload) {
@@ -112,7 +129,7 @@ impl Receiver {
                 }
                 Err(e) => tracing::warn!(%topic, error = %e, "unreadable fill"),
             }
-            return;
+            return None;
         }
         match serde_json::from_slice::<Message>(payload) {
             Ok(Message::DrEvent(event)) if channel == Some(Channel::DrEvent) => {
@@ -129,6 +146,7 @@ impl Receiver {
             Ok(other) => tracing::warn!(kind = other.kind(), %topic, "unexpected message"),
             Err(e) => tracing::warn!(%topic, error = %e, "unreadable message"),
         }
+        None
     }
 }
 

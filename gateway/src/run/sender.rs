@@ -1,7 +1,12 @@
 //! The sender: the gateway's one connection to the market's broker. It sends the outbox in
-//! order, one message at a time at QoS 1, and removes a message only when the broker has
-//! acknowledged it; a new session sends the unacknowledged one again. While the broker cannot
-//! be reached it retries with a growing delay and the outbox fills.
+//! order at QoS 1, up to [`WINDOW`] messages ahead of the market's receipts, and deletes a
+//! message only when the market's signed [`Stored`] receipt names it: the broker's
+//! acknowledgement says only that the broker has it, and a broker may lose what it acknowledged
+//! (the embedded one dies with the market service; a market away from a broker misses what the
+//! broker did not keep for it). At every connection, and when the oldest message sent has had
+//! no receipt for [`RESEND_AFTER`], it sends again from the oldest waiting message; the market
+//! receipts what it had already stored without storing it twice. While the broker cannot be
+//! reached it retries with a growing delay and the outbox fills.
 //!
 //! The same connection brings the market's messages in: at each connection the sender
 //! subscribes to the gateway's topics and hands each arriving message to the
@@ -9,11 +14,13 @@
 //! gateway's presence (`online` when connected; the broker publishes the last will, `offline`,
 //! when the connection drops).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gridshare_domain::GatewayId;
 use gridshare_domain::topics::{self, Broker, Channel};
+use gridshare_domain::wire::Stored;
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{Notify, watch};
 
@@ -22,6 +29,11 @@ use super::receiver::{Receiver, SUBSCRIBED};
 use crate::config::Config;
 use crate::modbus::Backoff;
 use crate::outbox::Outbox;
+
+/// Most messages sent and not yet receipted.
+pub(super) const WINDOW: usize = 32;
+/// How long the oldest message sent may go without a receipt before the window is sent again.
+pub(super) const RESEND_AFTER: Duration = Duration::from_secs(20);
 
 /// The environment variable that, when set, overrides `mqtt.password`.
 const PASSWORD_VARIABLE: &str = "GRIDSHARE_GATEWAY_MQTT_PASSWORD";
@@ -40,9 +52,12 @@ pub(super) struct Sender {
     /// Tells the poller whether the broker is connected.
     online: watch::Sender<bool>,
     connected: bool,
-    /// The message sent and not yet acknowledged: its sequence number, its packet id once known.
-    sent: Option<(u64, Option<u16>)>,
+    /// Messages sent and not yet receipted, oldest first: sequence number and when sent.
+    in_flight: VecDeque<(u64, Instant)>,
+    /// The last message sent on this connection (`None`: send from the oldest waiting).
+    cursor: Option<u64>,
     backoff: Backoff,
+    traffic: Arc<super::Traffic>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -51,7 +66,8 @@ impl std::fmt::Debug for Sender {
         f.debug_struct("Sender")
             .field("gateway", &self.gateway)
             .field("connected", &self.connected)
-            .field("sent", &self.sent)
+            .field("in_flight", &self.in_flight.len())
+            .field("cursor", &self.cursor)
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +81,7 @@ impl Sender {
         wake: Arc<Notify>,
         receiver: Receiver,
         online: watch::Sender<bool>,
+        traffic: Arc<super::Traffic>,
     ) -> Result<Self, RunError> {
         let gateway = GatewayId(cfg.gateway.id);
         let Broker { host, port, tls, .. } = Broker::parse(&cfg.mqtt.url).map_err(RunError::MqttUrl)?;
@@ -84,7 +101,7 @@ impl Sender {
                 tls,
             )));
         }
-        let (client, events) = AsyncClient::new(opts, 64);
+        let (client, events) = AsyncClient::new(opts, 2 * WINDOW);
         Ok(Self {
             gateway,
             status,
@@ -95,23 +112,23 @@ impl Sender {
             receiver,
             online,
             connected: false,
-            sent: None,
+            in_flight: VecDeque::new(),
+            cursor: None,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            traffic,
         })
     }
 
     /// Connects, and reconnects, until `stop` changes; an error is the outbox failing.
     pub(super) async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), RunError> {
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let event = tokio::select! {
-                ev = self.events.poll() => Some(ev),
-                _ = self.wake.notified() => None,
+            tokio::select! {
+                ev = self.events.poll() => self.on_event(ev).await?,
+                _ = self.wake.notified() => self.send_more()?,
+                _ = check.tick() => self.resend_if_unanswered()?,
                 _ = stop.changed() => return Ok(()),
-            };
-            match event {
-                Some(ev) => self.on_event(ev).await?,
-                None if self.connected => self.send_next()?,
-                None => {}
             }
         }
     }
@@ -134,28 +151,14 @@ impl Sender {
                         .try_subscribe(topics::topic(self.gateway, channel), QoS::AtLeastOnce);
                 }
                 let _ = self.online.send(true);
-                self.sent = None; // a new session: what was in flight is sent again
-                self.send_next()?;
+                self.send_again();
+                self.send_more()?;
             }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
-                if let Some((_, id @ None)) = &mut self.sent {
-                    *id = Some(pkid);
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(receipt) = self.receiver.on_publish(&p.topic, &p.payload) {
+                    self.on_receipt(&receipt)?;
                 }
             }
-            Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                if let Some((n, Some(pkid))) = self.sent
-                    && pkid == ack.pkid
-                {
-                    self.outbox
-                        .lock()
-                        .map_err(|_| RunError::OutboxPoisoned)?
-                        .pop(n)
-                        .map_err(RunError::Outbox)?;
-                    self.sent = None;
-                    self.send_next()?;
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => self.receiver.on_publish(&p.topic, &p.payload),
             Ok(_) => {}
             Err(e) => {
                 let _ = self.online.send(false);
@@ -166,29 +169,74 @@ impl Sender {
                     tracing::warn!(error = %e, "cannot connect to the broker; keeping messages in the outbox");
                 }
                 self.connected = false;
-                self.sent = None;
+                self.send_again();
                 tokio::time::sleep(self.backoff.next_delay()).await;
             }
         }
         Ok(())
     }
 
-    /// Publishes the outbox's first message unless one is in flight already.
-    fn send_next(&mut self) -> Result<(), RunError> {
-        if self.sent.is_some() {
-            return Ok(());
-        }
-        let front = self
+    /// Deletes what the market has stored, then sends on.
+    fn on_receipt(&mut self, receipt: &Stored) -> Result<(), RunError> {
+        let removed = self
             .outbox
             .lock()
             .map_err(|_| RunError::OutboxPoisoned)?
-            .front()
+            .remove_stored(receipt)
             .map_err(RunError::Outbox)?;
-        if let Some((entry, topic, payload)) = front {
-            self.client
+        self.traffic.count_receipted(removed);
+        self.in_flight.retain(|(seq, _)| !receipt.contains(*seq));
+        self.send_more()
+    }
+
+    /// Forgets what was sent: the next [`Sender::send_more`] starts again from the oldest waiting
+    /// message.
+    fn send_again(&mut self) {
+        self.in_flight.clear();
+        self.cursor = None;
+    }
+
+    /// Sends the window again when its oldest message has gone unanswered for too long (the
+    /// market was away, or its receipt was lost).
+    fn resend_if_unanswered(&mut self) -> Result<(), RunError> {
+        let Some((seq, sent)) = self.in_flight.front().copied() else {
+            return Ok(());
+        };
+        if self.connected && sent.elapsed() >= RESEND_AFTER {
+            tracing::info!(
+                seq,
+                after_s = RESEND_AFTER.as_secs(),
+                "no receipt from the market; sending the waiting messages again"
+            );
+            self.send_again();
+            self.send_more()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the next waiting messages while connected and the window has room.
+    fn send_more(&mut self) -> Result<(), RunError> {
+        while self.connected && self.in_flight.len() < WINDOW {
+            let next = self
+                .outbox
+                .lock()
+                .map_err(|_| RunError::OutboxPoisoned)?
+                .next_after(self.cursor)
+                .map_err(RunError::Outbox)?;
+            let Some((entry, topic, payload)) = next else {
+                break;
+            };
+            // the request queue holds more than a window: full only while the connection is
+            // stuck, and then the message goes at the next connection
+            if self
+                .client
                 .try_publish(topic, QoS::AtLeastOnce, false, payload)
-                .map_err(RunError::Publish)?;
-            self.sent = Some((entry.seq, None));
+                .is_err()
+            {
+                break;
+            }
+            self.in_flight.push_back((entry.seq, Instant::now()));
+            self.cursor = Some(entry.seq);
         }
         Ok(())
     }

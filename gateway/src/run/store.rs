@@ -109,6 +109,8 @@ pub(super) struct Store {
     pub(super) outbox: Arc<Mutex<Outbox>>,
     /// Woken after each message stored: the sender sends it if it is connected.
     pub(super) wake: Arc<Notify>,
+    /// Counts the messages made.
+    pub(super) traffic: Arc<super::Traffic>,
 }
 
 impl Store {
@@ -116,7 +118,10 @@ impl Store {
     /// stored is logged and lost: the poller goes on with the next cycle.
     pub(super) fn put(&mut self, kind: Kind, channel: Channel, at: Timestamp, msg: Message) {
         match self.push(kind, channel, at, &msg) {
-            Ok(()) => self.wake.notify_one(),
+            Ok(()) => {
+                self.traffic.count_made();
+                self.wake.notify_one();
+            }
             Err(e) => tracing::error!(error = %e, "storing a message"),
         }
     }

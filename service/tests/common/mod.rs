@@ -48,6 +48,35 @@ pub fn furthest_open_interval(port: u16, key: &str) -> String {
         .to_owned()
 }
 
+fn parse_ms(rfc3339: &str) -> i64 {
+    gridshare_domain::Timestamp::parse_rfc3339(rfc3339).unwrap().0
+}
+
+/// The results of zone 1, oldest first, as (interval start ms, trades).
+pub fn results(port: u16, key: &str) -> Vec<(i64, u64)> {
+    let (st, v) = http(port, "GET", "/api/v1/markets/1/results", key, None);
+    assert_eq!(st, 200, "{v}");
+    let mut out: Vec<(i64, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                parse_ms(r["interval"].as_str().unwrap().split('/').next().unwrap()),
+                r["trades"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+pub fn batches(port: u16, key: &str) -> Vec<Value> {
+    let (st, v) = http(port, "GET", "/api/v1/settlement/batches?limit=500", key, None);
+    assert_eq!(st, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
 // ------------------------------------------------------------------ the binary
 
 /// The `gridshare` binary these tests run.
