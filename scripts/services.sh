@@ -57,6 +57,9 @@ start() {
     printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$mq/server.ext"
     openssl x509 -req -in "$mq/server.csr" -CA "$mq/ca.pem" -CAkey "$mq/ca.key" -CAcreateserial -days 30 \
         -extfile "$mq/server.ext" -out "$mq/server.pem" >/dev/null 2>&1
+    # one test superuser shared by many test clients with their own ids, so no
+    # use_username_as_clientid here; the shipped deploy/mosquitto config (which has it, with the
+    # per-gateway ACL) is run and attacked by service/tests/broker_acl.rs itself
     mosquitto_passwd -b -c "$mq/passwd" gridshare gridshare-test >/dev/null 2>&1
     cat >"$mq/acl" <<ACL
 user gridshare

@@ -8,6 +8,7 @@
 //! gridshare/v1/gw/{gateway}/dr/event        service → gateway   DrEvent
 //! gridshare/v1/gw/{gateway}/orders/ack      service → gateway   order acknowledgements and fills
 //! gridshare/v1/gw/{gateway}/market/result   service → gateway   IntervalResult, trades
+//! gridshare/v1/gw/{gateway}/market/stored   service → gateway   Stored: receipts; the outbox deletes only these
 //! gridshare/v1/gw/{gateway}/preferences      service → gateway   TradingPreferences (retained)
 //! gridshare/v1/gw/{gateway}/command          service → gateway   CheckRequest
 //! gridshare/v1/gw/{gateway}/command/result   gateway → service   signed PreferencesApplied / CheckResult

@@ -56,6 +56,10 @@ pub struct Metrics {
     pub messages_in: Family<KindLabels, Counter>,
     /// Messages rejected, by reason.
     pub messages_rejected: Family<ReasonLabels, Counter>,
+    /// Packets the embedded broker's access control refused, by reason (`publish`, `subscribe`,
+    /// `retain`, `retain_size`, `retain_count`, `will`, `client_id`, `bad_login`,
+    /// `not_a_gateway`).
+    pub mqtt_refused: Family<ReasonLabels, Counter>,
     /// Orders and cancels/amends the engine took or refused, by result.
     pub orders: Family<ResultLabels, Counter>,
     /// Trades made.
@@ -110,6 +114,11 @@ impl Metrics {
                 "journal_failed",
                 "1 when the engine's journal could not be written",
             ),
+            mqtt_refused: registered(
+                &mut r,
+                "mqtt_refused",
+                "MQTT packets refused by the embedded broker's access control",
+            ),
             registry: r,
         }
     }
@@ -126,6 +135,15 @@ impl Metrics {
     /// Count an HTTP connection or request refused by a limit, under its reason code.
     pub fn refuse_http(&self, reason: &str) {
         self.http_refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count a packet the embedded broker's access control refused, under its reason.
+    pub fn mqtt_refuse(&self, reason: &str) {
+        self.mqtt_refused
             .get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
             })

@@ -30,6 +30,8 @@ use gridshare_storage::participants::{self, Participant};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use sqlx::Connection;
 
+/// Marks a gateway login meaning "each gateway logs in as itself, password as given".
+const PER_GATEWAY: &str = "<each gateway>";
 const GATEWAYS: u64 = 8;
 /// Readings per iteration.
 const READINGS: u64 = 20_000;
@@ -109,9 +111,15 @@ async fn rig(admin: &str, name: &str, service: Broker, gateway: Broker) -> Rig {
     ));
     let mut clients = Vec::new();
     for g in 1..=GATEWAYS {
-        let mut opts = MqttOptions::new(format!("gs-bench-{name}-{g}"), gateway.host.clone(), gateway.port);
+        let per_gateway = gateway.username.as_deref() == Some(PER_GATEWAY);
+        let id = if per_gateway {
+            g.to_string()
+        } else {
+            format!("gs-bench-{name}-{g}")
+        };
+        let mut opts = MqttOptions::new(id, gateway.host.clone(), gateway.port);
         if let (Some(u), Some(p)) = (&gateway.username, &gateway.password) {
-            opts.set_credentials(u.clone(), p.clone());
+            opts.set_credentials(if per_gateway { g.to_string() } else { u.clone() }, p.clone());
         }
         opts.set_inflight(500);
         let (client, mut events) = AsyncClient::new(opts, 1_000);
@@ -214,14 +222,21 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let mut brokers = Vec::new();
     let port = gridshare_testkit::free_port().unwrap();
-    let users = HashMap::from([("gw".to_owned(), "gw".to_owned())]);
-    let embedded = gridshare::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), &users).unwrap();
+    // each gateway logs in as itself (user name = its id), through the broker's access control
+    let users: HashMap<String, String> = (1..=GATEWAYS).map(|g| (g.to_string(), "gw".to_owned())).collect();
+    let embedded = gridshare::broker::start(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &users,
+        std::sync::Arc::new(gridshare_market::Metrics::new()),
+    )
+    .unwrap();
     let gateway = Broker {
-        username: Some("gw".into()),
+        port: embedded.listen().port(),
+        username: Some(PER_GATEWAY.into()),
         password: Some("gw".into()),
-        ..embedded.clone()
+        ..embedded.service()
     };
-    brokers.push(("embedded_rumqttd", embedded, gateway));
+    brokers.push(("embedded_rumqttd", embedded.service(), gateway));
     match std::env::var(gridshare_testkit::MQTT_URL) {
         Ok(url) => {
             let b = Broker::parse(&url).unwrap();

@@ -29,7 +29,7 @@
 //! ca_file = "/etc/gridshare/mqtt-ca.pem"  # with mqtts://: the CA to trust (default: the system's)
 //! embedded = true                   # without url: run the embedded broker (false: no gateway intake)
 //! listen = "127.0.0.1:1883"         # the embedded broker's address
-//! users = { gw-1 = "secret" }       # the embedded broker's gateway logins; empty: anonymous
+//! users = { 1 = "secret" }          # the embedded broker's gateway logins (user name: the gateway id); empty: anonymous
 //! tls_listen = "0.0.0.0:8883"       # the embedded broker over TLS too (mqtts://), with:
 //! tls_cert = "/etc/gridshare/mqtt-server.pem"   # its certificate chain (PEM)
 //! tls_key = "/etc/gridshare/mqtt-server.key"    # and private key (PEM)
@@ -213,7 +213,8 @@ pub struct Mqtt {
     pub listen: SocketAddr,
     /// The embedded broker's logins for gateways (`user → password`); empty: anonymous.
     pub users: std::collections::HashMap<String, String>,
-    /// The service's client id (fixed, so the broker keeps its session while it restarts).
+    /// The service's client id prefix: a random suffix is added for each start, so the id cannot
+    /// be taken by guessing it (see `gridshare::mqtt::session_client_id`).
     pub client_id: String,
     /// The embedded broker's MQTT-over-TLS address (absent: plain MQTT only).
     pub tls_listen: Option<SocketAddr>,

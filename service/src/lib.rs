@@ -8,11 +8,13 @@
 //!  HTTP (gridshare-web) ─▶ same order path as MQTT
 //! ```
 //!
-//! Here: [`config`], the embedded MQTT [`broker`], gateway [`ingest`] and its [`mqtt`] client (the
-//! MQTT adapter over the market runtime), [`signing`] (the market's key on every downlink), [`settle`] (the settlement step on a timer) and [`serve`],
+//! Here: [`config`], the embedded MQTT [`broker`] and its access control ([`acl`]), gateway
+//! [`ingest`] and its [`mqtt`] client (the MQTT adapter over the market runtime), [`signing`] (the
+//! market's key on every downlink), [`settle`] (the settlement step on a timer) and [`serve`],
 //! which wires them together. The runtime itself — engine handle, recorder, scheduler, clock,
 //! demand response, downlinks, live feed — is `gridshare_market`; the HTTP face is `gridshare_web`.
 
+pub mod acl;
 pub mod broker;
 pub mod config;
 pub mod demo;

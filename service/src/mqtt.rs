@@ -27,6 +27,11 @@
 //! saved before it goes to the engine, telemetry's in the transaction of its batch; so no
 //! restart, graceful or a crash, reopens an old sequence number.
 //!
+//! **Client id.** [`session_client_id`]: the configured prefix and a random suffix, new for each
+//! start, so nobody can take the service's session by guessing its id (a fixed, known id let a
+//! gateway's login kick the service off again and again). The session is clean, so nothing is
+//! lost with it: what the broker held is sent again by the gateways for want of a receipt.
+//!
 //! **Order ids.** A gateway names its orders with its own ids; the market gives each its own.
 //! The link is stored (`gateway_orders`) and the links of open orders are loaded at start, so a
 //! gateway can cancel by its id, and hears of fills under it, across restarts of the service.
@@ -193,6 +198,13 @@ fn send_downlink(st: &State, client: &AsyncClient, d: Downlink) {
             }
         }
     }
+}
+
+/// The service's MQTT client id for this start: `prefix`, a dash and 16 random hex digits.
+pub fn session_client_id(prefix: &str) -> String {
+    let token = gridshare_web::auth::new_token(gridshare_web::auth::TokenKind::Session).token;
+    let random: String = token.rsplit('_').next().unwrap_or_default().chars().take(16).collect();
+    format!("{prefix}-{random}")
 }
 
 /// Runs the MQTT side until `shutdown`: then flushes the telemetry buffer, saves the replay
@@ -712,6 +724,20 @@ async fn flush_buffer(st: &mut State) {
 mod tests {
     #![allow(clippy::unwrap_used)] // test code
     use super::*;
+
+    #[test]
+    fn the_client_id_is_new_for_each_start() {
+        let (a, b) = (
+            session_client_id("gridshare-market"),
+            session_client_id("gridshare-market"),
+        );
+        assert_ne!(a, b);
+        let suffix = a.strip_prefix("gridshare-market-").unwrap();
+        assert!(
+            suffix.len() == 16 && suffix.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{a}"
+        );
+    }
 
     #[test]
     fn broker_urls() {

@@ -103,20 +103,12 @@ pub async fn serve(
             ..crate::mqtt::Broker::parse(url)?
         }),
         None if cfg.mqtt.embedded => {
-            let broker = crate::broker::start(cfg.mqtt.listen, &cfg.mqtt.users).map_err(|e| e.to_string())?;
+            let embedded =
+                crate::broker::start(cfg.mqtt.listen, &cfg.mqtt.users, metrics.clone()).map_err(|e| e.to_string())?;
             if let Some((listen, tls)) = cfg.mqtt.tls().map_err(|e| e.to_string())? {
-                let plain = std::net::SocketAddr::new(
-                    broker
-                        .host
-                        .parse()
-                        .map_err(|e| format!("embedded broker address: {e}"))?,
-                    broker.port,
-                );
-                crate::broker::start_tls(listen, tls, plain)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                embedded.start_tls(listen, tls).await.map_err(|e| e.to_string())?;
             }
-            Some(broker)
+            Some(embedded.service())
         }
         None => None,
     };
@@ -124,7 +116,7 @@ pub async fn serve(
         None => None,
         Some(broker) => Some(tokio::spawn(crate::mqtt::run(
             broker,
-            cfg.mqtt.client_id.clone(),
+            crate::mqtt::session_client_id(&cfg.mqtt.client_id),
             db.clone(),
             market.clone(),
             metrics.clone(),

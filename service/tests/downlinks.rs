@@ -1,9 +1,14 @@
-//! Signed downlinks, attacked with real components: the embedded broker (which lets any login
-//! publish anywhere), the service's MQTT side signing with the market's key, and two gateways
-//! (`gateway run`, in-process) driving simulated batteries over Modbus TCP. One gateway's broker
-//! login forges demand-response events and retained preferences for the other; captured genuine
-//! downlinks are replayed to the other gateway and, later, to their own. None is acted on, each
-//! is counted, and the market's genuine ones still are.
+//! Signed downlinks, attacked with real components: the embedded broker, the service's MQTT side
+//! signing with the market's key, and two gateways (`gateway run`, in-process) driving simulated
+//! batteries over Modbus TCP. An attacker who can publish on one gateway's downlinks forges
+//! demand-response events and retained preferences for it; captured genuine downlinks are replayed
+//! to the other gateway and, later, to their own. None is acted on, each is counted, and the
+//! market's genuine ones still are.
+//!
+//! The broker's access control already stops another gateway's login from doing any of this
+//! (`tests/broker_acl.rs`); here the attacker and the observer use the broker's internal login,
+//! which passes no access control, to stand for a broker without it (or a stolen market login):
+//! the gateway's own checks must hold on their own.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -131,15 +136,18 @@ async fn start_home(gw: u64, broker: &mqtt::Broker, password: &str, dir: &std::p
 /// An MQTT client with `login`; what arrives on `filters` comes out of the receiver.
 async fn client(
     broker: &mqtt::Broker,
-    login: (&str, &str),
+    name: &str,
     filters: &[String],
 ) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     let mut opts = MqttOptions::new(
-        format!("test-{}-{}", login.0, std::process::id()),
+        format!("test-{name}-{}", std::process::id()),
         broker.host.clone(),
         broker.port,
     );
-    opts.set_credentials(login.0, login.1);
+    opts.set_credentials(
+        broker.username.clone().unwrap_or_default(),
+        broker.password.clone().unwrap_or_default(),
+    );
     opts.set_max_packet_size(256 * 1024, 256 * 1024);
     let (c, mut events) = AsyncClient::new(opts, 100);
     for f in filters {
@@ -203,9 +211,16 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
     let users = HashMap::from([
         (A.to_string(), "pass a".to_owned()),
         (B.to_string(), "pass b".to_owned()),
-        ("observer".to_owned(), "pass o".to_owned()),
     ]);
-    let broker = gridshare::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), &users).unwrap();
+    let broker = gridshare::broker::start(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &users,
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    // gateways connect through the access control; the attacker and observer do not
+    let front = mqtt::Broker::parse(&format!("mqtt://127.0.0.1:{}", broker.listen().port())).unwrap();
+    let internal = broker.service();
 
     // the market: two homes, one gateway each, signing downlinks with its key
     let db = Db::open(dir.path().join("db").to_str().unwrap()).await.unwrap();
@@ -245,7 +260,7 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let (downlink, downlink_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(mqtt::run(
-        broker.clone(),
+        internal.clone(),
         "gs-market-downlinks".into(),
         db.clone(),
         market.clone(),
@@ -256,18 +271,18 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
         market_key(),
     ));
 
-    // an observer that records every downlink (the embedded broker lets it read them all)
+    // an observer that records every downlink
     let (_observer, mut seen) = client(
-        &broker,
-        ("observer", "pass o"),
+        &internal,
+        "observer",
         &[
             topics::all_gateways(Channel::Status),
             topics::all_gateways(Channel::DrEvent),
         ],
     )
     .await;
-    let home_a = start_home(A, &broker, "pass a", dir.path()).await;
-    let home_b = start_home(B, &broker, "pass b", dir.path()).await;
+    let home_a = start_home(A, &front, "pass a", dir.path()).await;
+    let home_b = start_home(B, &front, "pass b", dir.path()).await;
     let mut online = std::collections::HashSet::new();
     while online.len() < 2 {
         let (topic, payload) = tokio::time::timeout(Duration::from_secs(20), seen.recv())
@@ -282,9 +297,10 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
     let battery_idle = |h: &Home| h.sim.power_w(BATTERY) == Some(0.0);
     assert!(battery_idle(&home_a) && battery_idle(&home_b));
 
-    // 1. B's login forges load-shed events for A: unsigned, signed with B's own gateway key as a
-    // downlink, and as an upstream envelope. None is acted on; each is counted.
-    let (attacker, _) = client(&broker, (&B.to_string(), "pass b"), &[]).await;
+    // 1. an attacker (holding B's gateway key) forges load-shed events for A: unsigned, signed
+    // with B's own gateway key as a downlink, and as an upstream envelope. None is acted on; each
+    // is counted.
+    let (attacker, _) = client(&internal, "attacker", &[]).await;
     let forged = serde_json::to_string(&Message::DrEvent(load_shed(66, false))).unwrap();
     let a_event = topics::topic(GatewayId(A), Channel::DrEvent);
     let forgeries = [
@@ -384,7 +400,7 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
         "only the cancel was taken"
     );
 
-    // 5. B's login leaves forged preferences, version 1,000,000, retained on A's topic: refused,
+    // 5. the attacker leaves forged preferences, version 1,000,000, retained on A's topic: refused,
     // and the homeowner's genuine versions that follow are taken
     let refused_before = home_a.counts.refused_total();
     let bogus = TradingPreferences {

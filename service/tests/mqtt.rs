@@ -125,18 +125,32 @@ async fn gateway_messages_are_verified_stored_and_answered_over_tls() {
     exercise(broker, gateway_login, 1).await;
 }
 
-fn embedded() -> (Broker, (String, String)) {
+/// The embedded broker, and how a client reaches its front (plain listener) with the service's
+/// login: `exercise` speaks for two gateways over one connection, which only the service's login
+/// may; gateways' own logins and what they may not do are tested in `broker_acl.rs`.
+fn embedded() -> (gridshare::broker::Embedded, Broker, (String, String)) {
     let port = gridshare_testkit::free_port().unwrap();
-    let users = HashMap::from([("gw-test".to_owned(), "gw password".to_owned())]);
-    let broker = gridshare::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), &users).unwrap();
-    (broker, ("gw-test".into(), "gw password".into()))
+    let users = HashMap::from([("7".to_owned(), "gw password".to_owned())]);
+    let embedded = gridshare::broker::start(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &users,
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    assert_eq!(embedded.listen().port(), port);
+    let service = embedded.service();
+    let login = (service.username.clone().unwrap(), service.password.clone().unwrap());
+    let front = Broker { port, ..service };
+    (embedded, front, login)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_messages_are_verified_stored_and_answered_through_the_embedded_broker() {
-    let (broker, gateway_login) = embedded();
-    assert_eq!(broker.username.as_deref(), Some(gridshare::broker::SERVICE_USER));
-    exercise(broker, gateway_login, 2).await;
+    let (embedded, front, login) = embedded();
+    assert_eq!(front.username.as_deref(), Some(gridshare::broker::SERVICE_USER));
+    // the service's own client on the internal port, the test gateway through the front
+    assert_ne!(embedded.service().port, front.port);
+    exercise(front, login, 2).await;
 }
 
 /// The embedded broker's TLS listener: the service and the gateway both on `mqtts://`, trusting
@@ -150,12 +164,9 @@ async fn gateway_messages_are_verified_stored_and_answered_through_the_embedded_
     let folder = ca.parent().unwrap();
     let tls =
         gridshare_domain::topics::tls::server_config(&folder.join("server.pem"), &folder.join("server.key")).unwrap();
-    let (plain, gateway_login) = embedded();
+    let (embedded, plain, gateway_login) = embedded();
     let listen = SocketAddr::from(([127, 0, 0, 1], gridshare_testkit::free_port().unwrap()));
-    let plain_addr = SocketAddr::new(plain.host.parse().unwrap(), plain.port);
-    let bound = gridshare::broker::start_tls(listen, tls.clone(), plain_addr)
-        .await
-        .unwrap();
+    let bound = embedded.start_tls(listen, tls.clone()).await.unwrap();
     assert_eq!(bound, listen);
     let broker = Broker {
         tls: true,
@@ -187,10 +198,7 @@ async fn gateway_messages_are_verified_stored_and_answered_through_the_embedded_
     assert!(!refused.is_empty());
 
     // a second listener on the same address is refused with the address named
-    let taken = gridshare::broker::start_tls(listen, tls, plain_addr)
-        .await
-        .unwrap_err()
-        .to_string();
+    let taken = embedded.start_tls(listen, tls).await.unwrap_err().to_string();
     assert!(
         taken.contains(&listen.to_string()) && taken.contains("mqtt.tls_listen"),
         "{taken}"
@@ -201,8 +209,9 @@ async fn gateway_messages_are_verified_stored_and_answered_through_the_embedded_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_refuses_a_wrong_password_and_names_a_taken_port() {
-    let (broker, (user, _)) = embedded();
-    let mut opts = MqttOptions::new(unique("gs-intruder"), broker.host.clone(), broker.port);
+    let (_embedded, broker, _) = embedded();
+    let user = "7".to_owned();
+    let mut opts = MqttOptions::new("7", broker.host.clone(), broker.port);
     opts.set_credentials(user, "not the password");
     let (_client, mut events) = AsyncClient::new(opts, 10);
     let refused = tokio::time::timeout(Duration::from_secs(10), async {
@@ -221,9 +230,13 @@ async fn the_embedded_broker_refuses_a_wrong_password_and_names_a_taken_port() {
     .expect("an answer from the broker");
     assert!(!refused.is_empty());
 
-    let taken = gridshare::broker::start(SocketAddr::from(([127, 0, 0, 1], broker.port)), &HashMap::new())
-        .unwrap_err()
-        .to_string();
+    let taken = gridshare::broker::start(
+        SocketAddr::from(([127, 0, 0, 1], broker.port)),
+        &HashMap::new(),
+        Arc::new(Metrics::new()),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         taken.contains(&broker.port.to_string()) && taken.contains("mqtt.listen"),
         "{taken}"
@@ -585,7 +598,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
 /// acts on it, not with the next telemetry batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
-    let (broker, (user, pass)) = embedded();
+    let (_embedded, broker, (user, pass)) = embedded();
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     let g = 9_001u64;
