@@ -43,7 +43,7 @@ use crate::config::Config;
 /// The password of every demo login.
 pub const PASSWORD: &str = "gridshare-demo";
 /// Most homes a demo may have.
-pub const MAX_HOMES: usize = 2_000;
+pub const MAX_HOMES: usize = 500;
 /// Homes per transformer.
 const HOMES_PER_TRANSFORMER: usize = 8;
 /// Participant ids of the other roles.

@@ -107,7 +107,7 @@ enum Cmd {
     /// dashboard, on an accelerated clock. `--data-dir` keeps its state (default: a fresh
     /// temporary directory).
     Demo {
-        /// Homes (1–2,000; default 12, or as many as the data directory already holds).
+        /// Homes (1–500; default 12, or as many as the data directory already holds).
         #[arg(long)]
         homes: Option<usize>,
         /// Market seconds per real second (90: a 15-minute interval every 10 s).
