@@ -32,6 +32,10 @@ use crate::outbox::Outbox;
 
 /// Most messages sent and not yet receipted.
 pub(super) const WINDOW: usize = 32;
+const _: () = assert!(
+    WINDOW as u64 * 2 <= gridshare_domain::envelope::ReplayWindow::WIDTH,
+    "the market's replay window must take a resent window"
+);
 /// How long the oldest message sent may go without a receipt before the window is sent again.
 pub(super) const RESEND_AFTER: Duration = Duration::from_secs(20);
 
@@ -226,6 +230,16 @@ impl Sender {
             let Some((entry, topic, payload)) = next else {
                 break;
             };
+            // Never more than a window of sequence numbers ahead of the oldest unreceipted: the
+            // market's replay window is twice as wide, so when the oldest is sent again it is
+            // still taken. (Counting messages alone is not enough: while the oldest waited for a
+            // lost receipt, newer ones receipted at once kept moving the market's window on, and
+            // the oldest came back "too old", receipted unstored.)
+            if let Some((oldest, _)) = self.in_flight.front()
+                && entry.seq >= oldest + WINDOW as u64
+            {
+                break;
+            }
             // the request queue holds more than a window: full only while the connection is
             // stuck, and then the message goes at the next connection
             if self
