@@ -529,6 +529,8 @@ impl Checker {
         msg.validate().map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
         let max_age = match msg {
             Message::Order(_) | Message::Cancel(_) => self.policy.max_order_age_ms,
+            // a last will is sealed at connection and published when the connection ends
+            Message::Status(_) => i64::MAX,
             _ => self.policy.max_data_age_ms,
         };
         let age = now.0.saturating_sub(env.ts.0);

@@ -4,7 +4,7 @@
 //! gridshare/v1/gw/{gateway}/telemetry       gateway → service   signed Telemetry
 //! gridshare/v1/gw/{gateway}/orders          gateway → service   signed Order / Cancel
 //! gridshare/v1/gw/{gateway}/dr/report       gateway → service   signed DrReport
-//! gridshare/v1/gw/{gateway}/status          gateway → service   retained "online" / "offline" (last will)
+//! gridshare/v1/gw/{gateway}/status          gateway → service   signed Presence (retained; offline is the last will)
 //! gridshare/v1/gw/{gateway}/dr/event        service → gateway   DrEvent
 //! gridshare/v1/gw/{gateway}/orders/ack      service → gateway   order acknowledgements and fills
 //! gridshare/v1/gw/{gateway}/market/result   service → gateway   IntervalResult, trades

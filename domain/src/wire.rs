@@ -555,6 +555,31 @@ pub enum Message {
     CheckRequest(CheckRequest),
     /// Gateway → service: what a check read.
     CheckResult(CheckResult),
+    /// Gateway → service: presence, signed (the `offline` one is the last will, sealed when the
+    /// gateway connects).
+    Status(Presence),
+}
+
+/// Gateway → service: whether the gateway is connected. The last will is sealed before the
+/// connection it covers and published by the broker later, maybe days later, so presence is not
+/// held to a maximum age: the newest by (timestamp, sequence number) wins, and the gateway seals
+/// each connection's `online` and `offline` at the same instant, with [`Presence::ONLINE_SEQ`]
+/// before [`Presence::OFFLINE_SEQ`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    /// True when the gateway is connected.
+    pub online: bool,
+}
+
+impl Presence {
+    /// The sequence number of a connection's `online`: presence is outside the gateway's
+    /// sequence of messages (no replay window, no receipt), and these two numbers are never an
+    /// outbox message's.
+    pub const ONLINE_SEQ: u64 = u64::MAX - 1;
+    /// The sequence number of an `offline` (the last will, or a goodbye), after the `online`
+    /// sealed at the same instant.
+    pub const OFFLINE_SEQ: u64 = u64::MAX;
 }
 
 /// A message that parsed but breaks a rule of its type.
@@ -685,6 +710,7 @@ impl Message {
             Self::PreferencesApplied(_) => "preferences_applied",
             Self::CheckRequest(_) => "check_request",
             Self::CheckResult(_) => "check_result",
+            Self::Status(_) => "status",
         }
     }
 }

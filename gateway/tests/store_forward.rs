@@ -380,7 +380,16 @@ async fn a_demand_response_event_is_carried_out_reported_and_cancelled() {
         while let Ok(ev) = events.poll().await {
             if let Event::Incoming(Packet::Publish(p)) = ev {
                 if p.topic.ends_with("/status") {
-                    if &p.payload[..] == b"online" {
+                    // presence is signed by the gateway's key
+                    let mut v = gridshare_domain::envelope::Verifier::default();
+                    v.register(GatewayId(gw), public, Default::default());
+                    let checked = v
+                        .checker()
+                        .check(&p.payload, gridshare_gateway_now(), Some(GatewayId(gw)));
+                    if matches!(
+                        checked.map(|c| c.message),
+                        Ok(Message::Status(gridshare_domain::wire::Presence { online: true }))
+                    ) {
                         let _ = online_tx.send(());
                     }
                     continue;

@@ -66,7 +66,7 @@ pub enum Inbound {
         /// The result.
         result: CheckResult,
     },
-    /// Presence: `online` or `offline` (the last will).
+    /// Presence, signed: `online`, or `offline` (the last will).
     Status {
         /// The gateway.
         gateway: GatewayId,
@@ -95,9 +95,16 @@ pub enum IngestError {
         /// Channel suffix.
         channel: &'static str,
     },
-    /// A status payload other than `online`/`offline`.
-    #[error("status must be \"online\" or \"offline\"")]
-    BadStatus,
+    /// A signed presence no newer than one taken before (a replayed or reordered status).
+    #[error("a status of {gateway} no newer than the one taken (sealed at {ts} ms, sequence {seq})")]
+    OldStatus {
+        /// The gateway.
+        gateway: GatewayId,
+        /// When the refused status was sealed.
+        ts: i64,
+        /// Its sequence number.
+        seq: u64,
+    },
 }
 
 impl IngestError {
@@ -108,7 +115,7 @@ impl IngestError {
             Self::DownstreamTopic(_) => "downstream_topic",
             Self::Envelope(e) => e.reason(),
             Self::WrongChannel { .. } => "wrong_channel",
-            Self::BadStatus => "bad_status",
+            Self::OldStatus { .. } => "old_status",
         }
     }
 }
@@ -121,6 +128,8 @@ impl IngestError {
 #[derive(Debug)]
 pub struct Ingest {
     verifier: Verifier,
+    /// The newest presence taken per gateway, as (timestamp, sequence number).
+    presence: std::collections::HashMap<GatewayId, (i64, u64)>,
 }
 
 /// The stateless half of [`Ingest`]: topic, envelope, signature, time and payload.
@@ -132,8 +141,9 @@ pub struct IngestChecker {
 /// A publish past the stateless checks, waiting for [`Ingest::accept`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Staged {
-    /// Presence needs no more checks.
-    Status(Inbound),
+    /// Signed presence: not in the gateway's sequence of messages (no replay window, no
+    /// receipt), taken when newer than the last one taken.
+    Status(Checked),
     /// A signed message on its gateway's channel.
     Signed {
         /// The topic's channel.
@@ -150,17 +160,10 @@ impl IngestChecker {
         if !channel.is_upstream() {
             return Err(IngestError::DownstreamTopic(topic.to_owned()));
         }
-        if channel == Channel::Status {
-            // Presence is unsigned: the broker publishes the last will, not the gateway.
-            return match payload {
-                b"online" => Ok(Staged::Status(Inbound::Status { gateway, online: true })),
-                b"offline" => Ok(Staged::Status(Inbound::Status { gateway, online: false })),
-                _ => Err(IngestError::BadStatus),
-            };
-        }
         let checked = self.checker.check(payload, now, Some(gateway))?;
         // the kind must fit the channel before it takes a sequence number
         match (channel, &checked.message) {
+            (Channel::Status, Message::Status(_)) => Ok(Staged::Status(checked)),
             (Channel::Telemetry, Message::Telemetry(_))
             | (Channel::Orders, Message::Order(_) | Message::Cancel(_))
             | (Channel::DrReport, Message::DrReport(_))
@@ -178,7 +181,10 @@ impl IngestChecker {
 impl Ingest {
     /// Ingest over a verifier that knows the registered gateways.
     pub fn new(verifier: Verifier) -> Self {
-        Self { verifier }
+        Self {
+            verifier,
+            presence: std::collections::HashMap::new(),
+        }
     }
 
     /// The verifier, to register or revoke gateways and persist replay windows.
@@ -196,7 +202,7 @@ impl Ingest {
     /// The replay check of a staged publish, in arrival order.
     pub fn accept(&mut self, staged: Staged) -> Result<Inbound, IngestError> {
         let checked = match staged {
-            Staged::Status(inbound) => return Ok(inbound),
+            Staged::Status(checked) => return self.accept_status(&checked),
             Staged::Signed { checked, .. } => checked,
         };
         let (env, msg) = self.verifier.accept(checked)?;
@@ -216,6 +222,34 @@ impl Ingest {
                 kind: msg.kind(),
                 channel: "upstream",
             }),
+        }
+    }
+
+    /// A signed presence, taken when newer than the last one taken from its gateway. The order
+    /// is kept in memory only: after a restart the broker's retained status comes first, and
+    /// only the gateway's own login may publish on its status topic.
+    fn accept_status(&mut self, checked: &Checked) -> Result<Inbound, IngestError> {
+        let env = &checked.envelope;
+        let Message::Status(presence) = checked.message else {
+            return Err(IngestError::WrongChannel {
+                kind: checked.message.kind(),
+                channel: Channel::Status.suffix(),
+            });
+        };
+        let key = (env.ts.0, env.seq);
+        match self.presence.get(&env.gateway) {
+            Some(&last) if key <= last => Err(IngestError::OldStatus {
+                gateway: env.gateway,
+                ts: env.ts.0,
+                seq: env.seq,
+            }),
+            _ => {
+                self.presence.insert(env.gateway, key);
+                Ok(Inbound::Status {
+                    gateway: env.gateway,
+                    online: presence.online,
+                })
+            }
         }
     }
 
@@ -375,19 +409,65 @@ mod tests {
     }
 
     #[test]
-    fn presence_is_plain_text() {
-        let (_, mut ingest) = setup();
+    fn presence_is_signed_and_only_a_newer_one_is_taken() {
+        use gridshare_domain::wire::Presence;
+        let (key, mut ingest) = setup();
         let status = topics::topic(GatewayId(5), Channel::Status);
+        let tele = topics::topic(GatewayId(5), Channel::Telemetry);
+        let presence = |online| Message::Status(Presence { online });
+        let at = |ts: Timestamp, seq, online| {
+            serde_json::to_vec(&key.seal(GatewayId(5), seq, ts, &presence(online)).unwrap()).unwrap()
+        };
+        let reason = |r: Result<Inbound, IngestError>| r.unwrap_err().reason();
+        // anyone with a login could once mark a gateway offline with a plain word
+        assert_eq!(reason(ingest.handle(&status, b"offline", NOW)), "malformed");
+        let forger = GatewayKey::from_bytes(&[7u8; 32]).unwrap();
+        let forged = serde_json::to_vec(
+            &forger
+                .seal(GatewayId(5), Presence::OFFLINE_SEQ, NOW, &presence(false))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(reason(ingest.handle(&status, &forged, NOW)), "bad_signature");
+        // a connection's `online` and its last will, sealed together
+        let online = at(NOW, Presence::ONLINE_SEQ, true);
+        let will = at(NOW, Presence::OFFLINE_SEQ, false);
+        let gw = GatewayId(5);
         assert_eq!(
-            ingest.handle(&status, b"offline", NOW),
+            ingest.handle(&status, &online, NOW),
             Ok(Inbound::Status {
-                gateway: GatewayId(5),
+                gateway: gw,
+                online: true
+            })
+        );
+        // the will comes days later: presence has no maximum age
+        let later = Timestamp(NOW.0 + 10 * 86_400_000);
+        assert_eq!(
+            ingest.handle(&status, &will, later),
+            Ok(Inbound::Status {
+                gateway: gw,
                 online: false
             })
         );
+        // replayed or reordered: refused
+        assert_eq!(reason(ingest.handle(&status, &online, later)), "old_status");
+        assert_eq!(reason(ingest.handle(&status, &will, later)), "old_status");
+        // the next connection is newer
+        assert!(
+            ingest
+                .handle(&status, &at(later, Presence::ONLINE_SEQ, true), later)
+                .is_ok()
+        );
+        // presence is not in the gateway's sequence of messages: telemetry 1 is still new
+        assert!(ingest.handle(&tele, &sealed(&key, 5, 1, &telemetry()), NOW).is_ok());
+        // each kind on its own channel
         assert_eq!(
-            ingest.handle(&status, b"maybe", NOW).unwrap_err().reason(),
-            "bad_status"
+            reason(ingest.handle(&tele, &at(later, 2, true), later)),
+            "wrong_channel"
+        );
+        assert_eq!(
+            reason(ingest.handle(&status, &sealed(&key, 5, 2, &telemetry()), NOW)),
+            "wrong_channel"
         );
     }
 }

@@ -383,6 +383,10 @@ fn done(st: &mut State, message: Option<(GatewayId, u64)>) {
 /// stops sending it.
 fn refused_for_good(p: &Publish, e: &IngestError) -> Option<(GatewayId, u64)> {
     use gridshare_domain::envelope::EnvelopeError as E;
+    // presence is not in the gateway's outbox: nothing to receipt
+    if topics::parse(&p.topic).is_some_and(|(_, c)| c == Channel::Status) {
+        return None;
+    }
     match e {
         IngestError::Envelope(E::Stale { .. } | E::BadPayload(_)) | IngestError::WrongChannel { .. } => {
             let env: SignedEnvelope = serde_json::from_slice(&p.payload).ok()?;

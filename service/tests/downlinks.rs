@@ -289,7 +289,7 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
             .await
             .expect("both gateways come online")
             .unwrap();
-        if topic.ends_with("/status") && payload == b"online" {
+        if topic.ends_with("/status") && is_online(&payload) {
             online.insert(topic);
         }
     }
@@ -468,4 +468,13 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Whether a presence payload says `online` (its signature is the market's business here).
+fn is_online(payload: &[u8]) -> bool {
+    use gridshare_domain::wire::{Message, Presence};
+    serde_json::from_slice::<gridshare_domain::envelope::SignedEnvelope>(payload)
+        .ok()
+        .and_then(|env| serde_json::from_str::<Message>(&env.payload).ok())
+        == Some(Message::Status(Presence { online: true }))
 }

@@ -8,8 +8,9 @@
 //! [`crate::dr::Controller`] at once and then after each poll (ramping one step per cycle); its
 //! reports go through the outbox like telemetry.
 //!
-//! Presence: the broker publishes `offline` (retained) on the gateway's status topic when the
-//! connection drops (last will); the gateway publishes `online` when it connects.
+//! Presence: the gateway publishes a signed `online` (retained) on its status topic when it
+//! connects, and the broker its signed `offline`, sealed at the same instant, when the connection
+//! drops (last will).
 //!
 //! ```text
 //!                        every telemetry period
@@ -259,6 +260,8 @@ pub async fn run_with(
     // set up before the poller starts, so that a bad `mqtt` section leaves no poller behind
     let mut sender = Sender::new(
         &cfg,
+        key.clone(),
+        options.clock.clone(),
         outbox.clone(),
         wake.clone(),
         receiver,

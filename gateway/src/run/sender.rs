@@ -11,21 +11,26 @@
 //! The same connection brings the market's messages in: at each connection the sender
 //! subscribes to the gateway's topics and hands each arriving message to the
 //! [receiver](super::receiver). It tells the poller whether it is connected, and publishes the
-//! gateway's presence (`online` when connected; the broker publishes the last will, `offline`,
-//! when the connection drops).
+//! gateway's presence, signed like every upstream message ([`Presence`]): before each connection
+//! it seals an `online` and an `offline` at the same instant, publishes the first when connected
+//! and leaves the second with the broker as the last will, to publish when the connection drops.
+//! The market takes a presence only when it is newer than the last one it took, so a replayed
+//! or belated will cannot mark a connected gateway offline, and nobody without the gateway's key
+//! can mark it anything.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gridshare_domain::GatewayId;
+use gridshare_domain::envelope::GatewayKey;
 use gridshare_domain::topics::{self, Broker, Channel};
-use gridshare_domain::wire::Stored;
+use gridshare_domain::wire::{Message, Presence, Stored};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{Notify, watch};
 
-use super::RunError;
 use super::receiver::{Receiver, SUBSCRIBED};
+use super::{ClockFn, RunError};
 use crate::config::Config;
 use crate::modbus::Backoff;
 use crate::outbox::Outbox;
@@ -47,6 +52,11 @@ pub(super) struct Sender {
     gateway: GatewayId,
     /// The gateway's presence topic.
     status: String,
+    /// Seals presence.
+    key: GatewayKey,
+    clock: ClockFn,
+    /// The `online` sealed with the last will of the coming connection.
+    online_status: Vec<u8>,
     client: AsyncClient,
     events: EventLoop,
     outbox: Arc<Mutex<Outbox>>,
@@ -79,8 +89,11 @@ impl std::fmt::Debug for Sender {
 impl Sender {
     /// Sets the connection up from the configuration's `mqtt` section; it is made when
     /// [`Sender::run`] starts.
+    #[expect(clippy::too_many_arguments, reason = "the sender's collaborators, each kept once")]
     pub(super) fn new(
         cfg: &Config,
+        key: GatewayKey,
+        clock: ClockFn,
         outbox: Arc<Mutex<Outbox>>,
         wake: Arc<Notify>,
         receiver: Receiver,
@@ -94,7 +107,6 @@ impl Sender {
         opts.set_keep_alive(Duration::from_secs(10));
         opts.set_clean_session(true);
         opts.set_max_packet_size(256 * 1024, 256 * 1024);
-        opts.set_last_will(LastWill::new(status.clone(), "offline", QoS::AtLeastOnce, true));
         let password = std::env::var(PASSWORD_VARIABLE).ok().or(cfg.mqtt.password.clone());
         if let Some(user) = &cfg.mqtt.username {
             opts.set_credentials(user.clone(), password.unwrap_or_default());
@@ -106,9 +118,12 @@ impl Sender {
             )));
         }
         let (client, events) = AsyncClient::new(opts, 2 * WINDOW);
-        Ok(Self {
+        let mut sender = Self {
             gateway,
             status,
+            key,
+            clock,
+            online_status: Vec::new(),
             client,
             events,
             outbox,
@@ -120,7 +135,35 @@ impl Sender {
             cursor: None,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             traffic,
-        })
+        };
+        sender.seal_presence();
+        Ok(sender)
+    }
+
+    /// The signed presence `online` (sequence [`Presence::ONLINE_SEQ`]) or `offline`
+    /// ([`Presence::OFFLINE_SEQ`]), sealed now.
+    fn presence(&self, online: bool, at: gridshare_domain::Timestamp) -> Vec<u8> {
+        let seq = if online {
+            Presence::ONLINE_SEQ
+        } else {
+            Presence::OFFLINE_SEQ
+        };
+        self.key
+            .seal(self.gateway, seq, at, &Message::Status(Presence { online }))
+            .ok()
+            .and_then(|env| serde_json::to_vec(&env).ok())
+            .unwrap_or_default()
+    }
+
+    /// Seals the next connection's `online` and its last will at the same instant; the event
+    /// loop takes the will when it connects.
+    fn seal_presence(&mut self) {
+        let at = (self.clock)();
+        self.online_status = self.presence(true, at);
+        let will = self.presence(false, at);
+        self.events
+            .mqtt_options
+            .set_last_will(LastWill::new(self.status.clone(), will, QoS::AtLeastOnce, true));
     }
 
     /// Connects, and reconnects, until `stop` changes; an error is the outbox failing.
@@ -148,7 +191,7 @@ impl Sender {
                 );
                 let _ = self
                     .client
-                    .try_publish(self.status.clone(), QoS::AtMostOnce, true, "online");
+                    .try_publish(self.status.clone(), QoS::AtMostOnce, true, self.online_status.clone());
                 for channel in SUBSCRIBED {
                     let _ = self
                         .client
@@ -175,6 +218,8 @@ impl Sender {
                 self.connected = false;
                 self.send_again();
                 tokio::time::sleep(self.backoff.next_delay()).await;
+                // the next connection's presence, newer than anything sent on this one
+                self.seal_presence();
             }
         }
         Ok(())
@@ -261,7 +306,10 @@ impl Sender {
         if !self.connected {
             return;
         }
-        let _ = self.client.try_publish(self.status, QoS::AtMostOnce, true, "offline");
+        let goodbye = self.presence(false, (self.clock)());
+        let _ = self
+            .client
+            .try_publish(self.status.clone(), QoS::AtMostOnce, true, goodbye);
         let _ = self.client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while let Ok(ev) = self.events.poll().await {
