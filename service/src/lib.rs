@@ -9,15 +9,17 @@
 //! ```
 //!
 //! Here: [`config`], the embedded MQTT [`broker`] and its access control ([`acl`]), gateway
-//! [`ingest`] and its [`mqtt`] client (the MQTT adapter over the market runtime), [`signing`] (the
-//! market's key on every downlink), [`settle`] (the settlement step on a timer) and [`serve`],
-//! which wires them together. The runtime itself — engine handle, recorder, scheduler, clock,
-//! demand response, downlinks, live feed — is `gridshare_market`; the HTTP face is `gridshare_web`.
+//! [`ingest`] and its [`mqtt`] client (the MQTT adapter over the market runtime) with its
+//! [`fair`] intake queue, [`signing`] (the market's key on every downlink), [`settle`] (the
+//! settlement step on a timer) and [`serve`], which wires them together. The runtime itself —
+//! engine handle, recorder, scheduler, clock, demand response, downlinks, live feed — is
+//! `gridshare_market`; the HTTP face is `gridshare_web`.
 
 pub mod acl;
 pub mod broker;
 pub mod config;
 pub mod demo;
+pub mod fair;
 pub mod ingest;
 pub mod mqtt;
 pub mod serve;

@@ -27,6 +27,11 @@
 //! saved before it goes to the engine, telemetry's in the transaction of its batch; so no
 //! restart, graceful or a crash, reopens an old sequence number.
 //!
+//! **Fair intake.** Publishes wait in one queue per gateway, served in turn ([`FairQueue`]), so
+//! a gateway flooding the market delays only itself: its neighbours' orders are checked and
+//! matched in their turn instead of ageing out behind the flood. A full lane refuses (counted as
+//! `lane_full`); nothing is lost, since what is not receipted is sent again.
+//!
 //! **Client id.** [`session_client_id`]: the configured prefix and a random suffix, new for each
 //! start, so nobody can take the service's session by guessing its id (a fixed, known id let a
 //! gateway's login kick the service off again and again). The session is clean, so nothing is
@@ -54,6 +59,7 @@ use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS
 use std::collections::BTreeMap;
 use tokio::sync::watch;
 
+use crate::fair::{self, FairQueue, Lane};
 use crate::ingest::{Inbound, Ingest, IngestChecker, IngestError, Pipeline, Staged};
 use crate::signing::Sealer;
 
@@ -243,7 +249,14 @@ pub async fn run(
     }
     let (client, events) = AsyncClient::new(opts, 10_000);
     let (inbox_tx, mut inbox) = tokio::sync::mpsc::unbounded_channel();
-    let mut pump = tokio::spawn(pump(events, inbox_tx, broker.clone()));
+    let publishes = Arc::new(FairQueue::new(fair::Limits::default()));
+    let mut pump = tokio::spawn(pump(
+        events,
+        inbox_tx,
+        publishes.clone(),
+        metrics.clone(),
+        broker.clone(),
+    ));
     let mut st = State {
         db,
         market,
@@ -299,7 +312,8 @@ pub async fn run(
                     flush_buffer(&mut st).await;
                 }
             }
-            incoming = inbox.recv(), if !pipeline.is_full() => match incoming {
+            p = publishes.pop(), if !pipeline.is_full() => pipeline.push(&st.checker, st.market.clock().now(), p),
+            incoming = inbox.recv() => match incoming {
                 Some(Incoming::Connected) => {
                     for ch in Channel::ALL.into_iter().filter(|c| c.is_upstream()) {
                         if let Err(e) = client.subscribe(topics::all_gateways(ch), QoS::AtLeastOnce).await {
@@ -310,7 +324,6 @@ pub async fn run(
                     let all: Vec<GatewayId> = st.owners.keys().copied().collect();
                     send_stored_preferences(&st, &client, &all).await;
                 }
-                Some(Incoming::Publish(p)) => pipeline.push(&st.checker, st.market.clock().now(), p),
                 None => return Err("the MQTT connection task ended".into()),
             },
             outcome = feed.recv() => match outcome {
@@ -335,19 +348,24 @@ pub async fn run(
     }
 }
 
-/// What the connection task passes on.
+/// What the connection task passes on besides publishes.
 enum Incoming {
     /// (Re)connected: subscribe.
     Connected,
-    /// A publish from a gateway.
-    Publish(Publish),
 }
 
 /// Drives the MQTT connection on its own task, so that acknowledgements and answers queued by
-/// the intake always go out, however busy the intake is: publishes are passed on (their number
-/// is bounded by the broker, which sends no more unacknowledged ones than its in-flight limit),
-/// and a lost connection is retried with backoff. Ends after the disconnect goes out.
-async fn pump(mut events: rumqttc::EventLoop, inbox: tokio::sync::mpsc::UnboundedSender<Incoming>, broker: Broker) {
+/// the intake always go out, however busy the intake is: each publish goes at once into its
+/// gateway's lane of the [fair queue](FairQueue), or is refused and counted when the lane is
+/// full (not receipted, so its gateway sends it again), and a lost connection is retried with
+/// backoff. Ends after the disconnect goes out.
+async fn pump(
+    mut events: rumqttc::EventLoop,
+    inbox: tokio::sync::mpsc::UnboundedSender<Incoming>,
+    publishes: Arc<FairQueue<Publish>>,
+    metrics: Arc<Metrics>,
+    broker: Broker,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let passed = match events.poll().await {
@@ -356,7 +374,14 @@ async fn pump(mut events: rumqttc::EventLoop, inbox: tokio::sync::mpsc::Unbounde
                 tracing::info!(host = %broker.host, port = broker.port, "connected to the MQTT broker");
                 inbox.send(Incoming::Connected)
             }
-            Ok(MqttEvent::Incoming(Packet::Publish(p))) => inbox.send(Incoming::Publish(p)),
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                let lane = topics::parse(&p.topic).map_or(Lane::Other, |(g, _)| Lane::Gateway(g));
+                let size = p.topic.len() + p.payload.len();
+                if let Err(refused) = publishes.push(lane, p, size) {
+                    metrics.reject(refused.reason());
+                }
+                Ok(())
+            }
             Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => Ok(()),
             Err(e) => {
