@@ -11,28 +11,52 @@ use serde_json::Value;
 /// One HTTP request to the service on `port` with a bearer `key`; the status and the JSON body
 /// (`Null` when there is none).
 pub fn http(port: u16, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    try_http(port, method, path, key, body).unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+/// [`http`], or why there was no answer (nothing listening, the connection cut, a body that is
+/// not JSON): for a service that may be starting or about to be killed.
+pub fn try_http(port: u16, method: &str, path: &str, key: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+    let err = |e: std::io::Error| e.to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(err)?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
-    .unwrap();
+    .map_err(err)?;
     let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status: u16 = resp[9..12].parse().unwrap();
-    let (_, body) = resp.split_once("\r\n\r\n").unwrap();
+    s.read_to_string(&mut resp).map_err(err)?;
+    let status: u16 = resp
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {resp:?}"))?;
+    let (_, body) = resp
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no body: {resp:?}"))?;
     // chunked bodies: take the JSON between the first '{' or '[' and the last '}' or ']'
     let start = body.find(['{', '[']).unwrap_or(body.len());
     let end = body.rfind(['}', ']']).map_or(start, |e| e + 1);
     let v = if start < end {
-        serde_json::from_str(&body[start..end]).unwrap()
+        serde_json::from_str(&body[start..end]).map_err(|e| format!("{e}: {body}"))?
     } else {
         Value::Null
     };
-    (status, v)
+    Ok((status, v))
+}
+
+/// True when the service on `port` answers `/readyz` with 200.
+pub fn ready(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut r = String::new();
+    let _ = s.read_to_string(&mut r);
+    r.starts_with("HTTP/1.1 200")
 }
 
 /// The interval of the furthest open book. Tests at 900x order there: a book nearer delivery may
@@ -48,7 +72,8 @@ pub fn furthest_open_interval(port: u16, key: &str) -> String {
         .to_owned()
 }
 
-fn parse_ms(rfc3339: &str) -> i64 {
+/// Milliseconds since the epoch of an RFC 3339 time.
+pub fn parse_ms(rfc3339: &str) -> i64 {
     gridshare_domain::Timestamp::parse_rfc3339(rfc3339).unwrap().0
 }
 
@@ -143,13 +168,8 @@ pub fn serve(dir: &std::path::Path, config: &std::path::Path, port: u16) -> Serv
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut r = String::new();
-            let _ = s.read_to_string(&mut r);
-            if r.starts_with("HTTP/1.1 200") {
-                return server;
-            }
+        if ready(port) {
+            return server;
         }
         assert!(Instant::now() < deadline, "server not ready in 30 s");
         std::thread::sleep(Duration::from_millis(50));
