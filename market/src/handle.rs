@@ -241,6 +241,17 @@ impl Market {
                 if let Some(torn) = recovery.torn {
                     tracing::warn!(offset = torn.offset, reason = %torn.reason, "journal tail was torn and cut off");
                 }
+                if let Some(aside) = recovery.set_aside {
+                    // the journal is the record; a snapshot only shortens the replay
+                    tracing::error!(
+                        reason = %aside.reason,
+                        moved_to = %aside.moved_to.display(),
+                        replayed = recovery.replayed,
+                        "the engine's snapshot could not be used and was set aside; the market goes on from its whole \
+                         journal (if the snapshot was ahead, the journal had lost commands: look for a restored or \
+                         unsynced journal file)"
+                    );
+                }
                 Core::Journaled(Box::new(j), halted.clone())
             }
         };

@@ -221,3 +221,63 @@ fn journaled_engine_snapshots_at_gate_closure_and_resumes() {
     );
     assert_eq!(again.engine().snapshot(0), reference.snapshot(0));
 }
+
+/// Issue 17: a snapshot that disagrees with its journal never stops a restart. The journal is
+/// the record; a snapshot that does not decode, does not fit the configuration, or covers more
+/// commands than the journal holds is set aside (renamed, kept) and the whole journal replayed,
+/// and recovery says why. Before, each of these refused every start.
+#[test]
+fn a_snapshot_that_disagrees_with_the_journal_is_set_aside_and_the_journal_replayed() {
+    let cmds = {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        stream().new_tree(&mut runner).unwrap().current()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (jpath, spath) = (dir.path().join("journal"), dir.path().join("snapshot.json"));
+    let mut live = Engine::new(cfg()).unwrap();
+    {
+        let mut w = JournalWriter::open(&jpath, Durability::EveryCommand).unwrap();
+        for c in &cmds {
+            w.append(c).unwrap();
+            live.apply(c, &mut Vec::new());
+        }
+    }
+    let good = serde_json::to_vec(&live.snapshot(cmds.len() as u64)).unwrap();
+    let ahead = serde_json::to_vec(&live.snapshot(cmds.len() as u64 + 5)).unwrap();
+    let other_config = MarketConfig { network: None, ..cfg() };
+    // the same snapshot, good, restores without a replay
+    std::fs::write(&spath, &good).unwrap();
+    let r = journal::restore(cfg(), &spath, &jpath).unwrap();
+    assert_eq!((r.replayed, r.set_aside.is_none()), (0, true));
+    let cases: [(&str, Vec<u8>, MarketConfig, &str); 3] = [
+        ("torn", good[..good.len() / 2].to_vec(), cfg(), "cannot decode"),
+        ("ahead", ahead, cfg(), "covers"),
+        ("another configuration", good.clone(), other_config, ""),
+    ];
+    for (what, bytes, config, says) in cases {
+        std::fs::write(&spath, &bytes).unwrap();
+        let r = journal::restore(config.clone(), &spath, &jpath)
+            .unwrap_or_else(|e| panic!("{what}: a restart is refused: {e}"));
+        let aside = r.set_aside.unwrap_or_else(|| panic!("{what}: the snapshot was used"));
+        assert!(aside.reason.contains(says), "{what}: {}", aside.reason);
+        assert_eq!(
+            std::fs::read(&aside.moved_to).unwrap(),
+            bytes,
+            "{what}: kept aside as it was"
+        );
+        assert!(!spath.exists(), "{what}: no longer in the way");
+        assert_eq!(r.replayed, cmds.len() as u64, "{what}: the whole journal replayed");
+        let mut reference = Engine::new(config).unwrap();
+        for c in &cmds {
+            reference.apply(c, &mut Vec::new());
+        }
+        assert_eq!(r.engine.snapshot(0), reference.snapshot(0), "{what}");
+    }
+    // and the next start of a journaled market takes its own new snapshot as usual
+    let journaled = tempfile::tempdir().unwrap();
+    std::fs::copy(&jpath, journaled.path().join("engine.journal")).unwrap();
+    std::fs::write(journaled.path().join("engine.snapshot.json"), b"{ not a snapshot").unwrap();
+    let (j, recovery) = journal::Journaled::open(cfg(), journaled.path(), Durability::EveryCommand).unwrap();
+    assert!(recovery.set_aside.is_some());
+    assert_eq!(j.engine().snapshot(0), live.snapshot(0));
+}

@@ -38,7 +38,7 @@ mod recovery;
 #[cfg(test)]
 mod tests;
 
-pub use recovery::{AfterApply, Journaled, Recovery, RestoreError, Restored, restore, write_snapshot};
+pub use recovery::{AfterApply, Journaled, Recovery, RestoreError, Restored, SetAside, restore, write_snapshot};
 
 const MAGIC: &[u8; 8] = b"GSJOURNL";
 const VERSION: u32 = 1;

@@ -36,6 +36,16 @@ pub enum AfterApply {
     SnapshotFailed(JournalError),
 }
 
+/// A snapshot recovery could not use, and where it was moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Why it was not used (a [`RestoreError`]'s text: undecodable, not this configuration's,
+    /// or covering more commands than the journal holds).
+    pub reason: String,
+    /// Where it is now, kept for whoever looks into it.
+    pub moved_to: PathBuf,
+}
+
 /// What recovery rebuilt.
 #[derive(Debug)]
 pub struct Restored {
@@ -47,38 +57,47 @@ pub struct Restored {
     pub total: u64,
     /// A torn tail that was cut off, if any.
     pub torn: Option<TornTail>,
+    /// A snapshot that could not be used, set aside (the engine is the whole journal replayed).
+    pub set_aside: Option<SetAside>,
 }
 
-/// Recovery: the snapshot at `snapshot` (if the file exists) plus the journal
-/// commands after it. A torn journal tail is cut off and reported.
+/// Recovery: the snapshot at `snapshot` (if the file exists) plus the journal commands after
+/// it. A torn journal tail is cut off and reported.
+///
+/// **The journal is the record; a snapshot only shortens the replay.** The journal holds every
+/// command since the first start, so a snapshot that cannot be used — it does not decode, does
+/// not fit the configuration, or covers more commands than the journal holds (a journal restored
+/// from an older copy, or one written without fsync before a power cut, while the snapshot was
+/// synced) — is renamed `<snapshot>.set-aside-<unix ms>` and the whole journal is replayed
+/// instead; [`Restored::set_aside`] says why, and the caller says so loudly. A snapshot ahead
+/// of the journal means commands the journal lost; the market goes on from the journal, which
+/// is also what the database is rebuilt from, so engine and database stay together.
 pub fn restore(cfg: crate::MarketConfig, snapshot: &Path, journal: &Path) -> Result<Restored, RestoreError> {
-    let (mut engine, skip) = match File::open(snapshot) {
-        Ok(f) => {
-            let snap: crate::Snapshot =
-                serde_json::from_reader(BufReader::new(f)).map_err(|source| RestoreError::SnapshotDecode {
-                    path: snapshot.to_owned(),
-                    source,
-                })?;
-            let skip = snap.journal_commands;
-            (
-                crate::Engine::restore(cfg, &snap).map_err(|source| RestoreError::SnapshotMismatch {
-                    path: snapshot.to_owned(),
-                    source,
-                })?,
-                skip,
-            )
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (crate::Engine::new(cfg)?, 0),
-        Err(e) => return Err(JournalError::io(snapshot)(e).into()),
-    };
     let rec = recover(journal)?;
-    if (rec.commands.len() as u64) < skip {
-        return Err(RestoreError::SnapshotAhead {
-            snapshot: snapshot.to_owned(),
-            covers: skip,
-            holds: rec.commands.len() as u64,
-        });
-    }
+    let holds = rec.commands.len() as u64;
+    let (mut engine, skip, set_aside) = match load_snapshot(cfg.clone(), snapshot, holds) {
+        Ok(Some((engine, skip))) => (engine, skip, None),
+        Ok(None) => (crate::Engine::new(cfg)?, 0, None),
+        Err(
+            e @ (RestoreError::SnapshotDecode { .. }
+            | RestoreError::SnapshotMismatch { .. }
+            | RestoreError::SnapshotAhead { .. }),
+        ) => {
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let mut moved_to = snapshot.as_os_str().to_owned();
+            moved_to.push(format!(".set-aside-{at}"));
+            let moved_to = PathBuf::from(moved_to);
+            std::fs::rename(snapshot, &moved_to).map_err(JournalError::io(snapshot))?;
+            let set_aside = SetAside {
+                reason: e.to_string(),
+                moved_to,
+            };
+            (crate::Engine::new(cfg)?, 0, Some(set_aside))
+        }
+        Err(e) => return Err(e),
+    };
     let mut sink = crate::CountingSink::default();
     let tail = &rec.commands[skip as usize..];
     for c in tail {
@@ -87,9 +106,42 @@ pub fn restore(cfg: crate::MarketConfig, snapshot: &Path, journal: &Path) -> Res
     Ok(Restored {
         engine,
         replayed: tail.len() as u64,
-        total: rec.commands.len() as u64,
+        total: holds,
         torn: rec.torn,
+        set_aside,
     })
+}
+
+/// The engine in the snapshot at `path` and the journal commands it covers; `None` when there
+/// is no snapshot; an error when it does not decode, does not fit `cfg`, or covers more than the
+/// `holds` commands of the journal.
+fn load_snapshot(
+    cfg: crate::MarketConfig,
+    path: &Path,
+    holds: u64,
+) -> Result<Option<(crate::Engine, u64)>, RestoreError> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(JournalError::io(path)(e).into()),
+    };
+    let snap: crate::Snapshot =
+        serde_json::from_reader(BufReader::new(f)).map_err(|source| RestoreError::SnapshotDecode {
+            path: path.to_owned(),
+            source,
+        })?;
+    if snap.journal_commands > holds {
+        return Err(RestoreError::SnapshotAhead {
+            snapshot: path.to_owned(),
+            covers: snap.journal_commands,
+            holds,
+        });
+    }
+    let engine = crate::Engine::restore(cfg, &snap).map_err(|source| RestoreError::SnapshotMismatch {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Some((engine, snap.journal_commands)))
 }
 
 /// Why recovery failed.
@@ -140,6 +192,8 @@ pub struct Recovery {
     pub total: u64,
     /// A torn tail that was cut off, if any.
     pub torn: Option<TornTail>,
+    /// A snapshot that could not be used, set aside (see [`restore`]).
+    pub set_aside: Option<SetAside>,
 }
 
 /// An engine whose commands are journaled before they take effect, with a
@@ -176,6 +230,7 @@ impl Journaled {
                 replayed: 0,
                 total: 0,
                 torn: None,
+                set_aside: None,
             }
         };
         let writer = JournalWriter::open(&journal, durability)?;
@@ -184,6 +239,7 @@ impl Journaled {
             replayed,
             total,
             torn,
+            set_aside,
         } = restored;
         Ok((
             Self {
@@ -192,7 +248,12 @@ impl Journaled {
                 snapshot,
                 commands: total,
             },
-            Recovery { replayed, total, torn },
+            Recovery {
+                replayed,
+                total,
+                torn,
+                set_aside,
+            },
         ))
     }
 
