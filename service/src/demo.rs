@@ -245,7 +245,15 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
         let label = label.to_owned();
         let db = db.clone();
         async move {
-            gridshare_storage::api_keys::create(&db, &id, ParticipantId(participant), &hash, &scopes, &label, now)
+            let key = gridshare_storage::api_keys::NewKey {
+                id: &id,
+                participant: ParticipantId(participant),
+                token_hash: &hash,
+                scopes: &scopes,
+                label: &label,
+                parent: None,
+            };
+            gridshare_storage::api_keys::create(&db, &key, now)
                 .await
                 .map(|()| token)
                 .map_err(|e| e.to_string())

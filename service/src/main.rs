@@ -244,17 +244,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                 parsed.push(s.to_owned());
             }
             let t = new_token(TokenKind::ApiKey);
-            gridshare_storage::api_keys::create(
-                &db,
-                &t.id,
-                ParticipantId(participant),
-                &t.hash,
-                &parsed.join(","),
-                &label,
-                wall_clock(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let key = gridshare_storage::api_keys::NewKey {
+                id: &t.id,
+                participant: ParticipantId(participant),
+                token_hash: &t.hash,
+                scopes: &parsed.join(","),
+                label: &label,
+                parent: None,
+            };
+            gridshare_storage::api_keys::create(&db, &key, wall_clock())
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{}", t.token);
             Ok(())
         }

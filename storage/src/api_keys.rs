@@ -30,32 +30,34 @@ pub struct ApiKey {
     pub parent: Option<String>,
 }
 
-/// Stores a new key; `Duplicate` if the id exists.
-pub async fn create(
-    db: &Db,
-    id: &str,
-    participant: ParticipantId,
-    token_hash: &str,
-    scopes: &str,
-    label: &str,
-    now: Timestamp,
-) -> Result<()> {
-    create_child(db, id, participant, token_hash, scopes, label, None, now).await
+/// A key to store: its columns, bar the time it is made.
+#[derive(Debug, Clone, Copy)]
+pub struct NewKey<'a> {
+    /// Its public id (`gsk_…`).
+    pub id: &'a str,
+    /// The participant it acts for.
+    pub participant: ParticipantId,
+    /// SHA-256 of the secret token, hex.
+    pub token_hash: &'a str,
+    /// Scopes, comma-separated (`read,trade`).
+    pub scopes: &'a str,
+    /// The owner's label for it.
+    pub label: &'a str,
+    /// The key it is made with: revoking that one revokes this one (`None`: made in a
+    /// dashboard session or by an administrator).
+    pub parent: Option<&'a str>,
 }
 
-/// Stores a new key made with key `parent` (revoking the parent revokes it); `Duplicate` if
-/// the id exists.
-#[allow(clippy::too_many_arguments)] // one per column
-pub async fn create_child(
-    db: &Db,
-    id: &str,
-    participant: ParticipantId,
-    token_hash: &str,
-    scopes: &str,
-    label: &str,
-    parent: Option<&str>,
-    now: Timestamp,
-) -> Result<()> {
+/// Stores a new key; `Duplicate` if the id exists.
+pub async fn create(db: &Db, key: &NewKey<'_>, now: Timestamp) -> Result<()> {
+    let NewKey {
+        id,
+        participant,
+        token_hash,
+        scopes,
+        label,
+        parent,
+    } = *key;
     let sql = "INSERT INTO api_keys (id, participant_id, token_hash, scopes, label, created_at, parent_id) \
                VALUES ($1, $2, $3, $4, $5, $6, $7)";
     query!(db, sql, pool => |q| {

@@ -105,6 +105,22 @@ pub async fn insert_batch(db: &Db, rows: &[Reading]) -> Result<u64> {
 /// The replay windows' update, in the transaction of a batch.
 const SAVE_WINDOW: &str = "UPDATE gateways SET replay_highest = $1, replay_seen = $2 WHERE id = $3";
 
+/// Saves `windows` in `tx`, a transaction of either backend (their types differ, the
+/// statement does not).
+macro_rules! save_windows {
+    ($tx:expr, $windows:expr) => {
+        for &(id, w) in $windows {
+            let (highest, seen) = crate::gateways::window_columns(w);
+            sqlx::query(SAVE_WINDOW)
+                .bind(highest)
+                .bind(seen)
+                .bind(id.0 as i64)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
 /// [`insert_batch`], saving in the same transaction the replay windows of the gateways the
 /// readings came from: a crash leaves both stored or neither, so a sequence number is never
 /// stored as seen without its readings, nor readings without their sequence number.
@@ -127,15 +143,7 @@ pub async fn insert_batch_with_windows(
                 }
                 new += q.execute(&mut *tx).await?.rows_affected();
             }
-            for &(id, w) in windows {
-                let (highest, seen) = crate::gateways::window_columns(w);
-                sqlx::query(SAVE_WINDOW)
-                    .bind(highest)
-                    .bind(seen)
-                    .bind(id.0 as i64)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            save_windows!(tx, windows);
             tx.commit().await?;
             Ok(new)
         }
@@ -171,15 +179,7 @@ pub async fn insert_batch_with_windows(
                 ql.push(enum_str(&s.quality));
             }
             let mut tx = pool.begin().await?;
-            for &(id, w) in windows {
-                let (highest, seen) = crate::gateways::window_columns(w);
-                sqlx::query(SAVE_WINDOW)
-                    .bind(highest)
-                    .bind(seen)
-                    .bind(id.0 as i64)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            save_windows!(tx, windows);
             let done = sqlx::query(PG_UNNEST)
                 .bind(gw)
                 .bind(seq)

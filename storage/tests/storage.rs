@@ -447,14 +447,22 @@ async fn api_keys_are_scoped_listed_and_revoked() {
     for t in backends().await {
         let db = &t.db;
         let (home, _, _) = home_with_gateway(db, 1).await;
-        api_keys::create(db, "gsk_000000000001", home, "ab12", "read,trade", "bot", NOW)
+        let key = |id, token_hash, scopes, label| api_keys::NewKey {
+            id,
+            participant: home,
+            token_hash,
+            scopes,
+            label,
+            parent: None,
+        };
+        api_keys::create(db, &key("gsk_000000000001", "ab12", "read,trade", "bot"), NOW)
             .await
             .unwrap();
-        api_keys::create(db, "gsk_000000000002", home, "cd34", "read", "", Timestamp(NOW.0 + 1))
+        api_keys::create(db, &key("gsk_000000000002", "cd34", "read", ""), Timestamp(NOW.0 + 1))
             .await
             .unwrap();
         assert!(matches!(
-            api_keys::create(db, "gsk_000000000001", home, "ef", "read", "", NOW).await,
+            api_keys::create(db, &key("gsk_000000000001", "ef", "read", ""), NOW).await,
             Err(StorageError::Duplicate { .. })
         ));
         let k = api_keys::find(db, "gsk_000000000001").await.unwrap().unwrap();

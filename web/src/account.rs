@@ -299,17 +299,15 @@ pub async fn make_key(state: &AppState, who: &Principal, req: NewKey) -> Result<
     names.dedup();
     let t = new_token(TokenKind::ApiKey);
     let at = gridshare_market::wall_clock();
-    api_keys::create_child(
-        state.db()?,
-        &t.id,
-        who.participant,
-        &t.hash,
-        &names.join(","),
-        &req.label,
-        who.key.as_deref(),
-        at,
-    )
-    .await?;
+    let key = api_keys::NewKey {
+        id: &t.id,
+        participant: who.participant,
+        token_hash: &t.hash,
+        scopes: &names.join(","),
+        label: &req.label,
+        parent: who.key.as_deref(),
+    };
+    api_keys::create(state.db()?, &key, at).await?;
     Ok(CreatedKey {
         key: KeyView {
             id: t.id,

@@ -223,9 +223,15 @@ pub async fn participant(db: &Db, id: u64, role: &str, feeder_node: Option<u32>)
 /// An API key for participant `who` with `scopes` ("read,trade"); its secret.
 pub async fn key(db: &Db, who: u64, scopes: &str) -> String {
     let t = new_token(TokenKind::ApiKey);
-    api_keys::create(db, &t.id, ParticipantId(who), &t.hash, scopes, "test", NOW)
-        .await
-        .unwrap();
+    let k = api_keys::NewKey {
+        id: &t.id,
+        participant: ParticipantId(who),
+        token_hash: &t.hash,
+        scopes,
+        label: "test",
+        parent: None,
+    };
+    api_keys::create(db, &k, NOW).await.unwrap();
     t.token
 }
 
