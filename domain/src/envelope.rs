@@ -460,6 +460,27 @@ impl Default for FreshnessPolicy {
     }
 }
 
+impl FreshnessPolicy {
+    /// This policy's limits, which are real time, in the ms of a market clock that runs
+    /// `speed` times faster than real time (the demo's accelerated clock): a message on the
+    /// wire ages in real time whatever the market's clock says, so at 90× an order 1 s late
+    /// is 90 s of market time late and must still count as 1 s. `speed` ≤ 1 (or not a
+    /// number) leaves the policy as it is.
+    #[must_use]
+    pub fn at_speed(self, speed: f64) -> Self {
+        if speed.is_nan() || speed <= 1.0 {
+            return self;
+        }
+        // a float-to-integer `as` saturates: an absurd speed gives i64::MAX, never a wrap
+        let scale = |ms: i64| (ms as f64 * speed) as i64;
+        Self {
+            max_future_ms: scale(self.max_future_ms),
+            max_order_age_ms: scale(self.max_order_age_ms),
+            max_data_age_ms: scale(self.max_data_age_ms),
+        }
+    }
+}
+
 /// Opens envelopes: checks size, version, key, signature, time and replay,
 /// in that order (cheap checks first; state changes only on success).
 ///
@@ -998,6 +1019,38 @@ mod tests {
         // a rejected message does not consume its sequence number
         let env = key.seal(GatewayId(7), 1, now, &cancel()).unwrap();
         assert!(v.open(&bytes(&env), now).is_ok());
+    }
+
+    #[test]
+    fn freshness_is_real_time_on_an_accelerated_clock() {
+        // at 90x, an order sent 30 s (real) ago is 2,700 s of market time old: fresh
+        let key = GatewayKey::from_hex(ANVIL_KEY_0).unwrap();
+        let policy = FreshnessPolicy::default().at_speed(90.0);
+        assert_eq!(policy.max_order_age_ms, 90 * 60_000);
+        assert_eq!(policy.max_future_ms, 90 * 30_000);
+        let mut v = Verifier::new(policy);
+        v.register(GatewayId(7), key.public(), ReplayWindow::default());
+        let now = Timestamp(100_000_000);
+        let env = key
+            .seal(GatewayId(7), 1, Timestamp(now.0 - 2_700_000), &cancel())
+            .unwrap();
+        assert!(v.open(&bytes(&env), now).is_ok());
+        // and 61 s real (5,490 s market) is stale there as on the wall clock
+        let env = key
+            .seal(GatewayId(7), 2, Timestamp(now.0 - 5_490_000), &cancel())
+            .unwrap();
+        assert!(matches!(
+            v.open(&bytes(&env), now),
+            Err(EnvelopeError::Stale { kind: "cancel", .. })
+        ));
+        // the wall clock, a slowed clock and nonsense leave the policy alone; no overflow
+        for speed in [1.0, 0.5, 0.0, -3.0, f64::NAN] {
+            assert_eq!(FreshnessPolicy::default().at_speed(speed), FreshnessPolicy::default());
+        }
+        assert_eq!(
+            FreshnessPolicy::default().at_speed(f64::INFINITY).max_data_age_ms,
+            i64::MAX
+        );
     }
 
     #[test]

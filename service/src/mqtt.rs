@@ -257,12 +257,14 @@ pub async fn run(
         metrics.clone(),
         broker.clone(),
     ));
+    // freshness is real time: at the demo's 90x an order a second late is 90 s of market time late
+    let freshness = FreshnessPolicy::default().at_speed(market.clock().speed());
     let mut st = State {
         db,
         market,
         metrics,
-        ingest: Ingest::new(Verifier::new(FreshnessPolicy::default())),
-        checker: Ingest::new(Verifier::default()).checker(),
+        ingest: Ingest::new(Verifier::new(freshness)),
+        checker: Ingest::new(Verifier::new(freshness)).checker(),
         owners: HashMap::new(),
         client_ids: HashMap::new(),
         by_market_id: HashMap::new(),
