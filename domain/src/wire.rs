@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DeviceId, EventId, OrderId, ParticipantId, ProgramId, TradeId, ZoneId};
+use crate::ids::{DeviceId, EventId, NodeId, OrderId, ParticipantId, ProgramId, TradeId, ZoneId};
 use crate::interval::{DeliveryInterval, Timestamp};
 use crate::market::{OrderMode, Side, TimeInForce};
 use crate::units::{MicroPerKwh, W, Wh};
@@ -288,6 +288,26 @@ pub struct IntervalResult {
     pub total_volume: Wh,
     /// Number of trades in the book's life.
     pub trades: u32,
+}
+
+/// One feeder node's price in a book's gate-closure auction, with a feeder network: sellers
+/// there receive it and buyers there pay it (grid fee included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePrice {
+    /// Zone of the book.
+    pub zone: ZoneId,
+    /// Delivery interval of the book.
+    pub interval: DeliveryInterval,
+    /// The node.
+    pub node: NodeId,
+    /// Its price.
+    pub price: MicroPerKwh,
+    /// Energy the auction sent over the edge above the node (positive: up, toward the substation).
+    pub flow: Wh,
+    /// How far the price gap across that edge exceeds its grid fee: positive only where the
+    /// edge was full (binding).
+    pub congestion: MicroPerKwh,
 }
 
 /// A demand-response signal, after OpenADR 3 signal types, in our units.

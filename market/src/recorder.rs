@@ -204,6 +204,21 @@ impl Projector {
                         closed_at: at,
                     });
                 }
+                Event::NodePrice {
+                    zone,
+                    interval,
+                    node,
+                    price,
+                    flow,
+                    congestion,
+                } => out.push(Change::NodePrice(gridshare_domain::wire::NodePrice {
+                    zone,
+                    interval,
+                    node,
+                    price,
+                    flow,
+                    congestion,
+                })),
                 Event::ParticipantAdded { .. }
                 | Event::BookOpened { .. }
                 | Event::Accepted { .. }

@@ -842,6 +842,20 @@ fn bench_auction(c: &mut Criterion) {
         zone: ZoneId(1),
         interval: iv(0),
     }];
+    // The same books from 200 homes on the feeder tree: 100 buying homes, 100 selling.
+    let homes_cmds: Vec<Command> = cmds
+        .iter()
+        .map(|c| match *c {
+            Command::Submit { at, mut order } => {
+                let h = 1 + (order.id.0 / 2) % 100 + if order.side == Side::Sell { 100 } else { 0 };
+                order.owner = ParticipantId(h);
+                order.node = NodeId(h as u32);
+                Command::Submit { at, order }
+            }
+            other => other,
+        })
+        .collect();
+    report_network_auction(&homes_cmds, &close);
     let mut g = fast(c, "call_auction_10k_orders");
     g.bench_function("gridshare", |b| {
         b.iter_batched_ref(
@@ -854,7 +868,58 @@ fn bench_auction(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    g.bench_function("gridshare_200_home_tree", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut e = homes_engine(1, 200, Some(tree(200)));
+                run_ours(&mut e, &homes_cmds);
+                e
+            },
+            |e| run_ours(e, &close),
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
+}
+
+/// Prints what the gate-closure auction over the 200-home tree matches: energy and surplus
+/// (Σ Wh × (bid − ask − path fee)), for comparing clearing rules on the same books.
+fn report_network_auction(cmds: &[Command], close: &[Command]) {
+    let nodes = tree(200);
+    let net = gridshare_matching_engine::network::Network::new(&nodes).unwrap();
+    let mut e = homes_engine(1, 200, Some(nodes));
+    let mut sink = CountingSink::default();
+    for c in cmds {
+        e.apply(c, &mut sink);
+    }
+    let limits: std::collections::HashMap<OrderId, (NodeId, i64)> = cmds
+        .iter()
+        .filter_map(|c| match *c {
+            Command::Submit { order, .. } => Some((order.id, (order.node, order.price.0))),
+            _ => None,
+        })
+        .collect();
+    let mut events: Vec<gridshare_matching_engine::Event> = Vec::new();
+    for c in close {
+        e.apply(c, &mut events);
+    }
+    let (mut wh, mut surplus, mut trades) = (0i64, 0i128, 0u32);
+    for ev in &events {
+        if let gridshare_matching_engine::Event::Trade {
+            buy, sell, quantity, ..
+        } = *ev
+        {
+            let ((bn, b), (sn, a)) = (limits[&buy], limits[&sell]);
+            let fee = net.path_fee(net.index_of(sn).unwrap(), net.index_of(bn).unwrap());
+            wh += quantity.0;
+            surplus += i128::from(quantity.0) * i128::from(b - a - fee);
+            trades += 1;
+        }
+    }
+    eprintln!(
+        "call auction, 10,000 orders from 200 homes on the feeder tree: {trades} trades, {wh} Wh matched, surplus {:.2} EUR",
+        surplus as f64 / 1e9
+    );
 }
 
 fn bench_journal(c: &mut Criterion) {

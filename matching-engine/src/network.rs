@@ -67,6 +67,7 @@ pub struct Network {
     depth: Vec<u32>,
     capacity: Vec<i64>,
     fee: Vec<i64>,
+    bottom_up: Vec<u32>,
 }
 
 const NO_PARENT: u32 = u32::MAX;
@@ -113,7 +114,10 @@ impl Network {
                 depth[p as usize] = d;
             }
         }
+        let mut bottom_up: Vec<u32> = (0..nodes.len() as u32).collect();
+        bottom_up.sort_by_key(|&i| (std::cmp::Reverse(depth[i as usize]), i));
         Ok(Self {
+            bottom_up,
             ids: nodes.iter().map(|n| n.id).collect(),
             index,
             parent,
@@ -147,6 +151,22 @@ impl Network {
     /// Capacity of the edge above `idx` (`i64::MAX` = unlimited).
     pub fn capacity(&self, idx: u32) -> i64 {
         self.capacity[idx as usize]
+    }
+
+    /// Grid fee per kWh for crossing the edge above `idx` (0 for the root).
+    pub fn fee(&self, idx: u32) -> i64 {
+        self.fee[idx as usize]
+    }
+
+    /// Parent of `idx`; `None` for the root.
+    pub fn parent(&self, idx: u32) -> Option<u32> {
+        let p = self.parent[idx as usize];
+        (p != NO_PARENT).then_some(p)
+    }
+
+    /// Every node, deepest first (children before their parent; the root last); ties by index.
+    pub fn bottom_up(&self) -> &[u32] {
+        &self.bottom_up
     }
 
     /// Walk the path seller → buyer, calling `f(edge, upward)` for each edge

@@ -221,13 +221,33 @@ pub enum Event {
         /// Why.
         reason: CancelReason,
     },
+    /// With a feeder tree: one node's price in the gate-closure auction (one event per node
+    /// that has one, before [`Event::AuctionResult`], when the auction traded; a part of the
+    /// tree with no order, cut off by full edges, has none).
+    NodePrice {
+        /// Zone.
+        zone: ZoneId,
+        /// Interval.
+        interval: DeliveryInterval,
+        /// The node.
+        node: NodeId,
+        /// The value of one more Wh at the node: what a seller there receives, what a buyer
+        /// there pays (grid fee included).
+        price: MicroPerKwh,
+        /// Energy the auction sent up the edge above the node (negative: down); 0 at the root.
+        flow: Wh,
+        /// By how much the price difference across the edge above exceeds its fee: positive
+        /// only where the edge is full (binding).
+        congestion: MicroPerKwh,
+    },
     /// The gate-closure auction's outcome.
     AuctionResult {
         /// Zone.
         zone: ZoneId,
         /// Interval.
         interval: DeliveryInterval,
-        /// Uniform price, if anything crossed.
+        /// Uniform price, if anything traded; with a feeder tree, the root's (the substation's) node
+        /// price, none when full edges kept every trade below it.
         clearing_price: Option<MicroPerKwh>,
         /// Energy matched in the auction.
         volume: Wh,

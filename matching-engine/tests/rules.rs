@@ -829,3 +829,69 @@ fn max_orders_is_honoured_below_eight() {
         assert_eq!(e.live_orders(), max);
     }
 }
+
+#[test]
+fn a_full_edge_splits_the_auction_into_two_prices_and_the_gap_is_congestion() {
+    // Home 1 sells cheap behind an edge of 100 Wh; home 2 buys 300 Wh; home 3, beside home 2,
+    // sells dearer. The best clearing: all 100 Wh the edge allows from home 1, the rest from
+    // home 3 (the greedy pairing at one price took 100 Wh and stopped).
+    let cfg = MarketConfig {
+        network: Some(vec![
+            node(0, None, None, 0),
+            node(1, Some(0), Some(100), 0),
+            node(2, Some(0), None, 0),
+            node(3, Some(0), None, 0),
+        ]),
+        ..MarketConfig::default()
+    };
+    let mut e = engine_at(cfg, &[(1, 1), (2, 2), (3, 3)]);
+    let auction = |mut o: OrderSpec| {
+        o.mode = OrderMode::AuctionOnly;
+        o
+    };
+    submit(&mut e, auction(order_at(1, 1, 1, Side::Sell, 300, 50)));
+    submit(&mut e, auction(order_at(2, 2, 2, Side::Buy, 300, 150)));
+    submit(&mut e, auction(order_at(3, 3, 3, Side::Sell, 300, 120)));
+    let mut out = Vec::new();
+    e.apply(
+        &Command::CloseGate {
+            at: AT,
+            zone: ZoneId(1),
+            interval: iv(),
+        },
+        &mut out,
+    );
+    // Home 1 receives its own node's price (50: its ask is the margin there); home 2 pays the
+    // substation's (120: home 3's ask is the margin there); the 70 between is the full edge's
+    // congestion charge, collected with the grid fee.
+    let mut t = trades(&out);
+    t.sort_unstable();
+    assert_eq!(t, vec![(2, 1, 100, 50, 70_000), (2, 3, 200, 120, 0)], "{out:?}");
+    let node_price = |id: u32| {
+        out.iter().find_map(|e| match *e {
+            Event::NodePrice {
+                node,
+                price,
+                flow,
+                congestion,
+                ..
+            } if node == NodeId(id) => Some((price.0 / 1000, flow.0, congestion.0 / 1000)),
+            _ => None,
+        })
+    };
+    assert_eq!(node_price(1), Some((50, 100, 70)), "node 1 exports to its edge's limit");
+    assert_eq!(node_price(0), Some((120, 0, 0)));
+    assert_eq!(node_price(2), Some((120, -300, 0)));
+    assert_eq!(node_price(3), Some((120, 200, 0)));
+    assert!(out.contains(&Event::AuctionResult {
+        zone: ZoneId(1),
+        interval: iv(),
+        clearing_price: Some(MicroPerKwh(120_000)),
+        volume: Wh(300)
+    }));
+    assert!(out.contains(&Event::Cancelled {
+        id: OrderId(1),
+        remaining: Wh(200),
+        reason: CancelReason::Unmatched
+    }));
+}

@@ -1,8 +1,8 @@
-//! Market records: trades and interval results, as the engine produced them.
+//! Market records: trades, interval results and auction node prices, as the engine produced them.
 
-use gridshare_domain::wire::{IntervalResult, TradeReport};
+use gridshare_domain::wire::{IntervalResult, NodePrice, TradeReport};
 use gridshare_domain::{
-    DeliveryInterval, IntervalLength, MicroPerKwh, OrderId, ParticipantId, Timestamp, TradeId, Wh, ZoneId,
+    DeliveryInterval, IntervalLength, MicroPerKwh, NodeId, OrderId, ParticipantId, Timestamp, TradeId, Wh, ZoneId,
 };
 use sqlx::Row;
 
@@ -167,6 +167,37 @@ pub async fn interval_results(db: &Db, zone: ZoneId, from: Timestamp, to: Timest
                     auction_volume: Wh(r.try_get("auction_volume")?),
                     total_volume: Wh(r.try_get("total_volume")?),
                     trades: u32::try_from(trades).map_err(|e| corrupt(e.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+}
+
+/// The feeder nodes' prices in the gate-closure auction of the book (`zone`, `interval`), by
+/// node; empty without a feeder network or when the auction traded nothing.
+pub async fn node_prices(db: &Db, zone: ZoneId, interval: DeliveryInterval) -> Result<Vec<NodePrice>> {
+    let sql = "SELECT node, price, flow_wh, congestion FROM node_prices \
+               WHERE zone = $1 AND interval_start = $2 AND interval_minutes = $3 ORDER BY node";
+    query!(db, sql, pool => |q| {
+        let rows = q
+            .bind(i64::from(zone.0))
+            .bind(interval.start().0)
+            .bind(interval.length().minutes())
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let node: i64 = r.try_get("node")?;
+                Ok(NodePrice {
+                    zone,
+                    interval,
+                    node: NodeId(u32::try_from(node).map_err(|e| StorageError::Corrupt {
+                        field: "node_prices.node",
+                        reason: e.to_string(),
+                    })?),
+                    price: MicroPerKwh(r.try_get("price")?),
+                    flow: Wh(r.try_get("flow_wh")?),
+                    congestion: MicroPerKwh(r.try_get("congestion")?),
                 })
             })
             .collect::<Result<Vec<_>>>()

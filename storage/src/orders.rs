@@ -116,6 +116,8 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// A feeder node's price in a book's gate-closure auction.
+    NodePrice(gridshare_domain::wire::NodePrice),
     /// A book's gate-closure result.
     Result {
         /// The result.
@@ -162,6 +164,9 @@ pub async fn record(db: &Db, changes: &[Change]) -> Result<()> {
                    WHERE order_id = $4 AND status = 'open'";
     let ended = "UPDATE orders SET status = $1, reason = $2, updated_at = $3 WHERE order_id = $4 AND status = 'open'";
     let result = crate::market::insert_result_sql!(" ON CONFLICT (zone, interval_start) DO NOTHING");
+    let node_price = "INSERT INTO node_prices (zone, interval_start, interval_minutes, node, price, flow_wh, congestion) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                      ON CONFLICT (zone, interval_start, interval_minutes, node) DO NOTHING";
     macro_rules! q {
         ($sql:expr) => {
             match db {
@@ -215,6 +220,18 @@ pub async fn record(db: &Db, changes: &[Change]) -> Result<()> {
                         .bind(*reason)
                         .bind(at.0)
                         .bind(id.0 as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::NodePrice(p) => {
+                    q!(node_price)
+                        .bind(i64::from(p.zone.0))
+                        .bind(p.interval.start().0)
+                        .bind(p.interval.length().minutes())
+                        .bind(i64::from(p.node.0))
+                        .bind(p.price.0)
+                        .bind(p.flow.0)
+                        .bind(p.congestion.0)
                         .execute(&mut *tx)
                         .await?;
                 }

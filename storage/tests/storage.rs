@@ -552,6 +552,14 @@ async fn orders_fills_and_results_are_recorded_idempotently() {
             grid_fee: MicroPerKwh(5_000),
             at: Timestamp(NOW.0 + 1),
         };
+        let node_price = |node, price, flow, congestion| gridshare_domain::wire::NodePrice {
+            zone: ZoneId(1),
+            interval,
+            node: gridshare_domain::NodeId(node),
+            price: MicroPerKwh(price),
+            flow: Wh(flow),
+            congestion: MicroPerKwh(congestion),
+        };
         let result = IntervalResult {
             zone: ZoneId(1),
             interval,
@@ -573,6 +581,8 @@ async fn orders_fills_and_results_are_recorded_idempotently() {
                 reason: "unmatched",
                 at: Timestamp(NOW.0 + 2),
             },
+            Change::NodePrice(node_price(2, 125_000, -300, 0)),
+            Change::NodePrice(node_price(1, 50_000, 300, 70_000)),
             Change::Result {
                 result: result.clone(),
                 closed_at: Timestamp(NOW.0 + 2),
@@ -625,6 +635,14 @@ async fn orders_fills_and_results_are_recorded_idempotently() {
                 .unwrap(),
             vec![result]
         );
+        assert_eq!(
+            market::node_prices(db, ZoneId(1), interval).await.unwrap(),
+            vec![node_price(1, 50_000, 300, 70_000), node_price(2, 125_000, -300, 0)],
+            "{}: by node, once",
+            t.name
+        );
+        let hour = DeliveryInterval::new(interval.start(), IntervalLength::Min60).unwrap();
+        assert_eq!(market::node_prices(db, ZoneId(1), hour).await.unwrap(), vec![], "another length's book");
         t.finish().await;
     }
 }

@@ -36,7 +36,59 @@ impl Engine {
         bids.sort_unstable_by_key(|&(s, _)| (std::cmp::Reverse(slots[s as usize].tick), slots[s as usize].seq));
         asks.sort_unstable_by_key(|&(s, _)| (slots[s as usize].tick, slots[s as usize].seq));
 
-        let clearing = self.clearing_tick(book_i);
+        let (clearing, volume) = if self.network.is_some() {
+            self.clear_network(at, book_i, &mut bids, &mut asks, out)
+        } else {
+            let tick = self.clearing_tick(book_i);
+            let volume = self.pair_uniform(at, book_i, tick, &mut bids, &mut asks, out);
+            (tick.filter(|_| volume > 0).map(|t| MicroPerKwh(self.price_of(t))), volume)
+        };
+        out.push(Event::AuctionResult {
+            zone,
+            interval,
+            clearing_price: clearing,
+            volume: Wh(volume),
+        });
+        for &(slot, rem) in bids.iter().chain(asks.iter()) {
+            if rem > 0 {
+                out.push(Event::Cancelled {
+                    id: self.slots[slot as usize].id,
+                    remaining: Wh(rem),
+                    reason: CancelReason::Unmatched,
+                });
+            }
+            self.release(slot);
+        }
+        let book = &mut self.books[book_i];
+        book.open = false;
+        for l in [
+            &mut book.bids,
+            &mut book.asks,
+            &mut book.auction_bids,
+            &mut book.auction_asks,
+        ] {
+            l.release();
+        }
+        out.push(Event::BookClosed {
+            zone,
+            interval,
+            total_volume: Wh(book.volume),
+            trades: book.trades,
+        });
+        self.scratch_bids = bids;
+        self.scratch_asks = asks;
+    }
+
+    /// Without a network: pair in priority order at the uniform price `clearing` (a tick).
+    fn pair_uniform(
+        &mut self,
+        at: Timestamp,
+        book_i: usize,
+        clearing: Option<u32>,
+        bids: &mut [(u32, i64)],
+        asks: &mut [(u32, i64)],
+        out: &mut impl EventSink,
+    ) -> i64 {
         let mut volume = 0i64;
         if let Some(pt) = clearing {
             let p = self.price_of(pt);
@@ -81,40 +133,7 @@ impl Engine {
                 }
             }
         }
-        out.push(Event::AuctionResult {
-            zone,
-            interval,
-            clearing_price: clearing.filter(|_| volume > 0).map(|t| MicroPerKwh(self.price_of(t))),
-            volume: Wh(volume),
-        });
-        for &(slot, rem) in bids.iter().chain(asks.iter()) {
-            if rem > 0 {
-                out.push(Event::Cancelled {
-                    id: self.slots[slot as usize].id,
-                    remaining: Wh(rem),
-                    reason: CancelReason::Unmatched,
-                });
-            }
-            self.release(slot);
-        }
-        let book = &mut self.books[book_i];
-        book.open = false;
-        for l in [
-            &mut book.bids,
-            &mut book.asks,
-            &mut book.auction_bids,
-            &mut book.auction_asks,
-        ] {
-            l.release();
-        }
-        out.push(Event::BookClosed {
-            zone,
-            interval,
-            total_volume: Wh(book.volume),
-            trades: book.trades,
-        });
-        self.scratch_bids = bids;
-        self.scratch_asks = asks;
+        volume
     }
 
     /// The uniform clearing tick: maximise volume, then `lo + k·(hi − lo)`.

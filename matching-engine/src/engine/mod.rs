@@ -43,16 +43,20 @@
 //!   every command no two resting continuous orders of different owners cross
 //!   after their path fee with room left on their path.
 //! - **Call auction at gate closure** over every resting order, continuous
-//!   and auction-only: the clearing price maximises matched volume; among the
-//!   prices that do, the price is `lo + k·(hi − lo)` rounded to the nearest
-//!   tick, where `[lo, hi]` is the range of volume-maximising prices and `k`
-//!   is `auction_k_permille / 1000` (default ½: the midpoint). Orders are then
-//!   paired in priority order (price, then time — so the marginal price level
-//!   is rationed by time, not pro rata): buyers pay the clearing price plus
-//!   their path fee, sellers receive the clearing price. With a feeder tree
-//!   the pairing is greedy and may match less than the unconstrained volume;
-//!   it never breaks a limit. Unmatched orders are cancelled
-//!   (`CancelReason::Unmatched`) and the book closes.
+//!   and auction-only. Without a feeder tree: the clearing price maximises
+//!   matched volume; among the prices that do, the price is `lo + k·(hi − lo)`
+//!   rounded to the nearest tick, where `[lo, hi]` is the range of
+//!   volume-maximising prices and `k` is `auction_k_permille / 1000` (default
+//!   ½: the midpoint). Orders are then paired in priority order (price, then
+//!   time — so the marginal price level is rationed by time, not pro rata) at
+//!   that price. With a feeder tree: the clearing maximises total surplus
+//!   (buyers' limits minus sellers' limits minus path fees, over the matched
+//!   Wh) within every edge's remaining room in both directions, and gives each
+//!   node a price; a seller receives its node's price and a buyer pays its
+//!   node's price, the difference being the path fee plus the congestion
+//!   charge of any full edge. Ties go to more volume, then time priority. The
+//!   algorithm and the price rule are in `nodal.rs`. Unmatched orders are
+//!   cancelled (`CancelReason::Unmatched`) and the book closes.
 //! - **Limits**: `max_orders` is honoured exactly (any value); every order id
 //!   is usable, `u64::MAX` included.
 
@@ -73,6 +77,7 @@ use crate::types::{CancelReason, Command, Event, EventSink, OrderSpec, RejectRea
 
 mod auction;
 mod matching;
+mod nodal;
 mod snapshot;
 
 pub use snapshot::{BookSnapshot, BookSummary, Depth, OrderSnapshot, Snapshot, SnapshotError};
