@@ -6,13 +6,19 @@
 //! their mean grid-meter power in the interval (import positive, export negative): the flow on the
 //! edge from the node up to its parent. The limit is the edge's capacity per interval (Wh)
 //! expressed as power over the interval's length; headroom is limit − |load|.
+//!
+//! Beside the measured load, each node shows what the market planned for the interval: its
+//! price in the gate-closure auction, the auction's flow over the edge above it and the
+//! congestion charge where the auction filled that edge.
 
 use std::collections::HashMap;
 
 use axum::extract::State;
-use gridshare_domain::{DeliveryInterval, NodeId};
+use gridshare_domain::wire::NodePrice;
+use gridshare_domain::{DeliveryInterval, NodeId, ZoneId};
 use gridshare_matching_engine::NodeConfig;
 use gridshare_storage::gateways;
+use gridshare_storage::market::node_prices;
 use gridshare_storage::readings::mean_grid_power;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -28,6 +34,8 @@ pub struct FeederQuery {
     /// Delivery interval, `start/duration`; default the one in progress.
     #[param(value_type = Option<String>, example = "2026-11-30T10:15:00Z/PT15M", pattern = "^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):(([0-5][05]:00Z/PT5M)|((00|15|30|45):00Z/PT15M)|(00:00Z/PT60M))$")]
     pub interval: Option<DeliveryInterval>,
+    /// The zone whose gate-closure auction prices to show; default the first configured.
+    pub zone: Option<u32>,
 }
 
 /// One node of the feeder tree.
@@ -45,6 +53,14 @@ pub struct NodeLoad {
     pub limit_w: Option<i64>,
     /// Limit − |load|, W.
     pub headroom_w: Option<i64>,
+    /// The interval's gate-closure auction price at the node, µ/kWh (none: the auction traded
+    /// nothing, or nothing could reach the node).
+    pub auction_price: Option<i64>,
+    /// Energy the auction sent over the edge above, Wh (positive: up; none as for the price).
+    pub auction_flow_wh: Option<i64>,
+    /// How far the auction's price gap across the edge above exceeds its grid fee, µ/kWh:
+    /// positive only where the auction filled the edge (it binds).
+    pub congestion: Option<i64>,
 }
 
 /// The feeder in one interval.
@@ -52,6 +68,8 @@ pub struct NodeLoad {
 pub struct FeederView {
     /// The interval.
     pub interval: String,
+    /// The zone of the auction prices.
+    pub zone: u32,
     /// Nodes, in configuration order.
     pub nodes: Vec<NodeLoad>,
 }
@@ -68,14 +86,16 @@ pub async fn feeder(
     who: Principal,
     Query(q): Query<FeederQuery>,
 ) -> Result<ApiJson<FeederView>, ApiError> {
-    Ok(ApiJson(load(&state, &who, q.interval).await?))
+    Ok(ApiJson(load(&state, &who, q.interval, q.zone.map(ZoneId)).await?))
 }
 
-/// The feeder's load per node in `interval` (default: the one running now), for operators.
+/// The feeder's load per node in `interval` (default: the one running now), with the prices of
+/// `zone`'s gate-closure auction for it (default: the first zone), for operators.
 pub async fn load(
     state: &AppState,
     who: &Principal,
     interval: Option<DeliveryInterval>,
+    zone: Option<ZoneId>,
 ) -> Result<FeederView, ApiError> {
     who.require_role(&[Role::Operator])?;
     who.require_scope(Scope::Read)?;
@@ -105,14 +125,22 @@ pub async fn load(
             }
         }
     }
+    let zone = zone.or_else(|| state.zones.first().copied()).unwrap_or(ZoneId(1));
+    let prices: HashMap<NodeId, NodePrice> = node_prices(db, zone, interval)
+        .await?
+        .into_iter()
+        .map(|p| (p.node, p))
+        .collect();
     let minutes = interval.length().minutes();
     Ok(FeederView {
         interval: interval.to_string(),
+        zone: zone.0,
         nodes: network
             .iter()
             .map(|n: &NodeConfig| {
                 let (load_w, gateways) = load.get(&n.id).copied().unwrap_or((0, 0));
                 let limit_w = n.capacity.map(|c| c.0 * 60 / minutes);
+                let price = prices.get(&n.id);
                 NodeLoad {
                     node: n.id.0,
                     parent: n.parent.map(|p| p.0),
@@ -120,6 +148,9 @@ pub async fn load(
                     load_w,
                     limit_w,
                     headroom_w: limit_w.map(|l| l - load_w.abs()),
+                    auction_price: price.map(|p| p.price.0),
+                    auction_flow_wh: price.map(|p| p.flow.0),
+                    congestion: price.map(|p| p.congestion.0),
                 }
             })
             .collect(),

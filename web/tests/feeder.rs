@@ -43,6 +43,27 @@ async fn load_per_node_against_its_limit() {
             .collect();
         readings::insert_batch(&db, &rows).await.unwrap();
     }
+    // the interval's gate-closure auction, as the recorder stores it: node 10's edge was full
+    let interval: gridshare_domain::DeliveryInterval = "2025-11-25T10:00:00Z/PT15M".parse().unwrap();
+    let node_price = |node, price, flow, congestion| {
+        gridshare_storage::orders::Change::NodePrice(gridshare_domain::wire::NodePrice {
+            zone: gridshare_domain::ZoneId(1),
+            interval,
+            node: NodeId(node),
+            price: MicroPerKwh(price),
+            flow: Wh(flow),
+            congestion: MicroPerKwh(congestion),
+        })
+    };
+    gridshare_storage::orders::record(
+        &db,
+        &[
+            node_price(0, 120_000, 0, 0),
+            node_price(10, 60_000, 15_000, 60_000),
+        ],
+    )
+    .await
+    .unwrap();
     let s = AppState {
         db: Some(db),
         network: Some(Arc::new(vec![
@@ -72,11 +93,13 @@ async fn load_per_node_against_its_limit() {
     };
     assert_eq!(
         by(0),
-        json!({"node": 0, "parent": null, "gateways": 3, "load_w": 4000, "limit_w": null, "headroom_w": null})
+        json!({"node": 0, "parent": null, "gateways": 3, "load_w": 4000, "limit_w": null, "headroom_w": null,
+               "auction_price": 120_000, "auction_flow_wh": 0, "congestion": 0})
     );
     assert_eq!(
         by(10),
-        json!({"node": 10, "parent": 0, "gateways": 2, "load_w": 2000, "limit_w": 60000, "headroom_w": 58000})
+        json!({"node": 10, "parent": 0, "gateways": 2, "load_w": 2000, "limit_w": 60000, "headroom_w": 58000,
+               "auction_price": 60_000, "auction_flow_wh": 15_000, "congestion": 60_000})
     );
     assert_eq!(by(100)["headroom_w"], -1000, "overloaded: negative headroom");
     assert_eq!(
@@ -84,6 +107,12 @@ async fn load_per_node_against_its_limit() {
         (Some(-1000), Some(11_000))
     );
     assert_eq!(by(200)["load_w"], 2000);
+    assert_eq!(by(200)["auction_price"], json!(null), "no price stored for it");
+    assert_eq!(v["zone"], 1);
+    // another zone's auction had no prices
+    let (st, v) = call(&s, Method::GET, &format!("{path}&zone=2"), Some(&operator), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["nodes"].as_array().unwrap().iter().all(|n| n["auction_price"].is_null()), "{v}");
     let no_net = AppState {
         network: None,
         ..s.clone()

@@ -4,10 +4,10 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use gridshare_domain::W;
+use gridshare_domain::{MicroPerKwh, W};
 
 use super::common::{Flash, FlashLine, Header, Session, followed};
-use crate::format::{power, when};
+use crate::format::{power, price, when};
 
 /// One node of the feeder, for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,11 @@ pub struct FeederRow {
     pub limit_w: Option<i64>,
     /// Gateways reporting at or below it.
     pub gateways: u32,
+    /// The interval's gate-closure auction price at the node, µ/kWh (none: no auction trade).
+    pub price: Option<i64>,
+    /// The auction's congestion charge on the edge above, µ/kWh: positive where the auction
+    /// filled the edge (it binds).
+    pub congestion: Option<i64>,
     /// The gateways at or below it (what targeting it reaches).
     pub below: Vec<u64>,
 }
@@ -131,7 +136,7 @@ pub(super) fn OperatorPage(data: OperatorData) -> impl IntoView {
                 <h2>"Load against limits · " {when(&data.interval)}</h2>
                 <div class="scroll">
                     <table>
-                        <thead><tr><th>"Node"</th><th>"Load"</th><th>"Limit"</th><th>"In use"</th><th>"Gateways"</th></tr></thead>
+                        <thead><tr><th>"Node"</th><th>"Load"</th><th>"Limit"</th><th>"In use"</th><th>"Auction price"</th><th>"Gateways"</th></tr></thead>
                         <tbody>
                             {data.feeder.iter().map(|r| {
                                 let use_pm = r.use_permille();
@@ -152,6 +157,10 @@ pub(super) fn OperatorPage(data: OperatorData) -> impl IntoView {
                                                 <rect x="0" y="0" width=width height="8" class="fill"/>
                                             </svg>
                                             {use_pm.map(|u| format!(" {}%", u / 10))}
+                                        </td>
+                                        <td class=if r.congestion.is_some_and(|c| c > 0) { "congested" } else { "" }>
+                                            {r.price.map_or_else(|| "—".to_owned(), |p| price(MicroPerKwh(p)))}
+                                            {r.congestion.filter(|c| *c > 0).map(|c| format!(" · edge full, +{}", price(MicroPerKwh(c))))}
                                         </td>
                                         <td>{r.gateways}</td>
                                     </tr>

@@ -54,7 +54,7 @@ async fn operator_data(
     flash: Option<Flash>,
 ) -> Result<OperatorData, crate::ApiError> {
     let db = state.db()?;
-    let feeder = feeder::load(state, who, None).await?;
+    let feeder = feeder::load(state, who, None, None).await?;
     let all = gateways::active(db).await?;
     let network = state.network.as_deref().map(Vec::as_slice);
     // parents before children, depth first
@@ -88,6 +88,8 @@ async fn operator_data(
             load_w: n.load_w,
             limit_w: n.limit_w,
             gateways: n.gateways,
+            price: n.auction_price,
+            congestion: n.congestion,
             below,
         });
         let mut children: Vec<u32> = feeder
