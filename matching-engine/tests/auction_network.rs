@@ -139,7 +139,10 @@ fn run(s: &Scenario, k_permille: u16) -> Outcome {
         };
         e.apply(&Command::Submit { at: AT, order }, &mut events);
     }
-    assert!(!events.iter().any(|e| matches!(e, Event::Rejected { .. })), "{events:?}");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Rejected { .. })),
+        "{events:?}"
+    );
     let mut left: HashMap<OrderId, i64> = s
         .orders
         .iter()
@@ -297,10 +300,7 @@ fn check_equilibrium(seed: u64, s: &Scenario, o: &Outcome) {
         assert!(price.is_empty(), "seed {seed}: node prices without a trade");
         return;
     }
-    assert!(
-        price.len() <= net.len(),
-        "seed {seed}: at most a price per node"
-    );
+    assert!(price.len() <= net.len(), "seed {seed}: at most a price per node");
     let mut flows = o.flows_before.clone();
     for e in &o.events {
         match *e {
@@ -316,8 +316,15 @@ fn check_equilibrium(seed: u64, s: &Scenario, o: &Outcome) {
                 let (bn, _, b) = o.orders[&buy];
                 let (sn, _, a) = o.orders[&sell];
                 assert_eq!(p.0, price[&sn], "seed {seed}: a seller receives its node's price");
-                assert_eq!(p.0 + grid_fee.0, price[&bn], "seed {seed}: a buyer pays its node's price");
-                assert!(a <= price[&sn] && b >= price[&bn], "seed {seed}: a fill outside its limit");
+                assert_eq!(
+                    p.0 + grid_fee.0,
+                    price[&bn],
+                    "seed {seed}: a buyer pays its node's price"
+                );
+                assert!(
+                    a <= price[&sn] && b >= price[&bn],
+                    "seed {seed}: a fill outside its limit"
+                );
                 assert!(grid_fee.0 >= net.path_fee(sn, bn), "seed {seed}: the fee is covered");
                 net.apply(sn, bn, quantity.0, &mut flows);
             }
@@ -339,10 +346,7 @@ fn check_equilibrium(seed: u64, s: &Scenario, o: &Outcome) {
     assert!(net.within_limits(&flows), "seed {seed}: an edge over its capacity");
     for e in &o.events {
         if let Event::NodePrice {
-            node,
-            flow,
-            congestion,
-            ..
+            node, flow, congestion, ..
         } = *e
         {
             let v = net.index_of(node).unwrap();
@@ -353,16 +357,28 @@ fn check_equilibrium(seed: u64, s: &Scenario, o: &Outcome) {
             let gap = (price[&v] - pp).abs();
             let full = |dir_up: bool| {
                 let cap = net.capacity(v);
-                if dir_up { flows[v as usize] == cap } else { flows[v as usize] == -cap }
+                if dir_up {
+                    flows[v as usize] == cap
+                } else {
+                    flows[v as usize] == -cap
+                }
             };
-            assert_eq!(congestion.0, (gap - net.fee(v)).max(0), "seed {seed}: congestion is the gap over the fee");
+            assert_eq!(
+                congestion.0,
+                (gap - net.fee(v)).max(0),
+                "seed {seed}: congestion is the gap over the fee"
+            );
             if congestion.0 > 0 {
                 // energy would cross toward the dearer side, and cannot
                 let up = *pp > price[&v];
                 assert!(full(up), "seed {seed}: node {node} congested but its edge is not full");
             }
             if flow.0 != 0 && congestion.0 == 0 {
-                assert_eq!(gap, net.fee(v), "seed {seed}: node {node} carries energy a fee away from its parent");
+                assert_eq!(
+                    gap,
+                    net.fee(v),
+                    "seed {seed}: node {node} carries energy a fee away from its parent"
+                );
             }
         }
     }
@@ -383,7 +399,11 @@ fn the_network_auction_reaches_the_optimum_and_its_prices_are_an_equilibrium() {
         let k = [0, 500, 1000][(seed % 3) as usize];
         let o = run(&s, k);
         let net = Network::new(&s.nodes).unwrap();
-        assert_eq!(surplus(&o, &net), optimum(&s, &o), "seed {seed}: surplus below the optimum");
+        assert_eq!(
+            surplus(&o, &net),
+            optimum(&s, &o),
+            "seed {seed}: surplus below the optimum"
+        );
         check_equilibrium(seed, &s, &o);
         traded += u64::from(o.events.iter().any(|e| matches!(e, Event::Trade { .. })));
     }
@@ -475,4 +495,3 @@ fn with_free_unlimited_edges_the_network_auction_matches_the_plain_one() {
         assert_eq!(surplus(&with, &net), surplus(&plain, &net), "seed {seed}: surplus");
     }
 }
-

@@ -41,7 +41,10 @@ impl Engine {
         } else {
             let tick = self.clearing_tick(book_i);
             let volume = self.pair_uniform(at, book_i, tick, &mut bids, &mut asks, out);
-            (tick.filter(|_| volume > 0).map(|t| MicroPerKwh(self.price_of(t))), volume)
+            (
+                tick.filter(|_| volume > 0).map(|t| MicroPerKwh(self.price_of(t))),
+                volume,
+            )
         };
         out.push(Event::AuctionResult {
             zone,

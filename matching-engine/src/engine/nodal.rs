@@ -221,10 +221,7 @@ impl Engine {
                     let (band_lo, band_hi) = match y {
                         y if y > 0 => (if y < up { pp - f } else { -INF }, pp - f),
                         y if y < 0 => (pp + f, if -y < down { pp + f } else { INF }),
-                        _ => (
-                            if up > 0 { pp - f } else { -INF },
-                            if down > 0 { pp + f } else { INF },
-                        ),
+                        _ => (if up > 0 { pp - f } else { -INF }, if down > 0 { pp + f } else { INF }),
                     };
                     // What the node's own curve allows at its target.
                     let (own_lo, own_hi) = (last.unwrap_or(-INF), next.unwrap_or(INF));
@@ -263,8 +260,7 @@ impl Engine {
             while i < s.len() && j < d.len() {
                 let q = s[i].1.min(d[j].1);
                 debug_assert_ne!(
-                    self.slots[s[i].0 as usize].owner,
-                    self.slots[d[j].0 as usize].owner,
+                    self.slots[s[i].0 as usize].owner, self.slots[d[j].0 as usize].owner,
                     "an owner's filled buy and sell would cross: refused when they rested"
                 );
                 pairs.push((d[j].0, s[i].0, q));
@@ -292,7 +288,9 @@ impl Engine {
                 unreachable!("a node with a filled order has a margin, so a price");
             };
             debug_assert!(
-                self.network.as_ref().is_some_and(|n| pb - ps >= n.path_fee(s.node, b.node)),
+                self.network
+                    .as_ref()
+                    .is_some_and(|n| pb - ps >= n.path_fee(s.node, b.node)),
                 "node prices cover the path fee"
             );
             self.execute(at, book_i, &b, &s, q, ps, pb - ps, true, out);
