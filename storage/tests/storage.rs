@@ -642,7 +642,11 @@ async fn orders_fills_and_results_are_recorded_idempotently() {
             t.name
         );
         let hour = DeliveryInterval::new(interval.start(), IntervalLength::Min60).unwrap();
-        assert_eq!(market::node_prices(db, ZoneId(1), hour).await.unwrap(), vec![], "another length's book");
+        assert_eq!(
+            market::node_prices(db, ZoneId(1), hour).await.unwrap(),
+            vec![],
+            "another length's book"
+        );
         t.finish().await;
     }
 }

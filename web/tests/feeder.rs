@@ -57,10 +57,7 @@ async fn load_per_node_against_its_limit() {
     };
     gridshare_storage::orders::record(
         &db,
-        &[
-            node_price(0, 120_000, 0, 0),
-            node_price(10, 60_000, 15_000, 60_000),
-        ],
+        &[node_price(0, 120_000, 0, 0), node_price(10, 60_000, 15_000, 60_000)],
     )
     .await
     .unwrap();
@@ -112,7 +109,14 @@ async fn load_per_node_against_its_limit() {
     // another zone's auction had no prices
     let (st, v) = call(&s, Method::GET, &format!("{path}&zone=2"), Some(&operator), None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert!(v["nodes"].as_array().unwrap().iter().all(|n| n["auction_price"].is_null()), "{v}");
+    assert!(
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["auction_price"].is_null()),
+        "{v}"
+    );
     let no_net = AppState {
         network: None,
         ..s.clone()
