@@ -174,7 +174,8 @@ fn ours_engine(books: u32, network: Option<Vec<NodeConfig>>) -> Engine {
     let cfg = MarketConfig {
         tick: MicroPerKwh(1_000),
         min_price: MicroPerKwh(0),
-        max_price: MicroPerKwh(1_000_000),
+        // one band wide enough for every workload, as the market runs (0–16,383 ticks)
+        max_price: MicroPerKwh(16_383_000),
         max_orders: 2_000_000,
         max_books: 200,
         max_quantity: Wh(1_000_000),
