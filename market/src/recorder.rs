@@ -204,21 +204,7 @@ impl Projector {
                         closed_at: at,
                     });
                 }
-                Event::NodePrice {
-                    zone,
-                    interval,
-                    node,
-                    price,
-                    flow,
-                    congestion,
-                } => out.push(Change::NodePrice(gridshare_domain::wire::NodePrice {
-                    zone,
-                    interval,
-                    node,
-                    price,
-                    flow,
-                    congestion,
-                })),
+                Event::NodePrice { .. } => out.extend(e.node_price().map(Change::NodePrice)),
                 Event::ParticipantAdded { .. }
                 | Event::BookOpened { .. }
                 | Event::Accepted { .. }

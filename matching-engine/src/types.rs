@@ -266,6 +266,28 @@ pub enum Event {
 }
 
 impl Event {
+    /// The node price this event reports, as stored and shown to the grid operator.
+    pub fn node_price(&self) -> Option<gridshare_domain::wire::NodePrice> {
+        match *self {
+            Self::NodePrice {
+                zone,
+                interval,
+                node,
+                price,
+                flow,
+                congestion,
+            } => Some(gridshare_domain::wire::NodePrice {
+                zone,
+                interval,
+                node,
+                price,
+                flow,
+                congestion,
+            }),
+            _ => None,
+        }
+    }
+
     /// The trade this event reports, as published to the parties and stored.
     pub fn trade_report(&self) -> Option<gridshare_domain::wire::TradeReport> {
         match *self {

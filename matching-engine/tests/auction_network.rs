@@ -93,13 +93,20 @@ struct Outcome {
 
 /// Every order from its own participant (no self-trade prevention in the way), then the gate closes.
 fn run(s: &Scenario, k_permille: u16) -> Outcome {
+    run_with(
+        s,
+        MarketConfig {
+            network: Some(s.nodes.clone()),
+            auction_k_permille: k_permille,
+            ..MarketConfig::default()
+        },
+    )
+}
+
+/// [`run`] on an engine of `cfg` (with or without the scenario's tree).
+fn run_with(s: &Scenario, cfg: MarketConfig) -> Outcome {
     let net = Network::new(&s.nodes).unwrap();
-    let mut e = Engine::new(MarketConfig {
-        network: Some(s.nodes.clone()),
-        auction_k_permille: k_permille,
-        ..MarketConfig::default()
-    })
-    .unwrap();
+    let mut e = Engine::new(cfg).unwrap();
     let mut events = Vec::new();
     let mut orders = HashMap::new();
     for (i, &(node, ..)) in s.orders.iter().enumerate() {
@@ -432,55 +439,7 @@ fn with_free_unlimited_edges_the_network_auction_matches_the_plain_one() {
             o.4 = false; // all to the auction
         }
         let with = run(&s, 500);
-        let plain_cfg = MarketConfig::default();
-        let mut e = Engine::new(plain_cfg).unwrap();
-        let mut ev = Vec::new();
-        for (i, &(node, ..)) in s.orders.iter().enumerate() {
-            e.apply(
-                &Command::AddParticipant {
-                    owner: ParticipantId(i as u64 + 1),
-                    node: NodeId(node),
-                },
-                &mut ev,
-            );
-        }
-        e.apply(
-            &Command::OpenBook {
-                zone: ZoneId(1),
-                interval: iv(),
-            },
-            &mut ev,
-        );
-        for (i, &(node, side, qty, price, _)) in s.orders.iter().enumerate() {
-            let order = OrderSpec {
-                id: OrderId(i as u64 + 1),
-                owner: ParticipantId(i as u64 + 1),
-                node: NodeId(node),
-                zone: ZoneId(1),
-                interval: iv(),
-                side,
-                quantity: Wh(qty),
-                price: MicroPerKwh(price),
-                tif: TimeInForce::GoodTillGateClosure,
-                mode: OrderMode::AuctionOnly,
-            };
-            e.apply(&Command::Submit { at: AT, order }, &mut ev);
-        }
-        let mut ev = Vec::new();
-        e.apply(
-            &Command::CloseGate {
-                at: AT,
-                zone: ZoneId(1),
-                interval: iv(),
-            },
-            &mut ev,
-        );
-        let plain = Outcome {
-            events: ev,
-            orders: with.orders.clone(),
-            left: with.left.clone(),
-            flows_before: with.flows_before.clone(),
-        };
+        let plain = run_with(&s, MarketConfig::default());
         let volume = |o: &Outcome| -> i64 {
             o.events
                 .iter()
