@@ -10,7 +10,8 @@
 //! ```
 //!
 //! The core ([`engine`]) does no I/O, reads no clock and allocates nothing
-//! per command once warm, so the same commands always give the same events.
+//! per command once warm (a gate closure under a feeder tree builds its
+//! per-node curves), so the same commands always give the same events.
 //! Prices and quantities are integers (domain units); the rules are in the
 //! [`engine`] module docs.
 

@@ -1,7 +1,8 @@
 //! The engine: books per (zone, interval), continuous matching, amend and
 //! cancel, and the gate-closure call auction. Single-threaded, no I/O, no
 //! clock (time comes in the commands), no allocation per command once the
-//! scratch buffers have grown to the largest book.
+//! scratch buffers have grown to the largest book — except a gate closure
+//! under a feeder tree, which builds its per-node curves (once per book).
 //!
 //! # Rules
 //! - **Books** are keyed by zone and the whole delivery interval, start *and*
