@@ -4,7 +4,8 @@
 //! acknowledgement says only that the broker has it, and a broker may lose what it acknowledged
 //! (the embedded one dies with the market service; a market away from a broker misses what the
 //! broker did not keep for it). At every connection, and when the oldest message sent has had
-//! no receipt for [`RESEND_AFTER`], it sends again from the oldest waiting message; the market
+//! no receipt for a while ([`ReceiptTimer`]: 20 s, longer when receipts are slow), it sends
+//! again from the oldest waiting message; the market
 //! receipts what it had already stored without storing it twice. While the broker cannot be
 //! reached it retries with a growing delay and the outbox fills.
 //!
@@ -41,8 +42,57 @@ const _: () = assert!(
     WINDOW as u64 * 2 <= gridshare_domain::envelope::ReplayWindow::WIDTH,
     "the market's replay window must take a resent window"
 );
-/// How long the oldest message sent may go without a receipt before the window is sent again.
+/// How long the oldest message sent may go without a receipt before the window is sent again,
+/// at least (see [`ReceiptTimer`]).
 pub(super) const RESEND_AFTER: Duration = Duration::from_secs(20);
+/// ... and at most.
+pub(super) const RESEND_MAX: Duration = Duration::from_secs(120);
+
+/// How long to wait for a receipt before sending the window again, set from the receipts' round
+/// trips as TCP sets its retransmission timeout (RFC 6298): the smoothed round trip plus four
+/// times its variation, within [`RESEND_AFTER`]..=[`RESEND_MAX`], doubled after each timeout
+/// until a receipt comes. A market that is slow because it is behind is then not sent its
+/// backlog again (500 demo homes re-sent 25,934 messages that way, all refused as replayed, on
+/// an intake that was already behind), and one that is away is still asked again. Round trips
+/// of messages sent more than once are not sampled (Karn): their receipt may answer either send.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ReceiptTimer {
+    smoothed: Option<Duration>,
+    variation: Duration,
+    /// Timeouts since the last round trip sampled: each doubles the wait.
+    timeouts: u32,
+}
+
+impl ReceiptTimer {
+    /// A receipt came `rtt` after its message was sent.
+    pub(super) fn sample(&mut self, rtt: Duration) {
+        self.timeouts = 0;
+        match self.smoothed {
+            None => {
+                self.smoothed = Some(rtt);
+                self.variation = rtt / 2;
+            }
+            Some(s) => {
+                let diff = s.abs_diff(rtt);
+                self.variation = (self.variation * 3 + diff) / 4;
+                self.smoothed = Some((s * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    /// The wait ran out and the window was sent again.
+    pub(super) fn timed_out(&mut self) {
+        self.timeouts = self.timeouts.saturating_add(1);
+    }
+
+    /// How long the oldest message sent may go without a receipt.
+    pub(super) fn timeout(&self) -> Duration {
+        let base = self.smoothed.map_or(RESEND_AFTER, |s| {
+            (s + self.variation * 4).clamp(RESEND_AFTER, RESEND_MAX)
+        });
+        base.saturating_mul(1 << self.timeouts.min(8)).min(RESEND_MAX)
+    }
+}
 
 /// The environment variable that, when set, overrides `mqtt.password`.
 const PASSWORD_VARIABLE: &str = "GRIDSHARE_GATEWAY_MQTT_PASSWORD";
@@ -70,6 +120,12 @@ pub(super) struct Sender {
     in_flight: VecDeque<(u64, Instant)>,
     /// The last message sent on this connection (`None`: send from the oldest waiting).
     cursor: Option<u64>,
+    /// The highest sequence number sent before the last time the window was sent again: the
+    /// round trips of those are not sampled.
+    resent_upto: Option<u64>,
+    /// The highest sequence number sent.
+    sent_upto: Option<u64>,
+    timer: ReceiptTimer,
     backoff: Backoff,
     traffic: Arc<super::Traffic>,
 }
@@ -133,6 +189,9 @@ impl Sender {
             connected: false,
             in_flight: VecDeque::new(),
             cursor: None,
+            resent_upto: None,
+            sent_upto: None,
+            timer: ReceiptTimer::default(),
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             traffic,
         };
@@ -234,6 +293,11 @@ impl Sender {
             .remove_stored(receipt)
             .map_err(RunError::Outbox)?;
         self.traffic.count_receipted(removed);
+        for &(seq, sent) in &self.in_flight {
+            if receipt.contains(seq) && self.resent_upto.is_none_or(|r| seq > r) {
+                self.timer.sample(sent.elapsed());
+            }
+        }
         self.in_flight.retain(|(seq, _)| !receipt.contains(*seq));
         self.send_more()
     }
@@ -243,6 +307,7 @@ impl Sender {
     fn send_again(&mut self) {
         self.in_flight.clear();
         self.cursor = None;
+        self.resent_upto = self.sent_upto;
     }
 
     /// Sends the window again when its oldest message has gone unanswered for too long (the
@@ -251,12 +316,14 @@ impl Sender {
         let Some((seq, sent)) = self.in_flight.front().copied() else {
             return Ok(());
         };
-        if self.connected && sent.elapsed() >= RESEND_AFTER {
+        let wait = self.timer.timeout();
+        if self.connected && sent.elapsed() >= wait {
             tracing::info!(
                 seq,
-                after_s = RESEND_AFTER.as_secs(),
+                after_s = wait.as_secs(),
                 "no receipt from the market; sending the waiting messages again"
             );
+            self.timer.timed_out();
             self.send_again();
             self.send_more()?;
         }
@@ -295,6 +362,7 @@ impl Sender {
                 break;
             }
             self.in_flight.push_back((entry.seq, Instant::now()));
+            self.sent_upto = self.sent_upto.max(Some(entry.seq));
             self.cursor = Some(entry.seq);
         }
         Ok(())
@@ -319,5 +387,37 @@ impl Sender {
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receipt_timer_follows_slow_receipts_and_backs_off_but_stays_bounded() {
+        let mut t = ReceiptTimer::default();
+        assert_eq!(t.timeout(), RESEND_AFTER, "no round trip yet");
+        // fast receipts: the floor holds
+        for _ in 0..20 {
+            t.sample(Duration::from_millis(30));
+        }
+        assert_eq!(t.timeout(), RESEND_AFTER);
+        // a market 15-20 s behind: wait longer than it takes, so nothing is sent twice
+        for i in 0..40 {
+            t.sample(Duration::from_secs(15 + i % 6));
+        }
+        let slow = t.timeout();
+        assert!(slow > Duration::from_secs(20) && slow < RESEND_MAX, "{slow:?}");
+        // no receipt at all: each timeout doubles the wait, up to the ceiling
+        t.timed_out();
+        assert_eq!(t.timeout(), (slow * 2).min(RESEND_MAX));
+        for _ in 0..20 {
+            t.timed_out();
+        }
+        assert_eq!(t.timeout(), RESEND_MAX);
+        // a receipt again: back to the round trips
+        t.sample(Duration::from_millis(30));
+        assert!(t.timeout() < RESEND_MAX);
     }
 }
