@@ -105,7 +105,6 @@ impl Engine {
         let flows = &self.books[book_i].flows;
         let n = net.len();
         let nb = bids.len();
-        let price_of = |tick: u32| self.cfg.min_price.0 + i64::from(tick) * self.cfg.tick.0;
 
         // Bottom-up: each node's curve, handed to its parent across the edge.
         let mut pieces: Vec<Vec<Piece>> = vec![Vec::new(); n];
@@ -113,7 +112,7 @@ impl Engine {
         for (i, &(slot, qty)) in bids.iter().enumerate() {
             let s = &self.slots[slot as usize];
             pieces[s.node as usize].push(Piece {
-                price: price_of(s.tick),
+                price: self.price_of(s.tick),
                 rank: 1,
                 tie: !s.seq,
                 qty,
@@ -124,7 +123,7 @@ impl Engine {
         for (j, &(slot, qty)) in asks.iter().enumerate() {
             let s = &self.slots[slot as usize];
             pieces[s.node as usize].push(Piece {
-                price: price_of(s.tick),
+                price: self.price_of(s.tick),
                 rank: 0,
                 tie: s.seq,
                 qty,
