@@ -4,6 +4,7 @@
 //!  units ─┬─ money (trade cash legs, rounding rule: batches sum to zero)
 //!         └─ wire (messages) ── envelope (signed, versioned, replay-checked)
 //!  ids, interval (UTC delivery intervals), market (side, time in force)
+//!  merkle (the tree the settlement vault and the reward distributor verify)
 //! ```
 //!
 //! This crate does no I/O and compiles to `wasm32-unknown-unknown`. Energy,
@@ -14,6 +15,7 @@ pub mod envelope;
 pub mod ids;
 pub mod interval;
 pub mod market;
+pub mod merkle;
 pub mod money;
 pub mod topics;
 pub mod units;

@@ -11,6 +11,7 @@
 //!  MQTT intake (telemetry) ─▶ storage ─▶ live feed (live.rs) ─▶ WebSocket `power` frames
 //!  web (DR events, preferences, checks) ─▶ Downlinks (downlink.rs) ─▶ MQTT side ─▶ gateways
 //!  dr.rs: ended events ─▶ verified response from telemetry ─▶ rewards credited once
+//!  epoch/: trades, meters, DR credits, uptime ─▶ rewards per epoch ─▶ report + root (storage)
 //! ```
 //!
 //! Who owns each stage:
@@ -21,6 +22,8 @@
 //! - [`scheduler`]: opens the next books of each zone and closes every gate on time.
 //! - [`Clock`] (`clock.rs`): market time, passed in (wall clock, or the demo's accelerated one).
 //! - [`dr`]: demand-response verification and crediting; how an event's targets resolve.
+//! - [`epoch`]: verified contributions per epoch → rewards, a public report and a cumulative
+//!   Merkle root for the chain.
 //! - [`Downlinks`] (`downlink.rs`): what goes down to gateways.
 //! - [`live`]: telemetry as it arrives, for the homes' live view.
 //! - [`Metrics`] (`metrics.rs`): the service's Prometheus registry (each adapter adds its counts).
@@ -31,6 +34,7 @@
 mod clock;
 mod downlink;
 pub mod dr;
+pub mod epoch;
 mod handle;
 pub mod live;
 pub mod metrics;

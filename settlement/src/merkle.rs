@@ -1,13 +1,12 @@
 //! The Merkle tree of a batch's trades, hashed exactly as the vault verifies it.
 //!
-//! Leaf = `keccak256(abi.encode(Trade))` (the vault's `Trade` struct). An inner node is the
-//! keccak of its two children in ascending byte order (OpenZeppelin's `MerkleProof`, commutative
-//! hashing), so a proof is just the list of siblings. A lone node at the end of a level moves up
-//! unchanged. The root of an empty batch is zero. Vectors shared with the forge tests are in
+//! Leaf = `keccak256(abi.encode(Trade))` (the vault's `Trade` struct); the tree's shape (sorted
+//! pairs, a lone node moves up, zero root when empty) is [`gridshare_domain::merkle`]'s. Vectors shared with the forge tests are in
 //! `contracts/test/vectors/merkle_v1.json`.
 
 use alloy::primitives::{B256, keccak256};
 use alloy::sol_types::SolValue;
+use gridshare_domain::merkle;
 
 use crate::contracts::EnergySettlementVault::Trade;
 
@@ -16,33 +15,15 @@ pub fn leaf(trade: &Trade) -> B256 {
     keccak256(trade.abi_encode())
 }
 
-fn hash_pair(a: B256, b: B256) -> B256 {
-    let mut buf = [0u8; 64];
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    buf[..32].copy_from_slice(lo.as_slice());
-    buf[32..].copy_from_slice(hi.as_slice());
-    keccak256(buf)
-}
-
-/// A complete tree over a batch's leaves.
+/// A complete tree over a batch's leaves ([`gridshare_domain::merkle::MerkleTree`] in the types
+/// the contracts' bindings use).
 #[derive(Debug, Clone)]
-pub struct MerkleTree {
-    levels: Vec<Vec<B256>>,
-}
+pub struct MerkleTree(merkle::MerkleTree);
 
 impl MerkleTree {
     /// Builds the tree over `leaves`, in the given order.
     pub fn new(leaves: Vec<B256>) -> Self {
-        let mut levels = vec![leaves];
-        while levels.last().is_some_and(|l| l.len() > 1) {
-            let below = levels.last().map(Vec::as_slice).unwrap_or_default();
-            let next = below
-                .chunks(2)
-                .map(|c| if let [a, b] = c { hash_pair(*a, *b) } else { c[0] })
-                .collect();
-            levels.push(next);
-        }
-        Self { levels }
+        Self(merkle::MerkleTree::new(leaves.into_iter().map(|l| l.0).collect()))
     }
 
     /// Builds the tree over the leaves of `trades`.
@@ -52,41 +33,29 @@ impl MerkleTree {
 
     /// The root (zero for no leaves).
     pub fn root(&self) -> B256 {
-        match self.levels.last() {
-            Some(top) if top.len() == 1 => top[0],
-            _ => B256::ZERO,
-        }
+        B256::from(self.0.root())
     }
 
     /// Number of leaves.
     pub fn len(&self) -> usize {
-        self.levels.first().map_or(0, Vec::len)
+        self.0.len()
     }
 
     /// True for a tree without leaves.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.is_empty()
     }
 
     /// The proof (siblings from the leaf up) of leaf `index`, or `None` when out of range.
-    pub fn proof(&self, mut index: usize) -> Option<Vec<B256>> {
-        if index >= self.len() {
-            return None;
-        }
-        let mut out = Vec::new();
-        for level in &self.levels[..self.levels.len() - 1] {
-            if let Some(sibling) = level.get(index ^ 1) {
-                out.push(*sibling);
-            }
-            index /= 2;
-        }
-        Some(out)
+    pub fn proof(&self, index: usize) -> Option<Vec<B256>> {
+        self.0.proof(index).map(|p| p.into_iter().map(B256::from).collect())
     }
 }
 
 /// Checks a proof the way the vault does.
 pub fn verify(proof: &[B256], root: B256, leaf: B256) -> bool {
-    proof.iter().fold(leaf, |acc, p| hash_pair(acc, *p)) == root
+    let proof: Vec<[u8; 32]> = proof.iter().map(|p| p.0).collect();
+    merkle::verify(&proof, root.0, leaf.0)
 }
 
 #[cfg(test)]

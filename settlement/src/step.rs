@@ -36,7 +36,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use alloy::primitives::{Address, B256, keccak256};
+use alloy::primitives::{Address, B256};
 use gridshare_domain::money::Account;
 use gridshare_domain::wire::TradeReport;
 use gridshare_domain::{DeliveryInterval, IntervalLength, IntervalRules, Micro, ParticipantId, Timestamp};
@@ -172,9 +172,7 @@ pub enum Inconsistency {
 
 /// The placeholder address of a participant without an `evm_address` (see the module notes).
 pub fn derived_address(p: ParticipantId) -> Address {
-    let mut buf = b"gridshare:participant:".to_vec();
-    buf.extend_from_slice(&p.0.to_be_bytes());
-    Address::from_slice(&keccak256(buf)[12..])
+    Address::from(gridshare_domain::ids::derived_address(p))
 }
 
 /// Where each ledger account settles on chain.

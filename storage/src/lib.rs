@@ -4,7 +4,7 @@
 //! ```text
 //!  Db::open(url | data dir) ─▶ migrations (compiled in, per backend) ─▶ TimescaleDB step (PostgreSQL, if present)
 //!  ingest:  [Reading] ─▶ readings::insert_batch ─▶ one transaction, duplicates ignored, count of new rows
-//!  queries: readings::buckets (15 min / hour / day), gateways, market records, DR, rewards
+//!  queries: readings::buckets (15 min / hour / day), gateways, market records, DR, rewards, epochs
 //! ```
 //!
 //! Every function takes a [`Db`] and returns [`Result`]; database failures
@@ -16,6 +16,7 @@ pub mod chain_txs;
 pub mod checks;
 pub mod db;
 pub mod dr;
+pub mod epochs;
 pub mod error;
 pub mod gateways;
 pub mod installers;

@@ -1,0 +1,177 @@
+//! Reading an epoch's inputs from storage, computing it, and storing the result — once per epoch,
+//! in order, catching up after downtime.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use gridshare_domain::{GatewayId, ParticipantId};
+use gridshare_storage::epochs::{self, Epoch, EpochReward};
+use gridshare_storage::{Db, StorageError, gateways, participants};
+
+use super::report::{self, DrItem, Report};
+use super::{GatewayInfo, Inputs, Params, compute};
+use crate::Clock;
+
+/// Which gateways count as bonded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bonds {
+    /// The minimum bond is zero (a pilot): every active gateway counts.
+    NoMinimum,
+    /// Exactly these gateways had at least the minimum bond locked.
+    Bonded(BTreeSet<GatewayId>),
+}
+
+/// A participant's account: its own address, lower-cased, or the derived one.
+pub fn account_of(evm_address: Option<&str>, p: ParticipantId) -> String {
+    match evm_address.filter(|a| report::parse_address(&a.to_ascii_lowercase()).is_some()) {
+        Some(a) => a.to_ascii_lowercase(),
+        None => report::hex20(&gridshare_domain::ids::derived_address(p)),
+    }
+}
+
+/// Reads epoch `n`'s inputs: trades and meter readings of its span, the demand-response rewards
+/// credited in it, telemetry periods, gateways, accounts, and the previous epoch's totals.
+pub async fn inputs(db: &Db, params: &Params, n: u64, interval_ms: i64, bonds: &Bonds) -> Result<Inputs, StorageError> {
+    let (start, end) = params.span(n);
+    let mut i = Inputs {
+        sold: epochs::sold_per_interval(db, start, end).await?,
+        exported: epochs::exported_per_interval(db, start, end, interval_ms).await?,
+        ..Inputs::default()
+    };
+    let expected = u64::try_from((end - start) / params.uptime_period_ms.max(1)).unwrap_or(0);
+    i.uptime = epochs::complete_periods(db, start, end, params.uptime_period_ms)
+        .await?
+        .into_iter()
+        .map(|(g, good)| (g, good, expected))
+        .collect();
+    for c in epochs::dr_credits(db, start, end).await? {
+        // reference `dr:{event}:{gateway}:{interval}`; the amount was credited at dr.rs's rate
+        let gateway = c.reference.split(':').nth(2).and_then(|g| g.parse().ok()).unwrap_or(0);
+        let wh = c.amount.saturating_mul(1000) / crate::dr::REWARD_PER_KWH;
+        i.demand_response.push((
+            c.participant,
+            DrItem {
+                event: c.event,
+                gateway,
+                interval_start_ms: c.interval_start,
+                wh,
+            },
+        ));
+    }
+    i.gateways = gateways::active(db)
+        .await?
+        .into_iter()
+        .map(|g| GatewayInfo {
+            id: g.id,
+            owner: g.owner,
+            bonded: match bonds {
+                Bonds::NoMinimum => true,
+                Bonds::Bonded(set) => set.contains(&g.id),
+            },
+        })
+        .collect();
+    i.accounts = participants::list(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, account_of(p.evm_address.as_deref(), p.id)))
+        .collect();
+    i.previous = previous_totals(db, n).await?;
+    Ok(i)
+}
+
+/// Every account's cumulative total after epoch `n − 1` (from its stored report).
+async fn previous_totals(db: &Db, n: u64) -> Result<BTreeMap<String, u64>, StorageError> {
+    if n <= 1 {
+        return Ok(BTreeMap::new());
+    }
+    let Some(json) = epochs::report(db, n - 1).await? else {
+        return Err(StorageError::Corrupt {
+            field: "epochs",
+            reason: format!("epoch {} is not stored, so epoch {n} cannot be computed", n - 1),
+        });
+    };
+    let r: Report = serde_json::from_str(&json).map_err(|e| StorageError::Corrupt {
+        field: "epochs.report",
+        reason: format!("epoch {}: {e}", n - 1),
+    })?;
+    Ok(r.accounts.into_iter().map(|a| (a.account, a.cumulative)).collect())
+}
+
+/// Computes and stores epoch `n`; returns its report.
+pub async fn compute_and_store(
+    db: &Db,
+    params: &Params,
+    n: u64,
+    interval_ms: i64,
+    bonds: &Bonds,
+    now_ms: i64,
+) -> Result<Report, StorageError> {
+    let inputs = inputs(db, params, n, interval_ms, bonds).await?;
+    let r = compute(n, params, &inputs);
+    let cumulative: BTreeMap<&str, u64> = r.accounts.iter().map(|a| (a.account.as_str(), a.cumulative)).collect();
+    let rewards: Vec<EpochReward> = r
+        .participants
+        .iter()
+        .map(|p| EpochReward {
+            epoch: n,
+            participant: ParticipantId(p.participant),
+            account: p.account.clone(),
+            local_renewable: p.local_renewable.raw as i64,
+            demand_response: p.demand_response.raw as i64,
+            uptime: p.uptime.raw as i64,
+            raw: p.raw as i64,
+            reward: p.reward as i64,
+            cumulative: cumulative.get(p.account.as_str()).copied().unwrap_or(0) as i64,
+        })
+        .collect();
+    let e = Epoch {
+        epoch: n,
+        start_ms: r.start_ms,
+        end_ms: r.end_ms,
+        budget: r.budget as i64,
+        paid: r.paid as i64,
+        cumulative_total: r.cumulative_total as i64,
+        participants: r.participants.len() as i64,
+        root: r.root.clone(),
+        report_hash: report::hex32(&r.hash()),
+        computed_at: now_ms,
+        posted_tx: None,
+    };
+    epochs::insert(db, &e, &r.canonical_json(), &rewards).await?;
+    Ok(r)
+}
+
+/// Computes every epoch that has ended by `now` and is not stored yet, oldest first (an epoch is
+/// computed only after its end plus `settle_ms`, so late telemetry and DR credits are in). Returns
+/// the epochs computed.
+pub async fn catch_up(
+    db: &Db,
+    params: &Params,
+    interval_ms: i64,
+    bonds: &Bonds,
+    now_ms: i64,
+    settle_ms: i64,
+) -> Result<Vec<u64>, StorageError> {
+    let done = epochs::last(db).await?.map_or(0, |e| e.epoch);
+    let due = params.last_ended(now_ms.saturating_sub(settle_ms));
+    let mut out = Vec::new();
+    for n in done + 1..=due {
+        compute_and_store(db, params, n, interval_ms, bonds, now_ms).await?;
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// The service's epoch task: every `every` of wall time, computes the epochs that are due on
+/// `clock`. Runs until the task is dropped.
+pub async fn run(db: Db, params: Params, interval_ms: i64, clock: Clock, every: Duration) {
+    let settle_ms = interval_ms;
+    loop {
+        match catch_up(&db, &params, interval_ms, &Bonds::NoMinimum, clock.now().0, settle_ms).await {
+            Ok(done) if done.is_empty() => {}
+            Ok(done) => tracing::info!(epochs = ?done, "reward epochs computed"),
+            Err(e) => tracing::warn!(error = %e, "computing reward epochs"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

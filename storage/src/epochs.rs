@@ -1,0 +1,328 @@
+//! Reward epochs: what an epoch is computed from (energy sold per interval, grid-meter export per
+//! interval, telemetry periods per gateway, demand-response reductions credited) and what it
+//! produced (the report, its hash and root, and each participant's reward).
+//!
+//! The reads aggregate in SQL over indexed ranges and leave the rules to the market crate, so both
+//! backends hand it identical rows.
+
+use gridshare_domain::{GatewayId, ParticipantId};
+use sqlx::Row;
+
+use crate::db::{Db, query, with_pool};
+use crate::error::{Result, StorageError};
+
+/// Energy each seller sold in each interval starting in `[from, to)`: `(seller, interval start, Wh)`.
+pub async fn sold_per_interval(db: &Db, from: i64, to: i64) -> Result<Vec<(ParticipantId, i64, i64)>> {
+    let sql = "SELECT seller_id, interval_start, CAST(sum(quantity_wh) AS BIGINT) AS wh FROM trades \
+               WHERE interval_start >= $1 AND interval_start < $2 GROUP BY seller_id, interval_start \
+               ORDER BY seller_id, interval_start";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(from).bind(to).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ParticipantId(r.try_get::<i64, _>("seller_id")? as u64),
+                    r.try_get::<i64, _>("interval_start")?,
+                    r.try_get::<i64, _>("wh")?,
+                ))
+            })
+            .collect()
+    })
+}
+
+/// Each gateway's grid-meter export in each interval of `interval_ms` starting in `[from, to)`:
+/// `(gateway, interval start, Wh)`.
+///
+/// Rule: the export counter's last reading in an interval minus its last reading in the interval
+/// before, per meter (readings marked suspect or without the counter do not count), summed over a
+/// gateway's meters. An interval whose previous interval has no reading gets nothing (the energy
+/// cannot be placed in one interval), and a counter that went backwards (a meter swap) gives
+/// nothing rather than a negative figure.
+pub async fn exported_per_interval(
+    db: &Db,
+    from: i64,
+    to: i64,
+    interval_ms: i64,
+) -> Result<Vec<(GatewayId, i64, i64)>> {
+    if interval_ms <= 0 {
+        return Err(StorageError::Refused {
+            constraint: "interval_ms".into(),
+            message: format!("interval length {interval_ms} ms is not positive"),
+        });
+    }
+    let sql = "SELECT gateway_id, device, at / $1 AS b, max(energy_out_wh) AS out FROM readings \
+               WHERE kind = 'grid_meter' AND energy_out_wh IS NOT NULL AND quality <> 'suspect' \
+               AND at >= $2 AND at < $3 GROUP BY gateway_id, device, at / $1 ORDER BY gateway_id, device, b";
+    let rows: Vec<(i64, String, i64, i64)> = query!(db, sql, pool => |q| {
+        let rows = q.bind(interval_ms).bind(from - interval_ms).bind(to).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("gateway_id")?, r.try_get("device")?, r.try_get("b")?, r.try_get("out")?)))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut out: Vec<(GatewayId, i64, i64)> = Vec::new();
+    for w in rows.windows(2) {
+        let ((g0, d0, b0, c0), (g1, d1, b1, c1)) = (&w[0], &w[1]);
+        let start = b1 * interval_ms;
+        if g0 != g1 || d0 != d1 || *b1 != b0 + 1 || start < from || c1 < c0 {
+            continue;
+        }
+        let g = GatewayId(*g1 as u64);
+        match out.last_mut() {
+            Some(last) if last.0 == g && last.1 == start => last.2 += c1 - c0,
+            _ => out.push((g, start, c1 - c0)),
+        }
+    }
+    out.sort_unstable();
+    // two meters of one gateway come out in device order: merge their equal intervals
+    out.dedup_by(|b, a| {
+        if a.0 == b.0 && a.1 == b.1 {
+            a.2 += b.2;
+            true
+        } else {
+            false
+        }
+    });
+    Ok(out)
+}
+
+/// Telemetry periods of `period_ms` in `[from, to)` per gateway: `(gateway, periods with a reading
+/// of every device the gateway reported in the range)`.
+pub async fn complete_periods(db: &Db, from: i64, to: i64, period_ms: i64) -> Result<Vec<(GatewayId, u64)>> {
+    if period_ms <= 0 {
+        return Err(StorageError::Refused {
+            constraint: "period_ms".into(),
+            message: format!("period {period_ms} ms is not positive"),
+        });
+    }
+    let sql = "SELECT gateway_id, at / $1 AS p, count(DISTINCT device) AS d FROM readings \
+               WHERE at >= $2 AND at < $3 GROUP BY gateway_id, at / $1 ORDER BY gateway_id";
+    let rows: Vec<(i64, i64)> = query!(db, sql, pool => |q| {
+        let rows = q.bind(period_ms).bind(from).bind(to).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("gateway_id")?, r.try_get("d")?)))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut out = Vec::new();
+    for chunk in rows.chunk_by(|a, b| a.0 == b.0) {
+        let devices = chunk.iter().map(|r| r.1).max().unwrap_or(0);
+        let good = chunk.iter().filter(|r| r.1 == devices).count() as u64;
+        out.push((GatewayId(chunk[0].0 as u64), good));
+    }
+    Ok(out)
+}
+
+/// A demand-response reward credited in a range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrCredit {
+    /// Who.
+    pub participant: ParticipantId,
+    /// The event.
+    pub event: u64,
+    /// The reference, `dr:{event}:{gateway}:{interval}`.
+    pub reference: String,
+    /// The event interval's start, ms.
+    pub interval_start: i64,
+    /// The amount credited, µ-token.
+    pub amount: i64,
+}
+
+/// Demand-response rewards credited in `[from, to)` (market time), oldest first.
+pub async fn dr_credits(db: &Db, from: i64, to: i64) -> Result<Vec<DrCredit>> {
+    let sql = "SELECT participant_id, event_id, reference, interval_start, amount FROM rewards \
+               WHERE kind = 'demand_response' AND created_at >= $1 AND created_at < $2 ORDER BY created_at, id";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(from).bind(to).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DrCredit {
+                    participant: ParticipantId(r.try_get::<i64, _>("participant_id")? as u64),
+                    event: r.try_get::<Option<i64>, _>("event_id")?.unwrap_or(0) as u64,
+                    reference: r.try_get("reference")?,
+                    interval_start: r.try_get::<Option<i64>, _>("interval_start")?.unwrap_or(0),
+                    amount: r.try_get("amount")?,
+                })
+            })
+            .collect()
+    })
+}
+
+/// A computed epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Epoch {
+    /// Number, from 1.
+    pub epoch: u64,
+    /// Start, ms.
+    pub start_ms: i64,
+    /// End (exclusive), ms.
+    pub end_ms: i64,
+    /// Budget, µ-token.
+    pub budget: i64,
+    /// Paid, µ-token.
+    pub paid: i64,
+    /// Every account's cumulative total after it, summed.
+    pub cumulative_total: i64,
+    /// Participants rewarded.
+    pub participants: i64,
+    /// Cumulative Merkle root, `0x…`.
+    pub root: String,
+    /// keccak of the canonical report, `0x…`.
+    pub report_hash: String,
+    /// When it was computed (market time, ms).
+    pub computed_at: i64,
+    /// The transaction that posted it on chain.
+    pub posted_tx: Option<String>,
+}
+
+/// One participant's reward in an epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochReward {
+    /// Epoch.
+    pub epoch: u64,
+    /// Participant.
+    pub participant: ParticipantId,
+    /// Its account.
+    pub account: String,
+    /// Raw local-renewable reward, µ-token.
+    pub local_renewable: i64,
+    /// Raw demand-response reward.
+    pub demand_response: i64,
+    /// Raw uptime reward.
+    pub uptime: i64,
+    /// Sum of the three.
+    pub raw: i64,
+    /// Paid after scaling to the budget.
+    pub reward: i64,
+    /// The account's cumulative total after the epoch.
+    pub cumulative: i64,
+}
+
+fn int(v: u64, field: &'static str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StorageError::Refused {
+        constraint: field.into(),
+        message: format!("{v} does not fit a signed 64-bit column"),
+    })
+}
+
+/// Stores an epoch with its report and rewards in one transaction; `Duplicate` when the epoch is
+/// already stored (an epoch is computed once).
+pub async fn insert(db: &Db, e: &Epoch, report: &str, rewards: &[EpochReward]) -> Result<()> {
+    let epoch = int(e.epoch, "epochs.epoch")?;
+    let sql = "INSERT INTO epochs (epoch, start_ms, end_ms, budget, paid, cumulative_total, participants, root, \
+               report_hash, report, computed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    let rsql = "INSERT INTO epoch_rewards (epoch, participant_id, account, local_renewable, demand_response, uptime, \
+                raw, reward, cumulative) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    let (sqlite_sql, sqlite_rsql) = (
+        crate::db::sqlite_placeholders(sql),
+        crate::db::sqlite_placeholders(rsql),
+    );
+    let sqlite = matches!(db, Db::Sqlite(_));
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let q = if sqlite { sqlx::query(sqlx::AssertSqlSafe(sqlite_sql.clone())) } else { sqlx::query(sql) };
+        q.bind(epoch)
+            .bind(e.start_ms)
+            .bind(e.end_ms)
+            .bind(e.budget)
+            .bind(e.paid)
+            .bind(e.cumulative_total)
+            .bind(e.participants)
+            .bind(e.root.clone())
+            .bind(e.report_hash.clone())
+            .bind(report.to_owned())
+            .bind(e.computed_at)
+            .execute(&mut *tx)
+            .await?;
+        for r in rewards {
+            let q = if sqlite { sqlx::query(sqlx::AssertSqlSafe(sqlite_rsql.clone())) } else { sqlx::query(rsql) };
+            q.bind(epoch)
+                .bind(r.participant.0 as i64)
+                .bind(r.account.clone())
+                .bind(r.local_renewable)
+                .bind(r.demand_response)
+                .bind(r.uptime)
+                .bind(r.raw)
+                .bind(r.reward)
+                .bind(r.cumulative)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+macro_rules! epoch_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        Ok::<Epoch, StorageError>(Epoch {
+            epoch: r.try_get::<i64, _>("epoch")? as u64,
+            start_ms: r.try_get("start_ms")?,
+            end_ms: r.try_get("end_ms")?,
+            budget: r.try_get("budget")?,
+            paid: r.try_get("paid")?,
+            cumulative_total: r.try_get("cumulative_total")?,
+            participants: r.try_get("participants")?,
+            root: r.try_get("root")?,
+            report_hash: r.try_get("report_hash")?,
+            computed_at: r.try_get("computed_at")?,
+            posted_tx: r.try_get("posted_tx")?,
+        })
+    }};
+}
+
+/// The newest epochs first, at most `limit`.
+pub async fn list(db: &Db, limit: u32) -> Result<Vec<Epoch>> {
+    let sql = "SELECT epoch, start_ms, end_ms, budget, paid, cumulative_total, participants, root, report_hash, \
+               computed_at, posted_tx FROM epochs ORDER BY epoch DESC LIMIT $1";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter().map(|r| epoch_from_row!(r)).collect()
+    })
+}
+
+/// The last computed epoch, if any.
+pub async fn last(db: &Db) -> Result<Option<Epoch>> {
+    Ok(list(db, 1).await?.into_iter().next())
+}
+
+/// An epoch's report (canonical JSON), if it was computed.
+pub async fn report(db: &Db, epoch: u64) -> Result<Option<String>> {
+    let sql = "SELECT report FROM epochs WHERE epoch = $1";
+    query!(db, sql, pool => |q| {
+        let row = q.bind(int(epoch, "epochs.epoch")?).fetch_optional(pool).await?;
+        row.map(|r| r.try_get::<String, _>("report")).transpose().map_err(StorageError::from)
+    })
+}
+
+/// Records the transaction that posted an epoch's root.
+pub async fn set_posted(db: &Db, epoch: u64, tx_hash: &str) -> Result<()> {
+    let sql = "UPDATE epochs SET posted_tx = $1 WHERE epoch = $2";
+    query!(db, sql, pool => |q| {
+        q.bind(tx_hash.to_owned()).bind(int(epoch, "epochs.epoch")?).execute(pool).await?;
+    });
+    Ok(())
+}
+
+/// A participant's rewards per epoch, newest first (at most `limit`).
+pub async fn rewards_of(db: &Db, p: ParticipantId, limit: u32) -> Result<Vec<EpochReward>> {
+    let sql = "SELECT epoch, participant_id, account, local_renewable, demand_response, uptime, raw, reward, cumulative \
+               FROM epoch_rewards WHERE participant_id = $1 ORDER BY epoch DESC LIMIT $2";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(p.0 as i64).bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EpochReward {
+                    epoch: r.try_get::<i64, _>("epoch")? as u64,
+                    participant: ParticipantId(r.try_get::<i64, _>("participant_id")? as u64),
+                    account: r.try_get("account")?,
+                    local_renewable: r.try_get("local_renewable")?,
+                    demand_response: r.try_get("demand_response")?,
+                    uptime: r.try_get("uptime")?,
+                    raw: r.try_get("raw")?,
+                    reward: r.try_get("reward")?,
+                    cumulative: r.try_get("cumulative")?,
+                })
+            })
+            .collect()
+    })
+}
