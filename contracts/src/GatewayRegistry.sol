@@ -7,7 +7,13 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 /// @notice Maps a home gateway's signing key (a secp256k1 key, so it is also an EVM address)
 ///         to the account of the home's owner. An installer commissions a gateway; an installer
 ///         or an admin revokes it. Rewards are only paid for telemetry signed by an active gateway.
+///
+/// Reading all gateways: every key ever commissioned is kept in commissioning order, so a
+/// mirror reads `gatewayCount()` and then pages of `listGateways(start, count)` (keys with
+/// their records, revoked ones included) in a few calls, and follows `GatewayCommissioned` /
+/// `GatewayRevoked` from the block it read at.
 contract GatewayRegistry is AccessControl {
+    /// @notice The role allowed to commission gateways.
     bytes32 public constant INSTALLER_ROLE = keccak256("INSTALLER_ROLE");
 
     struct Gateway {
@@ -19,15 +25,23 @@ contract GatewayRegistry is AccessControl {
     }
 
     mapping(address gatewayKey => Gateway) private _gateways;
+    address[] private _keys;
 
+    /// @notice `gatewayKey` was commissioned for `owner` by `installer` at `site`.
     event GatewayCommissioned(address indexed gatewayKey, address indexed owner, address indexed installer, bytes32 site);
+    /// @notice `gatewayKey` was revoked by `by`.
     event GatewayRevoked(address indexed gatewayKey, address indexed by);
 
+    /// @notice A zero address where a key or account is required.
     error ZeroAddress();
+    /// @notice The key was commissioned before (keys are never reused, even after revocation).
     error AlreadyRegistered(address gatewayKey);
+    /// @notice The key is unknown or revoked.
     error NotActive(address gatewayKey);
+    /// @notice Only the installer who commissioned the gateway, or an admin, may revoke it.
     error NotInstallerOfGateway(address gatewayKey, address caller);
 
+    /// @param admin holds DEFAULT_ADMIN_ROLE (grants INSTALLER_ROLE, may revoke any gateway)
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
@@ -44,6 +58,7 @@ contract GatewayRegistry is AccessControl {
             revokedAt: 0,
             site: site
         });
+        _keys.push(gatewayKey);
         emit GatewayCommissioned(gatewayKey, owner, msg.sender, site);
     }
 
@@ -58,10 +73,12 @@ contract GatewayRegistry is AccessControl {
         emit GatewayRevoked(gatewayKey, msg.sender);
     }
 
+    /// @notice The record of `gatewayKey` (all zero for an unknown key).
     function gateway(address gatewayKey) external view returns (Gateway memory) {
         return _gateways[gatewayKey];
     }
 
+    /// @notice True when `gatewayKey` is commissioned and not revoked.
     function isActive(address gatewayKey) public view returns (bool) {
         Gateway storage g = _gateways[gatewayKey];
         return g.commissionedAt != 0 && g.revokedAt == 0;
@@ -71,5 +88,28 @@ contract GatewayRegistry is AccessControl {
     function ownerOf(address gatewayKey) external view returns (address) {
         if (!isActive(gatewayKey)) revert NotActive(gatewayKey);
         return _gateways[gatewayKey].owner;
+    }
+
+    /// @notice How many keys have ever been commissioned (revoked ones included).
+    function gatewayCount() external view returns (uint256) {
+        return _keys.length;
+    }
+
+    /// @notice Up to `count` keys from position `start` in commissioning order, with their
+    ///         records (fewer, possibly none, at the end of the list).
+    function listGateways(uint256 start, uint256 count)
+        external
+        view
+        returns (address[] memory keys, Gateway[] memory records)
+    {
+        uint256 n = _keys.length;
+        uint256 end = start >= n ? start : (n - start < count ? n : start + count);
+        keys = new address[](end - start);
+        records = new Gateway[](end - start);
+        for (uint256 i = start; i < end; ++i) {
+            address key = _keys[i];
+            keys[i - start] = key;
+            records[i - start] = _gateways[key];
+        }
     }
 }

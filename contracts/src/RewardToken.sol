@@ -2,47 +2,50 @@
 pragma solidity ^0.8.24;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {ERC20Capped} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Capped.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
 /// @title RewardToken
-/// @notice Minted by the reward role for verified renewable energy exported and consumed inside
-///         the community, and for verified demand-response reductions. Each award names its kind
-///         and an off-chain reference (interval or event id) and can be minted once only, so a
-///         retried transaction never pays twice. 3 decimals: one unit is one Wh of verified energy
-///         (rewards are quoted per Wh; the service decides the rate).
-contract RewardToken is ERC20, AccessControl {
-    bytes32 public constant REWARD_ROLE = keccak256("REWARD_ROLE");
+/// @notice "GridShare Reward" (GSR): the token homes earn for verified contributions (local
+///         renewable energy, demand response, gateway uptime). 6 decimals: one unit is one
+///         micro-token, the unit the Rust side counts rewards in.
+///
+/// Supply. The total supply has a hard cap fixed at construction and enforced on every mint
+/// (OpenZeppelin's `ERC20Capped`: a mint past it reverts with `ERC20ExceededCap`). Only
+/// `MINTER_ROLE` mints; in GridShare that is the `RewardDistributor` alone, which mints each
+/// epoch's new rewards to itself (bounded by the epoch budget) and pays them out on claims.
+///
+/// Governance voting (ERC20Votes) is a later issue: the cap is at most 2^208 - 1, the largest
+/// supply ERC20Votes can checkpoint, so the extension can be added without changing the cap
+/// rule (both extensions override `_update`).
+contract RewardToken is ERC20Capped, AccessControl {
+    /// @notice The role allowed to mint (granted by the admin to the distributor).
+    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
 
-    enum Kind {
-        LocalRenewable,
-        DemandResponse
-    }
+    /// @notice The cap is zero or larger than 2^208 - 1 (what ERC20Votes could checkpoint).
+    error InvalidCap(uint256 cap);
+    /// @notice A zero address where an account is required.
+    error ZeroAddress();
 
-    mapping(bytes32 awardKey => bool) public awarded;
-
-    event Rewarded(address indexed account, Kind indexed kind, uint64 indexed ref, uint256 amount);
-
-    error AlreadyAwarded(address account, Kind kind, uint64 ref);
-    error ZeroAmount();
-
-    constructor(address admin) ERC20("GridShare Reward", "GSR") {
+    /// @param admin holds DEFAULT_ADMIN_ROLE (grants MINTER_ROLE to the distributor)
+    /// @param cap_ the hard cap on the total supply, in micro-tokens
+    constructor(address admin, uint256 cap_) ERC20("GridShare Reward", "GSR") ERC20Capped(_checkedCap(cap_)) {
+        if (admin == address(0)) revert ZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
+    function _checkedCap(uint256 cap_) private pure returns (uint256) {
+        if (cap_ == 0 || cap_ > type(uint208).max) revert InvalidCap(cap_);
+        return cap_;
+    }
+
+    /// @notice 6 decimals: one unit is one micro-token.
     function decimals() public pure override returns (uint8) {
-        return 3;
+        return 6;
     }
 
-    function awardKey(address account, Kind kind, uint64 ref) public pure returns (bytes32) {
-        return keccak256(abi.encode(account, kind, ref));
-    }
-
-    function reward(address account, Kind kind, uint64 ref, uint256 amount) external onlyRole(REWARD_ROLE) {
-        if (amount == 0) revert ZeroAmount();
-        bytes32 key = awardKey(account, kind, ref);
-        if (awarded[key]) revert AlreadyAwarded(account, kind, ref);
-        awarded[key] = true;
-        _mint(account, amount);
-        emit Rewarded(account, kind, ref, amount);
+    /// @notice Mint `amount` to `to`; reverts with `ERC20ExceededCap` past the cap.
+    function mint(address to, uint256 amount) external onlyRole(MINTER_ROLE) {
+        _mint(to, amount);
     }
 }

@@ -64,4 +64,30 @@ contract GatewayRegistryTest is TestBase {
         vm.expectRevert(GatewayRegistry.ZeroAddress.selector);
         registry.commission(key, address(0), "");
     }
+
+    function test_ListGatewaysPages() public {
+        vm.startPrank(installer);
+        for (uint256 i = 0; i < 5; ++i) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            registry.commission(address(uint160(0x1000 + i)), owner, bytes32(i));
+        }
+        registry.revoke(address(0x1001));
+        vm.stopPrank();
+        assertEq(registry.gatewayCount(), 5, "count includes revoked");
+        (address[] memory keys, GatewayRegistry.Gateway[] memory records) = registry.listGateways(1, 3);
+        assertEq(keys.length, 3, "page size");
+        assertEq(keys[0], address(0x1001), "commissioning order");
+        assertEq(keys[2], address(0x1003), "last of page");
+        assertTrue(records[0].revokedAt != 0, "revoked record listed");
+        assertEq(records[1].site, bytes32(uint256(2)), "record of the key");
+        (keys, records) = registry.listGateways(3, 10);
+        assertEq(keys.length, 2, "short last page");
+        assertEq(records.length, 2, "records too");
+        (keys,) = registry.listGateways(5, 10);
+        assertEq(keys.length, 0, "past the end");
+        (keys,) = registry.listGateways(type(uint256).max, type(uint256).max);
+        assertEq(keys.length, 0, "far past the end");
+        (keys,) = registry.listGateways(0, type(uint256).max);
+        assertEq(keys.length, 5, "no overflow on a huge count");
+    }
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const names = ['SettlementToken', 'EnergySettlementVault', 'GatewayRegistry', 'RewardToken'];
+const names = ['SettlementToken', 'EnergySettlementVault', 'GatewayRegistry', 'RewardToken', 'RewardDistributor', 'GatewayStaking'];
 const check = process.argv.includes('--check');
 let stale = 0;
 fs.mkdirSync(path.join(root, 'artifacts'), { recursive: true });

@@ -12,6 +12,9 @@ interface Vm {
     function expectRevert(bytes calldata data) external;
     function assume(bool condition) external pure;
     function warp(uint256 timestamp) external;
+    function cool(address target) external;
+    function expectEmit() external;
+    function expectEmit(address emitter) external;
     function addr(uint256 privateKey) external pure returns (address);
     function readFile(string calldata path) external view returns (string memory);
     function projectRoot() external view returns (string memory);
@@ -20,6 +23,9 @@ interface Vm {
     function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
     function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
     function parseJsonBytes32Array(string calldata json, string calldata key) external pure returns (bytes32[] memory);
+    function parseJsonUintArray(string calldata json, string calldata key) external pure returns (uint256[] memory);
+    function parseJsonAddressArray(string calldata json, string calldata key) external pure returns (address[] memory);
+    function parseJsonBoolArray(string calldata json, string calldata key) external pure returns (bool[] memory);
     function toString(uint256 value) external pure returns (string memory);
     function toString(int256 value) external pure returns (string memory);
     function toString(bytes32 value) external pure returns (string memory);
@@ -48,6 +54,10 @@ abstract contract TestBase {
 
     function assertEq(uint256 a, uint256 b, string memory what) internal pure {
         if (a != b) revert(string.concat(what, ": ", vm.toString(a), " != ", vm.toString(b)));
+    }
+
+    function assertLe(uint256 a, uint256 b, string memory what) internal pure {
+        if (a > b) revert(string.concat(what, ": ", vm.toString(a), " > ", vm.toString(b)));
     }
 
     function assertEq(int256 a, int256 b, string memory what) internal pure {
