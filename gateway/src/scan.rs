@@ -51,7 +51,7 @@ pub async fn scan(
         for unit in units.clone() {
             let mut link = bus.link(unit, timeout);
             let what = match sunspec::discover(&mut link).await {
-                Err(e) if e.is_link() && e.to_string().contains("connect") => {
+                Err(e) if e.is_connect() => {
                     tracing::info!(%endpoint, "nothing there: {e}");
                     break;
                 }

@@ -16,11 +16,19 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tokio_modbus::client::{Context, Reader, Writer, rtu, tcp};
-use tokio_modbus::prelude::SlaveContext;
-use tokio_modbus::{ExceptionCode, Slave};
+use tokio_modbus::ExceptionCode;
 
+use self::frame::{Answer, Request};
+pub use self::frame::{FrameError, crc16};
+use self::rtu::RtuLine;
+pub use self::rtu::{Stream, inter_frame_gap};
+pub use self::tcp::TIMEOUTS_TO_RECONNECT;
+use self::tcp::TcpConn;
 use crate::profile::{Point, Profile, Table, ValueType};
+
+mod frame;
+mod rtu;
+mod tcp;
 
 /// The most registers one read may ask for (Modbus limit for function 0x03/0x04).
 pub const MAX_REGISTERS: u16 = 125;
@@ -71,18 +79,48 @@ impl From<SocketAddr> for Endpoint {
     }
 }
 
+/// What went wrong on the link (not the device's own answer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkFault {
+    /// The connection (or the serial port) could not be made.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// Nothing came back in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// Part of an answer came back in time.
+    #[error("answer cut short: {got} bytes within {after:?}")]
+    Truncated {
+        /// Bytes that came.
+        got: usize,
+        /// The timeout.
+        after: Duration,
+    },
+    /// Bytes that are not the answer to the request.
+    #[error("garbled answer: {0}")]
+    Garbled(FrameError),
+    /// The serial line kept talking after a fault.
+    #[error("the line did not go quiet within {0:?}")]
+    Noisy(Duration),
+    /// Reading or writing failed.
+    #[error("i/o: {0}")]
+    Io(String),
+}
+
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModbusError {
     /// No answer, a broken connection or a garbled answer: the link, not the device.
-    #[error("link to {endpoint} (unit {unit}): {reason}")]
+    #[error("link to {endpoint} (unit {unit}): {what}: {fault}")]
     Link {
         /// Where the device is.
         endpoint: Endpoint,
         /// Unit id.
         unit: u8,
+        /// The request, e.g. `read holding 40084+2`.
+        what: String,
         /// What happened.
-        reason: String,
+        fault: LinkFault,
     },
     /// The device answered with a Modbus exception.
     #[error("device {endpoint} (unit {unit}) refused {what}: exception {code:?}")]
@@ -103,10 +141,38 @@ impl ModbusError {
     pub fn is_link(&self) -> bool {
         matches!(self, Self::Link { .. })
     }
+
+    /// True when the link could not be made at all (nothing listens there).
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            Self::Link {
+                fault: LinkFault::Connect(_),
+                ..
+            }
+        )
+    }
+
+    /// True when the request got no (whole) answer in time: worth another try.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Self::Link {
+                fault: LinkFault::Timeout(_) | LinkFault::Truncated { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// An open connection: a serial line or a TCP socket.
+enum Conn {
+    Rtu(RtuLine),
+    Tcp(TcpConn),
 }
 
 struct BusState {
-    ctx: Option<Context>,
+    conn: Option<Conn>,
     last: Option<Instant>,
 }
 
@@ -132,7 +198,25 @@ impl Bus {
         Self {
             endpoint,
             min_gap,
-            state: Arc::new(Mutex::new(BusState { ctx: None, last: None })),
+            state: Arc::new(Mutex::new(BusState { conn: None, last: None })),
+        }
+    }
+
+    /// Modbus RTU at `baud` over a stream opened elsewhere (a test's in-memory line, say),
+    /// named `path` in errors. After an I/O error the bus tries to open `path` itself.
+    pub fn rtu_over(path: impl Into<PathBuf>, baud: u32, stream: impl Stream + 'static, min_gap: Duration) -> Self {
+        let endpoint = Endpoint::Serial {
+            path: path.into(),
+            baud,
+            parity: Parity::None,
+        };
+        Self {
+            endpoint,
+            min_gap,
+            state: Arc::new(Mutex::new(BusState {
+                conn: Some(Conn::Rtu(RtuLine::new(Box::new(stream), baud))),
+                last: None,
+            })),
         }
     }
 
@@ -151,9 +235,9 @@ impl Bus {
     }
 }
 
-async fn connect(endpoint: &Endpoint, unit: u8) -> std::io::Result<Context> {
+async fn connect(endpoint: &Endpoint) -> std::io::Result<Conn> {
     match endpoint {
-        Endpoint::Tcp(addr) => tcp::connect_slave(*addr, Slave(unit)).await,
+        Endpoint::Tcp(addr) => Ok(Conn::Tcp(TcpConn::connect(*addr).await?)),
         Endpoint::Serial { path, baud, parity } => {
             let builder = tokio_serial::new(path.to_string_lossy(), *baud)
                 .data_bits(tokio_serial::DataBits::Eight)
@@ -164,7 +248,7 @@ async fn connect(endpoint: &Endpoint, unit: u8) -> std::io::Result<Context> {
                 })
                 .stop_bits(tokio_serial::StopBits::One);
             let port = tokio_serial::SerialStream::open(&builder).map_err(std::io::Error::from)?;
-            Ok(rtu::attach_slave(port, Slave(unit)))
+            Ok(Conn::Rtu(RtuLine::new(Box::new(port), *baud)))
         }
     }
 }
@@ -175,11 +259,6 @@ pub struct Link {
     bus: Bus,
     unit: u8,
     timeout: Duration,
-}
-
-enum Op<'a> {
-    Read(Table, u16, u16),
-    Write(u16, &'a [u16]),
 }
 
 impl Link {
@@ -199,84 +278,70 @@ impl Link {
         self.unit
     }
 
-    fn link_error(&self, reason: impl Into<String>) -> ModbusError {
+    fn link_error(&self, what: impl Into<String>, fault: LinkFault) -> ModbusError {
         ModbusError::Link {
             endpoint: self.bus.endpoint.clone(),
             unit: self.unit,
-            reason: reason.into(),
+            what: what.into(),
+            fault,
         }
     }
 
-    /// One request, with the bus to itself: waits out the gap, connects if needed, addresses this
-    /// unit, and drops the connection after a link failure (a late answer would be taken for the
-    /// next request's).
-    async fn request(&self, op: Op<'_>) -> Result<Vec<u16>, ModbusError> {
-        let what = match op {
-            Op::Read(table, address, count) => format!("read {table:?} {address}+{count}").to_lowercase(),
-            Op::Write(address, words) => format!("write holding {address}+{}", words.len()),
+    /// One request, with the bus to itself: waits out the gap, connects if needed, and checks
+    /// the answer against the request; the connection is dropped after an I/O error (and over
+    /// TCP after garbled bytes or repeated timeouts).
+    async fn request(&self, req: Request<'_>) -> Result<Vec<u16>, ModbusError> {
+        let what = match &req {
+            Request::Read(table, address, count) => format!("read {table:?} {address}+{count}").to_lowercase(),
+            Request::Write(address, words) => format!("write holding {address}+{}", words.len()),
         };
         let mut bus = self.bus.state.lock().await;
         if let Some(last) = bus.last {
             tokio::time::sleep_until(last + self.bus.min_gap).await;
         }
-        if bus.ctx.is_none() {
-            let ctx = tokio::time::timeout(self.timeout, connect(&self.bus.endpoint, self.unit))
+        if bus.conn.is_none() {
+            let conn = tokio::time::timeout(self.timeout, connect(&self.bus.endpoint))
                 .await
-                .map_err(|_| self.link_error(format!("no connection within {:?}", self.timeout)))?
-                .map_err(|e| self.link_error(format!("connect: {e}")))?;
-            bus.ctx = Some(ctx);
+                .map_err(|_| {
+                    self.link_error(
+                        &what,
+                        LinkFault::Connect(format!("no connection within {:?}", self.timeout)),
+                    )
+                })?
+                .map_err(|e| self.link_error(&what, LinkFault::Connect(e.to_string())))?;
+            bus.conn = Some(conn);
         }
-        let Some(ctx) = bus.ctx.as_mut() else {
-            return Err(self.link_error("not connected"));
+        let answer = match bus.conn.as_mut() {
+            Some(Conn::Rtu(line)) => line.call(self.unit, &req, self.timeout).await,
+            Some(Conn::Tcp(conn)) => conn.call(self.unit, &req, self.timeout).await,
+            None => Err((LinkFault::Io("not connected".into()), true)),
         };
-        ctx.set_slave(Slave(self.unit));
-        let answer = tokio::time::timeout(self.timeout, async {
-            match op {
-                Op::Read(Table::Holding, address, count) => ctx.read_holding_registers(address, count).await,
-                Op::Read(Table::Input, address, count) => ctx.read_input_registers(address, count).await,
-                Op::Write(address, words) => ctx
-                    .write_multiple_registers(address, words)
-                    .await
-                    .map(|r| r.map(|()| vec![])),
-            }
-        })
-        .await;
         bus.last = Some(Instant::now());
-        let expected = match op {
-            Op::Read(_, _, count) => usize::from(count),
-            Op::Write(..) => 0,
-        };
         match answer {
-            Err(_) => {
-                bus.ctx = None;
-                Err(self.link_error(format!("{what}: no answer within {:?}", self.timeout)))
-            }
-            Ok(Err(e)) => {
-                bus.ctx = None;
-                Err(self.link_error(format!("{what}: {e}")))
-            }
-            Ok(Ok(Err(code))) => Err(ModbusError::Exception {
+            Ok(Answer::Words(words)) => Ok(words),
+            Ok(Answer::Exception(code)) => Err(ModbusError::Exception {
                 endpoint: self.bus.endpoint.clone(),
                 unit: self.unit,
                 what,
                 code,
             }),
-            Ok(Ok(Ok(words))) if words.len() == expected => Ok(words),
-            Ok(Ok(Ok(words))) => {
-                bus.ctx = None;
-                Err(self.link_error(format!("{what}: {} registers in the answer", words.len())))
+            Err((fault, drop)) => {
+                if drop {
+                    bus.conn = None;
+                }
+                Err(self.link_error(what, fault))
             }
         }
     }
 
     /// Reads `count` registers from `table` at `address`.
     pub async fn read(&mut self, table: Table, address: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
-        self.request(Op::Read(table, address, count)).await
+        self.request(Request::Read(table, address, count)).await
     }
 
     /// Writes holding registers at `address`.
     pub async fn write(&mut self, address: u16, words: &[u16]) -> Result<(), ModbusError> {
-        self.request(Op::Write(address, words)).await.map(|_| ())
+        self.request(Request::Write(address, words)).await.map(|_| ())
     }
 }
 
@@ -418,7 +483,12 @@ pub async fn read_points(link: &mut Link, profile: &Profile) -> Vec<(String, Poi
                     .iter()
                     .filter(|(s, _)| s.covers(p.table, first, last))
                     .min_by_key(|(_, r)| r.is_err())
-                    .ok_or_else(|| link.link_error(format!("no read planned for {}", p.name)))?;
+                    .ok_or_else(|| {
+                        link.link_error(
+                            format!("no read planned for {}", p.name),
+                            LinkFault::Io("internal".into()),
+                        )
+                    })?;
                 let words = words.as_ref().map_err(Clone::clone)?;
                 let from = (first - u32::from(span.start)) as usize;
                 Ok(words[from..=(last - u32::from(span.start)) as usize].to_vec())
