@@ -65,6 +65,13 @@ pub enum FrameError {
         /// Echoed count.
         got_count: u16,
     },
+    /// More bytes followed a whole answer on an RTU line: two frames, and which one answers the
+    /// request cannot be known.
+    #[error("{bytes} more bytes followed the answer (a late answer and the real one?)")]
+    Trailing {
+        /// Bytes after the frame.
+        bytes: usize,
+    },
     /// The RTU frame's checksum does not match its bytes.
     #[error("bad CRC (0x{got:04x}, computed 0x{computed:04x})")]
     Crc {

@@ -7,7 +7,9 @@
 //!   it has been quiet for the gap;
 //! - an answer must name the unit asked, the function asked (or its exception), and have the
 //!   request's length and a good CRC, with nothing after it; else it is a [`LinkFault`], never a
-//!   value.
+//!   value;
+//! - the first answer after a fault is taken only when nothing follows it for a while
+//!   ([`settle`]): a very late answer followed by the real one is two frames, and an error.
 //!
 //! What remains: a device that answers later than twice the timeout, right when the next
 //! request of the same unit, function and length goes unanswered, cannot be told apart on RTU.
@@ -45,6 +47,14 @@ pub(crate) struct RtuLine {
     gap: Duration,
     /// After a fault: leave the line alone until then, then wait for it to go quiet.
     recover_at: Option<Instant>,
+    /// A fault since the last clean exchange: the next answer must settle.
+    suspect: bool,
+}
+
+/// How long the first answer after a fault must stand alone on the line: long enough for a
+/// device to answer a request it had queued behind a late answer.
+pub fn settle(gap: Duration, timeout: Duration) -> Duration {
+    timeout.min(Duration::from_millis(50)).max(gap)
 }
 
 /// A failed exchange, and whether the line is unusable (an I/O error) and must be opened again.
@@ -56,6 +66,7 @@ impl RtuLine {
             stream,
             gap: inter_frame_gap(baud),
             recover_at: None,
+            suspect: false,
         }
     }
 
@@ -121,28 +132,37 @@ impl RtuLine {
         let n = due.unwrap_or(buf.len());
         if buf.len() > n {
             // more than one frame: which one answers the request cannot be known
-            return Err(self.garbled(FrameError::WrongLength {
-                expected: n,
-                got: buf.len(),
-            }));
+            return Err(self.garbled(FrameError::Trailing { bytes: buf.len() - n }));
         }
         let computed = crc16(&buf[..n - 2]);
         let got = u16::from_le_bytes([buf[n - 2], buf[n - 1]]);
         if got != computed {
             return Err(self.garbled(FrameError::Crc { got, computed }));
         }
-        req.check(&buf[1..n - 2]).map_err(|e| self.garbled(e))
+        let answer = req.check(&buf[1..n - 2]).map_err(|e| self.garbled(e))?;
+        if self.suspect {
+            let mut more = [0u8; 256];
+            if let Ok(Ok(extra @ 1..)) =
+                tokio::time::timeout(settle(self.gap, timeout), self.stream.read(&mut more)).await
+            {
+                return Err(self.garbled(FrameError::Trailing { bytes: extra }));
+            }
+            self.suspect = false;
+        }
+        Ok(answer)
     }
 
     /// A late answer may still come: leave the line alone for one more timeout.
     fn timed_out(&mut self, timeout: Duration, fault: LinkFault) -> Failed {
         self.recover_at = Some(Instant::now() + timeout);
+        self.suspect = true;
         (fault, false)
     }
 
     /// The rest of a garbled answer may still come: wait for the line to go quiet.
     fn garbled(&mut self, e: FrameError) -> Failed {
         self.recover_at = Some(Instant::now());
+        self.suspect = true;
         (LinkFault::Garbled(e), false)
     }
 

@@ -1,8 +1,9 @@
 //! Modbus TCP: each request carries a transaction id that its answer must echo. An answer with
-//! an older id (a late answer to a request that timed out) is dropped and the wait goes on; the
-//! connection is kept after a timeout (what was read of a frame is kept for the next request),
-//! and dropped after garbled bytes, an I/O error, or [`TIMEOUTS_TO_RECONNECT`] timeouts in a
-//! row (a connection the device has forgotten).
+//! an older id (a late answer to a request that timed out) is dropped and the wait goes on. The
+//! connection is kept after a clean timeout (a late answer is told apart by its id), and made
+//! again after garbled bytes, an I/O error, a timeout in the middle of a frame (the stream is
+//! out of step), or [`TIMEOUTS_TO_RECONNECT`] timeouts in a row (a connection the device has
+//! forgotten).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -87,7 +88,12 @@ impl TcpConn {
 
     fn timed_out(&mut self, timeout: Duration) -> Failed {
         self.timeouts += 1;
-        (LinkFault::Timeout(timeout), self.timeouts >= TIMEOUTS_TO_RECONNECT)
+        if self.buf.is_empty() {
+            (LinkFault::Timeout(timeout), self.timeouts >= TIMEOUTS_TO_RECONNECT)
+        } else {
+            let got = self.buf.len();
+            (LinkFault::Truncated { got, after: timeout }, true)
+        }
     }
 
     /// The next whole frame read: transaction id, unit and PDU.
