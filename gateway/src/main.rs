@@ -547,15 +547,42 @@ struct RunArgs {
 }
 
 async fn run_gateway(args: RunArgs) -> Outcome {
+    let signals = stop_signals()?;
     let (cfg, devices) = Config::load(&args.config)?;
     let key = gridshare_gateway::key::load_key(&cfg.gateway.key_file)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        let name = signals.await;
+        tracing::info!("{name}: stopping");
         let _ = stop.send(true);
     });
     gridshare_gateway::run::run(cfg, devices, key, stopped).await?;
     Ok(())
+}
+
+/// A future that resolves, with the signal's name, on SIGINT (Ctrl-C) or SIGTERM (`docker
+/// stop`, systemd). The handlers are installed before it returns, so a signal that comes while
+/// the gateway starts is not lost.
+#[cfg(unix)]
+fn stop_signals() -> Result<impl std::future::Future<Output = &'static str>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    })
+}
+
+/// Ctrl-C, where there is no SIGTERM.
+#[cfg(not(unix))]
+fn stop_signals() -> Result<impl std::future::Future<Output = &'static str>, String> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    })
 }
 
 // ---- keygen ------------------------------------------------------------------------------
@@ -651,8 +678,9 @@ async fn simulate(args: SimulateArgs) -> Outcome {
             .map_err(|_| format!("--device {d:?}: unit {unit:?} is not 0–255"))?;
         sim.add(unit, Profile::load(Path::new(path))?);
     }
+    let signals = stop_signals()?;
     let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
+        signals.await;
     };
     let tick = Duration::from_secs(1);
     if let Some(file) = pty {

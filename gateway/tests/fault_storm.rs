@@ -116,7 +116,7 @@ async fn storm(link: &mut Link, device: &Faulty, seed: u64, requests: u64) -> Ta
     let mut t = Tally::default();
     while t.requests < requests {
         let r = splitmix(&mut rng);
-        if r % 10 == 0 {
+        if r.is_multiple_of(10) {
             // a setpoint somewhere in, or well outside, the point's limits
             let target = (r >> 8) as i64 % 18_001 - 9_000;
             let Some(goal) = clamp(&setpoint, target as f64) else {
