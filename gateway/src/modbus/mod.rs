@@ -8,6 +8,12 @@
 //!   device's answer and names its code;
 //! - a profile's points are read in as few requests as possible: registers of one table that lie
 //!   close together are read in one request of at most 125 ([`plan`]).
+//! - every answer is checked against its request (`frame.rs`: unit, function or its exception,
+//!   byte count, a write's echo); on RTU (`rtu.rs`) the line is kept clean around faults so that a
+//!   late answer is never the next request's; on TCP (`tcp.rs`) answers with an older
+//!   transaction id are dropped;
+//! - the installer's tools try a request again after a link failure ([`Link::with_retries`]) and
+//!   see what a unit answered ([`Link::heard`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -231,6 +237,9 @@ impl Bus {
             bus: self.clone(),
             unit,
             timeout,
+            retries: 0,
+            last_tries: 0,
+            heard: Heard::default(),
         }
     }
 }
@@ -259,6 +268,41 @@ pub struct Link {
     bus: Bus,
     unit: u8,
     timeout: Duration,
+    retries: u32,
+    last_tries: u32,
+    heard: Heard,
+}
+
+/// What a unit has said on a link so far (for the installer's tools: a unit that answered
+/// anything is reported).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Heard {
+    /// Requests it answered with data.
+    pub answers: u32,
+    /// The exceptions it answered with, each once, in the order first seen.
+    pub exceptions: Vec<ExceptionCode>,
+    /// Requests that failed on the link after every try.
+    pub failures: u32,
+    /// Requests that took more than one try.
+    pub retried: u32,
+    /// The most tries one request took.
+    pub most_tries: u32,
+}
+
+impl Heard {
+    /// It answered something: data or an exception other than a gateway's "no such device"
+    /// (0x0A, 0x0B: a Modbus TCP gateway's word for a unit that is not behind it).
+    pub fn anything(&self) -> bool {
+        self.answers > 0 || self.exceptions.iter().any(|c| !is_gateway_silence(*c))
+    }
+}
+
+/// A Modbus TCP gateway saying that nothing answers at this unit.
+pub fn is_gateway_silence(code: ExceptionCode) -> bool {
+    matches!(
+        code,
+        ExceptionCode::GatewayPathUnavailable | ExceptionCode::GatewayTargetDevice
+    )
 }
 
 impl Link {
@@ -276,6 +320,52 @@ impl Link {
     /// The unit id.
     pub fn unit(&self) -> u8 {
         self.unit
+    }
+
+    /// The link, trying a request that failed on the link (no answer, a garbled one) up to
+    /// `retries` more times; a refused connection is not tried again. `run` uses none: it
+    /// tries again at the next poll, after a [`Backoff`].
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// How many tries the last request took (more than 1 when it was retried).
+    pub fn last_tries(&self) -> u32 {
+        self.last_tries
+    }
+
+    /// What the unit has said on this link so far.
+    pub fn heard(&self) -> &Heard {
+        &self.heard
+    }
+
+    /// A request, tried again after link failures as [`Link::with_retries`] says.
+    async fn request_tried(&mut self, req: Request<'_>) -> Result<Vec<u16>, ModbusError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self.request(req.clone()).await;
+            match &result {
+                Err(e) if e.is_link() && !e.is_connect() && tries <= self.retries => {
+                    tracing::debug!(error = %e, tries, "trying again");
+                    continue;
+                }
+                Ok(_) => self.heard.answers += 1,
+                Err(ModbusError::Exception { code, .. }) => {
+                    if !self.heard.exceptions.contains(code) {
+                        self.heard.exceptions.push(*code);
+                    }
+                }
+                Err(ModbusError::Link { .. }) => self.heard.failures += 1,
+            }
+            self.last_tries = tries;
+            self.heard.most_tries = self.heard.most_tries.max(tries);
+            if tries > 1 {
+                self.heard.retried += 1;
+            }
+            return result;
+        }
     }
 
     fn link_error(&self, what: impl Into<String>, fault: LinkFault) -> ModbusError {
@@ -336,12 +426,12 @@ impl Link {
 
     /// Reads `count` registers from `table` at `address`.
     pub async fn read(&mut self, table: Table, address: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
-        self.request(Request::Read(table, address, count)).await
+        self.request_tried(Request::Read(table, address, count)).await
     }
 
     /// Writes holding registers at `address`.
     pub async fn write(&mut self, address: u16, words: &[u16]) -> Result<(), ModbusError> {
-        self.request(Request::Write(address, words)).await.map(|_| ())
+        self.request_tried(Request::Write(address, words)).await.map(|_| ())
     }
 }
 
@@ -445,10 +535,21 @@ pub type PointValue = Result<Option<f64>, ModbusError>;
 /// Reads every point of `profile` through `link`, in as few requests as [`plan`] gives. A failed
 /// request fails the points it covered; the others are still read.
 pub async fn read_points(link: &mut Link, profile: &Profile) -> Vec<(String, PointValue)> {
+    read_points_tried(link, profile)
+        .await
+        .into_iter()
+        .map(|(name, value, _)| (name, value))
+        .collect()
+}
+
+/// [`read_points`], with how many tries each point's value took (the most of its requests').
+pub async fn read_points_tried(link: &mut Link, profile: &Profile) -> Vec<(String, PointValue, u32)> {
     let spans = plan(&profile.points);
     let mut read: Vec<(Span, Result<Vec<u16>, ModbusError>)> = Vec::with_capacity(spans.len());
+    let mut tries: Vec<(Span, u32)> = Vec::with_capacity(spans.len());
     for span in spans {
         let words = link.read(span.table, span.start, span.count).await;
+        tries.push((span, link.last_tries()));
         read.push((span, words));
     }
     // A device that refuses a joined read (an undefined register in the gap) is asked again
@@ -467,6 +568,7 @@ pub async fn read_points(link: &mut Link, profile: &Profile) -> Vec<(String, Poi
             for single in plan([p]) {
                 if single != span {
                     let words = link.read(single.table, single.start, single.count).await;
+                    tries.push((single, link.last_tries()));
                     read.push((single, words));
                 }
             }
@@ -502,19 +604,44 @@ pub async fn read_points(link: &mut Link, profile: &Profile) -> Vec<(String, Poi
                 if p.absent_raw == Some(raw) {
                     return Ok(None);
                 }
-                let mut scale = p.scale;
+                let scale = p.scale;
                 if let Some(sf) = p.scale_factor_at {
                     let sf_word = words_at(u32::from(sf), u32::from(sf))?[0];
                     if sf_word == 0x8000 {
                         return Ok(None); // the scale factor itself is "not implemented"
                     }
-                    scale *= 10f64.powi(i32::from(sf_word as i16));
+                    return Ok(p
+                        .ty
+                        .decode(&raw_words, order)
+                        .map(|v| scaled(scaled(v, scale), 10f64.powi(i32::from(sf_word as i16)))));
                 }
-                Ok(p.ty.decode(&raw_words, order).map(|v| v * scale))
+                Ok(p.ty.decode(&raw_words, order).map(|v| scaled(v, scale)))
             })();
-            (p.name.clone(), value)
+            let took = needs(p)
+                .iter()
+                .filter_map(|&(a, b)| {
+                    tries
+                        .iter()
+                        .filter(|(s, _)| s.covers(p.table, a, b))
+                        .map(|(_, t)| *t)
+                        .min()
+                })
+                .max()
+                .unwrap_or(0);
+            (p.name.clone(), value, took)
         })
         .collect()
+}
+
+/// `v × scale`, computed as a division where the scale is 1/10ⁿ, so that a decimal value is the
+/// nearest number to it (2301 × 0.1 is 230.10000000000002, 2301 / 10 is 230.1).
+pub fn scaled(v: f64, scale: f64) -> f64 {
+    let inverse = 1.0 / scale;
+    if scale < 1.0 && scale > 0.0 && (inverse - inverse.round()).abs() < 1e-9 * inverse {
+        v / inverse.round()
+    } else {
+        v * scale
+    }
 }
 
 #[cfg(test)]
@@ -583,6 +710,17 @@ mod tests {
             .collect();
         let spans = plan(&many);
         assert_eq!(spans.iter().map(|s| s.count).collect::<Vec<_>>(), vec![125, 75]);
+    }
+
+    #[test]
+    fn scaled_values_have_the_digits_of_their_scale() {
+        assert_eq!(2301.0 * 0.1, 230.100_000_000_000_02, "the float noise this avoids");
+        assert_eq!(scaled(2301.0, 0.1).to_string(), "230.1");
+        assert_eq!(scaled(2301.0, 10f64.powi(-1)).to_string(), "230.1");
+        assert_eq!(scaled(49_987.0, 0.001).to_string(), "49.987");
+        assert_eq!(scaled(5.0, 0.01).to_string(), "0.05");
+        assert_eq!(scaled(123.0, 10.0).to_string(), "1230");
+        assert_eq!(scaled(7.0, 0.25).to_string(), "1.75");
     }
 
     #[test]
