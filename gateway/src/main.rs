@@ -483,7 +483,7 @@ async fn scan(args: ScanArgs) -> Outcome {
     let answered: Vec<u64> = found.iter().filter_map(|f| f["unit"].as_u64()).collect();
     let silent = units.filter(|u| !answered.contains(&u64::from(*u))).count();
     println!(
-        "{} units answered; {silent} gave no answer after {} tries",
+        "{} units answered; {silent} silent (no answer after {} tries, or a gateway's \"no such unit\")",
         found.len(),
         args.retries + 1
     );
