@@ -3,6 +3,7 @@
 //! - [`config`]: the one configuration file;
 //! - [`profile`]: device profiles as data (`hardware/*.toml`);
 //! - [`modbus`]: Modbus TCP and RTU links (timeouts, request gap, shared buses, batched reads,
+//!   every answer checked against its request, the RTU line kept clean after faults,
 //!   link errors apart from device exceptions, backoff);
 //! - [`sunspec`]: discovery and decoding of SunSpec models;
 //! - [`scan`] and [`check`]: the installer's search for devices and check of a configuration;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gridshare_gateway::config::Config;
-use gridshare_gateway::modbus::{Bus, Endpoint, Parity, read_points};
+use gridshare_gateway::modbus::{Bus, Endpoint, Parity, read_points_tried};
 use gridshare_gateway::profile::{Profile, Table, ValueType, WordOrder, load_dir};
 use gridshare_gateway::scan::{Found, Identified};
 use gridshare_gateway::simulate::Simulator;
@@ -187,6 +187,9 @@ struct ReadArgs {
     /// Timeout per request, milliseconds.
     #[arg(long, default_value_t = 2_000)]
     timeout_ms: u64,
+    /// Tries again after no answer (or a garbled one), this many times.
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -217,6 +220,7 @@ async fn read(args: ReadArgs) -> Outcome {
         table,
         format,
         timeout_ms,
+        retries,
         json,
     } = args;
     if !(1..=125).contains(&count) {
@@ -226,8 +230,14 @@ async fn read(args: ReadArgs) -> Outcome {
         TableArg::Holding => Table::Holding,
         TableArg::Input => Table::Input,
     };
-    let mut link = Bus::new(target.endpoint().await?, Duration::ZERO).link(unit, Duration::from_millis(timeout_ms));
-    let words = link.read(table, addr, count).await?;
+    let mut link = Bus::new(target.endpoint().await?, Duration::ZERO)
+        .link(unit, Duration::from_millis(timeout_ms))
+        .with_retries(retries);
+    let words = link
+        .read(table, addr, count)
+        .await
+        .map_err(|e| tried(&e, link.last_tries()))?;
+    let tries = link.last_tries();
     let ty = match format {
         Format::U16 | Format::Hex => ValueType::U16,
         Format::I16 => ValueType::I16,
@@ -252,7 +262,7 @@ async fn read(args: ReadArgs) -> Outcome {
     if json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(a, s)| serde_json::json!({"address": a, "value": s}))
+            .map(|(a, s)| serde_json::json!({"address": a, "value": s, "tries": tries}))
             .collect();
         println!("{}", serde_json::Value::Array(v));
     } else {
@@ -260,8 +270,23 @@ async fn read(args: ReadArgs) -> Outcome {
         for (a, s) in rows {
             println!("{a:>8}  {s}");
         }
+        println!("{}", tries_text(tries));
     }
     Ok(())
+}
+
+/// "read in 1 try", "read in 3 tries".
+fn tries_text(tries: u32) -> String {
+    format!("read in {tries} {}", if tries == 1 { "try" } else { "tries" })
+}
+
+/// A failed request's error, with its tries when there was more than one.
+fn tried(e: &gridshare_gateway::modbus::ModbusError, tries: u32) -> String {
+    if tries > 1 {
+        format!("{e} (after {tries} tries)")
+    } else {
+        e.to_string()
+    }
 }
 
 // ---- points ------------------------------------------------------------------------------
@@ -276,6 +301,12 @@ struct PointsArgs {
     /// The device's profile (a file in `hardware/`).
     #[arg(long)]
     profile: PathBuf,
+    /// Timeout per request, milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    timeout_ms: u64,
+    /// Tries again after no answer (or a garbled one), this many times.
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -284,30 +315,31 @@ struct PointsArgs {
 async fn points(args: PointsArgs) -> Outcome {
     let profile = Profile::load(&args.profile)?;
     let unit = args.unit.unwrap_or(profile.device.default_unit);
-    let mut link =
-        Bus::new(args.target.endpoint().await?, Duration::from_millis(20)).link(unit, Duration::from_secs(2));
-    let values = read_points(&mut link, &profile).await;
+    let mut link = Bus::new(args.target.endpoint().await?, Duration::from_millis(20))
+        .link(unit, Duration::from_millis(args.timeout_ms))
+        .with_retries(args.retries);
+    let values = read_points_tried(&mut link, &profile).await;
     if args.json {
         let v: Vec<_> = values
             .iter()
             .zip(&profile.points)
-            .map(|((name, r), p)| match r {
-                Ok(v) => serde_json::json!({"point": name, "value": v, "unit": p.unit}),
-                Err(e) => serde_json::json!({"point": name, "error": e.to_string()}),
+            .map(|((name, r, tries), p)| match r {
+                Ok(v) => serde_json::json!({"point": name, "value": v, "unit": p.unit, "tries": tries}),
+                Err(e) => serde_json::json!({"point": name, "error": e.to_string(), "tries": tries}),
             })
             .collect();
         println!("{}", serde_json::Value::Array(v));
     } else {
-        println!("{:<20} {:>14}  unit", "point", "value");
-        for ((name, r), p) in values.iter().zip(&profile.points) {
+        println!("{:<20} {:>14}  {:<6} tries", "point", "value", "unit");
+        for ((name, r, tries), p) in values.iter().zip(&profile.points) {
             match r {
-                Ok(Some(v)) => println!("{name:<20} {v:>14.3}  {}", p.unit),
-                Ok(None) => println!("{name:<20} {:>14}  {}", "absent", p.unit),
-                Err(e) => println!("{name:<20} {:>14}  {e}", "FAILED"),
+                Ok(Some(v)) => println!("{name:<20} {v:>14}  {:<6} {tries}", p.unit),
+                Ok(None) => println!("{name:<20} {:>14}  {:<6} {tries}", "absent", p.unit),
+                Err(e) => println!("{name:<20} {:>14}  {e} ({tries} tries)", "FAILED"),
             }
         }
     }
-    if values.iter().any(|(_, r)| r.is_err()) {
+    if values.iter().any(|(_, r, _)| r.is_err()) {
         return Err("some points could not be read".into());
     }
     Ok(())
@@ -373,6 +405,9 @@ struct ScanArgs {
     /// Timeout per request, milliseconds.
     #[arg(long, default_value_t = 500)]
     timeout_ms: u64,
+    /// Tries a probe again after no answer (or a garbled one), this many times.
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -405,12 +440,17 @@ async fn scan(args: ScanArgs) -> Outcome {
     };
     let units = unit_range(&args.units)?;
     let candidates = load_dir(&args.profiles)?;
-    let found: Vec<serde_json::Value> =
-        gridshare_gateway::scan::scan(&endpoints, units, &candidates, Duration::from_millis(args.timeout_ms))
-            .await
-            .iter()
-            .map(found_json)
-            .collect();
+    let found: Vec<serde_json::Value> = gridshare_gateway::scan::scan(
+        &endpoints,
+        units.clone(),
+        &candidates,
+        Duration::from_millis(args.timeout_ms),
+        args.retries,
+    )
+    .await
+    .iter()
+    .map(found_json)
+    .collect();
     if args.json {
         println!("{}", serde_json::Value::Array(found));
         return Ok(());
@@ -420,10 +460,16 @@ async fn scan(args: ScanArgs) -> Outcome {
         "port", "unit", "sunspec", "model", "maker"
     );
     for f in &found {
-        let details = if f["sunspec"] == true {
-            format!("models {} at {}", f["models"], f["base"])
-        } else {
-            format!("profile {}", f["profile"].as_str().unwrap_or("-"))
+        let details = match f["status"].as_str() {
+            Some("sunspec") => format!("models {} at {}", f["models"], f["base"]),
+            Some("profile") => format!("profile {}", f["profile"].as_str().unwrap_or("-")),
+            Some("exceptions-only") => format!("answers only exceptions: {}", f["exceptions"]),
+            Some("no-answer") => format!(
+                "answered, then no answer after {} tries: {}",
+                f["tries"],
+                f["error"].as_str().unwrap_or("-")
+            ),
+            _ => "answers, but is not SunSpec and matches no profile".to_owned(),
         };
         println!(
             "{:>12} {:>4}  {:<8} {:<30} {:<24} {details}",
@@ -434,7 +480,13 @@ async fn scan(args: ScanArgs) -> Outcome {
             f["manufacturer"].as_str().unwrap_or("-"),
         );
     }
-    println!("{} devices found", found.len());
+    let answered: Vec<u64> = found.iter().filter_map(|f| f["unit"].as_u64()).collect();
+    let silent = units.filter(|u| !answered.contains(&u64::from(*u))).count();
+    println!(
+        "{} units answered; {silent} silent (no answer after {} tries, or a gateway's \"no such unit\")",
+        found.len(),
+        args.retries + 1
+    );
     Ok(())
 }
 
@@ -446,7 +498,7 @@ fn found_json(f: &Found) -> serde_json::Value {
     };
     match &f.what {
         Identified::SunSpec(d) => serde_json::json!({
-            "port": port, "unit": f.unit, "sunspec": true, "base": d.base,
+            "port": port, "unit": f.unit, "status": "sunspec", "sunspec": true, "base": d.base,
             "models": d.models.iter().map(|m| m.id).collect::<Vec<_>>(),
             "manufacturer": d.manufacturer, "model": d.model, "serial": d.serial,
         }),
@@ -455,8 +507,19 @@ fn found_json(f: &Found) -> serde_json::Value {
             manufacturer,
             model,
         } => serde_json::json!({
-            "port": port, "unit": f.unit, "sunspec": false, "profile": file,
+            "port": port, "unit": f.unit, "status": "profile", "sunspec": false, "profile": file,
             "manufacturer": manufacturer, "model": model,
+        }),
+        Identified::ExceptionsOnly { exceptions } => serde_json::json!({
+            "port": port, "unit": f.unit, "status": "exceptions-only", "sunspec": false,
+            "exceptions": exceptions.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>(),
+        }),
+        Identified::NoAnswer { tries, error } => serde_json::json!({
+            "port": port, "unit": f.unit, "status": "no-answer", "sunspec": false,
+            "tries": tries, "error": error,
+        }),
+        Identified::Unknown => serde_json::json!({
+            "port": port, "unit": f.unit, "status": "unknown", "sunspec": false,
         }),
     }
 }
@@ -476,6 +539,9 @@ struct SunspecArgs {
     /// Timeout per request, milliseconds.
     #[arg(long, default_value_t = 2_000)]
     timeout_ms: u64,
+    /// Tries again after no answer (or a garbled one), this many times.
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -485,11 +551,25 @@ async fn sunspec(args: SunspecArgs) -> Outcome {
     use gridshare_gateway::sunspec::{Value, discover, layout, read_models};
     let unit = args.unit;
     let mut link = Bus::new(args.target.endpoint().await?, Duration::from_millis(20))
-        .link(unit, Duration::from_millis(args.timeout_ms));
-    let device = discover(&mut link)
-        .await?
-        .ok_or_else(|| format!("unit {unit} answers, but has no SunSpec marker at 40000, 0 or 50000"))?;
-    let mut models = read_models(&mut link, &device).await?;
+        .link(unit, Duration::from_millis(args.timeout_ms))
+        .with_retries(args.retries);
+    let device = discover(&mut link).await.map_err(|e| tried(&e, link.last_tries()))?;
+    let Some(device) = device else {
+        let heard = link.heard();
+        if heard.answers == 0 && !heard.exceptions.is_empty() {
+            let names: Vec<String> = heard.exceptions.iter().map(|c| format!("{c:?} ({c})")).collect();
+            return Err(format!(
+                "unit {unit} has no SunSpec marker: it answered every request for one (at 40000, 0 and 50000) with a Modbus exception: {}",
+                names.join(", ")
+            )
+            .into());
+        }
+        return Err(format!("unit {unit} answers, but has no SunSpec marker at 40000, 0 or 50000").into());
+    };
+    let mut models = read_models(&mut link, &device)
+        .await
+        .map_err(|e| tried(&e, link.last_tries()))?;
+    let heard = link.heard().clone();
     if let Some(id) = args.model {
         models.retain(|m| m.id == id);
         if models.is_empty() {
@@ -502,6 +582,9 @@ async fn sunspec(args: SunspecArgs) -> Outcome {
             "base": device.base,
             "chain": device.models.iter().map(|m| m.id).collect::<Vec<_>>(),
             "models": models,
+            "requests": heard.answers,
+            "retried": heard.retried,
+            "most_tries": heard.most_tries,
         });
         println!("{v}");
         return Ok(());
@@ -522,6 +605,10 @@ async fn sunspec(args: SunspecArgs) -> Outcome {
     if !unknown.is_empty() {
         println!("models not decoded: {unknown:?}");
     }
+    println!(
+        "{} requests, {} of them tried more than once (at most {} tries)",
+        heard.answers, heard.retried, heard.most_tries
+    );
     for m in &models {
         println!("\nmodel {} — {}", m.id, m.label);
         for d in &m.points {
@@ -547,15 +634,42 @@ struct RunArgs {
 }
 
 async fn run_gateway(args: RunArgs) -> Outcome {
+    let signals = stop_signals()?;
     let (cfg, devices) = Config::load(&args.config)?;
     let key = gridshare_gateway::key::load_key(&cfg.gateway.key_file)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        let name = signals.await;
+        tracing::info!("{name}: stopping");
         let _ = stop.send(true);
     });
     gridshare_gateway::run::run(cfg, devices, key, stopped).await?;
     Ok(())
+}
+
+/// A future that resolves, with the signal's name, on SIGINT (Ctrl-C) or SIGTERM (`docker
+/// stop`, systemd). The handlers are installed before it returns, so a signal that comes while
+/// the gateway starts is not lost.
+#[cfg(unix)]
+fn stop_signals() -> Result<impl std::future::Future<Output = &'static str>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    })
+}
+
+/// Ctrl-C, where there is no SIGTERM.
+#[cfg(not(unix))]
+fn stop_signals() -> Result<impl std::future::Future<Output = &'static str>, String> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    })
 }
 
 // ---- keygen ------------------------------------------------------------------------------
@@ -651,8 +765,9 @@ async fn simulate(args: SimulateArgs) -> Outcome {
             .map_err(|_| format!("--device {d:?}: unit {unit:?} is not 0–255"))?;
         sim.add(unit, Profile::load(Path::new(path))?);
     }
+    let signals = stop_signals()?;
     let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
+        signals.await;
     };
     let tick = Duration::from_secs(1);
     if let Some(file) = pty {

@@ -150,7 +150,8 @@ impl ValueType {
             Self::I16 => f64::from(*words.first()? as i16),
             Self::U32 => f64::from(pair()?),
             Self::I32 => f64::from(pair()? as i32),
-            Self::F32 => f64::from(f32::from_bits(pair()?)),
+            // the float as the device meant it: 230.1, not 230.10000610351562
+            Self::F32 => shortest(f32::from_bits(pair()?)),
         })
     }
 
@@ -415,6 +416,11 @@ pub fn markdown_table(profiles: &[(PathBuf, Profile)]) -> String {
     out
 }
 
+/// An `f32` as the `f64` nearest its shortest decimal form.
+fn shortest(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,5 +464,15 @@ mod tests {
             ValueType::U16.decode(&[0x3412], WordOrder::BigByteSwap),
             Some(f64::from(0x1234u16))
         );
+    }
+
+    #[test]
+    fn a_float_register_reads_as_the_decimal_the_device_meant() {
+        let bits = 230.1f32.to_bits();
+        let words = [(bits >> 16) as u16, bits as u16];
+        let v = ValueType::F32.decode(&words, WordOrder::Big).unwrap();
+        assert_eq!(v.to_string(), "230.1");
+        // and writes back as the same registers
+        assert_eq!(ValueType::F32.encode(v, WordOrder::Big), Some(words.to_vec()));
     }
 }

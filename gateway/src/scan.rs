@@ -1,10 +1,15 @@
 //! Finding Modbus devices (`gateway scan`): each unit id on each endpoint is asked for SunSpec
 //! first (its marker and model chain identify it); one that is not SunSpec is matched against
-//! the profiles given, the first whose points all read naming it.
+//! the profiles given, the first whose points all read naming it. A request that gets no answer
+//! is tried again (`retries`); every unit that answered anything is reported, identified or
+//! not: one that answers only exceptions (named), one that stopped answering, one that matches
+//! no profile. Only units that never said a word are left out.
 
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use tokio_modbus::ExceptionCode;
 
 use crate::modbus::{Bus, Endpoint, read_points};
 use crate::profile::Profile;
@@ -24,6 +29,20 @@ pub enum Identified {
         /// The profile's device name.
         model: String,
     },
+    /// A unit that answered every request with a Modbus exception.
+    ExceptionsOnly {
+        /// The exceptions, each once.
+        exceptions: Vec<ExceptionCode>,
+    },
+    /// A unit that answered, then stopped answering before it could be identified.
+    NoAnswer {
+        /// Tries of the request that went unanswered.
+        tries: u32,
+        /// The last failure.
+        error: String,
+    },
+    /// A unit that answers, but is neither SunSpec nor any of the profiles given.
+    Unknown,
 }
 
 /// One device found.
@@ -37,29 +56,40 @@ pub struct Found {
     pub what: Identified,
 }
 
-/// Asks every unit in `units` on every endpoint, each request given `timeout`. An endpoint that
-/// refuses the connection is left at its first unit: nothing is there at all.
+/// Asks every unit in `units` on every endpoint, each request given `timeout` and tried again
+/// `retries` times when it gets no answer. An endpoint that refuses the connection is left at
+/// its first unit: nothing is there at all.
 pub async fn scan(
     endpoints: &[Endpoint],
     units: RangeInclusive<u8>,
     candidates: &[(PathBuf, Profile)],
     timeout: Duration,
+    retries: u32,
 ) -> Vec<Found> {
     let mut found = Vec::new();
     for endpoint in endpoints {
         let bus = Bus::new(endpoint.clone(), Duration::from_millis(10));
         for unit in units.clone() {
-            let mut link = bus.link(unit, timeout);
+            let mut link = bus.link(unit, timeout).with_retries(retries);
             let what = match sunspec::discover(&mut link).await {
-                Err(e) if e.is_link() && e.to_string().contains("connect") => {
+                Err(e) if e.is_connect() => {
                     tracing::info!(%endpoint, "nothing there: {e}");
                     break;
                 }
-                Err(_) => continue,
-                Ok(Some(d)) => Identified::SunSpec(d),
+                Err(e) => {
+                    tracing::debug!(%endpoint, unit, error = %e, "probe failed");
+                    Some(Identified::NoAnswer {
+                        tries: link.last_tries(),
+                        error: e.to_string(),
+                    })
+                }
+                Ok(Some(d)) => Some(Identified::SunSpec(d)),
                 Ok(None) => {
                     let mut matched = None;
                     for (path, p) in candidates {
+                        if !link.heard().anything() {
+                            break; // silence (or a TCP gateway's "no such unit") on every probe
+                        }
                         if read_points(&mut link, p).await.iter().all(|(_, v)| v.is_ok()) {
                             matched = Some(Identified::Profile {
                                 file: path.file_name().map(|f| f.to_string_lossy().into_owned()),
@@ -69,11 +99,19 @@ pub async fn scan(
                             break;
                         }
                     }
-                    match matched {
-                        Some(m) => m,
-                        None => continue, // no device here, or none we know
-                    }
+                    matched
                 }
+            };
+            let heard = link.heard();
+            let what = match what {
+                Some(w @ (Identified::SunSpec(_) | Identified::Profile { .. })) => w,
+                // never a word: nothing is there
+                _ if !heard.anything() => continue,
+                _ if heard.answers == 0 => Identified::ExceptionsOnly {
+                    exceptions: heard.exceptions.clone(),
+                },
+                Some(w) => w,
+                None => Identified::Unknown,
             };
             found.push(Found {
                 endpoint: endpoint.clone(),

@@ -119,7 +119,7 @@ pub struct InverterValues {
 }
 
 fn scaled(raw: Option<f64>, sf: u16) -> Option<f64> {
-    (sf != 0x8000).then(|| raw.map(|v| v * 10f64.powi(i32::from(sf as i16))))?
+    (sf != 0x8000).then(|| raw.map(|v| crate::modbus::scaled(v, 10f64.powi(i32::from(sf as i16)))))?
 }
 
 /// Reads the first inverter model (101, 102 or 103) of `device`, in one request.
@@ -188,6 +188,26 @@ mod tests {
         assert_eq!(v.get("St"), Some(&Value::Code(4)));
         assert_eq!(v.get("StVnd"), None);
         assert!(v.points.iter().all(|d| d.path != "W_SF" && d.path != "ID"));
+    }
+
+    /// A scaled value prints with the digits its scale factor gives, not with float noise.
+    #[test]
+    fn scaled_values_print_without_float_noise() {
+        let mut w = vec![0u16; 52];
+        w[0] = 103;
+        w[1] = 50;
+        w[2] = 2301; // A
+        w[6] = (-1i16) as u16; // A_SF
+        w[16] = 49_987; // Hz
+        w[17] = (-3i16) as u16; // Hz_SF
+        let v = decode_model(layout(103).unwrap(), &w);
+        let shown = |path: &str| match v.get(path) {
+            Some(Value::Number(n)) => n.to_string(),
+            other => panic!("{path}: {other:?}"),
+        };
+        assert_eq!(shown("A"), "230.1");
+        assert_eq!(shown("Hz"), "49.987");
+        assert_eq!(serde_json::to_string(v.get("A").unwrap()).unwrap(), "230.1");
     }
 
     /// Model 160 by hand: 8 header registers, then N modules of 20.
@@ -444,7 +464,7 @@ impl Walk<'_> {
                     },
                 };
                 match (decode_point(&p.ty, words), exponent) {
-                    (Some(Value::Number(v)), Some(e)) => Some(Value::Number(v * 10f64.powi(e))),
+                    (Some(Value::Number(v)), Some(e)) => Some(Value::Number(crate::modbus::scaled(v, 10f64.powi(e)))),
                     (Some(Value::Number(_)), None) => None, // its scale factor is not implemented
                     (other, _) => other,
                 }

@@ -139,6 +139,8 @@ fn installer_tools_against_the_simulator() {
     assert!(ok && out.contains("model 103") && out.contains("absent"), "{out}{err}");
     let (ok, _, err) = gateway(&["sunspec", "--host", "127.0.0.1", "--port", &p, "--unit", "1"]);
     assert!(!ok && err.contains("no SunSpec marker"), "{err}");
+    // the meter refuses holding registers it does not have: the exception is named
+    assert!(err.contains("Modbus exception: IllegalDataAddress"), "{err}");
     let (ok, _, err) = gateway(&[
         "sunspec",
         "--host",

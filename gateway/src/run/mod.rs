@@ -196,7 +196,8 @@ impl Default for Options {
     }
 }
 
-/// Runs until `stop` turns true.
+/// Runs until `stop` turns true; stops within about a second of it in every state (the
+/// broker's goodbye is given at most a second).
 pub async fn run(
     cfg: Config,
     devices: Vec<Device>,
@@ -298,8 +299,12 @@ pub async fn run_with(
     };
     let poll = tokio::spawn(poller.run(period));
     let result = sender.run(&mut stop).await;
+    // The poller stops wherever it waits (a Modbus request, the next tick): it stores into the
+    // outbox only synchronously, so a message is either wholly in the outbox or not at all.
     poll.abort();
+    let _ = poll.await;
     sender.shutdown().await;
+    tracing::info!(%gateway, "gateway stopped");
     result
 }
 

@@ -22,19 +22,52 @@ pub const STUCK_AFTER_MS: i64 = 30_000;
 struct Freeze {
     last: Option<Vec<Option<u64>>>,
     since: Option<Timestamp>,
+    /// The device was reported frozen, and has not moved since.
+    reported: bool,
+}
+
+/// What one sample says about a device's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frozen {
+    /// Moving (or not the same long enough to tell).
+    No,
+    /// Frozen as of this sample: said once.
+    Froze,
+    /// Still frozen.
+    Still,
+    /// Moving again after being frozen: said once.
+    Thawed,
+}
+
+impl Frozen {
+    /// The sample is suspect.
+    fn suspect(self) -> bool {
+        matches!(self, Self::Froze | Self::Still)
+    }
 }
 
 impl Freeze {
-    /// True when the values `values` at `at` have been stuck long enough to be suspect.
-    fn stuck(&mut self, at: Timestamp, values: Vec<Option<u64>>, power_w: Option<f64>) -> bool {
+    /// Takes the values `values` at `at`: whether they are frozen, and whether that just changed.
+    fn observe(&mut self, at: Timestamp, values: Vec<Option<u64>>, power_w: Option<f64>) -> Frozen {
         let same = self.last.as_ref() == Some(&values) && power_w.is_some_and(|p| p != 0.0);
         if !same {
             self.last = Some(values);
             self.since = None;
-            return false;
+            return if std::mem::take(&mut self.reported) {
+                Frozen::Thawed
+            } else {
+                Frozen::No
+            };
         }
         let since = *self.since.get_or_insert(at);
-        at.0 - since.0 >= STUCK_AFTER_MS
+        match (at.0 - since.0 >= STUCK_AFTER_MS, self.reported) {
+            (false, _) => Frozen::No,
+            (true, false) => {
+                self.reported = true;
+                Frozen::Froze
+            }
+            (true, true) => Frozen::Still,
+        }
     }
 }
 
@@ -97,10 +130,15 @@ impl Sampler {
             .iter()
             .map(|(_, v)| v.as_ref().ok().copied().flatten().map(f64::to_bits))
             .collect();
-        let was_stuck = self.freeze.since.is_some_and(|s| at.0 - s.0 >= STUCK_AFTER_MS);
-        let stuck = self.freeze.stuck(at, bits, get(Quantity::PowerW));
-        if stuck && !was_stuck {
-            tracing::warn!(device = %self.device.config.name, "values frozen for {} s: samples flagged suspect", STUCK_AFTER_MS / 1_000);
+        let frozen = self.freeze.observe(at, bits, get(Quantity::PowerW));
+        match frozen {
+            Frozen::Froze => {
+                tracing::warn!(device = %self.device.config.name, "values frozen for {} s: samples flagged suspect", STUCK_AFTER_MS / 1_000);
+            }
+            Frozen::Thawed => {
+                tracing::warn!(device = %self.device.config.name, "values move again: samples no longer flagged")
+            }
+            Frozen::No | Frozen::Still => {}
         }
         Some(TelemetrySample {
             power_w: get(Quantity::PowerW).map(|v| W(v.round() as i64)),
@@ -108,7 +146,7 @@ impl Sampler {
             energy_out_wh: get(Quantity::EnergyOutWh).map(|v| Wh(v.max(0.0).round() as i64)),
             soc_permille: get(Quantity::SocPermille).map(|v| v.clamp(0.0, 1_000.0).round() as u16),
             status: if failed { DeviceStatus::Fault } else { DeviceStatus::Ok },
-            quality: if failed || stuck {
+            quality: if failed || frozen.suspect() {
                 Quality::Suspect
             } else {
                 Quality::Good
@@ -149,17 +187,43 @@ mod tests {
     fn frozen_values_become_suspect_after_thirty_seconds_unless_the_power_is_zero() {
         let mut f = Freeze::default();
         let v = |x: f64| vec![Some(x.to_bits()), Some(12_345.0f64.to_bits())];
-        assert!(!f.stuck(Timestamp(0), v(812.5), Some(812.5)));
+        assert_eq!(f.observe(Timestamp(0), v(812.5), Some(812.5)), Frozen::No);
         for t in (1..30).map(|s| s * 1_000) {
-            assert!(!f.stuck(Timestamp(t), v(812.5), Some(812.5)), "{t}");
+            assert_eq!(f.observe(Timestamp(t), v(812.5), Some(812.5)), Frozen::No, "{t}");
         }
-        assert!(f.stuck(Timestamp(31_000), v(812.5), Some(812.5)));
+        assert!(f.observe(Timestamp(31_000), v(812.5), Some(812.5)).suspect());
         // a change: fine again
-        assert!(!f.stuck(Timestamp(32_000), v(812.6), Some(812.6)));
+        assert!(!f.observe(Timestamp(32_000), v(812.6), Some(812.6)).suspect());
         // a device at rest legitimately reads the same
         let mut idle = Freeze::default();
         for t in (0..100).map(|s| s * 1_000) {
-            assert!(!idle.stuck(Timestamp(t), v(0.0), Some(0.0)));
+            assert_eq!(idle.observe(Timestamp(t), v(0.0), Some(0.0)), Frozen::No);
         }
+    }
+
+    /// The installer is told once when a device freezes and once when it moves again, however
+    /// long it stays frozen: the transitions are what the sampler logs.
+    #[test]
+    fn freezing_and_thawing_are_each_reported_once() {
+        let mut f = Freeze::default();
+        let v = |x: f64| vec![Some(x.to_bits())];
+        let mut seen = Vec::new();
+        // 2 minutes frozen, then moving for a minute, then frozen again for a minute
+        for s in 0..240i64 {
+            let x = if (120..180).contains(&s) {
+                800.0 + s as f64
+            } else {
+                812.5
+            };
+            let change = f.observe(Timestamp(s * 1_000), v(x), Some(x));
+            if matches!(change, Frozen::Froze | Frozen::Thawed) {
+                seen.push((s, change));
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![(31, Frozen::Froze), (120, Frozen::Thawed), (211, Frozen::Froze)],
+            "first frozen sample at 1 s (the second alike), 30 s later; again from 180 s"
+        );
     }
 }

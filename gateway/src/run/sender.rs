@@ -127,6 +127,9 @@ pub(super) struct Sender {
     sent_upto: Option<u64>,
     timer: ReceiptTimer,
     backoff: Backoff,
+    /// After a failed connection: how long to wait before the next try (a wait that watches
+    /// the stop signal, so that a stop never waits for the back-off).
+    pause: Option<Duration>,
     traffic: Arc<super::Traffic>,
 }
 
@@ -193,6 +196,7 @@ impl Sender {
             sent_upto: None,
             timer: ReceiptTimer::default(),
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            pause: None,
             traffic,
         };
         sender.seal_presence();
@@ -225,11 +229,26 @@ impl Sender {
             .set_last_will(LastWill::new(self.status.clone(), will, QoS::AtLeastOnce, true));
     }
 
-    /// Connects, and reconnects, until `stop` changes; an error is the outbox failing.
+    /// Connects, and reconnects, until `stop` changes; an error is the outbox failing. Every
+    /// wait (for the broker, for the poller, for the back-off after a failed connection)
+    /// watches `stop`.
     pub(super) async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), RunError> {
         let mut check = tokio::time::interval(Duration::from_secs(1));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            if let Some(pause) = self.pause.take() {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {
+                        // the next connection's presence, newer than anything sent on this one
+                        self.seal_presence();
+                    }
+                    _ = stop.changed() => return Ok(()),
+                }
+                continue;
+            }
             tokio::select! {
                 ev = self.events.poll() => self.on_event(ev).await?,
                 _ = self.wake.notified() => self.send_more()?,
@@ -276,9 +295,7 @@ impl Sender {
                 }
                 self.connected = false;
                 self.send_again();
-                tokio::time::sleep(self.backoff.next_delay()).await;
-                // the next connection's presence, newer than anything sent on this one
-                self.seal_presence();
+                self.pause = Some(self.backoff.next_delay());
             }
         }
         Ok(())

@@ -8,6 +8,12 @@
 //!   device's answer and names its code;
 //! - a profile's points are read in as few requests as possible: registers of one table that lie
 //!   close together are read in one request of at most 125 ([`plan`]).
+//! - every answer is checked against its request (`frame.rs`: unit, function or its exception,
+//!   byte count, a write's echo); on RTU (`rtu.rs`) the line is kept clean around faults so that a
+//!   late answer is never the next request's; on TCP (`tcp.rs`) answers with an older
+//!   transaction id are dropped;
+//! - the installer's tools try a request again after a link failure ([`Link::with_retries`]) and
+//!   see what a unit answered ([`Link::heard`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,11 +22,19 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tokio_modbus::client::{Context, Reader, Writer, rtu, tcp};
-use tokio_modbus::prelude::SlaveContext;
-use tokio_modbus::{ExceptionCode, Slave};
+use tokio_modbus::ExceptionCode;
 
+use self::frame::{Answer, Request};
+pub use self::frame::{FrameError, crc16};
+use self::rtu::RtuLine;
+pub use self::rtu::{Stream, inter_frame_gap};
+pub use self::tcp::TIMEOUTS_TO_RECONNECT;
+use self::tcp::TcpConn;
 use crate::profile::{Point, Profile, Table, ValueType};
+
+mod frame;
+mod rtu;
+mod tcp;
 
 /// The most registers one read may ask for (Modbus limit for function 0x03/0x04).
 pub const MAX_REGISTERS: u16 = 125;
@@ -71,18 +85,48 @@ impl From<SocketAddr> for Endpoint {
     }
 }
 
+/// What went wrong on the link (not the device's own answer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkFault {
+    /// The connection (or the serial port) could not be made.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// Nothing came back in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// Part of an answer came back in time.
+    #[error("answer cut short: {got} bytes within {after:?}")]
+    Truncated {
+        /// Bytes that came.
+        got: usize,
+        /// The timeout.
+        after: Duration,
+    },
+    /// Bytes that are not the answer to the request.
+    #[error("garbled answer: {0}")]
+    Garbled(FrameError),
+    /// The serial line kept talking after a fault.
+    #[error("the line did not go quiet within {0:?}")]
+    Noisy(Duration),
+    /// Reading or writing failed.
+    #[error("i/o: {0}")]
+    Io(String),
+}
+
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModbusError {
     /// No answer, a broken connection or a garbled answer: the link, not the device.
-    #[error("link to {endpoint} (unit {unit}): {reason}")]
+    #[error("link to {endpoint} (unit {unit}): {what}: {fault}")]
     Link {
         /// Where the device is.
         endpoint: Endpoint,
         /// Unit id.
         unit: u8,
+        /// The request, e.g. `read holding 40084+2`.
+        what: String,
         /// What happened.
-        reason: String,
+        fault: LinkFault,
     },
     /// The device answered with a Modbus exception.
     #[error("device {endpoint} (unit {unit}) refused {what}: exception {code:?}")]
@@ -103,10 +147,38 @@ impl ModbusError {
     pub fn is_link(&self) -> bool {
         matches!(self, Self::Link { .. })
     }
+
+    /// True when the link could not be made at all (nothing listens there).
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            Self::Link {
+                fault: LinkFault::Connect(_),
+                ..
+            }
+        )
+    }
+
+    /// True when the request got no (whole) answer in time: worth another try.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Self::Link {
+                fault: LinkFault::Timeout(_) | LinkFault::Truncated { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// An open connection: a serial line or a TCP socket.
+enum Conn {
+    Rtu(RtuLine),
+    Tcp(TcpConn),
 }
 
 struct BusState {
-    ctx: Option<Context>,
+    conn: Option<Conn>,
     last: Option<Instant>,
 }
 
@@ -132,7 +204,25 @@ impl Bus {
         Self {
             endpoint,
             min_gap,
-            state: Arc::new(Mutex::new(BusState { ctx: None, last: None })),
+            state: Arc::new(Mutex::new(BusState { conn: None, last: None })),
+        }
+    }
+
+    /// Modbus RTU at `baud` over a stream opened elsewhere (a test's in-memory line, say),
+    /// named `path` in errors. After an I/O error the bus tries to open `path` itself.
+    pub fn rtu_over(path: impl Into<PathBuf>, baud: u32, stream: impl Stream + 'static, min_gap: Duration) -> Self {
+        let endpoint = Endpoint::Serial {
+            path: path.into(),
+            baud,
+            parity: Parity::None,
+        };
+        Self {
+            endpoint,
+            min_gap,
+            state: Arc::new(Mutex::new(BusState {
+                conn: Some(Conn::Rtu(RtuLine::new(Box::new(stream), baud))),
+                last: None,
+            })),
         }
     }
 
@@ -147,13 +237,16 @@ impl Bus {
             bus: self.clone(),
             unit,
             timeout,
+            retries: 0,
+            last_tries: 0,
+            heard: Heard::default(),
         }
     }
 }
 
-async fn connect(endpoint: &Endpoint, unit: u8) -> std::io::Result<Context> {
+async fn connect(endpoint: &Endpoint) -> std::io::Result<Conn> {
     match endpoint {
-        Endpoint::Tcp(addr) => tcp::connect_slave(*addr, Slave(unit)).await,
+        Endpoint::Tcp(addr) => Ok(Conn::Tcp(TcpConn::connect(*addr).await?)),
         Endpoint::Serial { path, baud, parity } => {
             let builder = tokio_serial::new(path.to_string_lossy(), *baud)
                 .data_bits(tokio_serial::DataBits::Eight)
@@ -164,7 +257,7 @@ async fn connect(endpoint: &Endpoint, unit: u8) -> std::io::Result<Context> {
                 })
                 .stop_bits(tokio_serial::StopBits::One);
             let port = tokio_serial::SerialStream::open(&builder).map_err(std::io::Error::from)?;
-            Ok(rtu::attach_slave(port, Slave(unit)))
+            Ok(Conn::Rtu(RtuLine::new(Box::new(port), *baud)))
         }
     }
 }
@@ -175,11 +268,41 @@ pub struct Link {
     bus: Bus,
     unit: u8,
     timeout: Duration,
+    retries: u32,
+    last_tries: u32,
+    heard: Heard,
 }
 
-enum Op<'a> {
-    Read(Table, u16, u16),
-    Write(u16, &'a [u16]),
+/// What a unit has said on a link so far (for the installer's tools: a unit that answered
+/// anything is reported).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Heard {
+    /// Requests it answered with data.
+    pub answers: u32,
+    /// The exceptions it answered with, each once, in the order first seen.
+    pub exceptions: Vec<ExceptionCode>,
+    /// Requests that failed on the link after every try.
+    pub failures: u32,
+    /// Requests that took more than one try.
+    pub retried: u32,
+    /// The most tries one request took.
+    pub most_tries: u32,
+}
+
+impl Heard {
+    /// It answered something: data or an exception other than a gateway's "no such device"
+    /// (0x0A, 0x0B: a Modbus TCP gateway's word for a unit that is not behind it).
+    pub fn anything(&self) -> bool {
+        self.answers > 0 || self.exceptions.iter().any(|c| !is_gateway_silence(*c))
+    }
+}
+
+/// A Modbus TCP gateway saying that nothing answers at this unit.
+pub fn is_gateway_silence(code: ExceptionCode) -> bool {
+    matches!(
+        code,
+        ExceptionCode::GatewayPathUnavailable | ExceptionCode::GatewayTargetDevice
+    )
 }
 
 impl Link {
@@ -199,84 +322,116 @@ impl Link {
         self.unit
     }
 
-    fn link_error(&self, reason: impl Into<String>) -> ModbusError {
-        ModbusError::Link {
-            endpoint: self.bus.endpoint.clone(),
-            unit: self.unit,
-            reason: reason.into(),
+    /// The link, trying a request that failed on the link (no answer, a garbled one) up to
+    /// `retries` more times; a refused connection is not tried again. `run` uses none: it
+    /// tries again at the next poll, after a [`Backoff`].
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// How many tries the last request took (more than 1 when it was retried).
+    pub fn last_tries(&self) -> u32 {
+        self.last_tries
+    }
+
+    /// What the unit has said on this link so far.
+    pub fn heard(&self) -> &Heard {
+        &self.heard
+    }
+
+    /// A request, tried again after link failures as [`Link::with_retries`] says.
+    async fn request_tried(&mut self, req: Request<'_>) -> Result<Vec<u16>, ModbusError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self.request(req.clone()).await;
+            match &result {
+                Err(e) if e.is_link() && !e.is_connect() && tries <= self.retries => {
+                    tracing::debug!(error = %e, tries, "trying again");
+                    continue;
+                }
+                Ok(_) => self.heard.answers += 1,
+                Err(ModbusError::Exception { code, .. }) => {
+                    if !self.heard.exceptions.contains(code) {
+                        self.heard.exceptions.push(*code);
+                    }
+                }
+                Err(ModbusError::Link { .. }) => self.heard.failures += 1,
+            }
+            self.last_tries = tries;
+            self.heard.most_tries = self.heard.most_tries.max(tries);
+            if tries > 1 {
+                self.heard.retried += 1;
+            }
+            return result;
         }
     }
 
-    /// One request, with the bus to itself: waits out the gap, connects if needed, addresses this
-    /// unit, and drops the connection after a link failure (a late answer would be taken for the
-    /// next request's).
-    async fn request(&self, op: Op<'_>) -> Result<Vec<u16>, ModbusError> {
-        let what = match op {
-            Op::Read(table, address, count) => format!("read {table:?} {address}+{count}").to_lowercase(),
-            Op::Write(address, words) => format!("write holding {address}+{}", words.len()),
+    fn link_error(&self, what: impl Into<String>, fault: LinkFault) -> ModbusError {
+        ModbusError::Link {
+            endpoint: self.bus.endpoint.clone(),
+            unit: self.unit,
+            what: what.into(),
+            fault,
+        }
+    }
+
+    /// One request, with the bus to itself: waits out the gap, connects if needed, and checks
+    /// the answer against the request; the connection is dropped after an I/O error (and over
+    /// TCP after garbled bytes or repeated timeouts).
+    async fn request(&self, req: Request<'_>) -> Result<Vec<u16>, ModbusError> {
+        let what = match &req {
+            Request::Read(table, address, count) => format!("read {table:?} {address}+{count}").to_lowercase(),
+            Request::Write(address, words) => format!("write holding {address}+{}", words.len()),
         };
         let mut bus = self.bus.state.lock().await;
         if let Some(last) = bus.last {
             tokio::time::sleep_until(last + self.bus.min_gap).await;
         }
-        if bus.ctx.is_none() {
-            let ctx = tokio::time::timeout(self.timeout, connect(&self.bus.endpoint, self.unit))
+        if bus.conn.is_none() {
+            let conn = tokio::time::timeout(self.timeout, connect(&self.bus.endpoint))
                 .await
-                .map_err(|_| self.link_error(format!("no connection within {:?}", self.timeout)))?
-                .map_err(|e| self.link_error(format!("connect: {e}")))?;
-            bus.ctx = Some(ctx);
+                .map_err(|_| {
+                    self.link_error(
+                        &what,
+                        LinkFault::Connect(format!("no connection within {:?}", self.timeout)),
+                    )
+                })?
+                .map_err(|e| self.link_error(&what, LinkFault::Connect(e.to_string())))?;
+            bus.conn = Some(conn);
         }
-        let Some(ctx) = bus.ctx.as_mut() else {
-            return Err(self.link_error("not connected"));
+        let answer = match bus.conn.as_mut() {
+            Some(Conn::Rtu(line)) => line.call(self.unit, &req, self.timeout).await,
+            Some(Conn::Tcp(conn)) => conn.call(self.unit, &req, self.timeout).await,
+            None => Err((LinkFault::Io("not connected".into()), true)),
         };
-        ctx.set_slave(Slave(self.unit));
-        let answer = tokio::time::timeout(self.timeout, async {
-            match op {
-                Op::Read(Table::Holding, address, count) => ctx.read_holding_registers(address, count).await,
-                Op::Read(Table::Input, address, count) => ctx.read_input_registers(address, count).await,
-                Op::Write(address, words) => ctx
-                    .write_multiple_registers(address, words)
-                    .await
-                    .map(|r| r.map(|()| vec![])),
-            }
-        })
-        .await;
         bus.last = Some(Instant::now());
-        let expected = match op {
-            Op::Read(_, _, count) => usize::from(count),
-            Op::Write(..) => 0,
-        };
         match answer {
-            Err(_) => {
-                bus.ctx = None;
-                Err(self.link_error(format!("{what}: no answer within {:?}", self.timeout)))
-            }
-            Ok(Err(e)) => {
-                bus.ctx = None;
-                Err(self.link_error(format!("{what}: {e}")))
-            }
-            Ok(Ok(Err(code))) => Err(ModbusError::Exception {
+            Ok(Answer::Words(words)) => Ok(words),
+            Ok(Answer::Exception(code)) => Err(ModbusError::Exception {
                 endpoint: self.bus.endpoint.clone(),
                 unit: self.unit,
                 what,
                 code,
             }),
-            Ok(Ok(Ok(words))) if words.len() == expected => Ok(words),
-            Ok(Ok(Ok(words))) => {
-                bus.ctx = None;
-                Err(self.link_error(format!("{what}: {} registers in the answer", words.len())))
+            Err((fault, drop)) => {
+                if drop {
+                    bus.conn = None;
+                }
+                Err(self.link_error(what, fault))
             }
         }
     }
 
     /// Reads `count` registers from `table` at `address`.
     pub async fn read(&mut self, table: Table, address: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
-        self.request(Op::Read(table, address, count)).await
+        self.request_tried(Request::Read(table, address, count)).await
     }
 
     /// Writes holding registers at `address`.
     pub async fn write(&mut self, address: u16, words: &[u16]) -> Result<(), ModbusError> {
-        self.request(Op::Write(address, words)).await.map(|_| ())
+        self.request_tried(Request::Write(address, words)).await.map(|_| ())
     }
 }
 
@@ -380,10 +535,21 @@ pub type PointValue = Result<Option<f64>, ModbusError>;
 /// Reads every point of `profile` through `link`, in as few requests as [`plan`] gives. A failed
 /// request fails the points it covered; the others are still read.
 pub async fn read_points(link: &mut Link, profile: &Profile) -> Vec<(String, PointValue)> {
+    read_points_tried(link, profile)
+        .await
+        .into_iter()
+        .map(|(name, value, _)| (name, value))
+        .collect()
+}
+
+/// [`read_points`], with how many tries each point's value took (the most of its requests').
+pub async fn read_points_tried(link: &mut Link, profile: &Profile) -> Vec<(String, PointValue, u32)> {
     let spans = plan(&profile.points);
     let mut read: Vec<(Span, Result<Vec<u16>, ModbusError>)> = Vec::with_capacity(spans.len());
+    let mut tries: Vec<(Span, u32)> = Vec::with_capacity(spans.len());
     for span in spans {
         let words = link.read(span.table, span.start, span.count).await;
+        tries.push((span, link.last_tries()));
         read.push((span, words));
     }
     // A device that refuses a joined read (an undefined register in the gap) is asked again
@@ -402,6 +568,7 @@ pub async fn read_points(link: &mut Link, profile: &Profile) -> Vec<(String, Poi
             for single in plan([p]) {
                 if single != span {
                     let words = link.read(single.table, single.start, single.count).await;
+                    tries.push((single, link.last_tries()));
                     read.push((single, words));
                 }
             }
@@ -418,7 +585,12 @@ pub async fn read_points(link: &mut Link, profile: &Profile) -> Vec<(String, Poi
                     .iter()
                     .filter(|(s, _)| s.covers(p.table, first, last))
                     .min_by_key(|(_, r)| r.is_err())
-                    .ok_or_else(|| link.link_error(format!("no read planned for {}", p.name)))?;
+                    .ok_or_else(|| {
+                        link.link_error(
+                            format!("no read planned for {}", p.name),
+                            LinkFault::Io("internal".into()),
+                        )
+                    })?;
                 let words = words.as_ref().map_err(Clone::clone)?;
                 let from = (first - u32::from(span.start)) as usize;
                 Ok(words[from..=(last - u32::from(span.start)) as usize].to_vec())
@@ -432,19 +604,44 @@ pub async fn read_points(link: &mut Link, profile: &Profile) -> Vec<(String, Poi
                 if p.absent_raw == Some(raw) {
                     return Ok(None);
                 }
-                let mut scale = p.scale;
+                let scale = p.scale;
                 if let Some(sf) = p.scale_factor_at {
                     let sf_word = words_at(u32::from(sf), u32::from(sf))?[0];
                     if sf_word == 0x8000 {
                         return Ok(None); // the scale factor itself is "not implemented"
                     }
-                    scale *= 10f64.powi(i32::from(sf_word as i16));
+                    return Ok(p
+                        .ty
+                        .decode(&raw_words, order)
+                        .map(|v| scaled(scaled(v, scale), 10f64.powi(i32::from(sf_word as i16)))));
                 }
-                Ok(p.ty.decode(&raw_words, order).map(|v| v * scale))
+                Ok(p.ty.decode(&raw_words, order).map(|v| scaled(v, scale)))
             })();
-            (p.name.clone(), value)
+            let took = needs(p)
+                .iter()
+                .filter_map(|&(a, b)| {
+                    tries
+                        .iter()
+                        .filter(|(s, _)| s.covers(p.table, a, b))
+                        .map(|(_, t)| *t)
+                        .min()
+                })
+                .max()
+                .unwrap_or(0);
+            (p.name.clone(), value, took)
         })
         .collect()
+}
+
+/// `v × scale`, computed as a division where the scale is 1/10ⁿ, so that a decimal value is the
+/// nearest number to it (2301 × 0.1 is 230.10000000000002, 2301 / 10 is 230.1).
+pub fn scaled(v: f64, scale: f64) -> f64 {
+    let inverse = 1.0 / scale;
+    if scale < 1.0 && scale > 0.0 && (inverse - inverse.round()).abs() < 1e-9 * inverse {
+        v / inverse.round()
+    } else {
+        v * scale
+    }
 }
 
 #[cfg(test)]
@@ -513,6 +710,17 @@ mod tests {
             .collect();
         let spans = plan(&many);
         assert_eq!(spans.iter().map(|s| s.count).collect::<Vec<_>>(), vec![125, 75]);
+    }
+
+    #[test]
+    fn scaled_values_have_the_digits_of_their_scale() {
+        assert_eq!(2301.0 * 0.1, 230.100_000_000_000_02, "the float noise this avoids");
+        assert_eq!(scaled(2301.0, 0.1).to_string(), "230.1");
+        assert_eq!(scaled(2301.0, 10f64.powi(-1)).to_string(), "230.1");
+        assert_eq!(scaled(49_987.0, 0.001).to_string(), "49.987");
+        assert_eq!(scaled(5.0, 0.01).to_string(), "0.05");
+        assert_eq!(scaled(123.0, 10.0).to_string(), "1230");
+        assert_eq!(scaled(7.0, 0.25).to_string(), "1.75");
     }
 
     #[test]
