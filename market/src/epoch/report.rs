@@ -277,13 +277,16 @@ pub fn leaf(account: &[u8; 20], cumulative: u64) -> [u8; 32] {
     keccak256(&keccak256(&enc))
 }
 
-/// The tree over the accounts (in the report's order); `None` when an address does not parse.
+/// The distributor's tree over the accounts with a positive total (in the report's order,
+/// ascending address), padded with zero leaves to a power of two; `None` when an address does
+/// not parse.
 pub fn tree(accounts: &[AccountTotal]) -> Option<MerkleTree> {
     let leaves = accounts
         .iter()
+        .filter(|a| a.cumulative > 0)
         .map(|a| parse_address(&a.account).map(|addr| leaf(&addr, a.cumulative)))
         .collect::<Option<Vec<_>>>()?;
-    Some(MerkleTree::new(leaves))
+    Some(MerkleTree::padded(leaves))
 }
 
 impl Report {
@@ -302,9 +305,10 @@ impl Report {
 
     /// An account's cumulative total and its proof, if the account is in the root.
     pub fn proof_of(&self, account: &str) -> Option<(u64, Vec<[u8; 32]>)> {
-        let i = self.accounts.iter().position(|a| a.account == account)?;
+        let leaves: Vec<&AccountTotal> = self.accounts.iter().filter(|a| a.cumulative > 0).collect();
+        let i = leaves.iter().position(|a| a.account == account)?;
         let proof = tree(&self.accounts)?.proof(i)?;
-        Some((self.accounts[i].cumulative, proof))
+        Some((leaves[i].cumulative, proof))
     }
 }
 
