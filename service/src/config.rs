@@ -349,6 +349,114 @@ impl Default for Settlement {
     }
 }
 
+/// Reward epochs: verified contributions become rewards once per epoch of market time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rewards {
+    /// Off: no epochs are computed.
+    pub enabled: bool,
+    /// Start of epoch 1 (RFC 3339, UTC, on an interval boundary); default: midnight (UTC, market
+    /// time) of the day the service first computed epochs, kept in `data_dir/epochs.json`.
+    pub genesis: Option<String>,
+    /// Length of an epoch, minutes of market time (a multiple of the interval length).
+    pub epoch_minutes: i64,
+    /// Telemetry period the uptime share is counted in, seconds of market time.
+    pub uptime_period_s: i64,
+    /// µ-token per kWh sold to neighbours and metered as exported.
+    pub local_renewable_per_kwh: u64,
+    /// µ-token per kWh of verified demand-response reduction.
+    pub demand_response_per_kwh: u64,
+    /// µ-token for a gateway up for a whole epoch.
+    pub uptime_per_epoch: u64,
+    /// Uptime share a gateway must exceed to earn, ppm.
+    pub uptime_threshold_ppm: u64,
+    /// Emission budget of epoch 1, µ-token.
+    pub initial_budget: u64,
+    /// The budget halves every this many epochs.
+    pub halving_epochs: u64,
+    /// Cap on all reward tokens, µ-token.
+    pub cap: u64,
+}
+
+impl Default for Rewards {
+    fn default() -> Self {
+        let p = gridshare_market::epoch::Params::defaults(0);
+        Self {
+            enabled: true,
+            genesis: None,
+            epoch_minutes: p.epoch_ms / 60_000,
+            uptime_period_s: p.uptime_period_ms / 1000,
+            local_renewable_per_kwh: p.local_renewable_per_kwh,
+            demand_response_per_kwh: p.demand_response_per_kwh,
+            uptime_per_epoch: p.uptime_per_epoch,
+            uptime_threshold_ppm: p.uptime_threshold_ppm,
+            initial_budget: p.initial_budget,
+            halving_epochs: p.halving_epochs,
+            cap: p.cap,
+        }
+    }
+}
+
+impl Rewards {
+    /// The epoch parameters, checked against the interval length: the genesis (`fallback` when
+    /// none is configured) parses and sits on an interval boundary, an epoch is a whole number of
+    /// intervals, the rest is positive.
+    pub fn params(
+        &self,
+        intervals: &IntervalRules,
+        fallback: gridshare_domain::Timestamp,
+    ) -> Result<gridshare_market::epoch::Params, ConfigError> {
+        let genesis = match &self.genesis {
+            None => fallback.0,
+            Some(g) => {
+                gridshare_domain::Timestamp::parse_rfc3339(g)
+                    .map_err(|e| ConfigError::Invalid(format!("rewards.genesis: {g:?} is not an RFC 3339 time: {e}")))?
+                    .0
+            }
+        };
+        let interval = intervals.length.millis();
+        if genesis % interval != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "rewards.genesis: {} is not on a {}-minute interval boundary",
+                gridshare_domain::Timestamp(genesis).to_rfc3339(),
+                intervals.length.minutes()
+            )));
+        }
+        let epoch_ms = self.epoch_minutes.saturating_mul(60_000);
+        if epoch_ms <= 0 || epoch_ms % interval != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "rewards.epoch_minutes: a positive multiple of the {}-minute interval, got {}",
+                intervals.length.minutes(),
+                self.epoch_minutes
+            )));
+        }
+        if self.uptime_period_s <= 0 || self.halving_epochs == 0 || self.uptime_threshold_ppm > 1_000_000 {
+            return Err(ConfigError::Invalid(
+                "rewards: uptime_period_s and halving_epochs must be positive, uptime_threshold_ppm at most 1000000"
+                    .into(),
+            ));
+        }
+        if self.cap > (1 << 53) {
+            return Err(ConfigError::Invalid(format!(
+                "rewards.cap: at most 2^53 µ-token (reports keep amounts exact in any JSON reader), got {}",
+                self.cap
+            )));
+        }
+        Ok(gridshare_market::epoch::Params {
+            genesis_ms: genesis,
+            epoch_ms,
+            uptime_period_ms: self.uptime_period_s * 1000,
+            local_renewable_per_kwh: self.local_renewable_per_kwh,
+            demand_response_per_kwh: self.demand_response_per_kwh,
+            uptime_per_epoch: self.uptime_per_epoch,
+            uptime_threshold_ppm: self.uptime_threshold_ppm,
+            initial_budget: self.initial_budget,
+            halving_epochs: self.halving_epochs,
+            cap: self.cap,
+        })
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -367,6 +475,8 @@ pub struct Config {
     pub chain: Chain,
     /// Settlement.
     pub settlement: Settlement,
+    /// Reward epochs.
+    pub rewards: Rewards,
 }
 
 impl Default for Config {
@@ -379,6 +489,7 @@ impl Default for Config {
             mqtt: Mqtt::default(),
             chain: Chain::default(),
             settlement: Settlement::default(),
+            rewards: Rewards::default(),
         }
     }
 }
@@ -489,6 +600,8 @@ impl Config {
             gridshare_domain::topics::tls::client_config(Some(ca))
                 .map_err(|e| ConfigError::Invalid(format!("mqtt.ca_file: {e}")))?;
         }
+        self.rewards
+            .params(&self.market.intervals, gridshare_domain::Timestamp(0))?;
         if self.settlement.max_accounts == 0 || self.settlement.every_ms == 0 {
             return Err(ConfigError::Invalid(
                 "settlement.max_accounts and settlement.every_ms must be positive".into(),
@@ -528,6 +641,28 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.http.listen.port(), 8080);
         assert_eq!(c.database_target(), "data");
+    }
+
+    #[test]
+    fn bad_reward_settings_are_named() {
+        for (toml, needle) in [
+            ("[rewards]\ngenesis = \"yesterday\"", "rewards.genesis"),
+            ("[rewards]\ngenesis = \"2026-01-01T00:07:00Z\"", "interval boundary"),
+            ("[rewards]\nepoch_minutes = 20", "rewards.epoch_minutes"),
+            ("[rewards]\nepoch_minutes = 0", "rewards.epoch_minutes"),
+            ("[rewards]\nhalving_epochs = 0", "halving_epochs"),
+            ("[rewards]\nuptime_threshold_ppm = 1000001", "uptime_threshold_ppm"),
+            ("[rewards]\ncap = 10000000000000000", "rewards.cap"),
+        ] {
+            let e = Config::parse(toml).unwrap().validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{toml}: {e}");
+        }
+        let c = Config::parse("[rewards]\nepoch_minutes = 60\ngenesis = \"2026-12-06T10:00:00Z\"").unwrap();
+        let p = c
+            .rewards
+            .params(&c.market.intervals, gridshare_domain::Timestamp(0))
+            .unwrap();
+        assert_eq!((p.epoch_ms, p.genesis_ms % 3_600_000), (3_600_000, 0));
     }
 
     #[test]

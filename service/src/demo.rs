@@ -221,6 +221,11 @@ pub fn service_config(opts: &Options, data_dir: &Path, n: &Neighbourhood) -> Con
         .map(|h| (h.id.to_string(), h.mqtt_password.clone()))
         .collect();
     cfg.settlement.every_ms = 1_000;
+    // an epoch every 4 hours of market time (under 3 minutes at the default speed), uptime
+    // counted in periods of twice the gateways' polling period
+    cfg.rewards.epoch_minutes = 240;
+    let poll_market_s = (poll_period(n.homes.len()).as_secs_f64() * opts.speed).ceil() as i64;
+    cfg.rewards.uptime_period_s = (2 * poll_market_s).max(10);
     cfg
 }
 
@@ -725,11 +730,15 @@ pub async fn run(
         }
         Err(_) => first_start(&data_dir, &saved, opts.homes.unwrap_or(12)).await?,
     };
-    let cfg = service_config(&opts, &data_dir, &n);
+    let mut cfg = service_config(&opts, &data_dir, &n);
     cfg.validate().map_err(|e| e.to_string())?;
 
     // the service reads the same anchor (data_dir/clock.json), so both keep one market time
     let clock = crate::serve::start_clock(&cfg, Some(six_in_the_morning()))?;
+    // reward epochs count from the hour the demo's market time first started
+    let origin = crate::serve::market_origin(&cfg.data_dir).unwrap_or_else(|| clock.now());
+    cfg.rewards.genesis = Some(Timestamp(origin.0 - origin.0.rem_euclid(3_600_000)).to_rfc3339());
+    cfg.validate().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut service = {
         let mut stop = stop_rx.clone();

@@ -102,6 +102,11 @@ enum Cmd {
     },
     /// Check the configuration and exit.
     CheckConfig,
+    /// Reward epochs.
+    Epoch {
+        #[command(subcommand)]
+        cmd: EpochCmd,
+    },
     /// Run a simulated neighbourhood on the embedded defaults: homes with simulated devices and
     /// their gateways, the embedded MQTT broker, SQLite, the in-process EVM, the market and the
     /// dashboard, on an accelerated clock. `--data-dir` keeps its state (default: a fresh
@@ -119,9 +124,79 @@ enum Cmd {
     },
 }
 
+/// What `gridshare epoch` does.
+#[derive(Debug, Subcommand)]
+enum EpochCmd {
+    /// Check an epoch's report (`GET /api/v1/epochs/{n}/report`) from the document alone: every
+    /// contribution against its rule, the scaling to the budget, each account's cumulative total
+    /// and the Merkle root; prints the root and the report hash to compare with the chain.
+    Verify {
+        /// The report (JSON).
+        report: std::path::PathBuf,
+        /// The previous epoch's report: also check that this one carries its totals forward.
+        #[arg(long)]
+        previous: Option<std::path::PathBuf>,
+    },
+}
+
+#[allow(clippy::print_stdout)] // the verdict is the command's output
+fn epoch_verify(report: &std::path::Path, previous: Option<&std::path::Path>) -> Result<(), String> {
+    use gridshare_market::epoch::report::{self, Report};
+    let read = |p: &std::path::Path| -> Result<Report, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: not an epoch report: {e}", p.display()))
+    };
+    let r = read(report)?;
+    let (root, hash) = report::verify(&r).map_err(|e| format!("{}: {e}", report.display()))?;
+    if let Some(prev) = previous {
+        let p = read(prev)?;
+        report::verify(&p).map_err(|e| format!("{}: {e}", prev.display()))?;
+        if p.epoch + 1 != r.epoch {
+            return Err(format!(
+                "{} is epoch {}, not the one before {}",
+                prev.display(),
+                p.epoch,
+                r.epoch
+            ));
+        }
+        let before: std::collections::BTreeMap<&str, u64> =
+            p.accounts.iter().map(|a| (a.account.as_str(), a.cumulative)).collect();
+        let now: std::collections::BTreeMap<&str, u64> =
+            r.accounts.iter().map(|a| (a.account.as_str(), a.previous)).collect();
+        for (account, total) in &before {
+            if now.get(account) != Some(total) {
+                return Err(format!(
+                    "account {account}: epoch {} ended at {total}, epoch {} starts it at {:?}",
+                    p.epoch,
+                    r.epoch,
+                    now.get(account)
+                ));
+            }
+        }
+        if let Some((a, _)) = now.iter().find(|(a, v)| **v > 0 && !before.contains_key(*a)) {
+            return Err(format!(
+                "account {a} starts epoch {} with a total epoch {} did not give it",
+                r.epoch, p.epoch
+            ));
+        }
+    }
+    println!(
+        "epoch {}: the report verifies\n  root        {}\n  report hash {}\n  paid        {} of a budget of {} µ-token to {} participants\n  cumulative  {} µ-token over {} accounts",
+        r.epoch,
+        report::hex32(&root),
+        report::hex32(&hash),
+        r.paid,
+        r.budget,
+        r.participants.len(),
+        r.cumulative_total,
+        r.accounts.len()
+    );
+    Ok(())
+}
+
 fn load(cli: &Cli) -> Result<Config, String> {
-    if matches!(cli.command, Cmd::Demo { .. }) {
-        return Ok(Config::default()); // the demo makes its own
+    if matches!(cli.command, Cmd::Demo { .. } | Cmd::Epoch { .. }) {
+        return Ok(Config::default()); // the demo makes its own; epoch tools need none
     }
     let mut cfg = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(d) = &cli.data_dir {
@@ -156,6 +231,9 @@ use gridshare::serve::open_db;
 async fn run(cli: Cli) -> Result<(), String> {
     let cfg = load(&cli)?;
     match cli.command {
+        Cmd::Epoch {
+            cmd: EpochCmd::Verify { report, previous },
+        } => epoch_verify(&report, previous.as_deref()),
         Cmd::CheckConfig => {
             println!("configuration OK");
             Ok(())

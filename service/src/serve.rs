@@ -57,6 +57,32 @@ pub fn start_clock(cfg: &Config, start_at: Option<Timestamp>) -> Result<Clock, S
     Ok(Clock::accelerated(Timestamp(market_now), anchor.speed))
 }
 
+/// The default start of epoch 1: midnight (UTC) of the market day the service first ran, kept in
+/// `data_dir/epochs.json` so that restarts count the same epochs.
+fn epoch_genesis(data_dir: &std::path::Path, now: Timestamp) -> Result<Timestamp, String> {
+    let path = data_dir.join("epochs.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["genesis_ms"].as_i64())
+            .map(Timestamp)
+            .ok_or_else(|| format!("{}: no genesis_ms in {text:?}", path.display())),
+        Err(_) => {
+            let genesis = Timestamp(now.0 - now.0.rem_euclid(86_400_000));
+            std::fs::write(&path, serde_json::json!({ "genesis_ms": genesis.0 }).to_string())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(genesis)
+        }
+    }
+}
+
+/// Market time when the clock in `data_dir` first started (from `clock.json`), if it was anchored.
+pub fn market_origin(data_dir: &std::path::Path) -> Option<Timestamp> {
+    let text = std::fs::read_to_string(data_dir.join("clock.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["market_ms"].as_i64().or_else(|| v["real_ms"].as_i64()).map(Timestamp)
+}
+
 /// Runs the market service until `shutdown` resolves (then stops cleanly). `start_at`: see
 /// [`start_clock`].
 pub async fn serve(
@@ -140,6 +166,23 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
+    // reward epochs: verified contributions → rewards, report and root, once per epoch
+    let epochs = if cfg.rewards.enabled {
+        let genesis = epoch_genesis(&cfg.data_dir, clock.now())?;
+        let params = cfg
+            .rewards
+            .params(&cfg.market.intervals, genesis)
+            .map_err(|e| e.to_string())?;
+        Some(tokio::spawn(gridshare_market::epoch::collect::run(
+            db.clone(),
+            params,
+            cfg.market.intervals.length.millis(),
+            clock.clone(),
+            Duration::from_secs(2),
+        )))
+    } else {
+        None
+    };
     let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
     let (settlement, onchain) =
         crate::settle::start(&cfg, db.clone(), clock.clone(), settlement_stop, metrics.clone()).await?;
@@ -216,6 +259,10 @@ pub async fn serve(
     let _ = halt_watch.await;
     dr_verifier.abort();
     let _ = dr_verifier.await;
+    if let Some(epochs) = epochs {
+        epochs.abort();
+        let _ = epochs.await;
+    }
     market.flush().await.map_err(|e| e.to_string())?;
     drop(market);
     let _ = stop_settlement.send(true);

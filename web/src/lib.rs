@@ -15,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod balances;
 pub mod dr;
+pub mod epochs;
 pub mod error;
 pub mod feeder;
 pub mod guard;

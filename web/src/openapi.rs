@@ -24,6 +24,7 @@ use crate::health::HealthBody;
         (name = "readings", description = "Gateways and their readings as time buckets"),
         (name = "settlement", description = "Settlement batches on chain, proofs of trades, positions and their true-ups"),
         (name = "homes", description = "A home's trading preferences, confirmed by its gateways"),
+        (name = "rewards", description = "Reward epochs: public reports and roots, my rewards and claim proofs"),
     ),
 )]
 pub struct ApiDoc;

@@ -18,7 +18,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::openapi::ApiDoc;
-use crate::{AppState, account, api, balances, dr, feeder, health, installers, readings, remote, settlement, ws};
+use crate::{
+    AppState, account, api, balances, dr, epochs, feeder, health, installers, readings, remote, settlement, ws,
+};
 
 /// Every documented operation, with the document's info, tags, shared schemas and security
 /// scheme from [`ApiDoc`].
@@ -63,6 +65,11 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(dr::events, dr::create_event))
         .routes(routes!(dr::event, dr::cancel_event))
         .routes(routes!(feeder::feeder))
+        // reward epochs
+        .routes(routes!(epochs::epochs))
+        .routes(routes!(epochs::my_epoch_rewards))
+        .routes(routes!(epochs::epoch_report))
+        .routes(routes!(epochs::my_proof))
 }
 
 /// The whole document: [`ApiDoc`] with every operation the documented routes register.

@@ -122,6 +122,20 @@ async fn every_role_meets_every_boundary() {
             [200, 200, 200, 200, 200, 401],
         ),
         (
+            "reward epochs (public)",
+            Method::GET,
+            "/api/v1/epochs".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "my epoch rewards",
+            Method::GET,
+            "/api/v1/epochs/rewards".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
             "balance",
             Method::GET,
             "/api/v1/balance".into(),
