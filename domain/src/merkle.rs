@@ -153,6 +153,16 @@ pub fn process_multiproof(leaves: &[[u8; 32]], proof: &[[u8; 32]], flags: &[bool
     hashes.last().copied()
 }
 
+/// The reward distributor's leaf of an account's cumulative total:
+/// `keccak256(keccak256(abi.encode(address account, uint256 cumulative)))` (hashed twice, as
+/// OpenZeppelin's StandardMerkleTree, so no inner node can pass for a leaf).
+pub fn reward_leaf(account: &[u8; 20], cumulative: u64) -> [u8; 32] {
+    let mut enc = [0u8; 64];
+    enc[12..32].copy_from_slice(account);
+    enc[56..64].copy_from_slice(&cumulative.to_be_bytes());
+    keccak256(&keccak256(&enc))
+}
+
 /// Checks a proof the way the contracts do.
 pub fn verify(proof: &[[u8; 32]], root: [u8; 32], leaf: [u8; 32]) -> bool {
     proof.iter().fold(leaf, |acc, p| hash_pair(acc, *p)) == root

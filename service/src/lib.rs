@@ -11,7 +11,8 @@
 //! Here: [`config`], the embedded MQTT [`broker`] and its access control ([`acl`]), gateway
 //! [`ingest`] and its [`mqtt`] client (the MQTT adapter over the market runtime) with its
 //! [`fair`] intake queue, [`signing`] (the market's key on every downlink), [`settle`] (the
-//! settlement step on a timer) and [`serve`], which wires them together. The runtime itself —
+//! settlement step on a timer) with [`rewards`] (reward epochs on chain), and [`serve`], which
+//! wires them together. The runtime itself —
 //! engine handle, recorder, scheduler, clock, demand response, downlinks, live feed — is
 //! `gridshare_market`; the HTTP face is `gridshare_web`.
 
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod fair;
 pub mod ingest;
 pub mod mqtt;
+pub mod rewards;
 pub mod serve;
 pub mod settle;
 pub mod signing;

@@ -17,6 +17,7 @@ use gridshare_settlement::chain::{Chain, ChainError, EvmChain, RpcChain};
 use gridshare_settlement::ledger::Tariff;
 use gridshare_settlement::onchain::{Deployment, SubmitError, Submitter, Wallet, deploy};
 use gridshare_settlement::queue::QueueError;
+use gridshare_settlement::rewards::RewardContracts;
 use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig, StepError};
 use gridshare_storage::Db;
 use gridshare_web::balances::OnChain;
@@ -157,15 +158,37 @@ struct DeploymentFile {
     chain_id: u64,
     token: Address,
     vault: Address,
+    /// The reward token and distributor (deployed by a later version when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reward_token: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    distributor: Option<Address>,
 }
 
-async fn deployment<C: Chain>(chain: &C, cfg: &Config, wallet: &Wallet) -> Result<Address, SettleError> {
+/// The reward contracts' emission parameters, from `[rewards]`.
+fn emission(cfg: &Config) -> gridshare_settlement::rewards::Emission {
+    gridshare_settlement::rewards::Emission {
+        cap: cfg.rewards.cap,
+        initial_budget: cfg.rewards.initial_budget,
+        halving_epochs: cfg.rewards.halving_epochs,
+    }
+}
+
+/// The vault, and the reward contracts when rewards are on: configured (`chain.vault`; reward
+/// contracts are then not deployed by the service), kept in `data_dir/deployment.json`, or
+/// deployed now (the reward contracts also into an older deployment that lacks them).
+async fn deployment<C: Chain>(
+    chain: &C,
+    cfg: &Config,
+    wallet: &Wallet,
+) -> Result<(Address, Option<RewardContracts>), SettleError> {
     if let Some(v) = &cfg.chain.vault {
-        return v.parse().map_err(|source| SettleError::Address {
+        let vault = v.parse().map_err(|source| SettleError::Address {
             key: "chain.vault".into(),
             value: v.clone(),
             source,
-        });
+        })?;
+        return Ok((vault, None));
     }
     let path = cfg.data_dir.join("deployment.json");
     let chain_id = chain
@@ -184,18 +207,56 @@ async fn deployment<C: Chain>(chain: &C, cfg: &Config, wallet: &Wallet) -> Resul
                 chain: chain_id,
             });
         }
-        return Ok(d.vault);
+        let rewards = match (d.reward_token, d.distributor) {
+            (Some(token), Some(distributor)) => Some(RewardContracts { token, distributor }),
+            _ if !cfg.rewards.enabled => None,
+            _ => {
+                let mut s = Submitter::new(chain, wallet.clone()).await?;
+                let r = gridshare_settlement::rewards::deploy(&mut s, emission(cfg))
+                    .await
+                    .map_err(SettleError::Deploy)?;
+                let file = DeploymentFile {
+                    reward_token: Some(r.token),
+                    distributor: Some(r.distributor),
+                    ..d
+                };
+                write_deployment(&path, &file)?;
+                tracing::info!(token = %r.token, distributor = %r.distributor, "reward contracts deployed");
+                Some(r)
+            }
+        };
+        return Ok((d.vault, rewards));
     }
     let mut s = Submitter::new(chain, wallet.clone()).await?;
     let Deployment { token, vault } = deploy(&mut s, cfg.chain.credit_line)
         .await
         .map_err(SettleError::Deploy)?;
-    let file = DeploymentFile { chain_id, token, vault };
-    if let Err(source) = std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap_or_default()) {
-        return Err(SettleError::File { path, source });
-    }
-    tracing::info!(%token, %vault, "contracts deployed");
-    Ok(vault)
+    let rewards = if cfg.rewards.enabled {
+        Some(
+            gridshare_settlement::rewards::deploy(&mut s, emission(cfg))
+                .await
+                .map_err(SettleError::Deploy)?,
+        )
+    } else {
+        None
+    };
+    let file = DeploymentFile {
+        chain_id,
+        token,
+        vault,
+        reward_token: rewards.map(|r| r.token),
+        distributor: rewards.map(|r| r.distributor),
+    };
+    write_deployment(&path, &file)?;
+    tracing::info!(%token, %vault, rewards = ?rewards, "contracts deployed");
+    Ok((vault, rewards))
+}
+
+fn write_deployment(path: &Path, file: &DeploymentFile) -> Result<(), SettleError> {
+    std::fs::write(path, serde_json::to_string_pretty(file).unwrap_or_default()).map_err(|source| SettleError::File {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The settlement task (None: settlement is off) and a reader of vault balances for the API.
@@ -272,17 +333,17 @@ pub async fn start(
             let chain = RpcChain::new(url, Duration::from_millis(cfg.chain.rpc_timeout_ms))
                 .map_err(|source| SettleError::Chain { url: None, source })?;
             let wallet = Wallet::new(key, chain.chain_id().await.map_err(chain_error)?);
-            let vault = deployment(&chain, cfg, &wallet).await?;
-            Ok(task.spawn(chain, wallet, vault))
+            let (vault, rewards) = deployment(&chain, cfg, &wallet).await?;
+            Ok(task.spawn(chain, wallet, vault, rewards))
         }
         None => {
             let log = cfg.data_dir.join("chain.log");
             let chain =
                 EvmChain::open(&log, &[key.address()]).map_err(|source| SettleError::Chain { url: None, source })?;
             let wallet = Wallet::new(key, gridshare_settlement::chain::EVM_CHAIN_ID);
-            let vault = deployment(&chain, cfg, &wallet).await?;
+            let (vault, rewards) = deployment(&chain, cfg, &wallet).await?;
             tracing::info!(chain = %log.display(), %vault, "in-process EVM");
-            Ok(task.spawn(chain, wallet, vault))
+            Ok(task.spawn(chain, wallet, vault, rewards))
         }
     }
 }
@@ -300,7 +361,13 @@ struct Task {
 
 impl Task {
     /// Spawns `run` on `chain` and returns it with a reader of the vault's balances.
-    fn spawn<C: Chain + std::fmt::Debug + 'static>(self, chain: C, wallet: Wallet, vault: Address) -> Started {
+    fn spawn<C: Chain + std::fmt::Debug + 'static>(
+        self,
+        chain: C,
+        wallet: Wallet,
+        vault: Address,
+        rewards: Option<RewardContracts>,
+    ) -> Started {
         let Task {
             db,
             clock,
@@ -316,7 +383,7 @@ impl Task {
             vault,
         });
         let task = tokio::spawn(run(
-            chain, db, clock, wallet, vault, step, system, every, shutdown, metrics,
+            chain, db, clock, wallet, vault, rewards, step, system, every, shutdown, metrics,
         ));
         (Some(task), Some(reader))
     }
@@ -329,6 +396,7 @@ async fn run<C: Chain + 'static>(
     clock: Clock,
     wallet: Wallet,
     vault: Address,
+    rewards: Option<RewardContracts>,
     cfg: StepConfig,
     (community, grid, utility): (Address, Address, Address),
     every: Duration,
@@ -336,6 +404,7 @@ async fn run<C: Chain + 'static>(
     metrics: Arc<Metrics>,
 ) {
     let mut step = None;
+    let mut rewards_step = crate::rewards::RewardsStep::default();
     loop {
         if *shutdown.borrow() {
             return;
@@ -368,6 +437,11 @@ async fn run<C: Chain + 'static>(
                     tracing::warn!(error = %e, "settlement step stopped; it will try again");
                 }
             }
+        }
+        if let Some(contracts) = rewards
+            && let Err(e) = rewards_step.run(&*chain, &db, &wallet, contracts).await
+        {
+            tracing::warn!(error = %e, "reward epochs on chain: will try again");
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

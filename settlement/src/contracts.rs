@@ -24,3 +24,13 @@ alloy::sol!(
     RewardToken,
     "../contracts/artifacts/RewardToken.json"
 );
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    RewardDistributor,
+    "../contracts/artifacts/RewardDistributor.json"
+);
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    GatewayStaking,
+    "../contracts/artifacts/GatewayStaking.json"
+);

@@ -19,4 +19,5 @@ pub mod ledger;
 pub mod merkle;
 pub mod onchain;
 pub mod queue;
+pub mod rewards;
 pub mod step;

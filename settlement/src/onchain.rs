@@ -88,6 +88,12 @@ pub fn decode_revert(data: &[u8]) -> String {
     if let Ok(e) = SettlementToken::SettlementTokenErrors::abi_decode(data) {
         return format!("{e:?}");
     }
+    if let Ok(e) = crate::contracts::RewardDistributor::RewardDistributorErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = crate::contracts::RewardToken::RewardTokenErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
     if data.is_empty() {
         return "no revert data (out of gas or a failed check without a reason)".to_owned();
     }

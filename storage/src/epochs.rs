@@ -303,6 +303,61 @@ pub async fn set_posted(db: &Db, epoch: u64, tx_hash: &str) -> Result<()> {
     Ok(())
 }
 
+/// An epoch whose root is not known to be on chain yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unposted {
+    /// Epoch.
+    pub epoch: u64,
+    /// Root, `0x…`.
+    pub root: String,
+    /// Report hash, `0x…`.
+    pub report_hash: String,
+    /// Every account's cumulative total, summed.
+    pub cumulative_total: i64,
+    /// The transaction stored to post it, if one was signed: `(nonce, hash, raw hex)`.
+    pub signed: Option<(u64, String, String)>,
+}
+
+/// Epochs not known to be posted, oldest first.
+pub async fn unposted(db: &Db) -> Result<Vec<Unposted>> {
+    let sql = "SELECT epoch, root, report_hash, cumulative_total, post_nonce, post_tx_hash, post_raw FROM epochs \
+               WHERE posted_tx IS NULL ORDER BY epoch";
+    query!(db, sql, pool => |q| {
+        let rows = q.fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let nonce: Option<i64> = r.try_get("post_nonce")?;
+                let hash: Option<String> = r.try_get("post_tx_hash")?;
+                let raw: Option<String> = r.try_get("post_raw")?;
+                Ok(Unposted {
+                    epoch: r.try_get::<i64, _>("epoch")? as u64,
+                    root: r.try_get("root")?,
+                    report_hash: r.try_get("report_hash")?,
+                    cumulative_total: r.try_get("cumulative_total")?,
+                    signed: match (nonce, hash, raw) {
+                        (Some(n), Some(h), Some(raw)) => Some((n as u64, h, raw)),
+                        _ => None,
+                    },
+                })
+            })
+            .collect()
+    })
+}
+
+/// Stores the signed transaction that will post an epoch (before it is broadcast).
+pub async fn save_post_tx(db: &Db, epoch: u64, nonce: u64, tx_hash: &str, raw_hex: &str) -> Result<()> {
+    let sql = "UPDATE epochs SET post_nonce = $1, post_tx_hash = $2, post_raw = $3 WHERE epoch = $4";
+    query!(db, sql, pool => |q| {
+        q.bind(int(nonce, "epochs.post_nonce")?)
+            .bind(tx_hash.to_owned())
+            .bind(raw_hex.to_owned())
+            .bind(int(epoch, "epochs.epoch")?)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
 /// A participant's rewards per epoch, newest first (at most `limit`).
 pub async fn rewards_of(db: &Db, p: ParticipantId, limit: u32) -> Result<Vec<EpochReward>> {
     let sql = "SELECT epoch, participant_id, account, local_renewable, demand_response, uptime, raw, reward, cumulative \

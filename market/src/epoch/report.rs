@@ -269,12 +269,9 @@ pub fn parse_address(s: &str) -> Option<[u8; 20]> {
     Some(out)
 }
 
-/// The leaf of an account's cumulative total: `keccak256(keccak256(abi.encode(address, uint256)))`.
+/// The leaf of an account's cumulative total ([`merkle::reward_leaf`]).
 pub fn leaf(account: &[u8; 20], cumulative: u64) -> [u8; 32] {
-    let mut enc = [0u8; 64];
-    enc[12..32].copy_from_slice(account);
-    enc[56..64].copy_from_slice(&cumulative.to_be_bytes());
-    keccak256(&keccak256(&enc))
+    merkle::reward_leaf(account, cumulative)
 }
 
 /// The distributor's tree over the accounts with a positive total (in the report's order,

@@ -1,7 +1,7 @@
 -- Reward epochs (issue 20): one row per computed epoch with its public report (canonical JSON),
 -- the report's keccak hash and the cumulative Merkle root that go on chain, and the transaction
--- that posted them once it is known; one row per participant rewarded in an epoch, the mirror
--- the dashboard and the API read.
+-- that posts them; one row per participant rewarded in an epoch, the mirror the dashboard and
+-- the API read.
 CREATE TABLE epochs (
     epoch            BIGINT PRIMARY KEY CHECK (epoch >= 1),
     start_ms         BIGINT  NOT NULL,
@@ -14,6 +14,11 @@ CREATE TABLE epochs (
     report_hash      TEXT    NOT NULL,
     report           TEXT    NOT NULL,
     computed_at      BIGINT  NOT NULL,
+    -- the transaction posting root and hash, stored signed before it is broadcast (crash-safe)
+    post_nonce       BIGINT,
+    post_tx_hash     TEXT,
+    post_raw         TEXT,
+    -- the transaction that posted them, once its receipt is seen
     posted_tx        TEXT
 );
 

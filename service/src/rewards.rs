@@ -1,0 +1,86 @@
+//! The reward epochs' chain side, run by the settlement task between its steps (one sender, so
+//! its nonces never race): post every computed epoch's root and report hash to the distributor,
+//! oldest first, exactly once ([`Poster`]); then claim, in batched multiproof transactions, for the
+//! accounts the service holds — participants without an address of their own, whose rewards go to
+//! their derived account (`gridshare_domain::ids::derived_address`) — so that they need neither a
+//! wallet nor gas. A homeowner with an address of their own claims with their own wallet (the
+//! dashboard and `GET /api/v1/epochs/{n}/proof` give the proof); anyone may claim for anyone, the
+//! distributor pays only the account.
+
+use std::collections::BTreeSet;
+
+use alloy::primitives::Address;
+use gridshare_market::epoch::report::{self, Report};
+use gridshare_settlement::chain::Chain;
+use gridshare_settlement::onchain::{Submitter, Wallet, view};
+use gridshare_settlement::rewards::{Poster, RewardContracts, RewardsError, claim_for};
+use gridshare_storage::Db;
+
+/// Accounts per claim transaction: a warm claim costs ~16,000 gas, a first one ~50,000, and a
+/// transaction may use at most 2^24 gas (EIP-7825), so 250 first claims fit with room to spare.
+pub const CLAIMS_PER_TX: usize = 250;
+
+/// What the step keeps between runs.
+#[derive(Debug, Default)]
+pub struct RewardsStep {
+    /// The last epoch claimed for (claims are checked again after a restart, and for each new
+    /// epoch).
+    claimed_epoch: u64,
+}
+
+impl RewardsStep {
+    /// Posts pending epochs, then claims for held accounts against the latest posted epoch.
+    pub async fn run<C: Chain>(
+        &mut self,
+        chain: &C,
+        db: &Db,
+        wallet: &Wallet,
+        contracts: RewardContracts,
+    ) -> Result<(), RewardsError> {
+        let posted = Poster::new(chain, db, wallet.clone(), contracts.distributor)
+            .post_pending()
+            .await?;
+        if !posted.is_empty() {
+            tracing::info!(epochs = ?posted, "reward epochs posted on chain");
+        }
+        let last = view(
+            chain,
+            contracts.distributor,
+            gridshare_settlement::contracts::RewardDistributor::lastEpochCall {},
+        )
+        .await?;
+        if last == 0 || last == self.claimed_epoch {
+            return Ok(());
+        }
+        let Some(json) = gridshare_storage::epochs::report(db, last).await? else {
+            return Ok(()); // posted by another instance that has not shared its database yet
+        };
+        let r: Report = serde_json::from_str(&json).map_err(|e| gridshare_storage::StorageError::Corrupt {
+            field: "epochs.report",
+            reason: format!("epoch {last}: {e}"),
+        })?;
+        let leaves: Vec<(Address, u64)> = r
+            .accounts
+            .iter()
+            .filter(|a| a.cumulative > 0)
+            .filter_map(|a| report::parse_address(&a.account).map(|b| (Address::from(b), a.cumulative)))
+            .collect();
+        let held: BTreeSet<Address> = gridshare_storage::participants::list(db)
+            .await?
+            .into_iter()
+            .filter(|p| p.evm_address.is_none())
+            .map(|p| Address::from(gridshare_domain::ids::derived_address(p.id)))
+            .collect();
+        let mut s = Submitter::new(chain, wallet.clone()).await?;
+        let n = claim_for(&mut s, contracts.distributor, &leaves, &held, CLAIMS_PER_TX).await?;
+        if n > 0 {
+            tracing::info!(
+                epoch = last,
+                accounts = n,
+                "rewards claimed for the accounts the service holds"
+            );
+        }
+        self.claimed_epoch = last;
+        Ok(())
+    }
+}
