@@ -17,7 +17,7 @@ pub const STUCK_AFTER_MS: i64 = 30_000;
 
 /// Spots a device whose values have frozen (a hung meter or a gateway in front of it answering
 /// from a stale cache): every value the same as before, bit for bit, with power not zero, for
-/// [`STUCK_AFTER_MS`].
+/// [`STUCK_AFTER_MS`] of real time.
 #[derive(Debug, Default)]
 struct Freeze {
     last: Option<Vec<Option<u64>>>,
@@ -78,6 +78,9 @@ pub(super) struct Sampler {
     backoff: Backoff,
     retry_at: Option<tokio::time::Instant>,
     freeze: Freeze,
+    /// Freezes are timed in real time from here, not in the samples' time: a demo's accelerated
+    /// clock makes 30 s of sample time pass between two polls of a device at rest.
+    origin: tokio::time::Instant,
 }
 
 impl Sampler {
@@ -87,6 +90,7 @@ impl Sampler {
             backoff: Backoff::default(),
             retry_at: None,
             freeze: Freeze::default(),
+            origin: tokio::time::Instant::now(),
         }
     }
 
@@ -130,7 +134,8 @@ impl Sampler {
             .iter()
             .map(|(_, v)| v.as_ref().ok().copied().flatten().map(f64::to_bits))
             .collect();
-        let frozen = self.freeze.observe(at, bits, get(Quantity::PowerW));
+        let real = Timestamp(i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX));
+        let frozen = self.freeze.observe(real, bits, get(Quantity::PowerW));
         match frozen {
             Frozen::Froze => {
                 tracing::warn!(device = %self.device.config.name, "values frozen for {} s: samples flagged suspect", STUCK_AFTER_MS / 1_000);
