@@ -152,6 +152,25 @@ impl PowerNow {
     }
 }
 
+/// A home's reward in one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochRewardRow {
+    /// Epoch number.
+    pub epoch: u64,
+    /// Energy sold to neighbours and metered as exported, at its rate.
+    pub local_renewable: Micro,
+    /// Verified demand-response reduction, at its rate.
+    pub demand_response: Micro,
+    /// Gateway uptime.
+    pub uptime: Micro,
+    /// Paid after scaling to the epoch's budget.
+    pub reward: Micro,
+    /// The account's total ever awarded after the epoch.
+    pub cumulative: Micro,
+    /// True once the epoch's root is on chain (the reward can be claimed).
+    pub on_chain: bool,
+}
+
 /// The homeowner's page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HomeData {
@@ -169,6 +188,9 @@ pub struct HomeData {
     pub rewards: Micro,
     /// Reward credits.
     pub reward_count: usize,
+    /// Rewards per epoch, newest first (the latest few).
+    #[serde(default)]
+    pub epochs: Vec<EpochRewardRow>,
     /// Grid power at the home's connection today, 15-minute means: (ms, W; + import).
     pub grid_power: Vec<(i64, i64)>,
     /// The power flows at the last reading, updated live over the WebSocket once hydrated.
@@ -377,6 +399,7 @@ pub(super) fn HomePage(data: HomeData) -> impl IntoView {
                         {if data.reward_count == 1 { " credit" } else { " credits" }}
                         " for verified generation and demand response"
                     </p>
+                    <EpochRewards rows=data.epochs.clone()/>
                 </div>
             </section>
             <PowerCard power=power_now/>
@@ -587,4 +610,48 @@ mod tests {
             assert!(problem.starts_with(says), "{sell} {buy} {reserve}: {problem}");
         }
     }
+}
+
+/// The latest epochs' rewards: what each kind of contribution earned, what was paid, and
+/// whether the epoch's root is on chain yet (then the total can be claimed).
+#[component]
+fn EpochRewards(rows: Vec<EpochRewardRow>) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <p class="muted small" id="epochs">"No reward epoch has ended yet."</p> }.into_any();
+    }
+    view! {
+        <table class="small" id="epochs">
+            <thead>
+                <tr>
+                    <th>"Epoch"</th>
+                    <th>"Local solar"</th>
+                    <th>"Demand response"</th>
+                    <th>"Uptime"</th>
+                    <th>"Paid"</th>
+                    <th>"Total"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {rows
+                    .into_iter()
+                    .map(|r| {
+                        view! {
+                            <tr>
+                                <td>{r.epoch}</td>
+                                <td>{tokens(r.local_renewable)}</td>
+                                <td>{tokens(r.demand_response)}</td>
+                                <td>{tokens(r.uptime)}</td>
+                                <td>{tokens(r.reward)}</td>
+                                <td>
+                                    {tokens(r.cumulative)}
+                                    {if r.on_chain { " ✓ on chain" } else { " (posting)" }}
+                                </td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
 }

@@ -14,8 +14,8 @@ mod trader;
 // needing to know which role's module a type lives in
 pub use common::{ErrorData, Flash, LoginData, Session, parse_price};
 pub use home::{
-    Balance, Corrections, DEFAULT_PREFERENCES, Energy, HomeData, PowerNow, PreferenceAnswer, PreferencesData, TradeRow,
-    check_preferences,
+    Balance, Corrections, DEFAULT_PREFERENCES, Energy, EpochRewardRow, HomeData, PowerNow, PreferenceAnswer,
+    PreferencesData, TradeRow, check_preferences,
 };
 pub use installer::{CheckData, CheckRow, DeviceRow, GatewayRow, InstallerData};
 pub use operator::{EventData, EventRow, FeederRow, OperatorData, ReportRow};

@@ -145,6 +145,24 @@ async fn home_data(
         .cloned()
         .collect();
     let rewards = dr::rewards_of(state, &as_home).await?;
+    let posted: std::collections::BTreeMap<u64, bool> = gridshare_storage::epochs::list(db, 20)
+        .await?
+        .into_iter()
+        .map(|e| (e.epoch, e.posted_tx.is_some()))
+        .collect();
+    let epochs = gridshare_storage::epochs::rewards_of(db, home, 5)
+        .await?
+        .into_iter()
+        .map(|r| gridshare_ui::pages::EpochRewardRow {
+            epoch: r.epoch,
+            local_renewable: gridshare_domain::Micro(r.local_renewable),
+            demand_response: gridshare_domain::Micro(r.demand_response),
+            uptime: gridshare_domain::Micro(r.uptime),
+            reward: gridshare_domain::Micro(r.reward),
+            cumulative: gridshare_domain::Micro(r.cumulative),
+            on_chain: posted.get(&r.epoch).copied().unwrap_or(false),
+        })
+        .collect();
     let homes_gateways: Vec<gateways::Gateway> = gateways::active(db)
         .await?
         .into_iter()
@@ -217,6 +235,7 @@ async fn home_data(
             .collect(),
         rewards: gridshare_domain::Micro(rewards.iter().map(|r| r.amount).sum()),
         reward_count: rewards.len(),
+        epochs,
         grid_power,
         power_now,
         preferences: preferences_data(
