@@ -4,13 +4,14 @@
 //!  units ─┬─ money (trade cash legs, rounding rule: batches sum to zero)
 //!         └─ wire (messages) ── envelope (signed, versioned, replay-checked)
 //!  ids, interval (UTC delivery intervals), market (side, time in force)
-//!  merkle (the tree the settlement vault and the reward distributor verify)
+//!  merkle (the tree the settlement vault and the reward distributor verify), accounts
 //! ```
 //!
 //! This crate does no I/O and compiles to `wasm32-unknown-unknown`. Energy,
 //! power, prices and money are `i64` newtypes in fixed units (see
 //! [`units`]); decimals appear only at the edges through checked conversions.
 
+pub mod accounts;
 pub mod envelope;
 pub mod ids;
 pub mod interval;

@@ -172,7 +172,7 @@ pub enum Inconsistency {
 
 /// The placeholder address of a participant without an `evm_address` (see the module notes).
 pub fn derived_address(p: ParticipantId) -> Address {
-    Address::from(gridshare_domain::ids::derived_address(p))
+    Address::from(gridshare_domain::accounts::derived_address(p))
 }
 
 /// Where each ledger account settles on chain.

@@ -39,7 +39,7 @@ fn params() -> Params {
 }
 
 fn account(p: u64) -> String {
-    report::hex20(&gridshare_domain::ids::derived_address(ParticipantId(p)))
+    report::hex20(&gridshare_domain::accounts::derived_address(ParticipantId(p)))
 }
 
 /// Epoch `n`'s inputs: 20 homes selling and exporting `n × 100 + home` Wh in its first interval.

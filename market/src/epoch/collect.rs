@@ -25,7 +25,7 @@ pub enum Bonds {
 pub fn account_of(evm_address: Option<&str>, p: ParticipantId) -> String {
     match evm_address.filter(|a| report::parse_address(&a.to_ascii_lowercase()).is_some()) {
         Some(a) => a.to_ascii_lowercase(),
-        None => report::hex20(&gridshare_domain::ids::derived_address(p)),
+        None => report::hex20(&gridshare_domain::accounts::derived_address(p)),
     }
 }
 
