@@ -476,13 +476,14 @@ const INTENDED: &[(&str, &str, &str)] = &[
     // An INTEGER PRIMARY KEY on SQLite is the rowid and numbers itself; on PostgreSQL only the ids
     // the database assigns are identity columns. These ids always come from the caller: a
     // participant's and a gateway's from the directory, an order's and a trade's from the
-    // matching engine, a batch's from settlement, and the two preference tables are keyed by
-    // their participant and gateway.
+    // matching engine, a batch's from settlement, an epoch's number from the epoch schedule, and
+    // the two preference tables are keyed by their participant and gateway.
     ("participants", "column id", "the default"),
     ("gateways", "column id", "the default"),
     ("orders", "column order_id", "the default"),
     ("trades", "column trade_id", "the default"),
     ("settlement_batches", "column batch_id", "the default"),
+    ("epochs", "column epoch", "the default"),
     ("home_preferences", "column participant_id", "the default"),
     ("gateway_preferences", "column gateway_id", "the default"),
 ];
