@@ -1,6 +1,11 @@
 //! The gateway's configuration: one TOML file, unknown keys refused. See
 //! `gateway/gateway.example.toml` for every key with its meaning.
 //!
+//! A device is polled over Modbus (the default), or pushes its readings: `source = "p1"` (the
+//! smart meter's P1 port on `serial`) or `source = "mqtt"` (JSON on the home's own broker at
+//! `broker`, under `topic`), with a profile from `hardware/p1/` or `hardware/mqtt/`
+//! ([`crate::push`]). [`Config::load_all`] gives both kinds; [`Config::load`] the Modbus ones.
+//!
 //! Profile paths are relative to the configuration file. Loading checks the values too (a
 //! telemetry period of 1–5 s, unique device names, a limit within the homeowner's range) and
 //! every error names the file and the line and key, or the device.
@@ -13,6 +18,7 @@ use serde::Deserialize;
 
 use crate::modbus::{Bus, Endpoint, Link, Parity};
 use crate::profile::{Profile, ProfileError};
+use crate::push::{PushDevice, PushProfile, Source};
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -131,6 +137,103 @@ const fn default_baud() -> u32 {
 
 const fn default_timeout() -> u64 {
     2_000
+}
+
+/// A device that pushes its readings (`source = "p1"` or `"mqtt"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushDeviceConfig {
+    /// Name, unique on this gateway (used in telemetry).
+    pub name: String,
+    /// Its profile (relative to the configuration file).
+    pub profile: PathBuf,
+    /// P1: the serial line (e.g. `/dev/ttyUSB0`).
+    pub serial: Option<PathBuf>,
+    /// P1: bits per second (DSMR 5: 115200, the default).
+    pub baud: u32,
+    /// MQTT: the home's broker, `mqtt://[user:password@]host[:port]`.
+    pub broker: Option<String>,
+    /// MQTT: the device's topic, put for `{topic}` in its profile's topics (a Tasmota's
+    /// `tasmota_1A2B3C`, a Shelly's `shellypro3em-…`, a Zigbee2MQTT friendly name).
+    pub topic: Option<String>,
+    /// Not heard from for this long: unreachable.
+    pub stale_after: Duration,
+}
+
+/// The file as written: [`Config`] with every kind of device in `devices`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    gateway: GatewaySection,
+    mqtt: MqttSection,
+    #[serde(default)]
+    devices: Vec<FileDevice>,
+    #[serde(default)]
+    agent: AgentSection,
+}
+
+/// One `[[devices]]` entry as written: the keys of [`DeviceConfig`] and of
+/// [`PushDeviceConfig`], with `source` saying which apply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDevice {
+    name: String,
+    profile: PathBuf,
+    #[serde(default = "modbus")]
+    source: Source,
+    host: Option<String>,
+    port: Option<u16>,
+    serial: Option<PathBuf>,
+    baud: Option<u32>,
+    parity: Option<Parity>,
+    unit: Option<u8>,
+    timeout_ms: Option<u64>,
+    broker: Option<String>,
+    topic: Option<String>,
+    stale_after_s: Option<u64>,
+}
+
+const fn modbus() -> Source {
+    Source::Modbus
+}
+
+impl FileDevice {
+    /// The keys given that `source` does not use.
+    fn foreign_keys(&self) -> Vec<&'static str> {
+        let given = |present: bool, key: &'static str| present.then_some(key);
+        let modbus = [
+            given(self.host.is_some(), "host"),
+            given(self.port.is_some(), "port"),
+            given(self.parity.is_some(), "parity"),
+            given(self.unit.is_some(), "unit"),
+            given(self.timeout_ms.is_some(), "timeout_ms"),
+        ];
+        let mqtt = [
+            given(self.broker.is_some(), "broker"),
+            given(self.topic.is_some(), "topic"),
+        ];
+        let serial = [
+            given(self.serial.is_some(), "serial"),
+            given(self.baud.is_some(), "baud"),
+        ];
+        let stale = [given(self.stale_after_s.is_some(), "stale_after_s")];
+        let foreign: Vec<Option<&'static str>> = match self.source {
+            Source::Modbus => mqtt.into_iter().chain(stale).collect(),
+            Source::P1 => modbus.into_iter().chain(mqtt).collect(),
+            Source::Mqtt => modbus.into_iter().chain(serial).collect(),
+        };
+        foreign.into_iter().flatten().collect()
+    }
+}
+
+/// Devices of both kinds, their profiles loaded, as [`Config::load_all`] gives them.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration (its `devices` are the Modbus ones).
+    pub config: Config,
+    /// The Modbus devices.
+    pub devices: Vec<Device>,
+    /// The devices that push their readings (P1, MQTT).
+    pub pushed: Vec<PushDevice>,
 }
 
 /// The homeowner's limits for the trading agent.
@@ -323,16 +426,28 @@ pub async fn links(devices: &[Device], min_gap: Duration) -> Result<Vec<Link>, E
 }
 
 impl Config {
-    /// Reads and checks a configuration file, loading the devices' profiles.
+    /// Reads and checks a configuration file, loading the Modbus devices' profiles; devices
+    /// that push their readings are checked and left out (see [`Config::load_all`]).
     pub fn load(path: &Path) -> Result<(Self, Vec<Device>), ConfigError> {
+        Self::load_all(path).map(|l| (l.config, l.devices))
+    }
+
+    /// Reads and checks a configuration file, loading every device's profile.
+    pub fn load_all(path: &Path) -> Result<Loaded, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let cfg: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let file: File = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
+        let mut cfg = Self {
+            gateway: file.gateway,
+            mqtt: file.mqtt,
+            devices: Vec::new(),
+            agent: file.agent,
+        };
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_owned(),
             message,
@@ -383,43 +498,133 @@ impl Config {
             .map_err(|e| invalid(format!("agent.interval_minutes: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut names = std::collections::HashSet::new();
-        let mut devices = Vec::with_capacity(cfg.devices.len());
-        for d in &cfg.devices {
-            if d.name.is_empty() || !names.insert(d.name.as_str()) {
+        let mut devices = Vec::new();
+        let mut pushed = Vec::new();
+        for d in file.devices {
+            if d.name.is_empty() || !names.insert(d.name.clone()) {
                 return Err(invalid(format!(
                     "devices: names must be unique and not empty ({:?})",
                     d.name
                 )));
             }
-            if d.host.is_some() == d.serial.is_some() {
+            if let Some(key) = d.foreign_keys().first() {
                 return Err(invalid(format!(
-                    "device {:?}: give either host (Modbus TCP) or serial (Modbus RTU), not {}",
-                    d.name,
-                    if d.host.is_some() { "both" } else { "neither" }
+                    "device {:?}: {key} is not a key of a {:?} device",
+                    d.name, d.source
                 )));
             }
-            if !(300..=1_000_000).contains(&d.baud) {
-                return Err(invalid(format!(
-                    "device {:?}: baud 300 to 1000000, got {}",
-                    d.name, d.baud
-                )));
-            }
-            if !(100..=30_000).contains(&d.timeout_ms) {
-                return Err(invalid(format!(
-                    "device {:?}: timeout_ms 100 to 30000, got {}",
-                    d.name, d.timeout_ms
-                )));
-            }
-            let profile = Profile::load(&base.join(&d.profile)).map_err(|source| ConfigError::Profile {
+            let profile_error = |source| ConfigError::Profile {
                 path: path.to_owned(),
                 device: d.name.clone(),
                 source,
-            })?;
-            devices.push(Device {
-                config: d.clone(),
-                profile,
-            });
+            };
+            if d.source == Source::Modbus {
+                let c = DeviceConfig {
+                    name: d.name.clone(),
+                    profile: d.profile.clone(),
+                    host: d.host.clone(),
+                    port: d.port.unwrap_or(default_port()),
+                    serial: d.serial.clone(),
+                    baud: d.baud.unwrap_or(default_baud()),
+                    parity: d.parity.unwrap_or_default(),
+                    unit: d.unit,
+                    timeout_ms: d.timeout_ms.unwrap_or(default_timeout()),
+                };
+                check_modbus(&c).map_err(invalid)?;
+                let profile = Profile::load(&base.join(&c.profile)).map_err(profile_error)?;
+                cfg.devices.push(c.clone());
+                devices.push(Device { config: c, profile });
+                continue;
+            }
+            let c = PushDeviceConfig {
+                name: d.name.clone(),
+                profile: d.profile.clone(),
+                serial: d.serial.clone(),
+                baud: d.baud.unwrap_or(crate::push::p1::BAUD),
+                broker: d.broker.clone(),
+                topic: d.topic.clone(),
+                stale_after: Duration::from_secs(d.stale_after_s.unwrap_or(match d.source {
+                    Source::P1 => 10,
+                    _ => 60,
+                })),
+            };
+            check_push(&c, d.source).map_err(invalid)?;
+            let profile = PushProfile::load(&base.join(&c.profile)).map_err(profile_error)?;
+            if profile.device.source != d.source {
+                return Err(invalid(format!(
+                    "device {:?}: its profile is for a {:?} device, not {:?}",
+                    d.name, profile.device.source, d.source
+                )));
+            }
+            pushed.push(PushDevice { config: c, profile });
         }
-        Ok((cfg, devices))
+        Ok(Loaded {
+            config: cfg,
+            devices,
+            pushed,
+        })
     }
+}
+
+/// The values of a Modbus device's keys.
+fn check_modbus(d: &DeviceConfig) -> Result<(), String> {
+    if d.host.is_some() == d.serial.is_some() {
+        return Err(format!(
+            "device {:?}: give either host (Modbus TCP) or serial (Modbus RTU), not {}",
+            d.name,
+            if d.host.is_some() { "both" } else { "neither" }
+        ));
+    }
+    if !(300..=1_000_000).contains(&d.baud) {
+        return Err(format!("device {:?}: baud 300 to 1000000, got {}", d.name, d.baud));
+    }
+    if !(100..=30_000).contains(&d.timeout_ms) {
+        return Err(format!(
+            "device {:?}: timeout_ms 100 to 30000, got {}",
+            d.name, d.timeout_ms
+        ));
+    }
+    Ok(())
+}
+
+/// The values of a pushing device's keys.
+fn check_push(d: &PushDeviceConfig, source: Source) -> Result<(), String> {
+    if !(1..=3_600).contains(&d.stale_after.as_secs()) {
+        return Err(format!(
+            "device {:?}: stale_after_s 1 to 3600, got {}",
+            d.name,
+            d.stale_after.as_secs()
+        ));
+    }
+    match source {
+        Source::P1 => {
+            if d.serial.is_none() {
+                return Err(format!(
+                    "device {:?}: a P1 device needs serial (its P1 cable's line)",
+                    d.name
+                ));
+            }
+            if !(300..=1_000_000).contains(&d.baud) {
+                return Err(format!("device {:?}: baud 300 to 1000000, got {}", d.name, d.baud));
+            }
+        }
+        Source::Mqtt => {
+            let broker = d
+                .broker
+                .as_deref()
+                .ok_or_else(|| format!("device {:?}: an MQTT device needs broker (the home's broker)", d.name))?;
+            gridshare_domain::topics::Broker::parse(broker).map_err(|e| format!("device {:?}: broker: {e}", d.name))?;
+            match d.topic.as_deref() {
+                Some(t) if !t.is_empty() && !t.contains(['+', '#']) => {}
+                _ => {
+                    return Err(format!(
+                        "device {:?}: an MQTT device needs topic (its own, with no wildcards)",
+                        d.name
+                    ));
+                }
+            }
+        }
+        Source::Modbus => {}
+    }
+    Ok(())
 }

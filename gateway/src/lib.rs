@@ -5,6 +5,8 @@
 //! - [`modbus`]: Modbus TCP and RTU links (timeouts, request gap, shared buses, batched reads,
 //!   every answer checked against its request, the RTU line kept clean after faults,
 //!   link errors apart from device exceptions, backoff);
+//! - [`push`]: devices that push their readings: the smart meter's P1 port (DSMR 5) and
+//!   meters and plugs publishing JSON on the home's own MQTT broker;
 //! - [`sunspec`]: discovery and decoding of SunSpec models;
 //! - [`scan`] and [`check`]: the installer's search for devices and check of a configuration;
 //! - [`simulate`]: the device simulator;
@@ -22,6 +24,7 @@ pub mod key;
 pub mod modbus;
 pub mod outbox;
 pub mod profile;
+pub mod push;
 pub mod remote;
 pub mod run;
 pub mod scan;

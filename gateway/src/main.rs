@@ -635,15 +635,15 @@ struct RunArgs {
 
 async fn run_gateway(args: RunArgs) -> Outcome {
     let signals = stop_signals()?;
-    let (cfg, devices) = Config::load(&args.config)?;
-    let key = gridshare_gateway::key::load_key(&cfg.gateway.key_file)?;
+    let loaded = Config::load_all(&args.config)?;
+    let key = gridshare_gateway::key::load_key(&loaded.config.gateway.key_file)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let name = signals.await;
         tracing::info!("{name}: stopping");
         let _ = stop.send(true);
     });
-    gridshare_gateway::run::run(cfg, devices, key, stopped).await?;
+    gridshare_gateway::run::run_loaded(loaded, key, stopped).await?;
     Ok(())
 }
 

@@ -248,18 +248,24 @@ async fn connect(endpoint: &Endpoint) -> std::io::Result<Conn> {
     match endpoint {
         Endpoint::Tcp(addr) => Ok(Conn::Tcp(TcpConn::connect(*addr).await?)),
         Endpoint::Serial { path, baud, parity } => {
-            let builder = tokio_serial::new(path.to_string_lossy(), *baud)
-                .data_bits(tokio_serial::DataBits::Eight)
-                .parity(match parity {
-                    Parity::None => tokio_serial::Parity::None,
-                    Parity::Even => tokio_serial::Parity::Even,
-                    Parity::Odd => tokio_serial::Parity::Odd,
-                })
-                .stop_bits(tokio_serial::StopBits::One);
-            let port = tokio_serial::SerialStream::open(&builder).map_err(std::io::Error::from)?;
+            let port = open_serial(path, *baud, *parity)?;
             Ok(Conn::Rtu(RtuLine::new(Box::new(port), *baud)))
         }
     }
+}
+
+/// Opens a serial line: 8 data bits, `parity`, one stop bit (Modbus RTU devices, and the P1
+/// port's 115200 8N1).
+pub fn open_serial(path: &std::path::Path, baud: u32, parity: Parity) -> std::io::Result<tokio_serial::SerialStream> {
+    let builder = tokio_serial::new(path.to_string_lossy(), baud)
+        .data_bits(tokio_serial::DataBits::Eight)
+        .parity(match parity {
+            Parity::None => tokio_serial::Parity::None,
+            Parity::Even => tokio_serial::Parity::Even,
+            Parity::Odd => tokio_serial::Parity::Odd,
+        })
+        .stop_bits(tokio_serial::StopBits::One);
+    tokio_serial::SerialStream::open(&builder).map_err(std::io::Error::from)
 }
 
 /// A link to one unit on a [`Bus`].

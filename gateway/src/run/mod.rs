@@ -4,6 +4,10 @@
 //! the broker has acknowledged it (QoS 1). While the broker is unreachable the outbox fills and
 //! polling goes on; a restart resumes from the outbox and the saved sequence number.
 //!
+//! Devices that push their readings (the P1 port, MQTT devices on the home's broker) have
+//! readers of their own ([`crate::push`]) beside the poller, which samples their latest values
+//! with the Modbus devices' ([`run_all`]).
+//!
 //! Demand response: events arrive on the gateway's `dr/event` topic and are carried out by the
 //! [`crate::dr::Controller`] at once and then after each poll (ramping one step per cycle); its
 //! reports go through the outbox like telemetry.
@@ -70,11 +74,12 @@ use self::sample::Sampler;
 use self::sender::Sender;
 use self::store::{Sequence, Store};
 use crate::agent::{Agent, Battery};
-use crate::config::{Config, Device, EndpointError};
+use crate::config::{Config, Device, EndpointError, Loaded};
 use crate::downlink::{DownlinkCounts, DownlinkGuard, WindowsError};
 use crate::dr::Controller;
 use crate::outbox::{DEFAULT_CAPACITY, Outbox};
 use crate::profile::Quantity;
+use crate::push::PushDevice;
 use crate::remote::PreferencesError;
 
 /// How long without the market before a running demand-response event is ended and the
@@ -207,10 +212,37 @@ pub async fn run(
     run_with(cfg, devices, key, stop, Options::default()).await
 }
 
+/// [`run_all`] with a configuration as [`Config::load_all`] gives it, and default options.
+pub async fn run_loaded(loaded: Loaded, key: GatewayKey, stop: watch::Receiver<bool>) -> Result<(), RunError> {
+    run_all(
+        loaded.config,
+        loaded.devices,
+        loaded.pushed,
+        key,
+        stop,
+        Options::default(),
+    )
+    .await
+}
+
 /// [`run`] with [`Options`].
 pub async fn run_with(
     cfg: Config,
     devices: Vec<Device>,
+    key: GatewayKey,
+    stop: watch::Receiver<bool>,
+    options: Options,
+) -> Result<(), RunError> {
+    run_all(cfg, devices, Vec::new(), key, stop, options).await
+}
+
+/// [`run_with`] with devices that push their readings too (P1 meters, MQTT devices, as
+/// [`Config::load_all`] gives them): their readers run beside the poller, which samples them
+/// with the Modbus devices.
+pub async fn run_all(
+    cfg: Config,
+    devices: Vec<Device>,
+    pushed: Vec<PushDevice>,
     key: GatewayKey,
     mut stop: watch::Receiver<bool>,
     options: Options,
@@ -270,11 +302,14 @@ pub async fn run_with(
         options.traffic.clone(),
     )?;
 
+    // the readers of pushing devices stop when this is dropped, at the end of the run
+    let readers = crate::push::start(pushed, &format!("gridshare-gw-{}-local", gateway.0));
     let period = options
         .period
         .unwrap_or(Duration::from_secs(cfg.gateway.telemetry_period_s));
     let poller = Poller {
         samplers: devices.iter().cloned().map(Sampler::new).collect(),
+        pushed: readers.feeds.clone(),
         devices,
         links,
         agent,
@@ -303,6 +338,7 @@ pub async fn run_with(
     // outbox only synchronously, so a message is either wholly in the outbox or not at all.
     poll.abort();
     let _ = poll.await;
+    drop(readers);
     sender.shutdown().await;
     tracing::info!(%gateway, "gateway stopped");
     result

@@ -43,6 +43,8 @@ pub(super) struct Poller {
     /// The devices, in configuration order; `links` and `samplers` follow the same order.
     pub(super) devices: Vec<Device>,
     pub(super) samplers: Vec<Sampler>,
+    /// The devices that push their readings (P1, MQTT), sampled after the Modbus ones.
+    pub(super) pushed: Vec<crate::push::Feed>,
     /// Each device's link, shared by polling, the agent's battery, demand response and checks.
     pub(super) links: Vec<Link>,
     pub(super) agent: Agent,
@@ -143,6 +145,7 @@ impl Poller {
         for (s, link) in self.samplers.iter_mut().zip(self.links.iter_mut()) {
             samples.extend(s.sample(link, at).await);
         }
+        samples.extend(self.pushed.iter().filter_map(|f| f.sample(at)));
         self.grid_w = samples
             .iter()
             .find(|s| s.kind == DeviceKind::GridMeter)
