@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::modbus::{Bus, Endpoint, Link, Parity};
 use crate::profile::{Profile, ProfileError};
+pub use crate::push::PushDeviceConfig;
 use crate::push::{PushDevice, PushProfile, Source};
 
 /// The whole file.
@@ -137,26 +138,6 @@ const fn default_baud() -> u32 {
 
 const fn default_timeout() -> u64 {
     2_000
-}
-
-/// A device that pushes its readings (`source = "p1"` or `"mqtt"`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PushDeviceConfig {
-    /// Name, unique on this gateway (used in telemetry).
-    pub name: String,
-    /// Its profile (relative to the configuration file).
-    pub profile: PathBuf,
-    /// P1: the serial line (e.g. `/dev/ttyUSB0`).
-    pub serial: Option<PathBuf>,
-    /// P1: bits per second (DSMR 5: 115200, the default).
-    pub baud: u32,
-    /// MQTT: the home's broker, `mqtt://[user:password@]host[:port]`.
-    pub broker: Option<String>,
-    /// MQTT: the device's topic, put for `{topic}` in its profile's topics (a Tasmota's
-    /// `tasmota_1A2B3C`, a Shelly's `shellypro3em-…`, a Zigbee2MQTT friendly name).
-    pub topic: Option<String>,
-    /// Not heard from for this long: unreachable.
-    pub stale_after: Duration,
 }
 
 /// The file as written: [`Config`] with every kind of device in `devices`.

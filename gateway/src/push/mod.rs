@@ -20,6 +20,7 @@ pub mod mqtt;
 pub mod p1;
 pub mod profile;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,8 +29,27 @@ use gridshare_domain::{DeviceId, Timestamp, W, Wh};
 use tokio::time::Instant;
 
 pub use self::profile::{PushProfile, Source};
-use crate::config::PushDeviceConfig;
 use crate::profile::Quantity;
+
+/// A device that pushes its readings (`source = "p1"` or `"mqtt"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushDeviceConfig {
+    /// Name, unique on this gateway (used in telemetry).
+    pub name: String,
+    /// Its profile (relative to the configuration file).
+    pub profile: PathBuf,
+    /// P1: the serial line (e.g. `/dev/ttyUSB0`).
+    pub serial: Option<PathBuf>,
+    /// P1: bits per second (DSMR 5: 115200, the default).
+    pub baud: u32,
+    /// MQTT: the home's broker, `mqtt://[user:password@]host[:port]`.
+    pub broker: Option<String>,
+    /// MQTT: the device's topic, put for `{topic}` in its profile's topics (a Tasmota's
+    /// `tasmota_1A2B3C`, a Shelly's `shellypro3em-…`, a Zigbee2MQTT friendly name).
+    pub topic: Option<String>,
+    /// Not heard from for this long: unreachable.
+    pub stale_after: Duration,
+}
 
 /// A pushing device with its profile loaded.
 #[derive(Debug, Clone)]
