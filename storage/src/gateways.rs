@@ -84,8 +84,13 @@ pub async fn save_window(db: &Db, id: GatewayId, w: ReplayWindow) -> Result<()> 
 
 /// Every gateway not revoked, with keys and replay windows, by id.
 pub async fn active(db: &Db) -> Result<Vec<Gateway>> {
+    Ok(all(db).await?.into_iter().filter(|g| g.revoked_at.is_none()).collect())
+}
+
+/// Every gateway ever registered, revoked ones included, by id.
+pub async fn all(db: &Db) -> Result<Vec<Gateway>> {
     let sql = "SELECT id, owner_id, installer_id, public_key, feeder_node, replay_highest, replay_seen, revoked_at \
-               FROM gateways WHERE revoked_at IS NULL ORDER BY id";
+               FROM gateways ORDER BY id";
     query!(db, sql, pool => |q| {
         let rows = q.fetch_all(pool).await?;
         rows.iter()

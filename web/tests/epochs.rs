@@ -131,6 +131,18 @@ async fn epochs_are_public_and_rewards_and_proofs_are_each_homes_own() {
     let (st, none) = call(&s, Method::GET, "/api/v1/epochs/1/proof", Some(&k3), None).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "home 3 has nothing in the root: {none}");
 
+    // the public network page lists the epoch with its root, for anyone
+    let page = request(Method::GET, "/network").send(&s).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text.contains(&r.root[..12]),
+        "the epoch's root is on the network page"
+    );
+    assert!(
+        page.text.contains("/api/v1/epochs/1/report"),
+        "with a link to its report"
+    );
+
     // bad input, named
     let (st, v) = call(&s, Method::GET, "/api/v1/epochs/9/report", None, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");

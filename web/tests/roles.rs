@@ -274,6 +274,8 @@ async fn every_role_meets_every_page() {
         ("/trader", "Traders only", [403, 403, 403, 200, 200, 303]),
         ("/operator", "Grid operators only", [403, 403, 200, 403, 200, 303]),
         ("/installer", "Installers only", [403, 200, 403, 403, 200, 303]),
+        ("/admin", "Admins only", [403, 403, 403, 403, 200, 303]),
+        ("/network", "", [200, 200, 200, 200, 200, 200]),
         (
             "/installer/gateways/11/checks/1",
             "Installers only",
@@ -312,7 +314,7 @@ async fn every_role_meets_every_page() {
             (303, "/installer".to_owned()),
             (303, "/operator".to_owned()),
             (303, "/trader".to_owned()),
-            (404, String::new()),
+            (303, "/admin".to_owned()),
         ]
     );
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 mod common;
 mod home;
 mod installer;
+mod network;
 mod operator;
 mod trader;
 
@@ -18,12 +19,14 @@ pub use home::{
     PreferencesData, TradeRow, check_preferences,
 };
 pub use installer::{CheckData, CheckRow, DeviceRow, GatewayRow, InstallerData};
+pub use network::{AdminData, AdminGatewayRow, EpochRow, NetworkData, ParticipantRow, RulesRow};
 pub use operator::{EventData, EventRow, FeederRow, OperatorData, ReportRow};
 pub use trader::{KeyRow, Level, OrderRow, TraderData};
 
 use common::{ErrorPage, LoginPage};
 use home::HomePage;
 use installer::{CheckPage, InstallerPage};
+use network::{AdminPage, NetworkPage};
 use operator::{EventPage, OperatorPage};
 use trader::TraderPage;
 
@@ -45,6 +48,10 @@ pub enum Page {
     Event(Box<EventData>),
     /// `/installer/gateways/{id}/checks/{check}`.
     Check(Box<CheckData>),
+    /// `/network`: the reward epochs, public.
+    Network(Box<NetworkData>),
+    /// `/admin`.
+    Admin(Box<AdminData>),
     /// Any error.
     Error(ErrorData),
 }
@@ -68,6 +75,8 @@ impl Page {
             Self::Installer(_) => "Gateways · GridShare".into(),
             Self::Event(d) => format!("Event {} · GridShare", d.id),
             Self::Check(d) => format!("Check of gateway {} · GridShare", d.check.gateway),
+            Self::Network(_) => "Network · GridShare".into(),
+            Self::Admin(_) => "Administration · GridShare".into(),
             Self::Error(e) => format!("{} · GridShare", e.title),
         }
     }
@@ -83,6 +92,8 @@ pub fn view(page: Page) -> AnyView {
         Page::Installer(d) => view! { <InstallerPage data=*d/> }.into_any(),
         Page::Event(d) => view! { <EventPage data=*d/> }.into_any(),
         Page::Check(d) => view! { <CheckPage data=*d/> }.into_any(),
+        Page::Network(d) => view! { <NetworkPage data=*d/> }.into_any(),
+        Page::Admin(d) => view! { <AdminPage data=*d/> }.into_any(),
         Page::Error(d) => view! { <ErrorPage data=d/> }.into_any(),
     }
 }

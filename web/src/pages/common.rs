@@ -21,6 +21,8 @@ pub async fn root(State(state): State<AppState>, SignedIn { who, .. }: SignedIn<
         Role::Trader => Redirect::to("/trader").into_response(),
         Role::Operator => Redirect::to("/operator").into_response(),
         Role::Installer => Redirect::to("/installer").into_response(),
+        Role::Admin => Redirect::to("/admin").into_response(),
+        #[allow(unreachable_patterns)] // a role added later gets this page until it has its own
         other => {
             let session = session_of(&state, &who).await;
             error_page(

@@ -7,6 +7,8 @@
 //! - `GET /home/{participant}`: a homeowner's page; another homeowner's is refused with 403;
 //!   `POST /home/{participant}/preferences` sets the home's trading preferences;
 //! - `GET /trader?zone=…&interval=…` and its forms; `GET /operator`, its events and their pages;
+//! - `GET /network` (public: the reward epochs, emission against the cap, the rules) and `GET
+//!   /admin` (participants, installers' homes, gateways, the network);
 //! - `GET /installer`, `POST /installer/gateways` (commission), `POST
 //!   /installer/gateways/{id}/check` and `GET /installer/gateways/{id}/checks/{check}` (a remote
 //!   check and its result).
@@ -19,6 +21,7 @@
 mod common;
 mod home;
 mod installer;
+mod network;
 mod operator;
 mod pkg;
 mod signed_in;
@@ -35,7 +38,7 @@ use crate::AppState;
 use crate::auth::Principal;
 
 pub use pkg::default_pkg_dir;
-pub use signed_in::{Anyone, Homeowner, Installer, Operator, PageRole, SignedIn, Trader};
+pub use signed_in::{Admin, Anyone, Homeowner, Installer, MaybeSignedIn, Operator, PageRole, SignedIn, Trader};
 
 /// A day, ms.
 const DAY_MS: i64 = 86_400_000;
@@ -181,6 +184,8 @@ pub fn router() -> axum::Router<AppState> {
         .route("/trader/orders/{id}/cancel", post(trader::cancel))
         .route("/trader/keys", post(trader::new_key))
         .route("/trader/keys/{id}/revoke", post(trader::revoke_key))
+        .route("/network", get(network::network))
+        .route("/admin", get(network::admin))
         .route("/pkg/{file}", get(pkg::pkg))
 }
 

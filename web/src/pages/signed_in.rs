@@ -43,6 +43,28 @@ pub struct Operator;
 #[derive(Debug)]
 pub struct Installer;
 
+/// The admin's page.
+#[derive(Debug)]
+pub struct Admin;
+
+impl PageRole for Admin {
+    const ROLE: Option<Role> = Some(Role::Admin);
+    const TITLE: &'static str = "Admins only";
+    const MESSAGE: &'static str = "The administration page is for the service's admins.";
+}
+
+/// A visitor who may or may not be signed in (public pages show who is, when someone is).
+#[derive(Debug)]
+pub struct MaybeSignedIn(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeSignedIn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(Principal::from_request_parts(parts, state).await.ok()))
+    }
+}
+
 impl PageRole for Anyone {
     const ROLE: Option<Role> = None;
     const TITLE: &'static str = "";

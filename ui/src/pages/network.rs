@@ -1,0 +1,233 @@
+//! The network's pages: the public page of the reward epochs (what each paid, its root and report,
+//! what has been emitted against the cap, the rules in force) that anyone may audit, and the
+//! admin's page over participants, installers' homes and gateways, with the network below.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use gridshare_domain::Micro;
+
+use super::common::{Header, Session};
+use crate::format::tokens;
+
+/// One epoch, as the network page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochRow {
+    /// Number.
+    pub epoch: u64,
+    /// Start, market time (RFC 3339).
+    pub start: String,
+    /// End.
+    pub end: String,
+    /// The schedule's budget.
+    pub budget: Micro,
+    /// Paid.
+    pub paid: Micro,
+    /// Participants rewarded.
+    pub participants: i64,
+    /// The cumulative Merkle root.
+    pub root: String,
+    /// The transaction that put it on chain, once it is there.
+    pub posted_tx: Option<String>,
+}
+
+/// The rules the latest epoch was computed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesRow {
+    /// Epoch length, minutes of market time.
+    pub epoch_minutes: i64,
+    /// Per kWh of local renewable energy.
+    pub local_renewable_per_kwh: Micro,
+    /// Per kWh of demand-response reduction.
+    pub demand_response_per_kwh: Micro,
+    /// For a gateway up a whole epoch.
+    pub uptime_per_epoch: Micro,
+    /// Uptime threshold, ppm.
+    pub uptime_threshold_ppm: u64,
+    /// Budget of epoch 1.
+    pub initial_budget: Micro,
+    /// Halving period, epochs.
+    pub halving_epochs: u64,
+}
+
+/// The public network page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkData {
+    /// Who is looking, if signed in.
+    pub session: Option<Session>,
+    /// The latest epochs, newest first.
+    pub epochs: Vec<EpochRow>,
+    /// Emitted so far (every account's cumulative total).
+    pub emitted: Micro,
+    /// The cap on all reward tokens.
+    pub cap: Option<Micro>,
+    /// The rules in force.
+    pub rules: Option<RulesRow>,
+    /// Active gateways.
+    pub gateways: u64,
+}
+
+/// A participant, for the admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantRow {
+    /// Id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Its account (own address, or the derived one).
+    pub account: String,
+    /// Feeder node.
+    pub node: Option<u32>,
+    /// The installers who serve it (homes).
+    pub installers: Vec<u64>,
+}
+
+/// A gateway, for the admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminGatewayRow {
+    /// Id.
+    pub id: u64,
+    /// Owner.
+    pub owner: u64,
+    /// Who commissioned it.
+    pub installer: Option<u64>,
+    /// Feeder node.
+    pub node: u32,
+    /// Active, or revoked.
+    pub active: bool,
+}
+
+/// The admin's page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminData {
+    /// Who.
+    pub session: Session,
+    /// Every participant.
+    pub participants: Vec<ParticipantRow>,
+    /// Every gateway.
+    pub gateways: Vec<AdminGatewayRow>,
+    /// The network.
+    pub network: NetworkData,
+}
+
+#[component]
+fn Network(data: NetworkData) -> impl IntoView {
+    let emitted = data.cap.map(|cap| {
+        let share = if cap.0 > 0 {
+            data.emitted.0 as f64 * 100.0 / cap.0 as f64
+        } else {
+            0.0
+        };
+        format!("{} of a cap of {} ({share:.4} %)", tokens(data.emitted), tokens(cap))
+    });
+    view! {
+        <section class="grid">
+            <div class="card" id="emission">
+                <h2>"Emitted"</h2>
+                <p class="big">{tokens(data.emitted)}</p>
+                <p class="small">{emitted.unwrap_or_else(|| "No epoch has ended yet.".into())}</p>
+                <p class="small">{data.gateways} " active gateways"</p>
+            </div>
+            {data.rules.map(|r| view! {
+                <div class="card" id="rules">
+                    <h2>"Rules"</h2>
+                    <p class="small">"An epoch every " {r.epoch_minutes} " minutes of market time."</p>
+                    <p class="small">"Local solar: " {tokens(r.local_renewable_per_kwh)} " per kWh sold to neighbours and metered as exported."</p>
+                    <p class="small">"Demand response: " {tokens(r.demand_response_per_kwh)} " per kWh of verified reduction."</p>
+                    <p class="small">"Uptime: up to " {tokens(r.uptime_per_epoch)} " an epoch above " {format!("{:.1}", r.uptime_threshold_ppm as f64 / 10_000.0)} " % of periods."</p>
+                    <p class="small">"Budget: " {tokens(r.initial_budget)} " in epoch 1, halving every " {r.halving_epochs} " epochs."</p>
+                </div>
+            })}
+        </section>
+        <section class="card" id="epochs">
+            <h2>"Epochs"</h2>
+            <table>
+                <thead>
+                    <tr><th>"Epoch"</th><th>"Market time"</th><th>"Budget"</th><th>"Paid"</th><th>"Homes"</th><th>"Root"</th><th>"On chain"</th></tr>
+                </thead>
+                <tbody>
+                    {data.epochs.into_iter().map(|e| {
+                        let report = format!("/api/v1/epochs/{}/report", e.epoch);
+                        let root = format!("{}…", e.root.chars().take(10).collect::<String>());
+                        view! {
+                            <tr>
+                                <td><a href=report>{e.epoch}</a></td>
+                                <td class="small">{e.start} " – " {e.end}</td>
+                                <td>{tokens(e.budget)}</td>
+                                <td>{tokens(e.paid)}</td>
+                                <td>{e.participants}</td>
+                                <td><code title=e.root.clone()>{root}</code></td>
+                                <td class="small">{match e.posted_tx {
+                                    Some(tx) => format!("✓ {}…", tx.chars().take(10).collect::<String>()),
+                                    None => "posting".into(),
+                                }}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <p class="muted small">"Each report is public; " <code>"gridshare epoch verify report.json"</code> " recomputes it and its root."</p>
+        </section>
+    }
+}
+
+#[component]
+pub(super) fn NetworkPage(data: NetworkData) -> impl IntoView {
+    view! {
+        <Header session=data.session.clone()/>
+        <main>
+            <h1>"The network's rewards"</h1>
+            <Network data=data/>
+        </main>
+    }
+}
+
+#[component]
+pub(super) fn AdminPage(data: AdminData) -> impl IntoView {
+    view! {
+        <Header session=Some(data.session.clone())/>
+        <main>
+            <h1>"Administration"</h1>
+            <section class="card" id="participants">
+                <h2>"Participants"</h2>
+                <table>
+                    <thead><tr><th>"Id"</th><th>"Name"</th><th>"Role"</th><th>"Node"</th><th>"Installers"</th><th>"Account"</th></tr></thead>
+                    <tbody>
+                        {data.participants.into_iter().map(|p| view! {
+                            <tr>
+                                <td>{p.id}</td>
+                                <td>{p.name}</td>
+                                <td>{p.role}</td>
+                                <td>{p.node.map(|n| n.to_string()).unwrap_or_default()}</td>
+                                <td>{p.installers.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")}</td>
+                                <td><code class="small">{p.account}</code></td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+            <section class="card" id="gateways">
+                <h2>"Gateways"</h2>
+                <table>
+                    <thead><tr><th>"Id"</th><th>"Home"</th><th>"Installer"</th><th>"Node"</th><th>"State"</th></tr></thead>
+                    <tbody>
+                        {data.gateways.into_iter().map(|g| view! {
+                            <tr>
+                                <td>{g.id}</td>
+                                <td>{g.owner}</td>
+                                <td>{g.installer.map(|i| i.to_string()).unwrap_or_default()}</td>
+                                <td>{g.node}</td>
+                                <td>{if g.active { "active" } else { "revoked" }}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                <p class="muted small">"Bonds are not shown yet: the staking contract is deployed by a later version."</p>
+            </section>
+            <h2>"Network"</h2>
+            <Network data=data.network/>
+        </main>
+    }
+}

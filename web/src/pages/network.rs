@@ -1,0 +1,128 @@
+//! The network page (`GET /network`, public: the reward epochs anyone may audit) and the admin's
+//! page (`GET /admin`: participants, which installer serves which home, gateways, and the network).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use gridshare_domain::{Micro, Timestamp};
+use gridshare_market::epoch::Report;
+use gridshare_market::epoch::collect::account_of;
+use gridshare_storage::{epochs, gateways, installers, participants};
+use gridshare_ui::Page;
+use gridshare_ui::pages::{AdminData, AdminGatewayRow, EpochRow, NetworkData, ParticipantRow, RulesRow};
+
+use super::{Admin, MaybeSignedIn, SignedIn, html, session_of, session_or_error};
+use crate::AppState;
+
+/// The network's data: the latest epochs, what was emitted against the cap, the rules.
+async fn network_data(state: &AppState) -> Result<NetworkData, crate::ApiError> {
+    let db = state.db()?;
+    let list = epochs::list(db, 30).await?;
+    let latest: Option<Report> = match list.first() {
+        Some(e) => epochs::report(db, e.epoch)
+            .await?
+            .and_then(|json| serde_json::from_str(&json).ok()),
+        None => None,
+    };
+    Ok(NetworkData {
+        session: None,
+        emitted: Micro(list.first().map_or(0, |e| e.cumulative_total)),
+        cap: latest.as_ref().map(|r| Micro(r.params.cap as i64)),
+        rules: latest.as_ref().map(|r| RulesRow {
+            epoch_minutes: r.params.epoch_ms / 60_000,
+            local_renewable_per_kwh: Micro(r.params.local_renewable_per_kwh as i64),
+            demand_response_per_kwh: Micro(r.params.demand_response_per_kwh as i64),
+            uptime_per_epoch: Micro(r.params.uptime_per_epoch as i64),
+            uptime_threshold_ppm: r.params.uptime_threshold_ppm,
+            initial_budget: Micro(r.params.initial_budget as i64),
+            halving_epochs: r.params.halving_epochs,
+        }),
+        gateways: gateways::active(db).await?.len() as u64,
+        epochs: list
+            .into_iter()
+            .map(|e| EpochRow {
+                epoch: e.epoch,
+                start: Timestamp(e.start_ms).to_rfc3339(),
+                end: Timestamp(e.end_ms).to_rfc3339(),
+                budget: Micro(e.budget),
+                paid: Micro(e.paid),
+                participants: e.participants,
+                root: e.root,
+                posted_tx: e.posted_tx,
+            })
+            .collect(),
+    })
+}
+
+/// `GET /network`: public; shows who is signed in when someone is.
+pub async fn network(State(state): State<AppState>, MaybeSignedIn(who): MaybeSignedIn) -> Response {
+    let session = match &who {
+        Some(w) => session_of(&state, w).await,
+        None => None,
+    };
+    match network_data(&state).await {
+        Ok(data) => html(
+            &state,
+            StatusCode::OK,
+            &Page::Network(Box::new(NetworkData { session, ..data })),
+        ),
+        Err(e) => super::not_loaded(&state, session, "The network could not be loaded", &e),
+    }
+}
+
+/// `GET /admin`: participants, installers' homes, gateways, and the network.
+pub async fn admin(State(state): State<AppState>, SignedIn { who, .. }: SignedIn<Admin>) -> Response {
+    let session = match session_or_error(&state, &who).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match admin_data(&state).await {
+        Ok((participants, gateways, network)) => html(
+            &state,
+            StatusCode::OK,
+            &Page::Admin(Box::new(AdminData {
+                session,
+                participants,
+                gateways,
+                network,
+            })),
+        ),
+        Err(e) => super::not_loaded(&state, Some(session), "The administration page could not be loaded", &e),
+    }
+}
+
+async fn admin_data(
+    state: &AppState,
+) -> Result<(Vec<ParticipantRow>, Vec<AdminGatewayRow>, NetworkData), crate::ApiError> {
+    let db = state.db()?;
+    let all = participants::list(db).await?;
+    let mut served: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
+    for p in all.iter().filter(|p| p.role == "installer") {
+        for home in installers::homes_of(db, p.id).await? {
+            served.entry(home.0).or_default().push(p.id.0);
+        }
+    }
+    let rows = all
+        .iter()
+        .map(|p| ParticipantRow {
+            id: p.id.0,
+            name: p.name.clone(),
+            role: p.role.clone(),
+            account: account_of(p.evm_address.as_deref(), p.id),
+            node: p.feeder_node,
+            installers: served.remove(&p.id.0).unwrap_or_default(),
+        })
+        .collect();
+    let gateways = gateways::all(db)
+        .await?
+        .into_iter()
+        .map(|g| AdminGatewayRow {
+            id: g.id.0,
+            owner: g.owner.0,
+            installer: g.installer.map(|i| i.0),
+            node: g.feeder_node.0,
+            active: g.revoked_at.is_none(),
+        })
+        .collect();
+    Ok((rows, gateways, network_data(state).await?))
+}
