@@ -285,11 +285,15 @@ pub async fn last(db: &Db) -> Result<Option<Epoch>> {
     Ok(list(db, 1).await?.into_iter().next())
 }
 
-/// An epoch's report (canonical JSON), if it was computed.
+/// An epoch's report (canonical JSON), if it was computed (an epoch number past what a column
+/// holds never was).
 pub async fn report(db: &Db, epoch: u64) -> Result<Option<String>> {
+    let Ok(epoch) = i64::try_from(epoch) else {
+        return Ok(None);
+    };
     let sql = "SELECT report FROM epochs WHERE epoch = $1";
     query!(db, sql, pool => |q| {
-        let row = q.bind(int(epoch, "epochs.epoch")?).fetch_optional(pool).await?;
+        let row = q.bind(epoch).fetch_optional(pool).await?;
         row.map(|r| r.try_get::<String, _>("report")).transpose().map_err(StorageError::from)
     })
 }

@@ -146,6 +146,17 @@ async fn epochs_are_public_and_rewards_and_proofs_are_each_homes_own() {
     // bad input, named
     let (st, v) = call(&s, Method::GET, "/api/v1/epochs/9/report", None, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    for huge in [
+        "/api/v1/epochs/9223372036854775808/report",
+        "/api/v1/epochs/18446744073709551615/proof",
+    ] {
+        let (st, v) = call(&s, Method::GET, huge, Some(&k1), None).await;
+        assert_eq!(
+            st,
+            StatusCode::NOT_FOUND,
+            "an epoch past any column is simply not computed: {v}"
+        );
+    }
     let (st, v) = call(&s, Method::GET, "/api/v1/epochs?limit=0", None, None).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     assert!(v.to_string().contains("limit"), "{v}");
