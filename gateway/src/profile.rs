@@ -257,6 +257,22 @@ impl Point {
     }
 }
 
+/// A profile file's text, or [`ProfileError::Read`] naming it.
+pub(crate) fn read_profile(path: &Path) -> Result<String, ProfileError> {
+    std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A profile's TOML, parsed (not yet checked), or [`ProfileError::Parse`] naming the file.
+pub(crate) fn parse_profile<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ProfileError> {
+    toml::from_str(text).map_err(|e| ProfileError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
 /// A profile that cannot be used, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -299,19 +315,12 @@ impl Profile {
 
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &read_profile(path)?)
     }
 
     /// Parses and checks profile text; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ProfileError> {
-        let profile: Self = toml::from_str(text).map_err(|e| ProfileError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        let profile: Self = parse_profile(path, text)?;
         profile.check(path)?;
         Ok(profile)
     }

@@ -19,7 +19,7 @@ use gridshare_settlement::onchain::{SubmitError, Submitter, Wallet, view};
 use gridshare_settlement::queue::CrashPoint;
 use gridshare_settlement::rewards::{self, Emission, Poster, RewardContracts, RewardsError, claim_batches, claim_for};
 use gridshare_storage::Db;
-use gridshare_storage::epochs::{self as stored, Epoch};
+use gridshare_storage::epochs as stored;
 use gridshare_testkit::{ANVIL_KEY_0, Anvil};
 
 const EMISSION: Emission = Emission {
@@ -65,20 +65,8 @@ fn inputs(n: u64, previous: &BTreeMap<String, u64>) -> Inputs {
 }
 
 async fn store(db: &Db, r: &Report) {
-    let e = Epoch {
-        epoch: r.epoch,
-        start_ms: r.start_ms,
-        end_ms: r.end_ms,
-        budget: r.budget as i64,
-        paid: r.paid as i64,
-        cumulative_total: r.cumulative_total as i64,
-        participants: r.participants.len() as i64,
-        root: r.root.clone(),
-        report_hash: report::hex32(&r.hash()),
-        computed_at: r.end_ms,
-        posted_tx: None,
-    };
-    stored::insert(db, &e, &r.canonical_json(), &[]).await.unwrap();
+    let row = gridshare_market::epoch::collect::stored(r, r.end_ms);
+    stored::insert(db, &row, &r.canonical_json(), &[]).await.unwrap();
 }
 
 fn leaves(r: &Report) -> Vec<(Address, u64)> {

@@ -187,19 +187,12 @@ pub enum PathError {
 impl PushProfile {
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &crate::profile::read_profile(path)?)
     }
 
     /// Parses and checks profile text; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ProfileError> {
-        let profile: Self = toml::from_str(text).map_err(|e| ProfileError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        let profile: Self = crate::profile::parse_profile(path, text)?;
         profile.check(path)?;
         Ok(profile)
     }

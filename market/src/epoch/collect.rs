@@ -124,8 +124,14 @@ pub async fn compute_and_store(
             cumulative: cumulative.get(p.account.as_str()).copied().unwrap_or(0) as i64,
         })
         .collect();
-    let e = Epoch {
-        epoch: n,
+    epochs::insert(db, &stored(&r, now_ms), &r.canonical_json(), &rewards).await?;
+    Ok(r)
+}
+
+/// The stored row of a report computed at `now_ms` (not posted yet).
+pub fn stored(r: &Report, now_ms: i64) -> Epoch {
+    Epoch {
+        epoch: r.epoch,
         start_ms: r.start_ms,
         end_ms: r.end_ms,
         budget: r.budget as i64,
@@ -136,9 +142,7 @@ pub async fn compute_and_store(
         report_hash: report::hex32(&r.hash()),
         computed_at: now_ms,
         posted_tx: None,
-    };
-    epochs::insert(db, &e, &r.canonical_json(), &rewards).await?;
-    Ok(r)
+    }
 }
 
 /// Computes every epoch that has ended by `now` and is not stored yet, oldest first (an epoch is
