@@ -9,33 +9,19 @@ use gridshare_ui::Page;
 use gridshare_ui::pages::LoginData;
 use serde::Deserialize;
 
-use super::{Anyone, SignedIn, error_page, html, session_of};
+use super::{Anyone, SignedIn, html};
 use crate::auth::Role;
 use crate::guard::ClientAddr;
 use crate::{AppState, account};
 
 /// `GET /`: to the visitor's own page (the login page when not signed in).
-pub async fn root(State(state): State<AppState>, SignedIn { who, .. }: SignedIn<Anyone>) -> Response {
+pub async fn root(SignedIn { who, .. }: SignedIn<Anyone>) -> Response {
     match who.role {
         Role::Homeowner => Redirect::to(&format!("/home/{}", who.participant.0)).into_response(),
         Role::Trader => Redirect::to("/trader").into_response(),
         Role::Operator => Redirect::to("/operator").into_response(),
         Role::Installer => Redirect::to("/installer").into_response(),
         Role::Admin => Redirect::to("/admin").into_response(),
-        #[allow(unreachable_patterns)] // a role added later gets this page until it has its own
-        other => {
-            let session = session_of(&state, &who).await;
-            error_page(
-                &state,
-                session,
-                StatusCode::NOT_FOUND,
-                "No dashboard for this role yet",
-                &format!(
-                    "The {} pages are not built yet. Everything is in the API meanwhile: see /docs.",
-                    other.as_str()
-                ),
-            )
-        }
     }
 }
 
