@@ -3,7 +3,11 @@
 //! on-disk [`Outbox`]; the sender is then woken to send it.
 //!
 //! Sequence numbers (and the agent's client order ids) are counters kept in small files in the
-//! data directory, saved ahead of use so that a crash skips a number but never repeats one.
+//! data directory, reserved ahead of use in blocks of [`Sequence::BLOCK`] and written durably
+//! (file and directory synced) before the first number of a block is used, so that a crash or a
+//! power cut skips numbers but never repeats one. A repeated sequence number with other content
+//! is what the market (and the staking contract) treat as forgery and slash the gateway's bond
+//! for, so this must hold even when the power goes at the worst moment.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,9 +44,15 @@ pub enum SequenceError {
 pub(super) struct Sequence {
     path: PathBuf,
     next: u64,
+    /// Every number below this one may have been used: the file holds it, synced to disk.
+    reserved: u64,
 }
 
 impl Sequence {
+    /// How many numbers are reserved by one durable write: a restart skips what was left of
+    /// the block (fewer than the market's replay window, so nothing is refused for it).
+    pub(super) const BLOCK: u64 = 32;
+
     /// Opens the counter `dir/file`; `outbox_last` is the highest number already in the outbox.
     pub(super) fn open(dir: &Path, file: &str, outbox_last: Option<u64>) -> Result<Self, SequenceError> {
         let path = dir.join(file);
@@ -54,9 +64,11 @@ impl Sequence {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
             Err(source) => return Err(SequenceError::Io { path, source }),
         };
+        let next = saved.max(outbox_last.map_or(1, |s| s + 1));
         Ok(Self {
             path,
-            next: saved.max(outbox_last.map_or(1, |s| s + 1)),
+            next,
+            reserved: next,
         })
     }
 
@@ -65,19 +77,42 @@ impl Sequence {
         self.next
     }
 
-    /// Takes a number, saving the one after it first (a crash skips a number, never repeats one).
+    /// Takes a number; the first of each block is taken only once the block's end is on disk.
     pub(super) fn take(&mut self) -> Result<u64, SequenceError> {
         let n = self.next;
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, (n + 1).to_string())
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|source| SequenceError::Io {
+        if n >= self.reserved {
+            let upto = n.saturating_add(Self::BLOCK);
+            durable_write(&self.path, &upto.to_string()).map_err(|source| SequenceError::Io {
                 path: self.path.clone(),
                 source,
             })?;
+            self.reserved = upto;
+        }
         self.next = n + 1;
         Ok(n)
     }
+}
+
+/// Replaces `path` with `text` so that after a crash or power cut it holds either the old or
+/// the new text: written to a temporary file, synced, renamed over, and the directory synced.
+fn durable_write(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })?
+        .sync_all()?;
+    }
+    Ok(())
 }
 
 /// Why a message could not be put in the outbox.
@@ -150,8 +185,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Sequence::open(dir.path(), "seq", None).unwrap();
         assert_eq!((s.take().unwrap(), s.take().unwrap()), (1, 2));
-        assert_eq!(Sequence::open(dir.path(), "seq", None).unwrap().peek(), 3);
-        assert_eq!(Sequence::open(dir.path(), "seq", Some(9)).unwrap().peek(), 10);
+        // a restart (or a crash: nothing is written after the block's first number) goes on
+        // after the reserved block, never below a number that may have been used
+        let block = Sequence::BLOCK;
+        assert_eq!(Sequence::open(dir.path(), "seq", None).unwrap().peek(), 1 + block);
+        assert_eq!(Sequence::open(dir.path(), "seq", Some(9)).unwrap().peek(), 1 + block);
+        assert_eq!(
+            Sequence::open(dir.path(), "seq", Some(block + 5)).unwrap().peek(),
+            block + 6
+        );
+        // a whole block and one more: the second block is reserved before its first number
+        for want in 3..=block + 1 {
+            assert_eq!(s.take().unwrap(), want);
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("seq")).unwrap(),
+            (1 + 2 * block).to_string()
+        );
+        assert_eq!(Sequence::open(dir.path(), "seq", None).unwrap().peek(), 1 + 2 * block);
         std::fs::write(dir.path().join("seq"), "x").unwrap();
         let err = Sequence::open(dir.path(), "seq", None).unwrap_err().to_string();
         assert!(err.ends_with("seq: not a sequence number"), "{err}");
