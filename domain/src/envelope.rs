@@ -167,6 +167,49 @@ impl SignedEnvelope {
     }
 }
 
+/// Two envelopes signed by one gateway with one sequence number and different content: proof
+/// that the gateway, or whoever holds its key, forged data. The staking contract accepts exactly
+/// such a pair (recovering both signers with `ecrecover`) and slashes the gateway's bond.
+///
+/// Presence envelopes are never evidence: every connection seals a new `online` and a new last
+/// will with the two reserved sequence numbers ([`crate::wire::Presence::ONLINE_SEQ`] and
+/// [`crate::wire::Presence::OFFLINE_SEQ`]), so two different ones are normal; the contract refuses
+/// them too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Equivocation {
+    /// The envelope accepted first.
+    pub first: SignedEnvelope,
+    /// The conflicting one.
+    pub second: SignedEnvelope,
+}
+
+impl Equivocation {
+    /// The pair, when it proves equivocation: same gateway, same sequence number (not a presence
+    /// one), different digests. The signatures must have been checked against the gateway's key
+    /// by the caller.
+    pub fn of(first: SignedEnvelope, second: SignedEnvelope) -> Option<Self> {
+        let slot = first.gateway == second.gateway && first.seq == second.seq;
+        let presence = first.seq >= crate::wire::Presence::ONLINE_SEQ;
+        (slot && !presence && first.signing_digest() != second.signing_digest()).then_some(Self { first, second })
+    }
+
+    /// The key the staking contract records the proof under: keccak256 of the two digests, the
+    /// lower first, so that the pair in either order is the same evidence.
+    pub fn evidence(&self) -> [u8; 32] {
+        let (a, b) = (self.first.signing_digest(), self.second.signing_digest());
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let mut both = [0u8; 64];
+        both[..32].copy_from_slice(&lo);
+        both[32..].copy_from_slice(&hi);
+        keccak256(&both)
+    }
+
+    /// [`Self::evidence`] as `0x` and 64 hex digits.
+    pub fn evidence_hex(&self) -> String {
+        format!("0x{}", hex::encode(self.evidence()))
+    }
+}
+
 fn digest(gateway: GatewayId, seq: u64, ts: Timestamp, payload: &[u8]) -> [u8; 32] {
     let mut h = Keccak256::new();
     h.update(DOMAIN);

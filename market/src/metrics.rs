@@ -70,6 +70,9 @@ pub struct Metrics {
     pub gate_closures: Counter,
     /// WebSocket clients dropped for being too slow.
     pub ws_dropped: Counter,
+    /// Proofs of equivocation found (a gateway signed two different envelopes with one
+    /// sequence number; it is stopped and its bond slashed).
+    pub equivocations: Counter,
     /// Settlement batches, by how a step ended for them.
     pub batches: Family<BatchLabels, Counter>,
     /// Commands waiting for the engine (sampled at each command).
@@ -99,6 +102,11 @@ impl Metrics {
             traded_wh: registered(&mut r, "traded_wh", "Energy traded, Wh"),
             gate_closures: registered(&mut r, "gate_closures", "Books closed by their gate-closure auction"),
             ws_dropped: registered(&mut r, "ws_dropped", "WebSocket clients dropped as too slow"),
+            equivocations: registered(
+                &mut r,
+                "equivocations",
+                "Proofs of equivocation found: gateways that signed two different envelopes with one sequence number",
+            ),
             batches: registered(&mut r, "settlement_batches", "Settlement batches by outcome"),
             engine_queue: registered(&mut r, "engine_queue", "Commands waiting for the engine"),
             http_requests: registered(&mut r, "http_requests", "HTTP requests answered"),

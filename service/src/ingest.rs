@@ -11,7 +11,7 @@
 //! to its prefix: a message signed by gateway A and published under B's topic
 //! is a replay or a misconfiguration, and either must be visible.
 
-use gridshare_domain::envelope::{Checked, Checker, EnvelopeError, Verifier};
+use gridshare_domain::envelope::{Checked, Checker, EnvelopeError, ReplayWindow, SignedEnvelope, Verifier};
 use gridshare_domain::ids::GatewayId;
 use gridshare_domain::interval::Timestamp;
 use gridshare_domain::topics::{self, Channel};
@@ -95,6 +95,18 @@ pub enum IngestError {
         /// Channel suffix.
         channel: &'static str,
     },
+    /// A second, different envelope signed by the gateway with a sequence number it used
+    /// before (within its replay window): proof of forgery (issue 22). The first is kept by the
+    /// caller (the envelope log); this carries the second.
+    #[error("gateway {gateway} signed two different envelopes with sequence {seq}")]
+    Equivocation {
+        /// The gateway.
+        gateway: GatewayId,
+        /// The sequence number both carry.
+        seq: u64,
+        /// The second envelope.
+        second: Box<SignedEnvelope>,
+    },
     /// A signed presence no newer than one taken before (a replayed or reordered status).
     #[error("a status of {gateway} no newer than the one taken (sealed at {ts} ms, sequence {seq})")]
     OldStatus {
@@ -116,6 +128,7 @@ impl IngestError {
             Self::Envelope(e) => e.reason(),
             Self::WrongChannel { .. } => "wrong_channel",
             Self::OldStatus { .. } => "old_status",
+            Self::Equivocation { .. } => "equivocation",
         }
     }
 }
@@ -130,6 +143,10 @@ pub struct Ingest {
     verifier: Verifier,
     /// The newest presence taken per gateway, as (timestamp, sequence number).
     presence: std::collections::HashMap<GatewayId, (i64, u64)>,
+    /// Per gateway, the digests of the envelopes accepted within its replay window (sequence
+    /// number, digest), to tell a message sent again (same digest: refused as replayed) from a
+    /// forged one (another digest: [`IngestError::Equivocation`]).
+    recent: std::collections::HashMap<GatewayId, Vec<(u64, [u8; 32])>>,
 }
 
 /// The stateless half of [`Ingest`]: topic, envelope, signature, time and payload.
@@ -184,7 +201,23 @@ impl Ingest {
         Self {
             verifier,
             presence: std::collections::HashMap::new(),
+            recent: std::collections::HashMap::new(),
         }
+    }
+
+    /// Notes that `gateway`'s envelope `seq` with `digest` was accepted (done by
+    /// [`Self::accept`]; at start-up, from the envelope log).
+    pub fn remember(&mut self, gateway: GatewayId, seq: u64, digest: [u8; 32]) {
+        let highest = self.verifier.window(gateway).map_or(seq, |w| w.highest.max(seq));
+        let kept = self.recent.entry(gateway).or_default();
+        kept.retain(|&(s, _)| s != seq && s + ReplayWindow::WIDTH > highest);
+        kept.push((seq, digest));
+    }
+
+    /// Forgets what was remembered of a gateway (revoked).
+    pub fn forget(&mut self, gateway: GatewayId) {
+        self.recent.remove(&gateway);
+        self.verifier.revoke(gateway);
     }
 
     /// The verifier, to register or revoke gateways and persist replay windows.
@@ -205,8 +238,25 @@ impl Ingest {
             Staged::Status(checked) => return self.accept_status(&checked),
             Staged::Signed { checked, .. } => checked,
         };
+        let (gateway, seq) = (checked.envelope.gateway, checked.envelope.seq);
+        if let Some(w) = self.verifier.window(gateway)
+            && matches!(w.check(gateway, seq), Err(EnvelopeError::Replayed { .. }))
+        {
+            let digest = checked.envelope.signing_digest();
+            let first = self
+                .recent
+                .get(&gateway)
+                .and_then(|r| r.iter().find(|(s, _)| *s == seq));
+            if first.is_some_and(|(_, d)| *d != digest) {
+                return Err(IngestError::Equivocation {
+                    gateway,
+                    seq,
+                    second: Box::new(checked.envelope),
+                });
+            }
+        }
         let (env, msg) = self.verifier.accept(checked)?;
-        let gateway = env.gateway;
+        self.remember(gateway, seq, env.signing_digest());
         match msg {
             Message::Telemetry(t) => Ok(Inbound::Telemetry {
                 gateway,
@@ -380,6 +430,75 @@ mod tests {
         let topic = topics::topic(GatewayId(5), Channel::Telemetry);
         let got = ingest.handle(&topic, &sealed(&key, 5, 1, &telemetry()), NOW).unwrap();
         assert!(matches!(got, Inbound::Telemetry { gateway: GatewayId(5), seq: 1, ref samples } if samples.len() == 1));
+    }
+
+    #[test]
+    fn a_second_different_envelope_with_a_used_sequence_number_is_equivocation() {
+        let (key, mut ingest) = setup();
+        let topic = topics::topic(GatewayId(5), Channel::Telemetry);
+        let first = sealed(&key, 5, 7, &telemetry());
+        ingest.handle(&topic, &first, NOW).unwrap();
+        // the same envelope again (sent again for want of a receipt): a replay, nothing more
+        let again = ingest.handle(&topic, &first, NOW).unwrap_err();
+        assert_eq!(again.reason(), "replayed");
+        // the same sequence number, other content, same key: forgery
+        let mut other = telemetry();
+        if let Message::Telemetry(t) = &mut other {
+            t.samples[0].power_w = Some(W(-4_000));
+        }
+        let forged = sealed(&key, 5, 7, &other);
+        let err = ingest.handle(&topic, &forged, NOW).unwrap_err();
+        assert_eq!(err.reason(), "equivocation");
+        let IngestError::Equivocation { gateway, seq, second } = err else {
+            unreachable!()
+        };
+        assert_eq!((gateway, seq), (GatewayId(5), 7));
+        let first: gridshare_domain::envelope::SignedEnvelope = serde_json::from_slice(&first).unwrap();
+        let proof = gridshare_domain::envelope::Equivocation::of(first.clone(), *second.clone()).unwrap();
+        // the evidence is the same whichever envelope came first
+        let swapped = gridshare_domain::envelope::Equivocation::of(*second, first).unwrap();
+        assert_eq!(proof.evidence(), swapped.evidence());
+        // another key cannot frame the gateway: its envelope fails the signature check first
+        let stranger = GatewayKey::from_bytes(&[8u8; 32]).unwrap();
+        let framed = ingest
+            .handle(&topic, &sealed(&stranger, 5, 7, &other), NOW)
+            .unwrap_err();
+        assert_eq!(framed.reason(), "bad_signature");
+        // a sequence number not seen before is simply taken, and after a restart the digests
+        // come back from the log
+        assert!(ingest.handle(&topic, &sealed(&key, 5, 8, &telemetry()), NOW).is_ok());
+        let (_, mut restarted) = setup();
+        restarted
+            .verifier_mut()
+            .restore_window(GatewayId(5), ReplayWindow { highest: 8, seen: 0b11 });
+        restarted.remember(GatewayId(5), 7, proof.first.signing_digest());
+        assert_eq!(
+            restarted.handle(&topic, &forged, NOW).unwrap_err().reason(),
+            "equivocation"
+        );
+    }
+
+    #[test]
+    fn presence_is_never_evidence() {
+        let (key, mut ingest) = setup();
+        let topic = topics::topic(GatewayId(5), Channel::Status);
+        let online = |at: i64| {
+            let env = key
+                .seal(
+                    GatewayId(5),
+                    gridshare_domain::wire::Presence::ONLINE_SEQ,
+                    Timestamp(NOW.0 + at),
+                    &Message::Status(gridshare_domain::wire::Presence { online: true }),
+                )
+                .unwrap();
+            serde_json::to_vec(&env).unwrap()
+        };
+        // every connection seals a new `online` with the same reserved number
+        assert!(ingest.handle(&topic, &online(0), NOW).is_ok());
+        assert!(ingest.handle(&topic, &online(1_000), NOW).is_ok());
+        let a: gridshare_domain::envelope::SignedEnvelope = serde_json::from_slice(&online(0)).unwrap();
+        let b: gridshare_domain::envelope::SignedEnvelope = serde_json::from_slice(&online(1_000)).unwrap();
+        assert!(gridshare_domain::envelope::Equivocation::of(a, b).is_none());
     }
 
     #[test]

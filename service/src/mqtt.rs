@@ -45,7 +45,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridshare_domain::envelope::SignedEnvelope;
+use gridshare_domain::envelope::{Equivocation, SignedEnvelope};
 use gridshare_domain::envelope::{FreshnessPolicy, MarketKey, Verifier};
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::{Fill, Message, OrderAck, Stored};
@@ -53,6 +53,7 @@ use gridshare_domain::{GatewayId, OrderId, ParticipantId, Wh};
 use gridshare_market::{Downlink, Live, Market, Metrics, NewOrder};
 use gridshare_matching_engine::{Command, Event};
 use gridshare_storage::Db;
+use gridshare_storage::evidence::{self, LoggedEnvelope};
 use gridshare_storage::gateways;
 use gridshare_storage::readings::{self, Reading};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
@@ -92,6 +93,8 @@ struct State {
     /// The market's id → (gateway, its order id), to route fills.
     by_market_id: HashMap<OrderId, (GatewayId, OrderId)>,
     buffer: Vec<Reading>,
+    /// The envelopes accepted since the last commit, kept with it (the evidence log).
+    logged: Vec<LoggedEnvelope>,
     /// Messages handled whose receipt waits for the next commit (the telemetry in `buffer`, and
     /// what came after it).
     uncommitted: Vec<(GatewayId, u64)>,
@@ -124,6 +127,64 @@ async fn load_gateways(
         }
     }
     Ok(new)
+}
+
+/// Remembers the digests of the envelopes each gateway had accepted within its replay window
+/// (the evidence log), so that a conflicting envelope is recognised across a restart.
+async fn load_recent(db: &Db, ingest: &mut Ingest) -> Result<(), String> {
+    let logged = evidence::logged(db)
+        .await
+        .map_err(|e| format!("loading the envelope log: {e}"))?;
+    for e in logged {
+        match serde_json::from_str::<SignedEnvelope>(&e.json) {
+            Ok(env) => ingest.remember(e.gateway, e.seq, env.signing_digest()),
+            Err(err) => {
+                tracing::warn!(gateway = %e.gateway, seq = e.seq, error = %err, "an unreadable envelope in the log")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A gateway signed two different envelopes with one sequence number: the proof is stored with
+/// both envelopes as received and the gateway revoked (one transaction), and nothing more is
+/// taken from it; the settlement task takes the proof on chain (`crate::slashing`).
+async fn equivocated(st: &mut State, second: SignedEnvelope, raw: &[u8]) {
+    let (gateway, seq) = (second.gateway, second.seq);
+    let first = match st.logged.iter().rev().find(|e| e.gateway == gateway && e.seq == seq) {
+        Some(e) => Some(e.json.clone()),
+        None => evidence::logged_one(&st.db, gateway, seq).await.unwrap_or_else(|e| {
+            tracing::warn!(%gateway, seq, error = %e, "reading the envelope log");
+            None
+        }),
+    };
+    let Some(first_json) = first else {
+        tracing::warn!(%gateway, seq, "a conflicting envelope whose first is no longer kept; refused as replayed");
+        return;
+    };
+    let Some(proof) = serde_json::from_str::<SignedEnvelope>(&first_json)
+        .ok()
+        .and_then(|first| Equivocation::of(first, second))
+    else {
+        return;
+    };
+    let evidence = proof.evidence_hex();
+    let second_json = String::from_utf8_lossy(raw);
+    let now = st.market.clock().now();
+    match evidence::record(&st.db, gateway, seq, &evidence, &first_json, &second_json, now).await {
+        Ok(new) => {
+            st.ingest.forget(gateway);
+            st.owners.remove(&gateway);
+            st.checker = st.ingest.checker();
+            if new {
+                st.metrics.equivocations.inc();
+                tracing::error!(%gateway, seq, %evidence, "equivocation: the gateway signed two different envelopes with one sequence number; it is stopped and its bond will be slashed");
+            }
+        }
+        Err(e) => {
+            tracing::error!(%gateway, seq, %evidence, error = %e, "storing proof of equivocation failed; the next conflicting envelope tries again")
+        }
+    }
 }
 
 /// Publishes (retained) each home's stored preferences to those of `gateways` that belong to it.
@@ -269,6 +330,7 @@ pub async fn run(
         client_ids: HashMap::new(),
         by_market_id: HashMap::new(),
         buffer: Vec::new(),
+        logged: Vec::new(),
         uncommitted: Vec::new(),
         receipts: BTreeMap::new(),
         live,
@@ -276,6 +338,7 @@ pub async fn run(
         sealer: Sealer::new(market_key),
     };
     load_gateways(&st.db, &mut st.ingest, &mut st.owners).await?;
+    load_recent(&st.db, &mut st.ingest).await?;
     st.checker = st.ingest.checker();
     for (gateway, client_id, id) in gridshare_storage::orders::open_client_ids(&st.db)
         .await
@@ -463,6 +526,11 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
     let before = sender.and_then(|g| st.ingest.verifier_mut().window(g));
     let inbound = match staged.and_then(|s| st.ingest.accept(s)) {
         Ok(i) => i,
+        Err(IngestError::Equivocation { second, .. }) => {
+            st.metrics.reject("equivocation");
+            equivocated(st, *second, &p.payload).await;
+            return;
+        }
         Err(e) => {
             st.metrics.reject(e.reason());
             tracing::debug!(topic = %p.topic, error = %e, "gateway message rejected");
@@ -495,10 +563,20 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
         // telemetry that came before is committed first: the window saved here covers its
         // sequence numbers too, which must not be stored as seen without their readings
         flush_buffer(st).await;
-        let saved = match st.ingest.verifier_mut().window(g) {
-            None => Ok(()),
-            Some(_) if !st.buffer.is_empty() => Err("the telemetry before it is not stored yet".to_owned()),
-            Some(w) => gateways::save_window(&st.db, g, w).await.map_err(|e| e.to_string()),
+        let saved = match (st.ingest.verifier_mut().window(g), message) {
+            (None, _) | (_, None) => Ok(()),
+            _ if !st.buffer.is_empty() => Err("the telemetry before it is not stored yet".to_owned()),
+            (Some(w), Some((_, seq))) => {
+                let logged = LoggedEnvelope {
+                    gateway: g,
+                    seq,
+                    json: String::from_utf8_lossy(&p.payload).into_owned(),
+                };
+                readings::insert_batch_with_windows(&st.db, &[], &[(g, w)], &[logged])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
         };
         if let Err(e) = saved {
             // not durable, so not acted on: the sequence is put back and the publish left
@@ -526,6 +604,11 @@ async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result
                 .extend(samples.into_iter().map(|sample| Reading { gateway, seq, sample }));
             st.touched.push(gateway);
             st.uncommitted.push((gateway, seq));
+            st.logged.push(LoggedEnvelope {
+                gateway,
+                seq,
+                json: String::from_utf8_lossy(&p.payload).into_owned(),
+            });
         }
         Inbound::Order { gateway, order } => {
             st.metrics.messages_in.get_or_create(&kind("order")).inc();
@@ -727,7 +810,7 @@ fn kind(k: &str) -> gridshare_market::metrics::KindLabels {
 /// transaction; then everything handled so far is durable and due a receipt. On a database
 /// error everything stays buffered (and unreceipted) for the next try.
 async fn flush_buffer(st: &mut State) {
-    if st.buffer.is_empty() {
+    if st.buffer.is_empty() && st.logged.is_empty() {
         for (g, seq) in st.uncommitted.drain(..) {
             st.receipts.entry(g).or_default().push(seq);
         }
@@ -740,12 +823,13 @@ async fn flush_buffer(st: &mut State) {
         .iter()
         .filter_map(|&g| st.ingest.verifier_mut().window(g).map(|w| (g, w)))
         .collect();
-    if let Err(e) = readings::insert_batch_with_windows(&st.db, &st.buffer, &windows).await {
+    if let Err(e) = readings::insert_batch_with_windows(&st.db, &st.buffer, &windows, &st.logged).await {
         tracing::warn!(error = %e, rows = st.buffer.len(), "storing telemetry failed; will retry");
         return;
     }
     st.touched.clear();
     st.buffer.clear();
+    st.logged.clear();
     for (g, seq) in st.uncommitted.drain(..) {
         st.receipts.entry(g).or_default().push(seq);
     }

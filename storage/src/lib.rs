@@ -18,6 +18,7 @@ pub mod db;
 pub mod dr;
 pub mod epochs;
 pub mod error;
+pub mod evidence;
 pub mod gateways;
 pub mod installers;
 pub mod market;

@@ -99,7 +99,7 @@ fn sqlite_insert(rows: usize) -> String {
 
 /// Store a batch of readings in one transaction; returns how many were new.
 pub async fn insert_batch(db: &Db, rows: &[Reading]) -> Result<u64> {
-    insert_batch_with_windows(db, rows, &[]).await
+    insert_batch_with_windows(db, rows, &[], &[]).await
 }
 
 /// The replay windows' update, in the transaction of a batch.
@@ -123,15 +123,20 @@ macro_rules! save_windows {
 
 /// [`insert_batch`], saving in the same transaction the replay windows of the gateways the
 /// readings came from: a crash leaves both stored or neither, so a sequence number is never
-/// stored as seen without its readings, nor readings without their sequence number.
+/// stored as seen without its readings, nor readings without their sequence number. The
+/// envelopes accepted (`envelopes`, any kind, not only telemetry) are kept in the same
+/// transaction, and those that fell out of the saved windows are forgotten
+/// ([`crate::evidence`]): a sequence number is never stored as seen without its envelope.
 pub async fn insert_batch_with_windows(
     db: &Db,
     rows: &[Reading],
     windows: &[(GatewayId, gridshare_domain::envelope::ReplayWindow)],
+    envelopes: &[crate::evidence::LoggedEnvelope],
 ) -> Result<u64> {
-    if rows.is_empty() && windows.is_empty() {
+    if rows.is_empty() && windows.is_empty() && envelopes.is_empty() {
         return Ok(0);
     }
+    let highest: Vec<(GatewayId, u64)> = windows.iter().map(|&(g, w)| (g, w.highest)).collect();
     match db {
         Db::Sqlite(pool) => {
             let mut tx = pool.begin().await?;
@@ -144,6 +149,7 @@ pub async fn insert_batch_with_windows(
                 new += q.execute(&mut *tx).await?.rows_affected();
             }
             save_windows!(tx, windows);
+            crate::evidence::log_sqlite(&mut tx, &highest, envelopes).await?;
             tx.commit().await?;
             Ok(new)
         }
@@ -180,6 +186,11 @@ pub async fn insert_batch_with_windows(
             }
             let mut tx = pool.begin().await?;
             save_windows!(tx, windows);
+            crate::evidence::log_postgres(&mut tx, &highest, envelopes).await?;
+            if rows.is_empty() {
+                tx.commit().await?;
+                return Ok(0);
+            }
             let done = sqlx::query(PG_UNNEST)
                 .bind(gw)
                 .bind(seq)

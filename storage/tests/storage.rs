@@ -208,14 +208,14 @@ async fn readings_and_their_replay_window_are_stored_together() {
         let (_, gw, _) = home_with_gateway(db, 1).await;
         let window = |highest| ReplayWindow { highest, seen: 1 };
         let good: Vec<Reading> = (1..=3).map(|i| reading(gw, i, NOW.0 + i as i64, 1, 1)).collect();
-        readings::insert_batch_with_windows(db, &good, &[(gw, window(3))])
+        readings::insert_batch_with_windows(db, &good, &[(gw, window(3))], &[])
             .await
             .unwrap();
         assert_eq!(gateways::active(db).await.unwrap()[0].window, window(3), "{}", t.name);
         let mut bad: Vec<Reading> = (4..=6).map(|i| reading(gw, i, NOW.0 + i as i64, 1, 1)).collect();
         bad.push(reading(GatewayId(77), 1, NOW.0, 1, 1));
         assert!(
-            readings::insert_batch_with_windows(db, &bad, &[(gw, window(6))])
+            readings::insert_batch_with_windows(db, &bad, &[(gw, window(6))], &[])
                 .await
                 .is_err()
         );
