@@ -8,7 +8,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const names = ['SettlementToken', 'EnergySettlementVault', 'GatewayRegistry', 'RewardToken', 'RewardDistributor', 'GatewayStaking'];
+// TimelockController is OpenZeppelin's, unchanged: exported so the service can deploy it.
+const names = [
+  'SettlementToken', 'EnergySettlementVault', 'GatewayRegistry', 'RewardToken', 'RewardDistributor', 'GatewayStaking',
+  'GridParameters', 'GridGovernor', 'TimelockController', 'RewardRedeemer',
+];
 const check = process.argv.includes('--check');
 let stale = 0;
 fs.mkdirSync(path.join(root, 'artifacts'), { recursive: true });
