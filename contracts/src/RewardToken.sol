@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {ERC20Capped} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Capped.sol";
+import {ERC20Burnable} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Burnable.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
 /// @title RewardToken
@@ -15,10 +16,16 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 /// `MINTER_ROLE` mints; in GridShare that is the `RewardDistributor` alone, which mints each
 /// epoch's new rewards to itself (bounded by the epoch budget) and pays them out on claims.
 ///
+/// Burning. Any holder may burn its own tokens (`burn`) or tokens it has an allowance for
+/// (`burnFrom`), OpenZeppelin's `ERC20Burnable`: the total supply goes down. `GatewayStaking`
+/// burns most of a slashed bond this way. The cap bounds the supply in circulation, so burnt
+/// tokens could in principle be minted again; the distributor never does (it only mints the
+/// growth of its cumulative total, bounded by the epoch budgets).
+///
 /// Governance voting (ERC20Votes) is a later issue: the cap is at most 2^208 - 1, the largest
 /// supply ERC20Votes can checkpoint, so the extension can be added without changing the cap
 /// rule (both extensions override `_update`).
-contract RewardToken is ERC20Capped, AccessControl {
+contract RewardToken is ERC20Capped, ERC20Burnable, AccessControl {
     /// @notice The role allowed to mint (granted by the admin to the distributor).
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
 
@@ -47,5 +54,10 @@ contract RewardToken is ERC20Capped, AccessControl {
     /// @notice Mint `amount` to `to`; reverts with `ERC20ExceededCap` past the cap.
     function mint(address to, uint256 amount) external onlyRole(MINTER_ROLE) {
         _mint(to, amount);
+    }
+
+    /// The cap check of `ERC20Capped` on every mint (burns and transfers pass through).
+    function _update(address from, address to, uint256 value) internal override(ERC20, ERC20Capped) {
+        super._update(from, to, value);
     }
 }
