@@ -8,6 +8,13 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 ///         to the account of the home's owner. An installer commissions a gateway; an installer
 ///         or an admin revokes it. Rewards are only paid for telemetry signed by an active gateway.
 ///
+/// Misbehaviour. `SLASHER_ROLE` may revoke any active gateway (`revokeForMisbehaviour`): it is
+/// held by `GatewayStaking`, which revokes a key once it has proved the key equivocated (two
+/// different envelopes signed for one sequence number). The deployment grants the role to the
+/// staking contract (`grantRole(SLASHER_ROLE, staking)` by the admin); without it, slashing
+/// reverts with OpenZeppelin's `AccessControlUnauthorizedAccount`. A revocation is final either
+/// way (keys are never reused).
+///
 /// Reading all gateways: every key ever commissioned is kept in commissioning order, so a
 /// mirror reads `gatewayCount()` and then pages of `listGateways(start, count)` (keys with
 /// their records, revoked ones included) in a few calls, and follows `GatewayCommissioned` /
@@ -15,6 +22,8 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 contract GatewayRegistry is AccessControl {
     /// @notice The role allowed to commission gateways.
     bytes32 public constant INSTALLER_ROLE = keccak256("INSTALLER_ROLE");
+    /// @notice The role allowed to revoke any gateway for misbehaviour (the staking contract).
+    bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
 
     struct Gateway {
         address owner; // the homeowner's account
@@ -29,7 +38,7 @@ contract GatewayRegistry is AccessControl {
 
     /// @notice `gatewayKey` was commissioned for `owner` by `installer` at `site`.
     event GatewayCommissioned(address indexed gatewayKey, address indexed owner, address indexed installer, bytes32 site);
-    /// @notice `gatewayKey` was revoked by `by`.
+    /// @notice `gatewayKey` was revoked by `by` (its installer, an admin, or a slasher).
     event GatewayRevoked(address indexed gatewayKey, address indexed by);
 
     /// @notice A zero address where a key or account is required.
@@ -64,13 +73,26 @@ contract GatewayRegistry is AccessControl {
 
     /// @notice Revoke a gateway: by the installer who commissioned it, or by an admin.
     function revoke(address gatewayKey) external {
-        Gateway storage g = _gateways[gatewayKey];
-        if (g.commissionedAt == 0 || g.revokedAt != 0) revert NotActive(gatewayKey);
+        Gateway storage g = _activeGateway(gatewayKey);
         if (g.installer != msg.sender && !hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) {
             revert NotInstallerOfGateway(gatewayKey, msg.sender);
         }
         g.revokedAt = uint64(block.timestamp);
         emit GatewayRevoked(gatewayKey, msg.sender);
+    }
+
+    /// @notice Revoke a gateway that misbehaved (the staking contract, after a proof of
+    ///         equivocation); reverts with `NotActive` for an unknown or revoked key.
+    function revokeForMisbehaviour(address gatewayKey) external onlyRole(SLASHER_ROLE) {
+        Gateway storage g = _activeGateway(gatewayKey);
+        g.revokedAt = uint64(block.timestamp);
+        emit GatewayRevoked(gatewayKey, msg.sender);
+    }
+
+    /// The record of an active gateway; reverts with `NotActive` otherwise.
+    function _activeGateway(address gatewayKey) private view returns (Gateway storage g) {
+        g = _gateways[gatewayKey];
+        if (g.commissionedAt == 0 || g.revokedAt != 0) revert NotActive(gatewayKey);
     }
 
     /// @notice The record of `gatewayKey` (all zero for an unknown key).

@@ -5,6 +5,8 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {ERC20Burnable} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Burnable.sol";
 import {GatewayRegistry} from "./GatewayRegistry.sol";
 
 /// @title GatewayStaking
@@ -29,7 +31,32 @@ import {GatewayRegistry} from "./GatewayRegistry.sol";
 ///   while funds are cooling down adds to them and restarts the cool-down for all of them.
 ///   `cooldownSeconds` is set by the admin; the service sets it to N epochs x the epoch length.
 ///   A change applies to later requests only.
-/// * Funds in cool-down remain slashable.
+/// * Funds in cool-down remain slashable (while the gateway's key is active).
+///
+/// Slashing for equivocation. A gateway signs every envelope it sends over
+/// `keccak256("GridShare envelope v1\0" ‖ gateway u64 BE ‖ seq u64 BE ‖ ts i64 BE ‖ payload)`
+/// (`envelopeDigest`; the Rust `domain::envelope` digest, NUL byte included) with its key, whose
+/// address is its key in the registry; the signature is r ‖ s ‖ v (65 bytes, v 27 or 28, low s,
+/// no eth_sign prefix). Two envelopes for the same gateway id and sequence number with different
+/// digests, both signed by the same active key, prove that the key equivocated. Anyone may send
+/// such a pair to `slashEquivocation`; it is refused when the two are not for the same slot
+/// (`NotSameSlot`), have the same digest (`SameContent`), a signature is malformed, malleable
+/// (high s) or does not recover (`BadSignature(0)` for the first, `BadSignature(1)` for the
+/// second), the signers differ (`DifferentSigners`), the same two digests, in either order, were
+/// used before (`EvidenceUsed`), or the signer is not active in the registry (`GatewayNotActive`:
+/// an unknown key, or one already revoked, by slashing or by its installer). Otherwise:
+/// * the signer key's bond, active and in cool-down alike, loses `slashBurnBps + slashReporterBps`
+///   (`_slash`: every bonder loses the same share); of what is taken, the reporter (the caller)
+///   receives `taken × slashReporterBps / (slashBurnBps + slashReporterBps)` (rounded down) and
+///   the rest is burnt (the token's total supply goes down); what is not taken stays with the
+///   bonders, who unbond and withdraw it as usual. Nothing stays in this contract.
+/// * the key is revoked in the registry (`revokeForMisbehaviour`: this contract must hold the
+///   registry's `SLASHER_ROLE`, granted at deployment), so it earns nothing more, takes no new
+///   bond and cannot be slashed twice. A key with no bond is revoked all the same (nothing is
+///   burnt or paid).
+/// The shares are set by the admin (`setSlashShares`, sum at most 10,000 basis points);
+/// defaults: 9,000 burnt, 1,000 to the reporter (the whole bond is taken). The bonded token must
+/// be burnable (`ERC20Burnable`, as `RewardToken` is).
 ///
 /// Accounting. Each gateway has two pools, active and cool-down; a bonder holds shares of each.
 /// A share's value is `pool amount / pool shares` (with a virtual share and unit, so an empty
@@ -38,10 +65,19 @@ import {GatewayRegistry} from "./GatewayRegistry.sol";
 /// the price and rounding never lifts it above one), so any non-zero amount buys at least one
 /// share. Slashing a
 /// gateway is therefore a proportional cut of its two pool amounts (`_slash`), with no loop
-/// over bonders. There is no external slashing entry point yet: the next issue adds
-/// `slash(gateway, ...)` (with its evidence rules and role) on top of `_slash`.
+/// over bonders.
 contract GatewayStaking is AccessControl {
     using SafeERC20 for IERC20;
+
+    /// A signed envelope as the gateway sent it (`domain::envelope::SignedEnvelope` without the
+    /// wire version): `payload` is the exact signed bytes, `sig` is r ‖ s ‖ v (65 bytes).
+    struct Envelope {
+        uint64 gateway;
+        uint64 seq;
+        int64 ts;
+        bytes payload;
+        bytes sig;
+    }
 
     /// One gateway's pools: amounts in token units, shares in pool shares.
     struct Pool {
@@ -66,14 +102,21 @@ contract GatewayStaking is AccessControl {
     uint256 public minBond;
     /// @notice The cool-down between `requestUnbond` and `withdraw`, in seconds.
     uint64 public cooldownSeconds;
-    /// @notice Tokens taken by slashing and not owed to any bonder (their use is for the
-    ///         slashing issue to decide).
-    uint256 public slashedBalance;
+    /// @notice Share of a slashed bond that is burnt, in basis points.
+    uint16 public slashBurnBps;
+    /// @notice Share of a slashed bond paid to the reporter, in basis points.
+    uint16 public slashReporterBps;
+    /// @notice Evidence already used: keccak256 of the two digests in ascending order.
+    mapping(bytes32 evidence => bool) public evidenceUsed;
 
     mapping(address gateway => Pool) private _pools;
     mapping(address gateway => mapping(address bonder => Position)) private _positions;
 
     uint256 private constant BPS = 10_000;
+    /// The first sequence number reserved for presence (`Presence::ONLINE_SEQ` in the domain crate).
+    uint64 private constant PRESENCE_SEQ = type(uint64).max - 1;
+    /// The envelope domain separator, with its trailing NUL byte (`domain::envelope::DOMAIN`).
+    bytes private constant ENVELOPE_DOMAIN = "GridShare envelope v1\x00";
 
     /// @notice `bonder` bonded `amount` for `gateway`, whose active bond is now `activeTotal`.
     event Bonded(address indexed gateway, address indexed bonder, uint256 amount, uint256 activeTotal);
@@ -87,6 +130,21 @@ contract GatewayStaking is AccessControl {
     event MinBondChanged(uint256 previous, uint256 current);
     /// @notice The cool-down changed (for later requests).
     event CooldownChanged(uint64 previous, uint64 current);
+    /// @notice The slashing shares changed (burnt, to the reporter; basis points of the bond).
+    event SlashSharesChanged(uint16 burnBps, uint16 reporterBps);
+    /// @notice `reporter` proved that `gatewayKey` signed two envelopes (digests `digestA` and
+    ///         `digestB`) for sequence `seq` of gateway `gateway`: `burnt` was burnt, `reward`
+    ///         paid to the reporter, and the key revoked.
+    event Equivocation(
+        address indexed gatewayKey,
+        address indexed reporter,
+        uint64 gateway,
+        uint64 seq,
+        bytes32 digestA,
+        bytes32 digestB,
+        uint256 burnt,
+        uint256 reward
+    );
 
     /// @notice A zero address where a contract or account is required.
     error ZeroAddress();
@@ -104,10 +162,26 @@ contract GatewayStaking is AccessControl {
     error CooldownNotOver(address gateway, address bonder, uint64 unlockAt);
     /// @notice A slashing share above 100 % (10,000 basis points).
     error InvalidBps(uint256 bps);
+    /// @notice The two envelopes are not for the same gateway id and sequence number.
+    error NotSameSlot();
+    /// @notice The two envelopes have the same digest (one message, not two).
+    error SameContent(bytes32 digest);
+    /// @notice A presence sequence number (2^64 - 2 for `online`, 2^64 - 1 for `offline`): every
+    ///         connection of an honest gateway seals a new presence with these, so two different
+    ///         ones prove nothing.
+    error PresenceSequence(uint64 seq);
+    /// @notice Envelope `which` (0: the first, 1: the second) has a malformed, malleable (high s)
+    ///         or unrecoverable signature.
+    error BadSignature(uint8 which);
+    /// @notice The two envelopes were signed by different keys.
+    error DifferentSigners(address a, address b);
+    /// @notice These two envelopes (in either order) were already used as evidence.
+    error EvidenceUsed(bytes32 evidence);
 
     /// @param token_ the bonded token (the reward token)
     /// @param registry_ the gateway registry
-    /// @param admin holds DEFAULT_ADMIN_ROLE (sets the minimum bond and the cool-down)
+    /// @param admin holds DEFAULT_ADMIN_ROLE (sets the minimum bond, the cool-down and the
+    ///        slashing shares)
     /// @param minBond_ initial minimum bond (0 allowed)
     /// @param cooldownSeconds_ initial cool-down
     constructor(IERC20 token_, GatewayRegistry registry_, address admin, uint256 minBond_, uint64 cooldownSeconds_) {
@@ -121,6 +195,7 @@ contract GatewayStaking is AccessControl {
         cooldownSeconds = cooldownSeconds_;
         emit MinBondChanged(0, minBond_);
         emit CooldownChanged(0, cooldownSeconds_);
+        _setSlashShares(9_000, 1_000);
     }
 
     // ---------------------------------------------------------------- parameters
@@ -135,6 +210,20 @@ contract GatewayStaking is AccessControl {
     function setCooldown(uint64 cooldownSeconds_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         emit CooldownChanged(cooldownSeconds, cooldownSeconds_);
         cooldownSeconds = cooldownSeconds_;
+    }
+
+    /// @notice Set the shares of a slashed bond that are burnt and paid to the reporter, in basis
+    ///         points (sum at most 10,000: `InvalidBps`); the rest stays with the bonders.
+    function setSlashShares(uint16 burnBps, uint16 reporterBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setSlashShares(burnBps, reporterBps);
+    }
+
+    function _setSlashShares(uint16 burnBps, uint16 reporterBps) private {
+        uint256 sum = uint256(burnBps) + reporterBps;
+        if (sum > BPS) revert InvalidBps(sum);
+        slashBurnBps = burnBps;
+        slashReporterBps = reporterBps;
+        emit SlashSharesChanged(burnBps, reporterBps);
     }
 
     // ---------------------------------------------------------------- bonding
@@ -235,11 +324,64 @@ contract GatewayStaking is AccessControl {
         unlockAt = pos.unlockAt;
     }
 
-    // ---------------------------------------------------------------- slashing (internal)
+    // ---------------------------------------------------------------- slashing
+
+    /// @notice The digest a gateway signs: keccak256 of the domain string (with its NUL byte),
+    ///         gateway id, sequence number and timestamp (big-endian, 8 bytes each) and payload.
+    function envelopeDigest(Envelope calldata e) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(ENVELOPE_DOMAIN, e.gateway, e.seq, e.ts, e.payload));
+    }
+
+    /// @notice Slash the key that signed both `a` and `b`, two different envelopes for the same
+    ///         gateway id and sequence number (see the contract's notice for every rule): burn
+    ///         `slashBurnBps` of its bond, pay `slashReporterBps` of it to the caller, revoke the
+    ///         key. Callable by anyone.
+    /// @return gatewayKey the key that equivocated (now revoked)
+    /// @return burnt the tokens burnt
+    /// @return reward the tokens paid to the caller
+    function slashEquivocation(Envelope calldata a, Envelope calldata b)
+        external
+        returns (address gatewayKey, uint256 burnt, uint256 reward)
+    {
+        if (a.gateway != b.gateway || a.seq != b.seq) revert NotSameSlot();
+        if (a.seq >= PRESENCE_SEQ) revert PresenceSequence(a.seq);
+        bytes32 digestA = envelopeDigest(a);
+        bytes32 digestB = envelopeDigest(b);
+        if (digestA == digestB) revert SameContent(digestA);
+        gatewayKey = _signer(digestA, a.sig, 0);
+        address signerB = _signer(digestB, b.sig, 1);
+        if (gatewayKey != signerB) revert DifferentSigners(gatewayKey, signerB);
+        bytes32 evidence = digestA < digestB
+            ? keccak256(abi.encodePacked(digestA, digestB))
+            : keccak256(abi.encodePacked(digestB, digestA));
+        if (evidenceUsed[evidence]) revert EvidenceUsed(evidence);
+        if (!registry.isActive(gatewayKey)) revert GatewayNotActive(gatewayKey);
+        evidenceUsed[evidence] = true;
+
+        uint256 burnBps = slashBurnBps;
+        uint256 shareBps = burnBps + slashReporterBps;
+        uint256 taken = _slash(gatewayKey, shareBps);
+        if (taken != 0) {
+            reward = Math.mulDiv(taken, shareBps - burnBps, shareBps);
+            burnt = taken - reward;
+        }
+        registry.revokeForMisbehaviour(gatewayKey);
+        if (burnt != 0) ERC20Burnable(address(token)).burn(burnt);
+        if (reward != 0) token.safeTransfer(msg.sender, reward);
+        emit Equivocation(gatewayKey, msg.sender, a.gateway, a.seq, digestA, digestB, burnt, reward);
+    }
+
+    /// The signer of `digest`; reverts with `BadSignature(which)` for a signature that is not
+    /// 65 bytes, has a high s or a v other than 27/28, or recovers no address.
+    function _signer(bytes32 digest, bytes calldata sig, uint8 which) private pure returns (address signer) {
+        ECDSA.RecoverError err;
+        (signer, err,) = ECDSA.tryRecoverCalldata(digest, sig);
+        if (err != ECDSA.RecoverError.NoError) revert BadSignature(which);
+    }
 
     /// Take `bps` / 10,000 of `gateway`'s active and cool-down pools: every bonder of the
-    /// gateway loses the same share of both. The tokens stay here, counted in `slashedBalance`.
-    /// No external entry point yet (the slashing issue adds one).
+    /// gateway loses the same share of both. The caller disposes of the `taken` tokens (still
+    /// held here, no longer in any pool).
     function _slash(address gateway, uint256 bps) internal returns (uint256 taken) {
         if (bps > BPS) revert InvalidBps(bps);
         Pool storage pool = _pools[gateway];
@@ -248,7 +390,6 @@ contract GatewayStaking is AccessControl {
         pool.active -= fromActive;
         pool.unbonding -= fromUnbonding;
         taken = fromActive + fromUnbonding;
-        slashedBalance += taken;
         emit Slashed(gateway, bps, taken);
     }
 

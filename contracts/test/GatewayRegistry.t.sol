@@ -90,4 +90,28 @@ contract GatewayRegistryTest is TestBase {
         (keys,) = registry.listGateways(0, type(uint256).max);
         assertEq(keys.length, 5, "no overflow on a huge count");
     }
+
+    function test_SlasherRevokesAnyActiveGateway() public {
+        address slasher = address(0x5A5);
+        bytes32 role = registry.SLASHER_ROLE();
+        vm.prank(installer);
+        registry.commission(gw, owner, "");
+        vm.prank(installer);
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, installer, role));
+        registry.revokeForMisbehaviour(gw);
+        vm.prank(admin);
+        registry.grantRole(role, slasher);
+        vm.expectEmit(address(registry));
+        emit GatewayRegistry.GatewayRevoked(gw, slasher);
+        vm.prank(slasher);
+        registry.revokeForMisbehaviour(gw);
+        assertTrue(!registry.isActive(gw), "revoked");
+        assertEq(uint256(registry.gateway(gw).revokedAt), block.timestamp, "revocation time");
+        vm.prank(slasher);
+        vm.expectRevert(abi.encodeWithSelector(GatewayRegistry.NotActive.selector, gw));
+        registry.revokeForMisbehaviour(gw);
+        vm.prank(slasher);
+        vm.expectRevert(abi.encodeWithSelector(GatewayRegistry.NotActive.selector, address(0x1234)));
+        registry.revokeForMisbehaviour(address(0x1234));
+    }
 }

@@ -8,14 +8,18 @@ import {GatewayStaking} from "../src/GatewayStaking.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
-/// Exposes the internal `_slash` for the tests (there is no external slashing yet).
+/// Exposes the internal `_slash` for the tests, counting what it took in `slashedTotal` (the
+/// tokens stay in the contract: the harness disposes of nothing).
 contract StakingHarness is GatewayStaking {
+    uint256 public slashedTotal;
+
     constructor(IERC20 token_, GatewayRegistry registry_, address admin, uint256 minBond_, uint64 cooldown_)
         GatewayStaking(token_, registry_, admin, minBond_, cooldown_)
     {}
 
-    function slash(address gateway, uint256 bps) external returns (uint256) {
-        return _slash(gateway, bps);
+    function slash(address gateway, uint256 bps) external returns (uint256 taken) {
+        taken = _slash(gateway, bps);
+        slashedTotal += taken;
     }
 }
 
@@ -243,7 +247,7 @@ contract GatewayStakingTest is StakingFixture {
         assertEq(staking.activeBond(gw), 450e6, "active cut");
         assertEq(staking.unbondingBond(gw), 90e6, "cooling down cut");
         assertEq(staking.activeBond(gw2), 200e6, "other gateway untouched");
-        assertEq(staking.slashedBalance(), 60e6, "slashed balance");
+        assertEq(staking.slashedTotal(), 60e6, "slashed balance");
         (uint256 aActive, uint256 aCooling,) = staking.bondOf(gw, alice);
         (uint256 bActive,,) = staking.bondOf(gw, bob);
         assertEq(aActive, 270e6, "alice active -10 %");
@@ -260,7 +264,7 @@ contract GatewayStakingTest is StakingFixture {
         assertEq(staking.withdraw(gw), 180e6, "bob's whole remaining part");
         assertEq(
             token.balanceOf(address(staking)),
-            staking.activeBond(gw) + staking.activeBond(gw2) + staking.unbondingBond(gw) + staking.slashedBalance(),
+            staking.activeBond(gw) + staking.activeBond(gw2) + staking.unbondingBond(gw) + staking.slashedTotal(),
             "tokens held = pools + slashed"
         );
     }
@@ -302,7 +306,7 @@ contract GatewayStakingTest is StakingFixture {
         assertLe(amountA + amountB, 2_000e6, "bounds");
         assertEq(
             token.balanceOf(address(staking)),
-            staking.activeBond(gw) + staking.unbondingBond(gw) + staking.slashedBalance(),
+            staking.activeBond(gw) + staking.unbondingBond(gw) + staking.slashedTotal(),
             "tokens held = pools + slashed"
         );
     }

@@ -262,6 +262,6 @@ contract RewardInvariantTest is TestBase {
             assertLe(parts, p.active, "active parts <= active pool");
             assertLe(cooling, p.unbonding, "cooling parts <= cooling pool");
         }
-        assertEq(token.balanceOf(address(staking)), pools + staking.slashedBalance(), "tokens held = pools + slashed");
+        assertEq(token.balanceOf(address(staking)), pools + staking.slashedTotal(), "tokens held = pools + slashed");
     }
 }

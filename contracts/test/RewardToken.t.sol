@@ -74,4 +74,22 @@ contract RewardTokenTest is TestBase {
         }
         vm.stopPrank();
     }
+
+    function test_BurnLowersTheSupply() public {
+        vm.prank(minter);
+        reward.mint(home, 100);
+        vm.prank(home);
+        reward.burn(30);
+        assertEq(reward.totalSupply(), 70, "supply after burn");
+        assertEq(reward.balanceOf(home), 70, "balance after burn");
+        vm.prank(home);
+        reward.approve(minter, 20);
+        vm.prank(minter);
+        reward.burnFrom(home, 20);
+        assertEq(reward.totalSupply(), 50, "supply after burnFrom");
+        // Burnt tokens leave room under the cap again (the distributor never re-mints them).
+        vm.prank(minter);
+        reward.mint(home, CAP - 50);
+        assertEq(reward.totalSupply(), CAP, "cap reached");
+    }
 }
