@@ -17,6 +17,7 @@ pub mod chain;
 pub mod contracts;
 pub mod ledger;
 pub mod merkle;
+pub mod once;
 pub mod onchain;
 pub mod queue;
 pub mod rewards;

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::{SolCall, SolConstructor};
 use gridshare_domain::merkle;
 use gridshare_storage::Db;
@@ -23,7 +23,8 @@ use gridshare_storage::epochs::{self, Unposted};
 
 use crate::chain::{Chain, ChainError};
 use crate::contracts::{RewardDistributor, RewardToken};
-use crate::onchain::{SubmitError, Submitter, Wallet, decode_revert, view};
+use crate::once::{Effect, Once, OnceError};
+use crate::onchain::{SubmitError, Submitter, Wallet, view};
 use crate::queue::CrashPoint;
 
 /// The reward contracts.
@@ -186,14 +187,6 @@ impl<'a, C: Chain> Poster<'a, C> {
         }
     }
 
-    fn crash(&mut self, at: CrashPoint) -> Result<(), RewardsError> {
-        if self.crash_at == Some(at) {
-            self.crash_at = None;
-            return Err(RewardsError::Crashed(at));
-        }
-        Ok(())
-    }
-
     async fn last_epoch(&self) -> Result<u64, RewardsError> {
         Ok(view(self.chain, self.distributor, RewardDistributor::lastEpochCall {}).await?)
     }
@@ -216,118 +209,75 @@ impl<'a, C: Chain> Poster<'a, C> {
             reportHash: b256(e.epoch, "report hash", &e.report_hash)?,
             cumulativeTotal_: U256::from(e.cumulative_total.max(0) as u64),
         };
-        let input: Bytes = call.abi_encode().into();
-        let mut stored = e.signed.clone();
-        loop {
-            let on_chain = self.last_epoch().await?;
-            if on_chain >= e.epoch {
-                // posted — by our stored transaction if its receipt says so
-                let mut by = "posted by another transaction".to_owned();
-                if let Some((_, hash, _)) = &stored
-                    && let Ok(h) = hash.parse::<B256>()
-                    && self.succeeded(h).await?
-                {
-                    self.crash(CrashPoint::BeforeConfirmation)?;
-                    by = hash.clone();
+        let on_chain = self.last_epoch().await?;
+        if on_chain < e.epoch && on_chain + 1 != e.epoch {
+            return Err(RewardsError::Gap {
+                on_chain,
+                next: e.epoch,
+            });
+        }
+        let mut once = Once {
+            chain: self.chain,
+            db: self.db,
+            wallet: self.wallet.clone(),
+            to: self.distributor,
+            gas_limit: self.gas_limit,
+            poll: self.poll,
+            wait: self.wait,
+            crash_at: self.crash_at.take(),
+        };
+        let effect = EpochPost {
+            poster: self,
+            epoch: e.epoch,
+        };
+        let sent = once.send(call.abi_encode().into(), e.signed.clone(), &effect).await;
+        self.crash_at = once.crash_at;
+        match sent {
+            Ok(tx) => {
+                if let Some(tx) = tx {
+                    tracing::info!(epoch = e.epoch, %tx, "epoch root posted");
                 }
-                epochs::set_posted(self.db, e.epoch, &by).await?;
-                return Ok(());
+                Ok(())
             }
-            if on_chain + 1 != e.epoch {
-                return Err(RewardsError::Gap {
-                    on_chain,
-                    next: e.epoch,
-                });
-            }
-            let chain_nonce = self.chain.nonce(self.wallet.address()).await?;
-            let (nonce, hash, raw) = match stored.as_ref().filter(|(n, _, _)| *n >= chain_nonce) {
-                Some((n, h, raw)) => {
-                    let raw: Bytes = raw.parse().map_err(|_| RewardsError::Corrupt {
-                        epoch: e.epoch,
-                        what: "signed transaction",
-                        value: raw.clone(),
-                    })?;
-                    (*n, b256(e.epoch, "transaction hash", h)?, raw)
-                }
-                None => {
-                    let pending = gridshare_storage::chain_txs::max_pending_nonce(self.db)
-                        .await?
-                        .map_or(0, |n| n + 1);
-                    let nonce = chain_nonce.max(pending);
-                    let fees = self.chain.fees().await?;
-                    let tx = self
-                        .wallet
-                        .sign(nonce, Some(self.distributor), input.clone(), self.gas_limit, fees)?;
-                    let raw_hex = format!("{}", tx.raw);
-                    epochs::save_post_tx(self.db, e.epoch, nonce, &tx.hash.to_string(), &raw_hex).await?;
-                    stored = Some((nonce, tx.hash.to_string(), raw_hex));
-                    self.crash(CrashPoint::AfterSign)?;
-                    (nonce, tx.hash, tx.raw)
-                }
-            };
-            match self.chain.send_raw(raw).await {
-                Ok(_) => {}
-                // already known, or its nonce is taken: the receipt (or its absence) decides
-                Err(err) if !err.is_transient() || matches!(err, ChainError::NonceTooLow { .. }) => {
-                    tracing::debug!(epoch = e.epoch, error = %err, "re-sent epoch post refused by the node");
-                }
-                Err(err) => return Err(err.into()),
-            }
-            self.crash(CrashPoint::AfterBroadcast)?;
-            let started = tokio::time::Instant::now();
-            loop {
-                if let Some(r) = self.chain.receipt(hash).await? {
-                    if r.success {
-                        self.crash(CrashPoint::BeforeConfirmation)?;
-                        epochs::set_posted(self.db, e.epoch, &hash.to_string()).await?;
-                        tracing::info!(epoch = e.epoch, tx = %hash, "epoch root posted");
-                        return Ok(());
-                    }
-                    // reverted: late (another version posted it) is checked at the loop's top
-                    if self.last_epoch().await? >= e.epoch {
-                        break;
-                    }
-                    let reason = self.revert_reason(&call).await;
-                    return Err(RewardsError::Refused { epoch: e.epoch, reason });
-                }
-                if self.chain.nonce(self.wallet.address()).await? > nonce {
-                    // the nonce is used (by this transaction or another): look again
-                    break;
-                }
-                if started.elapsed() > self.wait {
-                    return Err(RewardsError::NotMined {
-                        epoch: e.epoch,
-                        tx_hash: hash,
-                        waited: self.wait,
-                    });
-                }
-                tokio::time::sleep(self.poll).await;
-            }
+            Err(err) => Err(RewardsError::from_once(e.epoch, err)),
         }
     }
+}
 
-    /// True when `tx` was mined and succeeded (its receipt may trail the nonce by a moment).
-    async fn succeeded(&self, tx: B256) -> Result<bool, RewardsError> {
-        for _ in 0..50 {
-            if let Some(r) = self.chain.receipt(tx).await? {
-                return Ok(r.success);
-            }
-            tokio::time::sleep(self.poll).await;
-        }
-        Ok(false)
+/// An epoch's post, as [`Once`] sees it: done when the distributor's last epoch reached it.
+struct EpochPost<'p, 'a, C> {
+    poster: &'p Poster<'a, C>,
+    epoch: u64,
+}
+
+impl<C: Chain> Effect for EpochPost<'_, '_, C> {
+    async fn done(&self) -> Result<bool, OnceError> {
+        let last = view(
+            self.poster.chain,
+            self.poster.distributor,
+            RewardDistributor::lastEpochCall {},
+        )
+        .await?;
+        Ok(last >= self.epoch)
     }
+    async fn save(&self, nonce: u64, tx_hash: &str, raw_hex: &str) -> Result<(), OnceError> {
+        Ok(epochs::save_post_tx(self.poster.db, self.epoch, nonce, tx_hash, raw_hex).await?)
+    }
+    async fn finish(&self, by: &str) -> Result<(), OnceError> {
+        Ok(epochs::set_posted(self.poster.db, self.epoch, by).await?)
+    }
+}
 
-    /// Why `call` reverts now (re-run from the poster as a gas estimate, which reports the revert).
-    async fn revert_reason(&self, call: &RewardDistributor::postEpochCall) -> String {
-        let from = self.wallet.address();
-        match self
-            .chain
-            .estimate_gas(from, Some(self.distributor), call.abi_encode().into())
-            .await
-        {
-            Err(ChainError::CallReverted(data)) => decode_revert(&data),
-            Err(e) => e.to_string(),
-            Ok(_) => "reverted in its block, but the same call from the poster succeeds now".into(),
+impl RewardsError {
+    fn from_once(epoch: u64, e: OnceError) -> Self {
+        match e {
+            OnceError::Chain(e) => Self::Chain(e),
+            OnceError::Submit(e) => Self::Submit(e),
+            OnceError::Storage(e) => Self::Storage(e),
+            OnceError::Corrupt { what, value } => Self::Corrupt { epoch, what, value },
+            OnceError::Refused(reason) => Self::Refused { epoch, reason },
+            OnceError::NotMined { tx_hash, waited } => Self::NotMined { epoch, tx_hash, waited },
+            OnceError::Crashed(at) => Self::Crashed(at),
         }
     }
 }
