@@ -21,4 +21,5 @@ pub mod once;
 pub mod onchain;
 pub mod queue;
 pub mod rewards;
+pub mod slashing;
 pub mod step;

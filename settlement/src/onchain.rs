@@ -80,7 +80,7 @@ pub enum SubmitError {
     },
 }
 
-/// Decodes a vault/token revert into its Solidity error name and fields.
+/// Decodes a revert of any GridShare contract into its Solidity error name and fields.
 pub fn decode_revert(data: &[u8]) -> String {
     if let Ok(e) = EnergySettlementVault::EnergySettlementVaultErrors::abi_decode(data) {
         return format!("{e:?}");
@@ -92,6 +92,12 @@ pub fn decode_revert(data: &[u8]) -> String {
         return format!("{e:?}");
     }
     if let Ok(e) = crate::contracts::RewardToken::RewardTokenErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = crate::contracts::GatewayStaking::GatewayStakingErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = crate::contracts::GatewayRegistry::GatewayRegistryErrors::abi_decode(data) {
         return format!("{e:?}");
     }
     if data.is_empty() {
