@@ -891,3 +891,186 @@ async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
             .unwrap();
     }
 }
+
+/// Equivocation (issue 22) through the embedded broker: a gateway that signs a second, different
+/// envelope with a sequence number it used is caught — also when the first came before a restart
+/// of the intake — both envelopes are stored as evidence, the gateway is revoked and nothing more
+/// is taken from it. A message sent again unchanged is only a replay, and a neighbour cannot frame
+/// the gateway with an envelope signed by another key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_signs_two_different_envelopes_with_one_sequence_number_is_stopped_with_evidence() {
+    let (_embedded, broker, (user, pass)) = embedded();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let (g, neighbour) = (9_101u64, 9_102u64);
+    for (p, gw, k) in [(1u64, g, 7u8), (2, neighbour, 8)] {
+        participants::upsert(
+            &db,
+            &Participant {
+                id: ParticipantId(p),
+                name: format!("home {p}"),
+                role: "homeowner".into(),
+                evm_address: None,
+                feeder_node: Some(p as u32),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+        gateways::register(
+            &db,
+            &Gateway {
+                id: GatewayId(gw),
+                owner: ParticipantId(p),
+                installer: None,
+                public_key: key(k).public(),
+                feeder_node: NodeId(p as u32),
+                window: ReplayWindow::default(),
+                revoked_at: None,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let start = || {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
+        std::mem::forget(dr_out);
+        let task = tokio::spawn(mqtt::run(
+            broker.clone(),
+            unique("gs-market"),
+            db.clone(),
+            market.clone(),
+            metrics.clone(),
+            dr_in,
+            stopped,
+            None,
+            market_key(),
+        ));
+        (stop, task)
+    };
+    let mut opts = MqttOptions::new(unique("gs-gw-liar"), broker.host.clone(), broker.port);
+    opts.set_credentials(user, pass);
+    let (gw, mut events) = AsyncClient::new(opts, 100);
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let topic = topics::topic(GatewayId(g), Channel::Telemetry);
+    let publish = |bytes: Vec<u8>| {
+        let (gw, topic) = (gw.clone(), topic.clone());
+        async move { gw.publish(topic, QoS::AtLeastOnce, false, bytes).await.unwrap() }
+    };
+    // waits (at most 10 s) until the condition holds
+    macro_rules! wait_for {
+        ($what:literal, $cond:expr) => {{
+            for _ in 0..200 {
+                if $cond {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!($cond, "timed out waiting for {}", $what);
+        }};
+    }
+
+    // three readings taken, then the intake restarts (the first envelopes are in the log now)
+    let (stop, task) = start();
+    let first_2 = sealed(&key(7), g, 2, &telemetry(300));
+    let three = [
+        sealed(&key(7), g, 1, &telemetry(100)),
+        first_2.clone(),
+        sealed(&key(7), g, 3, &telemetry(500)),
+    ];
+    // sent again until stored: the intake may not have subscribed yet (sent again, they are replays)
+    for _ in 0..100 {
+        for bytes in &three {
+            publish(bytes.clone()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if stored(&db, g).await == 3 {
+            break;
+        }
+    }
+    assert_eq!(stored(&db, g).await, 3);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let (stop, task) = start();
+
+    // sent again unchanged (its receipt was lost): a replay, not a proof (sent until the
+    // restarted intake counts it)
+    let replays = rejected(&metrics, "replayed");
+    for _ in 0..100 {
+        publish(first_2.clone()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if rejected(&metrics, "replayed") > replays {
+            break;
+        }
+    }
+    assert!(rejected(&metrics, "replayed") > replays);
+    // a neighbour publishes, under the gateway's topic, an envelope it signed: refused, no proof
+    publish(sealed(&key(8), g, 2, &telemetry(-9_000))).await;
+    wait_for!("the framing refused", rejected(&metrics, "bad_signature") >= 1);
+    assert!(
+        gridshare_storage::evidence::list(&db, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // the gateway itself signs other content with number 2: caught across the restart
+    let forged = sealed(&key(7), g, 2, &telemetry(-4_000));
+    publish(forged.clone()).await;
+    wait_for!(
+        "the proof stored",
+        !gridshare_storage::evidence::list(&db, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let proofs = gridshare_storage::evidence::list(&db, None, 10).await.unwrap();
+    assert_eq!(proofs.len(), 1);
+    let p = &proofs[0];
+    assert_eq!((p.gateway, p.owner, p.seq), (GatewayId(g), ParticipantId(1), 2));
+    assert_eq!(
+        p.first.as_bytes(),
+        first_2.as_slice(),
+        "the first envelope exactly as received"
+    );
+    assert_eq!(p.second.as_bytes(), forged.as_slice(), "the second exactly as received");
+    assert!(
+        p.slashed_tx.is_none() && p.slash_error.is_none(),
+        "waiting for the chain"
+    );
+    let first: gridshare_domain::envelope::SignedEnvelope = serde_json::from_slice(&first_2).unwrap();
+    let second: gridshare_domain::envelope::SignedEnvelope = serde_json::from_slice(&forged).unwrap();
+    let proof = gridshare_domain::envelope::Equivocation::of(first, second).unwrap();
+    assert_eq!(p.evidence, proof.evidence_hex());
+    assert_eq!(metrics.equivocations.get(), 1);
+    assert_eq!(rejected(&metrics, "equivocation"), 1);
+    // revoked: not active any more, and nothing more is taken from it (the forged reading too)
+    let active: Vec<u64> = gateways::active(&db).await.unwrap().iter().map(|g| g.id.0).collect();
+    assert_eq!(active, vec![neighbour]);
+    publish(sealed(&key(7), g, 4, &telemetry(700))).await;
+    wait_for!(
+        "the revoked gateway refused",
+        rejected(&metrics, "unknown_gateway") >= 1
+    );
+    assert_eq!(
+        stored(&db, g).await,
+        3,
+        "nothing after the proof, and not the forged reading"
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
