@@ -17,6 +17,7 @@ pub mod balances;
 pub mod dr;
 pub mod epochs;
 pub mod error;
+pub mod evidence;
 pub mod feeder;
 pub mod guard;
 pub mod health;

@@ -25,6 +25,7 @@ use crate::health::HealthBody;
         (name = "settlement", description = "Settlement batches on chain, proofs of trades, positions and their true-ups"),
         (name = "homes", description = "A home's trading preferences, confirmed by its gateways"),
         (name = "rewards", description = "Reward epochs: public reports and roots, my rewards and claim proofs"),
+        (name = "slashing", description = "Proofs that a gateway signed two different envelopes with one sequence number, and their slashing on chain"),
     ),
 )]
 pub struct ApiDoc;

@@ -19,7 +19,8 @@ use utoipa_axum::routes;
 
 use crate::openapi::ApiDoc;
 use crate::{
-    AppState, account, api, balances, dr, epochs, feeder, health, installers, readings, remote, settlement, ws,
+    AppState, account, api, balances, dr, epochs, evidence, feeder, health, installers, readings, remote, settlement,
+    ws,
 };
 
 /// Every documented operation, with the document's info, tags, shared schemas and security
@@ -70,6 +71,8 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(epochs::my_epoch_rewards))
         .routes(routes!(epochs::epoch_report))
         .routes(routes!(epochs::my_proof))
+        // slashing
+        .routes(routes!(evidence::equivocations))
 }
 
 /// The whole document: [`ApiDoc`] with every operation the documented routes register.

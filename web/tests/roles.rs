@@ -136,6 +136,13 @@ async fn every_role_meets_every_boundary() {
             [200, 200, 200, 200, 200, 401],
         ),
         (
+            "proofs of equivocation (a home: its own gateways')",
+            Method::GET,
+            "/api/v1/equivocations".into(),
+            None,
+            [200, 403, 200, 403, 200, 401],
+        ),
+        (
             "balance",
             Method::GET,
             "/api/v1/balance".into(),

@@ -9,6 +9,7 @@ use gridshare_domain::{Micro, MicroPerKwh, W, Wh};
 #[cfg(feature = "hydrate")]
 use super::common::poll_json;
 use super::common::{Flash, FlashLine, Header, Session, at_ms, parse_price};
+use super::slashing::{SlashRow, StoppedGateways};
 use crate::chart;
 use crate::format::{energy, money, power, price, price_input, tokens, when};
 
@@ -201,6 +202,9 @@ pub struct HomeData {
     pub flash: Option<Flash>,
     /// When the page was made (market time, RFC 3339).
     pub at: String,
+    /// The home's gateways stopped for equivocation, with the evidence.
+    #[serde(default)]
+    pub stopped: Vec<SlashRow>,
 }
 
 /// One gateway's answer to the home's preferences (the API's shape, so a poll can update it).
@@ -369,6 +373,7 @@ pub(super) fn HomePage(data: HomeData) -> impl IntoView {
             <h1>{data.session.name.clone()}</h1>
             <p class="muted">"As of " {when(&data.at)} " UTC"</p>
             <FlashLine flash=data.flash.clone()/>
+            <StoppedGateways rows=data.stopped.clone()/>
             <section class="cards">
                 <div class="card" id="balance">
                     <h2>"Balance"</h2>

@@ -9,6 +9,7 @@ mod home;
 mod installer;
 mod network;
 mod operator;
+mod slashing;
 mod trader;
 
 // one flat path per item (`gridshare_ui::pages::HomeData`): the server builds the pages' data without
@@ -21,6 +22,7 @@ pub use home::{
 pub use installer::{CheckData, CheckRow, DeviceRow, GatewayRow, InstallerData};
 pub use network::{AdminData, AdminGatewayRow, EpochRow, NetworkData, ParticipantRow, RulesRow};
 pub use operator::{EventData, EventRow, FeederRow, OperatorData, ReportRow};
+pub use slashing::{SlashRow, explanation};
 pub use trader::{KeyRow, Level, OrderRow, TraderData};
 
 use common::{ErrorPage, LoginPage};

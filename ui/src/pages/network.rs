@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use gridshare_domain::Micro;
 
 use super::common::{Header, Session};
+use super::slashing::{SlashRow, SlashedGateways};
 use crate::format::tokens;
 
 /// One epoch, as the network page shows it.
@@ -65,6 +66,9 @@ pub struct NetworkData {
     pub rules: Option<RulesRow>,
     /// Active gateways.
     pub gateways: u64,
+    /// Gateways stopped for equivocation, newest first (the envelopes only for the admin).
+    #[serde(default)]
+    pub slashed: Vec<SlashRow>,
 }
 
 /// A participant, for the admin.
@@ -170,6 +174,7 @@ fn Network(data: NetworkData) -> impl IntoView {
             </table>
             <p class="muted small">"Each report is public; " <code>"gridshare epoch verify report.json"</code> " recomputes it and its root."</p>
         </section>
+        <SlashedGateways rows=data.slashed/>
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use gridshare_domain::{MicroPerKwh, W};
 
 use super::common::{Flash, FlashLine, Header, Session, followed};
+use super::slashing::{SlashRow, SlashedGateways};
 use crate::format::{power, price, when};
 
 /// One node of the feeder, for the operator.
@@ -74,6 +75,9 @@ pub struct OperatorData {
     pub starts: Vec<(i64, String)>,
     /// The last action's result.
     pub flash: Option<Flash>,
+    /// Gateways stopped for equivocation, newest first, with both envelopes.
+    #[serde(default)]
+    pub slashed: Vec<SlashRow>,
 }
 
 /// One targeted gateway of an event.
@@ -243,6 +247,7 @@ pub(super) fn OperatorPage(data: OperatorData) -> impl IntoView {
                 </div>
                 {data.events.is_empty().then(|| view! { <p class="muted">"No events yet."</p> })}
             </section>
+            <SlashedGateways rows=data.slashed.clone()/>
         </main>
     }
 }

@@ -1,6 +1,7 @@
 //! The homeowner's page (`GET /home/{participant}`): balance and its corrections, energy traded
-//! today and this month (and against the utility), power now, trades, rewards and the trading
-//! preferences form (`POST /home/{participant}/preferences`).
+//! today and this month (and against the utility), power now, trades, rewards, the trading
+//! preferences form (`POST /home/{participant}/preferences`), and, when one of the home's gateways
+//! was stopped for equivocation, what happened in plain words with the evidence.
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -243,6 +244,11 @@ async fn home_data(
         ),
         flash: None,
         at: now.to_rfc3339(),
+        stopped: gridshare_storage::evidence::list(db, Some(home), 20)
+            .await?
+            .iter()
+            .map(|e| super::slash_row(e, true))
+            .collect(),
     })
 }
 

@@ -7,8 +7,9 @@
 //! - `GET /home/{participant}`: a homeowner's page; another homeowner's is refused with 403;
 //!   `POST /home/{participant}/preferences` sets the home's trading preferences;
 //! - `GET /trader?zone=…&interval=…` and its forms; `GET /operator`, its events and their pages;
-//! - `GET /network` (public: the reward epochs, emission against the cap, the rules) and `GET
-//!   /admin` (participants, installers' homes, gateways, the network);
+//! - `GET /network` (public: the reward epochs, emission against the cap, the rules, the gateways
+//!   slashed for equivocation without their envelopes) and `GET /admin` (participants,
+//!   installers' homes, gateways, the network with the envelopes);
 //! - `GET /installer`, `POST /installer/gateways` (commission), `POST
 //!   /installer/gateways/{id}/check` and `GET /installer/gateways/{id}/checks/{check}` (a remote
 //!   check and its result).
@@ -107,6 +108,26 @@ async fn session_or_error(state: &AppState, who: &Principal) -> Result<Session, 
             "the account could not be read",
         )
     })
+}
+
+/// A proof of equivocation as the pages show it; its envelopes (indented when JSON, else as
+/// stored) only when the viewer may read them.
+fn slash_row(e: &gridshare_storage::evidence::Equivocation, envelopes: bool) -> gridshare_ui::pages::SlashRow {
+    let text = |s: &str| match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_else(|_| s.to_owned()),
+        Err(_) => s.to_owned(),
+    };
+    gridshare_ui::pages::SlashRow {
+        evidence: e.evidence.clone(),
+        gateway: e.gateway.0,
+        owner: e.owner.0,
+        seq: e.seq,
+        detected_at: e.detected_at.to_rfc3339(),
+        status: crate::evidence::status(e).to_owned(),
+        slashed_tx: e.slashed_tx.clone(),
+        slash_error: e.slash_error.clone(),
+        envelopes: envelopes.then(|| (text(&e.first), text(&e.second))),
+    }
 }
 
 /// A page's query: which zone and book (the trader's page), and the last action's result (after

@@ -1,5 +1,6 @@
-//! The network page (`GET /network`, public: the reward epochs anyone may audit) and the admin's
-//! page (`GET /admin`: participants, which installer serves which home, gateways, and the network).
+//! The network page (`GET /network`, public: the reward epochs anyone may audit, and the gateways
+//! slashed for equivocation) and the admin's page (`GET /admin`: participants, which installer
+//! serves which home, gateways, and the network, with the slashed gateways' envelopes).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,15 +8,17 @@ use axum::response::Response;
 use gridshare_domain::{Micro, Timestamp};
 use gridshare_market::epoch::Report;
 use gridshare_market::epoch::collect::account_of;
-use gridshare_storage::{epochs, gateways, installers, participants};
+use gridshare_storage::{epochs, evidence, gateways, installers, participants};
 use gridshare_ui::Page;
 use gridshare_ui::pages::{AdminData, AdminGatewayRow, EpochRow, NetworkData, ParticipantRow, RulesRow};
 
 use super::{Admin, MaybeSignedIn, SignedIn, html, session_of, session_or_error};
 use crate::AppState;
 
-/// The network's data: the latest epochs, what was emitted against the cap, the rules.
-async fn network_data(state: &AppState) -> Result<NetworkData, crate::ApiError> {
+/// The network's data: the latest epochs, what was emitted against the cap, the rules, the
+/// gateways slashed for equivocation (with their envelopes when `envelopes`: they carry a home's
+/// readings and orders, so not on the public page).
+async fn network_data(state: &AppState, envelopes: bool) -> Result<NetworkData, crate::ApiError> {
     let db = state.db()?;
     let list = epochs::list(db, 30).await?;
     let latest: Option<Report> = match list.first() {
@@ -38,6 +41,11 @@ async fn network_data(state: &AppState) -> Result<NetworkData, crate::ApiError> 
             halving_epochs: r.params.halving_epochs,
         }),
         gateways: gateways::active(db).await?.len() as u64,
+        slashed: evidence::list(db, None, 50)
+            .await?
+            .iter()
+            .map(|e| super::slash_row(e, envelopes))
+            .collect(),
         epochs: list
             .into_iter()
             .map(|e| EpochRow {
@@ -60,7 +68,7 @@ pub async fn network(State(state): State<AppState>, MaybeSignedIn(who): MaybeSig
         Some(w) => session_of(&state, w).await,
         None => None,
     };
-    match network_data(&state).await {
+    match network_data(&state, false).await {
         Ok(data) => html(
             &state,
             StatusCode::OK,
@@ -124,5 +132,5 @@ async fn admin_data(
             active: g.revoked_at.is_none(),
         })
         .collect();
-    Ok((rows, gateways, network_data(state).await?))
+    Ok((rows, gateways, network_data(state, true).await?))
 }

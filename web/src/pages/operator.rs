@@ -1,5 +1,5 @@
 //! The grid operator's pages: the feeder's load against its limits with the events and the form
-//! to call one (`GET /operator`, `POST /operator/events`), and an event's targeted gateways and
+//! to call one, and the gateways slashed for equivocation (`GET /operator`, `POST /operator/events`), and an event's targeted gateways and
 //! their response (`GET /operator/events/{id}`, polled as JSON from `…/live` while it runs).
 
 use axum::Form;
@@ -15,7 +15,7 @@ use gridshare_ui::pages::{EventData, EventRow, FeederRow, Flash, OperatorData, R
 
 use super::{Operator, PageQuery, SignedIn, back_with, error_page, html, session_of, session_or_error};
 use crate::auth::{Principal, Role};
-use crate::{AppState, dr, feeder};
+use crate::{AppState, dr, evidence, feeder};
 
 /// A signal in words.
 fn signal_words(intervals: &[gridshare_domain::wire::DrInterval]) -> String {
@@ -136,6 +136,11 @@ async fn operator_data(
             .collect(),
         starts,
         flash,
+        slashed: evidence::visible_to(state, who, 50)
+            .await?
+            .iter()
+            .map(|e| super::slash_row(e, true))
+            .collect(),
     })
 }
 
