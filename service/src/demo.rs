@@ -40,6 +40,8 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 
+mod equivocate;
+
 /// The password of every demo login.
 pub const PASSWORD: &str = "gridshare-demo";
 /// Most homes a demo may have.
@@ -789,6 +791,12 @@ pub async fn run(
             )
             .await?,
         );
+    }
+    // one home's gateway is made to equivocate a while later: caught, stopped and slashed
+    if let Some(liar) = n.homes.last() {
+        let db = crate::serve::open_db(&cfg).await?;
+        let (liar, dir, port, stop) = (liar.clone(), data_dir.clone(), n.mqtt_port, stop_rx.clone());
+        tokio::spawn(async move { equivocate::run(db, liar, &dir, port, stop).await });
     }
     tokio::spawn(operator(
         client.clone(),

@@ -27,3 +27,4 @@ pub mod rewards;
 pub mod serve;
 pub mod settle;
 pub mod signing;
+pub mod slashing;

@@ -18,6 +18,7 @@ use gridshare_settlement::ledger::Tariff;
 use gridshare_settlement::onchain::{Deployment, SubmitError, Submitter, Wallet, deploy};
 use gridshare_settlement::queue::QueueError;
 use gridshare_settlement::rewards::RewardContracts;
+use gridshare_settlement::slashing::GatewayContracts;
 use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig, StepError};
 use gridshare_storage::Db;
 use gridshare_web::balances::OnChain;
@@ -163,6 +164,37 @@ struct DeploymentFile {
     reward_token: Option<Address>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     distributor: Option<Address>,
+    /// The gateway registry and the staking contract (deployed by a later version when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registry: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    staking: Option<Address>,
+}
+
+/// The incentive contracts, when rewards are on.
+#[derive(Debug, Clone, Copy)]
+struct Incentives {
+    rewards: RewardContracts,
+    gateways: GatewayContracts,
+}
+
+/// Deploys the gateway registry and staking over the reward token.
+async fn deploy_gateways<C: Chain>(
+    chain: &C,
+    wallet: &Wallet,
+    token: Address,
+) -> Result<GatewayContracts, SettleError> {
+    let mut s = Submitter::new(chain, wallet.clone()).await?;
+    let g = gridshare_settlement::slashing::deploy(
+        &mut s,
+        token,
+        crate::slashing::MIN_BOND,
+        crate::slashing::UNBONDING_COOLDOWN_S,
+    )
+    .await
+    .map_err(SettleError::Deploy)?;
+    tracing::info!(registry = %g.registry, staking = %g.staking, "gateway registry and staking deployed");
+    Ok(g)
 }
 
 /// The reward contracts' emission parameters, from `[rewards]`.
@@ -174,14 +206,15 @@ fn emission(cfg: &Config) -> gridshare_settlement::rewards::Emission {
     }
 }
 
-/// The vault, and the reward contracts when rewards are on: configured (`chain.vault`; reward
-/// contracts are then not deployed by the service), kept in `data_dir/deployment.json`, or
-/// deployed now (the reward contracts also into an older deployment that lacks them).
+/// The vault, and the incentive contracts (reward token and distributor, gateway registry and
+/// staking) when rewards are on: configured (`chain.vault`; the other contracts are then not
+/// deployed by the service), kept in `data_dir/deployment.json`, or deployed now (those an older
+/// deployment lacks are added to it).
 async fn deployment<C: Chain>(
     chain: &C,
     cfg: &Config,
     wallet: &Wallet,
-) -> Result<(Address, Option<RewardContracts>), SettleError> {
+) -> Result<(Address, Option<Incentives>), SettleError> {
     if let Some(v) = &cfg.chain.vault {
         let vault = v.parse().map_err(|source| SettleError::Address {
             key: "chain.vault".into(),
@@ -195,61 +228,68 @@ async fn deployment<C: Chain>(
         .chain_id()
         .await
         .map_err(|source| SettleError::Chain { url: None, source })?;
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let d: DeploymentFile = match serde_json::from_str(&text) {
-            Ok(d) => d,
-            Err(source) => return Err(SettleError::DeploymentFile { path, source }),
-        };
-        if d.chain_id != chain_id {
-            return Err(SettleError::OtherChain {
-                path,
-                deployed_on: d.chain_id,
-                chain: chain_id,
-            });
-        }
-        let rewards = match (d.reward_token, d.distributor) {
-            (Some(token), Some(distributor)) => Some(RewardContracts { token, distributor }),
-            _ if !cfg.rewards.enabled => None,
-            _ => {
-                let mut s = Submitter::new(chain, wallet.clone()).await?;
-                let r = gridshare_settlement::rewards::deploy(&mut s, emission(cfg))
-                    .await
-                    .map_err(SettleError::Deploy)?;
-                let file = DeploymentFile {
-                    reward_token: Some(r.token),
-                    distributor: Some(r.distributor),
-                    ..d
-                };
-                write_deployment(&path, &file)?;
-                tracing::info!(token = %r.token, distributor = %r.distributor, "reward contracts deployed");
-                Some(r)
+    let mut file = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let d: DeploymentFile = match serde_json::from_str(&text) {
+                Ok(d) => d,
+                Err(source) => return Err(SettleError::DeploymentFile { path, source }),
+            };
+            if d.chain_id != chain_id {
+                return Err(SettleError::OtherChain {
+                    path,
+                    deployed_on: d.chain_id,
+                    chain: chain_id,
+                });
             }
-        };
-        return Ok((d.vault, rewards));
-    }
-    let mut s = Submitter::new(chain, wallet.clone()).await?;
-    let Deployment { token, vault } = deploy(&mut s, cfg.chain.credit_line)
-        .await
-        .map_err(SettleError::Deploy)?;
-    let rewards = if cfg.rewards.enabled {
-        Some(
-            gridshare_settlement::rewards::deploy(&mut s, emission(cfg))
+            d
+        }
+        Err(_) => {
+            let mut s = Submitter::new(chain, wallet.clone()).await?;
+            let Deployment { token, vault } = deploy(&mut s, cfg.chain.credit_line)
                 .await
-                .map_err(SettleError::Deploy)?,
-        )
-    } else {
-        None
+                .map_err(SettleError::Deploy)?;
+            tracing::info!(%token, %vault, "settlement contracts deployed");
+            let d = DeploymentFile {
+                chain_id,
+                token,
+                vault,
+                reward_token: None,
+                distributor: None,
+                registry: None,
+                staking: None,
+            };
+            write_deployment(&path, &d)?;
+            d
+        }
     };
-    let file = DeploymentFile {
-        chain_id,
-        token,
-        vault,
-        reward_token: rewards.map(|r| r.token),
-        distributor: rewards.map(|r| r.distributor),
+    if !cfg.rewards.enabled {
+        return Ok((file.vault, None));
+    }
+    let rewards = match (file.reward_token, file.distributor) {
+        (Some(token), Some(distributor)) => RewardContracts { token, distributor },
+        _ => {
+            let mut s = Submitter::new(chain, wallet.clone()).await?;
+            let r = gridshare_settlement::rewards::deploy(&mut s, emission(cfg))
+                .await
+                .map_err(SettleError::Deploy)?;
+            tracing::info!(token = %r.token, distributor = %r.distributor, "reward contracts deployed");
+            file.reward_token = Some(r.token);
+            file.distributor = Some(r.distributor);
+            write_deployment(&path, &file)?;
+            r
+        }
     };
-    write_deployment(&path, &file)?;
-    tracing::info!(%token, %vault, rewards = ?rewards, "contracts deployed");
-    Ok((vault, rewards))
+    let gateways = match (file.registry, file.staking) {
+        (Some(registry), Some(staking)) => GatewayContracts { registry, staking },
+        _ => {
+            let g = deploy_gateways(chain, wallet, rewards.token).await?;
+            file.registry = Some(g.registry);
+            file.staking = Some(g.staking);
+            write_deployment(&path, &file)?;
+            g
+        }
+    };
+    Ok((file.vault, Some(Incentives { rewards, gateways })))
 }
 
 fn write_deployment(path: &Path, file: &DeploymentFile) -> Result<(), SettleError> {
@@ -333,17 +373,17 @@ pub async fn start(
             let chain = RpcChain::new(url, Duration::from_millis(cfg.chain.rpc_timeout_ms))
                 .map_err(|source| SettleError::Chain { url: None, source })?;
             let wallet = Wallet::new(key, chain.chain_id().await.map_err(chain_error)?);
-            let (vault, rewards) = deployment(&chain, cfg, &wallet).await?;
-            Ok(task.spawn(chain, wallet, vault, rewards))
+            let (vault, incentives) = deployment(&chain, cfg, &wallet).await?;
+            Ok(task.spawn(chain, wallet, vault, incentives))
         }
         None => {
             let log = cfg.data_dir.join("chain.log");
             let chain =
                 EvmChain::open(&log, &[key.address()]).map_err(|source| SettleError::Chain { url: None, source })?;
             let wallet = Wallet::new(key, gridshare_settlement::chain::EVM_CHAIN_ID);
-            let (vault, rewards) = deployment(&chain, cfg, &wallet).await?;
+            let (vault, incentives) = deployment(&chain, cfg, &wallet).await?;
             tracing::info!(chain = %log.display(), %vault, "in-process EVM");
-            Ok(task.spawn(chain, wallet, vault, rewards))
+            Ok(task.spawn(chain, wallet, vault, incentives))
         }
     }
 }
@@ -366,7 +406,7 @@ impl Task {
         chain: C,
         wallet: Wallet,
         vault: Address,
-        rewards: Option<RewardContracts>,
+        incentives: Option<Incentives>,
     ) -> Started {
         let Task {
             db,
@@ -383,7 +423,7 @@ impl Task {
             vault,
         });
         let task = tokio::spawn(run(
-            chain, db, clock, wallet, vault, rewards, step, system, every, shutdown, metrics,
+            chain, db, clock, wallet, vault, incentives, step, system, every, shutdown, metrics,
         ));
         (Some(task), Some(reader))
     }
@@ -396,7 +436,7 @@ async fn run<C: Chain + 'static>(
     clock: Clock,
     wallet: Wallet,
     vault: Address,
-    rewards: Option<RewardContracts>,
+    incentives: Option<Incentives>,
     cfg: StepConfig,
     (community, grid, utility): (Address, Address, Address),
     every: Duration,
@@ -405,6 +445,7 @@ async fn run<C: Chain + 'static>(
 ) {
     let mut step = None;
     let mut rewards_step = crate::rewards::RewardsStep::default();
+    let mut slashing_step = crate::slashing::SlashingStep::default();
     loop {
         if *shutdown.borrow() {
             return;
@@ -438,10 +479,13 @@ async fn run<C: Chain + 'static>(
                 }
             }
         }
-        if let Some(contracts) = rewards
-            && let Err(e) = rewards_step.run(&*chain, &db, &wallet, contracts).await
-        {
-            tracing::warn!(error = %e, "reward epochs on chain: will try again");
+        if let Some(c) = incentives {
+            if let Err(e) = rewards_step.run(&*chain, &db, &wallet, c.rewards).await {
+                tracing::warn!(error = %e, "reward epochs on chain: will try again");
+            }
+            if let Err(e) = slashing_step.run(&*chain, &db, &wallet, c.gateways).await {
+                tracing::warn!(error = %e, "gateways and slashing on chain: will try again");
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

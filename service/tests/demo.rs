@@ -207,6 +207,38 @@ fn the_demo_trades_settles_on_chain_and_resumes() {
         );
     }
 
+    // one home's gateway is made to equivocate 90 s after the homes start: the market catches it,
+    // the staking contract on the in-process chain slashes it, and the operator sees both envelopes
+    let operator = login(port, "operator");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let slashed = loop {
+        let (st, v) = common::http(port, "GET", "/api/v1/equivocations", &operator, None);
+        assert_eq!(st, 200, "{v}");
+        if let Some(p) = v.as_array().and_then(|a| a.first())
+            && p["status"] == "slashed"
+        {
+            break p.clone();
+        }
+        assert!(Instant::now() < deadline, "no gateway slashed within 180 s: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(slashed["gateway"], homes.last().unwrap()["id"], "{slashed}");
+    assert_eq!(
+        slashed["first_envelope"]["seq"], slashed["second_envelope"]["seq"],
+        "{slashed}"
+    );
+    assert_ne!(
+        slashed["first_envelope"]["payload"], slashed["second_envelope"]["payload"],
+        "{slashed}"
+    );
+    assert!(
+        slashed["slashed_tx"].as_str().is_some_and(|t| t.starts_with("0x")),
+        "{slashed}"
+    );
+    // a neighbour sees nothing of it
+    let (st, v) = common::http(port, "GET", "/api/v1/equivocations", &home1, None);
+    assert_eq!((st, v.as_array().map(Vec::len)), (200, Some(0)), "{v}");
+
     // stop and start again: the same batches, then more
     stop(demo);
     let demo = start(&data, port);

@@ -1,0 +1,52 @@
+//! Gateways on chain and the slashing of those that equivocate, run by the settlement task
+//! between its steps (one sender, so its nonces never race): first the registry mirror
+//! commissions the gateways the chain does not know yet (so that any proof can be checked against
+//! a registered key), then every proof of equivocation the intake stored goes to the staking
+//! contract exactly once (`gridshare_settlement::slashing`).
+
+use gridshare_settlement::chain::Chain;
+use gridshare_settlement::onchain::{Submitter, Wallet};
+use gridshare_settlement::slashing::{GatewayContracts, Mirror, Outcome, Slasher, SlashingError};
+use gridshare_storage::Db;
+
+/// The bond below which a gateway earns nothing: none while the network is a pilot (every
+/// gateway counts as bonded, as the epochs assume: `Bonds::NoMinimum`).
+pub const MIN_BOND: u64 = 0;
+
+/// How long bonded tokens cool down before they can be withdrawn (and stay slashable): a week.
+pub const UNBONDING_COOLDOWN_S: u64 = 7 * 24 * 3_600;
+
+/// What the step keeps between runs.
+#[derive(Debug, Default)]
+pub struct SlashingStep {
+    mirror: Mirror,
+}
+
+impl SlashingStep {
+    /// Commissions new gateways on chain, then takes pending proofs there.
+    pub async fn run<C: Chain>(
+        &mut self,
+        chain: &C,
+        db: &Db,
+        wallet: &Wallet,
+        contracts: GatewayContracts,
+    ) -> Result<(), SlashingError> {
+        let mut s = Submitter::new(chain, wallet.clone()).await?;
+        let n = self.mirror.commission_pending(&mut s, contracts.registry, db).await?;
+        if n > 0 {
+            tracing::info!(gateways = n, "gateways commissioned on chain");
+        }
+        for (evidence, outcome) in Slasher::new(chain, db, wallet.clone(), contracts.staking)
+            .slash_pending()
+            .await?
+        {
+            match outcome {
+                Outcome::Slashed(tx) => tracing::warn!(%evidence, ?tx, "an equivocating gateway was slashed on chain"),
+                Outcome::Refused(reason) => {
+                    tracing::warn!(%evidence, %reason, "a proof of equivocation was refused on chain")
+                }
+            }
+        }
+        Ok(())
+    }
+}
