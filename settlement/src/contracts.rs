@@ -34,3 +34,23 @@ alloy::sol!(
     GatewayStaking,
     "../contracts/artifacts/GatewayStaking.json"
 );
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    GridParameters,
+    "../contracts/artifacts/GridParameters.json"
+);
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    GridGovernor,
+    "../contracts/artifacts/GridGovernor.json"
+);
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    TimelockController,
+    "../contracts/artifacts/TimelockController.json"
+);
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    RewardRedeemer,
+    "../contracts/artifacts/RewardRedeemer.json"
+);

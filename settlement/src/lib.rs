@@ -15,6 +15,7 @@
 
 pub mod chain;
 pub mod contracts;
+pub mod governance;
 pub mod ledger;
 pub mod merkle;
 pub mod once;

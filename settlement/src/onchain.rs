@@ -100,6 +100,18 @@ pub fn decode_revert(data: &[u8]) -> String {
     if let Ok(e) = crate::contracts::GatewayRegistry::GatewayRegistryErrors::abi_decode(data) {
         return format!("{e:?}");
     }
+    if let Ok(e) = crate::contracts::GridParameters::GridParametersErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = crate::contracts::GridGovernor::GridGovernorErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = crate::contracts::TimelockController::TimelockControllerErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = crate::contracts::RewardRedeemer::RewardRedeemerErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
     if data.is_empty() {
         return "no revert data (out of gas or a failed check without a reason)".to_owned();
     }
