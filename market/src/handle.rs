@@ -22,10 +22,12 @@ use gridshare_domain::{
     Wh, ZoneId,
 };
 use gridshare_matching_engine::journal::{self, Durability, Journaled};
-use gridshare_matching_engine::{BookSummary, Command, Depth, Engine, Event, MarketConfig, OrderSpec};
+use gridshare_matching_engine::{
+    BookSummary, Command, Depth, Engine, Event, GridFees, GridFeesError, MarketConfig, OrderSpec,
+};
 use gridshare_storage::Db;
 use gridshare_storage::orders::{self, Change};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::recorder::{self, Projector};
@@ -45,6 +47,9 @@ pub enum MarketError {
     /// The database failed at start.
     #[error(transparent)]
     Storage(#[from] gridshare_storage::StorageError),
+    /// Grid fees the engine would refuse to open a book with (the current fees are unchanged).
+    #[error("grid fees refused: {0}")]
+    GridFees(#[from] GridFeesError),
 }
 
 /// An order as a participant places it; the market assigns the id.
@@ -96,6 +101,7 @@ enum Request {
     Command(Command, oneshot::Sender<Result<Arc<Outcome>, MarketError>>),
     Depth(ZoneId, DeliveryInterval, usize, oneshot::Sender<Option<Depth>>),
     Books(oneshot::Sender<Vec<BookSummary>>),
+    CheckGridFees(GridFees, oneshot::Sender<Result<(), GridFeesError>>),
     Flush(oneshot::Sender<Result<(), MarketError>>),
 }
 
@@ -106,6 +112,8 @@ pub struct Market {
     feed: broadcast::Sender<Arc<Outcome>>,
     clock: Clock,
     halted: Halt,
+    /// The fees the next books open with (see [`Market::set_grid_fees`]).
+    grid_fees: Arc<watch::Sender<Option<GridFees>>>,
 }
 
 /// Set once, when the journal could not be written: the market refuses every command from
@@ -272,6 +280,7 @@ impl Market {
                 feed,
                 clock,
                 halted,
+                grid_fees: Arc::new(watch::Sender::new(None)),
             },
             recorder,
         ))
@@ -306,6 +315,33 @@ impl Market {
     /// Every book.
     pub async fn books(&self) -> Result<Vec<BookSummary>, MarketError> {
         self.ask(Request::Books).await
+    }
+
+    /// The grid fees books open with from now on: `None` (the default at start) charges the
+    /// feeder tree's per-edge fees; `Some` charges `per_kwh + per_hop × hops` (see
+    /// [`GridFees`]). The scheduler reads this each time it opens a book.
+    pub fn grid_fees(&self) -> Option<GridFees> {
+        *self.grid_fees.borrow()
+    }
+
+    /// Changes the grid fees (governance changed `GridParameters` on chain). The change applies to
+    /// books opened **from now on**, as issue 22 rules: a book already open — including the
+    /// later intervals the scheduler keeps open ahead — keeps the fees it opened with until its
+    /// gate closes. Fees the engine would refuse (negative, above [`GridFees::MAX`], or a largest
+    /// fee beyond the market's price range) are refused here and the current fees stay. The
+    /// setting is not persisted: after a restart it is `None` until set again, so set it before
+    /// the scheduler starts.
+    pub async fn set_grid_fees(&self, fees: Option<GridFees>) -> Result<(), MarketError> {
+        if let Some(f) = fees {
+            self.ask(|tx| Request::CheckGridFees(f, tx)).await??;
+        }
+        self.grid_fees.send_replace(fees);
+        Ok(())
+    }
+
+    /// Every change of the grid fees from now on (the value is what [`Self::grid_fees`] returns).
+    pub fn watch_grid_fees(&self) -> watch::Receiver<Option<GridFees>> {
+        self.grid_fees.subscribe()
     }
 
     /// Writes the journal to disk (shutdown).
@@ -354,7 +390,7 @@ fn run_engine(
         if feed.receiver_count() > 0 {
             let touched = match cmd {
                 Command::Submit { order, .. } => Some((order.zone, order.interval)),
-                Command::CloseGate { zone, interval, .. } | Command::OpenBook { zone, interval } => {
+                Command::CloseGate { zone, interval, .. } | Command::OpenBook { zone, interval, .. } => {
                     Some((zone, interval))
                 }
                 Command::Cancel { .. } | Command::Amend { .. } => events.iter().find_map(|e| match *e {
@@ -433,6 +469,9 @@ fn run_engine(
             }
             Request::Books(reply) => {
                 let _ = reply.send(core.engine().books());
+            }
+            Request::CheckGridFees(fees, reply) => {
+                let _ = reply.send(core.engine().check_grid_fees(&fees));
             }
             Request::Flush(reply) => {
                 let _ = reply.send(core.flush());

@@ -10,6 +10,9 @@ use crate::handle::{Market, MarketError};
 
 /// Keeps books open for the next `horizon` intervals of `zones` and closes each gate on time.
 /// "Now" is the market's clock (the demo runs an accelerated one). Runs until the market stops.
+///
+/// Each book opens with the market's grid fees at the moment it opens ([`Market::grid_fees`])
+/// and keeps them: a fee change reaches the books opened after it, not those already open.
 pub async fn schedule(market: Market, zones: Vec<ZoneId>, rules: IntervalRules, horizon: usize, tick: Duration) {
     let mut opened: std::collections::BTreeSet<(ZoneId, DeliveryInterval)> = Default::default();
     if let Ok(books) = market.books().await {
@@ -20,7 +23,12 @@ pub async fn schedule(market: Market, zones: Vec<ZoneId>, rules: IntervalRules, 
         for iv in rules.first_open(t).iter_from(horizon) {
             for &zone in &zones {
                 if opened.insert((zone, iv)) {
-                    match market.command(Command::OpenBook { zone, interval: iv }).await {
+                    let open = Command::OpenBook {
+                        zone,
+                        interval: iv,
+                        fees: market.grid_fees(),
+                    };
+                    match market.command(open).await {
                         Ok(_) => {}
                         Err(MarketError::Stopped) => return,
                         Err(e) => tracing::error!(error = %e, "opening a book"),

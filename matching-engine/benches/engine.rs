@@ -203,6 +203,7 @@ fn ours_engine(books: u32, network: Option<Vec<NodeConfig>>) -> Engine {
             &Command::OpenBook {
                 zone: ZoneId(1),
                 interval: iv(b),
+                fees: None,
             },
             &mut sink,
         );

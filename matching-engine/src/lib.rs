@@ -26,4 +26,6 @@ pub use engine::{
     BookSnapshot, BookSummary, ConfigError, Depth, Engine, MarketConfig, OrderSnapshot, Snapshot, SnapshotError,
 };
 pub use network::{Network, NodeConfig};
-pub use types::{CancelReason, Command, CountingSink, Event, EventSink, OrderSpec, RejectReason};
+pub use types::{
+    CancelReason, Command, CountingSink, Event, EventSink, GridFees, GridFeesError, OrderSpec, RejectReason,
+};

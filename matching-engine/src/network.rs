@@ -68,6 +68,8 @@ pub struct Network {
     capacity: Vec<i64>,
     fee: Vec<i64>,
     bottom_up: Vec<u32>,
+    /// Edges on the longest path between two nodes.
+    diameter: u32,
 }
 
 const NO_PARENT: u32 = u32::MAX;
@@ -116,7 +118,19 @@ impl Network {
         }
         let mut bottom_up: Vec<u32> = (0..nodes.len() as u32).collect();
         bottom_up.sort_by_key(|&i| (std::cmp::Reverse(depth[i as usize]), i));
+        // Longest path: at each node, its two tallest child subtrees joined through it.
+        let mut height = vec![0u32; nodes.len()];
+        let mut diameter = 0;
+        for &v in &bottom_up {
+            let p = parent[v as usize];
+            if p != NO_PARENT {
+                let via = height[v as usize] + 1;
+                diameter = diameter.max(height[p as usize] + via);
+                height[p as usize] = height[p as usize].max(via);
+            }
+        }
         Ok(Self {
+            diameter,
             bottom_up,
             ids: nodes.iter().map(|n| n.id).collect(),
             index,
@@ -188,6 +202,35 @@ impl Network {
             s = self.parent[s as usize];
             b = self.parent[b as usize];
         }
+    }
+
+    /// Number of edges on the path between two nodes (0 for one node): up from the deeper one
+    /// to the other's depth, then up from both to their lowest common ancestor.
+    #[inline]
+    pub fn hops(&self, a: u32, b: u32) -> u32 {
+        let (mut a, mut b) = (a as usize, b as usize);
+        let (da, db) = (self.depth[a], self.depth[b]);
+        let mut hops = da.abs_diff(db);
+        if da > db {
+            for _ in 0..hops {
+                a = self.parent[a] as usize;
+            }
+        } else {
+            for _ in 0..hops {
+                b = self.parent[b] as usize;
+            }
+        }
+        while a != b {
+            a = self.parent[a] as usize;
+            b = self.parent[b] as usize;
+            hops += 2;
+        }
+        hops
+    }
+
+    /// Edges on the longest path between two nodes of the tree (0 for a lone root).
+    pub fn diameter(&self) -> u32 {
+        self.diameter
     }
 
     /// Total grid fee per kWh from seller to buyer.
@@ -274,6 +317,17 @@ mod tests {
         assert_eq!(n.path_fee(i(10), i(11)), 10, "two home edges");
         assert_eq!(n.path_fee(i(10), i(20)), 50, "up to the substation and down");
         assert_eq!(n.path_fee(i(10), i(10)), 0);
+        assert_eq!(
+            [
+                n.hops(i(10), i(10)),
+                n.hops(i(10), i(11)),
+                n.hops(i(10), i(20)),
+                n.hops(i(20), i(1)),
+                n.hops(i(0), i(11))
+            ],
+            [0, 2, 4, 3, 2]
+        );
+        assert_eq!(n.diameter(), 4);
         let mut flows = vec![0; n.len()];
         assert_eq!(n.path_room(i(10), i(20), &flows), 300);
         n.apply(i(10), i(20), 200, &mut flows);
@@ -287,6 +341,24 @@ mod tests {
         n.apply(i(20), i(11), 150, &mut flows);
         assert!(n.within_limits(&flows));
         assert_eq!(flows[i(20) as usize], -50, "net: 200 down, then 150 up");
+    }
+
+    #[test]
+    fn diameter_is_the_longest_path_not_twice_the_depth() {
+        // a chain 0-1-2-3 with a leaf 4 under 1: longest path 3-2-1-4 (3 edges); depth 3
+        let chain = Network::new(&[
+            node(0, None, None, 0),
+            node(1, Some(0), None, 0),
+            node(2, Some(1), None, 0),
+            node(3, Some(2), None, 0),
+            node(4, Some(1), None, 0),
+        ])
+        .unwrap();
+        assert_eq!(chain.diameter(), 3);
+        assert_eq!(Network::new(&[node(0, None, None, 0)]).unwrap().diameter(), 0);
+        let i = |id| chain.index_of(NodeId(id)).unwrap();
+        assert_eq!(chain.hops(i(3), i(4)), 3);
+        assert_eq!(chain.hops(i(3), i(0)), 3);
     }
 
     #[test]

@@ -36,6 +36,97 @@ pub struct OrderSpec {
     pub mode: OrderMode,
 }
 
+/// The grid fees a book charges, fixed when it opens (issue 22: governance sets `feePerHop` and
+/// `networkFee` in the `GridParameters` contract; a change applies from the next book opened).
+///
+/// A trade from seller node `s` to buyer node `b` in such a book pays the grid fee
+/// `per_kwh + per_hop × hops(s, b)` per kWh, where `hops` is the number of feeder-tree edges on
+/// the path (0 without a tree). **`per_kwh` applies to every trade, also between two
+/// participants at one connection point** (no edge crossed: the fee is `per_kwh` alone): it is
+/// the community's network charge for a trade through the market, and keeping it flat keeps
+/// every fee a sum over edges plus a constant, which continuous priority and the nodal auction
+/// need (a per-edge fee cannot express "`per_kwh` only when an edge is crossed").
+///
+/// Both parts are µ-currency per kWh, never negative and at most [`GridFees::MAX`]; the engine
+/// also refuses a book whose largest fee (across the longest path of its tree) is beyond the
+/// market's price range, as no trade could pay it. So a fee is bounded like a price and
+/// `price + fee` and `fee × quantity` stay as far from overflow as `price × quantity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridFees {
+    /// Fee per kWh for each feeder-tree edge the energy crosses (`feePerHop`).
+    pub per_hop: MicroPerKwh,
+    /// Fee per kWh on every trade (`networkFee`).
+    pub per_kwh: MicroPerKwh,
+}
+
+impl GridFees {
+    /// The most either part may be: 1,000 currency units per kWh (thousands of times any
+    /// real grid fee), so `per_kwh + per_hop × hops` fits `i64` for any tree (`hops < 2³²`).
+    pub const MAX: MicroPerKwh = MicroPerKwh(1_000_000_000);
+
+    /// Checked fees: `per_hop` then `per_kwh` (the order of the on-chain parameters).
+    pub fn new(per_hop: MicroPerKwh, per_kwh: MicroPerKwh) -> Result<Self, GridFeesError> {
+        let f = Self { per_hop, per_kwh };
+        f.check()?;
+        Ok(f)
+    }
+
+    /// Both parts within `0..=MAX` (the fields are public: the engine checks again when a book
+    /// opens, with [`crate::Engine::check_grid_fees`]).
+    pub fn check(&self) -> Result<(), GridFeesError> {
+        for (what, value) in [("per_hop", self.per_hop), ("per_kwh", self.per_kwh)] {
+            if value.0 < 0 {
+                return Err(GridFeesError::Negative { what, value });
+            }
+            if value > Self::MAX {
+                return Err(GridFeesError::TooLarge { what, value });
+            }
+        }
+        Ok(())
+    }
+
+    /// The fee per kWh of a trade crossing `hops` edges (checked fees cannot overflow).
+    #[inline]
+    pub fn fee(&self, hops: u32) -> i64 {
+        self.per_kwh.0 + self.per_hop.0 * i64::from(hops)
+    }
+}
+
+/// Grid fees a book cannot open with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GridFeesError {
+    /// A part is negative.
+    #[error("grid fee {what} is negative ({value})")]
+    Negative {
+        /// `per_hop` or `per_kwh`.
+        what: &'static str,
+        /// Its value.
+        value: MicroPerKwh,
+    },
+    /// A part is above [`GridFees::MAX`].
+    #[error("grid fee {what} {value} is above the most allowed, {max}", max = GridFees::MAX)]
+    TooLarge {
+        /// `per_hop` or `per_kwh`.
+        what: &'static str,
+        /// Its value.
+        value: MicroPerKwh,
+    },
+    /// The fee across the tree's longest path is more than the market's whole price range.
+    #[error(
+        "the largest grid fee a trade could pay, {largest} (per_kwh + per_hop × {hops} edges), is above the \
+         market's price range {range}: no trade could pay it"
+    )]
+    AbovePriceRange {
+        /// `per_kwh + per_hop × hops`.
+        largest: MicroPerKwh,
+        /// Edges on the tree's longest path.
+        hops: u32,
+        /// `max_price − min_price`.
+        range: MicroPerKwh,
+    },
+}
+
 /// Everything the engine can be asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
@@ -53,6 +144,10 @@ pub enum Command {
         zone: ZoneId,
         /// Interval.
         interval: DeliveryInterval,
+        /// The grid fees the book charges for its whole life; `None`: the feeder tree's
+        /// per-edge fees. Absent from journal lines (and JSON) of books opened without.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fees: Option<GridFees>,
     },
     /// Submit an order.
     Submit {
@@ -128,6 +223,8 @@ pub enum RejectReason {
     FillOrKillUnfilled,
     /// Time in force and mode do not go together (IOC/FOK auction-only).
     InvalidTimeInForce,
+    /// A book's grid fees are negative or too large ([`crate::Engine::check_grid_fees`] says why).
+    InvalidGridFees,
 }
 
 /// Why a live order left the book without filling.
@@ -161,6 +258,9 @@ pub enum Event {
         zone: ZoneId,
         /// Interval.
         interval: DeliveryInterval,
+        /// The grid fees it charges, if opened with them (absent otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fees: Option<GridFees>,
     },
     /// An order was accepted (trades, if any, follow).
     Accepted {
@@ -232,7 +332,8 @@ pub enum Event {
         /// The node.
         node: NodeId,
         /// The value of one more Wh at the node: what a seller there receives, what a buyer
-        /// there pays (grid fee included).
+        /// there pays (grid fee included; in a book opened with [`GridFees`], a buyer pays
+        /// this plus `per_kwh`).
         price: MicroPerKwh,
         /// Energy the auction sent up the edge above the node (negative: down); 0 at the root.
         flow: Wh,
@@ -341,6 +442,7 @@ impl RejectReason {
             Self::OrderCapacity => "order_capacity",
             Self::FillOrKillUnfilled => "fill_or_kill_unfilled",
             Self::InvalidTimeInForce => "invalid_time_in_force",
+            Self::InvalidGridFees => "invalid_grid_fees",
         }
     }
 }

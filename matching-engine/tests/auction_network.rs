@@ -122,6 +122,7 @@ fn run_with(s: &Scenario, cfg: MarketConfig) -> Outcome {
         &Command::OpenBook {
             zone: ZoneId(1),
             interval: iv(),
+            fees: None,
         },
         &mut events,
     );

@@ -71,6 +71,7 @@ fn a_failed_journal_write_refuses_that_command_and_every_later_one_and_a_restart
         &Command::OpenBook {
             zone: ZoneId(1),
             interval: interval(),
+            fees: None,
         },
         &mut Vec::new(),
     )

@@ -121,6 +121,7 @@ fn hot_path_does_not_allocate_after_warm_up() {
         &Command::OpenBook {
             zone: ZoneId(1),
             interval: iv,
+            fees: None,
         },
         &mut out,
     );

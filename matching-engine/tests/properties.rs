@@ -92,6 +92,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 commands.push(Command::OpenBook {
                     zone: ZoneId(1),
                     interval: iv(b),
+                    fees: None,
                 });
             }
             let mut next_id = 1u64;

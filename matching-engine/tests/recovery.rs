@@ -8,7 +8,7 @@ use gridshare_domain::{
     Timestamp, Wh, ZoneId,
 };
 use gridshare_matching_engine::journal::{self, Durability, JournalWriter};
-use gridshare_matching_engine::{Command, Engine, Event, MarketConfig, NodeConfig, OrderSpec};
+use gridshare_matching_engine::{Command, Engine, Event, GridFees, MarketConfig, NodeConfig, OrderSpec};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
@@ -54,6 +54,11 @@ fn stream() -> impl Strategy<Value = Vec<Command>> {
             cmds.push(Command::OpenBook {
                 zone: ZoneId(1),
                 interval: iv(b),
+                // the middle book charges its own fees (issue 22), the others the tree's
+                fees: (b == 1).then_some(GridFees {
+                    per_hop: MicroPerKwh(2_000),
+                    per_kwh: MicroPerKwh(3_000),
+                }),
             });
         }
         let mut id = 0;

@@ -32,6 +32,7 @@ fn engine_with(cfg: MarketConfig) -> Engine {
         &Command::OpenBook {
             zone: ZoneId(1),
             interval: iv(),
+            fees: None,
         },
         &mut out,
     );
@@ -333,6 +334,7 @@ fn every_bad_input_is_a_typed_reject_and_changes_nothing() {
         &Command::OpenBook {
             zone: ZoneId(1),
             interval: iv(),
+            fees: None,
         },
         &mut out,
     );
@@ -568,6 +570,7 @@ fn engine_at(cfg: MarketConfig, participants: &[(u64, u32)]) -> Engine {
         &Command::OpenBook {
             zone: ZoneId(1),
             interval: iv(),
+            fees: None,
         },
         &mut out,
     );
@@ -775,6 +778,7 @@ fn books_of_one_start_and_different_lengths_are_different_books() {
         &Command::OpenBook {
             zone: ZoneId(1),
             interval: hour,
+            fees: None,
         },
         &mut out,
     );
@@ -782,7 +786,8 @@ fn books_of_one_start_and_different_lengths_are_different_books() {
         out,
         vec![Event::BookOpened {
             zone: ZoneId(1),
-            interval: hour
+            interval: hour,
+            fees: None
         }]
     );
     let mut o = order(1, 1, Side::Sell, 100, 100);

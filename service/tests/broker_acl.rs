@@ -149,6 +149,7 @@ async fn rig(service: Broker, metrics: Arc<Metrics>, g7: u64, g8: u64) -> Rig {
         .command(Command::OpenBook {
             zone: ZoneId(1),
             interval: interval(),
+            fees: None,
         })
         .await
         .unwrap();

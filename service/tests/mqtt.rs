@@ -309,6 +309,7 @@ async fn rig(broker: &Broker, lane: u64) -> Rig {
         .command(Command::OpenBook {
             zone: ZoneId(1),
             interval: interval(),
+            fees: None,
         })
         .await
         .unwrap();
@@ -785,6 +786,7 @@ async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
         .command(Command::OpenBook {
             zone: ZoneId(1),
             interval: interval(),
+            fees: None,
         })
         .await
         .unwrap();

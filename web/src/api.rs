@@ -242,6 +242,7 @@ fn reject_message(r: RejectReason) -> &'static str {
         RejectReason::OrderCapacity => "the market holds as many orders as it can",
         RejectReason::FillOrKillUnfilled => "a fill-or-kill order could not be filled at once",
         RejectReason::InvalidTimeInForce => "that time in force is not allowed for this mode",
+        RejectReason::InvalidGridFees => "the grid fees are negative or too large for this market",
     }
 }
 
@@ -528,6 +529,13 @@ pub struct BookView {
     pub trades: u32,
     /// Energy traded so far, Wh.
     pub volume_wh: i64,
+    /// Grid fee per feeder edge crossed, µ/kWh, when the book was opened with governance's fees
+    /// (absent: the feeder tree's own per-edge fees apply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_per_hop: Option<i64>,
+    /// Grid fee on every trade, µ/kWh, when the book was opened with governance's fees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_per_kwh: Option<i64>,
 }
 
 /// The books the market holds (open ones and those closed since the service started).
@@ -549,6 +557,8 @@ pub async fn list_books(state: &AppState, who: &Principal) -> Result<Vec<BookVie
             open: b.open,
             trades: b.trades,
             volume_wh: b.volume.0,
+            fee_per_hop: b.fees.map(|f| f.per_hop.0),
+            fee_per_kwh: b.fees.map(|f| f.per_kwh.0),
         })
         .collect())
 }

@@ -350,6 +350,7 @@ async fn the_trader_page_shows_the_zone_asked_for() {
         .command(Command::OpenBook {
             zone: ZoneId(2),
             interval: interval(),
+            fees: None,
         })
         .await
         .unwrap();

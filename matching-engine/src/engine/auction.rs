@@ -39,7 +39,11 @@ impl Engine {
         let (clearing, volume) = if self.network.is_some() {
             self.clear_network(at, book_i, &mut bids, &mut asks, out)
         } else {
-            let tick = self.clearing_tick(book_i);
+            // Every trade pays the book's flat fee (0 or `per_kwh`): a bid of limit `b` buys at
+            // seller prices up to `b − fee`, `shift` ticks lower (rounded so it stays within).
+            let fee = Self::least_fee(self.books[book_i].fees);
+            let shift = (fee + self.cfg.tick.0 - 1) / self.cfg.tick.0;
+            let tick = self.clearing_tick(book_i, shift);
             let volume = self.pair_uniform(at, book_i, tick, &mut bids, &mut asks, out);
             (
                 tick.filter(|_| volume > 0).map(|t| MicroPerKwh(self.price_of(t))),
@@ -82,7 +86,8 @@ impl Engine {
         self.scratch_asks = asks;
     }
 
-    /// Without a network: pair in priority order at the uniform price `clearing` (a tick).
+    /// Without a network: pair in priority order at the uniform price `clearing` (a tick), which
+    /// sellers receive; buyers pay it plus the book's flat fee.
     fn pair_uniform(
         &mut self,
         at: Timestamp,
@@ -95,10 +100,11 @@ impl Engine {
         let mut volume = 0i64;
         if let Some(pt) = clearing {
             let p = self.price_of(pt);
+            let fee = Self::least_fee(self.books[book_i].fees); // every pair's, without a network
             let mut first_ask = 0usize;
             for bid in bids.iter_mut() {
                 let b = self.slots[bid.0 as usize];
-                if self.price_of(b.tick) < p {
+                if self.price_of(b.tick) < p + fee {
                     break;
                 }
                 let mut j = first_ask;
@@ -119,7 +125,7 @@ impl Engine {
                         j += 1;
                         continue;
                     }
-                    let (fee, room) = self.pair_terms(a.node, b.node, &self.books[book_i].flows);
+                    let (fee, room) = self.pair_terms(book_i, a.node, b.node);
                     if p + fee > self.price_of(b.tick) || room == 0 {
                         j += 1;
                         continue;
@@ -139,19 +145,26 @@ impl Engine {
         volume
     }
 
-    /// The uniform clearing tick: maximise volume, then `lo + k·(hi − lo)`.
-    pub(super) fn clearing_tick(&self, book_i: usize) -> Option<u32> {
+    /// The uniform clearing tick (what sellers receive): maximise volume, then
+    /// `lo + k·(hi − lo)`. A bid at tick `b` buys at seller ticks up to `b − shift` (the book's
+    /// flat fee, in ticks rounded up; 0 without fees).
+    pub(super) fn clearing_tick(&self, book_i: usize, shift: i64) -> Option<u32> {
         let b = &self.books[book_i];
         let lo = min_opt(b.asks.lowest(), b.auction_asks.lowest())?;
-        let hi = max_opt(b.bids.highest(), b.auction_bids.highest())?;
+        let top_bid = max_opt(b.bids.highest(), b.auction_bids.highest())?;
+        // A shift beyond the highest bid leaves no seller price any bid pays.
+        let hi = u32::try_from(i64::from(top_bid) - shift).ok()?;
         if lo > hi {
             return None;
         }
+        let s = top_bid - hi; // = shift, now known to fit
         let qty = |l: &Ladder, t: u32| l.levels[t as usize].qty;
-        // Demand at t: bids at t or above; supply at t: asks at t or below.
+        // Demand at t: bids at t + shift or above; supply at t: asks at t or below.
         // Walking t upward, supply grows as a running sum and demand shrinks
         // from the total, so one pass over [lo, hi] finds the best range.
-        let mut demand: i64 = (lo..=hi).map(|t| qty(&b.bids, t) + qty(&b.auction_bids, t)).sum();
+        let mut demand: i64 = (lo + s..=top_bid)
+            .map(|t| qty(&b.bids, t) + qty(&b.auction_bids, t))
+            .sum();
         let mut supply: i64 = 0;
         let mut best = (0i64, lo, lo);
         for t in lo..=hi {
@@ -162,7 +175,7 @@ impl Engine {
             } else if v == best.0 && v > 0 && best.2 + 1 == t {
                 best.2 = t;
             }
-            demand -= qty(&b.bids, t) + qty(&b.auction_bids, t);
+            demand -= qty(&b.bids, t + s) + qty(&b.auction_bids, t + s);
         }
         if best.0 == 0 {
             return None;

@@ -134,15 +134,14 @@ impl Engine {
         ladder.unlink(&mut SlotLinks(&mut self.slots), s.tick, slot, s.qty);
     }
 
-    /// Fee and room for a pair (the call auction's pairing).
+    /// Fee and room for a pair in book `book_i` (the call auction's pairing).
     #[inline]
-    pub(super) fn pair_terms(&self, seller_node: u32, buyer_node: u32, flows: &[i64]) -> (i64, i64) {
+    pub(super) fn pair_terms(&self, book_i: usize, seller_node: u32, buyer_node: u32) -> (i64, i64) {
+        let book = &self.books[book_i];
+        let fee = self.fee_between(book.fees, seller_node, buyer_node);
         match &self.network {
-            None => (0, i64::MAX),
-            Some(n) => (
-                n.path_fee(seller_node, buyer_node),
-                n.path_room(seller_node, buyer_node, flows),
-            ),
+            None => (fee, i64::MAX),
+            Some(n) => (fee, n.path_room(seller_node, buyer_node, &book.flows)),
         }
     }
 
@@ -154,11 +153,12 @@ impl Engine {
     /// own (for self-trade prevention). `visit` returns false to stop; it may
     /// trade the visited order away, nothing else.
     ///
-    /// Without a network every fee is 0: the ladder is walked level by level.
-    /// With one, levels are walked in price order and their orders pushed on
-    /// a heap; an order at a level not yet reached is worth at least that
-    /// level's price (fees are never negative), so everything on the heap
-    /// strictly better than the next level is final and is visited first.
+    /// Without a network every fee is the same (0, or the book's `per_kwh`): the
+    /// ladder is walked level by level. With one, levels are walked in price
+    /// order and their orders pushed on a heap; an order at a level not yet
+    /// reached is worth at least that level's price (fees are never negative),
+    /// so everything on the heap strictly better than the next level is final
+    /// and is visited first.
     #[allow(clippy::too_many_arguments)] // the incoming order's terms, spelled out
     #[inline]
     pub(super) fn walk_opposite(
@@ -171,6 +171,7 @@ impl Engine {
         older_than: u64,
         mut visit: impl FnMut(&mut Self, u32, i64) -> bool,
     ) {
+        let fees = self.books[book_i].fees;
         let crosses = |t: u32| match side {
             Side::Buy => t <= tick,
             Side::Sell => t >= tick,
@@ -195,13 +196,23 @@ impl Engine {
             Side::Sell => b.bids.levels[t as usize].head,
         };
         if self.network.is_none() {
+            // Every fee is the book's flat one: a level within `shift` ticks of the limit (the
+            // fee, rounded up to whole ticks) crosses before the fee, not after it; its orders
+            // are visited only when they are the owner's own (self-trade prevention, as with a
+            // tree), after every order that matches.
+            let fee = Self::least_fee(fees);
+            let shift = (fee + self.cfg.tick.0 - 1) / self.cfg.tick.0;
             let mut level = next_level(&self.books[book_i], first);
             while let Some(t) = level {
+                let matches = match side {
+                    Side::Buy => i64::from(t) + shift <= i64::from(tick),
+                    Side::Sell => i64::from(t) >= i64::from(tick) + shift,
+                };
                 let mut r = head(&self.books[book_i], t);
                 while r != NIL {
                     let rs = &self.slots[r as usize];
                     let next = rs.next;
-                    if rs.seq < older_than && !visit(self, r, 0) {
+                    if rs.seq < older_than && (matches || rs.owner == owner) && !visit(self, r, fee) {
                         return;
                     }
                     r = next;
@@ -231,7 +242,7 @@ impl Engine {
                     return;
                 }
             }
-            let (Some(t), Some(net)) = (level, &self.network) else {
+            let Some(t) = level else {
                 break;
             };
             let price = self.price_of(t);
@@ -241,11 +252,11 @@ impl Engine {
                 if rs.seq < older_than {
                     let (key, ok) = match side {
                         Side::Buy => {
-                            let fee = net.path_fee(rs.node, node);
+                            let fee = self.fee_between(fees, rs.node, node);
                             ((price + fee, fee), price + fee <= limit)
                         }
                         Side::Sell => {
-                            let fee = net.path_fee(node, rs.node);
+                            let fee = self.fee_between(fees, node, rs.node);
                             ((fee - price, fee), price - fee >= limit)
                         }
                     };

@@ -27,6 +27,12 @@
 //!   opposite order of its owner that continuous matching cannot reach (an
 //!   auction-only one, or any, for an auction-only order) is cancelled the
 //!   same way, so an owner's buy and sell never meet in the auction either.
+//! - **Grid fees of a book**: a book opened with [`GridFees`] charges every trade in it
+//!   `per_kwh + per_hop × hops` (edges on the path; `per_kwh` alone at one connection point
+//!   or without a tree) instead of the tree's per-edge fees, for its whole life — continuous
+//!   matching, priority, fill-or-kill and the gate-closure auction alike. A book opened
+//!   without charges the tree's per-edge fees (none without a tree). "The path fee" below is
+//!   whichever applies to the book.
 //! - **Network**: with a feeder tree configured, a pair matches only when the
 //!   buyer's limit covers the price plus the path fee and every edge of the
 //!   path has room (capacities net counter-flows; see [`crate::network`]).
@@ -44,7 +50,8 @@
 //!   every command no two resting continuous orders of different owners cross
 //!   after their path fee with room left on their path.
 //! - **Call auction at gate closure** over every resting order, continuous
-//!   and auction-only. Without a feeder tree: the clearing price maximises
+//!   and auction-only. Without a feeder tree: the clearing price (what sellers
+//!   receive; buyers pay it plus the book's flat fee, if any) maximises
 //!   matched volume; among the prices that do, the price is `lo + k·(hi − lo)`
 //!   rounded to the nearest tick, where `[lo, hi]` is the range of
 //!   volume-maximising prices and `k` is `auction_k_permille / 1000` (default
@@ -74,7 +81,7 @@ use serde::{Deserialize, Serialize};
 use crate::index::OrderIndex;
 use crate::ladder::{Ladder, Links, NIL};
 use crate::network::{Network, NetworkError, NodeConfig};
-use crate::types::{CancelReason, Command, Event, EventSink, OrderSpec, RejectReason};
+use crate::types::{CancelReason, Command, Event, EventSink, GridFees, GridFeesError, OrderSpec, RejectReason};
 
 mod auction;
 mod matching;
@@ -217,6 +224,8 @@ impl Links for SlotLinks<'_> {
 struct Book {
     zone: ZoneId,
     interval: DeliveryInterval,
+    /// The fees it opened with (`None`: the tree's per-edge fees).
+    fees: Option<GridFees>,
     open: bool,
     bids: Ladder,
     asks: Ladder,
@@ -364,6 +373,7 @@ impl Engine {
                 BookSummary {
                     zone: b.zone,
                     interval: b.interval,
+                    fees: b.fees,
                     open: b.open,
                     trades: b.trades,
                     volume: Wh(b.volume),
@@ -422,7 +432,7 @@ impl Engine {
     pub fn apply(&mut self, cmd: &Command, out: &mut impl EventSink) {
         match *cmd {
             Command::AddParticipant { owner, node } => self.add_participant(owner, node, out),
-            Command::OpenBook { zone, interval } => self.open_book(zone, interval, out),
+            Command::OpenBook { zone, interval, fees } => self.open_book(zone, interval, fees, out),
             Command::Submit { at, order } => self.submit(at, &order, out),
             Command::Cancel { id, owner, .. } => self.cancel(id, owner, out),
             Command::Amend {
@@ -453,7 +463,48 @@ impl Engine {
         self.lookup.binary_search_by(|&(z, s, m, _)| (z, s, m).cmp(&key))
     }
 
-    fn open_book(&mut self, zone: ZoneId, interval: DeliveryInterval, out: &mut impl EventSink) {
+    /// Whether a book could open with `fees`: both parts within `0..=GridFees::MAX`, and the
+    /// fee across the tree's longest path (`per_kwh` alone without a tree) within the market's
+    /// price range `max_price − min_price` — a larger fee no trade could pay.
+    pub fn check_grid_fees(&self, fees: &GridFees) -> Result<(), GridFeesError> {
+        fees.check()?;
+        let hops = self.network.as_ref().map_or(0, Network::diameter);
+        let largest = fees.fee(hops);
+        let range = self.cfg.max_price.0 - self.cfg.min_price.0; // checked in `new`
+        if largest > range {
+            return Err(GridFeesError::AbovePriceRange {
+                largest: MicroPerKwh(largest),
+                hops,
+                range: MicroPerKwh(range),
+            });
+        }
+        Ok(())
+    }
+
+    /// The grid fee per kWh seller → buyer (dense nodes) in a book charging `fees`.
+    #[inline]
+    fn fee_between(&self, fees: Option<GridFees>, seller: u32, buyer: u32) -> i64 {
+        match (&self.network, fees) {
+            (None, None) => 0,
+            (None, Some(f)) => f.per_kwh.0,
+            (Some(n), None) => n.path_fee(seller, buyer),
+            (Some(n), Some(f)) => f.fee(n.hops(seller, buyer)),
+        }
+    }
+
+    /// The least grid fee any trade of a book charging `fees` pays (fees are never negative).
+    #[inline]
+    fn least_fee(fees: Option<GridFees>) -> i64 {
+        fees.map_or(0, |f| f.per_kwh.0)
+    }
+
+    fn open_book(
+        &mut self,
+        zone: ZoneId,
+        interval: DeliveryInterval,
+        fees: Option<GridFees>,
+        out: &mut impl EventSink,
+    ) {
         let pos = match self.find_book(zone, interval) {
             Ok(_) => {
                 out.push(Event::Rejected {
@@ -464,6 +515,13 @@ impl Engine {
             }
             Err(pos) => pos,
         };
+        if fees.is_some_and(|f| self.check_grid_fees(&f).is_err()) {
+            out.push(Event::Rejected {
+                id: None,
+                reason: RejectReason::InvalidGridFees,
+            });
+            return;
+        }
         if self.books.iter().filter(|b| b.open).count() >= self.cfg.max_books {
             out.push(Event::Rejected {
                 id: None,
@@ -475,6 +533,7 @@ impl Engine {
         self.books.push(Book {
             zone,
             interval,
+            fees,
             open: true,
             bids: Ladder::new(self.ticks),
             asks: Ladder::new(self.ticks),
@@ -487,7 +546,7 @@ impl Engine {
         });
         let (z, start, minutes) = book_key(zone, interval);
         self.lookup.insert(pos, (z, start, minutes, idx));
-        out.push(Event::BookOpened { zone, interval });
+        out.push(Event::BookOpened { zone, interval, fees });
     }
 
     #[inline]

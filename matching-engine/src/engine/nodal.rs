@@ -36,7 +36,14 @@
 //!
 //! A trade pays the seller its node's price; its `grid_fee` is the buyer's node price minus
 //! the seller's: the path fee, plus the congestion charge of each full edge on the path
-//! (collected with the fee). Trades are formed bottom-up — each node pairs what its subtree
+//! (collected with the fee).
+//!
+//! # A book's own grid fees
+//! In a book opened with [`GridFees`] every edge's fee is `per_hop`, and every trade pays
+//! `per_kwh` besides, wherever its ends are: a bid of limit `b` is worth `b − per_kwh` to the
+//! market, so its pieces enter its node's curve at that price and prices are in sellers'
+//! terms. A buyer pays its node's price plus `per_kwh`, and a trade's `grid_fee` is the
+//! difference of node prices plus `per_kwh`. Trades are formed bottom-up — each node pairs what its subtree
 //! sells with what it buys before passing the rest up — so no trade crosses an edge against
 //! that edge's net flow.
 //!
@@ -103,6 +110,10 @@ impl Engine {
             return (None, 0);
         };
         let flows = &self.books[book_i].flows;
+        let fees = self.books[book_i].fees;
+        // The fee on the edge above a node, and what every trade pays besides.
+        let edge_fee = |v: u32| fees.map_or_else(|| net.fee(v), |f| f.per_hop.0);
+        let flat = Self::least_fee(fees);
         let n = net.len();
         let nb = bids.len();
 
@@ -112,7 +123,7 @@ impl Engine {
         for (i, &(slot, qty)) in bids.iter().enumerate() {
             let s = &self.slots[slot as usize];
             pieces[s.node as usize].push(Piece {
-                price: self.price_of(s.tick),
+                price: self.price_of(s.tick) - flat,
                 rank: 1,
                 tie: !s.seq,
                 qty,
@@ -137,7 +148,7 @@ impl Engine {
             let mut list = std::mem::take(&mut pieces[v]);
             list.sort_by_key(Piece::key); // stable; the runs from each child are already sorted
             if let Some(p) = net.parent(v as u32) {
-                let f = net.fee(v as u32);
+                let f = edge_fee(v as u32);
                 let (down, up) = (
                     net.edge_room(v as u32, false, flows),
                     net.edge_room(v as u32, true, flows),
@@ -212,7 +223,7 @@ impl Engine {
                 // the edges between them): its own margin alone sets its price
                 None => self.root_price(last, next),
                 Some(pp) => Some({
-                    let f = net.fee(v as u32);
+                    let f = edge_fee(v as u32);
                     let (down, up) = room[v];
                     let y = target[v];
                     const INF: i64 = i64::MAX / 4;
@@ -286,13 +297,12 @@ impl Engine {
             let (Some(pb), Some(ps)) = (outcome[b.node as usize].price, outcome[s.node as usize].price) else {
                 unreachable!("a node with a filled order has a margin, so a price");
             };
+            let grid_fee = pb - ps + flat;
             debug_assert!(
-                self.network
-                    .as_ref()
-                    .is_some_and(|n| pb - ps >= n.path_fee(s.node, b.node)),
+                grid_fee >= self.fee_between(fees, s.node, b.node),
                 "node prices cover the path fee"
             );
-            self.execute(at, book_i, &b, &s, q, ps, pb - ps, true, out);
+            self.execute(at, book_i, &b, &s, q, ps, grid_fee, true, out);
             volume += q;
         }
         let Some(net) = self.network.as_ref() else {

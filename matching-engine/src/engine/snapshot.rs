@@ -30,6 +30,9 @@ pub struct BookSummary {
     pub zone: ZoneId,
     /// Delivery interval.
     pub interval: DeliveryInterval,
+    /// The grid fees it charges for its whole life; `None`: the feeder tree's per-edge fees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fees: Option<GridFees>,
     /// Still accepting orders (gate not closed).
     pub open: bool,
     /// Trades so far.
@@ -57,6 +60,10 @@ pub struct BookSnapshot {
     pub zone: ZoneId,
     /// Interval.
     pub interval: DeliveryInterval,
+    /// The grid fees it opened with (absent: the tree's per-edge fees; snapshots written
+    /// before books had fees read as absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fees: Option<GridFees>,
     /// Still accepting orders.
     pub open: bool,
     /// Trades so far.
@@ -112,6 +119,7 @@ impl Engine {
             .map(|b| BookSnapshot {
                 zone: b.zone,
                 interval: b.interval,
+                fees: b.fees,
                 open: b.open,
                 trades: b.trades,
                 volume: Wh(b.volume),
@@ -168,6 +176,9 @@ impl Engine {
                     e.scratch_flows.len()
                 )));
             }
+            if let Some(f) = &b.fees {
+                e.check_grid_fees(f).map_err(|err| bad(format!("book {i}: {err}")))?;
+            }
             let pos = e
                 .find_book(b.zone, b.interval)
                 .err()
@@ -182,6 +193,7 @@ impl Engine {
             e.books.push(Book {
                 zone: b.zone,
                 interval: b.interval,
+                fees: b.fees,
                 open: b.open,
                 bids: ladder(),
                 asks: ladder(),

@@ -3,9 +3,15 @@
 //!
 //! ```text
 //! file   = header record*
-//! header = "GSJOURNL" (8 bytes) ‖ version u32 LE (1) ‖ reserved u32 (0)
+//! header = "GSJOURNL" (8 bytes) ‖ version u32 LE (1 or 2) ‖ reserved u32 (0)
 //! record = len u32 LE ‖ crc32c(payload) u32 LE ‖ payload (len bytes: one command, binary v1)
 //! ```
+//!
+//! **Versions.** Version 2 adds one record kind: a book opened with grid fees (tag 7; a book
+//! opened without is tag 2, byte for byte as before). A journal is created as version 1 and
+//! its header becomes 2 just before its first tag-7 record is written, so a build that only
+//! knows version 1 refuses such a journal whole (a bad header) instead of taking the record
+//! for a torn tail and cutting it off. This build reads both.
 //!
 //! **Durability** is the caller's choice: `EveryCommand` (write + fdatasync
 //! per append), `Group` (flush when N commands or T µs have gathered — the
@@ -32,7 +38,7 @@ use gridshare_domain::{
 };
 
 use crate::engine::{ConfigError, SnapshotError};
-use crate::types::{Command, OrderSpec};
+use crate::types::{Command, GridFees, OrderSpec};
 
 mod recovery;
 #[cfg(test)]
@@ -41,7 +47,10 @@ mod tests;
 pub use recovery::{AfterApply, Journaled, Recovery, RestoreError, Restored, SetAside, restore, write_snapshot};
 
 const MAGIC: &[u8; 8] = b"GSJOURNL";
+/// The version a new journal starts with.
 const VERSION: u32 = 1;
+/// The version of a journal holding a book opened with grid fees (tag 7); the newest read.
+const VERSION_FEES: u32 = 2;
 const HEADER_LEN: u64 = 16;
 /// Longest payload accepted when reading (the longest command is 67 bytes).
 const MAX_PAYLOAD: u32 = 1024;
@@ -75,7 +84,7 @@ pub enum JournalError {
         source: io::Error,
     },
     /// Not a journal, or a version this build cannot read.
-    #[error("{}: not a GridShare journal (version {VERSION}): {reason}", path.display())]
+    #[error("{}: not a GridShare journal (version {VERSION} or {VERSION_FEES}): {reason}", path.display())]
     BadHeader {
         /// The file.
         path: PathBuf,
@@ -209,6 +218,8 @@ pub struct JournalWriter {
     oldest_pending: Option<Instant>,
     /// The first write failure, after which nothing more is written.
     failed: Option<String>,
+    /// The header's version.
+    version: u32,
 }
 
 impl JournalWriter {
@@ -223,17 +234,19 @@ impl JournalWriter {
             .open(path)
             .map_err(io())?;
         let len = file.metadata().map_err(io())?.len();
-        if len == 0 {
+        let version = if len == 0 {
             let mut h = Vec::with_capacity(HEADER_LEN as usize);
             h.extend_from_slice(MAGIC);
             h.extend_from_slice(&VERSION.to_le_bytes());
             h.extend_from_slice(&0u32.to_le_bytes());
             file.write_all(&h).map_err(io())?;
             file.sync_data().map_err(io())?;
+            VERSION
         } else {
-            check_header(path, &mut file)?;
-        }
+            check_header(path, &mut file)?
+        };
         Ok(Self {
+            version,
             path: path.to_owned(),
             file,
             buf: Vec::with_capacity(64 * 1024),
@@ -273,6 +286,9 @@ impl JournalWriter {
     /// otherwise see [`Self::durable`].
     pub fn append(&mut self, cmd: &Command) -> Result<(), JournalError> {
         self.refuse_if_failed()?;
+        if self.version < VERSION_FEES && matches!(cmd, Command::OpenBook { fees: Some(_), .. }) {
+            self.mark_version_fees()?;
+        }
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0u8; 8]);
         encode(cmd, &mut self.buf);
@@ -301,6 +317,28 @@ impl JournalWriter {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Before the first record that needs it: what is pending is written, then the header's
+    /// version becomes [`VERSION_FEES`], synced (4 bytes in place, in the first sector).
+    fn mark_version_fees(&mut self) -> Result<(), JournalError> {
+        use std::os::unix::fs::FileExt;
+        if !self.buf.is_empty() {
+            if let Err(e) = self.file.write_all(&self.buf) {
+                return Err(self.fail(JournalError::io(&self.path)(e)));
+            }
+            self.buf.clear();
+        }
+        // The append-mode handle cannot write in place: a second one can.
+        let bumped = OpenOptions::new().write(true).open(&self.path).and_then(|f| {
+            f.write_all_at(&VERSION_FEES.to_le_bytes(), 8)?;
+            f.sync_data()
+        });
+        if let Err(e) = bumped {
+            return Err(self.fail(JournalError::io(&self.path)(e)));
+        }
+        self.version = VERSION_FEES;
         Ok(())
     }
 
@@ -344,7 +382,8 @@ impl Drop for JournalWriter {
     }
 }
 
-fn check_header(path: &Path, file: &mut File) -> Result<(), JournalError> {
+/// The header's version, if this build reads it.
+fn check_header(path: &Path, file: &mut File) -> Result<u32, JournalError> {
     let bad = |reason| JournalError::BadHeader {
         path: path.to_owned(),
         reason,
@@ -360,16 +399,17 @@ fn check_header(path: &Path, file: &mut File) -> Result<(), JournalError> {
         return Err(bad(HeaderError::Magic));
     }
     let v = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if v != VERSION {
+    if v != VERSION && v != VERSION_FEES {
         return Err(bad(HeaderError::Version(v)));
     }
-    Ok(())
+    Ok(v)
 }
 
 /// Read every good command of a journal without changing the file.
 pub fn read(path: &Path) -> Result<Recovered, JournalError> {
     let io = || JournalError::io(path);
     let mut file = File::open(path).map_err(io())?;
+    // Either version reads the same way (a tag-7 record is accepted wherever it is).
     check_header(path, &mut file)?;
     let total = file.metadata().map_err(io())?.len();
     let mut r = BufReader::with_capacity(1 << 16, file);
@@ -438,10 +478,14 @@ fn encode(cmd: &Command, out: &mut Vec<u8>) {
             out.extend_from_slice(&owner.0.to_le_bytes());
             out.extend_from_slice(&node.0.to_le_bytes());
         }
-        Command::OpenBook { zone, interval } => {
-            out.push(2);
+        Command::OpenBook { zone, interval, fees } => {
+            out.push(if fees.is_some() { 7 } else { 2 });
             out.extend_from_slice(&zone.0.to_le_bytes());
             put_interval(out, interval);
+            if let Some(f) = fees {
+                out.extend_from_slice(&f.per_hop.0.to_le_bytes());
+                out.extend_from_slice(&f.per_kwh.0.to_le_bytes());
+            }
         }
         Command::Submit { at, order: o } => {
             out.push(3);
@@ -538,6 +582,16 @@ fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
         2 => Command::OpenBook {
             zone: ZoneId(c.u32()?),
             interval: c.interval()?,
+            fees: None,
+        },
+        // v2: a book opened with grid fees (per_hop, then per_kwh); the engine checks them
+        7 => Command::OpenBook {
+            zone: ZoneId(c.u32()?),
+            interval: c.interval()?,
+            fees: Some(GridFees {
+                per_hop: MicroPerKwh(c.i64()?),
+                per_kwh: MicroPerKwh(c.i64()?),
+            }),
         },
         3 => {
             let at = Timestamp(c.i64()?);

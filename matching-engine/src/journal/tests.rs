@@ -27,6 +27,7 @@ fn sample() -> Vec<Command> {
         Command::OpenBook {
             zone: ZoneId(1),
             interval: iv(),
+            fees: None,
         },
         Command::Submit {
             at: Timestamp(5),
@@ -179,12 +180,12 @@ fn errors_name_the_file_the_offset_and_what_went_wrong() {
         "torn or corrupt journal record at byte 16: undecodable command: unknown command tag 99"
     );
     // A wrong version.
-    bytes[8] = 2;
+    bytes[8] = 3;
     std::fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         read(&path),
         Err(JournalError::BadHeader {
-            reason: HeaderError::Version(2),
+            reason: HeaderError::Version(3),
             ..
         })
     ));
@@ -197,4 +198,57 @@ fn the_format_is_unchanged() {
     let (_dir, path) = sample_journal();
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!((bytes.len(), crc32c::crc32c(&bytes)), (240, 1_557_073_630));
+}
+
+fn version_of(path: &std::path::Path) -> u32 {
+    let b = std::fs::read(path).unwrap();
+    u32::from_le_bytes([b[8], b[9], b[10], b[11]])
+}
+
+/// A book opened with grid fees is a tag-7 record; the journal's header turns version 2 just
+/// before the first one, and stays 1 (byte for byte as before) while there is none.
+#[test]
+fn a_book_with_fees_turns_the_journal_version_2() {
+    let fees = crate::GridFees {
+        per_hop: MicroPerKwh(3_000),
+        per_kwh: MicroPerKwh(-7), // the engine refuses it; the journal keeps input as given
+    };
+    let with_fees = Command::OpenBook {
+        zone: ZoneId(2),
+        interval: iv(),
+        fees: Some(fees),
+    };
+    let (_dir, path) = sample_journal();
+    let before = std::fs::read(&path).unwrap();
+    assert_eq!(version_of(&path), 1);
+    {
+        let mut w = JournalWriter::open(&path, Durability::None).unwrap();
+        w.append(&sample()[0]).unwrap(); // pending when the header turns
+        w.append(&with_fees).unwrap();
+        w.append(&with_fees).unwrap();
+    }
+    assert_eq!(version_of(&path), 2);
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(
+        after[12..before.len()],
+        before[12..],
+        "only the version changed in place"
+    );
+    let mut expected = sample();
+    expected.extend([sample()[0], with_fees, with_fees]);
+    let rec = read(&path).unwrap();
+    assert_eq!(rec.commands, expected);
+    assert!(rec.torn.is_none());
+    // 1 tag + 4 zone + 9 interval + 8 per_hop + 8 per_kwh
+    let mut payload = Vec::new();
+    encode(&with_fees, &mut payload);
+    assert_eq!(payload.len(), 30);
+    assert_eq!(payload[0], 7);
+    // appending to a version-2 journal keeps it so; a version-1 reader would refuse it whole
+    drop(JournalWriter::open(&path, Durability::None).unwrap());
+    assert_eq!(version_of(&path), 2);
+    // without fees: tag 2, as always
+    payload.clear();
+    encode(&sample()[1], &mut payload);
+    assert_eq!((payload[0], payload.len()), (2, 14));
 }

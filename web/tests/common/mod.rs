@@ -341,6 +341,7 @@ pub async fn start_market(
         .command(Command::OpenBook {
             zone: ZoneId(1),
             interval: interval(),
+            fees: None,
         })
         .await
         .unwrap();
