@@ -45,6 +45,13 @@
 //! export_tariff = 80000
 //! every_ms = 2000
 //! true_up_hours = 168               # late readings still true up an estimated position this long
+//!
+//! [governance]                      # deployed with the reward contracts (issue 22); seconds of chain time
+//! voting_delay_s = 86400            # from a proposal to its vote
+//! voting_period_s = 604800          # how long the vote lasts
+//! timelock_delay_s = 172800         # from a passed proposal's queuing to its execution
+//! quorum_percent = 4                # of all delegated votes
+//! proposal_threshold = 0            # µ-token of votes needed to propose
 //! ```
 
 use std::net::SocketAddr;
@@ -349,6 +356,35 @@ impl Default for Settlement {
     }
 }
 
+/// How the community decides on the parameters (the governor and timelock on chain). Fixed when
+/// the contracts are deployed: a later change here does not change a deployed governor.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Governance {
+    /// From a proposal to the start of its vote, seconds of chain time.
+    pub voting_delay_s: u64,
+    /// How long the vote lasts, seconds.
+    pub voting_period_s: u64,
+    /// From a passed proposal's queuing to when it may be executed, seconds.
+    pub timelock_delay_s: u64,
+    /// Share of all delegated votes that must take part, percent.
+    pub quorum_percent: u64,
+    /// Votes (µ-token) an account needs to propose.
+    pub proposal_threshold: u64,
+}
+
+impl Default for Governance {
+    fn default() -> Self {
+        Self {
+            voting_delay_s: 86_400,
+            voting_period_s: 7 * 86_400,
+            timelock_delay_s: 2 * 86_400,
+            quorum_percent: 4,
+            proposal_threshold: 0,
+        }
+    }
+}
+
 /// Reward epochs: verified contributions become rewards once per epoch of market time.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -477,6 +513,8 @@ pub struct Config {
     pub settlement: Settlement,
     /// Reward epochs.
     pub rewards: Rewards,
+    /// Governance of the parameters.
+    pub governance: Governance,
 }
 
 impl Default for Config {
@@ -490,6 +528,7 @@ impl Default for Config {
             chain: Chain::default(),
             settlement: Settlement::default(),
             rewards: Rewards::default(),
+            governance: Governance::default(),
         }
     }
 }
@@ -542,6 +581,26 @@ impl Config {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let g = &self.governance;
+        if g.voting_period_s == 0 || g.voting_period_s > u64::from(u32::MAX) {
+            return Err(ConfigError::Invalid(format!(
+                "governance.voting_period_s must be 1 to {}, got {}",
+                u32::MAX,
+                g.voting_period_s
+            )));
+        }
+        if g.voting_delay_s >= 1 << 48 {
+            return Err(ConfigError::Invalid(format!(
+                "governance.voting_delay_s must be below 2^48, got {}",
+                g.voting_delay_s
+            )));
+        }
+        if g.quorum_percent > 100 {
+            return Err(ConfigError::Invalid(format!(
+                "governance.quorum_percent must be 0 to 100, got {}",
+                g.quorum_percent
+            )));
+        }
         self.market
             .intervals
             .validate()

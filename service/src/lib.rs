@@ -21,6 +21,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod fair;
+pub mod governance;
 pub mod ingest;
 pub mod mqtt;
 pub mod rewards;

@@ -184,8 +184,15 @@ pub async fn serve(
         None
     };
     let (stop_settlement, settlement_stop) = tokio::sync::watch::channel(false);
-    let (settlement, onchain) =
-        crate::settle::start(&cfg, db.clone(), clock.clone(), settlement_stop, metrics.clone()).await?;
+    let (settlement, onchain) = crate::settle::start(
+        &cfg,
+        db.clone(),
+        clock.clone(),
+        settlement_stop,
+        metrics.clone(),
+        market.clone(),
+    )
+    .await?;
     let scheduler = tokio::spawn(gridshare_market::schedule(
         market.clone(),
         cfg.zones(),

@@ -14,6 +14,7 @@ use alloy::signers::local::{LocalSignerError, PrivateKeySigner};
 use gridshare_domain::MicroPerKwh;
 use gridshare_market::{Clock, Metrics};
 use gridshare_settlement::chain::{Chain, ChainError, EvmChain, RpcChain};
+use gridshare_settlement::governance::GovernanceContracts;
 use gridshare_settlement::ledger::Tariff;
 use gridshare_settlement::onchain::{Deployment, SubmitError, Submitter, Wallet, deploy};
 use gridshare_settlement::queue::QueueError;
@@ -169,6 +170,14 @@ struct DeploymentFile {
     registry: Option<Address>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     staking: Option<Address>,
+    /// The governed parameters, their timelock and governor (deployed by a later version when
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parameters: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timelock: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    governor: Option<Address>,
 }
 
 /// The incentive contracts, when rewards are on.
@@ -176,6 +185,7 @@ struct DeploymentFile {
 struct Incentives {
     rewards: RewardContracts,
     gateways: GatewayContracts,
+    governance: GovernanceContracts,
 }
 
 /// Deploys the gateway registry and staking over the reward token.
@@ -257,6 +267,9 @@ async fn deployment<C: Chain>(
                 distributor: None,
                 registry: None,
                 staking: None,
+                parameters: None,
+                timelock: None,
+                governor: None,
             };
             write_deployment(&path, &d)?;
             d
@@ -289,7 +302,41 @@ async fn deployment<C: Chain>(
             g
         }
     };
-    Ok((file.vault, Some(Incentives { rewards, gateways })))
+    let governance = match (file.parameters, file.timelock, file.governor) {
+        (Some(parameters), Some(timelock), Some(governor)) => GovernanceContracts {
+            parameters,
+            timelock,
+            governor,
+        },
+        _ => {
+            let mut s = Submitter::new(chain, wallet.clone()).await?;
+            let (initial, minimum, maximum) = crate::governance::initial(cfg);
+            let g = gridshare_settlement::governance::deploy(
+                &mut s,
+                rewards.token,
+                crate::governance::settings(cfg),
+                initial,
+                minimum,
+                maximum,
+            )
+            .await
+            .map_err(SettleError::Deploy)?;
+            tracing::info!(parameters = %g.parameters, timelock = %g.timelock, governor = %g.governor, "governance deployed");
+            file.parameters = Some(g.parameters);
+            file.timelock = Some(g.timelock);
+            file.governor = Some(g.governor);
+            write_deployment(&path, &file)?;
+            g
+        }
+    };
+    Ok((
+        file.vault,
+        Some(Incentives {
+            rewards,
+            gateways,
+            governance,
+        }),
+    ))
 }
 
 fn write_deployment(path: &Path, file: &DeploymentFile) -> Result<(), SettleError> {
@@ -334,6 +381,7 @@ pub async fn start(
     clock: Clock,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
+    market: gridshare_market::Market,
 ) -> Result<Started, SettleError> {
     if !cfg.settlement.enabled {
         return Ok((None, None));
@@ -362,6 +410,7 @@ pub async fn start(
         every: Duration::from_millis(cfg.settlement.every_ms),
         shutdown,
         metrics,
+        market,
     };
     match &cfg.chain.rpc_url {
         Some(url) => {
@@ -374,7 +423,7 @@ pub async fn start(
                 .map_err(|source| SettleError::Chain { url: None, source })?;
             let wallet = Wallet::new(key, chain.chain_id().await.map_err(chain_error)?);
             let (vault, incentives) = deployment(&chain, cfg, &wallet).await?;
-            Ok(task.spawn(chain, wallet, vault, incentives))
+            Ok(task.spawn(chain, wallet, vault, incentives).await)
         }
         None => {
             let log = cfg.data_dir.join("chain.log");
@@ -383,7 +432,7 @@ pub async fn start(
             let wallet = Wallet::new(key, gridshare_settlement::chain::EVM_CHAIN_ID);
             let (vault, incentives) = deployment(&chain, cfg, &wallet).await?;
             tracing::info!(chain = %log.display(), %vault, "in-process EVM");
-            Ok(task.spawn(chain, wallet, vault, incentives))
+            Ok(task.spawn(chain, wallet, vault, incentives).await)
         }
     }
 }
@@ -397,11 +446,14 @@ struct Task {
     every: Duration,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
+    /// The market, which the governed fees go to.
+    market: gridshare_market::Market,
 }
 
 impl Task {
-    /// Spawns `run` on `chain` and returns it with a reader of the vault's balances.
-    fn spawn<C: Chain + std::fmt::Debug + 'static>(
+    /// Spawns `run` on `chain` and returns it with a reader of the vault's balances; the governed
+    /// parameters are read once first, so that no book opens before they apply.
+    async fn spawn<C: Chain + std::fmt::Debug + 'static>(
         self,
         chain: C,
         wallet: Wallet,
@@ -416,14 +468,21 @@ impl Task {
             every,
             shutdown,
             metrics,
+            market,
         } = self;
+        let mut governance = crate::governance::GovernanceStep::default();
+        if let Some(c) = incentives
+            && let Err(e) = governance.run(&chain, &db, &market, c.governance.parameters).await
+        {
+            tracing::warn!(error = %e, "reading the governed parameters: the configured fees apply until it works");
+        }
         let chain = Arc::new(chain);
         let reader: Arc<dyn OnChain> = Arc::new(VaultBalances {
             chain: chain.clone(),
             vault,
         });
         let task = tokio::spawn(run(
-            chain, db, clock, wallet, vault, incentives, step, system, every, shutdown, metrics,
+            chain, db, clock, wallet, vault, incentives, step, system, every, shutdown, metrics, market, governance,
         ));
         (Some(task), Some(reader))
     }
@@ -442,6 +501,8 @@ async fn run<C: Chain + 'static>(
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
+    market: gridshare_market::Market,
+    mut governance_step: crate::governance::GovernanceStep,
 ) {
     let mut step = None;
     let mut rewards_step = crate::rewards::RewardsStep::default();
@@ -485,6 +546,12 @@ async fn run<C: Chain + 'static>(
             }
             if let Err(e) = slashing_step.run(&*chain, &db, &wallet, c.gateways).await {
                 tracing::warn!(error = %e, "gateways and slashing on chain: will try again");
+            }
+            if let Err(e) = governance_step
+                .run(&*chain, &db, &market, c.governance.parameters)
+                .await
+            {
+                tracing::warn!(error = %e, "reading the governed parameters: will try again");
             }
         }
         tokio::select! {

@@ -23,6 +23,7 @@ pub mod gateways;
 pub mod installers;
 pub mod market;
 pub mod orders;
+pub mod parameters;
 pub mod participants;
 pub mod positions;
 pub mod preferences;

@@ -19,6 +19,7 @@ pub mod epochs;
 pub mod error;
 pub mod evidence;
 pub mod feeder;
+pub mod governance;
 pub mod guard;
 pub mod health;
 pub mod installers;

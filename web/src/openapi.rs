@@ -26,6 +26,7 @@ use crate::health::HealthBody;
         (name = "homes", description = "A home's trading preferences, confirmed by its gateways"),
         (name = "rewards", description = "Reward epochs: public reports and roots, my rewards and claim proofs"),
         (name = "slashing", description = "Proofs that a gateway signed two different envelopes with one sequence number, and their slashing on chain"),
+        (name = "governance", description = "The parameters the community governs on chain (fees, tariffs, reward rates, bond and slashing rules, redemption) and their history"),
     ),
 )]
 pub struct ApiDoc;

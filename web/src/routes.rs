@@ -19,8 +19,8 @@ use utoipa_axum::routes;
 
 use crate::openapi::ApiDoc;
 use crate::{
-    AppState, account, api, balances, dr, epochs, evidence, feeder, health, installers, readings, remote, settlement,
-    ws,
+    AppState, account, api, balances, dr, epochs, evidence, feeder, governance, health, installers, readings, remote,
+    settlement, ws,
 };
 
 /// Every documented operation, with the document's info, tags, shared schemas and security
@@ -73,6 +73,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(epochs::my_proof))
         // slashing
         .routes(routes!(evidence::equivocations))
+        .routes(routes!(governance::governed_parameters))
 }
 
 /// The whole document: [`ApiDoc`] with every operation the documented routes register.

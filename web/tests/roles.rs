@@ -129,6 +129,13 @@ async fn every_role_meets_every_boundary() {
             [200, 200, 200, 200, 200, 200],
         ),
         (
+            "governed parameters (public)",
+            Method::GET,
+            "/api/v1/governance/parameters".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        (
             "my epoch rewards",
             Method::GET,
             "/api/v1/epochs/rewards".into(),

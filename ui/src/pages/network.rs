@@ -51,6 +51,23 @@ pub struct RulesRow {
     pub halving_epochs: u64,
 }
 
+/// One version of the parameters the community governs on chain (issue 22).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernedRow {
+    /// How many changes were executed up to it (0: the values at deployment).
+    pub version: u64,
+    /// When the service saw it (market time).
+    pub observed_at: String,
+    /// Grid fee per feeder hop, per kWh.
+    pub fee_per_hop: Micro,
+    /// Network fee per kWh.
+    pub network_fee: Micro,
+    /// Utility import tariff per kWh (imbalance).
+    pub import_tariff: Micro,
+    /// Utility export tariff per kWh.
+    pub export_tariff: Micro,
+}
+
 /// The public network page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkData {
@@ -69,6 +86,9 @@ pub struct NetworkData {
     /// Gateways stopped for equivocation, newest first (the envelopes only for the admin).
     #[serde(default)]
     pub slashed: Vec<SlashRow>,
+    /// The governed parameters, newest version first.
+    #[serde(default)]
+    pub governed: Vec<GovernedRow>,
 }
 
 /// A participant, for the admin.
@@ -145,6 +165,29 @@ fn Network(data: NetworkData) -> impl IntoView {
                 </div>
             })}
         </section>
+        {(!data.governed.is_empty()).then(|| view! {
+            <section class="card" id="governance">
+                <h2>"Governed parameters"</h2>
+                <p class="muted small">"Set on chain by the community's governor and timelock, within bounds the contract enforces; a change applies to the books opened after it. From " <code>"/api/v1/governance/parameters"</code> "."</p>
+                <table>
+                    <thead>
+                        <tr><th>"Version"</th><th>"Seen"</th><th>"Fee per hop"</th><th>"Network fee"</th><th>"Import tariff"</th><th>"Export tariff"</th></tr>
+                    </thead>
+                    <tbody>
+                        {data.governed.into_iter().map(|g| view! {
+                            <tr>
+                                <td>{if g.version == 0 { "0 (deployment)".to_owned() } else { g.version.to_string() }}</td>
+                                <td class="small">{g.observed_at}</td>
+                                <td>{g.fee_per_hop.to_string()}</td>
+                                <td>{g.network_fee.to_string()}</td>
+                                <td>{g.import_tariff.to_string()}</td>
+                                <td>{g.export_tariff.to_string()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        })}
         <section class="card" id="epochs">
             <h2>"Epochs"</h2>
             <table>

@@ -10,7 +10,7 @@ use gridshare_market::epoch::Report;
 use gridshare_market::epoch::collect::account_of;
 use gridshare_storage::{epochs, evidence, gateways, installers, participants};
 use gridshare_ui::Page;
-use gridshare_ui::pages::{AdminData, AdminGatewayRow, EpochRow, NetworkData, ParticipantRow, RulesRow};
+use gridshare_ui::pages::{AdminData, AdminGatewayRow, EpochRow, GovernedRow, NetworkData, ParticipantRow, RulesRow};
 
 use super::{Admin, MaybeSignedIn, SignedIn, html, session_of, session_or_error};
 use crate::AppState;
@@ -40,6 +40,11 @@ async fn network_data(state: &AppState, envelopes: bool) -> Result<NetworkData, 
             initial_budget: Micro(r.params.initial_budget as i64),
             halving_epochs: r.params.halving_epochs,
         }),
+        governed: gridshare_storage::parameters::history(db, 20)
+            .await?
+            .iter()
+            .map(governed_row)
+            .collect(),
         gateways: gateways::active(db).await?.len() as u64,
         slashed: evidence::list(db, None, 50)
             .await?
@@ -60,6 +65,20 @@ async fn network_data(state: &AppState, envelopes: bool) -> Result<NetworkData, 
             })
             .collect(),
     })
+}
+
+/// A stored version of the governed parameters for the page (a value that does not read is 0).
+fn governed_row(v: &gridshare_storage::parameters::ParameterVersion) -> GovernedRow {
+    let p: serde_json::Value = serde_json::from_str(&v.params).unwrap_or_default();
+    let micro = |k: &str| Micro(p[k].as_str().and_then(|s| s.parse().ok()).unwrap_or(0));
+    GovernedRow {
+        version: v.version,
+        observed_at: v.observed_at.to_rfc3339(),
+        fee_per_hop: micro("feePerHop"),
+        network_fee: micro("networkFee"),
+        import_tariff: micro("importTariff"),
+        export_tariff: micro("exportTariff"),
+    }
 }
 
 /// `GET /network`: public; shows who is signed in when someone is.

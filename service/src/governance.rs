@@ -1,0 +1,221 @@
+//! The governed parameters, run by the settlement task between its steps: the parameters
+//! contract's version is read on every run; a new version is stored (its history is what the
+//! dashboard and `GET /api/v1/governance/parameters` show) and applied going forward — grid fees
+//! to the books the scheduler opens from then on (a book already open keeps the fees it opened
+//! with), never to anything already decided.
+//!
+//! Version 0 is the deployment's values, taken from this configuration ([`initial`]); the market
+//! keeps charging its configured feeder-tree fees until the community first changes a parameter,
+//! from when on the governed per-hop and per-kWh fees apply.
+//!
+//! Not applied yet: tariffs, reward rates, the budget schedule and bond rules are read and stored
+//! but the settlement step and the epoch computation still take them from the configuration.
+
+use alloy::primitives::{Address, U256};
+use gridshare_domain::MicroPerKwh;
+use gridshare_market::Market;
+use gridshare_matching_engine::GridFees;
+use gridshare_settlement::chain::Chain;
+use gridshare_settlement::governance::{self, Params, Settings};
+use gridshare_settlement::onchain::SubmitError;
+use gridshare_storage::Db;
+
+use crate::config::Config;
+
+/// The governance contracts' decision rules, from `[governance]`.
+pub fn settings(cfg: &Config) -> Settings {
+    let g = cfg.governance;
+    Settings {
+        voting_delay_s: g.voting_delay_s,
+        voting_period_s: g.voting_period_s,
+        timelock_delay_s: g.timelock_delay_s,
+        proposal_threshold: g.proposal_threshold,
+        quorum_percent: g.quorum_percent,
+    }
+}
+
+/// The deployment's values (version 0) from this configuration, and the bounds the contract
+/// enforces on every later change: `(initial, minimum, maximum)`.
+pub fn initial(cfg: &Config) -> (Params, Params, Params) {
+    let u = |v: u64| U256::from(v);
+    let r = &cfg.rewards;
+    // one fee for every edge of the feeder tree, when the configuration has one
+    let edges: Vec<i64> = cfg
+        .market
+        .engine
+        .network
+        .iter()
+        .flatten()
+        .filter(|n| n.parent.is_some())
+        .map(|n| n.fee.0)
+        .collect();
+    let per_hop = match edges.first() {
+        Some(&f) if f >= 0 && edges.iter().all(|&e| e == f) => f as u64,
+        _ => 0,
+    };
+    let tariff = |t: i64| t.max(0) as u64;
+    let initial = Params {
+        feePerHop: u(per_hop),
+        networkFee: u(0),
+        importTariff: u(tariff(cfg.settlement.import_tariff)),
+        exportTariff: u(tariff(cfg.settlement.export_tariff)),
+        rewardGeneration: u(r.local_renewable_per_kwh),
+        rewardDemandResponse: u(r.demand_response_per_kwh),
+        rewardUptime: u(r.uptime_per_epoch),
+        epochInitialBudget: u(r.initial_budget),
+        halvingEpochs: u(r.halving_epochs.max(1)),
+        uptimeThresholdBps: u((r.uptime_threshold_ppm / 100).min(10_000)),
+        minBond: u(crate::slashing::MIN_BOND),
+        unbondingCooldown: u(crate::slashing::UNBONDING_COOLDOWN_S),
+        slashBurnBps: u(9_000),
+        slashReporterBps: u(1_000),
+        redemptionRate: u(0),
+        redemptionBudget: u(0),
+    };
+    let mut minimum = initial.clone();
+    let mut maximum = initial.clone();
+    // fees and tariffs: 0 to 1 (currency) per kWh, or ten times today's when that is more
+    let money = |v: U256| v.max(u(100_000)).saturating_mul(u(10)).max(u(1_000_000));
+    for (lo, hi, now) in [
+        (&mut minimum.feePerHop, &mut maximum.feePerHop, initial.feePerHop),
+        (&mut minimum.networkFee, &mut maximum.networkFee, initial.networkFee),
+        (
+            &mut minimum.importTariff,
+            &mut maximum.importTariff,
+            initial.importTariff,
+        ),
+        (
+            &mut minimum.exportTariff,
+            &mut maximum.exportTariff,
+            initial.exportTariff,
+        ),
+    ] {
+        (*lo, *hi) = (U256::ZERO, money(now));
+    }
+    // rewards and the budget: from none to ten times today's (never more than the token's cap)
+    let cap = u(r.cap);
+    for (lo, hi, now) in [
+        (
+            &mut minimum.rewardGeneration,
+            &mut maximum.rewardGeneration,
+            initial.rewardGeneration,
+        ),
+        (
+            &mut minimum.rewardDemandResponse,
+            &mut maximum.rewardDemandResponse,
+            initial.rewardDemandResponse,
+        ),
+        (
+            &mut minimum.rewardUptime,
+            &mut maximum.rewardUptime,
+            initial.rewardUptime,
+        ),
+        (
+            &mut minimum.epochInitialBudget,
+            &mut maximum.epochInitialBudget,
+            initial.epochInitialBudget,
+        ),
+    ] {
+        (*lo, *hi) = (U256::ZERO, now.saturating_mul(u(10)).min(cap).max(now));
+    }
+    (minimum.halvingEpochs, maximum.halvingEpochs) = (u(1), u(100_000).max(initial.halvingEpochs));
+    (minimum.uptimeThresholdBps, maximum.uptimeThresholdBps) = (u(5_000), u(10_000));
+    if initial.uptimeThresholdBps < minimum.uptimeThresholdBps {
+        minimum.uptimeThresholdBps = initial.uptimeThresholdBps;
+    }
+    (minimum.minBond, maximum.minBond) = (U256::ZERO, cap);
+    (minimum.unbondingCooldown, maximum.unbondingCooldown) = (u(86_400), u(90 * 86_400));
+    (minimum.slashBurnBps, maximum.slashBurnBps) = (U256::ZERO, u(10_000));
+    (minimum.slashReporterBps, maximum.slashReporterBps) = (U256::ZERO, u(2_000));
+    (minimum.redemptionRate, maximum.redemptionRate) = (U256::ZERO, u(1_000_000));
+    (minimum.redemptionBudget, maximum.redemptionBudget) = (U256::ZERO, u(1_000_000_000_000));
+    (initial, minimum, maximum)
+}
+
+/// The parameters as JSON: field names as in the contract, values as decimal strings.
+pub fn to_json(p: &Params) -> String {
+    let fields = [
+        ("feePerHop", p.feePerHop),
+        ("networkFee", p.networkFee),
+        ("importTariff", p.importTariff),
+        ("exportTariff", p.exportTariff),
+        ("rewardGeneration", p.rewardGeneration),
+        ("rewardDemandResponse", p.rewardDemandResponse),
+        ("rewardUptime", p.rewardUptime),
+        ("epochInitialBudget", p.epochInitialBudget),
+        ("halvingEpochs", p.halvingEpochs),
+        ("uptimeThresholdBps", p.uptimeThresholdBps),
+        ("minBond", p.minBond),
+        ("unbondingCooldown", p.unbondingCooldown),
+        ("slashBurnBps", p.slashBurnBps),
+        ("slashReporterBps", p.slashReporterBps),
+        ("redemptionRate", p.redemptionRate),
+        ("redemptionBudget", p.redemptionBudget),
+    ];
+    let map: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_string())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// The grid fees a version of the parameters sets (None: version 0, the configuration's).
+pub fn fees(version: u64, p: &Params) -> Option<GridFees> {
+    if version == 0 {
+        return None;
+    }
+    let fee = |v: U256| MicroPerKwh(i64::try_from(v).unwrap_or(i64::MAX));
+    Some(GridFees {
+        per_hop: fee(p.feePerHop),
+        per_kwh: fee(p.networkFee),
+    })
+}
+
+/// What the step keeps between runs.
+#[derive(Debug, Default)]
+pub struct GovernanceStep {
+    /// The version applied last (None: none yet in this run).
+    applied: Option<u64>,
+}
+
+impl GovernanceStep {
+    /// Reads the parameters; a new version is stored and applied to what comes next.
+    pub async fn run<C: Chain>(
+        &mut self,
+        chain: &C,
+        db: &Db,
+        market: &Market,
+        parameters: Address,
+    ) -> Result<(), GovernanceError> {
+        let version = gridshare_settlement::onchain::view(
+            chain,
+            parameters,
+            gridshare_settlement::contracts::GridParameters::versionCall {},
+        )
+        .await?;
+        if self.applied == Some(version) {
+            return Ok(());
+        }
+        let (version, p) = governance::read(chain, parameters).await?;
+        let now = market.clock().now();
+        if gridshare_storage::parameters::record(db, version, now, &to_json(&p)).await? {
+            tracing::info!(version, "new governed parameters seen on chain");
+        }
+        let fees = fees(version, &p);
+        market.set_grid_fees(fees);
+        tracing::info!(version, ?fees, "grid fees for the books opened from now on");
+        self.applied = Some(version);
+        Ok(())
+    }
+}
+
+/// Why the parameters could not be read or stored (tried again on the next run).
+#[derive(Debug, thiserror::Error)]
+pub enum GovernanceError {
+    /// Reading the chain failed.
+    #[error(transparent)]
+    Chain(#[from] SubmitError),
+    /// Storing failed.
+    #[error(transparent)]
+    Storage(#[from] gridshare_storage::StorageError),
+}
