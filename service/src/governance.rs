@@ -202,7 +202,7 @@ impl GovernanceStep {
             tracing::info!(version, "new governed parameters seen on chain");
         }
         let fees = fees(version, &p);
-        market.set_grid_fees(fees);
+        market.set_grid_fees(fees).await?;
         tracing::info!(version, ?fees, "grid fees for the books opened from now on");
         self.applied = Some(version);
         Ok(())
@@ -218,4 +218,8 @@ pub enum GovernanceError {
     /// Storing failed.
     #[error(transparent)]
     Storage(#[from] gridshare_storage::StorageError),
+    /// The market refused the fees (beyond its price range: the contract's bounds are wider than
+    /// this market's prices) or has stopped; the books keep the fees they had.
+    #[error("applying the governed grid fees: {0}")]
+    Market(#[from] gridshare_market::MarketError),
 }

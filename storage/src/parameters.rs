@@ -27,7 +27,7 @@ fn int(v: u64) -> Result<i64> {
 
 /// Stores a version seen for the first time; false when it was stored before (nothing changes).
 pub async fn record(db: &Db, version: u64, observed_at: Timestamp, params: &str) -> Result<bool> {
-    let sql = "INSERT INTO parameter_versions (version, observed_at, params) VALUES ($1, $2, $3) \\
+    let sql = "INSERT INTO parameter_versions (version, observed_at, params) VALUES ($1, $2, $3) \
                ON CONFLICT (version) DO NOTHING";
     let n = query!(db, sql, pool => |q| {
         q.bind(int(version)?).bind(observed_at.0).bind(params.to_owned()).execute(pool).await?.rows_affected()

@@ -1,0 +1,264 @@
+//! Governance reaching the market (issue 22), on the in-process EVM and on anvil: the service
+//! deploys the parameters from its configuration (version 0: the feeder tree's configured fees
+//! keep applying), a proposal to change the per-hop grid fee goes propose → vote → queue →
+//! execute, the service's governance step reads the new version, stores it and hands the fees to
+//! the market; the book opened before the execution charges the old fee, the first book opened
+//! after it the new one. A step that runs again changes nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::future::Future;
+use std::str::FromStr;
+
+use alloy::primitives::{Address, U256};
+use alloy::signers::local::PrivateKeySigner;
+use gridshare::config::Config;
+use gridshare::governance::{GovernanceStep, initial, settings};
+use gridshare_domain::{
+    DeliveryInterval, IntervalLength, MicroPerKwh, NodeId, OrderMode, ParticipantId, Side, TimeInForce, Timestamp, Wh,
+    ZoneId,
+};
+use gridshare_market::{Clock, Market, NewOrder, add_participants};
+use gridshare_matching_engine::{Command, Event, GridFees, MarketConfig, NodeConfig};
+use gridshare_settlement::chain::{Chain, EVM_CHAIN_ID, EvmChain, RpcChain};
+use gridshare_settlement::contracts::RewardToken;
+use gridshare_settlement::governance::{self, Proposal, Support};
+use gridshare_settlement::onchain::{Submitter, Wallet, view};
+use gridshare_settlement::rewards::{self, Emission};
+use gridshare_storage::Db;
+use gridshare_testkit::{ANVIL_KEY_0, Anvil};
+
+/// Substation 1 ← feeder 2 ← transformers 3 and 4 ← homes 10 (under 3) and 20 (under 4):
+/// four edges between the two homes, each with a configured fee of 1,000 µ/kWh.
+fn network() -> Vec<NodeConfig> {
+    let node = |id: u32, parent: Option<u32>| NodeConfig {
+        id: NodeId(id),
+        parent: parent.map(NodeId),
+        capacity: None,
+        fee: MicroPerKwh(if parent.is_some() { 1_000 } else { 0 }),
+    };
+    vec![
+        node(1, None),
+        node(2, Some(1)),
+        node(3, Some(2)),
+        node(4, Some(2)),
+        node(10, Some(3)),
+        node(20, Some(4)),
+    ]
+}
+
+fn config() -> Config {
+    let mut cfg = Config::default();
+    cfg.market.engine = MarketConfig {
+        network: Some(network()),
+        ..MarketConfig::default()
+    };
+    cfg.governance.voting_delay_s = 1;
+    cfg.governance.voting_period_s = 60;
+    cfg.governance.timelock_delay_s = 60;
+    cfg
+}
+
+fn iv(start: &str) -> DeliveryInterval {
+    DeliveryInterval::new(Timestamp::parse_rfc3339(start).unwrap(), IntervalLength::Min15).unwrap()
+}
+
+/// The grid fee of the one trade a sell at home 10 and a buy at home 20 make in `interval`.
+async fn fee_of_a_trade(m: &Market, interval: DeliveryInterval) -> i64 {
+    let order = |owner: u64, side: Side, price: i64| NewOrder {
+        owner: ParticipantId(owner),
+        gateway: None,
+        zone: ZoneId(1),
+        interval,
+        side,
+        quantity: Wh(100),
+        price: MicroPerKwh(price),
+        tif: TimeInForce::GoodTillGateClosure,
+        mode: OrderMode::Continuous,
+    };
+    m.submit(order(1, Side::Sell, 100_000)).await.unwrap();
+    let out = m.submit(order(2, Side::Buy, 200_000)).await.unwrap();
+    let fees: Vec<i64> = out
+        .events
+        .iter()
+        .filter_map(|e| match *e {
+            Event::Trade { grid_fee, .. } => Some(grid_fee.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fees.len(), 1, "{:?}", out.events);
+    fees[0]
+}
+
+/// The scenario on `chain`, `advance(seconds)` moving its clock on; returns the two books' fees.
+async fn scenario<C: Chain, F: Future<Output = ()>>(
+    chain: &C,
+    wallet: Wallet,
+    advance: impl Fn(u64) -> F,
+) -> (i64, i64) {
+    let cfg = config();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let (market, _recorder) = Market::start(cfg.market.engine.clone(), None, db.clone(), Clock::wall())
+        .await
+        .unwrap();
+    add_participants(
+        &market,
+        [(ParticipantId(1), NodeId(10)), (ParticipantId(2), NodeId(20))],
+    )
+    .await
+    .unwrap();
+
+    // the contracts, as the service deploys them, and votes for the wallet
+    let mut s = Submitter::new(chain, wallet.clone()).await.unwrap();
+    let me = s.address();
+    let emission = Emission {
+        cap: cfg.rewards.cap,
+        initial_budget: cfg.rewards.initial_budget,
+        halving_epochs: cfg.rewards.halving_epochs,
+    };
+    let token = rewards::deploy(&mut s, emission).await.unwrap().token;
+    let minter = view(chain, token, RewardToken::MINTER_ROLECall {}).await.unwrap();
+    s.send(
+        token,
+        RewardToken::grantRoleCall {
+            role: minter,
+            account: me,
+        },
+    )
+    .await
+    .unwrap();
+    s.send(
+        token,
+        RewardToken::mintCall {
+            to: me,
+            amount: U256::from(1_000_000u64),
+        },
+    )
+    .await
+    .unwrap();
+    s.send(token, RewardToken::delegateCall { delegatee: me })
+        .await
+        .unwrap();
+    let (init, min, max) = initial(&cfg);
+    assert_eq!(init.feePerHop, U256::from(1_000), "the configured tree's uniform fee");
+    let g = governance::deploy(&mut s, token, settings(&cfg), init, min, max)
+        .await
+        .unwrap();
+
+    // version 0: the configured tree's fees, and the book opened now keeps them
+    let mut step = GovernanceStep::default();
+    step.run(chain, &db, &market, g.parameters).await.unwrap();
+    assert_eq!(market.grid_fees(), None);
+    let (before, after) = (iv("2026-11-25T10:15:00Z"), iv("2026-11-25T10:30:00Z"));
+    let open = |interval| Command::OpenBook {
+        zone: ZoneId(1),
+        interval,
+        fees: market.grid_fees(),
+    };
+    market.command(open(before)).await.unwrap();
+
+    // the community raises the per-hop fee and adds a per-kWh network fee
+    let proposal = Proposal {
+        parameters: g.parameters,
+        changes: vec![
+            (governance::key("feePerHop"), U256::from(3_000)),
+            (governance::key("networkFee"), U256::from(500)),
+        ],
+        description: "Per-hop fee 0.003 and network fee 0.0005 per kWh".into(),
+    };
+    advance(1).await;
+    let id = proposal.propose(&mut s, g.governor).await.unwrap();
+    advance(cfg.governance.voting_delay_s + 1).await;
+    governance::vote(&mut s, g.governor, id, Support::For).await.unwrap();
+    advance(cfg.governance.voting_period_s + 1).await;
+    proposal.queue(&mut s, g.governor).await.unwrap();
+    advance(cfg.governance.timelock_delay_s + 1).await;
+    // executed, but not yet read: a book opened now still gets the old fees
+    proposal.execute(&mut s, g.governor).await.unwrap();
+    // one version per parameter changed
+    assert_eq!(governance::read(chain, g.parameters).await.unwrap().0, 2);
+
+    step.run(chain, &db, &market, g.parameters).await.unwrap();
+    let new = GridFees {
+        per_hop: MicroPerKwh(3_000),
+        per_kwh: MicroPerKwh(500),
+    };
+    assert_eq!(market.grid_fees(), Some(new));
+    market.command(open(after)).await.unwrap();
+    // a second run reads the same version and changes nothing
+    step.run(chain, &db, &market, g.parameters).await.unwrap();
+    let history = gridshare_storage::parameters::history(&db, 10).await.unwrap();
+    assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2, 0]);
+    let stored: serde_json::Value = serde_json::from_str(&history[0].params).unwrap();
+    assert_eq!(
+        (stored["feePerHop"].as_str(), stored["networkFee"].as_str()),
+        (Some("3000"), Some("500"))
+    );
+
+    let fees = (
+        fee_of_a_trade(&market, before).await,
+        fee_of_a_trade(&market, after).await,
+    );
+    // before: the configured 4 × 1,000; after: 500 + 4 × 3,000
+    assert_eq!(fees, (4_000, 12_500));
+    fees
+}
+
+fn key() -> PrivateKeySigner {
+    PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_governed_fee_change_reaches_the_first_book_opened_after_it_on_both_chains() {
+    // the in-process chain makes a 12 s block per transaction: a second account moves time on
+    let ticker = PrivateKeySigner::from_bytes(&[7u8; 32].into()).unwrap();
+    let evm = EvmChain::in_memory(&[key().address(), ticker.address()]);
+    let ticker = Wallet::new(ticker, EVM_CHAIN_ID);
+    let evm_ref = &evm;
+    let on_evm = scenario(evm_ref, Wallet::new(key(), EVM_CHAIN_ID), move |seconds: u64| {
+        let ticker = ticker.clone();
+        async move {
+            let mut s = Submitter::new(evm_ref, ticker).await.unwrap();
+            let me: Address = s.address();
+            for _ in 0..seconds.div_ceil(12) {
+                s.send(
+                    me,
+                    RewardToken::transferCall {
+                        to: me,
+                        value: U256::ZERO,
+                    },
+                )
+                .await
+                .ok();
+            }
+        }
+    })
+    .await;
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let anvil = anvil.unwrap();
+    let rpc = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
+    let wallet = Wallet::new(key(), rpc.chain_id().await.unwrap());
+    let (url, http) = (anvil.url.clone(), reqwest::Client::new());
+    let on_anvil = scenario(&rpc, wallet, move |seconds: u64| {
+        let (url, http) = (url.clone(), http.clone());
+        async move {
+            for (method, params) in [
+                ("evm_increaseTime", format!("[{seconds}]")),
+                ("evm_mine", "[]".to_owned()),
+            ] {
+                let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
+                let r = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+            }
+        }
+    })
+    .await;
+    assert_eq!(on_evm, on_anvil);
+}
