@@ -15,12 +15,14 @@
 //! quantity = "power_w"               # what telemetry field it feeds (optional, see `Quantity`)
 //! table = "input"                    # input | holding
 //! address = 52                       # register address as sent on the wire (0-based)
-//! type = "f32"                       # u16 | i16 | u32 | i32 | f32
+//! type = "f32"                       # u16 | i16 | u32 | i32 | f32 (one or two registers),
+//!                                    # u64 | f64 (four registers; the word order applies to all four)
 //! scale = 1.0                        # engineering value = raw × scale (default 1)
 //! unit = "W"
 //! writable = { min = 0, max = 5000, trips_on_zero = false }   # setpoints only; limits in `unit`
 //! scale_factor_at = 40085            # optional: register with a power-of-ten scale (SunSpec sunssf)
-//! absent_raw = 32768                 # optional: raw value meaning "not implemented" (read as absent)
+//! absent_raw = 32768                 # optional: raw value meaning "not implemented" (read as absent;
+//!                                    # 16- and 32-bit types only)
 //! ```
 //!
 //! Loading checks the TOML against this schema (unknown keys refused) and then the meaning:
@@ -117,6 +119,10 @@ pub enum ValueType {
     I32,
     /// IEEE 754 single (two registers).
     F32,
+    /// Unsigned 64-bit (four registers; ABB's energy counters).
+    U64,
+    /// IEEE 754 double (four registers; Alfen's energy counters).
+    F64,
 }
 
 impl ValueType {
@@ -125,6 +131,7 @@ impl ValueType {
         match self {
             Self::U16 | Self::I16 => 1,
             Self::U32 | Self::I32 | Self::F32 => 2,
+            Self::U64 | Self::F64 => 4,
         }
     }
 
@@ -145,6 +152,16 @@ impl ValueType {
             };
             Some((u32::from(hi) << 16) | u32::from(lo))
         };
+        // four words, most significant first unless the order puts the low word first
+        let quad = || -> Option<u64> {
+            let four = words.get(..4)?;
+            let mut v = 0u64;
+            for i in 0..4 {
+                let w = if order.low_word_first() { four[3 - i] } else { four[i] };
+                v = (v << 16) | u64::from(w);
+            }
+            Some(v)
+        };
         Some(match self {
             Self::U16 => f64::from(*words.first()?),
             Self::I16 => f64::from(*words.first()? as i16),
@@ -152,6 +169,9 @@ impl ValueType {
             Self::I32 => f64::from(pair()? as i32),
             // the float as the device meant it: 230.1, not 230.10000610351562
             Self::F32 => shortest(f32::from_bits(pair()?)),
+            // exact up to 2^53 (an energy counter in 0.01 kWh reaches that after 10^11 MWh)
+            Self::U64 => quad()? as f64,
+            Self::F64 => f64::from_bits(quad()?),
         })
     }
 
@@ -165,6 +185,13 @@ impl ValueType {
                 vec![hi, lo]
             }
         };
+        let split4 = |v: u64| -> Vec<u16> {
+            let mut w: Vec<u16> = (0..4).map(|i| (v >> (48 - 16 * i)) as u16).collect();
+            if order.low_word_first() {
+                w.reverse();
+            }
+            w
+        };
         let int = |lo: f64, hi: f64| (value.is_finite() && value >= lo && value <= hi).then(|| value.round());
         let words = match self {
             Self::U16 => vec![int(0.0, f64::from(u16::MAX))? as u16],
@@ -172,6 +199,9 @@ impl ValueType {
             Self::U32 => split(int(0.0, f64::from(u32::MAX))? as u32),
             Self::I32 => split(int(f64::from(i32::MIN), f64::from(i32::MAX))? as i32 as u32),
             Self::F32 => split((value as f32).to_bits()),
+            // 2^64 itself is not a u64
+            Self::U64 => split4(int(0.0, 18_446_744_073_709_549_568.0)? as u64),
+            Self::F64 => split4(value.to_bits()),
         };
         Some(if order.swaps_bytes() {
             words.into_iter().map(u16::swap_bytes).collect()
@@ -345,6 +375,9 @@ impl Profile {
                     format!("scale must be a finite non-zero number, got {}", p.scale),
                 ));
             }
+            if p.absent_raw.is_some() && p.ty.registers() > 2 {
+                return Err(bad(p, "absent_raw applies to 16- and 32-bit values only".into()));
+            }
             if let Some(w) = p.writable {
                 if p.table != Table::Holding {
                     return Err(bad(p, "only holding registers can be written".into()));
@@ -448,6 +481,8 @@ mod tests {
                 (ValueType::U32, 4_000_000_000.0),
                 (ValueType::I32, -2_000_000_000.0),
                 (ValueType::F32, 1234.5),
+                (ValueType::U64, 9_007_199_254_740_993.0), // above 2^53: the nearest double
+                (ValueType::F64, 123_456.789),
             ] {
                 let words = ty.encode(v, order).unwrap();
                 assert_eq!(words.len(), usize::from(ty.registers()));
@@ -455,6 +490,21 @@ mod tests {
             }
         }
         assert_eq!(ValueType::U16.encode(-1.0, WordOrder::Big), None);
+        assert_eq!(ValueType::U64.encode(-1.0, WordOrder::Big), None);
+        // 64-bit values: the word order applies to all four words
+        let words = [0x0000, 0x0000, 0x0001, 0x2345];
+        assert_eq!(ValueType::U64.decode(&words, WordOrder::Big), Some(74_565.0));
+        assert_eq!(
+            ValueType::U64.decode(&[0x2345, 0x0001, 0x0000, 0x0000], WordOrder::Little),
+            Some(74_565.0)
+        );
+        assert_eq!(
+            ValueType::U64.decode(&words[..3], WordOrder::Big),
+            None,
+            "one word short"
+        );
+        // 1.5 as an IEEE 754 double is 0x3FF8_0000_0000_0000
+        assert_eq!(ValueType::F64.decode(&[0x3FF8, 0, 0, 0], WordOrder::Big), Some(1.5));
         assert_eq!(ValueType::I16.encode(40_000.0, WordOrder::Big), None);
         // Eastron's float32, high word first: 230.0 V
         assert_eq!(ValueType::F32.decode(&[0x4366, 0x0000], WordOrder::Big), Some(230.0));

@@ -48,24 +48,24 @@ fn every_profile_in_hardware_loads() {
 #[test]
 fn a_bad_profile_is_named_with_its_line_and_key() {
     let path = Path::new("hardware/broken.toml");
-    let text = "[device]\nname = \"x\"\nmanufacturer = \"y\"\nkind = \"grid_meter\"\n\n[[points]]\nname = \"p\"\ntable = \"input\"\naddress = 1\ntype = \"f64\"\nunit = \"W\"\n";
+    let text = "[device]\nname = \"x\"\nmanufacturer = \"y\"\nkind = \"grid_meter\"\n\n[[points]]\nname = \"p\"\ntable = \"input\"\naddress = 1\ntype = \"f16\"\nunit = \"W\"\n";
     let err = Profile::parse(path, text).unwrap_err().to_string();
     assert!(
-        err.contains("hardware/broken.toml") && err.contains("line 10") && err.contains("f64"),
+        err.contains("hardware/broken.toml") && err.contains("line 10") && err.contains("f16"),
         "{err}"
     );
-    let err = Profile::parse(path, &text.replace("f64", "f32").replace("unit =", "units ="))
+    let err = Profile::parse(path, &text.replace("f16", "f32").replace("unit =", "units ="))
         .unwrap_err()
         .to_string();
     assert!(err.contains("units") && err.contains("line 11"), "{err}");
-    let writable_input = text.replace("f64", "f32") + "writable = { min = 0, max = 10 }\n";
+    let writable_input = text.replace("f16", "f32") + "writable = { min = 0, max = 10 }\n";
     let err = Profile::parse(path, &writable_input).unwrap_err();
     assert!(
         matches!(err, ProfileError::Invalid { ref point, .. } if point == "p"),
         "{err}"
     );
     assert!(err.to_string().contains("only holding registers"), "{err}");
-    let past_end = text.replace("f64", "f32").replace("address = 1", "address = 65535");
+    let past_end = text.replace("f16", "f32").replace("address = 1", "address = 65535");
     assert!(
         Profile::parse(path, &past_end)
             .unwrap_err()
