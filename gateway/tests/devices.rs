@@ -93,23 +93,29 @@ fn link(addr: std::net::SocketAddr, unit: u8) -> Link {
 /// 2025-06-21 12:00 UTC: midsummer noon, the PV model at its peak.
 const NOON: f64 = 1_750_507_200.0;
 
+/// Every profile in `hardware/`, each at its own unit, is served by the simulator and read back
+/// through the gateway: every point has a value and the power is the modelled one.
 #[tokio::test]
 async fn profiles_read_back_what_the_simulator_models() {
     let sim = Simulator::new(NOON);
-    let files = [
-        (1u8, "eastron-sdm630.toml"),
-        (2, "sunspec-inverter-103.toml"),
-        (3, "generic-battery-inverter.toml"),
-        (4, "generic-ev-charger.toml"),
-    ];
-    for (unit, f) in files {
-        sim.add(unit, profile(f));
+    let all = load_dir(&hardware()).unwrap();
+    assert!(all.len() >= 17, "{} profiles", all.len());
+    let files: Vec<(u8, String, Profile)> = all
+        .into_iter()
+        .enumerate()
+        .map(|(i, (path, p))| {
+            let unit = u8::try_from(i + 1).unwrap();
+            (unit, gridshare_gateway::profile::file_name(&path), p)
+        })
+        .collect();
+    for (unit, _, p) in &files {
+        sim.add(*unit, p.clone());
     }
     sim.step(1.0);
     let addr = start(&sim).await;
-    for (unit, f) in files {
-        let p = profile(f);
-        let values = read_points(&mut link(addr, unit), &p).await;
+    for (unit, f, p) in &files {
+        let values = read_points(&mut link(addr, *unit), p).await;
+        assert_eq!(values.len(), p.points.len(), "{f}");
         for (name, v) in &values {
             assert!(matches!(v, Ok(Some(_))), "{f} {name}: {v:?}");
         }
@@ -125,18 +131,31 @@ async fn profiles_read_back_what_the_simulator_models() {
                 .unwrap()
         };
         let power = get(Quantity::PowerW);
-        let modelled = sim.power_w(unit).unwrap();
+        let modelled = sim.power_w(*unit).unwrap();
         // the model moves on while we read; within a few percent
         assert!(
             (power - modelled).abs() <= 0.05 * modelled.abs() + 50.0,
             "{f}: read {power} W, modelled {modelled} W"
         );
-        if unit == 2 {
-            assert!(power > 2_000.0, "midsummer noon: the PV inverter produces, {power} W");
+        if p.device.kind == DeviceKind::PvInverter {
+            assert!(
+                power > 2_000.0,
+                "{f}: midsummer noon, the PV inverter produces {power} W"
+            );
+        }
+        if p.device.kind == DeviceKind::GridMeter {
+            // PV at its peak: the home exports, and a meter counting the other way round (a
+            // negative scale) must still read it as negative
+            assert!(power < 0.0, "{f}: the home exports at noon, read {power} W");
         }
     }
+    let sunspec = files
+        .iter()
+        .find(|(_, f, _)| f == "sunspec-inverter-103.toml")
+        .map(|(u, _, _)| *u)
+        .unwrap();
     // SunSpec marker and model chain at 40000
-    let mut l = link(addr, 2);
+    let mut l = link(addr, sunspec);
     let header = l.read(Table::Holding, 40_000, 4).await.unwrap();
     assert_eq!(header, vec![0x5375, 0x6e53, 1, 66]);
     assert_eq!(l.read(Table::Holding, 40_070, 1).await.unwrap(), vec![103]);

@@ -155,7 +155,11 @@ fn installer_tools_read_and_scan_over_a_serial_line() {
         .map(|f| f["unit"].as_u64().unwrap())
         .collect();
     assert_eq!(units, vec![1, 2], "{found}");
-    assert_eq!(found[0]["profile"], "eastron-sdm630.toml", "{found}");
+    // an Eastron map: the models share one, so the scan cannot name the model (hardware/README.md)
+    assert!(
+        found[0]["profile"].as_str().unwrap().starts_with("eastron-sdm"),
+        "{found}"
+    );
     assert_eq!(found[1]["profile"], "generic-battery-inverter.toml", "{found}");
 
     // --host and --serial together are refused

@@ -1,0 +1,241 @@
+//! The vendor profiles in `hardware/` against register frames written out by hand from the
+//! vendors' register maps: for each encoding family (word order, signed or unsigned, 16, 32 or
+//! 64 bits, float32 and float64, scale and sign), the raw words a device sends and the value the
+//! gateway must make of them. Each case also pins the point's address to the document's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::Path;
+
+use gridshare_gateway::modbus::scaled;
+use gridshare_gateway::profile::{Profile, Table};
+
+/// The engineering value `point` of `file` makes of `words`, after checking that the point is at
+/// `address` in `table` (the vendor's document).
+fn read(file: &str, point: &str, table: Table, address: u16, words: &[u16]) -> f64 {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hardware").join(file);
+    let profile = Profile::load(&path).unwrap();
+    let p = profile
+        .point(point)
+        .unwrap_or_else(|| panic!("{file}: no point {point}"));
+    assert_eq!((p.table, p.address), (table, address), "{file} {point}: register");
+    assert_eq!(
+        words.len(),
+        usize::from(p.ty.registers()),
+        "{file} {point}: frame length"
+    );
+    let raw =
+        p.ty.decode(words, profile.device.word_order)
+            .unwrap_or_else(|| panic!("{file} {point}: undecodable"));
+    scaled(raw, p.scale)
+}
+
+/// Eastron SDM120/220/72/630: IEEE 754 float32, high word first; energy in kWh read as Wh.
+#[test]
+fn eastron_float32_high_word_first() {
+    // 1234.5 W is 0x449A5000; 12.5 kWh is 0x41480000
+    for file in ["eastron-sdm120.toml", "eastron-sdm220.toml"] {
+        assert_eq!(
+            read(file, "active_power", Table::Input, 0x000C, &[0x449A, 0x5000]),
+            1234.5
+        );
+        assert_eq!(
+            read(file, "import_energy", Table::Input, 0x0048, &[0x4148, 0x0000]),
+            12_500.0
+        );
+        assert_eq!(
+            read(file, "export_energy", Table::Input, 0x004A, &[0x4148, 0x0000]),
+            12_500.0
+        );
+    }
+    // SDM72D-M v2: total system power at 30053; -523.25 W (exporting) is 0xC402D000
+    assert_eq!(
+        read(
+            "eastron-sdm72d-m-v2.toml",
+            "total_power",
+            Table::Input,
+            0x0034,
+            &[0xC402, 0xD000]
+        ),
+        -523.25
+    );
+    assert_eq!(
+        read(
+            "eastron-sdm72d-m-v2.toml",
+            "frequency",
+            Table::Input,
+            0x0046,
+            &[0x4248, 0x0000]
+        ),
+        50.0
+    );
+}
+
+/// Shelly Pro 3EM: float32 with the low word first (the documentation's "-B mixed").
+#[test]
+fn shelly_float32_low_word_first() {
+    let f = "shelly-pro-3em-modbus.toml";
+    // -523.25 W = 0xC402D000, sent as D000 C402
+    assert_eq!(read(f, "total_power", Table::Input, 1013, &[0xD000, 0xC402]), -523.25);
+    // 4711.5 Wh = 0x45933C00, sent as 3C00 4593
+    assert_eq!(read(f, "import_energy", Table::Input, 1162, &[0x3C00, 0x4593]), 4711.5);
+    assert_eq!(read(f, "export_energy", Table::Input, 1164, &[0x3C00, 0x4593]), 4711.5);
+    // 230.5 V = 0x43668000
+    assert_eq!(read(f, "voltage_l1", Table::Input, 1020, &[0x8000, 0x4366]), 230.5);
+}
+
+/// Carlo Gavazzi EM340 and EM24 Ethernet: INT32 with the least significant word first, W x10
+/// and kWh x10.
+#[test]
+fn carlo_gavazzi_int32_low_word_first() {
+    for f in ["carlo-gavazzi-em340.toml", "carlo-gavazzi-em24-e1.toml"] {
+        // -12345 (= -1234.5 W) is 0xFFFFCFC7, sent as CFC7 FFFF
+        assert_eq!(read(f, "total_power", Table::Input, 0x0028, &[0xCFC7, 0xFFFF]), -1234.5);
+        // 12345 (= 1234.5 kWh) is 0x00003039, sent as 3039 0000
+        assert_eq!(
+            read(f, "import_energy", Table::Input, 0x0034, &[0x3039, 0x0000]),
+            1_234_500.0
+        );
+        assert_eq!(
+            read(f, "export_energy", Table::Input, 0x004E, &[0x3039, 0x0000]),
+            1_234_500.0
+        );
+        // 2305 (= 230.5 V)
+        assert_eq!(read(f, "voltage_l1", Table::Input, 0x0000, &[0x0901, 0x0000]), 230.5);
+        // UINT16 Hz x10: 500 = 50.0 Hz
+        assert_eq!(read(f, "frequency", Table::Input, 0x0033, &[500]), 50.0);
+    }
+}
+
+/// Huawei SUN2000: I32/U32 high word first, gains 1 and 100; the power meter's sign turned
+/// round (Huawei: > 0 feeding in) by a negative scale.
+#[test]
+fn huawei_int32_big_endian_with_gain_and_sign() {
+    let inv = "huawei-sun2000.toml";
+    // 4711 W
+    assert_eq!(
+        read(inv, "active_power", Table::Holding, 32080, &[0x0000, 0x1267]),
+        4711.0
+    );
+    // 123456 (= 1234.56 kWh) is 0x0001E240
+    assert_eq!(
+        read(inv, "lifetime_energy", Table::Holding, 32106, &[0x0001, 0xE240]),
+        1_234_560.0
+    );
+    // 0x0200: on-grid
+    assert_eq!(read(inv, "device_status", Table::Holding, 32089, &[0x0200]), 512.0);
+    // U16, gain 100: 5002 = 50.02 Hz
+    assert_eq!(read(inv, "grid_frequency", Table::Holding, 32085, &[5002]), 50.02);
+
+    let meter = "huawei-sun2000-power-meter.toml";
+    // the meter says +1500 W (feeding in): the gateway's grid power is -1500 W
+    assert_eq!(
+        read(meter, "grid_power", Table::Holding, 37113, &[0x0000, 0x05DC]),
+        -1500.0
+    );
+    // -800 (0xFFFFFCE0, drawing from the grid): +800 W
+    assert_eq!(
+        read(meter, "grid_power", Table::Holding, 37113, &[0xFFFF, 0xFCE0]),
+        800.0
+    );
+    assert_eq!(
+        read(meter, "imported_energy", Table::Holding, 37121, &[0x0001, 0xE240]),
+        1_234_560.0
+    );
+    assert_eq!(
+        read(meter, "exported_energy", Table::Holding, 37119, &[0x0000, 0x3039]),
+        123_450.0
+    );
+
+    let battery = "huawei-luna2000.toml";
+    // SOC gain 10: 825 = 82.5 % = 825 permille
+    assert_eq!(read(battery, "soc", Table::Holding, 37760, &[825]), 825.0);
+    // -1000 W: discharging
+    assert_eq!(
+        read(battery, "battery_power", Table::Holding, 37765, &[0xFFFF, 0xFC18]),
+        -1000.0
+    );
+    assert_eq!(
+        read(battery, "charged_energy", Table::Holding, 37780, &[0x0001, 0x81CD]),
+        987_650.0
+    );
+}
+
+/// KEBA P30: unsigned 32-bit, high word first, mW and 0.1 Wh.
+#[test]
+fn keba_uint32_milliwatts_and_tenth_watt_hours() {
+    let f = "keba-p30.toml";
+    // 11,040,000 mW is 0x00A87500
+    assert_eq!(
+        read(f, "charging_power", Table::Holding, 1020, &[0x00A8, 0x7500]),
+        11_040.0
+    );
+    // 123456 x 0.1 Wh
+    assert_eq!(
+        read(f, "total_energy", Table::Holding, 1036, &[0x0001, 0xE240]),
+        12_345.6
+    );
+    // 3: charging
+    assert_eq!(read(f, "charging_state", Table::Holding, 1000, &[0x0000, 0x0003]), 3.0);
+}
+
+/// ABB B23/B24: unsigned 64-bit energy in 0.01 kWh, signed 32-bit power in 0.01 W, 16-bit
+/// frequency in 0.01 Hz, all high word first.
+#[test]
+fn abb_uint64_energy_and_int32_power() {
+    let f = "abb-b23-b24.toml";
+    // 123456789 (= 1,234,567.89 kWh) is 0x00000000_075BCD15
+    assert_eq!(
+        read(f, "import_energy", Table::Holding, 0x5000, &[0, 0, 0x075B, 0xCD15]),
+        1_234_567_890.0
+    );
+    assert_eq!(
+        read(f, "export_energy", Table::Holding, 0x5004, &[0, 0, 0, 0x0064]),
+        1_000.0
+    );
+    // -250000 (= -2500.00 W) is 0xFFFC2F70
+    assert_eq!(
+        read(f, "total_power", Table::Holding, 0x5B14, &[0xFFFC, 0x2F70]),
+        -2_500.0
+    );
+    assert_eq!(read(f, "frequency", Table::Holding, 0x5B2C, &[5002]), 50.02);
+    assert_eq!(read(f, "voltage_l1", Table::Holding, 0x5B00, &[0, 2305]), 230.5);
+}
+
+/// Alfen NG9xx: float32 power and current, float64 energy, high word first.
+#[test]
+fn alfen_float32_and_float64() {
+    let f = "alfen-eve.toml";
+    // 4711.5 W = 0x45933C00
+    assert_eq!(
+        read(f, "charging_power", Table::Holding, 344, &[0x4593, 0x3C00]),
+        4711.5
+    );
+    // 8,421,337.5 Wh = 0x41600FFB_30000000
+    assert_eq!(
+        read(
+            f,
+            "delivered_energy",
+            Table::Holding,
+            374,
+            &[0x4160, 0x0FFB, 0x3000, 0x0000]
+        ),
+        8_421_337.5
+    );
+    // 16 A = 0x41800000, and written back as the same words
+    assert_eq!(read(f, "max_current", Table::Holding, 1210, &[0x4180, 0x0000]), 16.0);
+    let profile = Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../hardware").join(f)).unwrap();
+    let p = profile.point("max_current").unwrap();
+    assert_eq!(p.ty.encode(16.0, profile.device.word_order), Some(vec![0x4180, 0x0000]));
+}
+
+/// Victron GX: signed and unsigned 16-bit, battery power > 0 charging, SoC in %.
+#[test]
+fn victron_int16_and_percent() {
+    let f = "victron-gx-battery.toml";
+    // -1000 W (0xFC18): discharging
+    assert_eq!(read(f, "battery_power", Table::Input, 842, &[0xFC18]), -1000.0);
+    assert_eq!(read(f, "battery_power", Table::Input, 842, &[1500]), 1500.0);
+    // 87 % = 870 permille
+    assert_eq!(read(f, "soc", Table::Input, 843, &[87]), 870.0);
+}
