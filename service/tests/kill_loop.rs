@@ -755,14 +755,27 @@ async fn check_store(data: &Path, seen: &Seen) {
             }
         }
         // sequence numbers neither stored, waiting nor seen as something other than telemetry:
-        // a number a kill skipped, or a message the watcher missed (taken and receipted within
-        // a few milliseconds); which kind the latter were cannot be told afterwards
+        // numbers a kill skipped, or a message the watcher missed (taken and receipted within
+        // a few milliseconds); which kind the latter were cannot be told afterwards. The gateway
+        // reserves its numbers in durable blocks: what the file holds at a kill (and at the end)
+        // is the end of a block, and the unused rest of that block is skipped by the restart.
+        // The skipped numbers run from the last one used before that bound (anything stored,
+        // waiting or seen below it) up to the bound; a block is at most SEQUENCE_BLOCK long.
+        let used = |s: u64| {
+            stored.contains_key(&(gw, s)) || waiting.contains_key(&(gw, s)) || seen.messages.contains_key(&(gw, s))
+        };
+        let block = gridshare_gateway::run::SEQUENCE_BLOCK;
         let skips: BTreeSet<u64> = seen
             .next_at_kill
             .get(&gw)
             .into_iter()
             .flatten()
-            .map(|n| n - 1)
+            .chain(std::iter::once(&next))
+            .flat_map(|&bound| {
+                let floor = bound.saturating_sub(block).max(1);
+                let last_used = (floor..bound).rev().find(|&s| used(s)).unwrap_or(floor - 1);
+                last_used + 1..bound
+            })
             .collect();
         let unaccounted: Vec<u64> = (1..=made)
             .filter(|s| {

@@ -415,9 +415,11 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
 
     // telemetry: until the service has subscribed, publishes may go nowhere; new sequence each try
     let mut seq = 0;
+    let mut last = Vec::new();
     for _ in 0..50 {
         seq += 1;
-        send(tele7.clone(), sealed(&key(7), g7, seq, &telemetry(300))).await;
+        last = sealed(&key(7), g7, seq, &telemetry(300));
+        send(tele7.clone(), last.clone()).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         if stored(&db, g7).await > 0 {
             break;
@@ -426,8 +428,9 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
     assert!(stored(&db, g7).await > 0, "telemetry stored");
     let before = stored(&db, g7).await;
 
-    // a replay, a forgery (gateway 8's key on gateway 7's topic), garbage
-    let replay = sealed(&key(7), g7, seq, &telemetry(999));
+    // a replay (the same envelope again: other content under the same number would be
+    // equivocation, tested on its own), a forgery (gateway 8's key on gateway 7's topic), garbage
+    let replay = last.clone();
     send(tele7.clone(), replay).await;
     send(tele7.clone(), sealed(&key(8), g8, 1, &telemetry(5))).await;
     send(tele7.clone(), b"{not json".to_vec()).await;
@@ -838,25 +841,28 @@ async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
     };
     let mut seq = 0u64;
     // sends fresh orders until one is answered: the (re)started service is listening
-    let answered_order = async |seq: &mut u64, acks: &mut tokio::sync::mpsc::UnboundedReceiver<OrderAck>| -> OrderAck {
-        for _ in 0..100 {
-            *seq += 1;
-            send(sealed(&key(7), g, *seq, &order(*seq, Side::Sell, 100, 125_000))).await;
-            if let Ok(Some(a)) = tokio::time::timeout(Duration::from_millis(300), acks.recv()).await {
-                // answers to earlier tries may trail in
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                while acks.try_recv().is_ok() {}
-                return a;
+    // (returns the answer and the envelope last sent, exactly as sent)
+    let answered_order =
+        async |seq: &mut u64, acks: &mut tokio::sync::mpsc::UnboundedReceiver<OrderAck>| -> (OrderAck, Vec<u8>) {
+            for _ in 0..100 {
+                *seq += 1;
+                let body = sealed(&key(7), g, *seq, &order(*seq, Side::Sell, 100, 125_000));
+                send(body.clone()).await;
+                if let Ok(Some(a)) = tokio::time::timeout(Duration::from_millis(300), acks.recv()).await {
+                    // answers to earlier tries may trail in
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    while acks.try_recv().is_ok() {}
+                    return (a, body);
+                }
             }
-        }
-        panic!("no order answered");
-    };
+            panic!("no order answered");
+        };
 
     for restart in ["graceful", "abrupt"] {
         let (stop, task) = start();
-        let a = answered_order(&mut seq, &mut acks).await;
+        let (a, taken) = answered_order(&mut seq, &mut acks).await;
         assert_eq!(a.status, "accepted", "{a:?}");
-        let taken = sealed(&key(7), g, seq, &order(seq, Side::Sell, 100, 125_000));
+        // the same envelope again (re-sealing would make another one: equivocation, not a replay)
         if restart == "graceful" {
             stop.send(true).unwrap();
             tokio::time::timeout(Duration::from_secs(10), task)

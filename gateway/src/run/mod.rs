@@ -66,6 +66,10 @@ use tokio::sync::{Notify, watch};
 
 pub use self::sample::STUCK_AFTER_MS;
 pub use self::store::SequenceError;
+
+/// How many sequence numbers a gateway reserves with one durable write: after a restart (or a
+/// crash) it goes on after the reserved block, so up to this many numbers are never used.
+pub const SEQUENCE_BLOCK: u64 = store::Sequence::BLOCK;
 pub use crate::key::{KeyError, load_key};
 
 use self::poller::Poller;
