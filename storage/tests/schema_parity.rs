@@ -476,7 +476,7 @@ const INTENDED: &[(&str, &str, &str)] = &[
     // An INTEGER PRIMARY KEY on SQLite is the rowid and numbers itself; on PostgreSQL only the ids
     // the database assigns are identity columns. These ids always come from the caller: a
     // participant's and a gateway's from the directory, an order's and a trade's from the
-    // matching engine, a batch's from settlement, an epoch's number from the epoch schedule, and
+    // matching engine, a batch's from settlement, an epoch's number from the epoch schedule, a parameter version from the chain, and
     // the two preference tables are keyed by their participant and gateway.
     ("participants", "column id", "the default"),
     ("gateways", "column id", "the default"),
@@ -484,6 +484,8 @@ const INTENDED: &[(&str, &str, &str)] = &[
     ("trades", "column trade_id", "the default"),
     ("settlement_batches", "column batch_id", "the default"),
     ("epochs", "column epoch", "the default"),
+    // a version of the governed parameters is numbered by the contract on chain
+    ("parameter_versions", "column version", "the default"),
     ("home_preferences", "column participant_id", "the default"),
     ("gateway_preferences", "column gateway_id", "the default"),
 ];

@@ -15,7 +15,7 @@ CREATE TABLE envelope_log (
 -- (keccak256 of the two digests, lower first), and the slashing transaction, stored signed before
 -- it is broadcast (crash-safe, like an epoch's post).
 CREATE TABLE equivocations (
-    evidence        TEXT    PRIMARY KEY,
+    evidence        TEXT    NOT NULL PRIMARY KEY,
     gateway_id      BIGINT  NOT NULL REFERENCES gateways (id),
     seq             BIGINT  NOT NULL,
     first_envelope  TEXT    NOT NULL,
