@@ -223,3 +223,82 @@ async fn unbonded_gateways_earn_neither_uptime_nor_local_renewable() {
     );
     t.finish().await;
 }
+
+/// Issue 22: an epoch is computed with the reward rates the community set on chain in force when
+/// it began (the newest version the service had seen by then); version 0 (the deployment's values)
+/// and no version at all mean the configuration's; a change seen during an epoch waits for the
+/// next one.
+#[tokio::test]
+async fn an_epoch_takes_the_governed_rates_in_force_when_it_began() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let configured = params();
+    assert_eq!(collect::governed(&db, &configured, 1).await.unwrap(), configured);
+    let rates = |generation: u64, uptime_bps: u64| {
+        serde_json::json!({
+            "rewardGeneration": generation.to_string(),
+            "rewardDemandResponse": "7",
+            "rewardUptime": "9",
+            "uptimeThresholdBps": uptime_bps.to_string(),
+        })
+        .to_string()
+    };
+    let (start1, end1) = configured.span(1);
+    let t = gridshare_domain::Timestamp;
+    gridshare_storage::parameters::record(&db, 0, t(start1 - HOUR), &rates(1, 1), "{}")
+        .await
+        .unwrap();
+    assert_eq!(
+        collect::governed(&db, &configured, 1).await.unwrap(),
+        configured,
+        "version 0 is the configuration's own"
+    );
+    // seen during epoch 1: epoch 1 keeps the configured rates, epoch 2 takes the new ones
+    gridshare_storage::parameters::record(&db, 3, t(start1 + 1), &rates(123, 9_000), "{}")
+        .await
+        .unwrap();
+    assert_eq!(collect::governed(&db, &configured, 1).await.unwrap(), configured);
+    let second = collect::governed(&db, &configured, 2).await.unwrap();
+    assert_eq!(
+        (
+            second.local_renewable_per_kwh,
+            second.demand_response_per_kwh,
+            second.uptime_per_epoch,
+            second.uptime_threshold_ppm
+        ),
+        (123, 7, 9, 900_000)
+    );
+    assert_eq!(
+        (
+            second.initial_budget,
+            second.halving_epochs,
+            second.cap,
+            second.epoch_ms
+        ),
+        (
+            configured.initial_budget,
+            configured.halving_epochs,
+            configured.cap,
+            configured.epoch_ms
+        ),
+        "the budget schedule stays the one the distributor enforces"
+    );
+    // a version seen exactly at an epoch's start applies to it
+    gridshare_storage::parameters::record(&db, 4, t(end1 + configured.epoch_ms), &rates(5, 9_500), "{}")
+        .await
+        .unwrap();
+    assert_eq!(
+        collect::governed(&db, &configured, 3)
+            .await
+            .unwrap()
+            .local_renewable_per_kwh,
+        5
+    );
+    assert_eq!(
+        collect::governed(&db, &configured, 2)
+            .await
+            .unwrap()
+            .local_renewable_per_kwh,
+        123
+    );
+}

@@ -8,8 +8,12 @@
 //! keeps charging its configured feeder-tree fees until the community first changes a parameter,
 //! from when on the governed per-hop and per-kWh fees apply.
 //!
-//! Not applied yet: tariffs, reward rates, the budget schedule and bond rules are read and stored
-//! but the settlement step and the epoch computation still take them from the configuration.
+//! Reward rates and the uptime threshold apply from the next epoch (the epoch computation takes
+//! the version in force when an epoch began: `gridshare_market::epoch::collect::governed`). Not
+//! applied yet: the tariffs (the settlement step still prices imbalance with the configured ones),
+//! the budget schedule (the distributor enforces the one it was deployed with), the bond rules and
+//! slashing shares (the staking contract keeps its own, which only the timelock may now change) and
+//! redemption.
 
 use alloy::primitives::{Address, U256};
 use gridshare_domain::MicroPerKwh;
@@ -171,6 +175,56 @@ pub fn fees(version: u64, p: &Params) -> Option<GridFees> {
     })
 }
 
+/// The bounds as JSON: `{"feePerHop": ["0", "1000000"], …}`.
+pub fn bounds_json(minimum: &Params, maximum: &Params) -> String {
+    let (lo, hi): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&to_json(minimum)).unwrap_or_default(),
+        serde_json::from_str(&to_json(maximum)).unwrap_or_default(),
+    );
+    let map: serde_json::Map<String, serde_json::Value> = lo
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), serde_json::json!([v, hi[k]])))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// The names of the governed parameters, as the contract keys them.
+pub const PARAMETERS: [&str; 16] = [
+    "feePerHop",
+    "networkFee",
+    "importTariff",
+    "exportTariff",
+    "rewardGeneration",
+    "rewardDemandResponse",
+    "rewardUptime",
+    "epochInitialBudget",
+    "halvingEpochs",
+    "uptimeThresholdBps",
+    "minBond",
+    "unbondingCooldown",
+    "slashBurnBps",
+    "slashReporterBps",
+    "redemptionRate",
+    "redemptionBudget",
+];
+
+/// The governor's name for a proposal state.
+pub fn state_name(state: u8) -> &'static str {
+    match state {
+        0 => "pending",
+        1 => "active",
+        2 => "canceled",
+        3 => "defeated",
+        4 => "succeeded",
+        5 => "queued",
+        6 => "expired",
+        7 => "executed",
+        _ => "unknown",
+    }
+}
+
 /// What the step keeps between runs.
 #[derive(Debug, Default)]
 pub struct GovernanceStep {
@@ -197,8 +251,21 @@ impl GovernanceStep {
             return Ok(());
         }
         let (version, p) = governance::read(chain, parameters).await?;
+        let minimum = gridshare_settlement::onchain::view(
+            chain,
+            parameters,
+            gridshare_settlement::contracts::GridParameters::minimumCall {},
+        )
+        .await?;
+        let maximum = gridshare_settlement::onchain::view(
+            chain,
+            parameters,
+            gridshare_settlement::contracts::GridParameters::maximumCall {},
+        )
+        .await?;
         let now = market.clock().now();
-        if gridshare_storage::parameters::record(db, version, now, &to_json(&p)).await? {
+        let bounds = bounds_json(&minimum, &maximum);
+        if gridshare_storage::parameters::record(db, version, now, &to_json(&p), &bounds).await? {
             tracing::info!(version, "new governed parameters seen on chain");
         }
         let fees = fees(version, &p);
@@ -207,6 +274,122 @@ impl GovernanceStep {
         self.applied = Some(version);
         Ok(())
     }
+
+    /// Takes the proposals made through the service along: proposes the waiting ones (from the
+    /// service's account), queues those that passed and executes those whose delay is over (both
+    /// anyone may do), and stores each one's state and votes. Every step is looked up on chain
+    /// first, so a run after a crash never does one twice (and a second `propose` of the same
+    /// proposal would be refused by the governor anyway).
+    pub async fn follow_proposals<C: Chain>(
+        &mut self,
+        chain: &C,
+        db: &Db,
+        wallet: &gridshare_settlement::onchain::Wallet,
+        contracts: governance::GovernanceContracts,
+        now: gridshare_domain::Timestamp,
+    ) -> Result<(), GovernanceError> {
+        use gridshare_settlement::contracts::GridGovernor;
+        use gridshare_settlement::onchain::view;
+        for stored in gridshare_storage::parameters::open(db).await? {
+            let Some(proposal) = on_chain(&stored, contracts.parameters) else {
+                gridshare_storage::parameters::update(
+                    db,
+                    stored.id,
+                    None,
+                    "refused",
+                    ("0", "0", "0"),
+                    Some("the stored changes do not read"),
+                    now,
+                )
+                .await?;
+                continue;
+            };
+            let id = proposal.id(chain, contracts.governor).await?;
+            let mut s = gridshare_settlement::onchain::Submitter::new(chain, wallet.clone()).await?;
+            let snapshot = view(
+                chain,
+                contracts.governor,
+                GridGovernor::proposalSnapshotCall { proposalId: id },
+            )
+            .await?;
+            let mut error = None;
+            if snapshot.is_zero() {
+                match proposal.propose(&mut s, contracts.governor).await {
+                    Ok(_) => tracing::info!(proposal = stored.id, chain_id = %id, "proposal made on chain"),
+                    Err(e) => {
+                        let reason = e.to_string();
+                        tracing::warn!(proposal = stored.id, %reason, "the governor refused a proposal");
+                        gridshare_storage::parameters::update(
+                            db,
+                            stored.id,
+                            None,
+                            "refused",
+                            ("0", "0", "0"),
+                            Some(&reason),
+                            now,
+                        )
+                        .await?;
+                        continue;
+                    }
+                }
+            }
+            let mut state = governance::state(chain, contracts.governor, id).await?;
+            if state == 4 {
+                match proposal.queue(&mut s, contracts.governor).await {
+                    Ok(()) => tracing::info!(proposal = stored.id, "proposal passed and queued in the timelock"),
+                    Err(e) => error = Some(e.to_string()),
+                }
+            } else if state == 5 {
+                // executable once the timelock's delay is over: until then the call is refused
+                match proposal.execute(&mut s, contracts.governor).await {
+                    Ok(()) => tracing::info!(proposal = stored.id, "proposal executed"),
+                    Err(e) if e.to_string().contains("TimelockUnexpectedOperationState") => {}
+                    Err(e) => error = Some(e.to_string()),
+                }
+            }
+            state = governance::state(chain, contracts.governor, id).await?;
+            let votes = view(
+                chain,
+                contracts.governor,
+                GridGovernor::proposalVotesCall { proposalId: id },
+            )
+            .await?;
+            let (against, for_, abstain) = (
+                votes.againstVotes.to_string(),
+                votes.forVotes.to_string(),
+                votes.abstainVotes.to_string(),
+            );
+            gridshare_storage::parameters::update(
+                db,
+                stored.id,
+                Some(&id.to_string()),
+                state_name(state),
+                (&for_, &against, &abstain),
+                error.as_deref(),
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A stored proposal as the governor takes it (None when its changes do not read).
+fn on_chain(p: &gridshare_storage::parameters::Proposal, parameters: Address) -> Option<governance::Proposal> {
+    let changes: Vec<serde_json::Value> = serde_json::from_str(&p.changes).ok()?;
+    let changes = changes
+        .iter()
+        .map(|c| {
+            let name = c["parameter"].as_str().filter(|n| PARAMETERS.contains(n))?;
+            let value: U256 = c["value"].as_str()?.parse().ok()?;
+            Some((governance::key(name), value))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    (!changes.is_empty()).then(|| governance::Proposal {
+        parameters,
+        changes,
+        description: p.description.clone(),
+    })
 }
 
 /// Why the parameters could not be read or stored (tried again on the next run).

@@ -329,6 +329,19 @@ async fn deployment<C: Chain>(
             g
         }
     };
+    // from now on only the community (a passed proposal, through the timelock) may grant a minter
+    // or change the bond and slashing rules
+    let mut s = Submitter::new(chain, wallet.clone()).await?;
+    let handed = gridshare_settlement::governance::hand_over(
+        &mut s,
+        &[rewards.token, rewards.distributor, gateways.staking],
+        governance.timelock,
+    )
+    .await
+    .map_err(SettleError::Deploy)?;
+    if handed > 0 {
+        tracing::info!(contracts = handed, timelock = %governance.timelock, "admin roles handed to the timelock");
+    }
     Ok((
         file.vault,
         Some(Incentives {
@@ -552,6 +565,12 @@ async fn run<C: Chain + 'static>(
                 .await
             {
                 tracing::warn!(error = %e, "reading the governed parameters: will try again");
+            }
+            if let Err(e) = governance_step
+                .follow_proposals(&*chain, &db, &wallet, c.governance, clock.now())
+                .await
+            {
+                tracing::warn!(error = %e, "following proposals on chain: will try again");
             }
         }
         tokio::select! {

@@ -202,6 +202,75 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(
     );
     // before: the configured 4 × 1,000; after: 500 + 4 × 3,000
     assert_eq!(fees, (4_000, 12_500));
+
+    // a proposal made through the service (as `POST /api/v1/governance/proposals` stores it): the
+    // service proposes it, the holder votes, the service queues and executes it as it comes due
+    let operator = gridshare_storage::participants::Participant {
+        id: ParticipantId(100),
+        name: "grid operator".into(),
+        role: "operator".into(),
+        evm_address: None,
+        feeder_node: None,
+    };
+    gridshare_storage::participants::upsert(&db, &operator, Timestamp(0))
+        .await
+        .unwrap();
+    let changes = r#"[{"parameter":"networkFee","value":"700"}]"#;
+    let number = gridshare_storage::parameters::propose(&db, operator.id, "Network fee 0.0007", changes, Timestamp(0))
+        .await
+        .unwrap();
+    let latest = || async {
+        gridshare_storage::parameters::proposals(&db, 1)
+            .await
+            .unwrap()
+            .remove(0)
+    };
+    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+        .await
+        .unwrap();
+    let p = latest().await;
+    assert_eq!(p.id, number);
+    assert!(matches!(p.state.as_str(), "pending" | "active"), "{p:?}");
+    let id: U256 = p.chain_id.as_deref().unwrap().parse().unwrap();
+    advance(cfg.governance.voting_delay_s + 1).await;
+    // a fresh submitter: the service's step sent from the same account since
+    let mut voter = Submitter::new(chain, wallet.clone()).await.unwrap();
+    governance::vote(&mut voter, g.governor, id, Support::For)
+        .await
+        .unwrap();
+    advance(cfg.governance.voting_period_s + 1).await;
+    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+        .await
+        .unwrap();
+    let p = latest().await;
+    assert_eq!((p.state.as_str(), p.votes.0.as_str()), ("queued", "1000000"), "{p:?}");
+    // too early to execute: still queued, and no error
+    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+        .await
+        .unwrap();
+    let p = latest().await;
+    assert_eq!((p.state.as_str(), p.error.as_deref()), ("queued", None), "{p:?}");
+    advance(cfg.governance.timelock_delay_s + 1).await;
+    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+        .await
+        .unwrap();
+    let p = latest().await;
+    assert_eq!(p.state, "executed", "{p:?}");
+    assert_eq!(
+        governance::read(chain, g.parameters).await.unwrap().1.networkFee,
+        U256::from(700)
+    );
+    step.run(chain, &db, &market, g.parameters).await.unwrap();
+    assert_eq!(market.grid_fees().map(|f| f.per_kwh), Some(MicroPerKwh(700)));
+    // a proposal outside the bounds is refused before it reaches the chain (the API checks them),
+    // and one whose stored changes do not read is marked refused, not sent
+    gridshare_storage::parameters::propose(&db, operator.id, "garbage", "[not json", Timestamp(0))
+        .await
+        .unwrap();
+    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+        .await
+        .unwrap();
+    assert_eq!(latest().await.state, "refused");
     fees
 }
 

@@ -262,3 +262,51 @@ pub async fn vote<C: Chain>(
 pub async fn state<C: Chain>(chain: &C, governor: Address, proposal: U256) -> Result<u8, SubmitError> {
     view(chain, governor, GridGovernor::stateCall { proposalId: proposal }).await
 }
+
+/// Hands the admin role of `contracts` (AccessControl: the reward token, the distributor, the
+/// staking contract) from the sender to the timelock, so that only a passed proposal can grant a
+/// minter, change the bond rules or the slashing shares. Idempotent: a contract the sender is no
+/// longer admin of is left as it is. The registry is not among them: the service commissions
+/// gateways and keeps its admin role to grant installers. Returns how many were handed over.
+pub async fn hand_over<C: Chain>(
+    s: &mut Submitter<'_, C>,
+    contracts: &[Address],
+    timelock: Address,
+) -> Result<usize, SubmitError> {
+    use crate::contracts::RewardToken as AccessControlled; // every GridShare AccessControl has this ABI
+    let me = s.address();
+    let mut n = 0;
+    for &c in contracts {
+        let admin = view(s.chain(), c, AccessControlled::DEFAULT_ADMIN_ROLECall {}).await?;
+        if !view(
+            s.chain(),
+            c,
+            AccessControlled::hasRoleCall {
+                role: admin,
+                account: me,
+            },
+        )
+        .await?
+        {
+            continue;
+        }
+        s.send(
+            c,
+            AccessControlled::grantRoleCall {
+                role: admin,
+                account: timelock,
+            },
+        )
+        .await?;
+        s.send(
+            c,
+            AccessControlled::renounceRoleCall {
+                role: admin,
+                callerConfirmation: me,
+            },
+        )
+        .await?;
+        n += 1;
+    }
+    Ok(n)
+}

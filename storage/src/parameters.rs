@@ -1,7 +1,8 @@
-//! The governed parameters as the service has seen them on chain, one row per version (issue 22):
-//! the history the dashboard and `GET /api/v1/governance/parameters` show.
+//! The governed parameters as the service has seen them on chain, one row per version, and the
+//! proposals made through the service (issue 22): what the dashboard and
+//! `GET /api/v1/governance/…` show.
 
-use gridshare_domain::Timestamp;
+use gridshare_domain::{ParticipantId, Timestamp};
 use sqlx::Row;
 
 use crate::db::{Db, query};
@@ -16,28 +17,36 @@ pub struct ParameterVersion {
     pub observed_at: Timestamp,
     /// The parameters, JSON (an object of decimal strings, keyed as in the contract).
     pub params: String,
+    /// The bounds the contract enforces, JSON (`{"feePerHop": ["0", "1000000"], …}`).
+    pub bounds: String,
 }
 
-fn int(v: u64) -> Result<i64> {
+fn int(v: u64, field: &'static str) -> Result<i64> {
     i64::try_from(v).map_err(|_| StorageError::Refused {
-        constraint: "parameter_versions.version".into(),
+        constraint: field.into(),
         message: format!("{v} does not fit a signed 64-bit column"),
     })
 }
 
 /// Stores a version seen for the first time; false when it was stored before (nothing changes).
-pub async fn record(db: &Db, version: u64, observed_at: Timestamp, params: &str) -> Result<bool> {
-    let sql = "INSERT INTO parameter_versions (version, observed_at, params) VALUES ($1, $2, $3) \
+pub async fn record(db: &Db, version: u64, observed_at: Timestamp, params: &str, bounds: &str) -> Result<bool> {
+    let sql = "INSERT INTO parameter_versions (version, observed_at, params, bounds) VALUES ($1, $2, $3, $4) \
                ON CONFLICT (version) DO NOTHING";
     let n = query!(db, sql, pool => |q| {
-        q.bind(int(version)?).bind(observed_at.0).bind(params.to_owned()).execute(pool).await?.rows_affected()
+        q.bind(int(version, "parameter_versions.version")?)
+            .bind(observed_at.0)
+            .bind(params.to_owned())
+            .bind(bounds.to_owned())
+            .execute(pool)
+            .await?
+            .rows_affected()
     });
     Ok(n == 1)
 }
 
 /// Every version stored, newest first (at most `limit`).
 pub async fn history(db: &Db, limit: u32) -> Result<Vec<ParameterVersion>> {
-    let sql = "SELECT version, observed_at, params FROM parameter_versions ORDER BY version DESC LIMIT $1";
+    let sql = "SELECT version, observed_at, params, bounds FROM parameter_versions ORDER BY version DESC LIMIT $1";
     query!(db, sql, pool => |q| {
         let rows = q.bind(i64::from(limit)).fetch_all(pool).await?;
         rows.iter()
@@ -46,6 +55,7 @@ pub async fn history(db: &Db, limit: u32) -> Result<Vec<ParameterVersion>> {
                     version: r.try_get::<i64, _>("version")? as u64,
                     observed_at: Timestamp(r.try_get("observed_at")?),
                     params: r.try_get("params")?,
+                    bounds: r.try_get("bounds")?,
                 })
             })
             .collect()
@@ -55,4 +65,118 @@ pub async fn history(db: &Db, limit: u32) -> Result<Vec<ParameterVersion>> {
 /// The newest version stored.
 pub async fn latest(db: &Db) -> Result<Option<ParameterVersion>> {
     Ok(history(db, 1).await?.into_iter().next())
+}
+
+/// A proposal made through the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    /// The service's number for it.
+    pub id: u64,
+    /// Who asked for it (the grid operator or an administrator).
+    pub proposer: ParticipantId,
+    /// What it is for (part of its identity on chain).
+    pub description: String,
+    /// The changes, JSON: `[{"parameter": "feePerHop", "value": "3000"}, …]`.
+    pub changes: String,
+    /// When it was asked for (market time).
+    pub created_at: Timestamp,
+    /// The governor's proposal id (decimal), once proposed on chain.
+    pub chain_id: Option<String>,
+    /// `waiting` (not on chain yet), or the governor's state: `pending`, `active`, `canceled`,
+    /// `defeated`, `succeeded`, `queued`, `expired`, `executed`; `refused` when the chain refused it.
+    pub state: String,
+    /// Votes for, against and abstaining (µ-token, decimal), as last read.
+    pub votes: (String, String, String),
+    /// Why the chain refused it, if it did.
+    pub error: Option<String>,
+    /// When it was last read.
+    pub updated_at: Timestamp,
+}
+
+/// Stores a new proposal (`waiting` until the settlement task proposes it); returns its number.
+pub async fn propose(
+    db: &Db,
+    proposer: ParticipantId,
+    description: &str,
+    changes: &str,
+    now: Timestamp,
+) -> Result<u64> {
+    let sql = "INSERT INTO proposals (proposer_id, description, changes, created_at, state, votes_for, votes_against, \
+               votes_abstain, updated_at) VALUES ($1, $2, $3, $4, 'waiting', '0', '0', '0', $4) RETURNING id";
+    query!(db, sql, pool => |q| {
+        let row = q
+            .bind(proposer.0 as i64)
+            .bind(description.to_owned())
+            .bind(changes.to_owned())
+            .bind(now.0)
+            .fetch_one(pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("id")? as u64)
+    })
+}
+
+/// Updates what was read of a proposal on chain.
+pub async fn update(
+    db: &Db,
+    id: u64,
+    chain_id: Option<&str>,
+    state: &str,
+    votes: (&str, &str, &str),
+    error: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    let sql = "UPDATE proposals SET chain_id = COALESCE($1, chain_id), state = $2, votes_for = $3, votes_against = $4, \
+               votes_abstain = $5, error = $6, updated_at = $7 WHERE id = $8";
+    query!(db, sql, pool => |q| {
+        q.bind(chain_id.map(str::to_owned))
+            .bind(state.to_owned())
+            .bind(votes.0.to_owned())
+            .bind(votes.1.to_owned())
+            .bind(votes.2.to_owned())
+            .bind(error.map(str::to_owned))
+            .bind(now.0)
+            .bind(int(id, "proposals.id")?)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Proposals, newest first (at most `limit`).
+pub async fn proposals(db: &Db, limit: u32) -> Result<Vec<Proposal>> {
+    let sql = "SELECT id, proposer_id, description, changes, created_at, chain_id, state, votes_for, votes_against, \
+               votes_abstain, error, updated_at FROM proposals ORDER BY id DESC LIMIT $1";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Proposal {
+                    id: r.try_get::<i64, _>("id")? as u64,
+                    proposer: ParticipantId(r.try_get::<i64, _>("proposer_id")? as u64),
+                    description: r.try_get("description")?,
+                    changes: r.try_get("changes")?,
+                    created_at: Timestamp(r.try_get("created_at")?),
+                    chain_id: r.try_get("chain_id")?,
+                    state: r.try_get("state")?,
+                    votes: (r.try_get("votes_for")?, r.try_get("votes_against")?, r.try_get("votes_abstain")?),
+                    error: r.try_get("error")?,
+                    updated_at: Timestamp(r.try_get("updated_at")?),
+                })
+            })
+            .collect()
+    })
+}
+
+/// Proposals the settlement task still follows (not finished: executed, defeated, canceled,
+/// expired or refused ones are left alone), oldest first.
+pub async fn open(db: &Db) -> Result<Vec<Proposal>> {
+    let mut all = proposals(db, 10_000).await?;
+    all.retain(|p| {
+        matches!(
+            p.state.as_str(),
+            "waiting" | "pending" | "active" | "succeeded" | "queued"
+        )
+    });
+    all.reverse();
+    Ok(all)
 }

@@ -247,6 +247,7 @@ fn scope_name(s: Scope) -> &'static str {
         Scope::Read => "read",
         Scope::Trade => "trade",
         Scope::DemandResponse => "demand_response",
+        Scope::Govern => "govern",
         Scope::Keys => "keys",
     }
 }

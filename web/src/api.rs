@@ -67,9 +67,15 @@ fn presented_token(parts: &Parts) -> Option<&str> {
 pub fn role_scopes(role: Role) -> Vec<Scope> {
     match role {
         Role::Homeowner | Role::Trader => vec![Scope::Read, Scope::Trade, Scope::Keys],
-        Role::Operator => vec![Scope::Read, Scope::DemandResponse, Scope::Keys],
+        Role::Operator => vec![Scope::Read, Scope::DemandResponse, Scope::Govern, Scope::Keys],
         Role::Installer => vec![Scope::Read, Scope::Keys],
-        Role::Admin => vec![Scope::Read, Scope::Trade, Scope::DemandResponse, Scope::Keys],
+        Role::Admin => vec![
+            Scope::Read,
+            Scope::Trade,
+            Scope::DemandResponse,
+            Scope::Govern,
+            Scope::Keys,
+        ],
     }
 }
 

@@ -70,6 +70,8 @@ pub enum Scope {
     Trade,
     /// Create and cancel demand-response events (operators).
     DemandResponse,
+    /// Propose changes to the governed parameters (operators and administrators).
+    Govern,
     /// List, make and revoke API keys. A dashboard session has it; a key has it only when made
     /// with it, so a leaked read-only or trading key cannot mint keys or revoke its siblings.
     Keys,

@@ -4,11 +4,13 @@
 //! epochs' reports: the rules that decide who earns what are for everyone to read.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use gridshare_storage::parameters;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::auth::{Principal, Role, Scope};
 use crate::error::{ApiError, ApiJson, ApiQuery as Query};
 
 /// How much history.
@@ -76,4 +78,204 @@ pub async fn governed_parameters(
         current: history.first().cloned(),
         history,
     }))
+}
+
+/// The parameters a proposal may change, as the contract keys them.
+pub const PARAMETERS: [&str; 16] = [
+    "feePerHop",
+    "networkFee",
+    "importTariff",
+    "exportTariff",
+    "rewardGeneration",
+    "rewardDemandResponse",
+    "rewardUptime",
+    "epochInitialBudget",
+    "halvingEpochs",
+    "uptimeThresholdBps",
+    "minBond",
+    "unbondingCooldown",
+    "slashBurnBps",
+    "slashReporterBps",
+    "redemptionRate",
+    "redemptionBudget",
+];
+
+/// One change a proposal makes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// The parameter, as the contract names it (e.g. `feePerHop`).
+    pub parameter: String,
+    /// Its new value, a decimal integer (µ-currency per kWh for fees and tariffs, µ-token for
+    /// rewards and bonds, basis points, seconds).
+    pub value: String,
+}
+
+/// A proposal to change governed parameters.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProposal {
+    /// What it is for, in words (1–1,000 characters; part of the proposal's identity on chain).
+    pub description: String,
+    /// The changes (1–16, each parameter at most once), each within the contract's bounds.
+    pub changes: Vec<Change>,
+}
+
+/// A proposal, as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProposalView {
+    /// The service's number for it.
+    pub id: u64,
+    /// Who asked for it.
+    pub proposer: u64,
+    /// What it is for.
+    pub description: String,
+    /// The changes.
+    pub changes: Vec<Change>,
+    /// When it was asked for (market time, RFC 3339).
+    pub created_at: String,
+    /// The governor's proposal id (decimal), once proposed on chain.
+    pub chain_id: Option<String>,
+    /// `waiting` (not on chain yet), the governor's state (`pending`, `active`, `canceled`,
+    /// `defeated`, `succeeded`, `queued`, `expired`, `executed`), or `refused`.
+    pub state: String,
+    /// Votes for (µ-token, decimal), as last read.
+    pub votes_for: String,
+    /// Votes against.
+    pub votes_against: String,
+    /// Abstentions.
+    pub votes_abstain: String,
+    /// Why the chain refused it or a step of it, if it did.
+    pub error: Option<String>,
+}
+
+fn proposal_view(p: &parameters::Proposal) -> ProposalView {
+    ProposalView {
+        id: p.id,
+        proposer: p.proposer.0,
+        description: p.description.clone(),
+        changes: serde_json::from_str(&p.changes).unwrap_or_default(),
+        created_at: p.created_at.to_rfc3339(),
+        chain_id: p.chain_id.clone(),
+        state: p.state.clone(),
+        votes_for: p.votes.0.clone(),
+        votes_against: p.votes.1.clone(),
+        votes_abstain: p.votes.2.clone(),
+        error: p.error.clone(),
+    }
+}
+
+/// Proposals made through the service, newest first, with their state and votes on chain.
+#[utoipa::path(get, path = "/api/v1/governance/proposals", tag = "governance", params(ParametersQuery),
+    responses(
+        (status = 200, description = "Proposals, newest first", body = Vec<ProposalView>),
+        (status = 400, description = "Bad limit", body = crate::error::ErrorBody),
+    ))]
+pub async fn proposals(
+    State(state): State<AppState>,
+    Query(q): Query<ParametersQuery>,
+) -> Result<ApiJson<Vec<ProposalView>>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be 1 to 500, got {limit}"),
+        ));
+    }
+    Ok(ApiJson(
+        parameters::proposals(state.db()?, limit)
+            .await?
+            .iter()
+            .map(proposal_view)
+            .collect(),
+    ))
+}
+
+/// Checks a proposal against the parameters' names and the bounds the contract enforces (as last
+/// read from chain); the changes as stored.
+pub fn check(p: &NewProposal, bounds: &serde_json::Value) -> Result<String, ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_proposal", m);
+    let description = p.description.trim();
+    if description.is_empty() || description.chars().count() > 1_000 {
+        return Err(invalid("description: 1 to 1,000 characters".into()));
+    }
+    if p.changes.is_empty() || p.changes.len() > PARAMETERS.len() {
+        return Err(invalid(format!("changes: 1 to {}", PARAMETERS.len())));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &p.changes {
+        if !PARAMETERS.contains(&c.parameter.as_str()) {
+            return Err(invalid(format!(
+                "changes: {:?} is not a governed parameter (one of {})",
+                c.parameter,
+                PARAMETERS.join(", ")
+            )));
+        }
+        if !seen.insert(c.parameter.as_str()) {
+            return Err(invalid(format!("changes: {} appears twice", c.parameter)));
+        }
+        let value: u128 = c
+            .value
+            .parse()
+            .map_err(|_| invalid(format!("changes: {}: {:?} is not a whole number", c.parameter, c.value)))?;
+        let bound = |i: usize| bounds[&c.parameter][i].as_str().and_then(|b| b.parse::<u128>().ok());
+        let (Some(min), Some(max)) = (bound(0), bound(1)) else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_bounds",
+                format!(
+                    "the bounds of {} are not known yet: the service has not read the parameters from chain",
+                    c.parameter
+                ),
+            ));
+        };
+        if !(min..=max).contains(&value) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_bounds",
+                format!("{} = {value} is outside its bounds {min} to {max}", c.parameter),
+            ));
+        }
+    }
+    Ok(serde_json::to_string(&p.changes).unwrap_or_default())
+}
+
+/// Propose changes to the governed parameters (the grid operator and administrators, with the
+/// `govern` scope). The service puts the proposal on chain from its own account at its next
+/// settlement run; the reward tokens' holders vote on it; once passed, the service queues and
+/// executes it. Values outside the contract's bounds are refused here already.
+#[utoipa::path(post, path = "/api/v1/governance/proposals", tag = "governance", security(("api_key" = [])),
+    request_body = NewProposal,
+    responses(
+        (status = 201, description = "Stored; it goes on chain at the next settlement run", body = ProposalView),
+        (status = 401, description = "No credentials", body = crate::error::ErrorBody),
+        (status = 403, description = "Neither the grid operator nor an administrator", body = crate::error::ErrorBody),
+        (status = 409, description = "The parameters were not read from chain yet", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown parameter, bad value, out of bounds", body = crate::error::ErrorBody),
+    ))]
+pub async fn propose(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(req): ApiJson<NewProposal>,
+) -> Result<(StatusCode, ApiJson<ProposalView>), ApiError> {
+    who.require_scope(Scope::Govern)?;
+    if !matches!(who.role, Role::Operator | Role::Admin) {
+        return Err(ApiError::forbidden(format!(
+            "the {} role may not propose: the grid operator and administrators propose, the reward tokens' holders vote",
+            who.role.as_str()
+        )));
+    }
+    let db = state.db()?;
+    let bounds: serde_json::Value = match parameters::latest(db).await? {
+        Some(v) => serde_json::from_str(&v.bounds).unwrap_or_default(),
+        None => serde_json::Value::Null,
+    };
+    let changes = check(&req, &bounds)?;
+    let id = parameters::propose(db, who.participant, req.description.trim(), &changes, state.clock.now()).await?;
+    let stored = parameters::proposals(db, 500)
+        .await?
+        .into_iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| ApiError::internal("the proposal just stored is gone"))?;
+    Ok((StatusCode::CREATED, ApiJson(proposal_view(&stored))))
 }

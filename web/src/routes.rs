@@ -74,6 +74,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         // slashing
         .routes(routes!(evidence::equivocations))
         .routes(routes!(governance::governed_parameters))
+        .routes(routes!(governance::proposals, governance::propose))
 }
 
 /// The whole document: [`ApiDoc`] with every operation the documented routes register.

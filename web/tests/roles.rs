@@ -136,6 +136,28 @@ async fn every_role_meets_every_boundary() {
             [200, 200, 200, 200, 200, 200],
         ),
         (
+            "governance proposals (public)",
+            Method::GET,
+            "/api/v1/governance/proposals".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        (
+            // the grid operator and admins may propose; here the parameters were never read from
+            // a chain, so their bounds are unknown and the proposal waits (409)
+            "propose a parameter change",
+            Method::POST,
+            "/api/v1/governance/proposals".into(),
+            Some(
+                json!({
+                    "description": "a lower fee",
+                    "changes": [{"parameter": "feePerHop", "value": "500"}]
+                })
+                .to_string(),
+            ),
+            [403, 403, 409, 403, 409, 401],
+        ),
+        (
             "my epoch rewards",
             Method::GET,
             "/api/v1/epochs/rewards".into(),

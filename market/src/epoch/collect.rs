@@ -12,6 +12,36 @@ use super::report::{self, DrItem, Report};
 use super::{GatewayInfo, Inputs, Params, compute};
 use crate::Clock;
 
+/// The rules of epoch `n`: `configured`, with the reward rates and uptime threshold of the
+/// governed parameters (issue 22) in force when the epoch began — the newest version the service
+/// had seen on chain by then, if the community had changed anything (version 0 is the
+/// configuration's own values). A change seen during an epoch applies from the next one, and an
+/// epoch already computed is never computed again. The report carries the rules it was computed
+/// with, so `gridshare epoch verify` checks it with them. The budget schedule and the cap stay the
+/// configured ones: the distributor on chain enforces those it was deployed with.
+pub async fn governed(db: &Db, configured: &Params, n: u64) -> Result<Params, StorageError> {
+    let (start, _) = configured.span(n);
+    let versions = gridshare_storage::parameters::history(db, 1_000).await?;
+    let Some(v) = versions.iter().find(|v| v.observed_at.0 <= start) else {
+        return Ok(*configured);
+    };
+    if v.version == 0 {
+        return Ok(*configured);
+    }
+    let p: serde_json::Value = serde_json::from_str(&v.params).map_err(|e| StorageError::Corrupt {
+        field: "parameter_versions.params",
+        reason: format!("version {}: {e}", v.version),
+    })?;
+    let value = |key: &str, fallback: u64| p[key].as_str().and_then(|s| s.parse::<u64>().ok()).unwrap_or(fallback);
+    Ok(Params {
+        local_renewable_per_kwh: value("rewardGeneration", configured.local_renewable_per_kwh),
+        demand_response_per_kwh: value("rewardDemandResponse", configured.demand_response_per_kwh),
+        uptime_per_epoch: value("rewardUptime", configured.uptime_per_epoch),
+        uptime_threshold_ppm: value("uptimeThresholdBps", configured.uptime_threshold_ppm / 100).saturating_mul(100),
+        ..*configured
+    })
+}
+
 /// Which gateways count as bonded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bonds {
@@ -160,7 +190,8 @@ pub async fn catch_up(
     let due = params.last_ended(now_ms.saturating_sub(settle_ms));
     let mut out = Vec::new();
     for n in done + 1..=due {
-        compute_and_store(db, params, n, interval_ms, bonds, now_ms).await?;
+        let rules = governed(db, params, n).await?;
+        compute_and_store(db, &rules, n, interval_ms, bonds, now_ms).await?;
         out.push(n);
     }
     Ok(out)

@@ -20,7 +20,9 @@ pub use home::{
     PreferencesData, TradeRow, check_preferences,
 };
 pub use installer::{CheckData, CheckRow, DeviceRow, GatewayRow, InstallerData};
-pub use network::{AdminData, AdminGatewayRow, EpochRow, GovernedRow, NetworkData, ParticipantRow, RulesRow};
+pub use network::{
+    AdminData, AdminGatewayRow, EpochRow, GovernedRow, NetworkData, ParticipantRow, ProposalRow, RulesRow,
+};
 pub use operator::{EventData, EventRow, FeederRow, OperatorData, ReportRow};
 pub use slashing::{SlashRow, explanation};
 pub use trader::{KeyRow, Level, OrderRow, TraderData};

@@ -68,6 +68,23 @@ pub struct GovernedRow {
     pub export_tariff: Micro,
 }
 
+/// A proposal to change governed parameters, with its state and votes on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalRow {
+    /// The service's number for it.
+    pub id: u64,
+    /// What it is for.
+    pub description: String,
+    /// The changes, in words (`feePerHop = 3000, …`).
+    pub changes: String,
+    /// `waiting`, the governor's state, or `refused`.
+    pub state: String,
+    /// Votes for, against and abstaining (µ-token).
+    pub votes: (Micro, Micro, Micro),
+    /// Why the chain refused it or a step of it.
+    pub error: Option<String>,
+}
+
 /// The public network page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkData {
@@ -89,6 +106,9 @@ pub struct NetworkData {
     /// The governed parameters, newest version first.
     #[serde(default)]
     pub governed: Vec<GovernedRow>,
+    /// Proposals made through the service, newest first.
+    #[serde(default)]
+    pub proposals: Vec<ProposalRow>,
 }
 
 /// A participant, for the admin.
@@ -182,6 +202,30 @@ fn Network(data: NetworkData) -> impl IntoView {
                                 <td>{g.network_fee.to_string()}</td>
                                 <td>{g.import_tariff.to_string()}</td>
                                 <td>{g.export_tariff.to_string()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        })}
+        {(!data.proposals.is_empty()).then(|| view! {
+            <section class="card" id="proposals">
+                <h2>"Proposals"</h2>
+                <p class="muted small">"Made by the grid operator or an administrator; the reward tokens' holders vote (with delegated votes); a passed proposal waits in the timelock before it applies. From " <code>"/api/v1/governance/proposals"</code> "."</p>
+                <table>
+                    <thead>
+                        <tr><th>"#"</th><th>"What"</th><th>"Changes"</th><th>"State"</th><th>"For"</th><th>"Against"</th><th>"Abstain"</th></tr>
+                    </thead>
+                    <tbody>
+                        {data.proposals.into_iter().map(|p| view! {
+                            <tr>
+                                <td>{p.id}</td>
+                                <td>{p.description}</td>
+                                <td class="small"><code>{p.changes}</code></td>
+                                <td title=p.error.clone().unwrap_or_default()>{p.state}</td>
+                                <td>{tokens(p.votes.0)}</td>
+                                <td>{tokens(p.votes.1)}</td>
+                                <td>{tokens(p.votes.2)}</td>
                             </tr>
                         }).collect_view()}
                     </tbody>

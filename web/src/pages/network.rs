@@ -10,7 +10,9 @@ use gridshare_market::epoch::Report;
 use gridshare_market::epoch::collect::account_of;
 use gridshare_storage::{epochs, evidence, gateways, installers, participants};
 use gridshare_ui::Page;
-use gridshare_ui::pages::{AdminData, AdminGatewayRow, EpochRow, GovernedRow, NetworkData, ParticipantRow, RulesRow};
+use gridshare_ui::pages::{
+    AdminData, AdminGatewayRow, EpochRow, GovernedRow, NetworkData, ParticipantRow, ProposalRow, RulesRow,
+};
 
 use super::{Admin, MaybeSignedIn, SignedIn, html, session_of, session_or_error};
 use crate::AppState;
@@ -45,6 +47,11 @@ async fn network_data(state: &AppState, envelopes: bool) -> Result<NetworkData, 
             .iter()
             .map(governed_row)
             .collect(),
+        proposals: gridshare_storage::parameters::proposals(db, 20)
+            .await?
+            .iter()
+            .map(proposal_row)
+            .collect(),
         gateways: gateways::active(db).await?.len() as u64,
         slashed: evidence::list(db, None, 50)
             .await?
@@ -78,6 +85,30 @@ fn governed_row(v: &gridshare_storage::parameters::ParameterVersion) -> Governed
         network_fee: micro("networkFee"),
         import_tariff: micro("importTariff"),
         export_tariff: micro("exportTariff"),
+    }
+}
+
+/// A stored proposal for the page.
+fn proposal_row(p: &gridshare_storage::parameters::Proposal) -> ProposalRow {
+    let changes: Vec<serde_json::Value> = serde_json::from_str(&p.changes).unwrap_or_default();
+    let micro = |v: &str| Micro(v.parse().unwrap_or(0));
+    ProposalRow {
+        id: p.id,
+        description: p.description.clone(),
+        changes: changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} = {}",
+                    c["parameter"].as_str().unwrap_or("?"),
+                    c["value"].as_str().unwrap_or("?")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        state: p.state.clone(),
+        votes: (micro(&p.votes.0), micro(&p.votes.1), micro(&p.votes.2)),
+        error: p.error.clone(),
     }
 }
 
