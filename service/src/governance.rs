@@ -190,26 +190,6 @@ pub fn bounds_json(minimum: &Params, maximum: &Params) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-/// The names of the governed parameters, as the contract keys them.
-pub const PARAMETERS: [&str; 16] = [
-    "feePerHop",
-    "networkFee",
-    "importTariff",
-    "exportTariff",
-    "rewardGeneration",
-    "rewardDemandResponse",
-    "rewardUptime",
-    "epochInitialBudget",
-    "halvingEpochs",
-    "uptimeThresholdBps",
-    "minBond",
-    "unbondingCooldown",
-    "slashBurnBps",
-    "slashReporterBps",
-    "redemptionRate",
-    "redemptionBudget",
-];
-
 /// The governor's name for a proposal state.
 pub fn state_name(state: u8) -> &'static str {
     match state {
@@ -380,7 +360,9 @@ fn on_chain(p: &gridshare_storage::parameters::Proposal, parameters: Address) ->
     let changes = changes
         .iter()
         .map(|c| {
-            let name = c["parameter"].as_str().filter(|n| PARAMETERS.contains(n))?;
+            let name = c["parameter"]
+                .as_str()
+                .filter(|n| gridshare_storage::parameters::NAMES.contains(n))?;
             let value: U256 = c["value"].as_str()?.parse().ok()?;
             Some((governance::key(name), value))
         })

@@ -181,8 +181,16 @@ async fn burst_with_a_kill(broker_section: &str, gateway_url: Option<String>, lo
         }
     };
     {
+        // past the kill point, at a moment when some messages wait for their receipt (receipts
+        // come at most once a second, so such a moment always comes; a market that has just
+        // receipted everything would make the kill test nothing)
         let t = traffic.clone();
-        wait("messages made", 120, Box::new(move || t.made() >= kill_at)).await;
+        wait(
+            "messages made, some in flight",
+            120,
+            Box::new(move || t.made() >= kill_at && t.made() > t.receipted()),
+        )
+        .await;
     }
     let receipted_before_kill = traffic.receipted();
     server.0.kill().unwrap();

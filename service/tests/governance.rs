@@ -308,25 +308,9 @@ async fn a_governed_fee_change_reaches_the_first_book_opened_after_it_on_both_ch
     let anvil = anvil.unwrap();
     let rpc = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
     let wallet = Wallet::new(key(), rpc.chain_id().await.unwrap());
-    let (url, http) = (anvil.url.clone(), reqwest::Client::new());
-    let on_anvil = scenario(&rpc, wallet, move |seconds: u64| {
-        let (url, http) = (url.clone(), http.clone());
-        async move {
-            for (method, params) in [
-                ("evm_increaseTime", format!("[{seconds}]")),
-                ("evm_mine", "[]".to_owned()),
-            ] {
-                let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
-                let r = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success());
-            }
-        }
+    let anvil = &anvil;
+    let on_anvil = scenario(&rpc, wallet, move |seconds: u64| async move {
+        anvil.increase_time(seconds).unwrap();
     })
     .await;
     assert_eq!(on_evm, on_anvil);

@@ -244,26 +244,9 @@ async fn a_fee_change_goes_through_proposal_vote_queue_and_execution_on_both_cha
     let anvil = anvil.unwrap();
     let rpc = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
     let wallet = Wallet::new(key(), rpc.chain_id().await.unwrap());
-    let url = anvil.url.clone();
-    let http = reqwest::Client::new();
-    let on_anvil = scenario(&rpc, wallet, move |seconds: u64| {
-        let (url, http) = (url.clone(), http.clone());
-        async move {
-            for (method, params) in [
-                ("evm_increaseTime", format!("[{seconds}]")),
-                ("evm_mine", "[]".to_owned()),
-            ] {
-                let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
-                let r = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success());
-            }
-        }
+    let anvil = &anvil;
+    let on_anvil = scenario(&rpc, wallet, move |seconds: u64| async move {
+        anvil.increase_time(seconds).unwrap();
     })
     .await;
     assert_eq!(on_evm, on_anvil, "the same outcome on both chains");

@@ -8,6 +8,26 @@ use sqlx::Row;
 use crate::db::{Db, query};
 use crate::error::{Result, StorageError};
 
+/// The governed parameters' names, as the contract keys them (in the order of its `Params`).
+pub const NAMES: [&str; 16] = [
+    "feePerHop",
+    "networkFee",
+    "importTariff",
+    "exportTariff",
+    "rewardGeneration",
+    "rewardDemandResponse",
+    "rewardUptime",
+    "epochInitialBudget",
+    "halvingEpochs",
+    "uptimeThresholdBps",
+    "minBond",
+    "unbondingCooldown",
+    "slashBurnBps",
+    "slashReporterBps",
+    "redemptionRate",
+    "redemptionBudget",
+];
+
 /// One version of the parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParameterVersion {

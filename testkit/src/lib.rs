@@ -131,6 +131,34 @@ impl Anvil {
         }
         Ok(anvil)
     }
+
+    /// Moves anvil's clock on by `seconds` and mines a block at the new time (`evm_increaseTime`,
+    /// `evm_mine`), for tests of anything that waits on chain time (votes, timelocks, cool-downs).
+    pub fn increase_time(&self, seconds: u64) -> std::io::Result<()> {
+        self.rpc("evm_increaseTime", &format!("[{seconds}]"))?;
+        self.rpc("evm_mine", "[]")
+    }
+
+    /// One JSON-RPC call over plain HTTP/1.1; an error unless the answer is 200 with a `result`.
+    fn rpc(&self, method: &str, params: &str) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        write!(
+            s,
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        if answer.starts_with("HTTP/1.1 200") && answer.contains("\"result\"") {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("anvil {method}: {answer}")))
+        }
+    }
 }
 
 impl Drop for Anvil {

@@ -80,26 +80,6 @@ pub async fn governed_parameters(
     }))
 }
 
-/// The parameters a proposal may change, as the contract keys them.
-pub const PARAMETERS: [&str; 16] = [
-    "feePerHop",
-    "networkFee",
-    "importTariff",
-    "exportTariff",
-    "rewardGeneration",
-    "rewardDemandResponse",
-    "rewardUptime",
-    "epochInitialBudget",
-    "halvingEpochs",
-    "uptimeThresholdBps",
-    "minBond",
-    "unbondingCooldown",
-    "slashBurnBps",
-    "slashReporterBps",
-    "redemptionRate",
-    "redemptionBudget",
-];
-
 /// One change a proposal makes.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -199,16 +179,16 @@ pub fn check(p: &NewProposal, bounds: &serde_json::Value) -> Result<String, ApiE
     if description.is_empty() || description.chars().count() > 1_000 {
         return Err(invalid("description: 1 to 1,000 characters".into()));
     }
-    if p.changes.is_empty() || p.changes.len() > PARAMETERS.len() {
-        return Err(invalid(format!("changes: 1 to {}", PARAMETERS.len())));
+    if p.changes.is_empty() || p.changes.len() > parameters::NAMES.len() {
+        return Err(invalid(format!("changes: 1 to {}", parameters::NAMES.len())));
     }
     let mut seen = std::collections::BTreeSet::new();
     for c in &p.changes {
-        if !PARAMETERS.contains(&c.parameter.as_str()) {
+        if !parameters::NAMES.contains(&c.parameter.as_str()) {
             return Err(invalid(format!(
                 "changes: {:?} is not a governed parameter (one of {})",
                 c.parameter,
-                PARAMETERS.join(", ")
+                parameters::NAMES.join(", ")
             )));
         }
         if !seen.insert(c.parameter.as_str()) {
