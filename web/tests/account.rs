@@ -169,7 +169,7 @@ async fn login_sessions_and_keys() {
         StatusCode::NOT_FOUND
     );
     let (_, me, _) = send(&s, request(Method::GET, "/api/v1/me").key(&olga), None).await;
-    assert_eq!(me["scopes"], json!(["read", "demand_response", "keys"]));
+    assert_eq!(me["scopes"], json!(["read", "demand_response", "govern", "keys"]));
 
     // logout ends the session and clears the cookie
     let (st, _, cleared) = send(

@@ -2,8 +2,9 @@
 //! its key signs a second, different reading (twice the generation it reported) with a sequence
 //! number the gateway already used, published on the gateway's own topic with its own login, as a
 //! tampered gateway would. The market catches it at intake, stores both envelopes, stops the
-//! gateway, and the settlement task slashes its bond on chain; the network page and the home's
-//! page show it.
+//! gateway, and the settlement task takes the proof on chain, where the staking contract slashes
+//! its bond (none in the demo: nobody bonds, so the slash burns nothing) and revokes its key; the
+//! network page and the home's page show it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -128,7 +129,8 @@ pub async fn run(db: Db, home: Home, data_dir: &Path, mqtt_port: u16, mut stop: 
     if acked {
         println!(
             "demo: home {}'s gateway was made to sign a second, different reading with sequence number {} \
-             (twice the generation it measured): the market stops it and slashes its bond — see the network page",
+             (twice the generation it measured): the market stops it and the staking contract takes its bond and revokes its key \
+             (nobody bonds in the demo, so only the key goes) — see the network page",
             home.id, env.seq
         );
     }
