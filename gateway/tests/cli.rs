@@ -31,26 +31,52 @@ fn gateway(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Starts `gateway simulate` on a free port and waits until it listens; tries another port when
+/// the simulator exits instead (a port picked free can be taken before the simulator binds it, and
+/// a connect to a port nobody listens on can even reach itself on Linux, which looked like a
+/// listener and made this test flaky).
+fn simulator(devices: &[String]) -> (Killed, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["simulate".to_owned(), "--listen".to_owned(), listen.clone()];
+        for d in devices {
+            args.extend(["--device".to_owned(), d.clone()]);
+        }
+        let mut sim = Killed(
+            Command::new(BIN)
+                .args(&args)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if sim.0.try_wait().unwrap().is_some() {
+                break; // it could not listen there: another port
+            }
+            if std::net::TcpStream::connect(&listen).is_ok() {
+                // still running a moment later: it is the simulator that answered
+                std::thread::sleep(Duration::from_millis(100));
+                if sim.0.try_wait().unwrap().is_none() {
+                    return (sim, port);
+                }
+                break;
+            }
+            assert!(Instant::now() < deadline, "simulator listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("the simulator did not start on any of 5 ports");
+}
+
 #[test]
 fn installer_tools_against_the_simulator() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
     let meter = format!("1={}", hardware("eastron-sdm630.toml"));
     let pv = format!("2={}", hardware("sunspec-inverter-103.toml"));
-    let _sim = Killed(
-        Command::new(BIN)
-            .args(["simulate", "--listen", &listen, "--device", &meter, "--device", &pv])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "simulator listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_sim, port) = simulator(&[meter, pv]);
     let p = port.to_string();
 
     let (ok, out, err) = gateway(&[
