@@ -1,0 +1,353 @@
+//! One checked publish, routed by its message: telemetry to the batch buffer (and
+//! [`flush_buffer`], which commits it with the replay windows and the evidence log), orders and
+//! cancels into the market (answered on the gateway's `orders/ack` topic, fills published), reports and
+//! answers stored; refusals counted under their reason.
+
+use std::sync::Arc;
+
+use gridshare_domain::topics::Channel;
+use gridshare_domain::wire::{Fill, OrderAck};
+use gridshare_domain::{GatewayId, Wh};
+use gridshare_market::{Live, NewOrder};
+use gridshare_matching_engine::{Command, Event};
+use gridshare_storage::evidence::LoggedEnvelope;
+use gridshare_storage::readings::{self, Reading};
+use rumqttc::{AsyncClient, Publish};
+
+use crate::ingest::{Inbound, IngestError, Staged};
+
+use super::downlink::publish_signed;
+use super::{State, done, equivocated, refused_for_good};
+
+fn answer(st: &State, client: &AsyncClient, gateway: GatewayId, a: &OrderAck) {
+    let body = serde_json::to_string(a).unwrap_or_default();
+    if let Err(e) = publish_signed(st, client, gateway, Channel::OrderAck, false, &body) {
+        tracing::warn!(%gateway, error = %e, "publishing an order ack");
+    }
+}
+
+fn reject_code(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        Event::Rejected { reason, .. } => Some(reason.code().to_owned()),
+        _ => None,
+    })
+}
+
+pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, staged: Result<Staged, IngestError>) {
+    // the signer and sequence number of a signed message, which its receipt names
+    let message = match &staged {
+        Ok(Staged::Signed { checked, .. }) => Some((checked.envelope.gateway, checked.envelope.seq)),
+        _ => None,
+    };
+    let sender = message.map(|(g, _)| g);
+    let before = sender.and_then(|g| st.ingest.verifier_mut().window(g));
+    let inbound = match staged.and_then(|s| st.ingest.accept(s)) {
+        Ok(i) => i,
+        Err(IngestError::Equivocation { second, .. }) => {
+            st.metrics.reject("equivocation");
+            equivocated(st, *second, &p.payload).await;
+            return;
+        }
+        Err(e) => {
+            st.metrics.reject(e.reason());
+            tracing::debug!(topic = %p.topic, error = %e, "gateway message rejected");
+            // counted and dropped; a genuine message seen before (sent again for want of a
+            // receipt) or refused for good is receipted, so that its gateway stops sending it
+            let receipted = match &e {
+                IngestError::Envelope(
+                    gridshare_domain::envelope::EnvelopeError::Replayed { .. }
+                    | gridshare_domain::envelope::EnvelopeError::SequenceTooOld { .. },
+                ) => message,
+                _ => refused_for_good(&p, &e),
+            };
+            done(st, receipted);
+            return;
+        }
+    };
+    // Not acted on (the engine or the database is down): the sequence number is given back, so
+    // the message is taken when its gateway sends it again for want of a receipt.
+    let undo = |st: &mut State| {
+        if let (Some(g), Some(b)) = (sender, before) {
+            st.ingest.verifier_mut().restore_window(g, b);
+        }
+    };
+    // Durable before acting: the sequence number of an order, cancel, report or answer is stored
+    // before the market acts on it, so that neither a graceful restart nor a crash reopens it.
+    // Telemetry's windows are stored with its batch, in the same transaction (`flush_buffer`).
+    if let Some(g) = sender
+        && !matches!(inbound, Inbound::Telemetry { .. })
+    {
+        // telemetry that came before is committed first: the window saved here covers its
+        // sequence numbers too, which must not be stored as seen without their readings
+        flush_buffer(st).await;
+        let saved = match (st.ingest.verifier_mut().window(g), message) {
+            (None, _) | (_, None) => Ok(()),
+            _ if !st.buffer.is_empty() => Err("the telemetry before it is not stored yet".to_owned()),
+            (Some(w), Some((_, seq))) => {
+                let logged = LoggedEnvelope {
+                    gateway: g,
+                    seq,
+                    json: String::from_utf8_lossy(&p.payload).into_owned(),
+                };
+                readings::insert_batch_with_windows(&st.db, &[], &[(g, w)], &[logged])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        };
+        if let Err(e) = saved {
+            // not durable, so not acted on: the sequence is put back and the publish left
+            // unacknowledged, for the broker to deliver again
+            if let Some(b) = before {
+                st.ingest.verifier_mut().restore_window(g, b);
+            }
+            tracing::error!(gateway = %g, error = %e, "saving a replay window failed; the message is not acted on");
+            return;
+        }
+    }
+    match inbound {
+        Inbound::Telemetry { gateway, seq, samples } => {
+            st.metrics.messages_in.get_or_create(&kind("telemetry")).inc();
+            if let (Some(tx), Some(&owner)) = (&st.live, st.owners.get(&gateway))
+                && tx.receiver_count() > 0
+            {
+                let _ = tx.send(Arc::new(Live {
+                    owner,
+                    gateway,
+                    samples: samples.clone(),
+                }));
+            }
+            st.buffer
+                .extend(samples.into_iter().map(|sample| Reading { gateway, seq, sample }));
+            st.touched.push(gateway);
+            st.uncommitted.push((gateway, seq));
+            st.logged.push(LoggedEnvelope {
+                gateway,
+                seq,
+                json: String::from_utf8_lossy(&p.payload).into_owned(),
+            });
+        }
+        Inbound::Order { gateway, order } => {
+            st.metrics.messages_in.get_or_create(&kind("order")).inc();
+            let Some(&owner) = st.owners.get(&gateway) else {
+                done(st, message);
+                return;
+            };
+            let result = st
+                .market
+                .submit(NewOrder {
+                    owner,
+                    gateway: Some(gateway),
+                    zone: order.zone,
+                    interval: order.interval,
+                    side: order.side,
+                    quantity: order.quantity,
+                    price: order.limit_price,
+                    tif: order.tif,
+                    mode: order.mode,
+                })
+                .await;
+            let a = match result {
+                Ok(o) => match reject_code(&o.events) {
+                    Some(reason) => OrderAck {
+                        v: 1,
+                        client_order_id: order.order_id,
+                        order_id: None,
+                        status: "rejected".into(),
+                        reason: Some(reason),
+                        filled: Wh(0),
+                    },
+                    None => {
+                        let filled: i64 = o
+                            .events
+                            .iter()
+                            .filter_map(|e| match e {
+                                Event::Trade { quantity, .. } => Some(quantity.0),
+                                _ => None,
+                            })
+                            .sum();
+                        if let Some(id) = o.order_id {
+                            st.client_ids.insert((gateway, order.order_id), id);
+                            st.by_market_id.insert(id, (gateway, order.order_id));
+                            if let Err(e) =
+                                gridshare_storage::orders::link_client_id(&st.db, gateway, order.order_id, id).await
+                            {
+                                tracing::warn!(%gateway, order = %id, error = %e, "storing a gateway's order id; it holds until restart");
+                            }
+                        }
+                        OrderAck {
+                            v: 1,
+                            client_order_id: order.order_id,
+                            order_id: o.order_id,
+                            status: if filled >= order.quantity.0 {
+                                "filled"
+                            } else {
+                                "accepted"
+                            }
+                            .into(),
+                            reason: None,
+                            filled: Wh(filled),
+                        }
+                    }
+                },
+                Err(e) => {
+                    // the engine is down: no receipt, the gateway sends it again
+                    tracing::error!(error = %e, "order from a gateway not taken");
+                    undo(st);
+                    return;
+                }
+            };
+            answer(st, client, gateway, &a);
+            done(st, message);
+        }
+        Inbound::Cancel { gateway, cancel } => {
+            st.metrics.messages_in.get_or_create(&kind("cancel")).inc();
+            let Some(&owner) = st.owners.get(&gateway) else {
+                done(st, message);
+                return;
+            };
+            let id = st
+                .client_ids
+                .get(&(gateway, cancel.order_id))
+                .copied()
+                .unwrap_or(cancel.order_id);
+            let result = st
+                .market
+                .command(Command::Cancel {
+                    at: st.market.clock().now(),
+                    id,
+                    owner,
+                })
+                .await;
+            let a = match result {
+                Ok(o) => {
+                    let reason = reject_code(&o.events);
+                    OrderAck {
+                        v: 1,
+                        client_order_id: cancel.order_id,
+                        order_id: Some(id),
+                        status: if reason.is_some() { "rejected" } else { "cancelled" }.into(),
+                        reason,
+                        filled: Wh(0),
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cancel from a gateway not taken");
+                    undo(st);
+                    return;
+                }
+            };
+            answer(st, client, gateway, &a);
+            done(st, message);
+        }
+        Inbound::DrReport { gateway, report } => {
+            match gridshare_storage::dr::record_report(&st.db, gateway, &report).await {
+                Ok(()) => {
+                    st.metrics.messages_in.get_or_create(&kind("dr_report")).inc();
+                    done(st, message);
+                }
+                Err(gridshare_storage::StorageError::MissingReference { .. }) => {
+                    st.metrics.reject("unknown_event");
+                    done(st, message);
+                }
+                // the database is down: no receipt, the gateway sends it again
+                Err(e) => {
+                    tracing::warn!(%gateway, error = %e, "storing a demand-response report");
+                    undo(st);
+                }
+            }
+        }
+        Inbound::PreferencesApplied { gateway, answer } => {
+            if !answer.applied {
+                tracing::warn!(%gateway, version = answer.version, reason = answer.reason.as_deref().unwrap_or(""), "a gateway refused its home's preferences");
+            }
+            match gridshare_storage::preferences::record_answer(&st.db, gateway, &answer, st.market.clock().now()).await
+            {
+                Ok(()) => {
+                    st.metrics.messages_in.get_or_create(&kind("preferences_applied")).inc();
+                    done(st, message);
+                }
+                // the database is down: no receipt, the gateway sends it again
+                Err(e) => {
+                    tracing::warn!(%gateway, error = %e, "storing a gateway's answer to preferences");
+                    undo(st);
+                }
+            }
+        }
+        Inbound::CheckResult { gateway, result } => {
+            match gridshare_storage::checks::answer(&st.db, gateway, &result, st.market.clock().now()).await {
+                Ok(()) => {
+                    st.metrics.messages_in.get_or_create(&kind("check_result")).inc();
+                    tracing::info!(%gateway, check = result.check_id, devices = result.devices.len(), "remote check answered");
+                    done(st, message);
+                }
+                Err(gridshare_storage::StorageError::NotFound { .. }) => {
+                    st.metrics.reject("unknown_check");
+                    done(st, message);
+                }
+                Err(e) => {
+                    tracing::warn!(%gateway, error = %e, "storing a check result");
+                    undo(st);
+                }
+            }
+        }
+        Inbound::Status { gateway, online } => {
+            st.metrics.messages_in.get_or_create(&kind("status")).inc();
+            tracing::info!(%gateway, online, "gateway presence");
+            done(st, message);
+        }
+    }
+}
+
+/// Sends each gateway the fills of its orders in `o`, on its `market/result` topic.
+pub(super) fn publish_fills(st: &State, client: &AsyncClient, o: &gridshare_market::Outcome) {
+    for trade in o.events.iter().filter_map(Event::trade_report) {
+        for id in [trade.buy_order, trade.sell_order] {
+            if let Some(&(gateway, client_order_id)) = st.by_market_id.get(&id) {
+                let fill = Fill {
+                    v: 1,
+                    client_order_id,
+                    order_id: id,
+                    trade: trade.clone(),
+                };
+                let body = serde_json::to_string(&fill).unwrap_or_default();
+                if let Err(e) = publish_signed(st, client, gateway, Channel::MarketResult, false, &body) {
+                    tracing::warn!(%gateway, error = %e, "publishing a fill");
+                }
+            }
+        }
+    }
+}
+
+fn kind(k: &str) -> gridshare_market::metrics::KindLabels {
+    gridshare_market::metrics::KindLabels { kind: k.to_owned() }
+}
+
+/// Writes the buffered samples and the replay windows of the gateways they came from in one
+/// transaction; then everything handled so far is durable and due a receipt. On a database
+/// error everything stays buffered (and unreceipted) for the next try.
+pub(super) async fn flush_buffer(st: &mut State) {
+    if st.buffer.is_empty() && st.logged.is_empty() {
+        for (g, seq) in st.uncommitted.drain(..) {
+            st.receipts.entry(g).or_default().push(seq);
+        }
+        return;
+    }
+    st.touched.sort_unstable();
+    st.touched.dedup();
+    let windows: Vec<_> = st
+        .touched
+        .iter()
+        .filter_map(|&g| st.ingest.verifier_mut().window(g).map(|w| (g, w)))
+        .collect();
+    if let Err(e) = readings::insert_batch_with_windows(&st.db, &st.buffer, &windows, &st.logged).await {
+        tracing::warn!(error = %e, rows = st.buffer.len(), "storing telemetry failed; will retry");
+        return;
+    }
+    st.touched.clear();
+    st.buffer.clear();
+    st.logged.clear();
+    for (g, seq) in st.uncommitted.drain(..) {
+        st.receipts.entry(g).or_default().push(seq);
+    }
+}
