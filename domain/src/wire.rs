@@ -96,6 +96,24 @@ pub struct TelemetrySample {
     pub quality: Quality,
 }
 
+impl TelemetrySample {
+    /// A device that could not be read at `at`: no values, status unreachable, quality
+    /// estimated.
+    pub fn unreachable(device: DeviceId, kind: DeviceKind, at: Timestamp) -> Self {
+        Self {
+            device,
+            kind,
+            at,
+            power_w: None,
+            energy_in_wh: None,
+            energy_out_wh: None,
+            soc_permille: None,
+            status: DeviceStatus::Unreachable,
+            quality: Quality::Estimated,
+        }
+    }
+}
+
 /// Samples of one gateway's devices from one polling cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

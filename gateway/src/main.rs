@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gridshare_gateway::config::Config;
-use gridshare_gateway::modbus::{Bus, Endpoint, Parity, read_points_tried};
+use gridshare_gateway::modbus::{Bus, Endpoint, Link, Parity, read_points_tried};
 use gridshare_gateway::profile::{Profile, Table, ValueType, WordOrder, load_dir};
 use gridshare_gateway::scan::{Found, Identified};
 use gridshare_gateway::simulate::Simulator;
@@ -163,6 +163,25 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{host}:{port}: no address"))
 }
 
+/// How long to wait for a device, and how often to ask again.
+#[derive(Debug, clap::Args)]
+struct Patience {
+    /// Timeout per request, milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    timeout_ms: u64,
+    /// Tries again after no answer (or a garbled one), this many times.
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+}
+
+impl Patience {
+    /// A link to `unit` on `bus` with this timeout and these retries.
+    fn link(&self, bus: Bus, unit: u8) -> Link {
+        bus.link(unit, Duration::from_millis(self.timeout_ms))
+            .with_retries(self.retries)
+    }
+}
+
 // ---- read --------------------------------------------------------------------------------
 
 #[derive(Debug, clap::Args)]
@@ -184,12 +203,8 @@ struct ReadArgs {
     /// How to show the values (32-bit formats take register pairs, high word first).
     #[arg(long, value_enum, default_value = "u16")]
     format: Format,
-    /// Timeout per request, milliseconds.
-    #[arg(long, default_value_t = 2_000)]
-    timeout_ms: u64,
-    /// Tries again after no answer (or a garbled one), this many times.
-    #[arg(long, default_value_t = 2)]
-    retries: u32,
+    #[command(flatten)]
+    patience: Patience,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -219,8 +234,7 @@ async fn read(args: ReadArgs) -> Outcome {
         count,
         table,
         format,
-        timeout_ms,
-        retries,
+        patience,
         json,
     } = args;
     if !(1..=125).contains(&count) {
@@ -230,9 +244,7 @@ async fn read(args: ReadArgs) -> Outcome {
         TableArg::Holding => Table::Holding,
         TableArg::Input => Table::Input,
     };
-    let mut link = Bus::new(target.endpoint().await?, Duration::ZERO)
-        .link(unit, Duration::from_millis(timeout_ms))
-        .with_retries(retries);
+    let mut link = patience.link(Bus::new(target.endpoint().await?, Duration::ZERO), unit);
     let words = link
         .read(table, addr, count)
         .await
@@ -301,12 +313,8 @@ struct PointsArgs {
     /// The device's profile (a file in `hardware/`).
     #[arg(long)]
     profile: PathBuf,
-    /// Timeout per request, milliseconds.
-    #[arg(long, default_value_t = 2_000)]
-    timeout_ms: u64,
-    /// Tries again after no answer (or a garbled one), this many times.
-    #[arg(long, default_value_t = 2)]
-    retries: u32,
+    #[command(flatten)]
+    patience: Patience,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -315,9 +323,9 @@ struct PointsArgs {
 async fn points(args: PointsArgs) -> Outcome {
     let profile = Profile::load(&args.profile)?;
     let unit = args.unit.unwrap_or(profile.device.default_unit);
-    let mut link = Bus::new(args.target.endpoint().await?, Duration::from_millis(20))
-        .link(unit, Duration::from_millis(args.timeout_ms))
-        .with_retries(args.retries);
+    let mut link = args
+        .patience
+        .link(Bus::new(args.target.endpoint().await?, Duration::from_millis(20)), unit);
     let values = read_points_tried(&mut link, &profile).await;
     if args.json {
         let v: Vec<_> = values
@@ -536,12 +544,8 @@ struct SunspecArgs {
     /// Only this model.
     #[arg(long)]
     model: Option<u16>,
-    /// Timeout per request, milliseconds.
-    #[arg(long, default_value_t = 2_000)]
-    timeout_ms: u64,
-    /// Tries again after no answer (or a garbled one), this many times.
-    #[arg(long, default_value_t = 2)]
-    retries: u32,
+    #[command(flatten)]
+    patience: Patience,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -550,9 +554,9 @@ struct SunspecArgs {
 async fn sunspec(args: SunspecArgs) -> Outcome {
     use gridshare_gateway::sunspec::{Value, discover, layout, read_models};
     let unit = args.unit;
-    let mut link = Bus::new(args.target.endpoint().await?, Duration::from_millis(20))
-        .link(unit, Duration::from_millis(args.timeout_ms))
-        .with_retries(args.retries);
+    let mut link = args
+        .patience
+        .link(Bus::new(args.target.endpoint().await?, Duration::from_millis(20)), unit);
     let device = discover(&mut link).await.map_err(|e| tried(&e, link.last_tries()))?;
     let Some(device) = device else {
         let heard = link.heard();

@@ -403,6 +403,14 @@ impl Profile {
 
 /// Every profile in a directory (`*.toml`), sorted by file name; the first bad one is an error.
 pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, Profile)>, ProfileError> {
+    load_each(dir, Profile::load)
+}
+
+/// Every `*.toml` in `dir`, sorted by file name, loaded with `load`; the first bad one is an error.
+pub(crate) fn load_each<T>(
+    dir: &Path,
+    load: impl Fn(&Path) -> Result<T, ProfileError>,
+) -> Result<Vec<(PathBuf, T)>, ProfileError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ProfileError::Read {
         path: dir.to_owned(),
         source,
@@ -414,7 +422,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, Profile)>, ProfileError> {
     paths.sort();
     paths
         .into_iter()
-        .map(|p| Profile::load(&p).map(|profile| (p, profile)))
+        .map(|p| load(&p).map(|profile| (p, profile)))
         .collect()
 }
 

@@ -269,86 +269,81 @@ impl GovernanceStep {
         now: gridshare_domain::Timestamp,
     ) -> Result<(), GovernanceError> {
         use gridshare_settlement::contracts::GridGovernor;
-        use gridshare_settlement::onchain::view;
+        use gridshare_settlement::onchain::{Submitter, view};
+        use gridshare_storage::parameters::update;
+        let refuse = |id: u64, reason: String| async move {
+            update(db, id, None, "refused", ("0", "0", "0"), Some(&reason), now).await
+        };
         for stored in gridshare_storage::parameters::open(db).await? {
             let Some(proposal) = on_chain(&stored, contracts.parameters) else {
-                gridshare_storage::parameters::update(
-                    db,
-                    stored.id,
-                    None,
-                    "refused",
-                    ("0", "0", "0"),
-                    Some("the stored changes do not read"),
-                    now,
-                )
-                .await?;
+                refuse(stored.id, "the stored changes do not read".into()).await?;
                 continue;
             };
             let id = proposal.id(chain, contracts.governor).await?;
-            let mut s = gridshare_settlement::onchain::Submitter::new(chain, wallet.clone()).await?;
             let snapshot = view(
                 chain,
                 contracts.governor,
                 GridGovernor::proposalSnapshotCall { proposalId: id },
             )
             .await?;
-            let mut error = None;
             if snapshot.is_zero() {
-                match proposal.propose(&mut s, contracts.governor).await {
-                    Ok(_) => tracing::info!(proposal = stored.id, chain_id = %id, "proposal made on chain"),
-                    Err(e) => {
-                        let reason = e.to_string();
-                        tracing::warn!(proposal = stored.id, %reason, "the governor refused a proposal");
-                        gridshare_storage::parameters::update(
-                            db,
-                            stored.id,
-                            None,
-                            "refused",
-                            ("0", "0", "0"),
-                            Some(&reason),
-                            now,
-                        )
-                        .await?;
-                        continue;
-                    }
+                // a signer (and its nonce read) only when a transaction is due
+                let mut s = Submitter::new(chain, wallet.clone()).await?;
+                if let Err(e) = proposal.propose(&mut s, contracts.governor).await {
+                    let reason = e.to_string();
+                    tracing::warn!(proposal = stored.id, %reason, "the governor refused a proposal");
+                    refuse(stored.id, reason).await?;
+                    continue;
                 }
+                tracing::info!(proposal = stored.id, chain_id = %id, "proposal made on chain");
             }
             let mut state = governance::state(chain, contracts.governor, id).await?;
-            if state == 4 {
-                match proposal.queue(&mut s, contracts.governor).await {
-                    Ok(()) => tracing::info!(proposal = stored.id, "proposal passed and queued in the timelock"),
-                    Err(e) => error = Some(e.to_string()),
+            let mut error = None;
+            if state == 4 || state == 5 {
+                let mut s = Submitter::new(chain, wallet.clone()).await?;
+                if state == 4 {
+                    match proposal.queue(&mut s, contracts.governor).await {
+                        Ok(()) => tracing::info!(proposal = stored.id, "proposal passed and queued in the timelock"),
+                        Err(e) => error = Some(e.to_string()),
+                    }
+                } else {
+                    // executable once the timelock's delay is over: until then the call is refused
+                    match proposal.execute(&mut s, contracts.governor).await {
+                        Ok(()) => tracing::info!(proposal = stored.id, "proposal executed"),
+                        Err(e) if e.to_string().contains("TimelockUnexpectedOperationState") => {}
+                        Err(e) => error = Some(e.to_string()),
+                    }
                 }
-            } else if state == 5 {
-                // executable once the timelock's delay is over: until then the call is refused
-                match proposal.execute(&mut s, contracts.governor).await {
-                    Ok(()) => tracing::info!(proposal = stored.id, "proposal executed"),
-                    Err(e) if e.to_string().contains("TimelockUnexpectedOperationState") => {}
-                    Err(e) => error = Some(e.to_string()),
-                }
+                state = governance::state(chain, contracts.governor, id).await?;
             }
-            state = governance::state(chain, contracts.governor, id).await?;
             let votes = view(
                 chain,
                 contracts.governor,
                 GridGovernor::proposalVotesCall { proposalId: id },
             )
             .await?;
-            let (against, for_, abstain) = (
-                votes.againstVotes.to_string(),
+            let votes = (
                 votes.forVotes.to_string(),
+                votes.againstVotes.to_string(),
                 votes.abstainVotes.to_string(),
             );
-            gridshare_storage::parameters::update(
-                db,
-                stored.id,
-                Some(&id.to_string()),
-                state_name(state),
-                (&for_, &against, &abstain),
-                error.as_deref(),
-                now,
-            )
-            .await?;
+            let chain_id = id.to_string();
+            let unchanged = stored.chain_id.as_deref() == Some(chain_id.as_str())
+                && stored.state == state_name(state)
+                && stored.votes == votes
+                && stored.error == error;
+            if !unchanged {
+                update(
+                    db,
+                    stored.id,
+                    Some(&chain_id),
+                    state_name(state),
+                    (&votes.0, &votes.1, &votes.2),
+                    error.as_deref(),
+                    now,
+                )
+                .await?;
+            }
         }
         Ok(())
     }

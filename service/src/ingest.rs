@@ -146,7 +146,39 @@ pub struct Ingest {
     /// Per gateway, the digests of the envelopes accepted within its replay window (sequence
     /// number, digest), to tell a message sent again (same digest: refused as replayed) from a
     /// forged one (another digest: [`IngestError::Equivocation`]).
-    recent: std::collections::HashMap<GatewayId, Vec<(u64, [u8; 32])>>,
+    recent: std::collections::HashMap<GatewayId, Recent>,
+}
+
+/// The digests of one gateway's envelopes within its replay window: a ring indexed by the
+/// sequence number modulo the window's width, so noting one is O(1) on the intake's hot path
+/// (the window holds at most one sequence number per slot).
+#[derive(Debug)]
+struct Recent(Box<[Option<Noted>; ReplayWindow::WIDTH as usize]>);
+
+/// A sequence number and its envelope's digest.
+type Noted = (u64, [u8; 32]);
+
+impl Recent {
+    fn new() -> Self {
+        Self(Box::new([None; ReplayWindow::WIDTH as usize]))
+    }
+
+    fn slot(seq: u64) -> usize {
+        (seq % ReplayWindow::WIDTH) as usize
+    }
+
+    /// Notes `seq`'s digest, unless the slot holds a newer sequence number already.
+    fn note(&mut self, seq: u64, digest: [u8; 32]) {
+        let slot = &mut self.0[Self::slot(seq)];
+        if slot.is_none_or(|(s, _)| s <= seq) {
+            *slot = Some((seq, digest));
+        }
+    }
+
+    /// The digest noted for `seq`, if it is still held.
+    fn get(&self, seq: u64) -> Option<[u8; 32]> {
+        self.0[Self::slot(seq)].filter(|(s, _)| *s == seq).map(|(_, d)| d)
+    }
 }
 
 /// The stateless half of [`Ingest`]: topic, envelope, signature, time and payload.
@@ -208,10 +240,7 @@ impl Ingest {
     /// Notes that `gateway`'s envelope `seq` with `digest` was accepted (done by
     /// [`Self::accept`]; at start-up, from the envelope log).
     pub fn remember(&mut self, gateway: GatewayId, seq: u64, digest: [u8; 32]) {
-        let highest = self.verifier.window(gateway).map_or(seq, |w| w.highest.max(seq));
-        let kept = self.recent.entry(gateway).or_default();
-        kept.retain(|&(s, _)| s != seq && s + ReplayWindow::WIDTH > highest);
-        kept.push((seq, digest));
+        self.recent.entry(gateway).or_insert_with(Recent::new).note(seq, digest);
     }
 
     /// Forgets what was remembered of a gateway (revoked).
@@ -243,11 +272,8 @@ impl Ingest {
             && matches!(w.check(gateway, seq), Err(EnvelopeError::Replayed { .. }))
         {
             let digest = checked.envelope.signing_digest();
-            let first = self
-                .recent
-                .get(&gateway)
-                .and_then(|r| r.iter().find(|(s, _)| *s == seq));
-            if first.is_some_and(|(_, d)| *d != digest) {
+            let first = self.recent.get(&gateway).and_then(|r| r.get(seq));
+            if first.is_some_and(|d| d != digest) {
                 return Err(IngestError::Equivocation {
                     gateway,
                     seq,
@@ -430,6 +456,28 @@ mod tests {
         let topic = topics::topic(GatewayId(5), Channel::Telemetry);
         let got = ingest.handle(&topic, &sealed(&key, 5, 1, &telemetry()), NOW).unwrap();
         assert!(matches!(got, Inbound::Telemetry { gateway: GatewayId(5), seq: 1, ref samples } if samples.len() == 1));
+    }
+
+    #[test]
+    fn the_ring_of_digests_holds_the_newest_sequence_number_per_slot() {
+        let mut r = Recent::new();
+        r.note(5, [1; 32]);
+        assert_eq!(r.get(5), Some([1; 32]));
+        // 69 shares 5's slot: it takes it, and 5 is no longer known (it left the window)
+        r.note(69, [2; 32]);
+        assert_eq!(r.get(5), None);
+        assert_eq!(r.get(69), Some([2; 32]));
+        // an older number never pushes out a newer one (start-up may note them in any order)
+        r.note(5, [3; 32]);
+        assert_eq!(r.get(69), Some([2; 32]));
+        assert_eq!(r.get(5), None);
+        // a whole window of numbers is held at once
+        for seq in 100..100 + ReplayWindow::WIDTH {
+            r.note(seq, [seq as u8; 32]);
+        }
+        for seq in 100..100 + ReplayWindow::WIDTH {
+            assert_eq!(r.get(seq), Some([seq as u8; 32]), "seq {seq}");
+        }
     }
 
     #[test]

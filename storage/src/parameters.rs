@@ -168,35 +168,43 @@ pub async fn proposals(db: &Db, limit: u32) -> Result<Vec<Proposal>> {
                votes_abstain, error, updated_at FROM proposals ORDER BY id DESC LIMIT $1";
     query!(db, sql, pool => |q| {
         let rows = q.bind(i64::from(limit)).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Proposal {
-                    id: r.try_get::<i64, _>("id")? as u64,
-                    proposer: ParticipantId(r.try_get::<i64, _>("proposer_id")? as u64),
-                    description: r.try_get("description")?,
-                    changes: r.try_get("changes")?,
-                    created_at: Timestamp(r.try_get("created_at")?),
-                    chain_id: r.try_get("chain_id")?,
-                    state: r.try_get("state")?,
-                    votes: (r.try_get("votes_for")?, r.try_get("votes_against")?, r.try_get("votes_abstain")?),
-                    error: r.try_get("error")?,
-                    updated_at: Timestamp(r.try_get("updated_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(proposal_of).collect()
     })
 }
 
 /// Proposals the settlement task still follows (not finished: executed, defeated, canceled,
 /// expired or refused ones are left alone), oldest first.
 pub async fn open(db: &Db) -> Result<Vec<Proposal>> {
-    let mut all = proposals(db, 10_000).await?;
-    all.retain(|p| {
-        matches!(
-            p.state.as_str(),
-            "waiting" | "pending" | "active" | "succeeded" | "queued"
-        )
-    });
-    all.reverse();
-    Ok(all)
+    let sql = "SELECT id, proposer_id, description, changes, created_at, chain_id, state, votes_for, votes_against, \
+               votes_abstain, error, updated_at FROM proposals \
+               WHERE state IN ('waiting', 'pending', 'active', 'succeeded', 'queued') ORDER BY id";
+    query!(db, sql, pool => |q| {
+        let rows = q.fetch_all(pool).await?;
+        rows.iter().map(proposal_of).collect()
+    })
+}
+
+fn proposal_of<R: sqlx::Row>(r: &R) -> Result<Proposal>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Proposal {
+        id: r.try_get::<i64, _>("id")? as u64,
+        proposer: ParticipantId(r.try_get::<i64, _>("proposer_id")? as u64),
+        description: r.try_get("description")?,
+        changes: r.try_get("changes")?,
+        created_at: Timestamp(r.try_get("created_at")?),
+        chain_id: r.try_get("chain_id")?,
+        state: r.try_get("state")?,
+        votes: (
+            r.try_get("votes_for")?,
+            r.try_get("votes_against")?,
+            r.try_get("votes_abstain")?,
+        ),
+        error: r.try_get("error")?,
+        updated_at: Timestamp(r.try_get("updated_at")?),
+    })
 }

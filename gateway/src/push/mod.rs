@@ -203,17 +203,7 @@ impl Feed {
     /// (names are checked when the configuration is loaded).
     pub fn sample(&self, at: Timestamp) -> Option<TelemetrySample> {
         let id = DeviceId::new(self.device.config.name.clone()).ok()?;
-        let unreachable = TelemetrySample {
-            device: id,
-            kind: self.device.profile.device.kind,
-            at,
-            power_w: None,
-            energy_in_wh: None,
-            energy_out_wh: None,
-            soc_permille: None,
-            status: DeviceStatus::Unreachable,
-            quality: Quality::Estimated,
-        };
+        let unreachable = TelemetrySample::unreachable(id, self.device.profile.device.kind, at);
         let heard = self.state().heard;
         if heard.is_none_or(|t| t.elapsed() > self.device.config.stale_after) {
             return Some(unreachable);

@@ -281,19 +281,7 @@ impl PushProfile {
 
 /// Every profile in a directory (`*.toml`), sorted by file name; the first bad one is an error.
 pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, PushProfile)>, ProfileError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| ProfileError::Read {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| PushProfile::load(&p).map(|profile| (p, profile)))
-        .collect()
+    crate::profile::load_each(dir, PushProfile::load)
 }
 
 #[cfg(test)]

@@ -98,17 +98,7 @@ impl Sampler {
     /// not a device id (names are checked when the configuration is loaded).
     pub(super) async fn sample(&mut self, link: &mut Link, at: Timestamp) -> Option<TelemetrySample> {
         let id = DeviceId::new(self.device.config.name.clone()).ok()?;
-        let unreachable = TelemetrySample {
-            device: id.clone(),
-            kind: self.device.profile.device.kind,
-            at,
-            power_w: None,
-            energy_in_wh: None,
-            energy_out_wh: None,
-            soc_permille: None,
-            status: DeviceStatus::Unreachable,
-            quality: Quality::Estimated,
-        };
+        let unreachable = TelemetrySample::unreachable(id.clone(), self.device.profile.device.kind, at);
         if self.retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
             return Some(unreachable);
         }
