@@ -9,6 +9,13 @@
 //!  scheduler task: open the next books, close gates on time ──▶ same handle
 //! ```
 //!
+//! **Group commit.** With `Durability::Group` the journal syncs many commands at once. The engine
+//! thread holds each applied command's answer, database changes and feed entry until its
+//! record is on disk: it syncs when the group is full, when the oldest waited `max_wait`, or as
+//! soon as no request is waiting, so a lone order waits for one sync and a burst shares one.
+//! Nothing a power cut could take back is ever acknowledged (to the API, or to a gateway as
+//! stored), recorded or published.
+//!
 //! The journal is the truth. The database is a projection of it: on start the whole journal is
 //! replayed through a scratch engine and every change is recorded again, idempotently, so a crash
 //! between the journal write and the database write loses nothing. (An order's gateway is not in
@@ -181,6 +188,14 @@ impl Core {
         match self {
             Self::Memory(e) => e,
             Self::Journaled(j, _) => j.engine(),
+        }
+    }
+    /// Every command applied is on disk (always, without a journal or with a sync per command;
+    /// with group commit, once the group has been flushed).
+    fn settled(&self) -> bool {
+        match self {
+            Self::Memory(_) => true,
+            Self::Journaled(j, _) => j.durable() == j.appended(),
         }
     }
     fn flush(&mut self) -> Result<(), MarketError> {
@@ -381,7 +396,7 @@ fn run_engine(
                  gateway,
                  order_id,
                  owner|
-     -> Result<Arc<Outcome>, MarketError> {
+     -> Result<(Arc<Outcome>, Vec<Change>), MarketError> {
         let mut events = Vec::new();
         core.apply(&cmd, &mut events, metrics)?;
         let owners = projector.owners(&cmd, &events);
@@ -411,9 +426,6 @@ fn run_engine(
         }
         let mut changes = Vec::new();
         projector.changes(&cmd, gateway, &events, &mut changes);
-        if !changes.is_empty() && recorder.send(changes).is_err() {
-            tracing::error!("the market recorder has stopped; the journal still holds every command");
-        }
         let outcome = Arc::new(Outcome {
             at: clock.now(),
             order_id,
@@ -422,11 +434,62 @@ fn run_engine(
             owners,
             books,
         });
-        let _ = feed.send(outcome.clone()); // no subscribers is fine
-        Ok(outcome)
+        Ok((outcome, changes))
     };
-    while let Some(req) = rx.blocking_recv() {
+    // Commands applied but not yet on disk (group commit), answered once they are.
+    let mut held: Vec<Held> = Vec::new();
+    let release = |held: &mut Vec<Held>| {
+        for h in held.drain(..) {
+            if !h.changes.is_empty() && recorder.send(h.changes).is_err() {
+                tracing::error!("the market recorder has stopped; the journal still holds every command");
+            }
+            let _ = feed.send(h.outcome.clone()); // no subscribers is fine
+            let _ = h.reply.send(Ok(h.outcome));
+        }
+    };
+    loop {
+        let req = if held.is_empty() {
+            match rx.blocking_recv() {
+                Some(req) => req,
+                None => break,
+            }
+        } else {
+            match rx.try_recv() {
+                Ok(req) => req,
+                Err(idle) => {
+                    // nothing more waiting: one fdatasync for every command held, then answers
+                    if let Err(e) = core.flush() {
+                        tracing::error!(error = %e, "flushing the journal");
+                    }
+                    release(&mut held);
+                    if idle == mpsc::error::TryRecvError::Disconnected {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        };
         metrics.engine_queue.set(rx.len() as i64);
+        let mut settle = |applied: Result<(Arc<Outcome>, Vec<Change>), MarketError>,
+                          reply: oneshot::Sender<Result<Arc<Outcome>, MarketError>>,
+                          core: &Core| {
+            match applied {
+                // not applied: nothing to wait for
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok((outcome, changes)) => {
+                    held.push(Held {
+                        changes,
+                        outcome,
+                        reply,
+                    });
+                    if core.settled() {
+                        release(&mut held);
+                    }
+                }
+            }
+        };
         match req {
             Request::Submit(o, reply) => {
                 let id = OrderId(projector.max_id + 1);
@@ -448,21 +511,16 @@ fn run_engine(
                         mode: o.mode,
                     },
                 };
-                let _ = reply.send(apply(
-                    &mut core,
-                    &mut projector,
-                    cmd,
-                    o.gateway,
-                    Some(id),
-                    Some(o.owner),
-                ));
+                let applied = apply(&mut core, &mut projector, cmd, o.gateway, Some(id), Some(o.owner));
+                settle(applied, reply, &core);
             }
             Request::Command(cmd, reply) => {
                 let owner = match cmd {
                     Command::Cancel { owner, .. } | Command::Amend { owner, .. } => Some(owner),
                     _ => None,
                 };
-                let _ = reply.send(apply(&mut core, &mut projector, cmd, None, None, owner));
+                let applied = apply(&mut core, &mut projector, cmd, None, None, owner);
+                settle(applied, reply, &core);
             }
             Request::Depth(zone, interval, levels, reply) => {
                 let _ = reply.send(core.engine().depth(zone, interval, levels));
@@ -474,13 +532,25 @@ fn run_engine(
                 let _ = reply.send(core.engine().check_grid_fees(&fees));
             }
             Request::Flush(reply) => {
-                let _ = reply.send(core.flush());
+                let flushed = core.flush();
+                release(&mut held);
+                let _ = reply.send(flushed);
             }
         }
     }
     if let Err(e) = core.flush() {
         tracing::error!(error = %e, "flushing the journal at shutdown");
     }
+    release(&mut held);
+}
+
+/// A command the engine applied whose journal record is not yet on disk: its changes, its
+/// outcome and its answer wait until it is (group commit), so nothing is acknowledged, recorded
+/// or published that a power cut could take back.
+struct Held {
+    changes: Vec<Change>,
+    outcome: Arc<Outcome>,
+    reply: oneshot::Sender<Result<Arc<Outcome>, MarketError>>,
 }
 
 fn count(m: &crate::Metrics, cmd: &Command, events: &[Event]) {

@@ -295,6 +295,11 @@ impl Journaled {
         self.writer.durable()
     }
 
+    /// Commands appended since open.
+    pub fn appended(&self) -> u64 {
+        self.writer.appended()
+    }
+
     /// The engine, for queries.
     pub fn engine(&self) -> &crate::Engine {
         &self.engine
