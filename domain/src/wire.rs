@@ -306,6 +306,10 @@ pub struct IntervalResult {
     pub total_volume: Wh,
     /// Number of trades in the book's life.
     pub trades: u32,
+    /// With a feeder network, each node's price in the gate-closure auction (none when the
+    /// auction traded nothing). Over MQTT a gateway is sent its own node's only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_prices: Vec<NodePrice>,
 }
 
 /// One feeder node's price in a book's gate-closure auction, with a feeder network: sellers

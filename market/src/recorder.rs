@@ -7,10 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gridshare_domain::wire::IntervalResult;
-use gridshare_domain::{
-    DeliveryInterval, GatewayId, MicroPerKwh, NodeId, OrderId, ParticipantId, Timestamp, Wh, ZoneId,
-};
+use gridshare_domain::{DeliveryInterval, GatewayId, NodeId, OrderId, ParticipantId, Timestamp, Wh, ZoneId};
 use gridshare_matching_engine::{CancelReason, Command, Event};
 use gridshare_storage::Db;
 use gridshare_storage::orders::{self, Change, OrderRecord, OrderStatus};
@@ -138,7 +135,7 @@ impl Projector {
                 }));
             }
         }
-        let mut auction: Option<(Option<MicroPerKwh>, Wh)> = None;
+        let results = Event::interval_results(events);
         for e in events {
             match *e {
                 Event::Trade {
@@ -182,33 +179,20 @@ impl Projector {
                         at,
                     });
                 }
-                Event::AuctionResult {
-                    clearing_price, volume, ..
-                } => auction = Some((clearing_price, volume)),
-                Event::BookClosed {
-                    zone,
-                    interval,
-                    total_volume,
-                    trades,
-                } => {
-                    let (clearing_price, auction_volume) = auction.unwrap_or((None, Wh(0)));
-                    out.push(Change::Result {
-                        result: IntervalResult {
-                            zone,
-                            interval,
-                            clearing_price,
-                            auction_volume,
-                            total_volume,
-                            trades,
-                        },
-                        closed_at: at,
-                    });
+                Event::BookClosed { zone, interval, .. } => {
+                    if let Some(result) = results.iter().find(|r| (r.zone, r.interval) == (zone, interval)) {
+                        out.push(Change::Result {
+                            result: result.clone(),
+                            closed_at: at,
+                        });
+                    }
                 }
                 Event::NodePrice { .. } => out.extend(e.node_price().map(Change::NodePrice)),
                 Event::ParticipantAdded { .. }
                 | Event::BookOpened { .. }
                 | Event::Accepted { .. }
-                | Event::Rejected { .. } => {}
+                | Event::Rejected { .. }
+                | Event::AuctionResult { .. } => {}
             }
         }
     }

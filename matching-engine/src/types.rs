@@ -421,6 +421,50 @@ impl Event {
             _ => None,
         }
     }
+
+    /// The results of the books these events closed, in closing order: each book's auction price
+    /// and volume, its totals and, with a feeder network, its nodes' prices (a gate closure's
+    /// events carry each closed book's auction result and node prices before its `BookClosed`).
+    pub fn interval_results(events: &[Self]) -> Vec<gridshare_domain::wire::IntervalResult> {
+        let mut out = Vec::new();
+        let mut auction = None;
+        let mut nodes = Vec::new();
+        for e in events {
+            match *e {
+                Self::AuctionResult {
+                    zone,
+                    interval,
+                    clearing_price,
+                    volume,
+                } => auction = Some((zone, interval, clearing_price, volume)),
+                Self::NodePrice { .. } => nodes.extend(e.node_price()),
+                Self::BookClosed {
+                    zone,
+                    interval,
+                    total_volume,
+                    trades,
+                } => {
+                    let (clearing_price, auction_volume) = match auction.take() {
+                        Some((z, i, price, volume)) if (z, i) == (zone, interval) => (price, volume),
+                        _ => (None, Wh(0)),
+                    };
+                    let mut node_prices = std::mem::take(&mut nodes);
+                    node_prices.retain(|p| (p.zone, p.interval) == (zone, interval));
+                    out.push(gridshare_domain::wire::IntervalResult {
+                        zone,
+                        interval,
+                        clearing_price,
+                        auction_volume,
+                        total_volume,
+                        trades,
+                        node_prices,
+                    });
+                }
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 impl RejectReason {

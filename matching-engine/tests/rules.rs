@@ -899,4 +899,22 @@ fn a_full_edge_splits_the_auction_into_two_prices_and_the_gap_is_congestion() {
         remaining: Wh(200),
         reason: CancelReason::Unmatched
     }));
+    // the closure's events read as one interval result carrying every node's price
+    let results = Event::interval_results(&out);
+    assert_eq!(results.len(), 1, "{out:?}");
+    let r = &results[0];
+    assert_eq!(
+        (
+            r.zone,
+            r.interval,
+            r.clearing_price,
+            r.auction_volume,
+            r.total_volume,
+            r.trades
+        ),
+        (ZoneId(1), iv(), Some(MicroPerKwh(120_000)), Wh(300), Wh(300), 2)
+    );
+    let mut nodes: Vec<(u32, i64)> = r.node_prices.iter().map(|p| (p.node.0, p.price.0 / 1000)).collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, vec![(0, 120), (1, 50), (2, 120), (3, 120)]);
 }

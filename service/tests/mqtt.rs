@@ -13,7 +13,8 @@ use gridshare::mqtt::{self, Broker};
 use gridshare_domain::envelope::{GatewayKey, ReplayWindow};
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::{
-    CancelOrder, DeviceKind, DeviceStatus, Fill, Message, NewOrder, OrderAck, Quality, Telemetry, TelemetrySample,
+    CancelOrder, DeviceKind, DeviceStatus, Fill, IntervalResult, Message, NewOrder, OrderAck, Quality, Telemetry,
+    TelemetrySample,
 };
 use gridshare_domain::{
     DeliveryInterval, DeviceId, GatewayId, IntervalLength, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId,
@@ -299,9 +300,19 @@ async fn rig(broker: &Broker, lane: u64) -> Rig {
         .await
         .unwrap();
     }
-    let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
-        .await
-        .unwrap();
+    // homes 1 and 2 on their own nodes under the substation (free, unlimited edges), so a
+    // gate-closure auction has a price per node
+    let node = |id: u32, parent: Option<u32>| gridshare_matching_engine::NodeConfig {
+        id: NodeId(id),
+        parent: parent.map(NodeId),
+        capacity: None,
+        fee: MicroPerKwh(0),
+    };
+    let config = MarketConfig {
+        network: Some(vec![node(0, None), node(1, Some(0)), node(2, Some(0))]),
+        ..MarketConfig::default()
+    };
+    let (market, _) = Market::start(config, None, db.clone(), Clock::wall()).await.unwrap();
     add_participants(&market, [(ParticipantId(1), NodeId(1)), (ParticipantId(2), NodeId(2))])
         .await
         .unwrap();
@@ -366,6 +377,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
     let (gw, mut events) = AsyncClient::new(opts, 100);
     let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<(String, OrderAck)>();
     let (fills_tx, mut fills) = tokio::sync::mpsc::unbounded_channel::<(String, Fill)>();
+    let (results_tx, mut results) = tokio::sync::mpsc::unbounded_channel::<(String, IntervalResult)>();
     let (dr_tx, mut dr_events) = tokio::sync::mpsc::unbounded_channel::<(String, Message)>();
     tokio::spawn(async move {
         // each downlink is signed by the market for its gateway and topic, and opened as the
@@ -391,8 +403,12 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
                     let m: Message = serde_json::from_slice(payload).unwrap();
                     let _ = dr_tx.send((p.topic.clone(), m));
                 } else if p.topic.ends_with("/market/result") {
-                    let f: Fill = serde_json::from_slice(payload).unwrap();
-                    let _ = fills_tx.send((p.topic.clone(), f));
+                    if let Ok(Message::IntervalResult(r)) = serde_json::from_slice(payload) {
+                        let _ = results_tx.send((p.topic.clone(), r));
+                    } else {
+                        let f: Fill = serde_json::from_slice(payload).unwrap();
+                        let _ = fills_tx.send((p.topic.clone(), f));
+                    }
                 } else {
                     let a: OrderAck = serde_json::from_slice(payload).unwrap();
                     let _ = acks_tx.send((p.topic.clone(), a));
@@ -627,6 +643,53 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
     }
     let a = answered.expect("the cancel is answered after the restart");
     assert_eq!((a.status.as_str(), a.order_id), ("cancelled", Some(resting)), "{a:?}");
+
+    // gate closure: two auction-only orders cross in the call auction, and every gateway hears
+    // the book's result with its own node's price only
+    let auction_only = |id, side, qty, price| match order(id, side, qty, price) {
+        Message::Order(o) => Message::Order(NewOrder {
+            mode: OrderMode::AuctionOnly,
+            ..o
+        }),
+        other => other,
+    };
+    send(
+        orders7.clone(),
+        sealed(&key(7), g7, seq + 100, &auction_only(504, Side::Sell, 100, 110_000)),
+    )
+    .await;
+    assert_eq!(next(&mut acks).await.1.status, "accepted");
+    send(
+        orders8.clone(),
+        sealed(&key(8), g8, 11, &auction_only(78, Side::Buy, 100, 130_000)),
+    )
+    .await;
+    assert_eq!(next(&mut acks).await.1.status, "accepted");
+    market
+        .command(Command::CloseGate {
+            at: now(),
+            zone: ZoneId(1),
+            interval: interval(),
+        })
+        .await
+        .unwrap();
+    let mut heard = Vec::new();
+    for _ in 0..2 {
+        let (topic, r) = tokio::time::timeout(Duration::from_secs(10), results.recv())
+            .await
+            .expect("every gateway hears the result")
+            .unwrap();
+        assert_eq!((r.interval, r.auction_volume), (interval(), Wh(100)), "{r:?}");
+        let nodes: Vec<u32> = r.node_prices.iter().map(|p| p.node.0).collect();
+        heard.push((topic, nodes));
+    }
+    heard.sort();
+    let mut want = vec![
+        (topics::topic(GatewayId(g7), Channel::MarketResult), vec![1]),
+        (topics::topic(GatewayId(g8), Channel::MarketResult), vec![2]),
+    ];
+    want.sort();
+    assert_eq!(heard, want, "each gateway its own node's price");
 
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), service)

@@ -147,11 +147,18 @@ pub async fn insert_interval_result(db: &Db, r: &IntervalResult, closed_at: Time
     Ok(())
 }
 
-/// Results of a zone's books whose intervals start in `[from, to)`, oldest first.
-pub async fn interval_results(db: &Db, zone: ZoneId, from: Timestamp, to: Timestamp) -> Result<Vec<IntervalResult>> {
+/// Results of a zone's books whose intervals start in `[from, to)`, oldest first, each with its
+/// nodes' auction prices (only `node`'s, if given).
+pub async fn interval_results(
+    db: &Db,
+    zone: ZoneId,
+    from: Timestamp,
+    to: Timestamp,
+    node: Option<NodeId>,
+) -> Result<Vec<IntervalResult>> {
     let sql = "SELECT interval_start, interval_minutes, clearing_price, auction_volume, total_volume, trades \
                FROM interval_results WHERE zone = $1 AND interval_start >= $2 AND interval_start < $3 ORDER BY interval_start";
-    query!(db, sql, pool => |q| {
+    let mut results = query!(db, sql, pool => |q| {
         let rows = q.bind(i64::from(zone.0)).bind(from.0).bind(to.0).fetch_all(pool).await?;
         rows.iter()
             .map(|r| {
@@ -167,7 +174,49 @@ pub async fn interval_results(db: &Db, zone: ZoneId, from: Timestamp, to: Timest
                     auction_volume: Wh(r.try_get("auction_volume")?),
                     total_volume: Wh(r.try_get("total_volume")?),
                     trades: u32::try_from(trades).map_err(|e| corrupt(e.to_string()))?,
+                    node_prices: Vec::new(),
                 })
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut prices = node_prices_between(db, zone, from, to, node)
+        .await?
+        .into_iter()
+        .peekable();
+    for r in &mut results {
+        // both lists are ordered by interval; a price of a book without a result is skipped
+        while prices.next_if(|p| p.interval.start() < r.interval.start()).is_some() {}
+        while let Some(p) = prices.next_if(|p| p.interval.start() == r.interval.start()) {
+            if p.interval == r.interval {
+                r.node_prices.push(p);
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// The node prices of a zone's books whose intervals start in `[from, to)` (only `node`'s, if
+/// given), by interval and node.
+async fn node_prices_between(
+    db: &Db,
+    zone: ZoneId,
+    from: Timestamp,
+    to: Timestamp,
+    node: Option<NodeId>,
+) -> Result<Vec<NodePrice>> {
+    let sql = "SELECT interval_start, interval_minutes, node, price, flow_wh, congestion FROM node_prices \
+               WHERE zone = $1 AND interval_start >= $2 AND interval_start < $3 AND ($4 < 0 OR node = $4) \
+               ORDER BY interval_start, interval_minutes, node";
+    let node = node.map_or(-1, |n| i64::from(n.0));
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(i64::from(zone.0)).bind(from.0).bind(to.0).bind(node).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let corrupt = |reason: String| StorageError::Corrupt { field: "node_prices.interval", reason };
+                let length = IntervalLength::from_minutes(r.try_get("interval_minutes")?).map_err(|e| corrupt(e.to_string()))?;
+                let interval = DeliveryInterval::new(Timestamp(r.try_get("interval_start")?), length)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                node_price_of(zone, interval, r)
             })
             .collect::<Result<Vec<_>>>()
     })
@@ -185,22 +234,26 @@ pub async fn node_prices(db: &Db, zone: ZoneId, interval: DeliveryInterval) -> R
             .bind(interval.length().minutes())
             .fetch_all(pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let node: i64 = r.try_get("node")?;
-                Ok(NodePrice {
-                    zone,
-                    interval,
-                    node: NodeId(u32::try_from(node).map_err(|e| StorageError::Corrupt {
-                        field: "node_prices.node",
-                        reason: e.to_string(),
-                    })?),
-                    price: MicroPerKwh(r.try_get("price")?),
-                    flow: Wh(r.try_get("flow_wh")?),
-                    congestion: MicroPerKwh(r.try_get("congestion")?),
-                })
-            })
-            .collect::<Result<Vec<_>>>()
+        rows.iter().map(|r| node_price_of(zone, interval, r)).collect::<Result<Vec<_>>>()
+    })
+}
+
+fn node_price_of<R: sqlx::Row>(zone: ZoneId, interval: DeliveryInterval, r: &R) -> Result<NodePrice>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let node: i64 = r.try_get("node")?;
+    Ok(NodePrice {
+        zone,
+        interval,
+        node: NodeId(u32::try_from(node).map_err(|e| StorageError::Corrupt {
+            field: "node_prices.node",
+            reason: e.to_string(),
+        })?),
+        price: MicroPerKwh(r.try_get("price")?),
+        flow: Wh(r.try_get("flow_wh")?),
+        congestion: MicroPerKwh(r.try_get("congestion")?),
     })
 }
 

@@ -333,13 +333,14 @@ async fn trades_and_results_are_all_or_nothing() {
             auction_volume: Wh(700),
             total_volume: Wh(1000),
             trades: 2,
+            node_prices: vec![],
         };
         market::insert_interval_result(db, &result, NOW).await.unwrap();
         assert!(matches!(
             market::insert_interval_result(db, &result, NOW).await,
             Err(StorageError::Duplicate { .. })
         ));
-        let got = market::interval_results(db, ZoneId(1), Timestamp(0), Timestamp(i64::MAX))
+        let got = market::interval_results(db, ZoneId(1), Timestamp(0), Timestamp(i64::MAX), None)
             .await
             .unwrap();
         assert_eq!(got, vec![result]);
@@ -567,6 +568,7 @@ async fn orders_fills_and_results_are_recorded_idempotently() {
             auction_volume: Wh(0),
             total_volume: Wh(300),
             trades: 1,
+            node_prices: vec![],
         };
         let changes = vec![
             Change::Accepted(order(10, buyer, Side::Buy, 500)),
@@ -629,11 +631,36 @@ async fn orders_fills_and_results_are_recorded_idempotently() {
         );
         let mine = orders::of_participant(db, buyer, None, 10).await.unwrap();
         assert_eq!(mine.len(), 1);
+        // a result comes back with its book's node prices, by node (or one node's)
+        let priced = IntervalResult {
+            node_prices: vec![node_price(1, 50_000, 300, 70_000), node_price(2, 125_000, -300, 0)],
+            ..result.clone()
+        };
         assert_eq!(
-            market::interval_results(db, ZoneId(1), Timestamp(0), Timestamp(i64::MAX))
+            market::interval_results(db, ZoneId(1), Timestamp(0), Timestamp(i64::MAX), None)
                 .await
                 .unwrap(),
-            vec![result]
+            vec![priced],
+            "{}",
+            t.name
+        );
+        let node_2 = IntervalResult {
+            node_prices: vec![node_price(2, 125_000, -300, 0)],
+            ..result.clone()
+        };
+        assert_eq!(
+            market::interval_results(
+                db,
+                ZoneId(1),
+                Timestamp(0),
+                Timestamp(i64::MAX),
+                Some(gridshare_domain::NodeId(2))
+            )
+            .await
+            .unwrap(),
+            vec![node_2],
+            "{}",
+            t.name
         );
         assert_eq!(
             market::node_prices(db, ZoneId(1), interval).await.unwrap(),

@@ -686,7 +686,8 @@ fn time(s: Option<&str>, default: Timestamp, name: &str) -> Result<Timestamp, Ap
 pub struct ResultView {
     /// Delivery interval.
     pub interval: String,
-    /// Uniform clearing price of the auction, µ/kWh (none if nothing crossed).
+    /// Uniform clearing price of the auction, µ/kWh (none if nothing crossed); with a feeder
+    /// network, the substation's node price.
     pub clearing_price: Option<i64>,
     /// Matched in the auction, Wh.
     pub auction_volume_wh: i64,
@@ -694,6 +695,24 @@ pub struct ResultView {
     pub total_volume_wh: i64,
     /// Trades over the book's life.
     pub trades: u32,
+    /// With a feeder network, each node's price in the auction (empty when it traded nothing).
+    pub node_prices: Vec<NodePriceView>,
+}
+
+/// One feeder node's price in a gate-closure auction: sellers there receive it, buyers there
+/// pay it (grid fee included).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NodePriceView {
+    /// The node.
+    pub node: u32,
+    /// Its price, µ/kWh.
+    pub price: i64,
+    /// Energy the auction sent over the edge above the node, Wh (positive: up, toward the
+    /// substation).
+    pub flow_wh: i64,
+    /// How far the price gap across that edge exceeds its fee, µ/kWh: positive only where the
+    /// edge was full (binding).
+    pub congestion: i64,
 }
 
 impl From<&IntervalResult> for ResultView {
@@ -704,25 +723,48 @@ impl From<&IntervalResult> for ResultView {
             auction_volume_wh: r.auction_volume.0,
             total_volume_wh: r.total_volume.0,
             trades: r.trades,
+            node_prices: r
+                .node_prices
+                .iter()
+                .map(|p| NodePriceView {
+                    node: p.node.0,
+                    price: p.price.0,
+                    flow_wh: p.flow.0,
+                    congestion: p.congestion.0,
+                })
+                .collect(),
         }
     }
 }
 
-/// Results of a zone's closed books.
+/// Which results.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// From (RFC 3339, inclusive); default 24 h ago.
+    pub from: Option<String>,
+    /// To (RFC 3339, exclusive); default 24 h ahead.
+    pub to: Option<String>,
+    /// Only this feeder node's price in each result (default: every node's).
+    pub node: Option<u32>,
+}
+
+/// Results of a zone's closed books, with their node prices.
 #[utoipa::path(get, path = "/api/v1/markets/{zone}/results", tag = "markets", security(("api_key" = [])),
-    params(("zone" = u32, Path, description = "Zone"), Range),
+    params(("zone" = u32, Path, description = "Zone"), ResultsQuery),
     responses((status = 200, description = "Results, oldest first", body = Vec<ResultView>)))]
 pub async fn results(
     State(state): State<AppState>,
     who: Principal,
     Path(zone): Path<u32>,
-    Query(r): Query<Range>,
+    Query(r): Query<ResultsQuery>,
 ) -> Result<ApiJson<Vec<ResultView>>, ApiError> {
     who.require_scope(Scope::Read)?;
     let now = state.clock.now();
     let from = time(r.from.as_deref(), Timestamp(now.0 - 86_400_000), "from")?;
     let to = time(r.to.as_deref(), Timestamp(now.0 + 86_400_000), "to")?;
-    let rows = market_store::interval_results(state.db()?, ZoneId(zone), from, to).await?;
+    let node = r.node.map(gridshare_domain::NodeId);
+    let rows = market_store::interval_results(state.db()?, ZoneId(zone), from, to, node).await?;
     Ok(ApiJson(rows.iter().map(ResultView::from).collect()))
 }
 

@@ -8,6 +8,8 @@
 //!   (only to the order's owner)
 //! - `{"type":"power", "gateway", "samples":[TelemetrySample…]}` (only to the home the gateway
 //!   belongs to: its devices' power as each envelope arrives)
+//! - `{"type":"result", "zone", …ResultView}` when a book closes at its gate: the auction's price
+//!   and volume and, with a feeder network, every node's price (public market data)
 //!
 //! Back-pressure: the engine never waits for a client. Each connection reads the market's
 //! broadcast feed at its own pace; a client that falls [`gridshare_market::FEED_CAPACITY`] outcomes
@@ -25,7 +27,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::api::TradeView;
+use crate::api::{ResultView, TradeView};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
 use gridshare_market::{Live, Outcome};
@@ -72,6 +74,12 @@ pub fn frames(o: &Outcome, who: &Principal) -> Vec<String> {
     for t in o.events.iter().filter_map(Event::trade_report) {
         let mut v = serde_json::to_value(TradeView::from(&t)).unwrap_or_default();
         v["type"] = json!("trade");
+        out.push(v.to_string());
+    }
+    for r in Event::interval_results(&o.events) {
+        let mut v = serde_json::to_value(ResultView::from(&r)).unwrap_or_default();
+        v["type"] = json!("result");
+        v["zone"] = json!(r.zone.0);
         out.push(v.to_string());
     }
     for (zone, interval, d) in &o.books {

@@ -126,3 +126,142 @@ async fn load_per_node_against_its_limit() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn each_result_carries_its_books_node_prices_over_the_api_and_the_live_feed() {
+    use gridshare_domain::wire::{IntervalResult, NodePrice};
+    use gridshare_domain::{DeliveryInterval, Timestamp, ZoneId};
+    use gridshare_matching_engine::Event;
+    use gridshare_storage::orders::Change;
+
+    let (db, _dir) = temp_db().await;
+    participant(&db, 1, "homeowner", None).await;
+    let home = key(&db, 1, "read").await;
+    let interval: DeliveryInterval = "2025-11-25T10:00:00Z/PT15M".parse().unwrap();
+    let later: DeliveryInterval = "2025-11-25T10:15:00Z/PT15M".parse().unwrap();
+    let price = |interval, node, price, flow, congestion| NodePrice {
+        zone: ZoneId(1),
+        interval,
+        node: NodeId(node),
+        price: MicroPerKwh(price),
+        flow: Wh(flow),
+        congestion: MicroPerKwh(congestion),
+    };
+    let result = |interval| IntervalResult {
+        zone: ZoneId(1),
+        interval,
+        clearing_price: Some(MicroPerKwh(120_000)),
+        auction_volume: Wh(15_000),
+        total_volume: Wh(16_000),
+        trades: 3,
+        node_prices: vec![],
+    };
+    // the first book traded over a full edge; the second's auction traded nothing
+    gridshare_storage::orders::record(
+        &db,
+        &[
+            Change::NodePrice(price(interval, 0, 120_000, 0, 0)),
+            Change::NodePrice(price(interval, 10, 60_000, 15_000, 60_000)),
+            Change::Result {
+                result: result(interval),
+                closed_at: Timestamp(T),
+            },
+            Change::Result {
+                result: result(later),
+                closed_at: Timestamp(T + 900_000),
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    let s = AppState {
+        db: Some(db),
+        ..AppState::default()
+    };
+    let range = "from=2025-11-25T09:00:00Z&to=2025-11-25T11:00:00Z";
+    let (st, v) = call(
+        &s,
+        Method::GET,
+        &format!("/api/v1/markets/1/results?{range}"),
+        Some(&home),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v[0]["node_prices"],
+        json!([{"node": 0, "price": 120_000, "flow_wh": 0, "congestion": 0},
+               {"node": 10, "price": 60_000, "flow_wh": 15_000, "congestion": 60_000}])
+    );
+    assert_eq!(v[1]["node_prices"], json!([]), "{v}");
+    let (st, v) = call(
+        &s,
+        Method::GET,
+        &format!("/api/v1/markets/1/results?{range}&node=10"),
+        Some(&home),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v[0]["node_prices"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v[0]["node_prices"][0]["node"], 10);
+    let (st, v) = call(
+        &s,
+        Method::GET,
+        &format!("/api/v1/markets/1/results?{range}&node=-1"),
+        Some(&home),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "not a node: {v}");
+
+    // the live feed's result frame at gate closure: from the engine's events, to everyone
+    let events = vec![
+        Event::AuctionResult {
+            zone: ZoneId(1),
+            interval,
+            clearing_price: Some(MicroPerKwh(120_000)),
+            volume: Wh(15_000),
+        },
+        Event::NodePrice {
+            zone: ZoneId(1),
+            interval,
+            node: NodeId(10),
+            price: MicroPerKwh(60_000),
+            flow: Wh(15_000),
+            congestion: MicroPerKwh(60_000),
+        },
+        Event::BookClosed {
+            zone: ZoneId(1),
+            interval,
+            total_volume: Wh(16_000),
+            trades: 3,
+        },
+    ];
+    let outcome = gridshare_market::Outcome {
+        at: Timestamp(T),
+        order_id: None,
+        owner: None,
+        events,
+        owners: vec![],
+        books: vec![],
+    };
+    let who = gridshare_web::auth::Principal {
+        participant: gridshare_domain::ParticipantId(1),
+        role: gridshare_web::auth::Role::Homeowner,
+        scopes: vec![],
+        key: None,
+    };
+    let frames = gridshare_web::ws::frames(&outcome, &who);
+    let frame: serde_json::Value = serde_json::from_str(frames.last().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &frame["type"],
+            &frame["zone"],
+            &frame["clearing_price"],
+            &frame["node_prices"][0]["price"]
+        ),
+        (&json!("result"), &json!(1), &json!(120_000), &json!(60_000)),
+        "{frame}"
+    );
+}

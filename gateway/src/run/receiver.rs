@@ -5,7 +5,7 @@
 //! | topic | message | to the poller as |
 //! |---|---|---|
 //! | `order_ack` | [`OrderAck`] | [`MarketNews::Ack`] |
-//! | `market_result` | [`Fill`] | [`MarketNews::Fill`] |
+//! | `market_result` | [`Fill`], [`Message::IntervalResult`] | [`MarketNews::Fill`]; a result is logged |
 //! | `dr/event` | [`Message::DrEvent`] | a [`DrEvent`] |
 //! | `preferences` | [`Message::Preferences`] | [`Control::Preferences`] |
 //! | `command` | [`Message::CheckRequest`] | [`Control::Check`] |
@@ -127,7 +127,21 @@ impl Receiver {
                     );
                     let _ = self.market.send(MarketNews::Fill(f));
                 }
-                Err(e) => tracing::warn!(%topic, error = %e, "unreadable fill"),
+                Err(fill) => match serde_json::from_slice::<Message>(payload) {
+                    Ok(Message::IntervalResult(r)) => {
+                        // the book's result, with this home's node price when the auction traded:
+                        // the agent bids at the homeowner's limits, so it is only logged
+                        let node_price = r.node_prices.first().map(|p| p.price.0);
+                        tracing::info!(
+                            interval = %r.interval,
+                            clearing_price = ?r.clearing_price.map(|p| p.0),
+                            node_price = ?node_price,
+                            volume_wh = r.total_volume.0,
+                            "interval result"
+                        );
+                    }
+                    _ => tracing::warn!(%topic, error = %fill, "unreadable fill or interval result"),
+                },
             }
             return None;
         }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use gridshare_domain::topics::Channel;
-use gridshare_domain::wire::{Fill, OrderAck};
+use gridshare_domain::wire::{Fill, IntervalResult, Message, OrderAck};
 use gridshare_domain::{GatewayId, Wh};
 use gridshare_market::{Live, NewOrder};
 use gridshare_matching_engine::{Command, Event};
@@ -300,7 +300,9 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
 }
 
 /// Sends each gateway the fills of its orders in `o`, on its `market/result` topic.
-pub(super) fn publish_fills(st: &State, client: &AsyncClient, o: &gridshare_market::Outcome) {
+/// Sends what the market's outcome tells gateways: each trade's fill to the gateways whose
+/// orders traded, and each closed book's result to every gateway, with its own node's price only.
+pub(super) fn publish_outcome(st: &State, client: &AsyncClient, o: &gridshare_market::Outcome) {
     for trade in o.events.iter().filter_map(Event::trade_report) {
         for id in [trade.buy_order, trade.sell_order] {
             if let Some(&(gateway, client_order_id)) = st.by_market_id.get(&id) {
@@ -314,6 +316,18 @@ pub(super) fn publish_fills(st: &State, client: &AsyncClient, o: &gridshare_mark
                 if let Err(e) = publish_signed(st, client, gateway, Channel::MarketResult, false, &body) {
                     tracing::warn!(%gateway, error = %e, "publishing a fill");
                 }
+            }
+        }
+    }
+    for result in Event::interval_results(&o.events) {
+        for (&gateway, &node) in &st.nodes {
+            let mine = IntervalResult {
+                node_prices: result.node_prices.iter().filter(|p| p.node == node).copied().collect(),
+                ..result.clone()
+            };
+            let body = serde_json::to_string(&Message::IntervalResult(mine)).unwrap_or_default();
+            if let Err(e) = publish_signed(st, client, gateway, Channel::MarketResult, false, &body) {
+                tracing::warn!(%gateway, error = %e, "publishing an interval result");
             }
         }
     }

@@ -53,7 +53,7 @@ use gridshare_domain::envelope::{Equivocation, SignedEnvelope};
 use gridshare_domain::envelope::{FreshnessPolicy, MarketKey, Verifier};
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::Stored;
-use gridshare_domain::{GatewayId, OrderId, ParticipantId};
+use gridshare_domain::{GatewayId, NodeId, OrderId, ParticipantId};
 use gridshare_market::{Downlink, Live, Market, Metrics};
 use gridshare_storage::Db;
 use gridshare_storage::evidence::{self, LoggedEnvelope};
@@ -71,7 +71,7 @@ mod downlink;
 mod handle;
 
 use downlink::{send_downlink, send_stored_preferences};
-use handle::{flush_buffer, handle, publish_fills};
+use handle::{flush_buffer, handle, publish_outcome};
 
 pub use gridshare_domain::topics::Broker;
 
@@ -97,6 +97,8 @@ struct State {
     /// The stateless checks, renewed when gateways are reloaded.
     checker: IngestChecker,
     owners: HashMap<GatewayId, ParticipantId>,
+    /// Each gateway's feeder node (its own price in an interval result goes to it).
+    nodes: HashMap<GatewayId, NodeId>,
     /// (gateway, its order id) → the market's id (open orders from before a restart, and this run's).
     client_ids: HashMap<(GatewayId, OrderId), OrderId>,
     /// The market's id → (gateway, its order id), to route fills.
@@ -117,21 +119,25 @@ struct State {
 }
 
 /// Loads the active gateways; returns those new since the last load.
-async fn load_gateways(
-    db: &Db,
-    ingest: &mut Ingest,
-    owners: &mut HashMap<GatewayId, ParticipantId>,
-) -> Result<Vec<GatewayId>, String> {
-    let active = gateways::active(db).await.map_err(|e| e.to_string())?;
+async fn load_gateways(st: &mut State) -> Result<Vec<GatewayId>, String> {
+    let active = gateways::active(&st.db).await.map_err(|e| e.to_string())?;
     let live: std::collections::HashSet<GatewayId> = active.iter().map(|g| g.id).collect();
-    for gone in owners.keys().filter(|g| !live.contains(g)).copied().collect::<Vec<_>>() {
-        ingest.verifier_mut().revoke(gone);
-        owners.remove(&gone);
+    for gone in st
+        .owners
+        .keys()
+        .filter(|g| !live.contains(g))
+        .copied()
+        .collect::<Vec<_>>()
+    {
+        st.ingest.verifier_mut().revoke(gone);
+        st.owners.remove(&gone);
+        st.nodes.remove(&gone);
     }
     let mut new = Vec::new();
     for g in active {
-        if owners.insert(g.id, g.owner).is_none() {
-            ingest.verifier_mut().register(g.id, g.public_key, g.window);
+        st.nodes.insert(g.id, g.feeder_node);
+        if st.owners.insert(g.id, g.owner).is_none() {
+            st.ingest.verifier_mut().register(g.id, g.public_key, g.window);
             new.push(g.id);
         }
     }
@@ -256,6 +262,7 @@ pub async fn run(
         ingest: Ingest::new(Verifier::new(freshness)),
         checker: Ingest::new(Verifier::new(freshness)).checker(),
         owners: HashMap::new(),
+        nodes: HashMap::new(),
         client_ids: HashMap::new(),
         by_market_id: HashMap::new(),
         buffer: Vec::new(),
@@ -266,7 +273,7 @@ pub async fn run(
         touched: Vec::new(),
         sealer: Sealer::new(market_key),
     };
-    load_gateways(&st.db, &mut st.ingest, &mut st.owners).await?;
+    load_gateways(&mut st).await?;
     load_recent(&st.db, &mut st.ingest).await?;
     st.checker = st.ingest.checker();
     for (gateway, client_id, id) in gridshare_storage::orders::open_client_ids(&st.db)
@@ -321,7 +328,7 @@ pub async fn run(
                 None => return Err("the MQTT connection task ended".into()),
             },
             outcome = feed.recv() => match outcome {
-                Ok(o) => publish_fills(&st, &client, &o),
+                Ok(o) => publish_outcome(&st, &client, &o),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "MQTT fills fell behind the market; gateways can read their trades over the API");
                 }
@@ -331,7 +338,7 @@ pub async fn run(
             _ = flush.tick() => flush_buffer(&mut st).await,
             _ = receipts.tick() => send_receipts(&mut st, &client),
             _ = reload.tick() => {
-                match load_gateways(&st.db, &mut st.ingest, &mut st.owners).await {
+                match load_gateways(&mut st).await {
                     Ok(new) if !new.is_empty() => send_stored_preferences(&st, &client, &new).await,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "reloading gateways"),

@@ -136,7 +136,7 @@ async fn trader_data(
     )
     .await?;
     let now = state.clock.now();
-    let results = trades_db::interval_results(db, zone, Timestamp(now.0 - DAY_MS), now).await?;
+    let results = trades_db::interval_results(db, zone, Timestamp(now.0 - DAY_MS), now, None).await?;
     let keys = account::keys_of(state, who).await?;
     let session = session_of(state, who)
         .await
