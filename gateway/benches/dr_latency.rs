@@ -1,5 +1,6 @@
 //! Demand-response latency: from the market publishing an event on the gateway's `dr/event`
-//! topic to the device's setpoint register reading the new value, through Mosquitto, the real
+//! topic (signed with the market's key, as every downlink is) to the device's setpoint register
+//! reading the new value, through Mosquitto, the real
 //! `gateway run` binary (1 s poll cycle) and a simulated battery inverter over Modbus TCP. Each
 //! iteration changes the setpoint within one ramp step, so one write does it. Prints p50 and
 //! p95 of all iterations besides criterion's own figures.
@@ -65,18 +66,21 @@ fn bench(c: &mut Criterion) {
     let gw = 700_000 + u64::from(std::process::id() % 90_000);
     let dir = tempfile::tempdir().unwrap();
     let key = GatewayKey::from_bytes(&[44; 32]).unwrap();
+    // the gateway acts only on downlinks signed with the market key in its configuration
+    let market_key = GatewayKey::from_bytes(&[45; 32]).unwrap();
     std::fs::write(dir.path().join("key.hex"), key.to_hex()).unwrap();
     let config = dir.path().join("gw.toml");
     std::fs::write(
         &config,
         format!(
             "[gateway]\nid = {gw}\nkey_file = \"{d}/key.hex\"\ndata_dir = \"{d}/data\"\ntelemetry_period_s = 1\n\
-             [mqtt]\nurl = \"mqtt://{}:{}\"\nusername = \"{}\"\n\
+             [mqtt]\nurl = \"mqtt://{}:{}\"\nusername = \"{}\"\nmarket_key = \"{}\"\n\
              [[devices]]\nname = \"grid\"\nprofile = \"{hardware}/eastron-sdm630.toml\"\nhost = \"127.0.0.1\"\nport = {modbus_port}\nunit = 1\n\
              [[devices]]\nname = \"battery\"\nprofile = \"{hardware}/generic-battery-inverter.toml\"\nhost = \"127.0.0.1\"\nport = {modbus_port}\nunit = 3\n",
             broker.host,
             broker.port,
             broker.username.clone().unwrap_or_default(),
+            market_key.public().to_hex(),
             d = dir.path().display(),
         ),
     )
@@ -145,7 +149,12 @@ fn bench(c: &mut Criterion) {
                         }],
                         cancelled: false,
                     };
-                    let body = serde_json::to_vec(&Message::DrEvent(event)).unwrap();
+                    let payload = serde_json::to_string(&Message::DrEvent(event)).unwrap();
+                    // the market's downlink sequence rises with every event
+                    let sealed = market_key
+                        .seal_downlink(GatewayId(gw), Channel::DrEvent, n, Timestamp(now_ms()), payload)
+                        .unwrap();
+                    let body = serde_json::to_vec(&sealed).unwrap();
                     let want = setpoint.ty.encode(f64::from(target), WordOrder::Big).unwrap();
                     let start = Instant::now();
                     market
