@@ -18,17 +18,23 @@
 //!
 //! The journal is the truth. The database is a projection of it: on start the whole journal is
 //! replayed through a scratch engine and every change is recorded again, idempotently, so a crash
-//! between the journal write and the database write loses nothing. (An order's gateway is not in
-//! the journal: an order recovered this way is recorded without it.)
+//! between the journal write and the database write loses nothing. A command a gateway sent is
+//! journaled with its [`Origin`] (the gateway, its envelope's sequence number, its order id), so
+//! the replay records the order's gateway and the link from the gateway's order id, and the
+//! market knows which of each gateway's messages it has taken ([`Market::intake_state`]):
+//! a message sent again after a crash is not taken twice, and none is lost between the intake
+//! taking it and the journal holding it.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use gridshare_domain::envelope::ReplayWindow;
 use gridshare_domain::{
     DeliveryInterval, GatewayId, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side, TimeInForce, Timestamp,
     Wh, ZoneId,
 };
-use gridshare_matching_engine::journal::{self, Durability, Journaled};
+use gridshare_matching_engine::journal::{self, Durability, Journaled, Origin};
 use gridshare_matching_engine::{
     BookSummary, Command, Depth, Engine, Event, GridFees, GridFeesError, MarketConfig, OrderSpec,
 };
@@ -37,7 +43,7 @@ use gridshare_storage::orders::{self, Change};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
-use crate::recorder::{self, Projector};
+use crate::recorder::{self, LiveOrder, Projector};
 
 /// Why the market could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +70,8 @@ pub enum MarketError {
 pub struct NewOrder {
     /// Owner.
     pub owner: ParticipantId,
-    /// The gateway that sent it (MQTT), if any.
-    pub gateway: Option<GatewayId>,
+    /// Where it came from, when a gateway sent it (MQTT): journaled with the order.
+    pub origin: Option<Origin>,
     /// Zone.
     pub zone: ZoneId,
     /// Delivery interval.
@@ -105,7 +111,12 @@ pub const FEED_DEPTH_LEVELS: usize = 10;
 
 enum Request {
     Submit(NewOrder, oneshot::Sender<Result<Arc<Outcome>, MarketError>>),
-    Command(Command, oneshot::Sender<Result<Arc<Outcome>, MarketError>>),
+    Command(
+        Command,
+        Option<Origin>,
+        oneshot::Sender<Result<Arc<Outcome>, MarketError>>,
+    ),
+    IntakeState(oneshot::Sender<IntakeState>),
     Depth(ZoneId, DeliveryInterval, usize, oneshot::Sender<Option<Depth>>),
     Books(oneshot::Sender<Vec<BookSummary>>),
     CheckGridFees(GridFees, oneshot::Sender<Result<(), GridFeesError>>),
@@ -148,7 +159,13 @@ impl Core {
     /// Applies `cmd`. `Err`: not applied (no events); the journal failed, now or before, and
     /// `halt` says why. A failure after the command was applied still gives its events (they are
     /// recorded, so the database matches the engine) and halts the market.
-    fn apply(&mut self, cmd: &Command, out: &mut Vec<Event>, metrics: &crate::Metrics) -> Result<(), MarketError> {
+    fn apply(
+        &mut self,
+        origin: Option<&Origin>,
+        cmd: &Command,
+        out: &mut Vec<Event>,
+        metrics: &crate::Metrics,
+    ) -> Result<(), MarketError> {
         let (j, halt) = match self {
             Self::Memory(e) => {
                 e.apply(cmd, out);
@@ -166,7 +183,7 @@ impl Core {
                 );
             }
         };
-        match j.apply(cmd, out) {
+        match j.apply_from(origin, cmd, out) {
             Ok(journal::AfterApply::Fine) => Ok(()),
             Ok(journal::AfterApply::SnapshotFailed(e)) => {
                 tracing::warn!(error = %e, "no snapshot after a gate closure; the journal holds every command (the next start replays more)");
@@ -236,6 +253,7 @@ impl Market {
         metrics: Arc<crate::Metrics>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), MarketError> {
         let mut projector = Projector::default();
+        let mut gateways = GatewayLedger::default();
         let halted = Halt::default();
         let core = match &journal {
             None => Core::Memory(Box::new(
@@ -247,10 +265,13 @@ impl Market {
                     let recovered = journal::read(&path).map_err(|e| MarketError::Recovery(e.to_string()))?;
                     let mut scratch = Engine::new(cfg.clone()).map_err(|e| MarketError::Recovery(e.to_string()))?;
                     let (mut events, mut changes) = (Vec::new(), Vec::new());
-                    for cmd in &recovered.commands {
+                    let mut origins = recovered.origins.iter().peekable();
+                    for (i, cmd) in recovered.commands.iter().enumerate() {
+                        let origin = origins.next_if(|(at, _)| *at == i).map(|(_, o)| o);
                         events.clear();
                         scratch.apply(cmd, &mut events);
-                        projector.changes(cmd, None, &events, &mut changes);
+                        projector.changes(cmd, origin, &events, &mut changes);
+                        gateways.note(origin, cmd, &events, &projector.live);
                         if changes.len() >= 10_000 {
                             orders::record(&db, &changes).await?;
                             changes.clear();
@@ -287,7 +308,14 @@ impl Market {
         let engine_clock = clock.clone();
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || run_engine(core, projector, rx, feed_tx, to_recorder, &metrics, &engine_clock))
+            .spawn(move || {
+                let engine = EngineState {
+                    core,
+                    projector,
+                    gateways,
+                };
+                run_engine(engine, rx, feed_tx, to_recorder, &metrics, &engine_clock);
+            })
             .map_err(|e| MarketError::Recovery(format!("cannot start the engine thread: {e}")))?;
         Ok((
             Self {
@@ -314,7 +342,21 @@ impl Market {
 
     /// Applies any other command (cancel, amend, open a book, close a gate, add a participant).
     pub async fn command(&self, cmd: Command) -> Result<Arc<Outcome>, MarketError> {
-        self.ask(|tx| Request::Command(cmd, tx)).await?
+        self.ask(|tx| Request::Command(cmd, None, tx)).await?
+    }
+
+    /// [`Self::command`] for a command a gateway sent (a cancel): its origin is journaled with it.
+    pub async fn command_from(&self, origin: Origin, cmd: Command) -> Result<Arc<Outcome>, MarketError> {
+        self.ask(|tx| Request::Command(cmd, Some(origin), tx)).await?
+    }
+
+    /// What the journal says of the gateways' messages, for the MQTT intake to start from: the
+    /// sequence numbers of the messages whose commands it holds (the whole journal's and this
+    /// run's) and the gateways' ids of their open orders. The intake merges the windows into its
+    /// own, so a message it took just before a crash, whose window it had not stored yet, is not
+    /// taken again, and it answers cancels and fills under the gateways' ids.
+    pub async fn intake_state(&self) -> Result<IntakeState, MarketError> {
+        self.ask(Request::IntakeState).await
     }
 
     /// A book's aggregated depth.
@@ -381,24 +423,91 @@ impl Market {
     }
 }
 
+/// See [`Market::intake_state`].
+#[derive(Debug, Clone, Default)]
+pub struct IntakeState {
+    /// Per gateway, the sequence numbers of its commands in the journal.
+    pub windows: HashMap<GatewayId, ReplayWindow>,
+    /// Open orders a gateway sent: (gateway, its id for the order, the market's id).
+    pub links: Vec<(GatewayId, OrderId, OrderId)>,
+}
+
+/// What the engine thread owns.
+struct EngineState {
+    core: Core,
+    projector: Projector,
+    gateways: GatewayLedger,
+}
+
+/// What the journal says of the gateways' messages (see [`Market::intake_state`]).
+#[derive(Debug, Default)]
+struct GatewayLedger {
+    /// Per gateway, the sequence numbers of its commands in the journal.
+    journaled: HashMap<GatewayId, ReplayWindow>,
+    /// (gateway, its order id) → the market's, for the orders gateways sent (pruned of orders
+    /// no longer open at every gate closure).
+    links: HashMap<(GatewayId, OrderId), OrderId>,
+}
+
+impl GatewayLedger {
+    /// Notes what a command a gateway sent leaves behind: its sequence number, and the link to
+    /// an order it placed. `live`: the orders open after it.
+    fn note(&mut self, origin: Option<&Origin>, cmd: &Command, events: &[Event], live: &HashMap<OrderId, LiveOrder>) {
+        if let Some(o) = origin {
+            let w = self.journaled.entry(o.gateway).or_default();
+            // one far behind the newest is outside every window already
+            if o.seq > w.highest || w.highest - o.seq < ReplayWindow::WIDTH {
+                w.record(o.seq);
+            }
+            if let Command::Submit { order, .. } = cmd
+                && events
+                    .iter()
+                    .any(|e| matches!(e, Event::Accepted { id } if *id == order.id))
+            {
+                self.links.insert((o.gateway, o.client_order_id), order.id);
+            }
+        }
+        if matches!(cmd, Command::CloseGate { .. }) {
+            self.links.retain(|_, id| live.contains_key(id));
+        }
+    }
+
+    fn intake_state(&self, live: &HashMap<OrderId, LiveOrder>) -> IntakeState {
+        IntakeState {
+            windows: self.journaled.clone(),
+            links: self
+                .links
+                .iter()
+                .filter(|(_, id)| live.contains_key(id))
+                .map(|(&(g, client), &id)| (g, client, id))
+                .collect(),
+        }
+    }
+}
+
 fn run_engine(
-    mut core: Core,
-    mut projector: Projector,
+    engine: EngineState,
     mut rx: mpsc::Receiver<Request>,
     feed: broadcast::Sender<Arc<Outcome>>,
     recorder: mpsc::UnboundedSender<Vec<Change>>,
     metrics: &crate::Metrics,
     clock: &Clock,
 ) {
+    let EngineState {
+        mut core,
+        mut projector,
+        mut gateways,
+    } = engine;
     let apply = |core: &mut Core,
                  projector: &mut Projector,
+                 gateways: &mut GatewayLedger,
                  cmd: Command,
-                 gateway,
+                 origin: Option<Origin>,
                  order_id,
                  owner|
      -> Result<(Arc<Outcome>, Vec<Change>), MarketError> {
         let mut events = Vec::new();
-        core.apply(&cmd, &mut events, metrics)?;
+        core.apply(origin.as_ref(), &cmd, &mut events, metrics)?;
         let owners = projector.owners(&cmd, &events);
         count(metrics, &cmd, &events);
         let mut books = Vec::new();
@@ -425,7 +534,8 @@ fn run_engine(
             }
         }
         let mut changes = Vec::new();
-        projector.changes(&cmd, gateway, &events, &mut changes);
+        projector.changes(&cmd, origin.as_ref(), &events, &mut changes);
+        gateways.note(origin.as_ref(), &cmd, &events, &projector.live);
         let outcome = Arc::new(Outcome {
             at: clock.now(),
             order_id,
@@ -511,16 +621,27 @@ fn run_engine(
                         mode: o.mode,
                     },
                 };
-                let applied = apply(&mut core, &mut projector, cmd, o.gateway, Some(id), Some(o.owner));
+                let applied = apply(
+                    &mut core,
+                    &mut projector,
+                    &mut gateways,
+                    cmd,
+                    o.origin,
+                    Some(id),
+                    Some(o.owner),
+                );
                 settle(applied, reply, &core);
             }
-            Request::Command(cmd, reply) => {
+            Request::Command(cmd, origin, reply) => {
                 let owner = match cmd {
                     Command::Cancel { owner, .. } | Command::Amend { owner, .. } => Some(owner),
                     _ => None,
                 };
-                let applied = apply(&mut core, &mut projector, cmd, None, None, owner);
+                let applied = apply(&mut core, &mut projector, &mut gateways, cmd, origin, None, owner);
                 settle(applied, reply, &core);
+            }
+            Request::IntakeState(reply) => {
+                let _ = reply.send(gateways.intake_state(&projector.live));
             }
             Request::Depth(zone, interval, levels, reply) => {
                 let _ = reply.send(core.engine().depth(zone, interval, levels));

@@ -43,8 +43,9 @@ pub mod scheduler;
 
 pub use clock::{Clock, wall_clock};
 pub use downlink::{Downlink, Downlinks};
+pub use gridshare_matching_engine::journal::Origin;
 pub use handle::{
-    FEED_CAPACITY, FEED_DEPTH_LEVELS, JournalConfig, Market, MarketError, NewOrder, Outcome, journal_path,
+    FEED_CAPACITY, FEED_DEPTH_LEVELS, IntakeState, JournalConfig, Market, MarketError, NewOrder, Outcome, journal_path,
 };
 pub use live::{Live, live_channel};
 pub use metrics::Metrics;

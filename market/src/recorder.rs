@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gridshare_domain::{DeliveryInterval, GatewayId, NodeId, OrderId, ParticipantId, Timestamp, Wh, ZoneId};
+use gridshare_domain::{DeliveryInterval, NodeId, OrderId, ParticipantId, Timestamp, Wh, ZoneId};
+use gridshare_matching_engine::journal::Origin;
 use gridshare_matching_engine::{CancelReason, Command, Event};
 use gridshare_storage::Db;
 use gridshare_storage::orders::{self, Change, OrderRecord, OrderStatus};
@@ -82,13 +83,7 @@ impl Projector {
         out
     }
 
-    pub(crate) fn changes(
-        &mut self,
-        cmd: &Command,
-        gateway: Option<GatewayId>,
-        events: &[Event],
-        out: &mut Vec<Change>,
-    ) {
+    pub(crate) fn changes(&mut self, cmd: &Command, origin: Option<&Origin>, events: &[Event], out: &mut Vec<Change>) {
         let at = match *cmd {
             Command::Submit { at, .. }
             | Command::Cancel { at, .. }
@@ -119,7 +114,7 @@ impl Projector {
                 out.push(Change::Accepted(OrderRecord {
                     id: order.id,
                     owner: order.owner,
-                    gateway,
+                    gateway: origin.map(|o| o.gateway),
                     zone: order.zone,
                     interval: order.interval,
                     side: order.side,
@@ -133,6 +128,13 @@ impl Projector {
                     created_at: at,
                     updated_at: at,
                 }));
+                if let Some(o) = origin {
+                    out.push(Change::Linked {
+                        gateway: o.gateway,
+                        client_order_id: o.client_order_id,
+                        order_id: order.id,
+                    });
+                }
             }
         }
         let results = Event::interval_results(events);

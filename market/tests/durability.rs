@@ -18,7 +18,7 @@ use gridshare_storage::Db;
 fn order(owner: u64, interval: DeliveryInterval, side: Side) -> NewOrder {
     NewOrder {
         owner: ParticipantId(owner),
-        gateway: None,
+        origin: None,
         zone: ZoneId(1),
         interval,
         side,

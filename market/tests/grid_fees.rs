@@ -39,7 +39,7 @@ fn iv(start: &str) -> DeliveryInterval {
 fn order(owner: u64, interval: DeliveryInterval, side: Side, price: i64) -> NewOrder {
     NewOrder {
         owner: ParticipantId(owner),
-        gateway: None,
+        origin: None,
         zone: ZoneId(1),
         interval,
         side,

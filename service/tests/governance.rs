@@ -67,7 +67,7 @@ fn iv(start: &str) -> DeliveryInterval {
 async fn fee_of_a_trade(m: &Market, interval: DeliveryInterval) -> i64 {
     let order = |owner: u64, side: Side, price: i64| NewOrder {
         owner: ParticipantId(owner),
-        gateway: None,
+        origin: None,
         zone: ZoneId(1),
         interval,
         side,

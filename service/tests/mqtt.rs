@@ -963,6 +963,180 @@ async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
     }
 }
 
+/// Issue 17: the window between the intake taking an order and storing its sequence number. The
+/// intake hands an order to the engine, which journals it with its origin (gateway, sequence
+/// number, the gateway's id), and the process dies before the window is stored. After the
+/// restart the market replays its journal, the intake merges the journal's windows into its
+/// own, and the gateway's unanswered order, sent again, is refused as a replay: not lost (it
+/// rests in the book) and not taken twice; the gateway's id for it still cancels it. Before,
+/// the window was stored first, so a crash in between lost the order while the resend was
+/// receipted as seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_the_journal_holds_is_neither_lost_nor_taken_twice_after_a_crash() {
+    use gridshare_market::{JournalConfig, Origin};
+    let (_embedded, broker, (user, pass)) = embedded();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let g = 9_201u64;
+    participants::upsert(
+        &db,
+        &Participant {
+            id: ParticipantId(1),
+            name: "home 1".into(),
+            role: "homeowner".into(),
+            evm_address: None,
+            feeder_node: Some(1),
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    gateways::register(
+        &db,
+        &Gateway {
+            id: GatewayId(g),
+            owner: ParticipantId(1),
+            installer: None,
+            public_key: key(7).public(),
+            feeder_node: NodeId(1),
+            window: ReplayWindow::default(),
+            revoked_at: None,
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    let journal = JournalConfig {
+        dir: dir.path().join("engine"),
+        durability: gridshare_matching_engine::journal::Durability::EveryCommand,
+    };
+    let (market, _) = Market::start(
+        MarketConfig::default(),
+        Some(journal.clone()),
+        db.clone(),
+        Clock::wall(),
+    )
+    .await
+    .unwrap();
+    add_participants(&market, [(ParticipantId(1), NodeId(1))])
+        .await
+        .unwrap();
+    market
+        .command(Command::OpenBook {
+            zone: ZoneId(1),
+            interval: interval(),
+            fees: None,
+        })
+        .await
+        .unwrap();
+    // what the intake had done when the process died: the order sealed as sequence 5 is in the
+    // engine with its origin; its window was never stored
+    let envelope = sealed(&key(7), g, 5, &order(501, Side::Sell, 100, 125_000));
+    let first = market
+        .submit(gridshare_market::NewOrder {
+            owner: ParticipantId(1),
+            origin: Some(Origin {
+                gateway: GatewayId(g),
+                seq: 5,
+                client_order_id: OrderId(501),
+            }),
+            zone: ZoneId(1),
+            interval: interval(),
+            side: Side::Sell,
+            quantity: Wh(100),
+            price: MicroPerKwh(125_000),
+            tif: TimeInForce::GoodTillGateClosure,
+            mode: OrderMode::Continuous,
+        })
+        .await
+        .unwrap()
+        .order_id
+        .unwrap();
+    drop(market);
+    tokio::time::sleep(Duration::from_millis(200)).await; // the old engine thread ends
+    let stored = gateways::active(&db).await.unwrap();
+    assert_eq!(stored[0].window, ReplayWindow::default(), "the window was not stored");
+
+    // the market starts again from its journal, then the intake
+    let (market, _) = Market::start(MarketConfig::default(), Some(journal), db.clone(), Clock::wall())
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (_dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
+    let service = tokio::spawn(mqtt::run(
+        broker.clone(),
+        unique("gs-market"),
+        db.clone(),
+        market.clone(),
+        metrics.clone(),
+        dr_in,
+        stopped,
+        None,
+        market_key(),
+    ));
+    let mut opts = MqttOptions::new(unique("gs-gw-crash"), broker.host.clone(), broker.port);
+    opts.set_credentials(user, pass);
+    let (gw, mut events) = AsyncClient::new(opts, 100);
+    gw.subscribe(topics::topic(GatewayId(g), Channel::OrderAck), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<OrderAck>();
+    tokio::spawn(async move {
+        let mut v = gridshare_domain::envelope::DownlinkVerifier::new(
+            Some(market_key().public()),
+            GatewayId(g),
+            HashMap::new(),
+        );
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let env = v.open(Channel::OrderAck, &p.payload).unwrap();
+                let _ = acks_tx.send(serde_json::from_str(&env.payload).unwrap());
+            }
+        }
+    });
+    let orders = topics::topic(GatewayId(g), Channel::Orders);
+    // the gateway sends its unanswered order again until the new intake has it
+    for _ in 0..100 {
+        gw.publish(orders.clone(), QoS::AtLeastOnce, false, envelope.clone())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if rejected(&metrics, "replayed") > 0 {
+            break;
+        }
+    }
+    assert!(rejected(&metrics, "replayed") > 0, "the order sent again is a replay");
+    if let Ok(Some(a)) = tokio::time::timeout(Duration::from_millis(500), acks.recv()).await {
+        panic!("the order was taken again: {a:?}");
+    }
+    let depth = market.depth(ZoneId(1), interval(), 10).await.unwrap().unwrap();
+    assert_eq!(
+        depth.asks,
+        vec![(MicroPerKwh(125_000), Wh(100))],
+        "one order rests, not none and not two"
+    );
+    // recorded with its gateway from the journal; the gateway's id cancels it
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let o = gridshare_storage::orders::get(&db, first).await.unwrap().unwrap();
+    assert_eq!(o.gateway, Some(GatewayId(g)));
+    let cancel = Message::Cancel(CancelOrder { order_id: OrderId(501) });
+    gw.publish(orders.clone(), QoS::AtLeastOnce, false, sealed(&key(7), g, 6, &cancel))
+        .await
+        .unwrap();
+    let a = tokio::time::timeout(Duration::from_secs(10), acks.recv())
+        .await
+        .expect("the cancel is answered")
+        .unwrap();
+    assert_eq!((a.status.as_str(), a.order_id), ("cancelled", Some(first)), "{a:?}");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), service)
+        .await
+        .expect("stops on request")
+        .unwrap()
+        .unwrap();
+}
+
 /// Equivocation (issue 22) through the embedded broker: a gateway that signs a second, different
 /// envelope with a sequence number it used is caught — also when the first came before a restart
 /// of the intake — both envelopes are stored as evidence, the gateway is revoked and nothing more

@@ -118,6 +118,15 @@ pub enum Change {
     },
     /// A feeder node's price in a book's gate-closure auction.
     NodePrice(gridshare_domain::wire::NodePrice),
+    /// A gateway's own id for one of its orders (the newest order under that id wins).
+    Linked {
+        /// The gateway.
+        gateway: GatewayId,
+        /// Its id for the order.
+        client_order_id: OrderId,
+        /// The market's.
+        order_id: OrderId,
+    },
     /// A book's gate-closure result.
     Result {
         /// The result.
@@ -167,6 +176,8 @@ pub async fn record(db: &Db, changes: &[Change]) -> Result<()> {
     let node_price = "INSERT INTO node_prices (zone, interval_start, interval_minutes, node, price, flow_wh, congestion) \
                       VALUES ($1, $2, $3, $4, $5, $6, $7) \
                       ON CONFLICT (zone, interval_start, interval_minutes, node) DO NOTHING";
+    let linked = "INSERT INTO gateway_orders (gateway_id, client_order_id, order_id) VALUES ($1, $2, $3) \
+                  ON CONFLICT (gateway_id, client_order_id) DO UPDATE SET order_id = excluded.order_id";
     macro_rules! q {
         ($sql:expr) => {
             match db {
@@ -232,6 +243,18 @@ pub async fn record(db: &Db, changes: &[Change]) -> Result<()> {
                         .bind(p.price.0)
                         .bind(p.flow.0)
                         .bind(p.congestion.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::Linked {
+                    gateway,
+                    client_order_id,
+                    order_id,
+                } => {
+                    q!(linked)
+                        .bind(gateway.0 as i64)
+                        .bind(client_order_id.0 as i64)
+                        .bind(order_id.0 as i64)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -362,16 +385,15 @@ pub async fn trades_of_participant(
 /// Links a gateway's own id for an order to the market's (a reused gateway id now names the
 /// newer order).
 pub async fn link_client_id(db: &Db, gateway: GatewayId, client_order_id: OrderId, order_id: OrderId) -> Result<()> {
-    let sql = "INSERT INTO gateway_orders (gateway_id, client_order_id, order_id) VALUES ($1, $2, $3) \
-               ON CONFLICT (gateway_id, client_order_id) DO UPDATE SET order_id = excluded.order_id";
-    query!(db, sql, pool => |q| {
-        q.bind(gateway.0 as i64)
-            .bind(client_order_id.0 as i64)
-            .bind(order_id.0 as i64)
-            .execute(pool)
-            .await?;
-        Ok::<_, StorageError>(())
-    })
+    record(
+        db,
+        &[Change::Linked {
+            gateway,
+            client_order_id,
+            order_id,
+        }],
+    )
+    .await
 }
 
 /// The links of orders still open: `(gateway, its id, the market's id)`, to restore at start.

@@ -314,7 +314,7 @@ pub async fn place(state: &AppState, who: &Principal, req: &OrderRequest) -> Res
     let outcome = market(state)?
         .submit(NewOrder {
             owner: who.participant,
-            gateway: None,
+            origin: None,
             zone: ZoneId(req.zone),
             interval: req.interval,
             side: req.side,

@@ -145,7 +145,7 @@ async fn a_client_that_stops_reading_is_dropped_and_the_market_goes_on() {
         let o = market
             .submit(gridshare_market::NewOrder {
                 owner: ParticipantId(1 + (i % 2) as u64),
-                gateway: None,
+                origin: None,
                 zone: ZoneId(1),
                 interval: interval(),
                 side: if i % 2 == 0 {

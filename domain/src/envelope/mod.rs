@@ -347,17 +347,21 @@ impl GatewayPublicKey {
         format!("0x{}", hex::encode(self.address()))
     }
 
+    #[cfg(test)]
+    fn verify(&self, env: &SignedEnvelope) -> bool {
+        self.signed_digest(env).is_some()
+    }
+
+    /// The digest `env`'s signature signs, when it is this key's.
     #[cfg_attr(
         all(feature = "native-secp256k1", not(test)),
         allow(dead_code, reason = "libsecp256k1 verifies instead; tests compare the two")
     )]
-    fn verify(&self, env: &SignedEnvelope) -> bool {
-        let Some((sig, d)) = signature_and_digest(env) else {
-            return false;
-        };
+    fn signed_digest(&self, env: &SignedEnvelope) -> Option<[u8; 32]> {
+        let (sig, d) = signature_and_digest(env)?;
         // v is well-formed (contracts recover the key from it), but the key is known, so a
         // plain verification does: it costs half a key recovery.
-        self.0.verify_prehash(&d, &sig).is_ok()
+        self.0.verify_prehash(&d, &sig).is_ok().then_some(d)
     }
 }
 

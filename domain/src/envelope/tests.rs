@@ -304,3 +304,36 @@ fn downlinks_are_bound_to_gateway_channel_and_sequence() {
         "bad_signature"
     );
 }
+
+#[test]
+fn merged_windows_refuse_what_either_accepted() {
+    let g = GatewayId(7);
+    let (mut stored, mut journaled) = (ReplayWindow::default(), ReplayWindow::default());
+    for seq in [1, 2, 3, 10] {
+        stored.record(seq);
+    }
+    for seq in [11, 12, 70] {
+        journaled.record(seq);
+    }
+    let mut both = stored;
+    both.merge(&journaled);
+    assert_eq!(both.highest, 70);
+    for seq in [10, 11, 12, 70] {
+        assert!(
+            matches!(both.check(g, seq), Err(EnvelopeError::Replayed { .. })),
+            "seq {seq}"
+        );
+    }
+    for seq in [13, 69, 71] {
+        assert!(both.check(g, seq).is_ok(), "seq {seq}");
+    }
+    // 1-3 fell out of the window: too old, as in either window alone
+    assert!(matches!(both.check(g, 3), Err(EnvelopeError::SequenceTooOld { .. })));
+    // merging is the same from either side, and an empty window changes nothing
+    let mut other_way = journaled;
+    other_way.merge(&stored);
+    assert_eq!(other_way, both);
+    let mut unchanged = both;
+    unchanged.merge(&ReplayWindow::default());
+    assert_eq!(unchanged, both);
+}

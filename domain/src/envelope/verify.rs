@@ -36,24 +36,30 @@ impl PreparedKey {
         }
     }
 
-    #[cfg(not(feature = "native-secp256k1"))]
+    /// Whether `env` is signed by this key.
+    #[cfg(test)]
     pub(super) fn verify(&self, env: &SignedEnvelope) -> bool {
-        self.key.verify(env)
+        self.signed_digest(env).is_some()
     }
 
+    /// The digest `env`'s signature signs, when it is this key's (the intake keeps it, to tell
+    /// a message sent again from a forged one, without hashing the payload a second time).
+    #[cfg(not(feature = "native-secp256k1"))]
+    pub(super) fn signed_digest(&self, env: &SignedEnvelope) -> Option<[u8; 32]> {
+        self.key.signed_digest(env)
+    }
+
+    /// See the k256 version.
     #[cfg(feature = "native-secp256k1")]
-    pub(super) fn verify(&self, env: &SignedEnvelope) -> bool {
+    pub(super) fn signed_digest(&self, env: &SignedEnvelope) -> Option<[u8; 32]> {
         static CONTEXT: std::sync::OnceLock<secp256k1::Secp256k1<secp256k1::VerifyOnly>> = std::sync::OnceLock::new();
-        let Some((sig, d)) = signature_and_digest(env) else {
-            return false;
-        };
-        let Ok(sig) = secp256k1::ecdsa::Signature::from_compact(&sig.to_bytes()) else {
-            return false;
-        };
+        let (sig, d) = signature_and_digest(env)?;
+        let sig = secp256k1::ecdsa::Signature::from_compact(&sig.to_bytes()).ok()?;
         CONTEXT
             .get_or_init(secp256k1::Secp256k1::verification_only)
             .verify_ecdsa(secp256k1::Message::from_digest(d), &sig, &self.native)
             .is_ok()
+            .then_some(d)
     }
 }
 
@@ -89,6 +95,19 @@ impl ReplayWindow {
             return Err(EnvelopeError::Replayed { gateway, seq });
         }
         Ok(())
+    }
+
+    /// Takes in what `other` saw as well: afterwards every sequence number either window had
+    /// accepted counts as seen (both kept for one gateway: the replay windows stored in the
+    /// database, and those of the messages the market's journal holds).
+    pub fn merge(&mut self, other: &Self) {
+        let top = self.highest.max(other.highest);
+        let aligned = |w: &Self| {
+            let shift = top - w.highest;
+            if shift >= Self::WIDTH { 0 } else { w.seen << shift }
+        };
+        self.seen = aligned(self) | aligned(other);
+        self.highest = top;
     }
 
     /// Record `seq` as accepted (call after [`Self::check`] passed).
@@ -174,6 +193,8 @@ pub struct Checker {
 pub struct Checked {
     /// The envelope.
     pub envelope: SignedEnvelope,
+    /// The digest its signature signs ([`SignedEnvelope::signing_digest`]).
+    pub digest: [u8; 32],
     /// Its message.
     pub message: Message,
 }
@@ -202,9 +223,9 @@ impl Checker {
             .keys
             .get(&env.gateway)
             .ok_or(EnvelopeError::UnknownGateway(env.gateway))?;
-        if !key.verify(&env) {
+        let Some(digest) = key.signed_digest(&env) else {
             return Err(EnvelopeError::BadSignature(env.gateway));
-        }
+        };
         let ahead = env.ts.0.saturating_sub(now.0);
         if ahead > self.policy.max_future_ms {
             return Err(EnvelopeError::FromTheFuture {
@@ -231,6 +252,7 @@ impl Checker {
         }
         Ok(Checked {
             envelope: env,
+            digest,
             message: msg,
         })
     }

@@ -8,10 +8,12 @@
 //! ```
 //!
 //! **Versions.** Version 2 adds one record kind: a book opened with grid fees (tag 7; a book
-//! opened without is tag 2, byte for byte as before). A journal is created as version 1 and
-//! its header becomes 2 just before its first tag-7 record is written, so a build that only
-//! knows version 1 refuses such a journal whole (a bad header) instead of taking the record
-//! for a torn tail and cutting it off. This build reads both.
+//! opened without is tag 2, byte for byte as before). Version 3 adds another: the [`Origin`] of
+//! the command that follows it (tag 8: the gateway, its envelope's sequence number and its own
+//! order id), written in the same write as that command. A journal is created as version 1 and
+//! its header is raised just before the first record that needs it is written, so a build that
+//! knows only an older version refuses such a journal whole (a bad header) instead of taking the
+//! record for a torn tail and cutting it off. This build reads all three.
 //!
 //! **Durability** is the caller's choice: `EveryCommand` (write + fdatasync
 //! per append), `Group` (flush when N commands or T µs have gathered — the
@@ -33,8 +35,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use gridshare_domain::{
-    DeliveryInterval, IntervalLength, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side, TimeInForce,
-    Timestamp, Wh, ZoneId,
+    DeliveryInterval, GatewayId, IntervalLength, MicroPerKwh, NodeId, OrderId, OrderMode, ParticipantId, Side,
+    TimeInForce, Timestamp, Wh, ZoneId,
 };
 
 use crate::engine::{ConfigError, SnapshotError};
@@ -49,9 +51,26 @@ pub use recovery::{AfterApply, Journaled, Recovery, RestoreError, Restored, SetA
 const MAGIC: &[u8; 8] = b"GSJOURNL";
 /// The version a new journal starts with.
 const VERSION: u32 = 1;
-/// The version of a journal holding a book opened with grid fees (tag 7); the newest read.
+/// The version of a journal holding a book opened with grid fees (tag 7).
 const VERSION_FEES: u32 = 2;
+/// The version of a journal holding origins (tag 8); the newest read.
+const VERSION_ORIGIN: u32 = 3;
 const HEADER_LEN: u64 = 16;
+/// Where a command came from when a gateway sent it: the gateway, the sequence number of the
+/// signed envelope that carried it, and the gateway's own id for the order (the order a cancel
+/// names). Journaled with the command, so after a crash the market knows which of a gateway's
+/// messages it took (one sent again is not taken twice) and which market order a gateway's id
+/// names, without anything else having been written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The gateway.
+    pub gateway: GatewayId,
+    /// Its envelope's sequence number.
+    pub seq: u64,
+    /// The gateway's id of the order.
+    pub client_order_id: OrderId,
+}
+
 /// Longest payload accepted when reading (the longest command is 67 bytes).
 const MAX_PAYLOAD: u32 = 1024;
 
@@ -84,7 +103,7 @@ pub enum JournalError {
         source: io::Error,
     },
     /// Not a journal, or a version this build cannot read.
-    #[error("{}: not a GridShare journal (version {VERSION} or {VERSION_FEES}): {reason}", path.display())]
+    #[error("{}: not a GridShare journal (version {VERSION} to {VERSION_ORIGIN}): {reason}", path.display())]
     BadHeader {
         /// The file.
         path: PathBuf,
@@ -157,6 +176,9 @@ pub enum RecordError {
     /// The checksum holds but the payload is not a command.
     #[error("undecodable command: {0}")]
     Decode(#[from] DecodeError),
+    /// An origin record with no command after it (they are written together: the write was cut).
+    #[error("an origin record without its command")]
+    OriginWithoutCommand,
 }
 
 /// A record payload that is not a command (binary v1).
@@ -200,6 +222,8 @@ pub struct TornTail {
 pub struct Recovered {
     /// Every good command, in order.
     pub commands: Vec<Command>,
+    /// The origins of the commands a gateway sent: (index in `commands`, origin).
+    pub origins: Vec<(usize, Origin)>,
     /// Bytes of the file that hold good records (header included).
     pub valid_len: u64,
     /// The tail that was cut off, if any.
@@ -287,7 +311,7 @@ impl JournalWriter {
     pub fn append(&mut self, cmd: &Command) -> Result<(), JournalError> {
         self.refuse_if_failed()?;
         if self.version < VERSION_FEES && matches!(cmd, Command::OpenBook { fees: Some(_), .. }) {
-            self.mark_version_fees()?;
+            self.mark_version(VERSION_FEES)?;
         }
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0u8; 8]);
@@ -320,9 +344,28 @@ impl JournalWriter {
         Ok(())
     }
 
+    /// Append the origin of the command appended next (call [`Self::append`] right after: the
+    /// two reach the disk in one write, and an origin without its command is cut off on
+    /// recovery like a torn tail).
+    pub fn append_origin(&mut self, o: &Origin) -> Result<(), JournalError> {
+        self.refuse_if_failed()?;
+        if self.version < VERSION_ORIGIN {
+            self.mark_version(VERSION_ORIGIN)?;
+        }
+        let mut payload = [0u8; 25];
+        payload[0] = 8;
+        payload[1..9].copy_from_slice(&o.gateway.0.to_le_bytes());
+        payload[9..17].copy_from_slice(&o.seq.to_le_bytes());
+        payload[17..25].copy_from_slice(&o.client_order_id.0.to_le_bytes());
+        self.buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        self.buf.extend_from_slice(&payload);
+        Ok(())
+    }
+
     /// Before the first record that needs it: what is pending is written, then the header's
-    /// version becomes [`VERSION_FEES`], synced (4 bytes in place, in the first sector).
-    fn mark_version_fees(&mut self) -> Result<(), JournalError> {
+    /// version becomes `version`, synced (4 bytes in place, in the first sector).
+    fn mark_version(&mut self, version: u32) -> Result<(), JournalError> {
         use std::os::unix::fs::FileExt;
         if !self.buf.is_empty() {
             if let Err(e) = self.file.write_all(&self.buf) {
@@ -332,13 +375,13 @@ impl JournalWriter {
         }
         // The append-mode handle cannot write in place: a second one can.
         let bumped = OpenOptions::new().write(true).open(&self.path).and_then(|f| {
-            f.write_all_at(&VERSION_FEES.to_le_bytes(), 8)?;
+            f.write_all_at(&version.to_le_bytes(), 8)?;
             f.sync_data()
         });
         if let Err(e) = bumped {
             return Err(self.fail(JournalError::io(&self.path)(e)));
         }
-        self.version = VERSION_FEES;
+        self.version = version;
         Ok(())
     }
 
@@ -399,7 +442,7 @@ fn check_header(path: &Path, file: &mut File) -> Result<u32, JournalError> {
         return Err(bad(HeaderError::Magic));
     }
     let v = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if v != VERSION && v != VERSION_FEES {
+    if !(VERSION..=VERSION_ORIGIN).contains(&v) {
         return Err(bad(HeaderError::Version(v)));
     }
     Ok(v)
@@ -409,16 +452,22 @@ fn check_header(path: &Path, file: &mut File) -> Result<u32, JournalError> {
 pub fn read(path: &Path) -> Result<Recovered, JournalError> {
     let io = || JournalError::io(path);
     let mut file = File::open(path).map_err(io())?;
-    // Either version reads the same way (a tag-7 record is accepted wherever it is).
+    // Every version reads the same way (tag-7 and tag-8 records are accepted wherever they are).
     check_header(path, &mut file)?;
     let total = file.metadata().map_err(io())?.len();
     let mut r = BufReader::with_capacity(1 << 16, file);
     let mut offset = HEADER_LEN;
     let mut commands = Vec::new();
+    let mut origins = Vec::new();
+    // an origin read, waiting for its command, and where its record starts
+    let mut origin: Option<(Origin, u64)> = None;
     let mut payload = Vec::with_capacity(MAX_PAYLOAD as usize);
     let torn = loop {
         if offset == total {
-            break None;
+            break origin.map(|(_, at)| TornTail {
+                offset: at,
+                reason: RecordError::OriginWithoutCommand,
+            });
         }
         let torn = |reason| Some(TornTail { offset, reason });
         let mut head = [0u8; 8];
@@ -439,15 +488,41 @@ pub fn read(path: &Path) -> Result<Recovered, JournalError> {
         if computed != crc {
             break torn(RecordError::Checksum { stored: crc, computed });
         }
-        match decode(&payload) {
-            Ok(cmd) => commands.push(cmd),
-            Err(e) => break torn(RecordError::Decode(e)),
+        if payload.first() == Some(&8) {
+            match decode_origin(&payload) {
+                // a second origin in a row: the first one's command was never written
+                Ok(_) if origin.is_some() => {
+                    break Some(TornTail {
+                        offset,
+                        reason: RecordError::OriginWithoutCommand,
+                    });
+                }
+                Ok(o) => origin = Some((o, offset)),
+                Err(e) => break torn(RecordError::Decode(e)),
+            }
+        } else {
+            match decode(&payload) {
+                Ok(cmd) => {
+                    if let Some((o, _)) = origin.take() {
+                        origins.push((commands.len(), o));
+                    }
+                    commands.push(cmd);
+                }
+                Err(e) => break torn(RecordError::Decode(e)),
+            }
         }
         offset += 8 + u64::from(len);
     };
+    // an origin whose command did not follow is cut off with whatever came after it
+    let valid_len = origin.map_or(offset, |(_, at)| at);
+    let torn = torn.map(|t| TornTail {
+        offset: valid_len,
+        reason: t.reason,
+    });
     Ok(Recovered {
         commands,
-        valid_len: offset,
+        origins,
+        valid_len,
         torn,
     })
 }
@@ -570,6 +645,20 @@ impl Cursor<'_> {
         let len = IntervalLength::from_minutes(i64::from(self.u8()?))?;
         Ok(DeliveryInterval::new(Timestamp(start), len)?)
     }
+}
+
+fn decode_origin(bytes: &[u8]) -> Result<Origin, DecodeError> {
+    let mut c = Cursor(bytes);
+    let _tag = c.u8()?;
+    let o = Origin {
+        gateway: GatewayId(c.u64()?),
+        seq: c.u64()?,
+        client_order_id: OrderId(c.u64()?),
+    };
+    if !c.0.is_empty() {
+        return Err(DecodeError::Trailing(c.0.len()));
+    }
+    Ok(o)
 }
 
 fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {

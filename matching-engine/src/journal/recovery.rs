@@ -280,6 +280,20 @@ impl Journaled {
         Ok(AfterApply::Fine)
     }
 
+    /// [`Self::apply`] for a command a gateway sent: its [`Origin`](super::Origin) is journaled
+    /// with it, in the same write.
+    pub fn apply_from(
+        &mut self,
+        origin: Option<&super::Origin>,
+        cmd: &Command,
+        out: &mut impl crate::EventSink,
+    ) -> Result<AfterApply, JournalError> {
+        if let Some(o) = origin {
+            self.writer.append_origin(o)?;
+        }
+        self.apply(cmd, out)
+    }
+
     /// The first journal write failure, if one happened: every command is refused since.
     pub fn failure(&self) -> Option<&str> {
         self.writer.failure()

@@ -179,13 +179,13 @@ fn errors_name_the_file_the_offset_and_what_went_wrong() {
         torn.to_string(),
         "torn or corrupt journal record at byte 16: undecodable command: unknown command tag 99"
     );
-    // A wrong version.
-    bytes[8] = 3;
+    // A version this build does not know (3 is the newest).
+    bytes[8] = 4;
     std::fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         read(&path),
         Err(JournalError::BadHeader {
-            reason: HeaderError::Version(3),
+            reason: HeaderError::Version(4),
             ..
         })
     ));
@@ -251,4 +251,71 @@ fn a_book_with_fees_turns_the_journal_version_2() {
     payload.clear();
     encode(&sample()[1], &mut payload);
     assert_eq!((payload[0], payload.len()), (2, 14));
+}
+
+/// A command a gateway sent is journaled with its origin (tag 8, just before it, in the same
+/// write): read back paired with its command's index; the header turns version 3.
+#[test]
+fn origins_are_read_back_with_their_commands_and_turn_the_journal_version_3() {
+    let origin = Origin {
+        gateway: GatewayId(41),
+        seq: 1_000_003,
+        client_order_id: OrderId(77),
+    };
+    let (_dir, path) = sample_journal();
+    {
+        let mut w = JournalWriter::open(&path, Durability::EveryCommand).unwrap();
+        w.append_origin(&origin).unwrap();
+        w.append(&sample()[2]).unwrap();
+        w.append(&sample()[5]).unwrap(); // no origin: the scheduler's
+    }
+    assert_eq!(version_of(&path), 3);
+    let rec = read(&path).unwrap();
+    assert!(rec.torn.is_none(), "{:?}", rec.torn);
+    assert_eq!(rec.commands.len(), 8);
+    assert_eq!(rec.origins, vec![(6, origin)]);
+}
+
+/// An origin whose command never reached the file (the write was cut between the two) is cut
+/// off on recovery, so it can never be taken for the origin of the next command appended.
+#[test]
+fn an_origin_without_its_command_is_cut_off() {
+    let origin = Origin {
+        gateway: GatewayId(41),
+        seq: 9,
+        client_order_id: OrderId(1),
+    };
+    let (_dir, path) = sample_journal();
+    let good = std::fs::metadata(&path).unwrap().len();
+    {
+        let mut w = JournalWriter::open(&path, Durability::None).unwrap();
+        w.append_origin(&origin).unwrap();
+    }
+    let rec = recover(&path).unwrap();
+    assert_eq!(
+        (rec.valid_len, rec.torn.map(|t| (t.offset, t.reason))),
+        (good, Some((good, RecordError::OriginWithoutCommand)))
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), good, "cut off");
+    {
+        let mut w = JournalWriter::open(&path, Durability::None).unwrap();
+        w.append(&sample()[5]).unwrap();
+    }
+    let rec = read(&path).unwrap();
+    assert!(rec.origins.is_empty(), "{:?}", rec.origins);
+    assert_eq!(rec.commands.len(), 7);
+
+    // an origin followed by a torn command: both are cut
+    let before = std::fs::metadata(&path).unwrap().len();
+    {
+        let mut w = JournalWriter::open(&path, Durability::None).unwrap();
+        w.append_origin(&origin).unwrap();
+        w.append(&sample()[2]).unwrap();
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 3).unwrap();
+    let rec = recover(&path).unwrap();
+    assert_eq!((rec.valid_len, rec.commands.len()), (before, 7));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), before);
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use gridshare_domain::topics::Channel;
 use gridshare_domain::wire::{Fill, IntervalResult, Message, OrderAck};
 use gridshare_domain::{GatewayId, Wh};
-use gridshare_market::{Live, NewOrder};
+use gridshare_market::{Live, NewOrder, Origin};
 use gridshare_matching_engine::{Command, Event};
 use gridshare_storage::evidence::LoggedEnvelope;
 use gridshare_storage::readings::{self, Reading};
@@ -71,11 +71,18 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
             st.ingest.verifier_mut().restore_window(g, b);
         }
     };
-    // Durable before acting: the sequence number of an order, cancel, report or answer is stored
-    // before the market acts on it, so that neither a graceful restart nor a crash reopens it.
-    // Telemetry's windows are stored with its batch, in the same transaction (`flush_buffer`).
+    // Durable before acting: the sequence number of a report or answer is stored before the
+    // market acts on it, so that neither a graceful restart nor a crash reopens it. Telemetry's
+    // windows are stored with its batch, in the same transaction (`flush_buffer`). An order's or
+    // a cancel's sequence number is journaled with its command by the engine (its origin), in
+    // the same write, so a crash can neither lose one the intake took nor let it be taken
+    // twice; its window is stored with the next batch, and the journal's windows are merged
+    // into the intake's at every start.
     if let Some(g) = sender
-        && !matches!(inbound, Inbound::Telemetry { .. })
+        && !matches!(
+            inbound,
+            Inbound::Telemetry { .. } | Inbound::Order { .. } | Inbound::Cancel { .. }
+        )
     {
         // telemetry that came before is committed first: the window saved here covers its
         // sequence numbers too, which must not be stored as seen without their readings
@@ -133,11 +140,16 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
                 done(st, message);
                 return;
             };
+            let origin = message.map(|(_, seq)| Origin {
+                gateway,
+                seq,
+                client_order_id: order.order_id,
+            });
             let result = st
                 .market
                 .submit(NewOrder {
                     owner,
-                    gateway: Some(gateway),
+                    origin,
                     zone: order.zone,
                     interval: order.interval,
                     side: order.side,
@@ -166,14 +178,10 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
                                 _ => None,
                             })
                             .sum();
+                        // the link is journaled with the order and recorded with it
                         if let Some(id) = o.order_id {
                             st.client_ids.insert((gateway, order.order_id), id);
                             st.by_market_id.insert(id, (gateway, order.order_id));
-                            if let Err(e) =
-                                gridshare_storage::orders::link_client_id(&st.db, gateway, order.order_id, id).await
-                            {
-                                tracing::warn!(%gateway, order = %id, error = %e, "storing a gateway's order id; it holds until restart");
-                            }
                         }
                         OrderAck {
                             v: 1,
@@ -198,7 +206,7 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
                 }
             };
             answer(st, client, gateway, &a);
-            done(st, message);
+            journaled(st, &p, message);
         }
         Inbound::Cancel { gateway, cancel } => {
             st.metrics.messages_in.get_or_create(&kind("cancel")).inc();
@@ -211,14 +219,22 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
                 .get(&(gateway, cancel.order_id))
                 .copied()
                 .unwrap_or(cancel.order_id);
-            let result = st
-                .market
-                .command(Command::Cancel {
-                    at: st.market.clock().now(),
-                    id,
-                    owner,
-                })
-                .await;
+            let cmd = Command::Cancel {
+                at: st.market.clock().now(),
+                id,
+                owner,
+            };
+            let result = match message {
+                Some((_, seq)) => {
+                    let origin = Origin {
+                        gateway,
+                        seq,
+                        client_order_id: cancel.order_id,
+                    };
+                    st.market.command_from(origin, cmd).await
+                }
+                None => st.market.command(cmd).await,
+            };
             let a = match result {
                 Ok(o) => {
                     let reason = reject_code(&o.events);
@@ -238,7 +254,7 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
                 }
             };
             answer(st, client, gateway, &a);
-            done(st, message);
+            journaled(st, &p, message);
         }
         Inbound::DrReport { gateway, report } => {
             match gridshare_storage::dr::record_report(&st.db, gateway, &report).await {
@@ -302,6 +318,20 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
 /// Sends each gateway the fills of its orders in `o`, on its `market/result` topic.
 /// Sends what the market's outcome tells gateways: each trade's fill to the gateways whose
 /// orders traded, and each closed book's result to every gateway, with its own node's price only.
+/// An order or a cancel the engine journaled (with its origin): its window and its envelope (the
+/// evidence log) go with the next batch, and its receipt after that batch's commit.
+fn journaled(st: &mut State, p: &Publish, message: Option<(GatewayId, u64)>) {
+    if let Some((gateway, seq)) = message {
+        st.touched.push(gateway);
+        st.logged.push(LoggedEnvelope {
+            gateway,
+            seq,
+            json: String::from_utf8_lossy(&p.payload).into_owned(),
+        });
+    }
+    done(st, message);
+}
+
 pub(super) fn publish_outcome(st: &State, client: &AsyncClient, o: &gridshare_market::Outcome) {
     for trade in o.events.iter().filter_map(Event::trade_report) {
         for id in [trade.buy_order, trade.sell_order] {

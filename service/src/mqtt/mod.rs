@@ -22,10 +22,12 @@
 //! so it is not sent forever; storage is idempotent on (gateway, sequence, device). So the
 //! market's own session at the broker need not outlive it: it connects with a clean session and
 //! lets the client acknowledge publishes as they arrive, and neither a crash of the market (with
-//! the embedded broker inside it) nor a broker that drops what it held loses a message. Replay
-//! windows are durable before the market acts: an order's (or cancel's, report's, answer's) is
-//! saved before it goes to the engine, telemetry's in the transaction of its batch; so no
-//! restart, graceful or a crash, reopens an old sequence number.
+//! the embedded broker inside it) nor a broker that drops what it held loses a message. Sequence
+//! numbers are durable before a message is receipted, and no restart, graceful or a crash,
+//! reopens one: an order's or a cancel's is journaled by the engine with its command (its
+//! origin, in the same write), and the journal's windows are merged into the stored ones at
+//! start, so an order the engine took is never taken twice nor lost; a report's or an answer's
+//! window is saved before it is acted on; telemetry's in the transaction of its batch.
 //!
 //! **Fair intake.** Publishes wait in one queue per gateway, served in turn ([`FairQueue`]), so
 //! a gateway flooding the market delays only itself: its neighbours' orders are checked and
@@ -38,8 +40,9 @@
 //! lost with it: what the broker held is sent again by the gateways for want of a receipt.
 //!
 //! **Order ids.** A gateway names its orders with its own ids; the market gives each its own.
-//! The link is stored (`gateway_orders`) and the links of open orders are loaded at start, so a
-//! gateway can cancel by its id, and hears of fills under it, across restarts of the service.
+//! The link is journaled with the order (and recorded in `gateway_orders`), and the links of
+//! open orders come from the market at start, so a gateway can cancel by its id, and hears of
+//! fills under it, across restarts of the service, crashes included.
 //!
 //! Files: this one connects, pumps publishes through the fair queue and the signature checks, and
 //! sends receipts; `handle.rs` routes each checked message and commits telemetry batches;
@@ -275,11 +278,21 @@ pub async fn run(
     };
     load_gateways(&mut st).await?;
     load_recent(&st.db, &mut st.ingest).await?;
-    st.checker = st.ingest.checker();
-    for (gateway, client_id, id) in gridshare_storage::orders::open_client_ids(&st.db)
+    // what the engine's journal holds: the sequence numbers of the orders and cancels it took
+    // (also those whose windows were not stored before a crash) and the open orders' links
+    let journal = st
+        .market
+        .intake_state()
         .await
-        .map_err(|e| format!("loading gateways' order ids: {e}"))?
-    {
+        .map_err(|e| format!("reading the market's journal state: {e}"))?;
+    for (gateway, journaled) in &journal.windows {
+        if let Some(mut w) = st.ingest.verifier_mut().window(*gateway) {
+            w.merge(journaled);
+            st.ingest.verifier_mut().restore_window(*gateway, w);
+        }
+    }
+    st.checker = st.ingest.checker();
+    for (gateway, client_id, id) in journal.links {
         st.client_ids.insert((gateway, client_id), id);
         st.by_market_id.insert(id, (gateway, client_id));
     }
