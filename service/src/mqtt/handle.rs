@@ -71,47 +71,13 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
             st.ingest.verifier_mut().restore_window(g, b);
         }
     };
-    // Durable before acting: the sequence number of a report or answer is stored before the
-    // market acts on it, so that neither a graceful restart nor a crash reopens it. Telemetry's
-    // windows are stored with its batch, in the same transaction (`flush_buffer`). An order's or
-    // a cancel's sequence number is journaled with its command by the engine (its origin), in
-    // the same write, so a crash can neither lose one the intake took nor let it be taken
-    // twice; its window is stored with the next batch, and the journal's windows are merged
-    // into the intake's at every start.
-    if let Some(g) = sender
-        && !matches!(
-            inbound,
-            Inbound::Telemetry { .. } | Inbound::Order { .. } | Inbound::Cancel { .. }
-        )
-    {
-        // telemetry that came before is committed first: the window saved here covers its
-        // sequence numbers too, which must not be stored as seen without their readings
-        flush_buffer(st).await;
-        let saved = match (st.ingest.verifier_mut().window(g), message) {
-            (None, _) | (_, None) => Ok(()),
-            _ if !st.buffer.is_empty() => Err("the telemetry before it is not stored yet".to_owned()),
-            (Some(w), Some((_, seq))) => {
-                let logged = LoggedEnvelope {
-                    gateway: g,
-                    seq,
-                    json: String::from_utf8_lossy(&p.payload).into_owned(),
-                };
-                readings::insert_batch_with_windows(&st.db, &[], &[(g, w)], &[logged])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        };
-        if let Err(e) = saved {
-            // not durable, so not acted on: the sequence is put back and the publish left
-            // unacknowledged, for the broker to deliver again
-            if let Some(b) = before {
-                st.ingest.verifier_mut().restore_window(g, b);
-            }
-            tracing::error!(gateway = %g, error = %e, "saving a replay window failed; the message is not acted on");
-            return;
-        }
-    }
+    // Sequence numbers are durable before a message is receipted, and no restart reopens one
+    // to a second effect. Telemetry's window is stored with its batch, in the same transaction.
+    // An order's or a cancel's is journaled by the engine with its command (its origin), in the
+    // same write, and the journal's windows are merged into the stored ones at every start. A
+    // report or an answer is stored first (an upsert: storing it again changes nothing) and its
+    // window with the next batch, so a crash in between makes its resend store the same again.
+    // Each is receipted after that batch's commit (`flush_buffer`).
     match inbound {
         Inbound::Telemetry { gateway, seq, samples } => {
             st.metrics.messages_in.get_or_create(&kind("telemetry")).inc();
@@ -206,7 +172,7 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
                 }
             };
             answer(st, client, gateway, &a);
-            journaled(st, &p, message);
+            acted(st, &p, message);
         }
         Inbound::Cancel { gateway, cancel } => {
             st.metrics.messages_in.get_or_create(&kind("cancel")).inc();
@@ -254,17 +220,17 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
                 }
             };
             answer(st, client, gateway, &a);
-            journaled(st, &p, message);
+            acted(st, &p, message);
         }
         Inbound::DrReport { gateway, report } => {
             match gridshare_storage::dr::record_report(&st.db, gateway, &report).await {
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("dr_report")).inc();
-                    done(st, message);
+                    acted(st, &p, message);
                 }
                 Err(gridshare_storage::StorageError::MissingReference { .. }) => {
                     st.metrics.reject("unknown_event");
-                    done(st, message);
+                    acted(st, &p, message);
                 }
                 // the database is down: no receipt, the gateway sends it again
                 Err(e) => {
@@ -281,7 +247,7 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
             {
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("preferences_applied")).inc();
-                    done(st, message);
+                    acted(st, &p, message);
                 }
                 // the database is down: no receipt, the gateway sends it again
                 Err(e) => {
@@ -295,11 +261,11 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
                 Ok(()) => {
                     st.metrics.messages_in.get_or_create(&kind("check_result")).inc();
                     tracing::info!(%gateway, check = result.check_id, devices = result.devices.len(), "remote check answered");
-                    done(st, message);
+                    acted(st, &p, message);
                 }
                 Err(gridshare_storage::StorageError::NotFound { .. }) => {
                     st.metrics.reject("unknown_check");
-                    done(st, message);
+                    acted(st, &p, message);
                 }
                 Err(e) => {
                     tracing::warn!(%gateway, error = %e, "storing a check result");
@@ -315,12 +281,10 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
     }
 }
 
-/// Sends each gateway the fills of its orders in `o`, on its `market/result` topic.
-/// Sends what the market's outcome tells gateways: each trade's fill to the gateways whose
-/// orders traded, and each closed book's result to every gateway, with its own node's price only.
-/// An order or a cancel the engine journaled (with its origin): its window and its envelope (the
-/// evidence log) go with the next batch, and its receipt after that batch's commit.
-fn journaled(st: &mut State, p: &Publish, message: Option<(GatewayId, u64)>) {
+/// A message acted on (an order or a cancel journaled with its origin, a report or an answer
+/// stored): its window and its envelope (the evidence log) go with the next batch, and its
+/// receipt after that batch's commit.
+fn acted(st: &mut State, p: &Publish, message: Option<(GatewayId, u64)>) {
     if let Some((gateway, seq)) = message {
         st.touched.push(gateway);
         st.logged.push(LoggedEnvelope {
@@ -332,6 +296,8 @@ fn journaled(st: &mut State, p: &Publish, message: Option<(GatewayId, u64)>) {
     done(st, message);
 }
 
+/// Sends what the market's outcome tells gateways: each trade's fill to the gateways whose
+/// orders traded, and each closed book's result to every gateway, with its own node's price only.
 pub(super) fn publish_outcome(st: &State, client: &AsyncClient, o: &gridshare_market::Outcome) {
     for trade in o.events.iter().filter_map(Event::trade_report) {
         for id in [trade.buy_order, trade.sell_order] {

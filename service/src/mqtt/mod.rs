@@ -26,8 +26,9 @@
 //! numbers are durable before a message is receipted, and no restart, graceful or a crash,
 //! reopens one: an order's or a cancel's is journaled by the engine with its command (its
 //! origin, in the same write), and the journal's windows are merged into the stored ones at
-//! start, so an order the engine took is never taken twice nor lost; a report's or an answer's
-//! window is saved before it is acted on; telemetry's in the transaction of its batch.
+//! start, so an order the engine took is never taken twice nor lost; a report or an answer is
+//! stored first (an upsert) and its window with the next batch, so a crash in between only
+//! makes its resend store the same again; telemetry's window is in the transaction of its batch.
 //!
 //! **Fair intake.** Publishes wait in one queue per gateway, served in turn ([`FairQueue`]), so
 //! a gateway flooding the market delays only itself: its neighbours' orders are checked and
