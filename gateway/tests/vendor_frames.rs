@@ -10,11 +10,15 @@ use std::path::Path;
 use gridshare_gateway::modbus::scaled;
 use gridshare_gateway::profile::{Profile, Table};
 
+/// A profile of `hardware/`, by file name.
+fn load(file: &str) -> Profile {
+    Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../hardware").join(file)).unwrap()
+}
+
 /// The engineering value `point` of `file` makes of `words`, after checking that the point is at
 /// `address` in `table` (the vendor's document).
 fn read(file: &str, point: &str, table: Table, address: u16, words: &[u16]) -> f64 {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hardware").join(file);
-    let profile = Profile::load(&path).unwrap();
+    let profile = load(file);
     let p = profile
         .point(point)
         .unwrap_or_else(|| panic!("{file}: no point {point}"));
@@ -238,4 +242,20 @@ fn victron_int16_and_percent() {
     assert_eq!(read(f, "battery_power", Table::Input, 842, &[1500]), 1500.0);
     // 87 % = 870 permille
     assert_eq!(read(f, "soc", Table::Input, 843, &[87]), 870.0);
+}
+
+/// GoodWe ET/EH meter through the inverter: INT32 high word first with the sign turned round
+/// (GoodWe: > 0 feeding in), frequency UINT16 in 0.01 Hz.
+#[test]
+fn goodwe_meter_int32_turned() {
+    let f = "goodwe-et-meter.toml";
+    assert_eq!(load(f).device.default_unit, 247);
+    // the meter says +1500 W (feeding in): the gateway's grid power is -1500 W
+    assert_eq!(read(f, "grid_power", Table::Holding, 36025, &[0x0000, 0x05DC]), -1500.0);
+    // -800 (0xFFFFFCE0, drawing from the grid): +800 W
+    assert_eq!(read(f, "grid_power", Table::Holding, 36025, &[0xFFFF, 0xFCE0]), 800.0);
+    // 5002 = 50.02 Hz
+    assert_eq!(read(f, "frequency", Table::Holding, 36014, &[5002]), 50.02);
+    // 1: the inverter hears its meter
+    assert_eq!(read(f, "meter_link", Table::Holding, 36004, &[1]), 1.0);
 }
