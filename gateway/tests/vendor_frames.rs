@@ -259,3 +259,21 @@ fn goodwe_meter_int32_turned() {
     // 1: the inverter hears its meter
     assert_eq!(read(f, "meter_link", Table::Holding, 36004, &[1]), 1.0);
 }
+
+/// Growatt SPH: input registers, UINT32 high word first in 0.1 W and 0.1 kWh.
+#[test]
+fn growatt_uint32_tenths() {
+    let f = "growatt-sph.toml";
+    // Ppv 45678 (0x0000B26E) = 4567.8 W
+    assert_eq!(read(f, "pv_power", Table::Input, 1, &[0x0000, 0xB26E]), 4567.8);
+    // Pac 70000 (0x00011170) = 7000.0 W
+    assert_eq!(read(f, "output_power", Table::Input, 35, &[0x0001, 0x1170]), 7000.0);
+    // Epv_total 123456 (0x0001E240) = 12345.6 kWh
+    assert_eq!(read(f, "pv_energy", Table::Input, 91, &[0x0001, 0xE240]), 12_345_600.0);
+    assert_eq!(
+        read(f, "output_energy", Table::Input, 55, &[0x0000, 0x3039]),
+        1_234_500.0
+    );
+    // 1: normal
+    assert_eq!(read(f, "inverter_status", Table::Input, 0, &[1]), 1.0);
+}
