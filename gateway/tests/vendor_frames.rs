@@ -277,3 +277,23 @@ fn growatt_uint32_tenths() {
     // 1: normal
     assert_eq!(read(f, "inverter_status", Table::Input, 0, &[1]), 1.0);
 }
+
+/// KOSTAL PLENTICORE (its own map, port 1502, unit 71): float32 with the low word first (CDAB),
+/// the inverter's default byte order.
+#[test]
+fn kostal_float32_low_word_first() {
+    let f = "kostal-plenticore.toml";
+    assert_eq!(load(f).device.default_unit, 71);
+    // 4711.5 W = 0x45933C00, sent as 3C00 4593
+    assert_eq!(read(f, "pv_power", Table::Holding, 1066, &[0x3C00, 0x4593]), 4711.5);
+    // -523.25 W = 0xC402D000, sent as D000 C402
+    assert_eq!(read(f, "ac_power", Table::Holding, 172, &[0xD000, 0xC402]), -523.25);
+    // 1234567 Wh = 0x4996B438, sent as B438 4996
+    assert_eq!(
+        read(f, "pv_energy", Table::Holding, 1056, &[0xB438, 0x4996]),
+        1_234_567.0
+    );
+    assert_eq!(read(f, "grid_frequency", Table::Holding, 152, &[0x0000, 0x4248]), 50.0);
+    // 6: feed-in
+    assert_eq!(read(f, "inverter_state", Table::Holding, 56, &[6]), 6.0);
+}
