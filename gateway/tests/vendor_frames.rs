@@ -297,3 +297,25 @@ fn kostal_float32_low_word_first() {
     // 6: feed-in
     assert_eq!(read(f, "inverter_state", Table::Holding, 56, &[6]), 6.0);
 }
+
+/// The battery behind a KOSTAL PLENTICORE: SoC in %, power INT16 with the sign turned round
+/// (KOSTAL: > 0 discharging), counters float32 CDAB in Wh.
+#[test]
+fn kostal_battery_int16_turned_and_float32() {
+    let f = "kostal-plenticore-battery.toml";
+    assert_eq!(load(f).device.default_unit, 71);
+    // 87 % = 870 permille
+    assert_eq!(read(f, "soc", Table::Holding, 514, &[87]), 870.0);
+    // KOSTAL -1500 W (0xFA24, charging): +1500 W; 1000 W discharging: -1000 W
+    assert_eq!(read(f, "battery_power", Table::Holding, 582, &[0xFA24]), 1500.0);
+    assert_eq!(read(f, "battery_power", Table::Holding, 582, &[0x03E8]), -1000.0);
+    // 4711.5 Wh = 0x45933C00 and 1234.5 Wh = 0x449A5000, low word first
+    assert_eq!(
+        read(f, "charged_energy", Table::Holding, 1046, &[0x3C00, 0x4593]),
+        4711.5
+    );
+    assert_eq!(
+        read(f, "discharged_energy", Table::Holding, 1048, &[0x5000, 0x449A]),
+        1234.5
+    );
+}
