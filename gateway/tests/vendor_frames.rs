@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use gridshare_gateway::modbus::scaled;
-use gridshare_gateway::profile::{Profile, Table};
+use gridshare_gateway::profile::{Profile, Table, ValueType, WordOrder};
 
 /// A profile of `hardware/`, by file name.
 fn load(file: &str) -> Profile {
@@ -318,4 +318,31 @@ fn kostal_battery_int16_turned_and_float32() {
         read(f, "discharged_energy", Table::Holding, 1048, &[0x5000, 0x449A]),
         1234.5
     );
+}
+
+/// SMA's own Modbus profile: S32 / U32 / U64 high word first, and SMA's "no value" (NaN) words,
+/// which the gateway reads as absent, not as a number.
+#[test]
+fn sma_int32_uint64_and_nan() {
+    let f = "sma-sunny-boy-tripower.toml";
+    assert_eq!(load(f).device.default_unit, 3);
+    assert_eq!(read(f, "ac_power", Table::Holding, 30775, &[0x0000, 0x1267]), 4711.0);
+    assert_eq!(read(f, "dc_power_a", Table::Holding, 30773, &[0x0000, 0x0C80]), 3200.0);
+    // 123456789 Wh = 0x00000000_075BCD15
+    assert_eq!(
+        read(f, "total_yield", Table::Holding, 30513, &[0, 0, 0x075B, 0xCD15]),
+        123_456_789.0
+    );
+    // 307: ok
+    assert_eq!(read(f, "condition", Table::Holding, 30201, &[0x0000, 0x0133]), 307.0);
+    // NaN: S32 0x80000000 (the power at night), ENUM 0x00FFFFFD
+    let profile = load(f);
+    for (point, words) in [
+        ("ac_power", [0x8000, 0x0000]),
+        ("dc_power_a", [0x8000, 0x0000]),
+        ("condition", [0x00FF, 0xFFFD]),
+    ] {
+        let raw = ValueType::U32.decode(&words, WordOrder::Big).unwrap() as u32;
+        assert_eq!(profile.point(point).unwrap().absent_raw, Some(raw), "{point}");
+    }
 }
