@@ -346,3 +346,24 @@ fn sma_int32_uint64_and_nan() {
         assert_eq!(profile.point(point).unwrap().absent_raw, Some(raw), "{point}");
     }
 }
+
+/// Phoenix Contact EV Charge Control: 32-bit values with the low word first, the status an ASCII
+/// letter.
+#[test]
+fn phoenix_int32_low_word_first() {
+    let f = "phoenix-ev-charge-control.toml";
+    assert_eq!(load(f).device.default_unit, 255);
+    // 11040 W = 0x00002B20, sent as 2B20 0000
+    assert_eq!(
+        read(f, "charging_power", Table::Input, 120, &[0x2B20, 0x0000]),
+        11_040.0
+    );
+    // 123456 Wh = 0x0001E240, sent as E240 0001
+    assert_eq!(
+        read(f, "total_energy", Table::Holding, 904, &[0xE240, 0x0001]),
+        123_456.0
+    );
+    // 'C': charging
+    assert_eq!(read(f, "vehicle_status", Table::Input, 100, &[0x0043]), 67.0);
+    assert_eq!(read(f, "charging_current", Table::Holding, 528, &[16]), 16.0);
+}
