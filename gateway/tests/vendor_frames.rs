@@ -367,3 +367,28 @@ fn phoenix_int32_low_word_first() {
     assert_eq!(read(f, "vehicle_status", Table::Input, 100, &[0x0043]), 67.0);
     assert_eq!(read(f, "charging_current", Table::Holding, 528, &[16]), 16.0);
 }
+
+/// go-e Charger: UINT32 high word first in 0.01 kW, 0.1 kWh and 0.1 A (the document's own
+/// examples); the current limit a UINT16 in A, written with function 16.
+#[test]
+fn go_e_uint32_hundredths_of_kilowatts() {
+    let f = "go-e-charger.toml";
+    // 360 corresponds to 3.6 kW
+    assert_eq!(read(f, "charging_power", Table::Input, 120, &[0, 360]), 3600.0);
+    // 12345 x 0.1 kWh
+    assert_eq!(
+        read(f, "total_energy", Table::Input, 128, &[0x0000, 0x3039]),
+        1_234_500.0
+    );
+    // 123 equals 12.3 A
+    assert_eq!(read(f, "current_l1", Table::Input, 114, &[0, 123]), 12.3);
+    assert_eq!(read(f, "voltage_l1", Table::Input, 108, &[0, 230]), 230.0);
+    // 2: charging
+    assert_eq!(read(f, "car_state", Table::Input, 100, &[2]), 2.0);
+    assert_eq!(read(f, "max_current", Table::Holding, 299, &[16]), 16.0);
+    let profile = load(f);
+    let p = profile.point("max_current").unwrap();
+    let w = p.writable.unwrap();
+    assert_eq!((w.min, w.max), (6.0, 32.0));
+    assert_eq!(p.ty.encode(16.0, profile.device.word_order), Some(vec![16]));
+}
