@@ -392,3 +392,25 @@ fn go_e_uint32_hundredths_of_kilowatts() {
     assert_eq!((w.min, w.max), (6.0, 32.0));
     assert_eq!(p.ty.encode(16.0, profile.device.word_order), Some(vec![16]));
 }
+
+/// Inepro PRO380: float32 high word first in holding registers, power in kW and energy in kWh.
+#[test]
+fn inepro_float32_kilowatts() {
+    let f = "inepro-pro380.toml";
+    // -1.5 kW (exporting) = 0xBFC00000
+    assert_eq!(
+        read(f, "total_power", Table::Holding, 0x5012, &[0xBFC0, 0x0000]),
+        -1500.0
+    );
+    // 1234.5 kWh = 0x449A5000, 12.5 kWh = 0x41480000
+    assert_eq!(
+        read(f, "import_energy", Table::Holding, 0x600C, &[0x449A, 0x5000]),
+        1_234_500.0
+    );
+    assert_eq!(
+        read(f, "export_energy", Table::Holding, 0x6018, &[0x4148, 0x0000]),
+        12_500.0
+    );
+    assert_eq!(read(f, "frequency", Table::Holding, 0x5008, &[0x4248, 0x0000]), 50.0);
+    assert_eq!(read(f, "voltage_l1", Table::Holding, 0x5002, &[0x4366, 0x8000]), 230.5);
+}
