@@ -8,13 +8,17 @@
 use std::path::Path;
 
 use gridshare_gateway::modbus::scaled;
-use gridshare_gateway::profile::{Profile, Table};
+use gridshare_gateway::profile::{Profile, Table, ValueType, WordOrder};
+
+/// A profile of `hardware/`, by file name.
+fn load(file: &str) -> Profile {
+    Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../hardware").join(file)).unwrap()
+}
 
 /// The engineering value `point` of `file` makes of `words`, after checking that the point is at
 /// `address` in `table` (the vendor's document).
 fn read(file: &str, point: &str, table: Table, address: u16, words: &[u16]) -> f64 {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hardware").join(file);
-    let profile = Profile::load(&path).unwrap();
+    let profile = load(file);
     let p = profile
         .point(point)
         .unwrap_or_else(|| panic!("{file}: no point {point}"));
@@ -238,4 +242,175 @@ fn victron_int16_and_percent() {
     assert_eq!(read(f, "battery_power", Table::Input, 842, &[1500]), 1500.0);
     // 87 % = 870 permille
     assert_eq!(read(f, "soc", Table::Input, 843, &[87]), 870.0);
+}
+
+/// GoodWe ET/EH meter through the inverter: INT32 high word first with the sign turned round
+/// (GoodWe: > 0 feeding in), frequency UINT16 in 0.01 Hz.
+#[test]
+fn goodwe_meter_int32_turned() {
+    let f = "goodwe-et-meter.toml";
+    assert_eq!(load(f).device.default_unit, 247);
+    // the meter says +1500 W (feeding in): the gateway's grid power is -1500 W
+    assert_eq!(read(f, "grid_power", Table::Holding, 36025, &[0x0000, 0x05DC]), -1500.0);
+    // -800 (0xFFFFFCE0, drawing from the grid): +800 W
+    assert_eq!(read(f, "grid_power", Table::Holding, 36025, &[0xFFFF, 0xFCE0]), 800.0);
+    // 5002 = 50.02 Hz
+    assert_eq!(read(f, "frequency", Table::Holding, 36014, &[5002]), 50.02);
+    // 1: the inverter hears its meter
+    assert_eq!(read(f, "meter_link", Table::Holding, 36004, &[1]), 1.0);
+}
+
+/// Growatt SPH: input registers, UINT32 high word first in 0.1 W and 0.1 kWh.
+#[test]
+fn growatt_uint32_tenths() {
+    let f = "growatt-sph.toml";
+    // Ppv 45678 (0x0000B26E) = 4567.8 W
+    assert_eq!(read(f, "pv_power", Table::Input, 1, &[0x0000, 0xB26E]), 4567.8);
+    // Pac 70000 (0x00011170) = 7000.0 W
+    assert_eq!(read(f, "output_power", Table::Input, 35, &[0x0001, 0x1170]), 7000.0);
+    // Epv_total 123456 (0x0001E240) = 12345.6 kWh
+    assert_eq!(read(f, "pv_energy", Table::Input, 91, &[0x0001, 0xE240]), 12_345_600.0);
+    assert_eq!(
+        read(f, "output_energy", Table::Input, 55, &[0x0000, 0x3039]),
+        1_234_500.0
+    );
+    // 1: normal
+    assert_eq!(read(f, "inverter_status", Table::Input, 0, &[1]), 1.0);
+}
+
+/// KOSTAL PLENTICORE (its own map, port 1502, unit 71): float32 with the low word first (CDAB),
+/// the inverter's default byte order.
+#[test]
+fn kostal_float32_low_word_first() {
+    let f = "kostal-plenticore.toml";
+    assert_eq!(load(f).device.default_unit, 71);
+    // 4711.5 W = 0x45933C00, sent as 3C00 4593
+    assert_eq!(read(f, "pv_power", Table::Holding, 1066, &[0x3C00, 0x4593]), 4711.5);
+    // -523.25 W = 0xC402D000, sent as D000 C402
+    assert_eq!(read(f, "ac_power", Table::Holding, 172, &[0xD000, 0xC402]), -523.25);
+    // 1234567 Wh = 0x4996B438, sent as B438 4996
+    assert_eq!(
+        read(f, "pv_energy", Table::Holding, 1056, &[0xB438, 0x4996]),
+        1_234_567.0
+    );
+    assert_eq!(read(f, "grid_frequency", Table::Holding, 152, &[0x0000, 0x4248]), 50.0);
+    // 6: feed-in
+    assert_eq!(read(f, "inverter_state", Table::Holding, 56, &[6]), 6.0);
+}
+
+/// The battery behind a KOSTAL PLENTICORE: SoC in %, power INT16 with the sign turned round
+/// (KOSTAL: > 0 discharging), counters float32 CDAB in Wh.
+#[test]
+fn kostal_battery_int16_turned_and_float32() {
+    let f = "kostal-plenticore-battery.toml";
+    assert_eq!(load(f).device.default_unit, 71);
+    // 87 % = 870 permille
+    assert_eq!(read(f, "soc", Table::Holding, 514, &[87]), 870.0);
+    // KOSTAL -1500 W (0xFA24, charging): +1500 W; 1000 W discharging: -1000 W
+    assert_eq!(read(f, "battery_power", Table::Holding, 582, &[0xFA24]), 1500.0);
+    assert_eq!(read(f, "battery_power", Table::Holding, 582, &[0x03E8]), -1000.0);
+    // 4711.5 Wh = 0x45933C00 and 1234.5 Wh = 0x449A5000, low word first
+    assert_eq!(
+        read(f, "charged_energy", Table::Holding, 1046, &[0x3C00, 0x4593]),
+        4711.5
+    );
+    assert_eq!(
+        read(f, "discharged_energy", Table::Holding, 1048, &[0x5000, 0x449A]),
+        1234.5
+    );
+}
+
+/// SMA's own Modbus profile: S32 / U32 / U64 high word first, and SMA's "no value" (NaN) words,
+/// which the gateway reads as absent, not as a number.
+#[test]
+fn sma_int32_uint64_and_nan() {
+    let f = "sma-sunny-boy-tripower.toml";
+    assert_eq!(load(f).device.default_unit, 3);
+    assert_eq!(read(f, "ac_power", Table::Holding, 30775, &[0x0000, 0x1267]), 4711.0);
+    assert_eq!(read(f, "dc_power_a", Table::Holding, 30773, &[0x0000, 0x0C80]), 3200.0);
+    // 123456789 Wh = 0x00000000_075BCD15
+    assert_eq!(
+        read(f, "total_yield", Table::Holding, 30513, &[0, 0, 0x075B, 0xCD15]),
+        123_456_789.0
+    );
+    // 307: ok
+    assert_eq!(read(f, "condition", Table::Holding, 30201, &[0x0000, 0x0133]), 307.0);
+    // NaN: S32 0x80000000 (the power at night), ENUM 0x00FFFFFD
+    let profile = load(f);
+    for (point, words) in [
+        ("ac_power", [0x8000, 0x0000]),
+        ("dc_power_a", [0x8000, 0x0000]),
+        ("condition", [0x00FF, 0xFFFD]),
+    ] {
+        let raw = ValueType::U32.decode(&words, WordOrder::Big).unwrap() as u32;
+        assert_eq!(profile.point(point).unwrap().absent_raw, Some(raw), "{point}");
+    }
+}
+
+/// Phoenix Contact EV Charge Control: 32-bit values with the low word first, the status an ASCII
+/// letter.
+#[test]
+fn phoenix_int32_low_word_first() {
+    let f = "phoenix-ev-charge-control.toml";
+    assert_eq!(load(f).device.default_unit, 255);
+    // 11040 W = 0x00002B20, sent as 2B20 0000
+    assert_eq!(
+        read(f, "charging_power", Table::Input, 120, &[0x2B20, 0x0000]),
+        11_040.0
+    );
+    // 123456 Wh = 0x0001E240, sent as E240 0001
+    assert_eq!(
+        read(f, "total_energy", Table::Holding, 904, &[0xE240, 0x0001]),
+        123_456.0
+    );
+    // 'C': charging
+    assert_eq!(read(f, "vehicle_status", Table::Input, 100, &[0x0043]), 67.0);
+    assert_eq!(read(f, "charging_current", Table::Holding, 528, &[16]), 16.0);
+}
+
+/// go-e Charger: UINT32 high word first in 0.01 kW, 0.1 kWh and 0.1 A (the document's own
+/// examples); the current limit a UINT16 in A, written with function 16.
+#[test]
+fn go_e_uint32_hundredths_of_kilowatts() {
+    let f = "go-e-charger.toml";
+    // 360 corresponds to 3.6 kW
+    assert_eq!(read(f, "charging_power", Table::Input, 120, &[0, 360]), 3600.0);
+    // 12345 x 0.1 kWh
+    assert_eq!(
+        read(f, "total_energy", Table::Input, 128, &[0x0000, 0x3039]),
+        1_234_500.0
+    );
+    // 123 equals 12.3 A
+    assert_eq!(read(f, "current_l1", Table::Input, 114, &[0, 123]), 12.3);
+    assert_eq!(read(f, "voltage_l1", Table::Input, 108, &[0, 230]), 230.0);
+    // 2: charging
+    assert_eq!(read(f, "car_state", Table::Input, 100, &[2]), 2.0);
+    assert_eq!(read(f, "max_current", Table::Holding, 299, &[16]), 16.0);
+    let profile = load(f);
+    let p = profile.point("max_current").unwrap();
+    let w = p.writable.unwrap();
+    assert_eq!((w.min, w.max), (6.0, 32.0));
+    assert_eq!(p.ty.encode(16.0, profile.device.word_order), Some(vec![16]));
+}
+
+/// Inepro PRO380: float32 high word first in holding registers, power in kW and energy in kWh.
+#[test]
+fn inepro_float32_kilowatts() {
+    let f = "inepro-pro380.toml";
+    // -1.5 kW (exporting) = 0xBFC00000
+    assert_eq!(
+        read(f, "total_power", Table::Holding, 0x5012, &[0xBFC0, 0x0000]),
+        -1500.0
+    );
+    // 1234.5 kWh = 0x449A5000, 12.5 kWh = 0x41480000
+    assert_eq!(
+        read(f, "import_energy", Table::Holding, 0x600C, &[0x449A, 0x5000]),
+        1_234_500.0
+    );
+    assert_eq!(
+        read(f, "export_energy", Table::Holding, 0x6018, &[0x4148, 0x0000]),
+        12_500.0
+    );
+    assert_eq!(read(f, "frequency", Table::Holding, 0x5008, &[0x4248, 0x0000]), 50.0);
+    assert_eq!(read(f, "voltage_l1", Table::Holding, 0x5002, &[0x4366, 0x8000]), 230.5);
 }
