@@ -804,18 +804,10 @@ async fn a_flood_from_one_gateway_does_not_delay_anothers_order() {
     let _ = tokio::time::timeout(Duration::from_secs(10), rig.service).await;
 }
 
-/// Issue 17 item 4: an order envelope replayed after the service restarts is refused — after a
-/// graceful stop, and after the intake was dropped without its shutdown path (its task aborted,
-/// nothing flushed, as after `kill -9`). The order's sequence number is stored before the market
-/// acts on it, not with the next telemetry batch.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
-    let (_embedded, broker, (user, pass)) = embedded();
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
-    let g = 9_001u64;
+/// Home 1 (node 1) with gateway `g`, whose key is `key(7)`.
+async fn home_with_gateway(db: &Db, g: u64) {
     participants::upsert(
-        &db,
+        db,
         &Participant {
             id: ParticipantId(1),
             name: "home 1".into(),
@@ -828,7 +820,7 @@ async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
     .await
     .unwrap();
     gateways::register(
-        &db,
+        db,
         &Gateway {
             id: GatewayId(g),
             owner: ParticipantId(1),
@@ -842,6 +834,44 @@ async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
     )
     .await
     .unwrap();
+}
+
+/// Gateway `g`'s client (connecting with `opts`) and its order acknowledgements, each opened
+/// as the gateway opens them (the market's signature, this gateway, this channel).
+async fn gateway_with_acks(opts: MqttOptions, g: u64) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<OrderAck>) {
+    let (gw, mut events) = AsyncClient::new(opts, 100);
+    gw.subscribe(topics::topic(GatewayId(g), Channel::OrderAck), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (acks_tx, acks) = tokio::sync::mpsc::unbounded_channel::<OrderAck>();
+    tokio::spawn(async move {
+        let mut v = gridshare_domain::envelope::DownlinkVerifier::new(
+            Some(market_key().public()),
+            GatewayId(g),
+            HashMap::new(),
+        );
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let env = v.open(Channel::OrderAck, &p.payload).unwrap();
+                let _ = acks_tx.send(serde_json::from_str(&env.payload).unwrap());
+            }
+        }
+    });
+    (gw, acks)
+}
+
+/// Issue 17 item 4: an order envelope replayed after the service restarts is refused — after a
+/// graceful stop, and after the intake was dropped without its shutdown path (its task aborted,
+/// nothing flushed, as after `kill -9`). The order's sequence number is journaled with it (its
+/// origin) and merged into the intake's windows at start; its stored window follows with the
+/// next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
+    let (_embedded, broker, (user, pass)) = embedded();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let g = 9_001u64;
+    home_with_gateway(&db, g).await;
     let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
         .await
         .unwrap();
@@ -878,24 +908,7 @@ async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
     // the gateway: orders out, acknowledgements in (opened as the gateway opens them)
     let mut opts = MqttOptions::new(unique("gs-gw-replay"), broker.host.clone(), broker.port);
     opts.set_credentials(user, pass);
-    let (gw, mut events) = AsyncClient::new(opts, 100);
-    gw.subscribe(topics::topic(GatewayId(g), Channel::OrderAck), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<OrderAck>();
-    tokio::spawn(async move {
-        let mut v = gridshare_domain::envelope::DownlinkVerifier::new(
-            Some(market_key().public()),
-            GatewayId(g),
-            HashMap::new(),
-        );
-        while let Ok(ev) = events.poll().await {
-            if let Event::Incoming(Packet::Publish(p)) = ev {
-                let env = v.open(Channel::OrderAck, &p.payload).unwrap();
-                let _ = acks_tx.send(serde_json::from_str(&env.payload).unwrap());
-            }
-        }
-    });
+    let (gw, mut acks) = gateway_with_acks(opts, g).await;
     let orders = topics::topic(GatewayId(g), Channel::Orders);
     let send = |bytes: Vec<u8>| {
         let gw = gw.clone();
@@ -978,34 +991,7 @@ async fn an_order_the_journal_holds_is_neither_lost_nor_taken_twice_after_a_cras
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     let g = 9_201u64;
-    participants::upsert(
-        &db,
-        &Participant {
-            id: ParticipantId(1),
-            name: "home 1".into(),
-            role: "homeowner".into(),
-            evm_address: None,
-            feeder_node: Some(1),
-        },
-        now(),
-    )
-    .await
-    .unwrap();
-    gateways::register(
-        &db,
-        &Gateway {
-            id: GatewayId(g),
-            owner: ParticipantId(1),
-            installer: None,
-            public_key: key(7).public(),
-            feeder_node: NodeId(1),
-            window: ReplayWindow::default(),
-            revoked_at: None,
-        },
-        now(),
-    )
-    .await
-    .unwrap();
+    home_with_gateway(&db, g).await;
     let journal = JournalConfig {
         dir: dir.path().join("engine"),
         durability: gridshare_matching_engine::journal::Durability::EveryCommand,
@@ -1077,24 +1063,7 @@ async fn an_order_the_journal_holds_is_neither_lost_nor_taken_twice_after_a_cras
     ));
     let mut opts = MqttOptions::new(unique("gs-gw-crash"), broker.host.clone(), broker.port);
     opts.set_credentials(user, pass);
-    let (gw, mut events) = AsyncClient::new(opts, 100);
-    gw.subscribe(topics::topic(GatewayId(g), Channel::OrderAck), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<OrderAck>();
-    tokio::spawn(async move {
-        let mut v = gridshare_domain::envelope::DownlinkVerifier::new(
-            Some(market_key().public()),
-            GatewayId(g),
-            HashMap::new(),
-        );
-        while let Ok(ev) = events.poll().await {
-            if let Event::Incoming(Packet::Publish(p)) = ev {
-                let env = v.open(Channel::OrderAck, &p.payload).unwrap();
-                let _ = acks_tx.send(serde_json::from_str(&env.payload).unwrap());
-            }
-        }
-    });
+    let (gw, mut acks) = gateway_with_acks(opts, g).await;
     let orders = topics::topic(GatewayId(g), Channel::Orders);
     // the gateway sends its unanswered order again until the new intake has it
     for _ in 0..100 {
