@@ -313,10 +313,12 @@ async fn every_sample_arrives_once_in_order_after_an_outage_and_a_restart() {
     }
     assert!(unique.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
     // No sample lost: the numbers run on without a gap, except the one restart, which goes on
-    // after the block of numbers reserved before it (fewer than SEQUENCE_BLOCK skipped).
+    // after the block of numbers reserved before it: at most SEQUENCE_BLOCK skipped, all of them
+    // when the stop came after a sample took the block's first number and before it was stored
+    // (seen once: 33 taken, 65 on disk, the restart went on at 65).
     let gaps: Vec<u64> = unique.windows(2).map(|w| w[1] - w[0] - 1).filter(|&g| g > 0).collect();
     assert!(
-        gaps.len() <= 1 && gaps.iter().all(|&g| g < gridshare_gateway::run::SEQUENCE_BLOCK),
+        gaps.len() <= 1 && gaps.iter().all(|&g| g <= gridshare_gateway::run::SEQUENCE_BLOCK),
         "no gap but the restart's skipped block: {gaps:?} in {got:?}"
     );
     assert!(
