@@ -27,7 +27,7 @@ use gridshare_domain::{EventId, Timestamp, W};
 
 use crate::config::Device;
 use crate::modbus::{Link, ModbusError};
-use crate::profile::{Point, Quantity, Table};
+use crate::profile::{Point, Quantity, Table, WriteFunction};
 
 /// Share of a setpoint's range one cycle may move it.
 pub const RAMP_SHARE: f64 = 0.2;
@@ -121,7 +121,8 @@ pub async fn read_value(link: &mut Link, device: &Device, p: &Point) -> Result<O
         .map(|v| v * p.scale))
 }
 
-/// Writes a point's engineering value and reads it back; true when it reads back as written.
+/// Writes a point's engineering value (with the function its profile names) and reads it back;
+/// true when it reads back as written.
 pub async fn write_value(link: &mut Link, device: &Device, p: &Point, v: f64) -> Result<bool, ModbusError> {
     let order = device.profile.device.word_order;
     let Some(words) = p.ty.encode(v / p.scale, order) else {
@@ -130,7 +131,10 @@ pub async fn write_value(link: &mut Link, device: &Device, p: &Point, v: f64) ->
     if p.table != Table::Holding {
         return Ok(false);
     }
-    link.write(p.address, &words).await?;
+    match (p.writable.map(|w| w.function).unwrap_or_default(), words.as_slice()) {
+        (WriteFunction::Single, &[word]) => link.write_single(p.address, word).await?,
+        _ => link.write(p.address, &words).await?,
+    }
     let back = link.read(p.table, p.address, p.ty.registers()).await?;
     Ok(back == words)
 }

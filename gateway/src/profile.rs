@@ -19,7 +19,9 @@
 //!                                    # u64 | f64 (four registers; the word order applies to all four)
 //! scale = 1.0                        # engineering value = raw × scale (default 1)
 //! unit = "W"
-//! writable = { min = 0, max = 5000, trips_on_zero = false }   # setpoints only; limits in `unit`
+//! writable = { min = 0, max = 5000, trips_on_zero = false }   # setpoints only; limits in `unit`;
+//!                                    # `function = 6` for a one-register point written with
+//!                                    # function 06 (default 16)
 //! scale_factor_at = 40085            # optional: register with a power-of-ten scale (SunSpec sunssf)
 //! absent_raw = 32768                 # optional: raw value meaning "not implemented" (read as absent;
 //!                                    # 16- and 32-bit types only)
@@ -27,7 +29,7 @@
 //!
 //! Loading checks the TOML against this schema (unknown keys refused) and then the meaning:
 //! unique point names, registers that fit the address space, writable points in the holding
-//! table with `min ≤ max`. Every error names the file, and the line and key or the point.
+//! table with `min ≤ max`, function 06 only for one-register points. Every error names the file, and the line and key or the point.
 
 use std::path::{Path, PathBuf};
 
@@ -244,6 +246,35 @@ pub struct Writable {
     /// The device trips (shuts down) when 0 is written: never write 0 to it.
     #[serde(default)]
     pub trips_on_zero: bool,
+    /// The Modbus function it is written with: 16 (write multiple registers, the default) or 6
+    /// (write single register, for one-register points of devices that take no other write).
+    #[serde(default)]
+    pub function: WriteFunction,
+}
+
+/// The Modbus function a setpoint is written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "u8")]
+pub enum WriteFunction {
+    /// Function 16 (0x10), write multiple registers.
+    #[default]
+    Multiple,
+    /// Function 06, write single register.
+    Single,
+}
+
+impl TryFrom<u8> for WriteFunction {
+    type Error = String;
+
+    fn try_from(code: u8) -> Result<Self, String> {
+        match code {
+            16 => Ok(Self::Multiple),
+            6 => Ok(Self::Single),
+            other => Err(format!(
+                "write function {other} is not one the gateway writes with (6 or 16)"
+            )),
+        }
+    }
 }
 
 /// One register value of a device.
@@ -385,6 +416,16 @@ impl Profile {
                 if !(w.min.is_finite() && w.max.is_finite() && w.min <= w.max) {
                     return Err(bad(p, format!("writable needs min ≤ max, got {} and {}", w.min, w.max)));
                 }
+                if w.function == WriteFunction::Single && p.ty.registers() != 1 {
+                    return Err(bad(
+                        p,
+                        format!(
+                            "function 6 writes one register, but {:?} takes {}",
+                            p.ty,
+                            p.ty.registers()
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -449,7 +490,16 @@ pub fn markdown_table(profiles: &[(PathBuf, Profile)]) -> String {
         let writes: Vec<String> = p
             .points
             .iter()
-            .filter_map(|x| x.writable.map(|w| format!("{} {}–{} {}", x.name, w.min, w.max, x.unit)))
+            .filter_map(|x| {
+                x.writable.map(|w| {
+                    let function = if w.function == WriteFunction::Single {
+                        " (function 06)"
+                    } else {
+                        ""
+                    };
+                    format!("{} {}–{} {}{function}", x.name, w.min, w.max, x.unit)
+                })
+            })
             .collect();
         out.push_str(&format!(
             "| {} | {} | {kind} | `hardware/{file}` | {} | {} |\n",

@@ -25,7 +25,7 @@ use gridshare_domain::wire::DeviceKind;
 use tokio_modbus::server::tcp::{Server, accept_tcp_connection};
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 
-use crate::profile::{Point, Profile, Quantity, Table};
+use crate::profile::{Point, Profile, Quantity, Table, WriteFunction};
 
 /// A fault to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -267,11 +267,11 @@ impl Simulator {
                 device,
             )?))),
             Request::WriteSingleRegister(addr, word) => {
-                write(device, addr, &[word])?;
+                write(device, addr, &[word], WriteFunction::Single)?;
                 Ok(Some(Response::WriteSingleRegister(addr, word)))
             }
             Request::WriteMultipleRegisters(addr, words) => {
-                write(device, addr, &words)?;
+                write(device, addr, &words, WriteFunction::Multiple)?;
                 Ok(Some(Response::WriteMultipleRegisters(addr, words.len() as u16)))
             }
             _ => Err(ExceptionCode::IllegalFunction),
@@ -438,8 +438,9 @@ impl tokio_modbus::server::Service for Service {
     }
 }
 
-/// Writes `words` at `addr`: only whole writable points, within their limits.
-fn write(d: &mut Device, addr: u16, words: &[u16]) -> Result<(), ExceptionCode> {
+/// Writes `words` at `addr` with `function`: only whole writable points, within their limits. A
+/// point its profile writes with function 06 refuses function 16, as the devices that need 06 do.
+fn write(d: &mut Device, addr: u16, words: &[u16], function: WriteFunction) -> Result<(), ExceptionCode> {
     let p = d
         .profile
         .points
@@ -451,6 +452,9 @@ fn write(d: &mut Device, addr: u16, words: &[u16]) -> Result<(), ExceptionCode> 
         return Err(ExceptionCode::IllegalDataAddress);
     }
     let w = p.writable.ok_or(ExceptionCode::IllegalDataAddress)?;
+    if w.function == WriteFunction::Single && function != WriteFunction::Single {
+        return Err(ExceptionCode::IllegalFunction);
+    }
     let value =
         p.ty.decode(words, d.profile.device.word_order)
             .ok_or(ExceptionCode::IllegalDataValue)?

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gridshare_domain::wire::DeviceKind;
+use gridshare_gateway::config::{Device, DeviceConfig};
+use gridshare_gateway::dr::write_value;
 use gridshare_gateway::modbus::{Link, ModbusError, read_points};
-use gridshare_gateway::profile::{Profile, ProfileError, Quantity, Table, WordOrder, load_dir};
+use gridshare_gateway::profile::{Profile, ProfileError, Quantity, Table, WordOrder, WriteFunction, load_dir};
 use gridshare_gateway::simulate::{Fault, Simulator};
 use tokio_modbus::ExceptionCode;
 
@@ -72,6 +74,22 @@ fn a_bad_profile_is_named_with_its_line_and_key() {
             .to_string()
             .contains("past register 65535")
     );
+    // function 06 writes one register: a 32-bit setpoint cannot use it; 3 is no write function
+    let holding = text.replace("f16", "f32").replace("\"input\"", "\"holding\"");
+    let err = Profile::parse(
+        path,
+        &(holding.clone() + "writable = { min = 0, max = 10, function = 6 }\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("function 6 writes one register") && err.contains("takes 2"),
+        "{err}"
+    );
+    let err = Profile::parse(path, &(holding + "writable = { min = 0, max = 10, function = 3 }\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("write function 3") && err.contains("line 12"), "{err}");
 }
 
 async fn start(sim: &Simulator) -> std::net::SocketAddr {
@@ -213,6 +231,65 @@ async fn setpoints_are_written_within_limits_and_refused_outside_them() {
     l.write(limit.address, &[100]).await.unwrap();
     assert_eq!(l.read(Table::Holding, limit.address, 1).await.unwrap(), vec![100]);
     assert!(l.write(limit.address, &[0]).await.is_err(), "below 6 A is refused");
+}
+
+/// A charger that takes its current only with function 06 (Phoenix Contact's controller; the
+/// simulator refuses function 16 there as such a device would): the gateway's demand-response
+/// write uses 06 and confirms by read-back; a write with 16 is the device's exception.
+#[tokio::test]
+async fn a_setpoint_written_with_function_06_is_written_and_read_back() {
+    let sim = Simulator::new(NOON);
+    sim.add(255, profile("phoenix-ev-charge-control.toml"));
+    let addr = start(&sim).await;
+    let phoenix = profile("phoenix-ev-charge-control.toml");
+    let device = Device {
+        config: DeviceConfig {
+            name: "wallbox".into(),
+            profile: "phoenix-ev-charge-control.toml".into(),
+            host: Some(addr.ip().to_string()),
+            port: addr.port(),
+            serial: None,
+            baud: 9_600,
+            parity: Default::default(),
+            unit: Some(255),
+            timeout_ms: 500,
+        },
+        profile: phoenix.clone(),
+    };
+    let current = phoenix.quantity(Quantity::EvCurrentLimitA).unwrap();
+    assert_eq!(current.writable.unwrap().function, WriteFunction::Single);
+    let mut l = link(addr, 255);
+    assert!(
+        write_value(&mut l, &device, current, 10.0).await.unwrap(),
+        "confirmed by read-back"
+    );
+    assert_eq!(l.read(Table::Holding, 528, 1).await.unwrap(), vec![10]);
+    let err = l.write(528, &[12]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModbusError::Exception {
+                code: ExceptionCode::IllegalFunction,
+                ..
+            }
+        ),
+        "function 16 refused: {err}"
+    );
+    assert_eq!(l.read(Table::Holding, 528, 1).await.unwrap(), vec![10], "unchanged");
+    assert!(write_value(&mut l, &device, current, 16.0).await.unwrap());
+    // below its limits the device refuses, with function 06 too
+    let err = l.write_single(528, 3).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModbusError::Exception {
+                code: ExceptionCode::IllegalDataValue,
+                ..
+            }
+        ),
+        "below 6 A is refused: {err}"
+    );
+    assert_eq!(l.read(Table::Holding, 528, 1).await.unwrap(), vec![16]);
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The Modbus requests the gateway sends, as protocol data units (function code and data), and
 //! the check of an answer's bytes against the request it is meant to answer: the function code
 //! (or the function code with 0x80 for an exception), the byte count and, for a write, the echo
-//! of the address and register count. An answer that fails the check is a [`FrameError`], never
+//! of the address and register count (or, for a single-register write, of the address and value). An answer that fails the check is a [`FrameError`], never
 //! a value. Also the CRC-16 of Modbus RTU.
 
 use tokio_modbus::ExceptionCode;
@@ -15,6 +15,8 @@ pub(crate) enum Request<'a> {
     Read(Table, u16, u16),
     /// Write holding registers from `address` (function 0x10).
     Write(u16, &'a [u16]),
+    /// Write one holding register (function 0x06), for devices that take no other write.
+    WriteSingle(u16, u16),
 }
 
 /// What a device answered, once checked against the request.
@@ -65,6 +67,18 @@ pub enum FrameError {
         /// Echoed count.
         got_count: u16,
     },
+    /// A single-register write's answer echoes another address or value.
+    #[error("write answer echoes {got_address} = {got_value}, not {address} = {value}")]
+    WrongSingleEcho {
+        /// Written.
+        address: u16,
+        /// Value written.
+        value: u16,
+        /// Echoed address.
+        got_address: u16,
+        /// Echoed value.
+        got_value: u16,
+    },
     /// More bytes followed a whole answer on an RTU line: two frames, and which one answers the
     /// request cannot be known.
     #[error("{bytes} more bytes followed the answer (a late answer and the real one?)")]
@@ -97,6 +111,7 @@ impl Request<'_> {
             Self::Read(Table::Holding, ..) => 0x03,
             Self::Read(Table::Input, ..) => 0x04,
             Self::Write(..) => 0x10,
+            Self::WriteSingle(..) => 0x06,
         }
     }
 
@@ -113,6 +128,10 @@ impl Request<'_> {
                 b.extend((words.len() as u16).to_be_bytes());
                 b.push((words.len() * 2) as u8);
                 b.extend(words.iter().flat_map(|w| w.to_be_bytes()));
+            }
+            Self::WriteSingle(address, value) => {
+                b.extend(address.to_be_bytes());
+                b.extend(value.to_be_bytes());
             }
         }
         b
@@ -142,7 +161,7 @@ impl Request<'_> {
                 }
                 Ok(due + 2)
             }
-            Self::Write(..) => Ok(5),
+            Self::Write(..) | Self::WriteSingle(..) => Ok(5),
         }
     }
 
@@ -173,6 +192,19 @@ impl Request<'_> {
                         count,
                         got_address,
                         got_count,
+                    });
+                }
+                Ok(Answer::Words(Vec::new()))
+            }
+            Self::WriteSingle(address, value) => {
+                let got_address = u16::from_be_bytes([pdu[1], pdu[2]]);
+                let got_value = u16::from_be_bytes([pdu[3], pdu[4]]);
+                if (got_address, got_value) != (*address, *value) {
+                    return Err(FrameError::WrongSingleEcho {
+                        address: *address,
+                        value: *value,
+                        got_address,
+                        got_value,
                     });
                 }
                 Ok(Answer::Words(Vec::new()))
@@ -233,5 +265,24 @@ mod tests {
             write.check(&[0x10, 0x9c, 0x4b, 0, 2]),
             Err(FrameError::WrongEcho { .. })
         ));
+        // function 06: the answer echoes the request
+        let single = Request::WriteSingle(528, 16);
+        assert_eq!(single.pdu(), [0x06, 0x02, 0x10, 0, 16]);
+        assert_eq!(single.check(&[0x06, 0x02, 0x10, 0, 16]), Ok(Answer::Words(vec![])));
+        assert!(matches!(
+            single.check(&[0x06, 0x02, 0x10, 0, 15]),
+            Err(FrameError::WrongSingleEcho { got_value: 15, .. })
+        ));
+        assert!(matches!(
+            single.check(&[0x10, 0x02, 0x10, 0, 1]),
+            Err(FrameError::WrongFunction {
+                expected: 0x06,
+                got: 0x10
+            })
+        ));
+        assert_eq!(
+            single.check(&[0x86, 3]),
+            Ok(Answer::Exception(ExceptionCode::IllegalDataValue))
+        );
     }
 }

@@ -390,6 +390,7 @@ impl Link {
         let what = match &req {
             Request::Read(table, address, count) => format!("read {table:?} {address}+{count}").to_lowercase(),
             Request::Write(address, words) => format!("write holding {address}+{}", words.len()),
+            Request::WriteSingle(address, _) => format!("write single holding {address}"),
         };
         let mut bus = self.bus.state.lock().await;
         if let Some(last) = bus.last {
@@ -435,9 +436,17 @@ impl Link {
         self.request_tried(Request::Read(table, address, count)).await
     }
 
-    /// Writes holding registers at `address`.
+    /// Writes holding registers at `address` (function 16).
     pub async fn write(&mut self, address: u16, words: &[u16]) -> Result<(), ModbusError> {
         self.request_tried(Request::Write(address, words)).await.map(|_| ())
+    }
+
+    /// Writes one holding register at `address` with function 06, for devices that take no
+    /// other write.
+    pub async fn write_single(&mut self, address: u16, word: u16) -> Result<(), ModbusError> {
+        self.request_tried(Request::WriteSingle(address, word))
+            .await
+            .map(|_| ())
     }
 }
 
