@@ -470,7 +470,21 @@ async fn scan(args: ScanArgs) -> Outcome {
     for f in &found {
         let details = match f["status"].as_str() {
             Some("sunspec") => format!("models {} at {}", f["models"], f["base"]),
-            Some("profile") => format!("profile {}", f["profile"].as_str().unwrap_or("-")),
+            Some("profile") => {
+                let file = f["profile"].as_str().unwrap_or("-");
+                let also: Vec<&str> = f["also"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                    .unwrap_or_default();
+                if also.is_empty() {
+                    format!("profile {file}")
+                } else {
+                    format!(
+                        "profile {file}; the registers of {} read too: check the label",
+                        also.join(", ")
+                    )
+                }
+            }
             Some("exceptions-only") => format!("answers only exceptions: {}", f["exceptions"]),
             Some("no-answer") => format!(
                 "answered, then no answer after {} tries: {}",
@@ -514,9 +528,10 @@ fn found_json(f: &Found) -> serde_json::Value {
             file,
             manufacturer,
             model,
+            also,
         } => serde_json::json!({
             "port": port, "unit": f.unit, "status": "profile", "sunspec": false, "profile": file,
-            "manufacturer": manufacturer, "model": model,
+            "manufacturer": manufacturer, "model": model, "also": also,
         }),
         Identified::ExceptionsOnly { exceptions } => serde_json::json!({
             "port": port, "unit": f.unit, "status": "exceptions-only", "sunspec": false,
@@ -737,8 +752,12 @@ struct SimulateArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "")]
     pty: Option<PathBuf>,
     /// A device: unit id and profile file, e.g. `1=hardware/eastron-sdm630.toml`.
-    #[arg(long = "device", required = true)]
+    #[arg(long = "device", required_unless_present = "exception_units")]
     devices: Vec<String>,
+    /// A unit that answers every request with a Modbus exception, e.g. `3=4` (server device
+    /// failure): what installers meet on a device whose Modbus serves nothing asked of it.
+    #[arg(long = "exception-unit")]
+    exception_units: Vec<String>,
     /// Simulated seconds per real second.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
@@ -751,6 +770,7 @@ async fn simulate(args: SimulateArgs) -> Outcome {
         baud,
         pty,
         devices,
+        exception_units,
         speed,
     } = args;
     if !(speed > 0.0 && speed <= 100_000.0) {
@@ -768,6 +788,20 @@ async fn simulate(args: SimulateArgs) -> Outcome {
             .parse()
             .map_err(|_| format!("--device {d:?}: unit {unit:?} is not 0–255"))?;
         sim.add(unit, Profile::load(Path::new(path))?);
+    }
+    for e in &exception_units {
+        let (unit, code) = e
+            .split_once('=')
+            .ok_or_else(|| format!("--exception-unit {e:?}: expected UNIT=CODE, e.g. 3=4"))?;
+        let unit: u8 = unit
+            .parse()
+            .map_err(|_| format!("--exception-unit {e:?}: unit {unit:?} is not 0–255"))?;
+        let code: u8 = code
+            .parse()
+            .ok()
+            .filter(|c| (1..=0x7f).contains(c))
+            .ok_or_else(|| format!("--exception-unit {e:?}: exception code {code:?} is not 1–127"))?;
+        sim.add_exception_only(unit, tokio_modbus::ExceptionCode::new(code));
     }
     let signals = stop_signals()?;
     let stop = async {

@@ -1,6 +1,7 @@
 //! Finding Modbus devices (`gateway scan`): each unit id on each endpoint is asked for SunSpec
 //! first (its marker and model chain identify it); one that is not SunSpec is matched against
-//! the profiles given, the first whose points all read naming it. A request that gets no answer
+//! the profiles given, the first whose points all read naming it and the others that read too
+//! listed with it (models sharing a register map cannot be told apart by reading). A request that gets no answer
 //! is tried again (`retries`); every unit that answered anything is reported, identified or
 //! not: one that answers only exceptions (named), one that stopped answering, one that matches
 //! no profile. Only units that never said a word are left out.
@@ -28,6 +29,10 @@ pub enum Identified {
         manufacturer: String,
         /// The profile's device name.
         model: String,
+        /// Other profiles every point of which reads from it too (file names): models that share
+        /// a register map (an SDM630 answers the SDM120's registers) cannot be told apart by
+        /// reading, and the installer checks the label.
+        also: Vec<String>,
     },
     /// A unit that answered every request with a Modbus exception.
     ExceptionsOnly {
@@ -91,12 +96,18 @@ pub async fn scan(
                             break; // silence (or a TCP gateway's "no such unit") on every probe
                         }
                         if read_points(&mut link, p).await.iter().all(|(_, v)| v.is_ok()) {
-                            matched = Some(Identified::Profile {
-                                file: path.file_name().map(|f| f.to_string_lossy().into_owned()),
-                                manufacturer: p.device.manufacturer.clone(),
-                                model: p.device.name.clone(),
-                            });
-                            break;
+                            let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+                            match &mut matched {
+                                Some(Identified::Profile { also, .. }) => also.extend(file),
+                                _ => {
+                                    matched = Some(Identified::Profile {
+                                        file,
+                                        manufacturer: p.device.manufacturer.clone(),
+                                        model: p.device.name.clone(),
+                                        also: Vec::new(),
+                                    });
+                                }
+                            }
                         }
                     }
                     matched

@@ -67,6 +67,9 @@ struct Device {
 #[derive(Debug, Default)]
 struct State {
     devices: HashMap<u8, Device>,
+    /// Units that answer every request with this exception (a device whose Modbus is there but
+    /// which serves nothing the gateway asks, as installers meet them).
+    exception_only: HashMap<u8, ExceptionCode>,
     fault: Fault,
     /// Seconds since the epoch of the simulated clock.
     clock_s: f64,
@@ -129,6 +132,7 @@ impl Simulator {
 
     /// Adds a device at `unit`, replacing one already there.
     pub fn add(&self, unit: u8, profile: Profile) {
+        self.lock().exception_only.remove(&unit);
         let mut device = Device {
             model: Model::new(profile.device.kind),
             profile,
@@ -147,6 +151,13 @@ impl Simulator {
         }
         publish(&mut device);
         self.lock().devices.insert(unit, device);
+    }
+
+    /// A unit that answers every request with `code`, replacing a device there.
+    pub fn add_exception_only(&self, unit: u8, code: ExceptionCode) {
+        let mut st = self.lock();
+        st.devices.remove(&unit);
+        st.exception_only.insert(unit, code);
     }
 
     /// Injects a fault (or [`Fault::None`] to clear it).
@@ -235,6 +246,9 @@ impl Simulator {
             Fault::Timeout => return Ok(None),
             Fault::Exception(code) => return Err(code),
             Fault::None | Fault::Stuck | Fault::Disconnect => {}
+        }
+        if let Some(&code) = st.exception_only.get(&req.slave) {
+            return Err(code);
         }
         let device = st
             .devices

@@ -35,14 +35,12 @@ fn gateway(args: &[&str]) -> (bool, String, String) {
 /// the simulator exits instead (a port picked free can be taken before the simulator binds it, and
 /// a connect to a port nobody listens on can even reach itself on Linux, which looked like a
 /// listener and made this test flaky).
-fn simulator(devices: &[String]) -> (Killed, u16) {
+fn simulator(extra: &[String]) -> (Killed, u16) {
     for _ in 0..5 {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["simulate".to_owned(), "--listen".to_owned(), listen.clone()];
-        for d in devices {
-            args.extend(["--device".to_owned(), d.clone()]);
-        }
+        args.extend(extra.iter().cloned());
         let mut sim = Killed(
             Command::new(BIN)
                 .args(&args)
@@ -76,7 +74,14 @@ fn simulator(devices: &[String]) -> (Killed, u16) {
 fn installer_tools_against_the_simulator() {
     let meter = format!("1={}", hardware("eastron-sdm630.toml"));
     let pv = format!("2={}", hardware("sunspec-inverter-103.toml"));
-    let (_sim, port) = simulator(&[meter, pv]);
+    let (_sim, port) = simulator(&[
+        "--device".into(),
+        meter,
+        "--device".into(),
+        pv,
+        "--exception-unit".into(),
+        "3=4".into(),
+    ]);
     let p = port.to_string();
 
     let (ok, out, err) = gateway(&[
@@ -132,7 +137,7 @@ fn installer_tools_against_the_simulator() {
         "--ports",
         &p,
         "--units",
-        "1-3",
+        "1-4",
         "--profiles",
         &format!("{}/../hardware", env!("CARGO_MANIFEST_DIR")),
         "--json",
@@ -140,18 +145,32 @@ fn installer_tools_against_the_simulator() {
     assert!(ok, "{err}");
     let found: serde_json::Value = serde_json::from_str(&out).unwrap();
     let found = found.as_array().unwrap();
-    assert_eq!(found.len(), 2, "units 1 and 2, nothing at 3: {out}");
+    assert_eq!(found.len(), 3, "units 1 to 3, nothing at 4: {out}");
     // identified by a profile whose points all read: the Eastron meters share one register map,
-    // so the scan names the first of them that fits (hardware/README.md), not the model
+    // so the scan names the first of them that fits (hardware/README.md) and lists the others
+    // that fit too, the SDM630 (what unit 1 is) among them
     assert_eq!(found[0]["status"], "profile", "{out}");
     assert_eq!(found[0]["manufacturer"], "Eastron", "{out}");
-    assert!(
-        found[0]["profile"].as_str().unwrap().starts_with("eastron-sdm"),
-        "{out}"
-    );
+    let mut fits = vec![found[0]["profile"].as_str().unwrap()];
+    fits.extend(found[0]["also"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()));
+    assert!(fits.iter().all(|f| f.starts_with("eastron-sdm")), "{out}");
+    assert!(fits.contains(&"eastron-sdm630.toml"), "{out}");
     assert_eq!(
         (found[1]["sunspec"].as_bool(), found[1]["models"].clone()),
         (Some(true), serde_json::json!([1, 103]))
+    );
+    assert_eq!(
+        (
+            found[2]["unit"].as_u64(),
+            found[2]["status"].as_str(),
+            found[2]["exceptions"].clone()
+        ),
+        (
+            Some(3),
+            Some("exceptions-only"),
+            serde_json::json!(["ServerDeviceFailure"])
+        ),
+        "{out}"
     );
 
     // the simulated inverter's SunSpec models, decoded by their layouts
