@@ -1,7 +1,8 @@
 //! Gateways on chain and the slashing of those that equivocate, run by the settlement task
 //! between its steps (one sender, so its nonces never race): first the registry mirror
 //! commissions the gateways the chain does not know yet (so that any proof can be checked against
-//! a registered key), then every proof of equivocation the intake stored goes to the staking
+//! a registered key) and carries revocations across (a key revoked on chain is refused by the
+//! market from its next gateway reload; one revoked in the market is revoked on chain), then every proof of equivocation the intake stored goes to the staking
 //! contract exactly once (`gridshare_settlement::slashing`).
 
 use gridshare_settlement::chain::Chain;
@@ -30,11 +31,19 @@ impl SlashingStep {
         db: &Db,
         wallet: &Wallet,
         contracts: GatewayContracts,
+        now: gridshare_domain::Timestamp,
     ) -> Result<(), SlashingError> {
         let mut s = Submitter::new(chain, wallet.clone()).await?;
         let n = self.mirror.commission_pending(&mut s, contracts.registry, db).await?;
         if n > 0 {
             tracing::info!(gateways = n, "gateways commissioned on chain");
+        }
+        let r = self
+            .mirror
+            .sync_revocations(&mut s, contracts.registry, db, now)
+            .await?;
+        if !r.from_chain.is_empty() {
+            tracing::warn!(gateways = ?r.from_chain, "gateways revoked on chain, now refused by the market");
         }
         for (evidence, outcome) in Slasher::new(chain, db, wallet.clone(), contracts.staking)
             .slash_pending()

@@ -5,7 +5,10 @@
 //! ([`Mirror`]): every active gateway, and every gateway with a proof still to take on chain, is
 //! commissioned under its key's address for its owner's account (their own address, or the one
 //! the service holds for them), with its feeder node as the site. Commissioning is idempotent: the
-//! registry is read first, and a key is registered once.
+//! registry is read first, and a key is registered once. Revocations cross both ways with the
+//! chain as the authority ([`Mirror::sync_revocations`]): a key revoked on chain (by its
+//! installer, an admin or a slash) is revoked in the market, which then refuses its messages; a
+//! gateway revoked in the market is revoked on chain.
 //!
 //! **Slashing.** A proof found at intake (two different envelopes signed by one gateway with one
 //! sequence number, `gridshare_storage::evidence`) is sent to `GatewayStaking.slashEquivocation`
@@ -191,6 +194,77 @@ impl Mirror {
         }
         Ok(done)
     }
+}
+
+/// What [`Mirror::sync_revocations`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    /// Gateways revoked in the market and now on chain too.
+    pub to_chain: Vec<gridshare_domain::GatewayId>,
+    /// Gateways the chain had revoked (by their installer, an admin or a slash) and the market
+    /// had not: revoked in the market now, so it refuses their messages.
+    pub from_chain: Vec<gridshare_domain::GatewayId>,
+}
+
+impl Mirror {
+    /// Brings revocations across both ways, the chain being the authority: a key revoked on
+    /// chain is revoked in the market's database (the intake drops it at its next reload), and
+    /// a gateway revoked in the market is revoked on chain from the service's installer account
+    /// (one with a proof still to take is left to the slash, which revokes it itself). Reads the
+    /// whole registry, a page of [`Mirror::PAGE`] keys a call.
+    pub async fn sync_revocations<C: Chain>(
+        &mut self,
+        s: &mut Submitter<'_, C>,
+        registry: Address,
+        db: &Db,
+        now: gridshare_domain::Timestamp,
+    ) -> Result<Revocations, SlashingError> {
+        let count = view(s.chain(), registry, GatewayRegistry::gatewayCountCall {}).await?;
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        let mut revoked_on_chain = std::collections::HashMap::new();
+        let mut start = 0u64;
+        while start < count {
+            let page = view(
+                s.chain(),
+                registry,
+                GatewayRegistry::listGatewaysCall {
+                    start: U256::from(start),
+                    count: U256::from(Self::PAGE),
+                },
+            )
+            .await?;
+            if page.keys.is_empty() {
+                break;
+            }
+            start += page.keys.len() as u64;
+            for (key, record) in page.keys.into_iter().zip(page.records) {
+                revoked_on_chain.insert(key, record.revokedAt != 0);
+            }
+        }
+        let accused: HashSet<u64> = evidence::unslashed(db).await?.iter().map(|p| p.gateway.0).collect();
+        let mut done = Revocations::default();
+        for g in gateways::all(db).await? {
+            let key = Address::from(g.public_key.address());
+            match (g.revoked_at.is_some(), revoked_on_chain.get(&key)) {
+                (false, Some(true)) => {
+                    gateways::revoke(db, g.id, now).await?;
+                    tracing::warn!(gateway = %g.id, %key, "gateway revoked on chain: the market refuses it from now on");
+                    done.from_chain.push(g.id);
+                }
+                (true, Some(false)) if !accused.contains(&g.id.0) => {
+                    s.send(registry, GatewayRegistry::revokeCall { gatewayKey: key })
+                        .await?;
+                    tracing::info!(gateway = %g.id, %key, "gateway revoked on chain");
+                    done.to_chain.push(g.id);
+                }
+                _ => {}
+            }
+        }
+        Ok(done)
+    }
+
+    /// Keys read from the registry a call.
+    pub const PAGE: u64 = 256;
 }
 
 /// An envelope as the staking contract takes it.

@@ -292,3 +292,95 @@ async fn an_equivocating_gateway_is_slashed_once_and_a_framed_one_is_not_on_both
     let on_anvil = scenario(&rpc, Wallet::new(key(), rpc.chain_id().await.unwrap())).await;
     assert_eq!(on_evm, on_anvil, "identical outcomes on both chains");
 }
+
+/// Revocations cross between the market and the registry, the chain being the authority: a
+/// gateway its installer revokes on chain is revoked in the market (which then refuses it); one
+/// revoked in the market is revoked on chain; one with a proof pending is left to the slash; a
+/// second run finds nothing to do.
+async fn revocations<C: Chain>(chain: &C, wallet: Wallet) -> Vec<bool> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let keys: Vec<GatewayKey> = (1..=4).map(gateway_key).collect();
+    for (n, k) in keys.iter().enumerate() {
+        home(&db, n as u64 + 1, k).await;
+    }
+    let mut s = Submitter::new(chain, wallet.clone()).await.unwrap();
+    let emission = Emission {
+        cap: 1_000_000_000,
+        initial_budget: 50_000_000,
+        halving_epochs: 2,
+    };
+    let token = rewards::deploy(&mut s, emission).await.unwrap().token;
+    let contracts = slashing::deploy(&mut s, token, 0, 86_400).await.unwrap();
+    let mut mirror = Mirror::default();
+    assert_eq!(
+        mirror
+            .commission_pending(&mut s, contracts.registry, &db)
+            .await
+            .unwrap(),
+        4
+    );
+    let key_of = |k: &GatewayKey| Address::from(k.public().address());
+
+    // gateway 1 revoked on chain by its installer (the service's account, which commissioned it)
+    s.send(
+        contracts.registry,
+        GatewayRegistry::revokeCall {
+            gatewayKey: key_of(&keys[0]),
+        },
+    )
+    .await
+    .unwrap();
+    // gateway 2 revoked in the market; gateway 3 too, by the proof of its equivocation the
+    // intake stored (which revokes it), still to take on chain
+    gateways::revoke(&db, GatewayId(2), NOW).await.unwrap();
+    accuse(&db, envelope(&keys[2], 3, 9, 0), envelope(&keys[2], 3, 9, 1)).await;
+
+    let later = Timestamp(NOW.0 + 60_000);
+    let done = mirror
+        .sync_revocations(&mut s, contracts.registry, &db, later)
+        .await
+        .unwrap();
+    assert_eq!(done.from_chain, vec![GatewayId(1)]);
+    assert_eq!(done.to_chain, vec![GatewayId(2)]);
+    let active: Vec<GatewayId> = gateways::active(&db).await.unwrap().iter().map(|g| g.id).collect();
+    assert_eq!(active, vec![GatewayId(4)], "the market refuses gateway 1 now");
+    let g1 = gateways::all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.id == GatewayId(1))
+        .unwrap();
+    assert_eq!(g1.revoked_at, Some(later));
+    let again = Mirror::default()
+        .sync_revocations(&mut s, contracts.registry, &db, later)
+        .await
+        .unwrap();
+    assert_eq!(again, Default::default(), "nothing left to carry across");
+    let mut on_chain = Vec::new();
+    for k in &keys {
+        on_chain.push(
+            view(
+                chain,
+                contracts.registry,
+                GatewayRegistry::isActiveCall { gatewayKey: key_of(k) },
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    // 1 and 2 revoked; 3 still active on chain, for the slash to revoke; 4 active
+    assert_eq!(on_chain, vec![false, false, true, true]);
+    on_chain
+}
+
+#[tokio::test]
+async fn revocations_cross_between_market_and_registry_on_both_chains() {
+    let evm = EvmChain::in_memory(&[key().address()]);
+    let on_evm = revocations(&evm, Wallet::new(key(), EVM_CHAIN_ID)).await;
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let anvil = anvil.unwrap();
+    let rpc = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
+    let on_anvil = revocations(&rpc, Wallet::new(key(), rpc.chain_id().await.unwrap())).await;
+    assert_eq!(on_evm, on_anvil);
+}
