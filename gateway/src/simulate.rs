@@ -486,15 +486,23 @@ fn write(d: &mut Device, addr: u16, words: &[u16], function: WriteFunction) -> R
     Ok(())
 }
 
-/// Puts an engineering value into a point's registers (scale factor 0 where it has one).
+/// Puts an engineering value into a point's registers. Where the point has a scale factor, it is
+/// the smallest of 0 to 4 that makes the value fit its register, as a SunSpec device picks it (a
+/// home exporting 40 kW does not fit an int16 in W).
 fn store(d: &mut Device, p: &Point, value: f64) {
-    if let Some(words) = p.ty.encode(value / p.scale, d.profile.device.word_order) {
+    let order = d.profile.device.word_order;
+    let most = if p.scale_factor_at.is_some() { 4 } else { 0 };
+    let fitted = (0..=most).find_map(|sf: i16| {
+        p.ty.encode(value / p.scale / 10f64.powi(i32::from(sf)), order)
+            .map(|words| (sf, words))
+    });
+    if let Some((sf, words)) = fitted {
         for (i, w) in words.into_iter().enumerate() {
             d.registers.insert((p.table, p.address + i as u16), w);
         }
-    }
-    if let Some(sf) = p.scale_factor_at {
-        d.registers.insert((p.table, sf), 0);
+        if let Some(at) = p.scale_factor_at {
+            d.registers.insert((p.table, at), sf as u16);
+        }
     }
 }
 
@@ -525,10 +533,13 @@ fn publish(d: &mut Device) {
     }
 }
 
-/// SunSpec's marker and model chain for a profile with points at 40000 and up: "SunS" at 40000,
-/// model 1 (66 registers) at 40002, model 103 (50 registers) at 40070, end marker at 40122.
+/// SunSpec's marker and model chain for a profile whose points lie in model 103's data as this
+/// chain places it (the generic `sunspec-inverter-103.toml`): "SunS" at 40000, model 1 (66
+/// registers) at 40002, model 103 (50 registers) at 40070, end marker at 40122. Profiles with
+/// points elsewhere up there (SolarEdge's and Fronius's 65-register common block, SolarEdge's
+/// battery block) get no chain rather than a wrong one.
 fn sunspec_header(d: &mut Device, unit: u8) {
-    if !d.profile.points.iter().any(|p| p.address >= 40_000) {
+    if d.profile.points.is_empty() || !d.profile.points.iter().all(|p| (40_072..40_122).contains(&p.address)) {
         return;
     }
     let text = |s: &str, words: usize| -> Vec<u16> {
@@ -563,4 +574,31 @@ fn sunspec_header(d: &mut Device, unit: u8) {
     }
     put(40_122, 0xFFFF);
     put(40_123, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_too_big_for_its_register_takes_a_scale_factor() {
+        let text = "[device]\nname = \"m\"\nmanufacturer = \"x\"\nkind = \"grid_meter\"\n\n\
+                    [[points]]\nname = \"p\"\nquantity = \"power_w\"\ntable = \"holding\"\n\
+                    address = 10\ntype = \"i16\"\nscale = -1.0\nunit = \"W\"\nscale_factor_at = 11\n";
+        let profile = Profile::parse(std::path::Path::new("m.toml"), text).unwrap();
+        let p = profile.points[0].clone();
+        let mut d = Device {
+            model: Model::new(profile.device.kind),
+            profile,
+            registers: HashMap::new(),
+        };
+        // -1500 W fits: raw 1500 (the sign turned), scale factor 0
+        store(&mut d, &p, -1_500.0);
+        assert_eq!(d.registers[&(Table::Holding, 10)], 1_500);
+        assert_eq!(d.registers[&(Table::Holding, 11)], 0);
+        // -40,000 W does not fit an int16: raw 4000 × 10^1
+        store(&mut d, &p, -40_000.0);
+        assert_eq!(d.registers[&(Table::Holding, 10)], 4_000);
+        assert_eq!(d.registers[&(Table::Holding, 11)], 1);
+    }
 }

@@ -117,7 +117,7 @@ const NOON: f64 = 1_750_507_200.0;
 async fn profiles_read_back_what_the_simulator_models() {
     let sim = Simulator::new(NOON);
     let all = load_dir(&hardware()).unwrap();
-    assert!(all.len() >= 25, "{} profiles", all.len());
+    assert!(all.len() >= 29, "{} profiles", all.len());
     let files: Vec<(u8, String, Profile)> = all
         .into_iter()
         .enumerate()

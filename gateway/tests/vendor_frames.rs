@@ -1,14 +1,18 @@
 //! The vendor profiles in `hardware/` against register frames written out by hand from the
 //! vendors' register maps: for each encoding family (word order, signed or unsigned, 16, 32 or
-//! 64 bits, float32 and float64, scale and sign), the raw words a device sends and the value the
-//! gateway must make of them. Each case also pins the point's address to the document's.
+//! 64 bits, float32 and float64, scale and sign, SunSpec scale factors), the raw words a device
+//! sends and the value the gateway must make of them. Each case also pins the point's address to
+//! the document's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
-use gridshare_gateway::modbus::scaled;
+use gridshare_gateway::modbus::{Link, read_points, scaled};
 use gridshare_gateway::profile::{Profile, Table, ValueType, WordOrder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A profile of `hardware/`, by file name.
 fn load(file: &str) -> Profile {
@@ -32,6 +36,73 @@ fn read(file: &str, point: &str, table: Table, address: u16, words: &[u16]) -> f
         p.ty.decode(words, profile.device.word_order)
             .unwrap_or_else(|| panic!("{file} {point}: undecodable"));
     scaled(raw, p.scale)
+}
+
+/// Checks that `point` of `file` is at `address` in the holding table with its scale factor at
+/// `scale_factor_at` (the vendor's document).
+fn pin(file: &str, point: &str, address: u16, scale_factor_at: Option<u16>) {
+    let profile = load(file);
+    let p = profile
+        .point(point)
+        .unwrap_or_else(|| panic!("{file}: no point {point}"));
+    assert_eq!(
+        (p.table, p.address, p.scale_factor_at),
+        (Table::Holding, address, scale_factor_at),
+        "{file} {point}: registers"
+    );
+}
+
+/// A device answering reads of holding registers (function 03) with the words of `frame`
+/// (address, word), 0 elsewhere: a frame of a SunSpec "int + SF" map, whose values and scale
+/// factors are read together.
+async fn device(frame: &[(u16, u16)]) -> std::net::SocketAddr {
+    let words: HashMap<u16, u16> = frame.iter().copied().collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let words = words.clone();
+            tokio::spawn(async move {
+                // MBAP header (transaction, protocol, length, unit), then function 03, start, count
+                let mut request = [0u8; 12];
+                while stream.read_exact(&mut request).await.is_ok() {
+                    if request[7] != 3 {
+                        break; // only holding registers are read here
+                    }
+                    let start = u16::from_be_bytes([request[8], request[9]]);
+                    let count = u16::from_be_bytes([request[10], request[11]]);
+                    let data: Vec<u8> = (0..count)
+                        .flat_map(|i| words.get(&start.wrapping_add(i)).copied().unwrap_or(0).to_be_bytes())
+                        .collect();
+                    let mut answer = vec![request[0], request[1], 0, 0];
+                    answer.extend_from_slice(&(u16::try_from(data.len()).unwrap() + 3).to_be_bytes());
+                    answer.extend_from_slice(&[request[6], 3, u8::try_from(data.len()).unwrap()]);
+                    answer.extend_from_slice(&data);
+                    if stream.write_all(&answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// What the gateway reads of every point of `file` (scale, scale factor and "not implemented"
+/// applied, as in operation) from a device sending `frame`, by point name.
+async fn read_from(file: &str, frame: &[(u16, u16)]) -> HashMap<String, Option<f64>> {
+    let profile = load(file);
+    let mut link = Link::new(
+        device(frame).await,
+        profile.device.default_unit,
+        Duration::from_millis(500),
+        Duration::ZERO,
+    );
+    read_points(&mut link, &profile)
+        .await
+        .into_iter()
+        .map(|(name, value)| (name, value.unwrap()))
+        .collect()
 }
 
 /// Eastron SDM120/220/72/630: IEEE 754 float32, high word first; energy in kWh read as Wh.
@@ -413,4 +484,126 @@ fn inepro_float32_kilowatts() {
     );
     assert_eq!(read(f, "frequency", Table::Holding, 0x5008, &[0x4248, 0x0000]), 50.0);
     assert_eq!(read(f, "voltage_l1", Table::Holding, 0x5002, &[0x4366, 0x8000]), 230.5);
+}
+
+/// SolarEdge inverter: SunSpec "int + SF" after a common block of 65 registers, so the inverter
+/// model's id is at 40069, not 40070; each value with its power-of-ten scale factor, "not
+/// implemented" read as absent.
+#[tokio::test]
+async fn solaredge_inverter_int_and_scale_factor() {
+    let f = "solaredge-inverter.toml";
+    assert_eq!(load(f).device.default_unit, 1);
+    pin(f, "ac_current", 40071, Some(40075));
+    pin(f, "ac_power", 40083, Some(40084));
+    pin(f, "lifetime_energy", 40093, Some(40095));
+    pin(f, "status", 40107, None);
+    let frame = [
+        (40069, 103), // model id: three-phase inverter
+        (40070, 50),  // its length
+        (40071, 1234),
+        (40075, 0xFFFE), // A_SF -2: 12.34 A
+        (40083, 23456),
+        (40084, 0xFFFF), // W_SF -1: 2345.6 W
+        (40093, 0x0001),
+        (40094, 0xE240), // 123456
+        (40095, 1),      // WH_SF 1: 1,234,560 Wh
+        (40107, 4),      // producing (MPPT)
+    ];
+    let v = read_from(f, &frame).await;
+    assert_eq!(v["ac_current"], Some(12.34));
+    assert_eq!(v["ac_power"], Some(2345.6));
+    assert_eq!(v["lifetime_energy"], Some(1_234_560.0));
+    assert_eq!(v["status"], Some(4.0));
+    // "not implemented": the power 0x8000, the current's scale factor 0x8000, the status 0xFFFF
+    let mut absent = frame.to_vec();
+    absent.extend([(40083, 0x8000), (40075, 0x8000), (40107, 0xFFFF)]);
+    let v = read_from(f, &absent).await;
+    assert_eq!(
+        (v["ac_power"], v["ac_current"], v["status"]),
+        (None, None, None),
+        "read as absent, never as zero"
+    );
+}
+
+/// SolarEdge meter through the inverter: SunSpec model 203 "int + SF" at 40188, the power's sign
+/// turned round (SolarEdge: > 0 exporting) by scale -1, which combines with the scale factor:
+/// raw × scale × 10^sf.
+#[tokio::test]
+async fn solaredge_meter_turned_with_scale_factor() {
+    let f = "solaredge-meter.toml";
+    pin(f, "grid_power", 40206, Some(40210));
+    pin(f, "exported_energy", 40226, Some(40242));
+    pin(f, "imported_energy", 40234, Some(40242));
+    let frame = [
+        (40188, 203),    // model id: wye three-phase meter
+        (40189, 105),    // its length
+        (40206, 0xF830), // -2000: drawing from the grid, to SolarEdge
+        (40210, 0xFFFF), // W_SF -1: -200.0 W, the gateway's +200.0 W
+        (40226, 0x0001),
+        (40227, 0xE240), // exported 123456
+        (40234, 0x0000),
+        (40235, 0x3039), // imported 12345
+        (40242, 1),      // TotWh_SF 1: x10 Wh
+    ];
+    let v = read_from(f, &frame).await;
+    assert_eq!(v["grid_power"], Some(200.0));
+    assert_eq!(v["exported_energy"], Some(1_234_560.0));
+    assert_eq!(v["imported_energy"], Some(123_450.0));
+    // +1500 W (0x05DC) with W_SF 0: feeding in, the gateway's -1500 W
+    let mut exporting = frame.to_vec();
+    exporting.extend([(40206, 0x05DC), (40210, 0)]);
+    assert_eq!(read_from(f, &exporting).await["grid_power"], Some(-1500.0));
+    let mut absent = frame.to_vec();
+    absent.push((40206, 0x8000));
+    assert_eq!(read_from(f, &absent).await["grid_power"], None);
+}
+
+/// The battery behind a SolarEdge StorEdge inverter: SolarEdge's own battery block, float32 with
+/// the low word first, > 0 charging (the gateway's convention already), state of energy in %.
+#[test]
+fn solaredge_battery_float32_low_word_first() {
+    let f = "solaredge-storedge-battery.toml";
+    assert_eq!(load(f).device.default_unit, 1);
+    // 2500.5 W (0x451C4800, charging), sent as 4800 451C
+    assert_eq!(
+        read(f, "battery_power", Table::Holding, 0xE174, &[0x4800, 0x451C]),
+        2500.5
+    );
+    // -1234.5 W (0xC49A5000, discharging), sent as 5000 C49A
+    assert_eq!(
+        read(f, "battery_power", Table::Holding, 0xE174, &[0x5000, 0xC49A]),
+        -1234.5
+    );
+    // 87.5 % (0x42AF0000) = 875 permille
+    assert_eq!(read(f, "soc", Table::Holding, 0xE184, &[0x0000, 0x42AF]), 875.0);
+    // no value: -3.4028235e38 (0xFF7FFFFF), sent as FFFF FF7F, read as absent
+    let profile = load(f);
+    let raw = ValueType::U32.decode(&[0xFFFF, 0xFF7F], WordOrder::Little).unwrap() as u32;
+    assert_eq!(profile.point("battery_power").unwrap().absent_raw, Some(raw));
+}
+
+/// Fronius Smart Meter through the inverter: SunSpec model 213 (float) after a common block of 65
+/// registers, float32 high word first, > 0 drawing from the grid (no turn).
+#[test]
+fn fronius_meter_float32() {
+    let f = "fronius-smart-meter.toml";
+    assert_eq!(load(f).device.default_unit, 200);
+    // -523.25 W (0xC402D000): feeding in
+    assert_eq!(read(f, "grid_power", Table::Holding, 40097, &[0xC402, 0xD000]), -523.25);
+    // 230.0 W (0x43660000): drawing from the grid
+    assert_eq!(read(f, "grid_power", Table::Holding, 40097, &[0x4366, 0x0000]), 230.0);
+    // 1234567 Wh (0x4996B438) and 4711.5 Wh (0x45933C00)
+    assert_eq!(
+        read(f, "exported_energy", Table::Holding, 40129, &[0x4996, 0xB438]),
+        1_234_567.0
+    );
+    assert_eq!(
+        read(f, "imported_energy", Table::Holding, 40137, &[0x4593, 0x3C00]),
+        4711.5
+    );
+    // SunSpec's "not implemented" float32, 0x7FC00000, is read as absent
+    let profile = load(f);
+    for point in ["grid_power", "exported_energy", "imported_energy"] {
+        assert_eq!(profile.point(point).unwrap().absent_raw, Some(0x7FC0_0000), "{point}");
+    }
 }
