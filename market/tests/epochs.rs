@@ -224,6 +224,54 @@ async fn unbonded_gateways_earn_neither_uptime_nor_local_renewable() {
     t.finish().await;
 }
 
+/// The service's epoch task computes nothing until the bonds have been read from chain (an epoch
+/// computed before would pay gateways that were never bonded), then computes with them.
+#[tokio::test]
+async fn the_epoch_task_waits_for_the_bonds_read_from_chain() {
+    let t = common::sqlite().await;
+    seed(&t.db).await;
+    // market time stands (almost) still just after epoch 1 has ended and settled
+    let clock = gridshare_market::Clock::accelerated(Timestamp(GENESIS + HOUR + QUARTER), 1e-6);
+    let (bonds, read) = tokio::sync::watch::channel(None);
+    let task = tokio::spawn(collect::run(
+        t.db.clone(),
+        params(),
+        QUARTER,
+        clock,
+        std::time::Duration::from_millis(20),
+        read,
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        gridshare_storage::epochs::last(&t.db).await.unwrap().is_none(),
+        "no epoch before the bonds are known"
+    );
+    bonds.send_replace(Some(Bonds::Bonded([GatewayId(2)].into_iter().collect())));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let json = loop {
+        if let Some(json) = gridshare_storage::epochs::report(&t.db, 1).await.unwrap() {
+            break json;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "epoch 1 computed once the bonds are known"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    task.abort();
+    let r: report::Report = serde_json::from_str(&json).unwrap();
+    assert!(
+        r.participants.iter().all(|x| x.participant != 1),
+        "home 1's gateway is not bonded"
+    );
+    assert!(
+        r.participants
+            .iter()
+            .any(|x| x.participant == 2 && x.local_renewable.raw > 0)
+    );
+    t.finish().await;
+}
+
 /// Issue 22: an epoch is computed with the reward rates the community set on chain in force when
 /// it began (the newest version the service had seen by then); version 0 (the deployment's values)
 /// and no version at all mean the configuration's; a change seen during an epoch waits for the

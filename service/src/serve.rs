@@ -166,7 +166,9 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
-    // reward epochs: verified contributions → rewards, report and root, once per epoch
+    // reward epochs: verified contributions → rewards, report and root, once per epoch, with the
+    // bonds the settlement task reads from chain
+    let (bonds_tx, bonds_rx) = tokio::sync::watch::channel(None);
     let epochs = if cfg.rewards.enabled {
         let genesis = epoch_genesis(&cfg.data_dir, clock.now())?;
         let params = cfg
@@ -179,6 +181,7 @@ pub async fn serve(
             cfg.market.intervals.length.millis(),
             clock.clone(),
             Duration::from_secs(2),
+            bonds_rx,
         )))
     } else {
         None
@@ -191,6 +194,7 @@ pub async fn serve(
         settlement_stop,
         metrics.clone(),
         market.clone(),
+        bonds_tx,
     )
     .await?;
     let scheduler = tokio::spawn(gridshare_market::schedule(

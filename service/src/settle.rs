@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use alloy::primitives::{Address, keccak256};
 use alloy::signers::local::{LocalSignerError, PrivateKeySigner};
 use gridshare_domain::MicroPerKwh;
+use gridshare_market::epoch::collect::Bonds;
 use gridshare_market::{Clock, Metrics};
 use gridshare_settlement::chain::{Chain, ChainError, EvmChain, RpcChain};
 use gridshare_settlement::governance::GovernanceContracts;
@@ -395,8 +396,11 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
     market: gridshare_market::Market,
+    bonds: watch::Sender<Option<Bonds>>,
 ) -> Result<Started, SettleError> {
     if !cfg.settlement.enabled {
+        // no chain: no bonds to read, and nothing goes on chain; epochs count every gateway
+        bonds.send_replace(Some(Bonds::NoMinimum));
         return Ok((None, None));
     }
     let key = settler_key(cfg)?;
@@ -424,6 +428,7 @@ pub async fn start(
         shutdown,
         metrics,
         market,
+        bonds,
     };
     match &cfg.chain.rpc_url {
         Some(url) => {
@@ -461,6 +466,8 @@ struct Task {
     metrics: Arc<Metrics>,
     /// The market, which the governed fees go to.
     market: gridshare_market::Market,
+    /// Where the bonds read from chain go, for the epoch task.
+    bonds: watch::Sender<Option<Bonds>>,
 }
 
 impl Task {
@@ -482,7 +489,11 @@ impl Task {
             shutdown,
             metrics,
             market,
+            bonds,
         } = self;
+        if incentives.is_none() {
+            bonds.send_replace(Some(Bonds::NoMinimum));
+        }
         let mut governance = crate::governance::GovernanceStep::default();
         if let Some(c) = incentives
             && let Err(e) = governance.run(&chain, &db, &market, c.governance.parameters).await
@@ -496,6 +507,7 @@ impl Task {
         });
         let task = tokio::spawn(run(
             chain, db, clock, wallet, vault, incentives, step, system, every, shutdown, metrics, market, governance,
+            bonds,
         ));
         (Some(task), Some(reader))
     }
@@ -516,10 +528,11 @@ async fn run<C: Chain + 'static>(
     metrics: Arc<Metrics>,
     market: gridshare_market::Market,
     mut governance_step: crate::governance::GovernanceStep,
+    bonds: watch::Sender<Option<Bonds>>,
 ) {
     let mut step = None;
     let mut rewards_step = crate::rewards::RewardsStep::default();
-    let mut slashing_step = crate::slashing::SlashingStep::default();
+    let mut slashing_step = crate::slashing::SlashingStep::new(bonds);
     loop {
         if *shutdown.borrow() {
             return;

@@ -3,8 +3,11 @@
 //! commissions the gateways the chain does not know yet (so that any proof can be checked against
 //! a registered key) and carries revocations across (a key revoked on chain is refused by the
 //! market from its next gateway reload; one revoked in the market is revoked on chain), then every proof of equivocation the intake stored goes to the staking
-//! contract exactly once (`gridshare_settlement::slashing`).
+//! contract exactly once (`gridshare_settlement::slashing`). Before all that, it reads which gateways are
+//! bonded (the staking contract's minimum and each active gateway's `isBonded`) for the epoch
+//! task: a gateway earns uptime and local-renewable rewards only while bonded.
 
+use gridshare_market::epoch::collect::Bonds;
 use gridshare_settlement::chain::Chain;
 use gridshare_settlement::onchain::{Submitter, Wallet};
 use gridshare_settlement::slashing::{GatewayContracts, Mirror, Outcome, Slasher, SlashingError};
@@ -18,13 +21,24 @@ pub const MIN_BOND: u64 = 0;
 pub const UNBONDING_COOLDOWN_S: u64 = 7 * 24 * 3_600;
 
 /// What the step keeps between runs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SlashingStep {
     mirror: Mirror,
+    /// Where the bonds read from chain go (the epoch task computes nothing before the first).
+    bonds: tokio::sync::watch::Sender<Option<Bonds>>,
 }
 
 impl SlashingStep {
-    /// Commissions new gateways on chain, then takes pending proofs there.
+    /// A step that publishes the bonds it reads on `bonds`.
+    pub fn new(bonds: tokio::sync::watch::Sender<Option<Bonds>>) -> Self {
+        Self {
+            mirror: Mirror::default(),
+            bonds,
+        }
+    }
+
+    /// Reads the bonds for the epochs, commissions new gateways on chain, carries revocations
+    /// across, then takes pending proofs there.
     pub async fn run<C: Chain>(
         &mut self,
         chain: &C,
@@ -33,6 +47,24 @@ impl SlashingStep {
         contracts: GatewayContracts,
         now: gridshare_domain::Timestamp,
     ) -> Result<(), SlashingError> {
+        // bonds first: the epochs wait for them, so a failure further on must not hold them up
+        let active: Vec<_> = gridshare_storage::gateways::active(db)
+            .await?
+            .into_iter()
+            .map(|g| (g.id, alloy::primitives::Address::from(g.public_key.address())))
+            .collect();
+        let bonds = match gridshare_settlement::slashing::bonded(chain, contracts.staking, &active).await? {
+            None => Bonds::NoMinimum,
+            Some(set) => Bonds::Bonded(set),
+        };
+        self.bonds.send_if_modified(|old| {
+            let changed = old.as_ref() != Some(&bonds);
+            if changed {
+                tracing::info!(?bonds, "bonded gateways read from chain");
+                *old = Some(bonds);
+            }
+            changed
+        });
         let mut s = Submitter::new(chain, wallet.clone()).await?;
         let n = self.mirror.commission_pending(&mut s, contracts.registry, db).await?;
         if n > 0 {

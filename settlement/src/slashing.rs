@@ -267,6 +267,27 @@ impl Mirror {
     pub const PAGE: u64 = 256;
 }
 
+/// Which of `gateways` (id, key address) the staking contract counts as bonded: `None` when its
+/// minimum bond is zero (every gateway counts, even one nobody bonded for), else the ids whose
+/// active bond reaches the minimum (`isBonded`).
+pub async fn bonded<C: Chain>(
+    chain: &C,
+    staking: Address,
+    gateways: &[(gridshare_domain::GatewayId, Address)],
+) -> Result<Option<std::collections::BTreeSet<gridshare_domain::GatewayId>>, SubmitError> {
+    let min = view(chain, staking, GatewayStaking::minBondCall {}).await?;
+    if min.is_zero() {
+        return Ok(None);
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for &(id, key) in gateways {
+        if view(chain, staking, GatewayStaking::isBondedCall { gateway: key }).await? {
+            out.insert(id);
+        }
+    }
+    Ok(Some(out))
+}
+
 /// An envelope as the staking contract takes it.
 fn on_chain(evidence: &str, json: &str) -> Result<GatewayStaking::Envelope, SlashingError> {
     let corrupt = |reason: String| SlashingError::Corrupt {

@@ -293,6 +293,8 @@ async fn an_equivocating_gateway_is_slashed_once_and_a_framed_one_is_not_on_both
     assert_eq!(on_evm, on_anvil, "identical outcomes on both chains");
 }
 
+/// Bonds and revocations as the service reads them from chain: with a minimum bond, only a
+/// gateway bonded for at least the minimum counts as bonded (a smaller first bond is refused).
 /// Revocations cross between the market and the registry, the chain being the authority: a
 /// gateway its installer revokes on chain is revoked in the market (which then refuses it); one
 /// revoked in the market is revoked on chain; one with a proof pending is left to the slash; a
@@ -311,7 +313,7 @@ async fn revocations<C: Chain>(chain: &C, wallet: Wallet) -> Vec<bool> {
         halving_epochs: 2,
     };
     let token = rewards::deploy(&mut s, emission).await.unwrap().token;
-    let contracts = slashing::deploy(&mut s, token, 0, 86_400).await.unwrap();
+    let contracts = slashing::deploy(&mut s, token, BOND, 86_400).await.unwrap();
     let mut mirror = Mirror::default();
     assert_eq!(
         mirror
@@ -321,6 +323,70 @@ async fn revocations<C: Chain>(chain: &C, wallet: Wallet) -> Vec<bool> {
         4
     );
     let key_of = |k: &GatewayKey| Address::from(k.public().address());
+
+    // with a minimum bond, only the gateway bonded for (4) counts as bonded; 3 has half of it
+    let me = s.address();
+    let minter = view(chain, token, RewardToken::MINTER_ROLECall {}).await.unwrap();
+    s.send(
+        token,
+        RewardToken::grantRoleCall {
+            role: minter,
+            account: me,
+        },
+    )
+    .await
+    .unwrap();
+    s.send(
+        token,
+        RewardToken::mintCall {
+            to: me,
+            amount: U256::from(2 * BOND),
+        },
+    )
+    .await
+    .unwrap();
+    s.send(
+        token,
+        RewardToken::approveCall {
+            spender: contracts.staking,
+            value: U256::from(2 * BOND),
+        },
+    )
+    .await
+    .unwrap();
+    s.send(
+        contracts.staking,
+        GatewayStaking::bondCall {
+            gateway: key_of(&keys[3]),
+            amount: U256::from(BOND),
+        },
+    )
+    .await
+    .unwrap();
+    let all: Vec<(GatewayId, Address)> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, k)| (GatewayId(n as u64 + 1), key_of(k)))
+        .collect();
+    assert_eq!(
+        slashing::bonded(chain, contracts.staking, &all).await.unwrap(),
+        Some([GatewayId(4)].into_iter().collect()),
+        "only the gateway bonded for"
+    );
+    let refused = s
+        .send(
+            contracts.staking,
+            GatewayStaking::bondCall {
+                gateway: key_of(&keys[2]),
+                amount: U256::from(BOND / 2),
+            },
+        )
+        .await;
+    assert!(refused.is_err(), "a first bond below the minimum is refused");
+    assert_eq!(
+        slashing::bonded(chain, contracts.staking, &all).await.unwrap(),
+        Some([GatewayId(4)].into_iter().collect())
+    );
 
     // gateway 1 revoked on chain by its installer (the service's account, which commissioned it)
     s.send(

@@ -198,11 +198,24 @@ pub async fn catch_up(
 }
 
 /// The service's epoch task: every `every` of wall time, computes the epochs that are due on
-/// `clock`. Runs until the task is dropped.
-pub async fn run(db: Db, params: Params, interval_ms: i64, clock: Clock, every: Duration) {
+/// `clock`, with the bonds last read from chain (`bonds`; nothing is computed before the first
+/// reading, so that no epoch pays a gateway that was not bonded). Runs until the task is dropped.
+pub async fn run(
+    db: Db,
+    params: Params,
+    interval_ms: i64,
+    clock: Clock,
+    every: Duration,
+    bonds: tokio::sync::watch::Receiver<Option<Bonds>>,
+) {
     let settle_ms = interval_ms;
     loop {
-        match catch_up(&db, &params, interval_ms, &Bonds::NoMinimum, clock.now().0, settle_ms).await {
+        let Some(bonded) = bonds.borrow().clone() else {
+            tracing::debug!("reward epochs wait for the bonds to be read from chain");
+            tokio::time::sleep(every).await;
+            continue;
+        };
+        match catch_up(&db, &params, interval_ms, &bonded, clock.now().0, settle_ms).await {
             Ok(done) if done.is_empty() => {}
             Ok(done) => tracing::info!(epochs = ?done, "reward epochs computed"),
             Err(e) => tracing::warn!(error = %e, "computing reward epochs"),
