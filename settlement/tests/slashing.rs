@@ -91,6 +91,40 @@ async fn bonded<C: Chain>(chain: &C, staking: Address, key: &GatewayKey) -> U256
     .unwrap()
 }
 
+/// Mints `amount` to the submitter's account (granting it the minter role) and lets `staking`
+/// take it, for bonding.
+async fn fund<C: Chain>(s: &mut Submitter<'_, C>, token: Address, staking: Address, amount: u64) {
+    let me = s.address();
+    let minter = view(s.chain(), token, RewardToken::MINTER_ROLECall {}).await.unwrap();
+    s.send(
+        token,
+        RewardToken::grantRoleCall {
+            role: minter,
+            account: me,
+        },
+    )
+    .await
+    .unwrap();
+    s.send(
+        token,
+        RewardToken::mintCall {
+            to: me,
+            amount: U256::from(amount),
+        },
+    )
+    .await
+    .unwrap();
+    s.send(
+        token,
+        RewardToken::approveCall {
+            spender: staking,
+            value: U256::from(amount),
+        },
+    )
+    .await
+    .unwrap();
+}
+
 /// The whole scenario on `chain`; returns (supply, reporter's balance, framed gateway's bond).
 async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
     let dir = tempfile::tempdir().unwrap();
@@ -138,34 +172,7 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
         record.owner,
         Address::from(gridshare_domain::accounts::derived_address(ParticipantId(1)))
     );
-    let minter = view(chain, token, RewardToken::MINTER_ROLECall {}).await.unwrap();
-    s.send(
-        token,
-        RewardToken::grantRoleCall {
-            role: minter,
-            account: me,
-        },
-    )
-    .await
-    .unwrap();
-    s.send(
-        token,
-        RewardToken::mintCall {
-            to: me,
-            amount: U256::from(2 * BOND),
-        },
-    )
-    .await
-    .unwrap();
-    s.send(
-        token,
-        RewardToken::approveCall {
-            spender: contracts.staking,
-            value: U256::from(2 * BOND),
-        },
-    )
-    .await
-    .unwrap();
+    fund(&mut s, token, contracts.staking, 2 * BOND).await;
     for k in [&liar, &honest] {
         let gateway = Address::from(k.public().address());
         s.send(
@@ -325,35 +332,7 @@ async fn revocations<C: Chain>(chain: &C, wallet: Wallet) -> Vec<bool> {
     let key_of = |k: &GatewayKey| Address::from(k.public().address());
 
     // with a minimum bond, only the gateway bonded for (4) counts as bonded; 3 has half of it
-    let me = s.address();
-    let minter = view(chain, token, RewardToken::MINTER_ROLECall {}).await.unwrap();
-    s.send(
-        token,
-        RewardToken::grantRoleCall {
-            role: minter,
-            account: me,
-        },
-    )
-    .await
-    .unwrap();
-    s.send(
-        token,
-        RewardToken::mintCall {
-            to: me,
-            amount: U256::from(2 * BOND),
-        },
-    )
-    .await
-    .unwrap();
-    s.send(
-        token,
-        RewardToken::approveCall {
-            spender: contracts.staking,
-            value: U256::from(2 * BOND),
-        },
-    )
-    .await
-    .unwrap();
+    fund(&mut s, token, contracts.staking, 2 * BOND).await;
     s.send(
         contracts.staking,
         GatewayStaking::bondCall {
