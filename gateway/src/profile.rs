@@ -29,7 +29,8 @@
 //!
 //! Loading checks the TOML against this schema (unknown keys refused) and then the meaning:
 //! unique point names, registers that fit the address space, writable points in the holding
-//! table with `min ≤ max`, function 06 only for one-register points. Every error names the file, and the line and key or the point.
+//! table with `min ≤ max`, function 06 only for one-register points. Every error names the file,
+//! and the line and key or the point.
 
 use std::path::{Path, PathBuf};
 

@@ -1,11 +1,12 @@
 //! Gateways on chain and the slashing of those that equivocate, run by the settlement task
-//! between its steps (one sender, so its nonces never race): first the registry mirror
+//! between its steps (one sender, so its nonces never race). Every step, the registry mirror
 //! commissions the gateways the chain does not know yet (so that any proof can be checked against
-//! a registered key) and carries revocations across (a key revoked on chain is refused by the
-//! market from its next gateway reload; one revoked in the market is revoked on chain), then every proof of equivocation the intake stored goes to the staking
-//! contract exactly once (`gridshare_settlement::slashing`). Before all that, it reads which gateways are
-//! bonded (the staking contract's minimum and each active gateway's `isBonded`) for the epoch
-//! task: a gateway earns uptime and local-renewable rewards only while bonded.
+//! a registered key), then every proof of equivocation the intake stored goes to the staking
+//! contract exactly once (`gridshare_settlement::slashing`). Every [`CHAIN_READ_EVERY`] (and at
+//! the first step), it also reads what only the chain knows: which gateways are bonded (the
+//! staking contract's minimum and each active gateway's `isBonded`), for the epoch task, and the
+//! revocations to carry across (a key revoked on chain is refused by the market from its next
+//! gateway reload; one revoked in the market is revoked on chain).
 
 use gridshare_market::epoch::collect::Bonds;
 use gridshare_settlement::chain::Chain;
@@ -20,12 +21,18 @@ pub const MIN_BOND: u64 = 0;
 /// How long bonded tokens cool down before they can be withdrawn (and stay slashable): a week.
 pub const UNBONDING_COOLDOWN_S: u64 = 7 * 24 * 3_600;
 
+/// How often the step reads the whole registry and the bonds from chain (a scan of every key,
+/// and a call per gateway once the minimum bond is above zero): not at every 2-second step.
+pub const CHAIN_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the step keeps between runs.
 #[derive(Debug)]
 pub struct SlashingStep {
     mirror: Mirror,
     /// Where the bonds read from chain go (the epoch task computes nothing before the first).
     bonds: tokio::sync::watch::Sender<Option<Bonds>>,
+    /// When the registry and the bonds were last read.
+    last_read: Option<tokio::time::Instant>,
 }
 
 impl SlashingStep {
@@ -34,11 +41,12 @@ impl SlashingStep {
         Self {
             mirror: Mirror::default(),
             bonds,
+            last_read: None,
         }
     }
 
-    /// Reads the bonds for the epochs, commissions new gateways on chain, carries revocations
-    /// across, then takes pending proofs there.
+    /// Reads the bonds for the epochs (when due), commissions new gateways on chain, carries
+    /// revocations across (when due), then takes pending proofs there.
     pub async fn run<C: Chain>(
         &mut self,
         chain: &C,
@@ -47,35 +55,38 @@ impl SlashingStep {
         contracts: GatewayContracts,
         now: gridshare_domain::Timestamp,
     ) -> Result<(), SlashingError> {
-        // bonds first: the epochs wait for them, so a failure further on must not hold them up
-        let active: Vec<_> = gridshare_storage::gateways::active(db)
-            .await?
-            .into_iter()
-            .map(|g| (g.id, alloy::primitives::Address::from(g.public_key.address())))
-            .collect();
-        let bonds = match gridshare_settlement::slashing::bonded(chain, contracts.staking, &active).await? {
-            None => Bonds::NoMinimum,
-            Some(set) => Bonds::Bonded(set),
-        };
-        self.bonds.send_if_modified(|old| {
-            let changed = old.as_ref() != Some(&bonds);
-            if changed {
-                tracing::info!(?bonds, "bonded gateways read from chain");
-                *old = Some(bonds);
+        let due = self.last_read.is_none_or(|t| t.elapsed() >= CHAIN_READ_EVERY);
+        if due {
+            // on its own: the epochs wait for the bonds, so nothing else may hold them up
+            match gridshare_settlement::slashing::bonded(chain, contracts.staking, db).await {
+                Ok(set) => {
+                    let bonds = set.map_or(Bonds::NoMinimum, Bonds::Bonded);
+                    self.bonds.send_if_modified(|old| {
+                        let changed = old.as_ref() != Some(&bonds);
+                        if changed {
+                            tracing::info!(?bonds, "bonded gateways read from chain");
+                            *old = Some(bonds);
+                        }
+                        changed
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the bonds on chain: will try again"),
             }
-            changed
-        });
+        }
         let mut s = Submitter::new(chain, wallet.clone()).await?;
         let n = self.mirror.commission_pending(&mut s, contracts.registry, db).await?;
         if n > 0 {
             tracing::info!(gateways = n, "gateways commissioned on chain");
         }
-        let r = self
-            .mirror
-            .sync_revocations(&mut s, contracts.registry, db, now)
-            .await?;
-        if !r.from_chain.is_empty() {
-            tracing::warn!(gateways = ?r.from_chain, "gateways revoked on chain, now refused by the market");
+        if due {
+            let r = self
+                .mirror
+                .sync_revocations(&mut s, contracts.registry, db, now)
+                .await?;
+            if !r.from_chain.is_empty() {
+                tracing::warn!(gateways = ?r.from_chain, "gateways revoked on chain, now refused by the market");
+            }
+            self.last_read = Some(tokio::time::Instant::now());
         }
         for (evidence, outcome) in Slasher::new(chain, db, wallet.clone(), contracts.staking)
             .slash_pending()

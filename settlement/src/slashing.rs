@@ -267,22 +267,23 @@ impl Mirror {
     pub const PAGE: u64 = 256;
 }
 
-/// Which of `gateways` (id, key address) the staking contract counts as bonded: `None` when its
-/// minimum bond is zero (every gateway counts, even one nobody bonded for), else the ids whose
-/// active bond reaches the minimum (`isBonded`).
+/// Which active gateways the staking contract counts as bonded: `None` when its minimum bond is
+/// zero (every gateway counts, even one nobody bonded for; one call), else the ids of the
+/// market's active gateways whose active bond reaches the minimum (`isBonded`, a call each).
 pub async fn bonded<C: Chain>(
     chain: &C,
     staking: Address,
-    gateways: &[(gridshare_domain::GatewayId, Address)],
-) -> Result<Option<std::collections::BTreeSet<gridshare_domain::GatewayId>>, SubmitError> {
+    db: &Db,
+) -> Result<Option<std::collections::BTreeSet<gridshare_domain::GatewayId>>, SlashingError> {
     let min = view(chain, staking, GatewayStaking::minBondCall {}).await?;
     if min.is_zero() {
         return Ok(None);
     }
     let mut out = std::collections::BTreeSet::new();
-    for &(id, key) in gateways {
+    for g in gateways::active(db).await? {
+        let key = Address::from(g.public_key.address());
         if view(chain, staking, GatewayStaking::isBondedCall { gateway: key }).await? {
-            out.insert(id);
+            out.insert(g.id);
         }
     }
     Ok(Some(out))

@@ -1,8 +1,9 @@
 //! The Modbus requests the gateway sends, as protocol data units (function code and data), and
 //! the check of an answer's bytes against the request it is meant to answer: the function code
 //! (or the function code with 0x80 for an exception), the byte count and, for a write, the echo
-//! of the address and register count (or, for a single-register write, of the address and value). An answer that fails the check is a [`FrameError`], never
-//! a value. Also the CRC-16 of Modbus RTU.
+//! of the address and register count (of the address and value for a single-register write).
+//! An answer that fails the check is a [`FrameError`], never a value. Also the CRC-16 of Modbus
+//! RTU.
 
 use tokio_modbus::ExceptionCode;
 
