@@ -235,6 +235,30 @@ impl Simulator {
         }
     }
 
+    /// Every device's energy counters (Wh in, Wh out) by unit: what a real meter keeps through
+    /// a power cut, for a simulation that stops and starts again to carry on from.
+    pub fn energy_counters(&self) -> std::collections::BTreeMap<u8, (f64, f64)> {
+        self.lock()
+            .devices
+            .iter()
+            .map(|(unit, d)| (*unit, (d.model.energy_in_wh, d.model.energy_out_wh)))
+            .collect()
+    }
+
+    /// Sets the energy counters of the devices at the units given (others are left alone; a
+    /// negative or non-finite count is taken as zero).
+    pub fn restore_energy_counters(&self, counters: &std::collections::BTreeMap<u8, (f64, f64)>) {
+        let sane = |x: f64| if x.is_finite() && x > 0.0 { x } else { 0.0 };
+        let mut st = self.lock();
+        for (unit, (energy_in, energy_out)) in counters {
+            if let Some(d) = st.devices.get_mut(unit) {
+                d.model.energy_in_wh = sane(*energy_in);
+                d.model.energy_out_wh = sane(*energy_out);
+                publish(d);
+            }
+        }
+    }
+
     /// A device's current power, W (for tests and the demo's display).
     pub fn power_w(&self, unit: u8) -> Option<f64> {
         self.lock().devices.get(&unit).map(|d| d.model.power_w)
@@ -600,5 +624,30 @@ mod tests {
         store(&mut d, &p, -40_000.0);
         assert_eq!(d.registers[&(Table::Holding, 10)], 4_000);
         assert_eq!(d.registers[&(Table::Holding, 11)], 1);
+    }
+
+    #[test]
+    fn energy_counters_carry_on_from_where_they_were() {
+        let text = "[device]\nname = \"m\"\nmanufacturer = \"x\"\nkind = \"grid_meter\"\n";
+        let profile = Profile::parse(std::path::Path::new("m.toml"), text).unwrap();
+        // 19:00 UTC: the evening peak, the meter imports
+        let sim = Simulator::new(19.0 * 3_600.0);
+        sim.add(1, profile.clone());
+        sim.step(60.0);
+        let before = sim.energy_counters();
+        assert!(before[&1].0 > 0.0, "{before:?}");
+        // a new simulator (the demo started again) restores them and counts on from there
+        let again = Simulator::new(19.0 * 3_600.0 + 60.0);
+        again.add(1, profile);
+        again.restore_energy_counters(&before);
+        again.restore_energy_counters(&[(9, (5.0, 5.0))].into_iter().collect()); // no such unit
+        again.step(60.0);
+        let after = again.energy_counters();
+        assert_eq!(after.len(), 1);
+        assert!(after[&1].0 > before[&1].0, "{before:?} {after:?}");
+        assert!(after[&1].1 >= before[&1].1, "{before:?} {after:?}");
+        // nonsense is taken as zero
+        again.restore_energy_counters(&[(1, (f64::NAN, -3.0))].into_iter().collect());
+        assert_eq!(again.energy_counters()[&1], (0.0, 0.0));
     }
 }

@@ -283,18 +283,27 @@ fn ledger_position(p: &NewPosition) -> Position {
     }
 }
 
-/// The metered net import (import − export) of a participant's gateways over `interval`, from
-/// their grid meters' energy counters read within [`meter_tolerance_ms`] of its start and of its
-/// end. `None` (the position is then estimated) when the participant has no gateway, when any of
-/// them lacks a reading at either end, or when a counter went backwards (a replaced meter).
-pub async fn metered_net_import(
+/// What a participant's grid meters say of an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metered {
+    /// The net import (import − export) over the interval.
+    Net(gridshare_domain::Wh),
+    /// No gateway, or one of them lacks a reading at either end.
+    Missing,
+    /// A counter of this gateway's went backwards over the interval (a replaced or reset meter).
+    WentBackwards(gridshare_domain::GatewayId),
+}
+
+/// What the grid meters of a participant's `gateways` say of `interval`, from their energy
+/// counters read within [`meter_tolerance_ms`] of its start and of its end.
+pub async fn metered(
     db: &Db,
     gateways: &[gridshare_domain::GatewayId],
     interval: gridshare_domain::DeliveryInterval,
-) -> Result<Option<gridshare_domain::Wh>, StepError> {
+) -> Result<Metered, StepError> {
     use gridshare_storage::readings::grid_counters_near;
     if gateways.is_empty() {
-        return Ok(None);
+        return Ok(Metered::Missing);
     }
     let tolerance = meter_tolerance_ms(interval);
     let mut net = 0i64;
@@ -303,16 +312,33 @@ pub async fn metered_net_import(
             grid_counters_near(db, *g, interval.start(), tolerance).await?,
             grid_counters_near(db, *g, interval.end(), tolerance).await?,
         ) else {
-            return Ok(None);
+            return Ok(Metered::Missing);
         };
         let (imported, exported) = (in1.0 - in0.0, out1.0 - out0.0);
         if imported < 0 || exported < 0 {
-            tracing::warn!(gateway = %g, %interval, "a grid meter counter went backwards; position estimated");
-            return Ok(None);
+            return Ok(Metered::WentBackwards(*g));
         }
         net += imported - exported;
     }
-    Ok(Some(gridshare_domain::Wh(net)))
+    Ok(Metered::Net(gridshare_domain::Wh(net)))
+}
+
+/// The metered net import of a participant's gateways over `interval` ([`metered`]), `None`
+/// (the position is then estimated) when a reading is missing or a counter went backwards; the
+/// latter is logged.
+pub async fn metered_net_import(
+    db: &Db,
+    gateways: &[gridshare_domain::GatewayId],
+    interval: gridshare_domain::DeliveryInterval,
+) -> Result<Option<gridshare_domain::Wh>, StepError> {
+    Ok(match metered(db, gateways, interval).await? {
+        Metered::Net(wh) => Some(wh),
+        Metered::Missing => None,
+        Metered::WentBackwards(g) => {
+            tracing::warn!(gateway = %g, %interval, "a grid meter counter went backwards; position estimated");
+            None
+        }
+    })
 }
 
 /// How far from an interval's start or end a counter reading may be to count as read there: a
@@ -595,7 +621,9 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
                 continue; // its gateway was revoked since the query: the estimate stands
             }
             let interval = stored_interval(&p)?;
-            let Some(real) = metered_net_import(self.db, &own, interval).await? else {
+            // looked at again at every step until the window closes: a counter that went
+            // backwards was said when the position was settled, not once a step since
+            let Metered::Net(real) = metered(self.db, &own, interval).await? else {
                 continue;
             };
             let tariff = Tariff {

@@ -42,6 +42,38 @@ pub(super) fn poll_period(homes: usize) -> Duration {
     }
 }
 
+/// The file, in a home's directory, its meters' energy counters are kept in across restarts.
+const COUNTERS_FILE: &str = "meter-counters.json";
+
+/// How often the counters are saved while the demo runs (and once more when it stops).
+const COUNTERS_EVERY: Duration = Duration::from_secs(5);
+
+type Counters = std::collections::BTreeMap<u8, (f64, f64)>;
+
+fn load_counters(path: &Path) -> Result<Option<Counters>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn save_counters(sim: &Simulator, path: &Path) {
+    let text = match serde_json::to_string(&sim.energy_counters()) {
+        Ok(t) => t,
+        Err(e) => return tracing::warn!(error = %e, "saving the meters' counters"),
+    };
+    let tmp = path.with_extension("json.tmp");
+    let written = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+        .and_then(|()| std::fs::write(&tmp, text))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        tracing::warn!(file = %path.display(), error = %e, "saving the meters' counters");
+    }
+}
+
 /// Starts a home's simulator and gateway (polling every `period`); the gateway stops when `stop`
 /// turns true, and the handle returned ends then.
 #[allow(clippy::too_many_arguments)] // the home and what it shares with the others, spelled out
@@ -81,6 +113,14 @@ pub(super) async fn start_home(
             profile,
         });
     }
+    let dir = data_dir.join("gateways").join(home.id.to_string());
+    // the meters count on from where they were when the demo stopped, as real ones do
+    let counters = dir.join(COUNTERS_FILE);
+    match load_counters(&counters) {
+        Ok(Some(c)) => sim.restore_energy_counters(&c),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(home = home.id, error = %e, "the meters start from zero"),
+    }
     {
         let sim = sim.clone();
         let mut stop = stop.clone();
@@ -93,7 +133,19 @@ pub(super) async fn start_home(
             }
         });
     }
-    let dir = data_dir.join("gateways").join(home.id.to_string());
+    {
+        // and every few seconds, so that a kill loses no more than that
+        let (sim, mut stop, counters) = (sim.clone(), stop.clone(), counters.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(COUNTERS_EVERY);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => save_counters(&sim, &counters),
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        });
+    }
     let key_file = dir.join("key.hex");
     let key = gridshare_gateway::run::load_key(&key_file)?;
     let cfg = GatewayConfig {
@@ -137,5 +189,7 @@ pub(super) async fn start_home(
         if let Err(e) = gridshare_gateway::run::run_with(cfg, devices, key, stop, options).await {
             tracing::error!(home = id, error = %e, "gateway stopped");
         }
+        // the demo waits for this task when it stops: the counters as they were last
+        save_counters(&sim, &counters);
     }))
 }
