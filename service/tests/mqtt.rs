@@ -1273,8 +1273,8 @@ async fn a_gateway_that_signs_two_different_envelopes_with_one_sequence_number_i
     assert_eq!(active, vec![neighbour]);
     publish(sealed(&key(7), g, 4, &telemetry(700))).await;
     wait_for!(
-        "the revoked gateway refused",
-        rejected(&metrics, "unknown_gateway") >= 1
+        "the revoked gateway refused as revoked",
+        rejected(&metrics, "revoked") >= 1
     );
     assert_eq!(
         stored(&db, g).await,
@@ -1287,4 +1287,133 @@ async fn a_gateway_that_signs_two_different_envelopes_with_one_sequence_number_i
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// An installer's check is sent once and not retained, so one sent while its gateway is offline
+/// (restarting, reconnecting) never reaches it. The market asks again: at once when the gateway
+/// says it is online, and every 5 s until the check is answered, and no more after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_sent_while_the_gateway_is_offline_is_asked_again_until_answered() {
+    use gridshare_domain::wire::{CheckRequest, CheckResult, Presence};
+    let (_embedded, broker, (user, pass)) = embedded();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let g = 9_201u64;
+    home_with_gateway(&db, g).await;
+    let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (downlink, downlinks) = tokio::sync::mpsc::unbounded_channel();
+    let service = tokio::spawn(mqtt::run(
+        broker.clone(),
+        unique("gs-market"),
+        db.clone(),
+        market.clone(),
+        Arc::new(Metrics::new()),
+        downlinks,
+        stopped,
+        None,
+        market_key(),
+    ));
+    let started = tokio::time::Instant::now();
+    let check_id = gridshare_storage::checks::request(&db, GatewayId(g), ParticipantId(1), now())
+        .await
+        .unwrap();
+    downlink
+        .send(gridshare_market::Downlink::Check {
+            gateway: GatewayId(g),
+            request: CheckRequest { check_id },
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await; // sent to nobody
+
+    // the gateway comes online: subscribed first, then it says so
+    let mut opts = MqttOptions::new(unique("gs-gw-back"), broker.host.clone(), broker.port);
+    opts.set_credentials(user, pass);
+    let (gw, mut events) = AsyncClient::new(opts, 100);
+    gw.subscribe(topics::topic(GatewayId(g), Channel::Command), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (asked_tx, mut asked) = tokio::sync::mpsc::unbounded_channel::<(u64, tokio::time::Instant)>();
+    tokio::spawn(async move {
+        let mut v = gridshare_domain::envelope::DownlinkVerifier::new(
+            Some(market_key().public()),
+            GatewayId(g),
+            HashMap::new(),
+        );
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let env = v.open(Channel::Command, &p.payload).unwrap();
+                let Message::CheckRequest(c) = serde_json::from_str(&env.payload).unwrap() else {
+                    panic!("not a check: {}", env.payload);
+                };
+                let _ = asked_tx.send((c.check_id, tokio::time::Instant::now()));
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // the subscription is in place
+    let online = tokio::time::Instant::now();
+    let status = Message::Status(Presence { online: true });
+    gw.publish(
+        topics::topic(GatewayId(g), Channel::Status),
+        QoS::AtLeastOnce,
+        true,
+        sealed(&key(7), g, Presence::ONLINE_SEQ, &status),
+    )
+    .await
+    .unwrap();
+    let (id, at) = tokio::time::timeout(Duration::from_secs(10), asked.recv())
+        .await
+        .expect("the check is asked again")
+        .unwrap();
+    assert_eq!(id, check_id);
+    // the market's timer first asks again 5 s after it started: this was the gateway's `online`
+    assert!(
+        at < started + Duration::from_secs(4),
+        "asked again when the gateway said it is online ({:?} after), not at the timer",
+        at - online
+    );
+    // unanswered, it is asked again a few seconds later
+    let (id, _) = tokio::time::timeout(Duration::from_secs(12), asked.recv())
+        .await
+        .expect("asked again while unanswered")
+        .unwrap();
+    assert_eq!(id, check_id);
+    // answered: stored, and not asked any more
+    let result = CheckResult {
+        check_id,
+        software: "test".into(),
+        outbox: 0,
+        preferences_version: None,
+        devices: Vec::new(),
+    };
+    gw.publish(
+        topics::topic(GatewayId(g), Channel::CommandResult),
+        QoS::AtLeastOnce,
+        false,
+        sealed(&key(7), g, 1, &Message::CheckResult(result)),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while gridshare_storage::checks::get(&db, check_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .answered_at
+        .is_none()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the answer is stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while asked.try_recv().is_ok() {} // asked while the answer was on its way
+    assert!(
+        tokio::time::timeout(Duration::from_secs(7), asked.recv())
+            .await
+            .is_err(),
+        "an answered check is not asked again"
+    );
+    let _ = stop.send(true);
+    let _ = service.await;
 }

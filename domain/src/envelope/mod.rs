@@ -63,9 +63,13 @@ pub enum EnvelopeError {
     /// A wire version this build does not speak.
     #[error("unsupported wire version {0} (this build speaks {WIRE_VERSION})")]
     UnsupportedVersion(u16),
-    /// The gateway is not registered (or was revoked).
+    /// The gateway is not registered.
     #[error("unknown gateway {0}")]
     UnknownGateway(GatewayId),
+    /// The gateway was registered and has been revoked (in the registry on chain, by an admin, or
+    /// for equivocation): nothing more is taken from it.
+    #[error("gateway {0} was revoked")]
+    Revoked(GatewayId),
     /// The signature is not the registered key's.
     #[error("bad signature from {0}")]
     BadSignature(GatewayId),
@@ -128,6 +132,7 @@ impl EnvelopeError {
             Self::Malformed(_) => "malformed",
             Self::UnsupportedVersion(_) => "unsupported_version",
             Self::UnknownGateway(_) => "unknown_gateway",
+            Self::Revoked(_) => "revoked",
             Self::BadSignature(_) => "bad_signature",
             Self::FromTheFuture { .. } => "from_the_future",
             Self::Stale { .. } => "stale",

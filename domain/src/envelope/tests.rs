@@ -59,6 +59,18 @@ fn rejects_tampering_and_strangers() {
         v.open(&bytes(&env), now),
         Err(EnvelopeError::UnknownGateway(GatewayId(8)))
     );
+    // A revoked gateway is refused as revoked, before and after its check; registered again,
+    // it is taken
+    let checked = v
+        .checker()
+        .check(&bytes(&key.seal(GatewayId(7), 1, now, &cancel()).unwrap()), now, None);
+    v.revoke(GatewayId(7));
+    let env = key.seal(GatewayId(7), 2, now, &cancel()).unwrap();
+    assert_eq!(v.open(&bytes(&env), now), Err(EnvelopeError::Revoked(GatewayId(7))));
+    assert_eq!(EnvelopeError::Revoked(GatewayId(7)).reason(), "revoked");
+    assert_eq!(v.accept(checked.unwrap()), Err(EnvelopeError::Revoked(GatewayId(7))));
+    v.register(GatewayId(7), key.public(), ReplayWindow::default());
+    assert!(v.open(&bytes(&env), now).is_ok());
     // A signature by another key for gateway 7.
     let other = GatewayKey::from_bytes(&[3u8; 32]).unwrap();
     let env = other.seal(GatewayId(7), 1, now, &cancel()).unwrap();

@@ -185,6 +185,8 @@ pub struct Verifier {
 #[derive(Debug, Clone, Default)]
 pub struct Checker {
     keys: std::sync::Arc<HashMap<GatewayId, PreparedKey>>,
+    /// Gateways revoked (and not registered again): refused as such, not as unknown.
+    revoked: std::sync::Arc<std::collections::HashSet<GatewayId>>,
     policy: FreshnessPolicy,
 }
 
@@ -200,6 +202,15 @@ pub struct Checked {
 }
 
 impl Checker {
+    /// Why `gateway`, which has no key here, is refused.
+    fn not_registered(&self, gateway: GatewayId) -> EnvelopeError {
+        if self.revoked.contains(&gateway) {
+            EnvelopeError::Revoked(gateway)
+        } else {
+            EnvelopeError::UnknownGateway(gateway)
+        }
+    }
+
     /// Everything but the replay check, for `expected`'s channel when given (a message signed
     /// by any other gateway is refused before it can use up a sequence number).
     pub fn check(&self, bytes: &[u8], now: Timestamp, expected: Option<GatewayId>) -> Result<Checked, EnvelopeError> {
@@ -222,7 +233,7 @@ impl Checker {
         let key = self
             .keys
             .get(&env.gateway)
-            .ok_or(EnvelopeError::UnknownGateway(env.gateway))?;
+            .ok_or_else(|| self.not_registered(env.gateway))?;
         let Some(digest) = key.signed_digest(&env) else {
             return Err(EnvelopeError::BadSignature(env.gateway));
         };
@@ -264,6 +275,7 @@ impl Verifier {
         Self {
             checker: Checker {
                 keys: std::sync::Arc::default(),
+                revoked: std::sync::Arc::default(),
                 policy,
             },
             windows: HashMap::new(),
@@ -273,12 +285,17 @@ impl Verifier {
     /// Register (or replace) a gateway's key; `window` restores persisted replay state.
     pub fn register(&mut self, gateway: GatewayId, key: GatewayPublicKey, window: ReplayWindow) {
         std::sync::Arc::make_mut(&mut self.checker.keys).insert(gateway, PreparedKey::new(key));
+        if self.checker.revoked.contains(&gateway) {
+            std::sync::Arc::make_mut(&mut self.checker.revoked).remove(&gateway);
+        }
         self.windows.insert(gateway, window);
     }
 
-    /// Forget a gateway (revoked): its messages are refused from now on.
+    /// Forget a gateway (revoked): its messages are refused from now on, as
+    /// [`EnvelopeError::Revoked`].
     pub fn revoke(&mut self, gateway: GatewayId) {
         std::sync::Arc::make_mut(&mut self.checker.keys).remove(&gateway);
+        std::sync::Arc::make_mut(&mut self.checker.revoked).insert(gateway);
         self.windows.remove(&gateway);
     }
 
@@ -305,7 +322,7 @@ impl Verifier {
     pub fn accept(&mut self, checked: Checked) -> Result<(SignedEnvelope, Message), EnvelopeError> {
         let env = checked.envelope;
         if !self.checker.keys.contains_key(&env.gateway) {
-            return Err(EnvelopeError::UnknownGateway(env.gateway));
+            return Err(self.checker.not_registered(env.gateway));
         }
         let window = self.windows.entry(env.gateway).or_default();
         window.check(env.gateway, env.seq)?;

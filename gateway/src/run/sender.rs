@@ -267,14 +267,17 @@ impl Sender {
                     waiting = self.outbox.lock().map(|o| o.len()).unwrap_or(0),
                     "connected to the broker"
                 );
-                let _ = self
-                    .client
-                    .try_publish(self.status.clone(), QoS::AtMostOnce, true, self.online_status.clone());
+                // subscribed before it says it is online: the market answers `online` with what
+                // it asked while the gateway was away (unanswered checks), and the broker takes one
+                // connection's packets in order
                 for channel in SUBSCRIBED {
                     let _ = self
                         .client
                         .try_subscribe(topics::topic(self.gateway, channel), QoS::AtLeastOnce);
                 }
+                let _ = self
+                    .client
+                    .try_publish(self.status.clone(), QoS::AtMostOnce, true, self.online_status.clone());
                 let _ = self.online.send(true);
                 self.send_again();
                 self.send_more()?;

@@ -1,6 +1,9 @@
 //! What the market publishes to gateways, each signed for its gateway and topic: a home's
 //! trading preferences (retained), demand-response events and installers' checks.
 
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
 use gridshare_domain::GatewayId;
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::Message;
@@ -60,7 +63,7 @@ pub(super) fn send_preferences(
     }
 }
 
-pub(super) fn send_downlink(st: &State, client: &AsyncClient, d: Downlink) {
+pub(super) fn send_downlink(st: &mut State, client: &AsyncClient, d: Downlink) {
     match d {
         Downlink::Dr(d) => {
             let body = serde_json::to_string(&Message::DrEvent(d.event.clone())).unwrap_or_default();
@@ -80,11 +83,92 @@ pub(super) fn send_downlink(st: &State, client: &AsyncClient, d: Downlink) {
             );
         }
         Downlink::Check { gateway, request } => {
+            st.pending_checks.sent(request.check_id, gateway, Instant::now());
             let body = serde_json::to_string(&Message::CheckRequest(request.clone())).unwrap_or_default();
             match publish_signed(st, client, gateway, Channel::Command, false, &body) {
                 Ok(()) => tracing::info!(%gateway, check = request.check_id, "remote check asked"),
                 Err(e) => tracing::warn!(%gateway, error = %e, "asking for a remote check"),
             }
         }
+    }
+}
+
+/// How long a check the gateway has not answered is asked again for (real time).
+pub(super) const CHECK_ASKED_FOR: Duration = Duration::from_secs(600);
+
+/// How often unanswered checks are asked again.
+pub(super) const CHECK_ASKED_EVERY: Duration = Duration::from_secs(5);
+
+/// The checks sent and not answered yet. A check goes out once and is not retained by the
+/// broker, so one asked while its gateway was offline (restarting, reconnecting) never reaches
+/// it: it is asked again when the gateway says it is online and every [`CHECK_ASKED_EVERY`],
+/// for [`CHECK_ASKED_FOR`]. The gateway answers each; a later answer replaces an earlier one.
+/// Kept in memory: after a restart of the service an unanswered check shows `no_answer`, and the
+/// installer asks again.
+#[derive(Debug, Default)]
+pub(super) struct PendingChecks {
+    /// Check → its gateway and when it was first sent.
+    sent: BTreeMap<u64, (GatewayId, Instant)>,
+}
+
+impl PendingChecks {
+    /// Check `id` was sent to `gateway` at `at`.
+    pub(super) fn sent(&mut self, id: u64, gateway: GatewayId, at: Instant) {
+        self.sent.entry(id).or_insert((gateway, at));
+    }
+
+    /// Check `id` was answered by `gateway` (an answer from another gateway changes nothing).
+    pub(super) fn answered(&mut self, id: u64, gateway: GatewayId) {
+        if self.sent.get(&id).is_some_and(|(g, _)| *g == gateway) {
+            self.sent.remove(&id);
+        }
+    }
+
+    /// The checks to ask again at `now` (of `gateway` only, or of all), forgetting those sent
+    /// longer than [`CHECK_ASKED_FOR`] ago.
+    pub(super) fn again(&mut self, now: Instant, gateway: Option<GatewayId>) -> Vec<(u64, GatewayId)> {
+        self.sent
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < CHECK_ASKED_FOR);
+        self.sent
+            .iter()
+            .filter(|(_, (g, _))| gateway.is_none_or(|only| only == *g))
+            .map(|(id, (g, _))| (*id, *g))
+            .collect()
+    }
+}
+
+/// Sends again the checks [`PendingChecks::again`] gives.
+pub(super) fn ask_again(st: &mut State, client: &AsyncClient, gateway: Option<GatewayId>) {
+    for (check_id, gateway) in st.pending_checks.again(Instant::now(), gateway) {
+        send_downlink(
+            st,
+            client,
+            Downlink::Check {
+                gateway,
+                request: gridshare_domain::wire::CheckRequest { check_id },
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unanswered_checks_are_asked_again_for_ten_minutes() {
+        let (mut p, t0) = (PendingChecks::default(), Instant::now());
+        p.sent(1, GatewayId(7), t0);
+        p.sent(2, GatewayId(8), t0 + Duration::from_secs(60));
+        p.sent(1, GatewayId(7), t0 + Duration::from_secs(90)); // sent again: still since t0
+        assert_eq!(p.again(t0, None), vec![(1, GatewayId(7)), (2, GatewayId(8))]);
+        assert_eq!(p.again(t0, Some(GatewayId(8))), vec![(2, GatewayId(8))]);
+        // another gateway's answer does not end it; its own does
+        p.answered(2, GatewayId(7));
+        assert_eq!(p.again(t0, Some(GatewayId(8))), vec![(2, GatewayId(8))]);
+        p.answered(2, GatewayId(8));
+        assert_eq!(p.again(t0, None), vec![(1, GatewayId(7))]);
+        // ten minutes after it was first sent, a check is no longer asked
+        assert_eq!(p.again(t0 + CHECK_ASKED_FOR, None), vec![]);
     }
 }

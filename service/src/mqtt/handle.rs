@@ -259,6 +259,7 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
         Inbound::CheckResult { gateway, result } => {
             match gridshare_storage::checks::answer(&st.db, gateway, &result, st.market.clock().now()).await {
                 Ok(()) => {
+                    st.pending_checks.answered(result.check_id, gateway);
                     st.metrics.messages_in.get_or_create(&kind("check_result")).inc();
                     tracing::info!(%gateway, check = result.check_id, devices = result.devices.len(), "remote check answered");
                     acted(st, &p, message);
@@ -276,6 +277,9 @@ pub(super) async fn handle(st: &mut State, client: &AsyncClient, p: Publish, sta
         Inbound::Status { gateway, online } => {
             st.metrics.messages_in.get_or_create(&kind("status")).inc();
             tracing::info!(%gateway, online, "gateway presence");
+            if online {
+                super::downlink::ask_again(st, client, Some(gateway));
+            }
             done(st, message);
         }
     }

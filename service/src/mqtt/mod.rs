@@ -120,12 +120,27 @@ struct State {
     live: Option<tokio::sync::broadcast::Sender<Arc<Live>>>,
     /// Signs every downlink.
     sealer: Sealer,
+    /// Gateways known to be revoked.
+    revoked: std::collections::HashSet<GatewayId>,
+    /// Installers' checks sent and not answered yet.
+    pending_checks: downlink::PendingChecks,
 }
 
-/// Loads the active gateways; returns those new since the last load.
+/// Loads the active gateways (and the revoked ones, whose messages are refused as `revoked`
+/// rather than from an unknown gateway); returns those new since the last load.
 async fn load_gateways(st: &mut State) -> Result<Vec<GatewayId>, String> {
-    let active = gateways::active(&st.db).await.map_err(|e| e.to_string())?;
+    let (active, revoked): (Vec<_>, Vec<_>) = gateways::all(&st.db)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .partition(|g| g.revoked_at.is_none());
     let live: std::collections::HashSet<GatewayId> = active.iter().map(|g| g.id).collect();
+    for g in revoked {
+        if !st.revoked.contains(&g.id) {
+            st.ingest.verifier_mut().revoke(g.id);
+            st.revoked.insert(g.id);
+        }
+    }
     for gone in st
         .owners
         .keys()
@@ -141,6 +156,7 @@ async fn load_gateways(st: &mut State) -> Result<Vec<GatewayId>, String> {
     for g in active {
         st.nodes.insert(g.id, g.feeder_node);
         if st.owners.insert(g.id, g.owner).is_none() {
+            st.revoked.remove(&g.id);
             st.ingest.verifier_mut().register(g.id, g.public_key, g.window);
             new.push(g.id);
         }
@@ -276,6 +292,8 @@ pub async fn run(
         live,
         touched: Vec::new(),
         sealer: Sealer::new(market_key),
+        revoked: std::collections::HashSet::new(),
+        pending_checks: downlink::PendingChecks::default(),
     };
     load_gateways(&mut st).await?;
     load_recent(&st.db, &mut st.ingest).await?;
@@ -302,6 +320,8 @@ pub async fn run(
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut reload = tokio::time::interval(RELOAD_EVERY);
     let mut receipts = tokio::time::interval(RECEIPT_EVERY);
+    let mut checks_again = tokio::time::interval(downlink::CHECK_ASKED_EVERY);
+    checks_again.reset(); // not at once: nothing was sent yet
     loop {
         tokio::select! {
             // in this order: a stop, checked publishes, new publishes, then the rest; when
@@ -348,7 +368,8 @@ pub async fn run(
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
-            Some(d) = downlink.recv() => send_downlink(&st, &client, d),
+            Some(d) = downlink.recv() => send_downlink(&mut st, &client, d),
+            _ = checks_again.tick() => downlink::ask_again(&mut st, &client, None),
             _ = flush.tick() => flush_buffer(&mut st).await,
             _ = receipts.tick() => send_receipts(&mut st, &client),
             _ = reload.tick() => {
