@@ -9,11 +9,12 @@
 //! from when on the governed per-hop and per-kWh fees apply.
 //!
 //! Reward rates and the uptime threshold apply from the next epoch (the epoch computation takes
-//! the version in force when an epoch began: `gridshare_market::epoch::collect::governed`). Not
-//! applied yet: the tariffs (the settlement step still prices imbalance with the configured ones),
-//! the budget schedule (the distributor enforces the one it was deployed with), the bond rules and
-//! slashing shares (the staking contract keeps its own, which only the timelock may now change) and
-//! redemption.
+//! the version in force when an epoch began: `gridshare_market::epoch::collect::governed`); the
+//! import and export tariffs price the imbalance of the intervals that begin after the change
+//! (`gridshare_settlement::step`, each position keeping the tariff it was settled at). Not
+//! applied yet: the budget schedule (the distributor enforces the one it was deployed with), the
+//! bond rules and slashing shares (the staking contract keeps its own, which only the timelock
+//! may now change) and redemption.
 
 use alloy::primitives::{Address, U256};
 use gridshare_domain::MicroPerKwh;

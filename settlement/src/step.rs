@@ -39,7 +39,7 @@ use std::collections::{BTreeSet, HashMap};
 use alloy::primitives::{Address, B256};
 use gridshare_domain::money::Account;
 use gridshare_domain::wire::TradeReport;
-use gridshare_domain::{DeliveryInterval, IntervalLength, IntervalRules, Micro, ParticipantId, Timestamp};
+use gridshare_domain::{DeliveryInterval, IntervalLength, IntervalRules, Micro, MicroPerKwh, ParticipantId, Timestamp};
 use gridshare_storage::Db;
 use gridshare_storage::chain_txs::{self, NewBatch, StoredBatch};
 use gridshare_storage::positions::{self, NewPosition, TrueUp};
@@ -651,6 +651,28 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
         Ok(due)
     }
 
+    /// The utility tariff imbalance in an interval starting at `start` is priced at: the
+    /// governed one in force then (issue 22: the newest version of the parameters the service had
+    /// seen by then), the configured one until the community first changes a parameter. A
+    /// position keeps the tariff it was settled at, for its true-up too.
+    async fn tariff_at(&self, start: Timestamp) -> Result<Tariff, StepError> {
+        let Some(v) = gridshare_storage::parameters::in_force(self.db, start).await? else {
+            return Ok(self.cfg.tariff);
+        };
+        if v.version == 0 {
+            return Ok(self.cfg.tariff);
+        }
+        let price = |key: &str, configured: MicroPerKwh| -> Result<MicroPerKwh, StepError> {
+            Ok(v.value(key)?
+                .and_then(|x| i64::try_from(x).ok())
+                .map_or(configured, MicroPerKwh))
+        };
+        Ok(Tariff {
+            import: price("importTariff", self.cfg.tariff.import)?,
+            export: price("exportTariff", self.cfg.tariff.export)?,
+        })
+    }
+
     /// Builds, stores and settles one batch: an interval's trades and positions (when given) and
     /// `true_ups` of earlier intervals. `None` when there was nothing to post (true-ups that
     /// cancel out are then recorded without a batch).
@@ -680,11 +702,12 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
         }
         let mut new_positions = Vec::with_capacity(traders.len());
         if let Some((interval, _)) = &interval {
+            let tariff = self.tariff_at(interval.start()).await?;
             let gateways = gridshare_storage::gateways::active(self.db).await?;
             for p in traders {
                 let own: Vec<_> = gateways.iter().filter(|g| g.owner == p).map(|g| g.id).collect();
                 let metered = metered_net_import(self.db, &own, *interval).await?;
-                let pos = position(p, interval.start(), &settled_trades, metered, None, self.cfg.tariff)?;
+                let pos = position(p, interval.start(), &settled_trades, metered, None, tariff)?;
                 b.add_position(&pos);
                 new_positions.push(NewPosition {
                     interval_start: interval.start(),
@@ -696,8 +719,8 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
                     estimated: pos.source == MeterSource::Estimated,
                     imbalance: pos.imbalance,
                     imbalance_cash: pos.imbalance_cash,
-                    import_tariff: self.cfg.tariff.import,
-                    export_tariff: self.cfg.tariff.export,
+                    import_tariff: tariff.import,
+                    export_tariff: tariff.export,
                 });
             }
             let estimated = new_positions.iter().filter(|p| p.estimated).count();

@@ -329,6 +329,75 @@ async fn metered_positions_charge_the_imbalance_at_the_tariff() {
     );
 }
 
+/// Issue 22: the tariffs the community governs price imbalance from the first interval that
+/// begins after the service saw the new version; an interval that began before keeps the
+/// configured (version 0) tariff, and each position keeps the tariff it was settled at.
+#[tokio::test]
+async fn a_governed_tariff_prices_the_intervals_that_begin_after_it() {
+    use gridshare_storage::{parameters, positions, readings};
+
+    let (chain, wallet, d) = chain_with_vault().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    homes(&db, &[(2, true), (3, false)]).await;
+    // home 2 imports 800 Wh in each of intervals 0 and 1, and buys 500 Wh in each: 300 Wh drawn
+    let reading = grid_reading;
+    readings::insert_batch(
+        &db,
+        &[
+            reading(12, 1, iv(0).start().0, 10_000, 0),
+            reading(12, 2, iv(1).start().0, 10_800, 0),
+            reading(12, 3, iv(1).end().0, 11_600, 0),
+        ],
+    )
+    .await
+    .unwrap();
+    market::insert_trades(&db, &[trade(1, 0, 2, 3, 500, 120_000), trade(2, 1, 2, 3, 500, 120_000)])
+        .await
+        .unwrap();
+    // version 0 (the configuration's) at deployment; version 1 (imports at 0.50/kWh, exports at
+    // 0.05) seen a millisecond before interval 1 began
+    let params = |import: u64, export: u64| format!(r#"{{"importTariff":"{import}","exportTariff":"{export}"}}"#);
+    parameters::record(&db, 0, Timestamp(T0 - 3_600_000), &params(300_000, 80_000), "{}")
+        .await
+        .unwrap();
+    parameters::record(&db, 1, Timestamp(iv(1).start().0 - 1), &params(500_000, 50_000), "{}")
+        .await
+        .unwrap();
+    let utility = Address::with_last_byte(0x01);
+    let accounts = Accounts::load(
+        &db,
+        Address::with_last_byte(0xC0),
+        Address::with_last_byte(0x60),
+        utility,
+    )
+    .await
+    .unwrap();
+    let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, step_config(), accounts)
+        .await
+        .unwrap();
+    assert_eq!(
+        step.run(Timestamp(iv(1).end().0 + 15 * 60_000)).await.unwrap(),
+        vec![1, 2]
+    );
+    assert_eq!(
+        balance(&chain, d.vault, utility).await,
+        300 * 300 + 300 * 500,
+        "300 Wh at the configured 0.30, then 300 Wh at the governed 0.50"
+    );
+    let settled: Vec<(i64, i64, i64)> = positions::of_participant(&db, ParticipantId(2), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            let p = p.settled;
+            (p.interval_start.0, p.import_tariff.0, p.export_tariff.0)
+        })
+        .collect();
+    assert!(settled.contains(&(iv(0).start().0, 300_000, 80_000)), "{settled:?}");
+    assert!(settled.contains(&(iv(1).start().0, 500_000, 50_000)), "{settled:?}");
+}
+
 /// Readings that arrive after their interval was settled true up the estimated positions: the
 /// correction rides in the next due interval's batch, or in a batch of its own (no trades) when
 /// none is due; a correction of zero is recorded without moving money; nothing is trued up twice.

@@ -87,6 +87,50 @@ pub async fn latest(db: &Db) -> Result<Option<ParameterVersion>> {
     Ok(history(db, 1).await?.into_iter().next())
 }
 
+/// The version in force at `at` (market time): the newest one the service had seen by then.
+pub async fn in_force(db: &Db, at: Timestamp) -> Result<Option<ParameterVersion>> {
+    let sql = "SELECT version, observed_at, params, bounds FROM parameter_versions WHERE observed_at <= $1 \
+               ORDER BY version DESC LIMIT 1";
+    query!(db, sql, pool => |q| {
+        let row = q.bind(at.0).fetch_optional(pool).await?;
+        row.map(|r| {
+            Ok(ParameterVersion {
+                version: r.try_get::<i64, _>("version")? as u64,
+                observed_at: Timestamp(r.try_get("observed_at")?),
+                params: r.try_get("params")?,
+                bounds: r.try_get("bounds")?,
+            })
+        })
+        .transpose()
+    })
+}
+
+impl ParameterVersion {
+    /// The parameters, parsed (`Corrupt` when the stored JSON is not an object).
+    pub fn values(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        match serde_json::from_str(&self.params) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            Ok(_) => Err(StorageError::Corrupt {
+                field: "parameter_versions.params",
+                reason: format!("version {}: not a JSON object", self.version),
+            }),
+            Err(e) => Err(StorageError::Corrupt {
+                field: "parameter_versions.params",
+                reason: format!("version {}: {e}", self.version),
+            }),
+        }
+    }
+
+    /// One parameter's value (`None` when it is absent or not a whole number).
+    pub fn value(&self, key: &str) -> Result<Option<u64>> {
+        Ok(self
+            .values()?
+            .get(key)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse().ok()))
+    }
+}
+
 /// A proposal made through the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proposal {

@@ -21,18 +21,19 @@ use crate::Clock;
 /// configured ones: the distributor on chain enforces those it was deployed with.
 pub async fn governed(db: &Db, configured: &Params, n: u64) -> Result<Params, StorageError> {
     let (start, _) = configured.span(n);
-    let versions = gridshare_storage::parameters::history(db, 1_000).await?;
-    let Some(v) = versions.iter().find(|v| v.observed_at.0 <= start) else {
+    let Some(v) = gridshare_storage::parameters::in_force(db, gridshare_domain::Timestamp(start)).await? else {
         return Ok(*configured);
     };
     if v.version == 0 {
         return Ok(*configured);
     }
-    let p: serde_json::Value = serde_json::from_str(&v.params).map_err(|e| StorageError::Corrupt {
-        field: "parameter_versions.params",
-        reason: format!("version {}: {e}", v.version),
-    })?;
-    let value = |key: &str, fallback: u64| p[key].as_str().and_then(|s| s.parse::<u64>().ok()).unwrap_or(fallback);
+    let p = v.values()?;
+    let value = |key: &str, fallback: u64| {
+        p.get(key)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(fallback)
+    };
     Ok(Params {
         local_renewable_per_kwh: value("rewardGeneration", configured.local_renewable_per_kwh),
         demand_response_per_kwh: value("rewardDemandResponse", configured.demand_response_per_kwh),

@@ -54,6 +54,29 @@ fn energy(
     }
 }
 
+/// The utility's tariffs (import, export) "saved against the utility" is counted with: those the
+/// community governs once it has changed a parameter (the version in force at `now`), else the
+/// configured ones.
+async fn tariff_in_force(
+    db: &gridshare_storage::Db,
+    configured: Option<(i64, i64)>,
+    now: gridshare_domain::Timestamp,
+) -> Result<Option<(i64, i64)>, gridshare_storage::StorageError> {
+    let Some(v) = gridshare_storage::parameters::in_force(db, now).await? else {
+        return Ok(configured);
+    };
+    if v.version == 0 {
+        return Ok(configured);
+    }
+    let value = |key: &str| -> Result<Option<i64>, gridshare_storage::StorageError> {
+        Ok(v.value(key)?.and_then(|x| i64::try_from(x).ok()))
+    };
+    Ok(match (value("importTariff")?, value("exportTariff")?) {
+        (Some(import), Some(export)) => Some((import, export)),
+        _ => configured,
+    })
+}
+
 /// Energy drawn from and fed to the utility beyond the home's local trades, per bucket of
 /// `bucket_ms` that has ended by `now` and has grid readings, as settlement counts it: the metered
 /// net (mean grid power × the bucket's length) less the traded net (bought − sold) of the trades
@@ -200,6 +223,7 @@ async fn home_data(
             }
         }
     }
+    let tariff = tariff_in_force(db, state.tariff, now).await?;
     Ok(HomeData {
         session: session.unwrap_or(Session {
             participant: home.0,
@@ -215,11 +239,11 @@ async fn home_data(
         },
         today: Energy {
             utility: utility_energy(&grid_power, &today, home, quarter, now),
-            ..energy(&today, home, state.tariff)
+            ..energy(&today, home, tariff)
         },
         month: Energy {
             utility: utility_energy(&month_power, &month, home, quarter, now),
-            ..energy(&month, home, state.tariff)
+            ..energy(&month, home, tariff)
         },
         trades: month
             .iter()
@@ -409,5 +433,31 @@ mod tests {
         );
         let t = Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
         assert_eq!(month_start(t), t);
+    }
+
+    #[tokio::test]
+    async fn savings_count_with_the_tariffs_in_force() {
+        use gridshare_storage::parameters;
+        let dir = tempfile::tempdir().unwrap();
+        let db = gridshare_storage::Db::open(dir.path().to_str().unwrap()).await.unwrap();
+        let configured = Some((300_000, 80_000));
+        let at = |ms: i64| Timestamp(1_764_000_000_000 + ms);
+        assert_eq!(tariff_in_force(&db, configured, at(0)).await.unwrap(), configured);
+        let params = r#"{"importTariff":"450000","exportTariff":"60000"}"#;
+        parameters::record(&db, 0, at(0), r#"{"importTariff":"1","exportTariff":"1"}"#, "{}")
+            .await
+            .unwrap();
+        // version 0 is the configuration's own: the configured values count
+        assert_eq!(tariff_in_force(&db, configured, at(5)).await.unwrap(), configured);
+        parameters::record(&db, 1, at(10), params, "{}").await.unwrap();
+        assert_eq!(tariff_in_force(&db, configured, at(9)).await.unwrap(), configured);
+        assert_eq!(
+            tariff_in_force(&db, configured, at(10)).await.unwrap(),
+            Some((450_000, 60_000))
+        );
+        assert_eq!(
+            tariff_in_force(&db, None, at(11)).await.unwrap(),
+            Some((450_000, 60_000))
+        );
     }
 }
