@@ -67,6 +67,20 @@ fn step_config() -> StepConfig {
     }
 }
 
+/// The utility's account (0x…01) and the accounts of these tests (community 0x…C0, grid 0x…60).
+async fn utility_and_accounts(db: &Db) -> (Address, Accounts) {
+    let utility = Address::with_last_byte(0x01);
+    let accounts = Accounts::load(
+        db,
+        Address::with_last_byte(0xC0),
+        Address::with_last_byte(0x60),
+        utility,
+    )
+    .await
+    .unwrap();
+    (utility, accounts)
+}
+
 /// A fresh in-process chain with the contracts deployed: the chain, the settler's wallet and the
 /// deployment.
 async fn chain_with_vault() -> (EvmChain, Wallet, gridshare_settlement::onchain::Deployment) {
@@ -281,15 +295,7 @@ async fn metered_positions_charge_the_imbalance_at_the_tariff() {
     market::insert_trades(&db, &[trade(1, 0, 2, 1, 500, 120_000), trade(2, 0, 3, 1, 100, 120_000)])
         .await
         .unwrap();
-    let utility = Address::with_last_byte(0x01);
-    let accounts = Accounts::load(
-        &db,
-        Address::with_last_byte(0xC0),
-        Address::with_last_byte(0x60),
-        utility,
-    )
-    .await
-    .unwrap();
+    let (utility, accounts) = utility_and_accounts(&db).await;
     let cfg = step_config();
     let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, cfg, accounts)
         .await
@@ -364,15 +370,7 @@ async fn a_governed_tariff_prices_the_intervals_that_begin_after_it() {
     parameters::record(&db, 1, Timestamp(iv(1).start().0 - 1), &params(500_000, 50_000), "{}")
         .await
         .unwrap();
-    let utility = Address::with_last_byte(0x01);
-    let accounts = Accounts::load(
-        &db,
-        Address::with_last_byte(0xC0),
-        Address::with_last_byte(0x60),
-        utility,
-    )
-    .await
-    .unwrap();
+    let (utility, accounts) = utility_and_accounts(&db).await;
     let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, step_config(), accounts)
         .await
         .unwrap();
@@ -439,15 +437,7 @@ async fn late_readings_true_up_estimated_positions_in_the_next_batch() {
     )
     .await
     .unwrap();
-    let utility = Address::with_last_byte(0x01);
-    let accounts = Accounts::load(
-        &db,
-        Address::with_last_byte(0xC0),
-        Address::with_last_byte(0x60),
-        utility,
-    )
-    .await
-    .unwrap();
+    let (utility, accounts) = utility_and_accounts(&db).await;
     let cfg = step_config();
     let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, cfg, accounts)
         .await

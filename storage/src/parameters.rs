@@ -41,6 +41,19 @@ pub struct ParameterVersion {
     pub bounds: String,
 }
 
+// a macro, not a function: the row type differs between the two backends
+macro_rules! version_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        Ok::<ParameterVersion, StorageError>(ParameterVersion {
+            version: r.try_get::<i64, _>("version")? as u64,
+            observed_at: Timestamp(r.try_get("observed_at")?),
+            params: r.try_get("params")?,
+            bounds: r.try_get("bounds")?,
+        })
+    }};
+}
+
 fn int(v: u64, field: &'static str) -> Result<i64> {
     i64::try_from(v).map_err(|_| StorageError::Refused {
         constraint: field.into(),
@@ -69,16 +82,7 @@ pub async fn history(db: &Db, limit: u32) -> Result<Vec<ParameterVersion>> {
     let sql = "SELECT version, observed_at, params, bounds FROM parameter_versions ORDER BY version DESC LIMIT $1";
     query!(db, sql, pool => |q| {
         let rows = q.bind(i64::from(limit)).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ParameterVersion {
-                    version: r.try_get::<i64, _>("version")? as u64,
-                    observed_at: Timestamp(r.try_get("observed_at")?),
-                    params: r.try_get("params")?,
-                    bounds: r.try_get("bounds")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| version_from_row!(r)).collect()
     })
 }
 
@@ -93,15 +97,7 @@ pub async fn in_force(db: &Db, at: Timestamp) -> Result<Option<ParameterVersion>
                ORDER BY version DESC LIMIT 1";
     query!(db, sql, pool => |q| {
         let row = q.bind(at.0).fetch_optional(pool).await?;
-        row.map(|r| {
-            Ok(ParameterVersion {
-                version: r.try_get::<i64, _>("version")? as u64,
-                observed_at: Timestamp(r.try_get("observed_at")?),
-                params: r.try_get("params")?,
-                bounds: r.try_get("bounds")?,
-            })
-        })
-        .transpose()
+        row.map(|r| version_from_row!(r)).transpose()
     })
 }
 

@@ -1098,3 +1098,40 @@ async fn positions_are_stored_with_their_batch_and_trued_up_once() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn parameter_versions_are_kept_and_the_one_in_force_is_found_on_both_backends() {
+    use gridshare_storage::parameters;
+    for t in backends().await {
+        let db = &t.db;
+        assert_eq!(parameters::in_force(db, NOW).await.unwrap(), None, "{}", t.name);
+        let p = |import: u64| format!(r#"{{"importTariff":"{import}"}}"#);
+        assert!(parameters::record(db, 0, NOW, &p(300_000), "{}").await.unwrap());
+        assert!(
+            parameters::record(db, 1, Timestamp(NOW.0 + 10), &p(450_000), "{}")
+                .await
+                .unwrap()
+        );
+        // a version seen again changes nothing
+        assert!(
+            !parameters::record(db, 1, Timestamp(NOW.0 + 99), &p(1), "{}")
+                .await
+                .unwrap()
+        );
+        let at = |ms: i64| async move { parameters::in_force(db, Timestamp(NOW.0 + ms)).await.unwrap() };
+        assert_eq!(at(-1).await, None, "{}", t.name);
+        let v0 = at(9).await.unwrap();
+        assert_eq!((v0.version, v0.value("importTariff").unwrap()), (0, Some(300_000)));
+        let v1 = at(10).await.unwrap();
+        assert_eq!(
+            (v1.version, v1.value("importTariff").unwrap()),
+            (1, Some(450_000)),
+            "{}",
+            t.name
+        );
+        assert_eq!(v1.value("exportTariff").unwrap(), None);
+        assert_eq!(parameters::latest(db).await.unwrap(), Some(v1));
+        assert_eq!(parameters::history(db, 10).await.unwrap().len(), 2);
+        t.finish().await;
+    }
+}
