@@ -99,6 +99,9 @@ pub(super) const CHECK_ASKED_FOR: Duration = Duration::from_secs(600);
 /// How often unanswered checks are asked again.
 pub(super) const CHECK_ASKED_EVERY: Duration = Duration::from_secs(5);
 
+/// How many of a gateway's unanswered checks are asked again (its newest).
+pub(super) const CHECKS_ASKED_AGAIN_PER_GATEWAY: usize = 3;
+
 /// The checks sent and not answered yet. A check goes out once and is not retained by the
 /// broker, so one asked while its gateway was offline (restarting, reconnecting) never reaches
 /// it: it is asked again when the gateway says it is online and every [`CHECK_ASKED_EVERY`],
@@ -112,9 +115,23 @@ pub(super) struct PendingChecks {
 }
 
 impl PendingChecks {
-    /// Check `id` was sent to `gateway` at `at`.
+    /// Check `id` was sent to `gateway` at `at`. Only a gateway's newest
+    /// [`CHECKS_ASKED_AGAIN_PER_GATEWAY`] checks are kept: an installer who asks again and again
+    /// does not make the market send more and more (nor the gateway read its devices more often).
     pub(super) fn sent(&mut self, id: u64, gateway: GatewayId, at: Instant) {
         self.sent.entry(id).or_insert((gateway, at));
+        let mine: Vec<u64> = self
+            .sent
+            .iter()
+            .filter(|(_, (g, _))| *g == gateway)
+            .map(|(id, _)| *id)
+            .collect();
+        for old in mine
+            .iter()
+            .take(mine.len().saturating_sub(CHECKS_ASKED_AGAIN_PER_GATEWAY))
+        {
+            self.sent.remove(old);
+        }
     }
 
     /// Check `id` was answered by `gateway` (an answer from another gateway changes nothing).
@@ -170,5 +187,24 @@ mod tests {
         assert_eq!(p.again(t0, None), vec![(1, GatewayId(7))]);
         // ten minutes after it was first sent, a check is no longer asked
         assert_eq!(p.again(t0 + CHECK_ASKED_FOR, None), vec![]);
+    }
+
+    #[test]
+    fn only_a_gateways_newest_checks_are_asked_again() {
+        let (mut p, t0) = (PendingChecks::default(), Instant::now());
+        p.sent(100, GatewayId(8), t0);
+        for id in 1..=50 {
+            p.sent(id, GatewayId(7), t0);
+        }
+        assert_eq!(
+            p.again(t0, None),
+            vec![
+                (48, GatewayId(7)),
+                (49, GatewayId(7)),
+                (50, GatewayId(7)),
+                (100, GatewayId(8))
+            ],
+            "a flood of checks for one gateway keeps its newest three, and another gateway's"
+        );
     }
 }
