@@ -396,7 +396,7 @@ pub struct Rewards {
     pub genesis: Option<String>,
     /// Length of an epoch, minutes of market time (a multiple of the interval length).
     pub epoch_minutes: i64,
-    /// Telemetry period the uptime share is counted in, seconds of market time.
+    /// Telemetry period the uptime share is counted in, seconds of market time (a multiple of 5).
     pub uptime_period_s: i64,
     /// µ-token per kWh sold to neighbours and metered as exported.
     pub local_renewable_per_kwh: u64,
@@ -471,6 +471,13 @@ impl Rewards {
                 "rewards: uptime_period_s and halving_epochs must be positive, uptime_threshold_ppm at most 1000000"
                     .into(),
             ));
+        }
+        let slice_s = gridshare_storage::blocks::SLICE_MS / 1000;
+        if self.uptime_period_s % slice_s != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "rewards.uptime_period_s: a multiple of {slice_s} s (readings are kept in {slice_s}-second slices), got {}",
+                self.uptime_period_s
+            )));
         }
         if self.cap > (1 << 53) {
             return Err(ConfigError::Invalid(format!(
@@ -711,6 +718,7 @@ mod tests {
             ("[rewards]\nepoch_minutes = 0", "rewards.epoch_minutes"),
             ("[rewards]\nhalving_epochs = 0", "halving_epochs"),
             ("[rewards]\nuptime_threshold_ppm = 1000001", "uptime_threshold_ppm"),
+            ("[rewards]\nuptime_period_s = 62", "rewards.uptime_period_s: a multiple of 5 s"),
             ("[rewards]\ncap = 10000000000000000", "rewards.cap"),
         ] {
             let e = Config::parse(toml).unwrap().validate().unwrap_err().to_string();

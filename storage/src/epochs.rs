@@ -8,6 +8,7 @@
 use gridshare_domain::{GatewayId, ParticipantId};
 use sqlx::Row;
 
+use crate::blocks::{self, BLOCK_MS, SLICE_MS};
 use crate::db::{Db, query, with_pool};
 use crate::error::{Result, StorageError};
 
@@ -31,7 +32,8 @@ pub async fn sold_per_interval(db: &Db, from: i64, to: i64) -> Result<Vec<(Parti
 }
 
 /// Each gateway's grid-meter export in each interval of `interval_ms` starting in `[from, to)`:
-/// `(gateway, interval start, Wh)`.
+/// `(gateway, interval start, Wh)`. Read from the readings' five-minute blocks
+/// ([`crate::blocks`]): `from`, `to` and `interval_ms` are whole blocks.
 ///
 /// Rule: the export counter's last reading in an interval minus its last reading in the interval
 /// before, per meter (readings marked suspect or without the counter do not count), summed over a
@@ -44,17 +46,24 @@ pub async fn exported_per_interval(
     to: i64,
     interval_ms: i64,
 ) -> Result<Vec<(GatewayId, i64, i64)>> {
-    if interval_ms <= 0 {
+    blocks::whole("interval_ms", interval_ms, BLOCK_MS)?;
+    if from.rem_euclid(BLOCK_MS) != 0 || to.rem_euclid(BLOCK_MS) != 0 {
         return Err(StorageError::Refused {
-            constraint: "interval_ms".into(),
-            message: format!("interval length {interval_ms} ms is not positive"),
+            constraint: "epoch bounds".into(),
+            message: format!("[{from}, {to}) ms does not begin and end on five-minute boundaries"),
         });
     }
-    let sql = "SELECT gateway_id, device, at / $1 AS b, max(energy_out_wh) AS out FROM readings \
-               WHERE kind = 'grid_meter' AND energy_out_wh IS NOT NULL AND quality <> 'suspect' \
-               AND at >= $2 AND at < $3 GROUP BY gateway_id, device, at / $1 ORDER BY gateway_id, device, b";
+    let sql = "SELECT gateway_id, device, (block * $1) / $2 AS b, max(export_max) AS out FROM reading_blocks \
+               WHERE export_max IS NOT NULL AND block >= $3 AND block < $4 \
+               GROUP BY gateway_id, device, (block * $1) / $2 ORDER BY gateway_id, device, b";
     let rows: Vec<(i64, String, i64, i64)> = query!(db, sql, pool => |q| {
-        let rows = q.bind(interval_ms).bind(from - interval_ms).bind(to).fetch_all(pool).await?;
+        let rows = q
+            .bind(BLOCK_MS)
+            .bind(interval_ms)
+            .bind((from - interval_ms).div_euclid(BLOCK_MS))
+            .bind(to / BLOCK_MS)
+            .fetch_all(pool)
+            .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("gateway_id")?, r.try_get("device")?, r.try_get("b")?, r.try_get("out")?)))
             .collect::<Result<Vec<_>>>()
@@ -85,30 +94,26 @@ pub async fn exported_per_interval(
     Ok(out)
 }
 
-/// Telemetry periods of `period_ms` in `[from, to)` per gateway: `(gateway, periods with a reading
-/// of every device the gateway reported in the range)`.
+/// Telemetry periods of `period_ms` lying wholly in `[from, to)` ([`blocks::periods_in`]) per
+/// gateway: `(gateway, periods with a reading of every device the gateway reported in them)`.
+/// Read from the readings' five-minute blocks ([`crate::blocks`]): `period_ms` is a whole number
+/// of five-second slices. A gateway with no reading in the range is left out.
 pub async fn complete_periods(db: &Db, from: i64, to: i64, period_ms: i64) -> Result<Vec<(GatewayId, u64)>> {
-    if period_ms <= 0 {
-        return Err(StorageError::Refused {
-            constraint: "period_ms".into(),
-            message: format!("period {period_ms} ms is not positive"),
-        });
-    }
-    let sql = "SELECT gateway_id, at / $1 AS p, count(DISTINCT device) AS d FROM readings \
-               WHERE at >= $2 AND at < $3 GROUP BY gateway_id, at / $1 ORDER BY gateway_id";
-    let rows: Vec<(i64, i64)> = query!(db, sql, pool => |q| {
-        let rows = q.bind(period_ms).bind(from).bind(to).fetch_all(pool).await?;
+    blocks::whole("period_ms", period_ms, SLICE_MS)?;
+    let (first, end) = blocks::periods_in(from, to, period_ms);
+    let sql = "SELECT gateway_id, device, block, periods FROM reading_blocks \
+               WHERE block >= $1 AND block < $2 ORDER BY gateway_id";
+    let rows: Vec<(i64, String, i64, i64)> = query!(db, sql, pool => |q| {
+        let last = to.div_euclid(BLOCK_MS) + i64::from(to.rem_euclid(BLOCK_MS) != 0);
+        let rows = q.bind(from.div_euclid(BLOCK_MS)).bind(last).fetch_all(pool).await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("gateway_id")?, r.try_get("d")?)))
+            .map(|r| Ok((r.try_get("gateway_id")?, r.try_get("device")?, r.try_get("block")?, r.try_get("periods")?)))
             .collect::<Result<Vec<_>>>()
     })?;
-    let mut out = Vec::new();
-    for chunk in rows.chunk_by(|a, b| a.0 == b.0) {
-        let devices = chunk.iter().map(|r| r.1).max().unwrap_or(0);
-        let good = chunk.iter().filter(|r| r.1 == devices).count() as u64;
-        out.push((GatewayId(chunk[0].0 as u64), good));
-    }
-    Ok(out)
+    Ok(blocks::complete(&rows, first, end, period_ms / SLICE_MS)
+        .into_iter()
+        .map(|(g, good)| (GatewayId(g as u64), good))
+        .collect())
 }
 
 /// A demand-response reward credited in a range.

@@ -12,6 +12,7 @@
 //! wrong. Writes that touch several rows run in one transaction.
 
 pub mod api_keys;
+pub mod blocks;
 pub mod chain_txs;
 pub mod checks;
 pub mod db;

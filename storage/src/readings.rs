@@ -148,6 +148,18 @@ pub async fn insert_batch_with_windows(
                 }
                 new += q.execute(&mut *tx).await?.rows_affected();
             }
+            for chunk in crate::blocks::roll_up(rows).chunks(crate::blocks::SQLITE_CHUNK) {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::blocks::sqlite_upsert(chunk.len())));
+                for b in chunk {
+                    q = q
+                        .bind(b.gateway)
+                        .bind(&b.device)
+                        .bind(b.block)
+                        .bind(b.periods)
+                        .bind(b.export_max);
+                }
+                q.execute(&mut *tx).await?;
+            }
             save_windows!(tx, windows);
             crate::evidence::log_sqlite(&mut tx, &highest, envelopes).await?;
             tx.commit().await?;
@@ -205,24 +217,25 @@ pub async fn insert_batch_with_windows(
                 .bind(ql)
                 .execute(&mut *tx)
                 .await?;
+            let blocks = crate::blocks::roll_up(rows);
+            sqlx::query(crate::blocks::PG_UPSERT)
+                .bind(blocks.iter().map(|b| b.gateway).collect::<Vec<_>>())
+                .bind(blocks.iter().map(|b| b.device.as_str()).collect::<Vec<_>>())
+                .bind(blocks.iter().map(|b| b.block).collect::<Vec<_>>())
+                .bind(blocks.iter().map(|b| b.periods).collect::<Vec<_>>())
+                .bind(blocks.iter().map(|b| b.export_max).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(done.rows_affected())
         }
     }
 }
 
-/// Store one reading with its own statement and commit (the slow path, kept
-/// for the benchmark that shows why batching matters).
+/// Store one reading in a transaction of its own (the slow path, kept for the benchmark that
+/// shows why batching matters).
 pub async fn insert_one(db: &Db, r: &Reading) -> Result<u64> {
-    let sql = "INSERT INTO readings (gateway_id, seq, device, at, kind, power_w, energy_in_wh, energy_out_wh, soc_permille, status, quality) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING";
-    let seq = seq_i64(r.seq)?;
-    query!(db, sql, pool => |q| {
-        let done = bind_reading!(q, r, seq)
-            .execute(pool)
-            .await?;
-        Ok(done.rows_affected())
-    })
+    insert_batch(db, std::slice::from_ref(r)).await
 }
 
 /// Build a [`Reading`] from a row of either backend (expanded per driver).

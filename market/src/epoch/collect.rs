@@ -69,7 +69,8 @@ pub async fn inputs(db: &Db, params: &Params, n: u64, interval_ms: i64, bonds: &
         exported: epochs::exported_per_interval(db, start, end, interval_ms).await?,
         ..Inputs::default()
     };
-    let expected = u64::try_from((end - start) / params.uptime_period_ms.max(1)).unwrap_or(0);
+    let (first, last) = gridshare_storage::blocks::periods_in(start, end, params.uptime_period_ms);
+    let expected = u64::try_from(last - first).unwrap_or(0);
     i.uptime = epochs::complete_periods(db, start, end, params.uptime_period_ms)
         .await?
         .into_iter()

@@ -19,8 +19,10 @@
 //!   participant with a bonded gateway; paid at `local_renewable_per_kwh`;
 //! - *demand response*: the verified reductions credited during the epoch (`dr.rs`'s rule), at
 //!   `demand_response_per_kwh`; not bond-gated (answering a call is its own proof);
-//! - *uptime*: per bonded gateway, the share of telemetry periods in the epoch that carry every
-//!   device it reports; paid above the threshold, in proportion to the share above it.
+//! - *uptime*: per bonded gateway, the share of the telemetry periods lying wholly in the epoch
+//!   in which every device it reports has a reading; paid above the threshold, in proportion to
+//!   the share above it. Counted from the readings' five-minute blocks (`storage::blocks`), so a
+//!   period is a whole number of five-second slices.
 //!
 //! **Budget**: the raw total is paid in full when it fits the epoch's budget (and what the cap
 //! leaves); otherwise every participant is scaled by the same fraction, rounded down

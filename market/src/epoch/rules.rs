@@ -14,7 +14,8 @@ pub struct Params {
     pub genesis_ms: i64,
     /// Length of an epoch, ms of market time (default one day).
     pub epoch_ms: i64,
-    /// Telemetry period the uptime share is counted in, ms of market time.
+    /// Telemetry period the uptime share is counted in, ms of market time (a whole number of
+    /// five-second slices).
     pub uptime_period_ms: i64,
     /// Reward for energy sold to neighbours and metered as exported, µ-token per kWh.
     pub local_renewable_per_kwh: u64,

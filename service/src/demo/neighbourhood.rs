@@ -175,7 +175,8 @@ pub fn service_config(opts: &Options, data_dir: &Path, n: &Neighbourhood) -> Con
     // counted in periods of twice the gateways' polling period
     cfg.rewards.epoch_minutes = 240;
     let poll_market_s = (poll_period(n.homes.len()).as_secs_f64() * opts.speed).ceil() as i64;
-    cfg.rewards.uptime_period_s = (2 * poll_market_s).max(10);
+    let period_s = (2 * poll_market_s).max(10);
+    cfg.rewards.uptime_period_s = period_s + (5 - period_s % 5) % 5; // whole 5-second slices
     cfg
 }
 
