@@ -295,6 +295,16 @@ contract GatewayStaking is AccessControl {
         return _pools[gateway].active >= minBond;
     }
 
+    /// @notice For each of `gateways`, whether its active bond reaches the minimum: what the market
+    /// reads for every gateway it runs, in one call rather than one per gateway.
+    function bondedAmong(address[] calldata gateways) external view returns (bool[] memory bonded) {
+        bonded = new bool[](gateways.length);
+        uint256 min = minBond;
+        for (uint256 i; i < gateways.length; ++i) {
+            bonded[i] = _pools[gateways[i]].active >= min;
+        }
+    }
+
     /// @notice `gateway`'s active bond, all bonders together (cool-down excluded).
     function activeBond(address gateway) external view returns (uint256) {
         return _pools[gateway].active;

@@ -121,6 +121,21 @@ contract GatewayStakingTest is StakingFixture {
         assertEq(staking.activeBond(gw), MIN + 1, "total");
     }
 
+    function test_BondedAmongAnswersForEachGatewayAsIsBonded() public {
+        address[] memory some = new address[](3);
+        (some[0], some[1], some[2]) = (gw, address(0x1234), gw);
+        bool[] memory before = staking.bondedAmong(some);
+        assertEq(before.length, 3, "one answer per gateway asked");
+        assertTrue(!before[0] && !before[1] && !before[2], "none bonded yet");
+        _bond(alice, gw, MIN);
+        bool[] memory afterwards = staking.bondedAmong(some);
+        assertTrue(afterwards[0] && !afterwards[1] && afterwards[2], "only the bonded one, wherever it is asked");
+        assertEq(staking.bondedAmong(new address[](0)).length, 0, "nothing asked, nothing answered");
+        vm.prank(admin);
+        staking.setMinBond(0);
+        assertTrue(staking.bondedAmong(some)[1], "with no minimum every gateway counts");
+    }
+
     function test_BelowMinimumBondRefused() public {
         vm.expectRevert(abi.encodeWithSelector(GatewayStaking.BelowMinimumBond.selector, gw, MIN - 1, MIN));
         _bond(alice, gw, MIN - 1);
