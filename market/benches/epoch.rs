@@ -111,6 +111,30 @@ async fn seed(db: &Db) {
     }
 }
 
+/// One epoch's computation once, timed by phase (where the time goes; criterion measures the
+/// whole below).
+async fn phases(name: &str, db: &Db, p: &Params) {
+    use gridshare_storage::epochs;
+    let (start, end) = p.span(1);
+    let mut t = std::time::Instant::now();
+    let mut lap = |what: &str| {
+        eprintln!("{name}: {what} {:.0?}", t.elapsed());
+        t = std::time::Instant::now();
+    };
+    epochs::sold_per_interval(db, start, end).await.unwrap();
+    lap("energy sold per interval (trades)");
+    epochs::from_readings(db, start, end, QUARTER, p.uptime_period_ms)
+        .await
+        .unwrap();
+    lap("export per interval and complete uptime periods (the readings' blocks)");
+    let inputs = collect::inputs(db, p, 1, QUARTER, &Bonds::NoMinimum).await.unwrap();
+    lap("all inputs together");
+    let r = compute(1, p, &inputs);
+    lap("computation");
+    std::hint::black_box((r.canonical_json(), r.hash()));
+    lap("canonical JSON and hash");
+}
+
 fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, db: &Db) {
     let started = std::time::Instant::now();
     rt.block_on(seed(db));
@@ -119,6 +143,7 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, db
         started.elapsed()
     );
     let p = params();
+    rt.block_on(phases(name, db, &p));
     let mut g = c.benchmark_group(format!("epoch/{name}"));
     g.sample_size(10)
         .warm_up_time(std::time::Duration::from_secs(1))

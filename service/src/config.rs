@@ -718,7 +718,10 @@ mod tests {
             ("[rewards]\nepoch_minutes = 0", "rewards.epoch_minutes"),
             ("[rewards]\nhalving_epochs = 0", "halving_epochs"),
             ("[rewards]\nuptime_threshold_ppm = 1000001", "uptime_threshold_ppm"),
-            ("[rewards]\nuptime_period_s = 62", "rewards.uptime_period_s: a multiple of 5 s"),
+            (
+                "[rewards]\nuptime_period_s = 62",
+                "rewards.uptime_period_s: a multiple of 5 s",
+            ),
             ("[rewards]\ncap = 10000000000000000", "rewards.cap"),
         ] {
             let e = Config::parse(toml).unwrap().validate().unwrap_err().to_string();

@@ -1,5 +1,8 @@
 //! Readings ingest: one batched transaction of 1,000 rows vs one row per
-//! statement (autocommit), on SQLite and PostgreSQL in the same run.
+//! statement (autocommit), on SQLite and PostgreSQL in the same run; and a
+//! batch as the intake stores it with a neighbourhood of 1,000 homes (one
+//! reading from each, a minute after the last), where every reading touches
+//! its own block of the epochs' roll-up (`storage::blocks`).
 //!
 //! `cargo bench -p gridshare-storage --bench ingest` (PostgreSQL from
 //! `GRIDSHARE_TEST_POSTGRES_URL`; without it only SQLite runs, and says so).
@@ -21,7 +24,24 @@ use gridshare_storage::readings::{self, Reading};
 use sqlx::Connection;
 
 const BATCH: usize = 1000;
+/// Homes in the neighbourhood case (gateways 1..=HOMES).
+const HOMES: u64 = 1000;
 static SEQ: AtomicU64 = AtomicU64::new(1);
+static ROUND: AtomicU64 = AtomicU64::new(1);
+
+/// One reading from each home, a minute after the last round's.
+fn next_round() -> Vec<Reading> {
+    let round = ROUND.fetch_add(1, Ordering::Relaxed);
+    (1..=HOMES)
+        .map(|h| {
+            let mut r = next_rows(1).pop().unwrap();
+            r.gateway = GatewayId(h);
+            r.seq = round;
+            r.sample.at = Timestamp(1_764_064_800_000 + round as i64 * 60_000);
+            r
+        })
+        .collect()
+}
 
 fn next_rows(n: usize) -> Vec<Reading> {
     let first = SEQ.fetch_add(n as u64, Ordering::Relaxed);
@@ -54,17 +74,20 @@ async fn prepare(db: &Db) {
         feeder_node: None,
     };
     participants::upsert(db, &p, now).await.unwrap();
-    let key = GatewayKey::from_bytes(&[5u8; 32]).unwrap();
-    let g = Gateway {
-        id: GatewayId(1),
-        owner: p.id,
-        installer: None,
-        public_key: key.public(),
-        feeder_node: NodeId(1),
-        window: ReplayWindow::default(),
-        revoked_at: None,
-    };
-    gateways::register(db, &g, now).await.unwrap();
+    for h in 1..=HOMES {
+        let mut secret = [5u8; 32];
+        secret[24..].copy_from_slice(&h.to_be_bytes());
+        let g = Gateway {
+            id: GatewayId(h),
+            owner: p.id,
+            installer: None,
+            public_key: GatewayKey::from_bytes(&secret).unwrap().public(),
+            feeder_node: NodeId(1),
+            window: ReplayWindow::default(),
+            revoked_at: None,
+        };
+        gateways::register(db, &g, now).await.unwrap();
+    }
 }
 
 fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, db: &Db) {
@@ -77,6 +100,13 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, db
         b.to_async(rt).iter_batched(
             || next_rows(BATCH),
             |rows| async move { assert_eq!(readings::insert_batch(db, &rows).await.unwrap(), BATCH as u64) },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("batched_1000_homes", |b| {
+        b.to_async(rt).iter_batched(
+            next_round,
+            |rows| async move { assert_eq!(readings::insert_batch(db, &rows).await.unwrap(), HOMES) },
             criterion::BatchSize::SmallInput,
         )
     });

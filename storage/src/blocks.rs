@@ -76,7 +76,7 @@ pub(crate) fn sqlite_upsert(rows: usize) -> String {
         sql.push_str(if r == 0 { "(?,?,?,?,?)" } else { ",(?,?,?,?,?)" });
     }
     sql.push_str(
-        " ON CONFLICT (gateway_id, device, block) DO UPDATE SET periods = periods | excluded.periods, \
+        " ON CONFLICT (block, gateway_id, device) DO UPDATE SET periods = periods | excluded.periods, \
          export_max = CASE WHEN excluded.export_max IS NULL THEN export_max \
          WHEN export_max IS NULL THEN excluded.export_max ELSE max(export_max, excluded.export_max) END",
     );
@@ -89,7 +89,7 @@ pub(crate) const SQLITE_CHUNK: usize = 1_000;
 /// The upsert for PostgreSQL, one statement for the whole batch.
 pub(crate) const PG_UPSERT: &str = "INSERT INTO reading_blocks (gateway_id, device, block, periods, export_max) \
      SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) \
-     ON CONFLICT (gateway_id, device, block) DO UPDATE SET periods = reading_blocks.periods | EXCLUDED.periods, \
+     ON CONFLICT (block, gateway_id, device) DO UPDATE SET periods = reading_blocks.periods | EXCLUDED.periods, \
      export_max = GREATEST(reading_blocks.export_max, EXCLUDED.export_max)";
 
 /// Checks that `ms` (named `what`) is a positive whole number of `unit` ms.
@@ -113,16 +113,21 @@ pub fn periods_in(from: i64, to: i64, period_ms: i64) -> (i64, i64) {
 
 /// Per gateway, how many of the periods in `[first, end)` (period numbers, `slices` slices each)
 /// have a reading of every device the gateway reported in them, from its blocks `(gateway,
-/// device, block, periods)` sorted by gateway. A gateway whose blocks have no reading in the range
-/// is left out.
-pub(crate) fn complete(rows: &[(i64, String, i64, i64)], first: i64, end: i64, slices: i64) -> Vec<(i64, u64)> {
+/// device, block, periods, …)` sorted by gateway (devices by any key). A gateway whose blocks have no reading in the
+/// range is left out.
+pub(crate) fn complete<D: Ord, T>(
+    rows: &[(i64, D, i64, i64, T)],
+    first: i64,
+    end: i64,
+    slices: i64,
+) -> Vec<(i64, u64)> {
     let span = usize::try_from(end - first).unwrap_or(0);
     let words = span.div_ceil(64);
     let mut out = Vec::new();
     for gateway in rows.chunk_by(|a, b| a.0 == b.0) {
         // one bit per period of the range, per device
-        let mut seen: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for (_, device, block, periods) in gateway {
+        let mut seen: BTreeMap<&D, Vec<u64>> = BTreeMap::new();
+        for (_, device, block, periods, _) in gateway {
             let mut bits = *periods as u64;
             while bits != 0 {
                 let i = i64::from(bits.trailing_zeros());
@@ -132,7 +137,7 @@ pub(crate) fn complete(rows: &[(i64, String, i64, i64)], first: i64, end: i64, s
                     continue;
                 }
                 let k = (period - first) as usize;
-                seen.entry(device.as_str()).or_insert_with(|| vec![0; words])[k / 64] |= 1 << (k % 64);
+                seen.entry(device).or_insert_with(|| vec![0; words])[k / 64] |= 1 << (k % 64);
             }
         }
         let mut devices = seen.values();
@@ -162,9 +167,9 @@ mod tests {
         // one-minute periods (12 slices); meter in slice 1 and inverter in slice 7 of minute 0,
         // only the meter in minute 1, both in minute 2; another gateway always alone
         let rows = vec![
-            (1, "inverter".to_owned(), 0, (1 << 7) | (1 << 25)),
-            (1, "meter".to_owned(), 0, (1 << 1) | (1 << 13) | (1 << 24)),
-            (2, "meter".to_owned(), 0, 1 | (1 << 12)),
+            (1, "inverter".to_owned(), 0, (1 << 7) | (1 << 25), ()),
+            (1, "meter".to_owned(), 0, (1 << 1) | (1 << 13) | (1 << 24), ()),
+            (2, "meter".to_owned(), 0, 1 | (1 << 12), ()),
         ];
         assert_eq!(complete(&rows, 0, 5, 12), vec![(1, 2), (2, 2)]);
         // the range cuts minute 0 off

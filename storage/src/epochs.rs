@@ -12,78 +12,102 @@ use crate::blocks::{self, BLOCK_MS, SLICE_MS};
 use crate::db::{Db, query, with_pool};
 use crate::error::{Result, StorageError};
 
-/// Energy each seller sold in each interval starting in `[from, to)`: `(seller, interval start, Wh)`.
+/// Energy each seller sold in each interval starting in `[from, to)`: `(seller, interval start, Wh)`,
+/// by seller and interval.
 pub async fn sold_per_interval(db: &Db, from: i64, to: i64) -> Result<Vec<(ParticipantId, i64, i64)>> {
+    // sorted here, not in SQL: an ORDER BY made PostgreSQL walk the seller index and fetch every
+    // trade from the heap in its order
     let sql = "SELECT seller_id, interval_start, CAST(sum(quantity_wh) AS BIGINT) AS wh FROM trades \
-               WHERE interval_start >= $1 AND interval_start < $2 GROUP BY seller_id, interval_start \
-               ORDER BY seller_id, interval_start";
-    query!(db, sql, pool => |q| {
+               WHERE interval_start >= $1 AND interval_start < $2 GROUP BY seller_id, interval_start";
+    let mut out: Vec<(ParticipantId, i64, i64)> = query!(db, sql, pool => |q| {
         let rows = q.bind(from).bind(to).fetch_all(pool).await?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    ParticipantId(r.try_get::<i64, _>("seller_id")? as u64),
-                    r.try_get::<i64, _>("interval_start")?,
-                    r.try_get::<i64, _>("wh")?,
-                ))
-            })
-            .collect()
-    })
+            .map(|r| Ok((ParticipantId(r.try_get::<i64, _>(0)? as u64), r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    out.sort_unstable();
+    Ok(out)
 }
 
-/// Each gateway's grid-meter export in each interval of `interval_ms` starting in `[from, to)`:
-/// `(gateway, interval start, Wh)`. Read from the readings' five-minute blocks
-/// ([`crate::blocks`]): `from`, `to` and `interval_ms` are whole blocks.
-///
-/// Rule: the export counter's last reading in an interval minus its last reading in the interval
-/// before, per meter (readings marked suspect or without the counter do not count), summed over a
-/// gateway's meters. An interval whose previous interval has no reading gets nothing (the energy
-/// cannot be placed in one interval), and a counter that went backwards (a meter swap) gives
-/// nothing rather than a negative figure.
-pub async fn exported_per_interval(
-    db: &Db,
-    from: i64,
-    to: i64,
-    interval_ms: i64,
-) -> Result<Vec<(GatewayId, i64, i64)>> {
+/// What an epoch reads from the readings, through their five-minute blocks ([`crate::blocks`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FromReadings {
+    /// Each gateway's grid-meter export in each interval: `(gateway, interval start, Wh)`, by
+    /// gateway and interval.
+    ///
+    /// Rule: the export counter's last reading in an interval minus its last reading in the
+    /// interval before, per meter (readings marked suspect or without the counter do not count),
+    /// summed over a gateway's meters. An interval whose previous interval has no reading gets
+    /// nothing (the energy cannot be placed in one interval), and a counter that went backwards
+    /// (a meter swap) gives nothing rather than a negative figure.
+    pub exported: Vec<(GatewayId, i64, i64)>,
+    /// Per gateway, the uptime periods lying wholly in the range ([`blocks::periods_in`]) with a
+    /// reading of every device the gateway reported in them: `(gateway, periods)`, by gateway. A
+    /// gateway with no reading in the range is left out.
+    pub complete: Vec<(GatewayId, u64)>,
+}
+
+/// The export per interval of `interval_ms` starting in `[from, to)` and the complete uptime
+/// periods of `period_ms` in it ([`FromReadings`]), in one read of the blocks. `from`, `to` and
+/// `interval_ms` are whole five-minute blocks, `period_ms` a whole number of five-second slices.
+pub async fn from_readings(db: &Db, from: i64, to: i64, interval_ms: i64, period_ms: i64) -> Result<FromReadings> {
     blocks::whole("interval_ms", interval_ms, BLOCK_MS)?;
+    blocks::whole("period_ms", period_ms, SLICE_MS)?;
     if from.rem_euclid(BLOCK_MS) != 0 || to.rem_euclid(BLOCK_MS) != 0 {
         return Err(StorageError::Refused {
             constraint: "epoch bounds".into(),
             message: format!("[{from}, {to}) ms does not begin and end on five-minute boundaries"),
         });
     }
-    let sql = "SELECT gateway_id, device, (block * $1) / $2 AS b, max(export_max) AS out FROM reading_blocks \
-               WHERE export_max IS NOT NULL AND block >= $3 AND block < $4 \
-               GROUP BY gateway_id, device, (block * $1) / $2 ORDER BY gateway_id, device, b";
-    let rows: Vec<(i64, String, i64, i64)> = query!(db, sql, pool => |q| {
-        let rows = q
-            .bind(BLOCK_MS)
-            .bind(interval_ms)
-            .bind((from - interval_ms).div_euclid(BLOCK_MS))
-            .bind(to / BLOCK_MS)
-            .fetch_all(pool)
-            .await?;
+    // from the interval before the first (its counters are where the first one's export starts)
+    let sql =
+        "SELECT gateway_id, device, block, periods, export_max FROM reading_blocks WHERE block >= $1 AND block < $2";
+    // devices by number (in order of appearance): no string per row to keep or compare
+    let mut devices: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    let mut rows: Vec<(i64, u32, i64, i64, Option<i64>)> = query!(db, sql, pool => |q| {
+        let rows = q.bind((from - interval_ms).div_euclid(BLOCK_MS)).bind(to / BLOCK_MS).fetch_all(pool).await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("gateway_id")?, r.try_get("device")?, r.try_get("b")?, r.try_get("out")?)))
+            .map(|r| {
+                let name: &str = r.try_get(1)?;
+                let next = devices.len() as u32;
+                let device = match devices.get(name) {
+                    Some(&d) => d,
+                    None => *devices.entry(name.to_owned()).or_insert(next),
+                };
+                Ok((r.try_get(0)?, device, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?))
+            })
             .collect::<Result<Vec<_>>>()
     })?;
-    let mut out: Vec<(GatewayId, i64, i64)> = Vec::new();
-    for w in rows.windows(2) {
-        let ((g0, d0, b0, c0), (g1, d1, b1, c1)) = (&w[0], &w[1]);
-        let start = b1 * interval_ms;
-        if g0 != g1 || d0 != d1 || *b1 != b0 + 1 || start < from || c1 < c0 {
-            continue;
+    rows.sort_unstable();
+
+    // export: per meter, its highest counter per interval, then the differences
+    let mut exported: Vec<(GatewayId, i64, i64)> = Vec::new();
+    for meter in rows.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        let mut last: Option<(i64, i64)> = None; // (interval, highest counter)
+        let mut highest: Vec<(i64, i64)> = Vec::new();
+        for &(_, _, block, _, out) in meter {
+            let Some(out) = out else { continue };
+            let interval = block * BLOCK_MS / interval_ms;
+            match last {
+                Some((i, c)) if i == interval => last = Some((i, c.max(out))),
+                _ => {
+                    highest.extend(last);
+                    last = Some((interval, out));
+                }
+            }
         }
-        let g = GatewayId(*g1 as u64);
-        match out.last_mut() {
-            Some(last) if last.0 == g && last.1 == start => last.2 += c1 - c0,
-            _ => out.push((g, start, c1 - c0)),
+        highest.extend(last);
+        for w in highest.windows(2) {
+            let ((b0, c0), (b1, c1)) = (w[0], w[1]);
+            let start = b1 * interval_ms;
+            if b1 == b0 + 1 && start >= from && c1 >= c0 {
+                exported.push((GatewayId(meter[0].0 as u64), start, c1 - c0));
+            }
         }
     }
-    out.sort_unstable();
-    // two meters of one gateway come out in device order: merge their equal intervals
-    out.dedup_by(|b, a| {
+    exported.sort_unstable();
+    // two meters of one gateway: one figure per interval
+    exported.dedup_by(|b, a| {
         if a.0 == b.0 && a.1 == b.1 {
             a.2 += b.2;
             true
@@ -91,29 +115,28 @@ pub async fn exported_per_interval(
             false
         }
     });
-    Ok(out)
-}
 
-/// Telemetry periods of `period_ms` lying wholly in `[from, to)` ([`blocks::periods_in`]) per
-/// gateway: `(gateway, periods with a reading of every device the gateway reported in them)`.
-/// Read from the readings' five-minute blocks ([`crate::blocks`]): `period_ms` is a whole number
-/// of five-second slices. A gateway with no reading in the range is left out.
-pub async fn complete_periods(db: &Db, from: i64, to: i64, period_ms: i64) -> Result<Vec<(GatewayId, u64)>> {
-    blocks::whole("period_ms", period_ms, SLICE_MS)?;
     let (first, end) = blocks::periods_in(from, to, period_ms);
-    let sql = "SELECT gateway_id, device, block, periods FROM reading_blocks \
-               WHERE block >= $1 AND block < $2 ORDER BY gateway_id";
-    let rows: Vec<(i64, String, i64, i64)> = query!(db, sql, pool => |q| {
-        let last = to.div_euclid(BLOCK_MS) + i64::from(to.rem_euclid(BLOCK_MS) != 0);
-        let rows = q.bind(from.div_euclid(BLOCK_MS)).bind(last).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("gateway_id")?, r.try_get("device")?, r.try_get("block")?, r.try_get("periods")?)))
-            .collect::<Result<Vec<_>>>()
-    })?;
-    Ok(blocks::complete(&rows, first, end, period_ms / SLICE_MS)
+    let complete = blocks::complete(&rows, first, end, period_ms / SLICE_MS)
         .into_iter()
         .map(|(g, good)| (GatewayId(g as u64), good))
-        .collect())
+        .collect();
+    Ok(FromReadings { exported, complete })
+}
+
+/// [`FromReadings::exported`] alone.
+pub async fn exported_per_interval(
+    db: &Db,
+    from: i64,
+    to: i64,
+    interval_ms: i64,
+) -> Result<Vec<(GatewayId, i64, i64)>> {
+    Ok(from_readings(db, from, to, interval_ms, SLICE_MS).await?.exported)
+}
+
+/// [`FromReadings::complete`] alone (`from` and `to` on five-minute boundaries).
+pub async fn complete_periods(db: &Db, from: i64, to: i64, period_ms: i64) -> Result<Vec<(GatewayId, u64)>> {
+    Ok(from_readings(db, from, to, BLOCK_MS, period_ms).await?.complete)
 }
 
 /// A demand-response reward credited in a range.

@@ -64,18 +64,19 @@ pub fn account_of(evm_address: Option<&str>, p: ParticipantId) -> String {
 /// credited in it, telemetry periods, gateways, accounts, and the previous epoch's totals.
 pub async fn inputs(db: &Db, params: &Params, n: u64, interval_ms: i64, bonds: &Bonds) -> Result<Inputs, StorageError> {
     let (start, end) = params.span(n);
-    let mut i = Inputs {
-        sold: epochs::sold_per_interval(db, start, end).await?,
-        exported: epochs::exported_per_interval(db, start, end, interval_ms).await?,
-        ..Inputs::default()
-    };
+    let readings = epochs::from_readings(db, start, end, interval_ms, params.uptime_period_ms).await?;
     let (first, last) = gridshare_storage::blocks::periods_in(start, end, params.uptime_period_ms);
     let expected = u64::try_from(last - first).unwrap_or(0);
-    i.uptime = epochs::complete_periods(db, start, end, params.uptime_period_ms)
-        .await?
-        .into_iter()
-        .map(|(g, good)| (g, good, expected))
-        .collect();
+    let mut i = Inputs {
+        sold: epochs::sold_per_interval(db, start, end).await?,
+        exported: readings.exported,
+        uptime: readings
+            .complete
+            .into_iter()
+            .map(|(g, good)| (g, good, expected))
+            .collect(),
+        ..Inputs::default()
+    };
     for c in epochs::dr_credits(db, start, end).await? {
         // reference `dr:{event}:{gateway}:{interval}`; the amount was credited at dr.rs's rate
         let gateway = c.reference.split(':').nth(2).and_then(|g| g.parse().ok()).unwrap_or(0);
@@ -156,12 +157,19 @@ pub async fn compute_and_store(
             cumulative: cumulative.get(p.account.as_str()).copied().unwrap_or(0) as i64,
         })
         .collect();
-    epochs::insert(db, &stored(&r, now_ms), &r.canonical_json(), &rewards).await?;
+    let json = r.canonical_json();
+    let hash = gridshare_domain::envelope::keccak256(json.as_bytes());
+    epochs::insert(db, &stored_with_hash(&r, hash, now_ms), &json, &rewards).await?;
     Ok(r)
 }
 
 /// The stored row of a report computed at `now_ms` (not posted yet).
 pub fn stored(r: &Report, now_ms: i64) -> Epoch {
+    stored_with_hash(r, r.hash(), now_ms)
+}
+
+/// [`stored`], with the report's hash already computed.
+fn stored_with_hash(r: &Report, hash: [u8; 32], now_ms: i64) -> Epoch {
     Epoch {
         epoch: r.epoch,
         start_ms: r.start_ms,
@@ -171,7 +179,7 @@ pub fn stored(r: &Report, now_ms: i64) -> Epoch {
         cumulative_total: r.cumulative_total as i64,
         participants: r.participants.len() as i64,
         root: r.root.clone(),
-        report_hash: report::hex32(&r.hash()),
+        report_hash: report::hex32(&hash),
         computed_at: now_ms,
         posted_tx: None,
     }

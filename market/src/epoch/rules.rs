@@ -10,27 +10,27 @@ pub const PPM: u64 = 1_000_000;
 /// The parameters an epoch is computed with (they go into its report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
-    /// Start of epoch 1, ms since the epoch (market time).
-    pub genesis_ms: i64,
+    /// Hard cap on all reward tokens ever minted, µ-token (the token contract enforces it too).
+    pub cap: u64,
+    /// Reward for a verified demand-response reduction, µ-token per kWh.
+    pub demand_response_per_kwh: u64,
     /// Length of an epoch, ms of market time (default one day).
     pub epoch_ms: i64,
+    /// Start of epoch 1, ms since the epoch (market time).
+    pub genesis_ms: i64,
+    /// The budget halves every this many epochs.
+    pub halving_epochs: u64,
+    /// Emission budget of epoch 1, µ-token.
+    pub initial_budget: u64,
+    /// Reward for energy sold to neighbours and metered as exported, µ-token per kWh.
+    pub local_renewable_per_kwh: u64,
+    /// Reward for a gateway at 100 % uptime for a whole epoch, µ-token.
+    pub uptime_per_epoch: u64,
     /// Telemetry period the uptime share is counted in, ms of market time (a whole number of
     /// five-second slices).
     pub uptime_period_ms: i64,
-    /// Reward for energy sold to neighbours and metered as exported, µ-token per kWh.
-    pub local_renewable_per_kwh: u64,
-    /// Reward for a verified demand-response reduction, µ-token per kWh.
-    pub demand_response_per_kwh: u64,
-    /// Reward for a gateway at 100 % uptime for a whole epoch, µ-token.
-    pub uptime_per_epoch: u64,
     /// Uptime share a gateway must exceed to earn anything, ppm.
     pub uptime_threshold_ppm: u64,
-    /// Emission budget of epoch 1, µ-token.
-    pub initial_budget: u64,
-    /// The budget halves every this many epochs.
-    pub halving_epochs: u64,
-    /// Hard cap on all reward tokens ever minted, µ-token (the token contract enforces it too).
-    pub cap: u64,
 }
 
 impl Params {

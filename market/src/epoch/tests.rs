@@ -181,8 +181,15 @@ fn tampering_with_any_figure_is_caught() {
 
 #[test]
 fn canonical_json_sorts_keys_and_has_no_white_space() {
-    let r = compute(1, &params(), &inputs(2, 7));
+    // every struct of the report present: intervals, demand response, uptime, accounts, and a
+    // participant left out for want of an account
+    let mut i = inputs(6, 7);
+    i.accounts.remove(&ParticipantId(4));
+    let r = compute(1, &params(), &i);
+    assert!(!r.unaccounted.is_empty() && r.participants.iter().any(|p| !p.demand_response.items.is_empty()));
     let j = r.canonical_json();
+    // written directly by serde, it is the document's canonical form
+    assert_eq!(j, super::report::canonical(&serde_json::to_value(&r).unwrap()));
     assert!(!j.contains(' ') && !j.contains('\n'));
     assert!(j.starts_with("{\"accounts\":["), "{}", &j[..40]);
     let v: serde_json::Value = serde_json::from_str(&j).unwrap();

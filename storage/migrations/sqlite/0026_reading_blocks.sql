@@ -8,16 +8,16 @@
 -- - `export_max`: the highest export counter among the block's grid-meter readings not marked
 --   suspect (NULL when there is none); an interval's export is counted from these, intervals
 --   being whole numbers of blocks (5, 15 or 60 minutes).
--- Both are idempotent to keep up (bitwise or, max), so a re-sent envelope changes nothing.
+-- Both are idempotent to keep up (bitwise or, max), so a re-sent envelope changes nothing. The key
+-- begins with the block: an epoch reads a range of blocks, in key order (no row id to look up).
 CREATE TABLE reading_blocks (
     gateway_id INTEGER NOT NULL REFERENCES gateways (id),
     device     TEXT    NOT NULL,
     block      INTEGER NOT NULL,
     periods    INTEGER NOT NULL,
     export_max INTEGER ,
-    PRIMARY KEY (gateway_id, device, block)
-);
-CREATE INDEX reading_blocks_by_block ON reading_blocks (block);
+    PRIMARY KEY (block, gateway_id, device)
+) WITHOUT ROWID;
 
 -- The readings stored before this migration (SQLite has no bit_or: the sum of distinct powers of
 -- two is their bitwise or).
