@@ -2,8 +2,9 @@
 //! interval, telemetry periods per gateway, demand-response reductions credited) and what it
 //! produced (the report, its hash and root, and each participant's reward).
 //!
-//! The reads aggregate in SQL over indexed ranges and leave the rules to the market crate, so both
-//! backends hand it identical rows.
+//! Trades are summed in SQL; meter export and uptime are read from the readings' five-minute
+//! blocks ([`crate::blocks`], kept as readings are stored) and their rules applied here, in
+//! integers, so both backends hand the market crate identical figures.
 
 use gridshare_domain::{GatewayId, ParticipantId};
 use sqlx::Row;

@@ -4,6 +4,7 @@
 //! ```text
 //!  Db::open(url | data dir) ─▶ migrations (compiled in, per backend) ─▶ TimescaleDB step (PostgreSQL, if present)
 //!  ingest:  [Reading] ─▶ readings::insert_batch ─▶ one transaction, duplicates ignored, count of new rows
+//!                                                  └▶ the same transaction keeps blocks::roll_up (epochs read it)
 //!  queries: readings::buckets (15 min / hour / day), gateways, market records, DR, rewards, epochs
 //! ```
 //!
