@@ -12,15 +12,15 @@
 //!   blocks).
 //!
 //! Both are kept with a bitwise or and a max, which a re-sent envelope cannot change, in the
-//! transaction that stores the readings ([`crate::readings::insert_batch_with_windows`]): a crash
+//! transaction that stores the readings (`readings::insert_batch_with_windows`): a crash
 //! leaves both or neither. Migration 0026 built the blocks of readings stored before it.
 
 use std::collections::BTreeMap;
 
-use gridshare_domain::wire::{DeviceKind, Quality};
+use gridshare_domain::GatewayId;
+use gridshare_domain::wire::{DeviceKind, Quality, TelemetrySample};
 
 use crate::error::{Result, StorageError};
-use crate::readings::Reading;
 
 /// A block's length, ms.
 pub const BLOCK_MS: i64 = 300_000;
@@ -41,10 +41,9 @@ pub(crate) struct Block {
 
 /// The blocks a batch of readings touches, in key order (so that concurrent batches take
 /// PostgreSQL's row locks in one order and cannot deadlock).
-pub(crate) fn roll_up(rows: &[Reading]) -> Vec<Block> {
+pub(crate) fn roll_up<'a>(rows: impl IntoIterator<Item = (GatewayId, &'a TelemetrySample)>) -> Vec<Block> {
     let mut blocks: BTreeMap<(i64, &str, i64), (i64, Option<i64>)> = BTreeMap::new();
-    for r in rows {
-        let s = &r.sample;
+    for (gateway, s) in rows {
         let block = s.at.0.div_euclid(BLOCK_MS);
         let slice = s.at.0.rem_euclid(BLOCK_MS) / SLICE_MS;
         let export = match (s.kind, s.quality, s.energy_out_wh) {
@@ -52,7 +51,7 @@ pub(crate) fn roll_up(rows: &[Reading]) -> Vec<Block> {
             _ => None,
         };
         let e = blocks
-            .entry((r.gateway.0 as i64, s.device.as_str(), block))
+            .entry((gateway.0 as i64, s.device.as_str(), block))
             .or_insert((0, None));
         e.0 |= 1 << slice;
         e.1 = e.1.max(export);

@@ -148,7 +148,8 @@ pub async fn insert_batch_with_windows(
                 }
                 new += q.execute(&mut *tx).await?.rows_affected();
             }
-            for chunk in crate::blocks::roll_up(rows).chunks(crate::blocks::SQLITE_CHUNK) {
+            let blocks = crate::blocks::roll_up(rows.iter().map(|r| (r.gateway, &r.sample)));
+            for chunk in blocks.chunks(crate::blocks::SQLITE_CHUNK) {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::blocks::sqlite_upsert(chunk.len())));
                 for b in chunk {
                     q = q
@@ -217,7 +218,7 @@ pub async fn insert_batch_with_windows(
                 .bind(ql)
                 .execute(&mut *tx)
                 .await?;
-            let blocks = crate::blocks::roll_up(rows);
+            let blocks = crate::blocks::roll_up(rows.iter().map(|r| (r.gateway, &r.sample)));
             sqlx::query(crate::blocks::PG_UPSERT)
                 .bind(blocks.iter().map(|b| b.gateway).collect::<Vec<_>>())
                 .bind(blocks.iter().map(|b| b.device.as_str()).collect::<Vec<_>>())
