@@ -118,7 +118,7 @@ async fn phases(name: &str, db: &Db, p: &Params) {
     let (start, end) = p.span(1);
     let mut t = std::time::Instant::now();
     let mut lap = |what: &str| {
-        eprintln!("{name}: {what} {:.0?}", t.elapsed());
+        eprintln!("{name}: {what} {} ms", t.elapsed().as_millis());
         t = std::time::Instant::now();
     };
     epochs::sold_per_interval(db, start, end).await.unwrap();
