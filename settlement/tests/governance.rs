@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::future::Future;
 use std::str::FromStr;
 
@@ -15,7 +17,7 @@ use alloy::signers::local::PrivateKeySigner;
 use gridshare_settlement::chain::{Chain, EVM_CHAIN_ID, EvmChain, RpcChain};
 use gridshare_settlement::contracts::{GridParameters, RewardToken};
 use gridshare_settlement::governance::{self, Params, Proposal, Settings, Support};
-use gridshare_settlement::onchain::{SubmitError, Submitter, Wallet, view};
+use gridshare_settlement::onchain::{SubmitError, Submitter, Wallet};
 use gridshare_settlement::rewards::{self, Emission};
 use gridshare_testkit::{ANVIL_KEY_0, Anvil};
 
@@ -134,25 +136,7 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(chain: &C, wallet: Wallet, a
     };
     let token = rewards::deploy(&mut s, emission).await.unwrap().token;
     // votes: the service's account holds and delegates some (in the network: homes' rewards)
-    let minter = view(chain, token, RewardToken::MINTER_ROLECall {}).await.unwrap();
-    s.send(
-        token,
-        RewardToken::grantRoleCall {
-            role: minter,
-            account: me,
-        },
-    )
-    .await
-    .unwrap();
-    s.send(
-        token,
-        RewardToken::mintCall {
-            to: me,
-            amount: U256::from(1_000_000_000u64),
-        },
-    )
-    .await
-    .unwrap();
+    common::mint_to_self(&mut s, token, 1_000_000_000).await;
     s.send(token, RewardToken::delegateCall { delegatee: me })
         .await
         .unwrap();

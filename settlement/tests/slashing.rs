@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::str::FromStr;
 
 use alloy::primitives::{Address, U256};
@@ -94,26 +96,7 @@ async fn bonded<C: Chain>(chain: &C, staking: Address, key: &GatewayKey) -> U256
 /// Mints `amount` to the submitter's account (granting it the minter role) and lets `staking`
 /// take it, for bonding.
 async fn fund<C: Chain>(s: &mut Submitter<'_, C>, token: Address, staking: Address, amount: u64) {
-    let me = s.address();
-    let minter = view(s.chain(), token, RewardToken::MINTER_ROLECall {}).await.unwrap();
-    s.send(
-        token,
-        RewardToken::grantRoleCall {
-            role: minter,
-            account: me,
-        },
-    )
-    .await
-    .unwrap();
-    s.send(
-        token,
-        RewardToken::mintCall {
-            to: me,
-            amount: U256::from(amount),
-        },
-    )
-    .await
-    .unwrap();
+    common::mint_to_self(s, token, amount).await;
     s.send(
         token,
         RewardToken::approveCall {
