@@ -74,7 +74,10 @@ impl SlashingStep {
             }
         }
         let mut s = Submitter::new(chain, wallet.clone()).await?;
-        let n = self.mirror.commission_pending(&mut s, contracts.registry, db).await?;
+        let n = self
+            .mirror
+            .commission_pending(&mut s, contracts.registry, db, now)
+            .await?;
         if n > 0 {
             tracing::info!(gateways = n, "gateways commissioned on chain");
         }

@@ -151,15 +151,25 @@ pub fn account_of(p: &participants::Participant) -> Result<Address, SlashingErro
 pub struct Mirror {
     /// Keys known to be commissioned on chain.
     known: HashSet<Address>,
+    /// Gateways found registered on chain for another owner, and revoked in the market for it.
+    pub taken: Vec<gridshare_domain::GatewayId>,
 }
 
 impl Mirror {
     /// Commissions the gateways not yet on chain; returns how many it commissioned.
+    ///
+    /// A key the registry already holds, registered by another installer for another owner, is
+    /// not the market's gateway to vouch for (whoever registered it could revoke it there, and the
+    /// market follows the chain's revocations): the chain being the authority, the gateway is
+    /// revoked in the market (its messages refused from the intake's next reload) and listed in
+    /// [`Mirror::taken`], with an error in the log. One the service registered itself is its own,
+    /// whatever owner it was registered for (a homeowner may have set their own address since).
     pub async fn commission_pending<C: Chain>(
         &mut self,
         s: &mut Submitter<'_, C>,
         registry: Address,
         db: &Db,
+        now: gridshare_domain::Timestamp,
     ) -> Result<usize, SlashingError> {
         let accused: HashSet<u64> = evidence::unslashed(db).await?.iter().map(|p| p.gateway.0).collect();
         let mut owners = std::collections::HashMap::new();
@@ -172,11 +182,6 @@ impl Mirror {
             if self.known.contains(&key) {
                 continue;
             }
-            let record = view(s.chain(), registry, GatewayRegistry::gatewayCall { gatewayKey: key }).await?;
-            if record.commissionedAt != 0 {
-                self.known.insert(key);
-                continue;
-            }
             let owner = match owners.get(&g.owner) {
                 Some(&a) => a,
                 None => {
@@ -185,6 +190,20 @@ impl Mirror {
                     a
                 }
             };
+            let record = view(s.chain(), registry, GatewayRegistry::gatewayCall { gatewayKey: key }).await?;
+            if record.commissionedAt != 0 {
+                if record.installer != s.address() && record.owner != owner && g.revoked_at.is_none() {
+                    gateways::revoke(db, g.id, now).await?;
+                    tracing::error!(
+                        gateway = %g.id, %key, market_owner = %owner, chain_owner = %record.owner,
+                        installer = %record.installer,
+                        "the gateway's key is registered on chain by another installer for another owner: revoked in the market"
+                    );
+                    self.taken.push(g.id);
+                }
+                self.known.insert(key);
+                continue;
+            }
             let mut site = [0u8; 32];
             site[28..].copy_from_slice(&g.feeder_node.0.to_be_bytes());
             s.send(

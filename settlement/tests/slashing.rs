@@ -130,14 +130,14 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
     let mut mirror = Mirror::default();
     assert_eq!(
         mirror
-            .commission_pending(&mut s, contracts.registry, &db)
+            .commission_pending(&mut s, contracts.registry, &db, NOW)
             .await
             .unwrap(),
         2
     );
     assert_eq!(
         Mirror::default()
-            .commission_pending(&mut s, contracts.registry, &db)
+            .commission_pending(&mut s, contracts.registry, &db, NOW)
             .await
             .unwrap(),
         0
@@ -307,7 +307,7 @@ async fn revocations<C: Chain>(chain: &C, wallet: Wallet) -> Vec<bool> {
     let mut mirror = Mirror::default();
     assert_eq!(
         mirror
-            .commission_pending(&mut s, contracts.registry, &db)
+            .commission_pending(&mut s, contracts.registry, &db, NOW)
             .await
             .unwrap(),
         4
@@ -406,4 +406,93 @@ async fn revocations_cross_between_market_and_registry_on_both_chains() {
     let rpc = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
     let on_anvil = revocations(&rpc, Wallet::new(key(), rpc.chain_id().await.unwrap())).await;
     assert_eq!(on_evm, on_anvil);
+}
+
+/// anvil's second well-known account (funded there; funded here on the in-process chain too).
+const OTHER_INSTALLER_KEY: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+/// Another installer registers home 1's gateway key on chain for someone else before the
+/// market's mirror gets to it: the market revokes that gateway (the chain is the authority, and
+/// that installer could revoke the key there at will) and says which. Home 2's key, registered by
+/// the service itself for another address (as after a homeowner set their own address), stays.
+async fn taken<C: Chain>(chain: &C, wallet: Wallet, other: Wallet) -> (Vec<GatewayId>, Vec<bool>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let keys: Vec<GatewayKey> = (1..=2).map(gateway_key).collect();
+    for (n, k) in keys.iter().enumerate() {
+        home(&db, n as u64 + 1, k).await;
+    }
+    let mut s = Submitter::new(chain, wallet).await.unwrap();
+    let emission = Emission {
+        cap: 1_000_000_000,
+        initial_budget: 50_000_000,
+        halving_epochs: 2,
+    };
+    let token = rewards::deploy(&mut s, emission).await.unwrap().token;
+    let contracts = slashing::deploy(&mut s, token, 0, 86_400).await.unwrap();
+    let installer = view(chain, contracts.registry, GatewayRegistry::INSTALLER_ROLECall {})
+        .await
+        .unwrap();
+    let mut o = Submitter::new(chain, other).await.unwrap();
+    s.send(
+        contracts.registry,
+        GatewayRegistry::grantRoleCall {
+            role: installer,
+            account: o.address(),
+        },
+    )
+    .await
+    .unwrap();
+    let stranger = Address::repeat_byte(0x5a);
+    let commission = |k: &GatewayKey| GatewayRegistry::commissionCall {
+        gatewayKey: Address::from(k.public().address()),
+        owner: stranger,
+        site: Default::default(),
+    };
+    o.send(contracts.registry, commission(&keys[0])).await.unwrap();
+    s.send(contracts.registry, commission(&keys[1])).await.unwrap();
+
+    let mut mirror = Mirror::default();
+    let commissioned = mirror
+        .commission_pending(&mut s, contracts.registry, &db, NOW)
+        .await
+        .unwrap();
+    assert_eq!(commissioned, 0, "both keys were on chain already");
+    let revoked: Vec<bool> = gateways::all(&db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.revoked_at.is_some())
+        .collect();
+    assert_eq!(revoked, [true, false], "only the key another installer registered");
+    let mut again = Mirror::default();
+    again
+        .commission_pending(&mut s, contracts.registry, &db, NOW)
+        .await
+        .unwrap();
+    assert!(
+        again.taken.is_empty(),
+        "a second run finds nothing new: {:?}",
+        again.taken
+    );
+    (mirror.taken, revoked)
+}
+
+#[tokio::test]
+async fn a_key_another_installer_registered_for_someone_else_is_revoked_in_the_market_on_both_chains() {
+    let other = PrivateKeySigner::from_str(OTHER_INSTALLER_KEY).unwrap();
+    let evm = EvmChain::in_memory(&[key().address(), other.address()]);
+    let on_evm = taken(
+        &evm,
+        Wallet::new(key(), EVM_CHAIN_ID),
+        Wallet::new(other.clone(), EVM_CHAIN_ID),
+    )
+    .await;
+    assert_eq!(on_evm.0, [GatewayId(1)]);
+    let Some(anvil) = Anvil::start(&[]) else { return };
+    let anvil = anvil.unwrap();
+    let rpc = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
+    let id = rpc.chain_id().await.unwrap();
+    let on_anvil = taken(&rpc, Wallet::new(key(), id), Wallet::new(other, id)).await;
+    assert_eq!(on_evm, on_anvil, "identical outcomes on both chains");
 }
