@@ -118,13 +118,7 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
 
     let mut s = Submitter::new(chain, wallet.clone()).await.unwrap();
     let me = s.address();
-    let emission = Emission {
-        cap: 1_000_000_000,
-        initial_budget: 50_000_000,
-        halving_epochs: 2,
-    };
-    let token = rewards::deploy(&mut s, emission).await.unwrap().token;
-    let contracts = slashing::deploy(&mut s, token, 0, 86_400).await.unwrap();
+    let (token, contracts) = deploy(&mut s, 0).await;
 
     // both gateways are commissioned (once: a second run finds them on chain), then bonded
     let mut mirror = Mirror::default();
@@ -267,6 +261,18 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
     (supply, reporter, bonded(chain, contracts.staking, &honest).await)
 }
 
+/// The reward token and the gateway contracts (registry and staking, with `min_bond` and a day's
+/// cool-down), deployed from the submitter's account.
+async fn deploy<C: Chain>(s: &mut Submitter<'_, C>, min_bond: u64) -> (Address, slashing::GatewayContracts) {
+    let emission = Emission {
+        cap: 1_000_000_000,
+        initial_budget: 50_000_000,
+        halving_epochs: 2,
+    };
+    let token = rewards::deploy(s, emission).await.unwrap().token;
+    (token, slashing::deploy(s, token, min_bond, 86_400).await.unwrap())
+}
+
 fn key() -> PrivateKeySigner {
     PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap()
 }
@@ -297,13 +303,7 @@ async fn revocations<C: Chain>(chain: &C, wallet: Wallet) -> Vec<bool> {
         home(&db, n as u64 + 1, k).await;
     }
     let mut s = Submitter::new(chain, wallet.clone()).await.unwrap();
-    let emission = Emission {
-        cap: 1_000_000_000,
-        initial_budget: 50_000_000,
-        halving_epochs: 2,
-    };
-    let token = rewards::deploy(&mut s, emission).await.unwrap().token;
-    let contracts = slashing::deploy(&mut s, token, BOND, 86_400).await.unwrap();
+    let (token, contracts) = deploy(&mut s, BOND).await;
     let mut mirror = Mirror::default();
     assert_eq!(
         mirror
@@ -423,13 +423,7 @@ async fn taken<C: Chain>(chain: &C, wallet: Wallet, other: Wallet) -> (Vec<Gatew
         home(&db, n as u64 + 1, k).await;
     }
     let mut s = Submitter::new(chain, wallet).await.unwrap();
-    let emission = Emission {
-        cap: 1_000_000_000,
-        initial_budget: 50_000_000,
-        halving_epochs: 2,
-    };
-    let token = rewards::deploy(&mut s, emission).await.unwrap().token;
-    let contracts = slashing::deploy(&mut s, token, 0, 86_400).await.unwrap();
+    let (_, contracts) = deploy(&mut s, 0).await;
     let installer = view(chain, contracts.registry, GatewayRegistry::INSTALLER_ROLECall {})
         .await
         .unwrap();
