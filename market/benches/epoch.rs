@@ -45,6 +45,7 @@ async fn seed(db: &Db) {
             role: "homeowner".into(),
             evm_address: None,
             feeder_node: Some(h as u32),
+            custody_address: None,
         };
         participants::upsert(db, &p, now).await.unwrap();
         let mut secret = [0u8; 32];

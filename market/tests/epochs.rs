@@ -77,6 +77,10 @@ async fn seed(db: &Db) {
     for n in 1..=4 {
         common::home_with_gateway(db, n).await;
     }
+    // the custodial accounts the service would assign (one address each, as the service derives)
+    gridshare_storage::participants::assign_custody(db, |p| format!("0x{:040x}", 0xc0_0000 + p.0))
+        .await
+        .unwrap();
     let from = GENESIS - QUARTER; // the quarter before the epoch gives the first counter
     let mut rows = meter(1, from, 90, 10, &[]);
     rows.extend(meter(2, from, 75, 4, &[20, 21, 22, 23, 24]));
@@ -193,6 +197,34 @@ async fn epochs_follow_from_stored_data_identically_on_both_backends() {
     for w in reports.windows(2) {
         assert_eq!(w[0].1, w[1].1, "{} and {} computed different reports", w[0].0, w[1].0);
     }
+}
+
+/// A participant without an on-chain account (no address of their own, no custodial account
+/// yet) holds the epoch back, by name, rather than being left out of its root; once the account
+/// is there the epoch is computed with it.
+#[tokio::test]
+async fn an_epoch_waits_for_every_participants_account_rather_than_leave_one_out() {
+    let t = common::sqlite().await;
+    seed(&t.db).await;
+    common::home_with_gateway(&t.db, 5).await; // added after the custodial accounts were assigned
+    let p = params();
+    let due = GENESIS + HOUR + QUARTER;
+    let err = collect::catch_up(&t.db, &p, QUARTER, &Bonds::NoMinimum, due, QUARTER)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("participant 5 has no on-chain account"),
+        "{err}"
+    );
+    assert!(gridshare_storage::epochs::report(&t.db, 1).await.unwrap().is_none());
+    gridshare_storage::participants::assign_custody(&t.db, |p| format!("0x{:040x}", 0xc0_0000 + p.0))
+        .await
+        .unwrap();
+    let done = collect::catch_up(&t.db, &p, QUARTER, &Bonds::NoMinimum, due, QUARTER)
+        .await
+        .unwrap();
+    assert_eq!(done, vec![1]);
+    t.finish().await;
 }
 
 #[tokio::test]

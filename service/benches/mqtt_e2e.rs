@@ -75,6 +75,7 @@ async fn rig(admin: &str, name: &str, service: Broker, gateway: Broker) -> Rig {
                 role: "homeowner".into(),
                 evm_address: None,
                 feeder_node: Some(1),
+                custody_address: None,
             },
             now(),
         )

@@ -39,6 +39,7 @@
 //! settler_key = "0x…"               # or GRIDSHARE_SETTLER_KEY
 //! vault = "0x…"                     # absent: deploy at first start (data_dir/deployment.json)
 //! confirmations = 1
+//! custody_key_file = "/secrets/custody.key"  # seed of the custodial accounts; absent: data_dir/custody.key
 //!
 //! [settlement]
 //! import_tariff = 300000            # µ/kWh
@@ -306,6 +307,10 @@ pub struct Chain {
     pub grid_operator: Option<String>,
     /// The utility's account (imbalance).
     pub utility: Option<String>,
+    /// The seed of the custodial accounts the service holds for participants without an address
+    /// of their own (`gridshare_domain::accounts::Custody`). Absent: `data_dir/custody.key`, made
+    /// at the first start. Back it up: it is the only key to those accounts.
+    pub custody_key_file: Option<PathBuf>,
 }
 
 impl Default for Chain {
@@ -320,6 +325,7 @@ impl Default for Chain {
             community: None,
             grid_operator: None,
             utility: None,
+            custody_key_file: None,
         }
     }
 }

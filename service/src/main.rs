@@ -107,6 +107,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: EpochCmd,
     },
+    /// The custodial accounts the service holds for participants without an address of their own
+    /// (their keys derive from the custody seed, `data_dir/custody.key`).
+    Custody {
+        #[command(subcommand)]
+        cmd: CustodyCmd,
+    },
     /// Run a simulated neighbourhood on the embedded defaults: homes with simulated devices and
     /// their gateways, the embedded MQTT broker, SQLite, the in-process EVM, the market and the
     /// dashboard, on an accelerated clock. `--data-dir` keeps its state (default: a fresh
@@ -121,6 +127,26 @@ enum Cmd {
         /// Address of the dashboard and API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+    },
+}
+
+/// What `gridshare custody` does.
+#[derive(Debug, Subcommand)]
+enum CustodyCmd {
+    /// Print a participant's custodial address.
+    Address {
+        /// The participant.
+        #[arg(long)]
+        participant: u64,
+    },
+    /// Print a participant's custodial private key, for a homeowner who takes their account into
+    /// a wallet of their own (then give them their `evm_address`: the service stops using the
+    /// custodial one for them, but keeps the seed it derives from, so treat the printed key as
+    /// known to the operator too and move the funds).
+    ExportKey {
+        /// The participant.
+        #[arg(long)]
+        participant: u64,
     },
 }
 
@@ -238,6 +264,23 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("configuration OK");
             Ok(())
         }
+        Cmd::Custody { cmd } => {
+            let custody = gridshare::custody::load(&cfg)?;
+            match cmd {
+                CustodyCmd::Address { participant } => {
+                    println!("{}", custody.address_hex(ParticipantId(participant)));
+                }
+                CustodyCmd::ExportKey { participant } => {
+                    let p = ParticipantId(participant);
+                    eprintln!(
+                        "the private key of participant {participant}'s custodial account {}: keep it secret",
+                        custody.address_hex(p)
+                    );
+                    println!("0x{}", alloy::hex::encode(custody.secret(p)));
+                }
+            }
+            Ok(())
+        }
         Cmd::Participant { id, name, role, node } => {
             let db = open_db(&cfg).await?;
             if gridshare_web::auth::Role::parse(&role).is_none() {
@@ -251,11 +294,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 role,
                 evm_address: None,
                 feeder_node: node,
+                custody_address: None,
             };
             participants::upsert(&db, &p, wall_clock())
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("participant {id} saved");
+            let custody = gridshare::custody::load(&cfg)?;
+            gridshare::custody::assign(&db, &custody)
+                .await
+                .map_err(|e| format!("assigning custodial accounts: {e}"))?;
+            let account = participants::get(&db, ParticipantId(id))
+                .await
+                .map_err(|e| e.to_string())?
+                .account()
+                .map(str::to_owned)
+                .unwrap_or_default();
+            println!("participant {id} saved; on-chain account {account}");
             Ok(())
         }
         Cmd::Gateway {

@@ -2,8 +2,7 @@
 //! its nonces never race): post every computed epoch's root and report hash to the distributor,
 //! oldest first, exactly once ([`Poster`]); then claim, in batched multiproof transactions, for the
 //! accounts the service holds — participants without an address of their own, whose rewards go to
-//! their derived account (`gridshare_domain::accounts::derived_address`) — so that they need neither a
-//! wallet nor gas. A homeowner with an address of their own claims with their own wallet (the
+//! their custodial account (`crate::custody`) — so that they need neither a wallet nor gas. A homeowner with an address of their own claims with their own wallet (the
 //! dashboard and `GET /api/v1/epochs/{n}/proof` give the proof); anyone may claim for anyone, the
 //! distributor pays only the account.
 
@@ -69,7 +68,7 @@ impl RewardsStep {
             .await?
             .into_iter()
             .filter(|p| p.evm_address.is_none())
-            .map(|p| Address::from(gridshare_domain::accounts::derived_address(p.id)))
+            .filter_map(|p| p.custody_address.and_then(|a| a.parse::<Address>().ok()))
             .collect();
         let mut s = Submitter::new(chain, wallet.clone()).await?;
         let n = claim_for(&mut s, contracts.distributor, &leaves, &held, CLAIMS_PER_TX).await?;

@@ -91,6 +91,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let db = open_db(&cfg).await?;
+    // every participant without an address of their own gets their custodial account before
+    // anything can pay or reward them
+    let custody = crate::custody::load(&cfg)?;
+    crate::custody::assign(&db, &custody)
+        .await
+        .map_err(|e| format!("assigning custodial accounts: {e}"))?;
     let clock = start_clock(&cfg, start_at)?;
     let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|e| {
         format!(

@@ -2,7 +2,6 @@
 //! the data directory, or a JSON-RPC node), the settler key, the contract deployment, and the
 //! task that runs [`SettlementStep::run`] on a timer until shutdown — finishing the step it is in.
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use std::path::PathBuf;
 use alloy::primitives::{Address, keccak256};
 use alloy::signers::local::{LocalSignerError, PrivateKeySigner};
 use gridshare_domain::MicroPerKwh;
+use gridshare_domain::accounts::Custody;
 use gridshare_market::epoch::collect::Bonds;
 use gridshare_market::{Clock, Metrics};
 use gridshare_settlement::chain::{Chain, ChainError, EvmChain, RpcChain};
@@ -53,12 +53,10 @@ pub enum SettleError {
         #[source]
         source: LocalSignerError,
     },
-    /// A new settler key could not be made from the system's randomness.
-    #[error("generating a settler key: {0}")]
-    GenerateKey(#[source] std::io::Error),
-    /// The random bytes were not a valid key (astronomically unlikely; the start can be retried).
-    #[error("generating a settler key: {0}")]
-    GeneratedKey(#[source] alloy::signers::k256::ecdsa::Error),
+    /// A key's file (the settler's, the custody seed) could not be read, or a new key made and
+    /// written there.
+    #[error("{0}")]
+    KeyFile(String),
     /// A file in the data directory could not be written or parsed.
     #[error("{}: {source}", path.display())]
     File {
@@ -135,25 +133,12 @@ fn settler_key(cfg: &Config) -> Result<PrivateKeySigner, SettleError> {
         });
     }
     let path = cfg.data_dir.join("settler.key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return PrivateKeySigner::from_str(text.trim()).map_err(|source| SettleError::SettlerKey {
-            origin: path.display().to_string(),
-            source,
-        });
-    }
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(SettleError::GenerateKey)?;
-    let key = PrivateKeySigner::from_slice(&bytes).map_err(SettleError::GeneratedKey)?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(&path)
-        .and_then(|mut f| f.write_all(alloy::hex::encode(bytes).as_bytes()))
-        .map_err(|source| SettleError::File { path, source })?;
-    Ok(key)
+    let (text, _) = crate::secrets::load_or_make(&path, "settler key", crate::secrets::Readers::Any)
+        .map_err(SettleError::KeyFile)?;
+    PrivateKeySigner::from_str(&text).map_err(|source| SettleError::SettlerKey {
+        origin: path.display().to_string(),
+        source,
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -404,6 +389,8 @@ pub async fn start(
         return Ok((None, None));
     }
     let key = settler_key(cfg)?;
+    // the custodial accounts, for participants added while the service runs
+    let custody = crate::custody::load(cfg).map_err(SettleError::KeyFile)?;
     let step = StepConfig {
         tariff: Tariff {
             import: MicroPerKwh(cfg.settlement.import_tariff),
@@ -429,6 +416,7 @@ pub async fn start(
         metrics,
         market,
         bonds,
+        custody,
     };
     match &cfg.chain.rpc_url {
         Some(url) => {
@@ -468,6 +456,8 @@ struct Task {
     market: gridshare_market::Market,
     /// Where the bonds read from chain go, for the epoch task.
     bonds: watch::Sender<Option<Bonds>>,
+    /// The custodial accounts, assigned to participants added while the service runs.
+    custody: Custody,
 }
 
 impl Task {
@@ -490,6 +480,7 @@ impl Task {
             metrics,
             market,
             bonds,
+            custody,
         } = self;
         if incentives.is_none() {
             bonds.send_replace(Some(Bonds::NoMinimum));
@@ -507,7 +498,7 @@ impl Task {
         });
         let task = tokio::spawn(run(
             chain, db, clock, wallet, vault, incentives, step, system, every, shutdown, metrics, market, governance,
-            bonds,
+            bonds, custody,
         ));
         (Some(task), Some(reader))
     }
@@ -529,6 +520,7 @@ async fn run<C: Chain + 'static>(
     market: gridshare_market::Market,
     mut governance_step: crate::governance::GovernanceStep,
     bonds: watch::Sender<Option<Bonds>>,
+    custody: Custody,
 ) {
     let mut step = None;
     let mut rewards_step = crate::rewards::RewardsStep::default();
@@ -536,6 +528,11 @@ async fn run<C: Chain + 'static>(
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        // participants added since (by the CLI, or another instance) get their account before
+        // the accounts are read
+        if let Err(e) = crate::custody::assign(&db, &custody).await {
+            tracing::warn!(error = %e, "settlement: assigning custodial accounts");
         }
         let accounts = Accounts::load(&db, community, grid, utility).await;
         match (accounts, &mut step) {

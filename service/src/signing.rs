@@ -6,7 +6,6 @@
 //! channel, with a sequence number that only grows, across restarts too: it follows the wall clock
 //! in microseconds, and at least one more than the last.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,35 +20,12 @@ pub const KEY_FILE: &str = "market.key";
 /// file.
 pub fn market_key(data_dir: &Path) -> Result<MarketKey, String> {
     let path: PathBuf = data_dir.join(KEY_FILE);
-    let read = |path: &Path| -> Result<MarketKey, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("market key {}: {e}", path.display()))?;
-        MarketKey::from_hex(text.trim()).map_err(|e| format!("market key {}: {e}", path.display()))
-    };
-    if path.exists() {
-        return read(&path);
+    let (text, made) = crate::secrets::load_or_make(&path, "market key", crate::secrets::Readers::Any)?;
+    let key = MarketKey::from_hex(&text).map_err(|e| format!("market key {}: {e}", path.display()))?;
+    if made {
+        tracing::info!(path = %path.display(), public_key = %key.public().to_hex(), "market key made");
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("data directory {}: {e}", data_dir.display()))?;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("generating the market key: {e}"))?;
-    let key = MarketKey::from_bytes(&bytes).map_err(|e| format!("generating the market key: {e}"))?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    match opts.open(&path) {
-        Ok(mut f) => {
-            f.write_all(key.to_hex().as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| format!("market key {}: {e}", path.display()))?;
-            tracing::info!(path = %path.display(), public_key = %key.public().to_hex(), "market key made");
-            Ok(key)
-        }
-        // made meanwhile by another start (the demo and the service share it): use that one
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
-        Err(e) => Err(format!("market key {}: {e}", path.display())),
-    }
+    Ok(key)
 }
 
 /// Signs downlinks with the market's key and a sequence number that only grows.

@@ -118,6 +118,7 @@ async fn rig(service: Broker, metrics: Arc<Metrics>, g7: u64, g8: u64) -> Rig {
                 role: "homeowner".into(),
                 evm_address: None,
                 feeder_node: Some(p as u32),
+                custody_address: None,
             },
             now(),
         )

@@ -233,6 +233,7 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
                 role: "homeowner".into(),
                 evm_address: None,
                 feeder_node: Some(p as u32),
+                custody_address: None,
             },
             now(),
         )

@@ -211,6 +211,7 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(
         role: "operator".into(),
         evm_address: None,
         feeder_node: None,
+        custody_address: None,
     };
     gridshare_storage::participants::upsert(&db, &operator, Timestamp(0))
         .await

@@ -279,6 +279,7 @@ async fn rig(broker: &Broker, lane: u64) -> Rig {
                 role: "homeowner".into(),
                 evm_address: None,
                 feeder_node: Some(p as u32),
+                custody_address: None,
             },
             now(),
         )
@@ -814,6 +815,7 @@ async fn home_with_gateway(db: &Db, g: u64) {
             role: "homeowner".into(),
             evm_address: None,
             feeder_node: Some(1),
+            custody_address: None,
         },
         now(),
     )
@@ -1126,6 +1128,7 @@ async fn a_gateway_that_signs_two_different_envelopes_with_one_sequence_number_i
                 role: "homeowner".into(),
                 evm_address: None,
                 feeder_node: Some(p as u32),
+                custody_address: None,
             },
             now(),
         )

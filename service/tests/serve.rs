@@ -201,7 +201,7 @@ fn trades_settle_on_the_in_process_chain_with_a_proof() {
         "[market]\nzones = [1]\nhorizon = 6\nspeed = 900.0\n[settlement]\nevery_ms = 200\n",
     )
     .unwrap();
-    admin(
+    let saved = admin(
         &data,
         &[
             "participant",
@@ -231,6 +231,21 @@ fn trades_settle_on_the_in_process_chain_with_a_proof() {
     );
     let seller = admin(&data, &["api-key", "--participant", "1", "--scopes", "read,trade"]);
     let buyer = admin(&data, &["api-key", "--participant", "2", "--scopes", "read,trade"]);
+    // Home A has no wallet: the service made its custody seed (its owner's only) and its custodial
+    // account, which the CLI prints, the balance below names, and settlement would pay
+    let custodial = admin(&data, &["custody", "address", "--participant", "1"]);
+    let custodial = custodial.trim().to_owned();
+    assert!(custodial.starts_with("0x") && custodial.len() == 42, "{custodial}");
+    assert!(saved.contains(&custodial), "{saved}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("custody.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     let port = gridshare_testkit::free_port().unwrap();
     let server = serve(&data, &config, port);
 
@@ -247,6 +262,11 @@ fn trades_settle_on_the_in_process_chain_with_a_proof() {
     loop {
         let (st, bal) = http(port, "GET", "/api/v1/balance", &seller, None);
         assert_eq!(st, 200, "{bal}");
+        assert_eq!(
+            bal["account"].as_str().map(str::to_ascii_lowercase).as_deref(),
+            Some(custodial.as_str()),
+            "{bal}"
+        );
         let total = bal["settled"].as_i64().unwrap() + bal["pending"].as_i64().unwrap();
         if total == 25_000 {
             break;

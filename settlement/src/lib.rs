@@ -9,12 +9,14 @@
 //! in-process EVM (revm), which runs the same bytecode.
 //!
 //! [`queue`] makes each batch's submission crash-safe; [`step`] is what the market service runs
-//! on a timer: due intervals → stored batches → the queue.
+//! on a timer: due intervals → stored batches → the queue. [`custody`] signs for the custodial
+//! accounts the service holds (a permit the service sends, paying the gas).
 //!
 //! We use alloy rather than ethers-rs: ethers-rs is archived and its authors point to alloy.
 
 pub mod chain;
 pub mod contracts;
+pub mod custody;
 pub mod governance;
 pub mod ledger;
 pub mod merkle;

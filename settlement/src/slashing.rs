@@ -133,17 +133,21 @@ pub enum SlashingError {
         /// The stored value.
         value: String,
     },
+    /// A gateway's owner has neither an address of their own nor a custodial account yet.
+    #[error("participant {participant} has no on-chain account yet (no evm_address, no custodial account)")]
+    NoAccount {
+        /// The participant.
+        participant: u64,
+    },
 }
 
 /// The on-chain account of a participant: their own address, or the one the service holds.
 pub fn account_of(p: &participants::Participant) -> Result<Address, SlashingError> {
-    match &p.evm_address {
-        Some(a) => a.parse().map_err(|_| SlashingError::Address {
-            participant: p.id.0,
-            value: a.clone(),
-        }),
-        None => Ok(Address::from(gridshare_domain::accounts::derived_address(p.id))),
-    }
+    let a = p.account().ok_or(SlashingError::NoAccount { participant: p.id.0 })?;
+    a.parse().map_err(|_| SlashingError::Address {
+        participant: p.id.0,
+        value: a.to_owned(),
+    })
 }
 
 /// Mirrors the market's gateways into the registry (see the module's documentation).

@@ -11,11 +11,12 @@
 //!         (+ trades.batch_id, positions, true-ups: one transaction) ─▶ TxQueue::settle ─▶ confirmed | parked
 //! ```
 //!
-//! **Accounts.** A participant settles to its `evm_address`. One without an address (the demo's
-//! simulated homes) gets a derived placeholder `keccak256("gridshare:participant:" ‖ id)[12..]`,
-//! which nobody holds a key for: its balance stays in the vault until an address is set, so
-//! production participants must have one. The community, grid-operator and utility accounts are
-//! configured addresses.
+//! **Accounts.** A participant settles to its own `evm_address`, or else to the custodial account
+//! the service holds for it (`participants.custody_address`, derived from the service's custody
+//! seed: `gridshare_domain::accounts::Custody`). A participant with neither stops the step with
+//! [`Inconsistency::NoAccount`] (the service assigns custodial accounts before it loads them);
+//! nothing is ever paid to an address nobody holds a key for. The community, grid-operator and
+//! utility accounts are configured addresses.
 //!
 //! **Readings.** Positions are built for every participant who traded in the interval. Their
 //! metered net import comes from their gateways' grid-meter energy counters at the interval's
@@ -76,8 +77,12 @@ pub enum StepError {
 /// What is inconsistent (see [`StepError::Inconsistent`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Inconsistency {
-    /// A participant's `evm_address` is not an address.
-    #[error("participant {participant} has an invalid evm_address {address:?}: {source}")]
+    /// A participant has neither an address of their own nor a custodial account (assigned by the
+    /// service), or trades without being a participant at all.
+    #[error("participant {0} has no on-chain account: neither an evm_address nor a custodial account")]
+    NoAccount(ParticipantId),
+    /// A participant's `evm_address` (or custodial address) is not an address.
+    #[error("participant {participant} has an invalid account address {address:?}: {source}")]
     ParticipantAddress {
         /// The participant.
         participant: ParticipantId,
@@ -170,11 +175,6 @@ pub enum Inconsistency {
     },
 }
 
-/// The placeholder address of a participant without an `evm_address` (see the module notes).
-pub fn derived_address(p: ParticipantId) -> Address {
-    Address::from(gridshare_domain::accounts::derived_address(p))
-}
-
 /// Where each ledger account settles on chain.
 #[derive(Debug, Clone)]
 pub struct Accounts {
@@ -197,14 +197,7 @@ impl Accounts {
     ) -> Result<Self, StepError> {
         let mut map = HashMap::new();
         for p in participants::list(db).await? {
-            if let Some(a) = p.evm_address.as_deref() {
-                let addr: Address = a.parse().map_err(|source| Inconsistency::ParticipantAddress {
-                    participant: p.id,
-                    address: a.to_owned(),
-                    source,
-                })?;
-                map.insert(p.id, addr);
-            }
+            map.insert(p.id, Self::participant_address(&p)?);
         }
         Ok(Self {
             community,
@@ -214,21 +207,24 @@ impl Accounts {
         })
     }
 
-    /// The address of a participant: its `evm_address`, or the derived placeholder.
-    pub fn participant_address(evm_address: Option<&str>, p: ParticipantId) -> Address {
-        evm_address
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| derived_address(p))
+    /// The address of a participant: its own `evm_address`, else its custodial account.
+    pub fn participant_address(p: &participants::Participant) -> Result<Address, Inconsistency> {
+        let a = p.account().ok_or(Inconsistency::NoAccount(p.id))?;
+        a.parse().map_err(|source| Inconsistency::ParticipantAddress {
+            participant: p.id,
+            address: a.to_owned(),
+            source,
+        })
     }
 
     /// The address of `account`.
-    pub fn of(&self, account: &Account) -> Address {
-        match account {
-            Account::Participant(p) => self.participants.get(p).copied().unwrap_or_else(|| derived_address(*p)),
+    pub fn of(&self, account: &Account) -> Result<Address, Inconsistency> {
+        Ok(match account {
+            Account::Participant(p) => *self.participants.get(p).ok_or(Inconsistency::NoAccount(*p))?,
             Account::CommunityFee => self.community,
             Account::GridOperator => self.grid_operator,
             Account::Utility => self.utility,
-        }
+        })
     }
 }
 
@@ -348,13 +344,13 @@ pub fn meter_tolerance_ms(interval: gridshare_domain::DeliveryInterval) -> i64 {
 }
 
 /// The vault's `Trade` (a Merkle leaf) of a trade.
-pub fn leaf_trade(t: &TradeReport, accounts: &Accounts) -> Result<EnergySettlementVault::Trade, LedgerError> {
-    let cash = settled(t).cash()?;
+pub fn leaf_trade(t: &TradeReport, accounts: &Accounts) -> Result<EnergySettlementVault::Trade, StepError> {
+    let cash = settled(t).cash().map_err(LedgerError::from)?;
     Ok(EnergySettlementVault::Trade {
         tradeId: t.trade_id.0,
         intervalStartMs: t.interval.start().0 as u64,
-        buyer: accounts.of(&Account::Participant(t.buyer)),
-        seller: accounts.of(&Account::Participant(t.seller)),
+        buyer: accounts.of(&Account::Participant(t.buyer))?,
+        seller: accounts.of(&Account::Participant(t.seller))?,
         energyWh: t.quantity.0 as u64,
         priceMicroPerKwh: t.price.0,
         gridFeeMicroPerKwh: t.grid_fee.0 as u64,
@@ -745,14 +741,18 @@ impl<'a, C: Chain> SettlementStep<'a, C> {
             return Ok(None);
         }
 
-        let addresses: Vec<Address> = netted.deltas.keys().map(|a| self.accounts.of(a)).collect();
+        let addresses = netted
+            .deltas
+            .keys()
+            .map(|a| self.accounts.of(a))
+            .collect::<Result<Vec<Address>, _>>()?;
         if addresses.iter().any(|a| self.index.get(a).is_none()) {
             let mut s = Submitter::new(self.chain, self.wallet.clone()).await?;
             self.index.ensure(&mut s, self.vault, addresses.iter().copied()).await?;
         }
         let mut deltas = Vec::with_capacity(netted.deltas.len());
         for (account, d) in &netted.deltas {
-            let addr = self.accounts.of(account);
+            let addr = self.accounts.of(account)?;
             let i = self.index.get(&addr).ok_or(Inconsistency::NotRegistered {
                 account: *account,
                 address: addr,

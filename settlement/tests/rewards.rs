@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
@@ -39,7 +41,7 @@ fn params() -> Params {
 }
 
 fn account(p: u64) -> String {
-    report::hex20(&gridshare_domain::accounts::derived_address(ParticipantId(p)))
+    report::hex20(&common::custody().address(ParticipantId(p)))
 }
 
 /// Epoch `n`'s inputs: 20 homes selling and exporting `n × 100 + home` Wh in its first interval.

@@ -57,6 +57,7 @@ async fn home(db: &Db, n: u64, key: &GatewayKey) {
         role: "homeowner".into(),
         evm_address: None,
         feeder_node: Some(n as u32),
+        custody_address: common::custody_address(n),
     };
     participants::upsert(db, &p, NOW).await.unwrap();
     let g = Gateway {
@@ -145,10 +146,7 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
     )
     .await
     .unwrap();
-    assert_eq!(
-        record.owner,
-        Address::from(gridshare_domain::accounts::derived_address(ParticipantId(1)))
-    );
+    assert_eq!(record.owner, Address::from(common::custody().address(ParticipantId(1))));
     fund(&mut s, token, contracts.staking, 2 * BOND).await;
     for k in [&liar, &honest] {
         let gateway = Address::from(k.public().address());

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::str::FromStr;
 
 use alloy::primitives::{Address, I256};
@@ -18,7 +20,7 @@ use gridshare_settlement::contracts::EnergySettlementVault;
 use gridshare_settlement::ledger::Tariff;
 use gridshare_settlement::merkle::MerkleTree;
 use gridshare_settlement::onchain::{Submitter, Wallet, deploy, view};
-use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig, derived_address, leaf_trade};
+use gridshare_settlement::step::{Accounts, SettlementStep, StepConfig, leaf_trade};
 use gridshare_storage::participants::{self, Participant};
 use gridshare_storage::{Db, chain_txs, market};
 use gridshare_testkit::ANVIL_KEY_0;
@@ -106,6 +108,7 @@ async fn homes(db: &Db, homes: &[(u64, bool)]) {
                 role: "homeowner".into(),
                 evm_address: None,
                 feeder_node: Some(1),
+                custody_address: common::custody_address(id),
             },
             Timestamp(0),
         )
@@ -168,6 +171,7 @@ async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
                 role: "homeowner".into(),
                 evm_address: addr,
                 feeder_node: Some(id as u32),
+                custody_address: common::custody_address(id),
             },
             Timestamp(0),
         )
@@ -214,8 +218,8 @@ async fn due_intervals_settle_once_in_sequence_and_match_the_ledger() {
         fees,
         "network fees go to the grid operator"
     );
-    let homes2 = balance(&chain, d.vault, derived_address(ParticipantId(2))).await;
-    let homes3 = balance(&chain, d.vault, derived_address(ParticipantId(3))).await;
+    let homes2 = balance(&chain, d.vault, custody_of(ParticipantId(2))).await;
+    let homes3 = balance(&chain, d.vault, custody_of(ParticipantId(3))).await;
     let total = balance(&chain, d.vault, ada).await
         + homes2
         + homes3
@@ -306,7 +310,7 @@ async fn metered_positions_charge_the_imbalance_at_the_tariff() {
     // home 2: metered +800 vs traded +500: 300 Wh drawn; home 3 (no gateway): as traded
     let drawn = 200 * 300_000 / 1_000 + 300 * 300_000 / 1_000;
     assert_eq!(balance(&chain, d.vault, utility).await, drawn);
-    let home2 = balance(&chain, d.vault, derived_address(ParticipantId(2))).await;
+    let home2 = balance(&chain, d.vault, custody_of(ParticipantId(2))).await;
     let paid_for_trade = (500i128 * 127_000 + 999) / 1_000;
     assert_eq!(home2, -paid_for_trade - 300 * 300);
 
@@ -442,7 +446,7 @@ async fn late_readings_true_up_estimated_positions_in_the_next_batch() {
     let mut step = SettlementStep::new(&chain, &db, wallet, d.vault, cfg, accounts)
         .await
         .unwrap();
-    let home = |p: u64| derived_address(ParticipantId(p));
+    let home = |p: u64| custody_of(ParticipantId(p));
 
     // interval 0 is settled with homes 2 and 3 as traded
     assert_eq!(step.run(Timestamp(T0 + 30 * minute)).await.unwrap(), vec![1]);
@@ -551,4 +555,9 @@ async fn late_readings_true_up_estimated_positions_in_the_next_batch() {
         total += balance(&chain, d.vault, a).await;
     }
     assert_eq!(total, 0);
+}
+
+/// Home `p`'s custodial account on chain.
+fn custody_of(p: ParticipantId) -> Address {
+    Address::from(common::custody().address(p))
 }

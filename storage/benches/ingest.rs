@@ -72,6 +72,7 @@ async fn prepare(db: &Db) {
         role: "homeowner".into(),
         evm_address: None,
         feeder_node: None,
+        custody_address: None,
     };
     participants::upsert(db, &p, now).await.unwrap();
     for h in 1..=HOMES {

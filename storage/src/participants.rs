@@ -16,17 +16,32 @@ pub struct Participant {
     pub name: String,
     /// Role: homeowner, installer, operator, trader, admin, utility, grid_operator, community.
     pub role: String,
-    /// EVM account for settlement, `0x…`.
+    /// The participant's own EVM account, `0x…`: they act for themselves.
     pub evm_address: Option<String>,
     /// Connection point in the feeder tree, for homes.
     pub feeder_node: Option<u32>,
+    /// The custodial account the service holds for them (`gridshare_domain::accounts::Custody`),
+    /// `0x…` lower case: assigned once ([`assign_custody`]) and never changed by an upsert.
+    pub custody_address: Option<String>,
 }
 
-/// Insert a participant, or update name, role, address and node if the id exists.
+impl Participant {
+    /// Where the participant is paid and rewarded on chain: their own address, else the
+    /// custodial one; `None` until the service has assigned a custodial account.
+    pub fn account(&self) -> Option<&str> {
+        self.evm_address.as_deref().or(self.custody_address.as_deref())
+    }
+}
+
+/// Insert a participant, or update name, role, address and node if the id exists. A custodial
+/// address is taken only while the participant has none: once assigned it never changes (funds
+/// and rewards are paid there).
 pub async fn upsert(db: &Db, p: &Participant, now: Timestamp) -> Result<()> {
-    let sql = "INSERT INTO participants (id, name, role, evm_address, feeder_node, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+    let sql = "INSERT INTO participants (id, name, role, evm_address, feeder_node, created_at, custody_address) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7) \
                ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, \
-               evm_address = excluded.evm_address, feeder_node = excluded.feeder_node";
+               evm_address = excluded.evm_address, feeder_node = excluded.feeder_node, \
+               custody_address = COALESCE(participants.custody_address, excluded.custody_address)";
     query!(db, sql, pool => |q| {
         q.bind(p.id.0 as i64)
             .bind(p.name.clone())
@@ -34,10 +49,34 @@ pub async fn upsert(db: &Db, p: &Participant, now: Timestamp) -> Result<()> {
             .bind(p.evm_address.clone())
             .bind(p.feeder_node.map(i64::from))
             .bind(now.0)
+            .bind(p.custody_address.clone())
             .execute(pool)
             .await?;
     });
     Ok(())
+}
+
+/// Gives every participant without a custodial account the one `address_of` derives for them
+/// (the service's custody: `gridshare_domain::accounts::Custody::address_hex`); returns the
+/// participants given one. An account already assigned is never replaced, and two participants
+/// can never share one (a unique index refuses it by name).
+pub async fn assign_custody(db: &Db, address_of: impl Fn(ParticipantId) -> String) -> Result<Vec<ParticipantId>> {
+    let sql = "SELECT id FROM participants WHERE custody_address IS NULL ORDER BY id";
+    let ids: Vec<i64> = query!(db, sql, pool => |q| {
+        q.fetch_all(pool).await?.iter().map(|r| r.try_get::<i64, _>("id")).collect::<std::result::Result<_, _>>()?
+    });
+    let mut assigned = Vec::with_capacity(ids.len());
+    for id in ids {
+        let p = ParticipantId(id as u64);
+        let sql = "UPDATE participants SET custody_address = $2 WHERE id = $1 AND custody_address IS NULL";
+        let n = query!(db, sql, pool => |q| {
+            q.bind(id).bind(address_of(p)).execute(pool).await?.rows_affected()
+        });
+        if n == 1 {
+            assigned.push(p);
+        }
+    }
+    Ok(assigned)
 }
 
 macro_rules! participant_from_row {
@@ -49,6 +88,7 @@ macro_rules! participant_from_row {
             name: r.try_get("name")?,
             role: r.try_get("role")?,
             evm_address: r.try_get("evm_address")?,
+            custody_address: r.try_get("custody_address")?,
             feeder_node: node.map(u32::try_from).transpose().map_err(|e| StorageError::Corrupt {
                 field: "participants.feeder_node",
                 reason: e.to_string(),
@@ -59,7 +99,7 @@ macro_rules! participant_from_row {
 
 /// One participant.
 pub async fn get(db: &Db, id: ParticipantId) -> Result<Participant> {
-    let sql = "SELECT id, name, role, evm_address, feeder_node FROM participants WHERE id = $1";
+    let sql = "SELECT id, name, role, evm_address, feeder_node, custody_address FROM participants WHERE id = $1";
     query!(db, sql, pool => |q| {
         let row = q.bind(id.0 as i64).fetch_optional(pool).await?;
         match row {
@@ -71,7 +111,7 @@ pub async fn get(db: &Db, id: ParticipantId) -> Result<Participant> {
 
 /// Every participant, by id.
 pub async fn list(db: &Db) -> Result<Vec<Participant>> {
-    let sql = "SELECT id, name, role, evm_address, feeder_node FROM participants ORDER BY id";
+    let sql = "SELECT id, name, role, evm_address, feeder_node, custody_address FROM participants ORDER BY id";
     query!(db, sql, pool => |q| {
         let rows = q.fetch_all(pool).await?;
         rows.iter().map(|r| participant_from_row!(r)).collect()

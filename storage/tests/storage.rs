@@ -77,6 +77,7 @@ async fn participants_and_typed_errors() {
             role: "king".into(),
             evm_address: None,
             feeder_node: None,
+            custody_address: None,
         };
         let err = participants::upsert(db, &bad_role, NOW).await.unwrap_err();
         assert!(matches!(err, StorageError::Refused { .. }), "{}: {err}", t.name);
@@ -956,6 +957,7 @@ async fn positions_are_stored_with_their_batch_and_trued_up_once() {
                 role: "trader".into(),
                 evm_address: None,
                 feeder_node: None,
+                custody_address: None,
             },
             NOW,
         )

@@ -51,7 +51,13 @@ pub async fn balance_of(state: &AppState, who: &Principal) -> Result<BalanceView
     who.require_scope(Scope::Read)?;
     let db = state.db()?;
     let me = participants::get(db, who.participant).await?;
-    let address = Accounts::participant_address(me.evm_address.as_deref(), who.participant);
+    let address = Accounts::participant_address(&me).map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_account",
+            format!("{e} (the market service assigns one when it starts)"),
+        )
+    })?;
     let (settled, batches) = chain_txs::settled_total(db, &address.to_string()).await?;
     let mut pending: i64 = 0;
     for t in market::unsettled_trades_of(db, who.participant).await? {

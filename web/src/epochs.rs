@@ -175,7 +175,7 @@ pub async fn my_proof(
     let r: Report = serde_json::from_str(&json)
         .map_err(|e| ApiError::internal(format!("epoch {epoch}'s stored report does not parse: {e}")))?;
     let me = gridshare_storage::participants::get(db, who.participant).await?;
-    let account = account_of(me.evm_address.as_deref(), who.participant);
+    let account = account_of(&me).ok_or_else(|| ApiError::not_found("you have no on-chain account yet"))?;
     let Some((cumulative, proof)) = r.proof_of(&account) else {
         return Err(ApiError::not_found(format!(
             "account {account} has no reward in epoch {epoch}'s root"

@@ -125,8 +125,8 @@ async fn epochs_are_public_and_rewards_and_proofs_are_each_homes_own() {
     assert!(report::verify_proof(root, &account, cumulative, &proof));
     assert_eq!(
         account,
-        gridshare_domain::accounts::derived_address(ParticipantId(1)),
-        "home 1's own account"
+        common::custody().address(ParticipantId(1)),
+        "home 1's custodial account"
     );
     let (st, none) = call(&s, Method::GET, "/api/v1/epochs/1/proof", Some(&k3), None).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "home 3 has nothing in the root: {none}");

@@ -52,12 +52,16 @@ pub enum Bonds {
     Bonded(BTreeSet<GatewayId>),
 }
 
-/// A participant's account: its own address, lower-cased, or the derived one.
-pub fn account_of(evm_address: Option<&str>, p: ParticipantId) -> String {
-    match evm_address.filter(|a| report::parse_address(&a.to_ascii_lowercase()).is_some()) {
-        Some(a) => a.to_ascii_lowercase(),
-        None => report::hex20(&gridshare_domain::accounts::derived_address(p)),
-    }
+/// A participant's account, lower-cased: their own address when it is one, else the custodial
+/// account the service holds for them; `None` while neither is there (the service assigns
+/// custodial accounts at start and before each settlement step).
+pub fn account_of(p: &participants::Participant) -> Option<String> {
+    let valid = |a: &&String| report::parse_address(&a.to_ascii_lowercase()).is_some();
+    p.evm_address
+        .as_ref()
+        .filter(valid)
+        .or(p.custody_address.as_ref().filter(valid))
+        .map(|a| a.to_ascii_lowercase())
 }
 
 /// Reads epoch `n`'s inputs: trades and meter readings of its span, the demand-response rewards
@@ -103,11 +107,17 @@ pub async fn inputs(db: &Db, params: &Params, n: u64, interval_ms: i64, bonds: &
             },
         })
         .collect();
-    i.accounts = participants::list(db)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, account_of(p.evm_address.as_deref(), p.id)))
-        .collect();
+    for p in participants::list(db).await? {
+        // an epoch waits for every account rather than leave someone's reward out of its root
+        let account = account_of(&p).ok_or_else(|| StorageError::Corrupt {
+            field: "participants.custody_address",
+            reason: format!(
+                "participant {} has no on-chain account yet (no evm_address, no custodial account): epoch {n} waits for it",
+                p.id.0
+            ),
+        })?;
+        i.accounts.insert(p.id, account);
+    }
     i.previous = previous_totals(db, n).await?;
     Ok(i)
 }

@@ -229,6 +229,7 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
                 role: role.into(),
                 evm_address: None,
                 feeder_node: node,
+                custody_address: None,
             },
             now,
         )
@@ -252,6 +253,7 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
                 role: "homeowner".into(),
                 evm_address: None,
                 feeder_node: Some(home_node(h)),
+                custody_address: None,
             },
             now,
         )

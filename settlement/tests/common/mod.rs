@@ -7,6 +7,16 @@ use gridshare_settlement::chain::Chain;
 use gridshare_settlement::contracts::RewardToken;
 use gridshare_settlement::onchain::{Submitter, view};
 
+/// The custody seed of the tests' homes (the service derives from its own seed file).
+pub fn custody() -> gridshare_domain::accounts::Custody {
+    gridshare_domain::accounts::Custody::from_bytes([0x5e; 32])
+}
+
+/// Home `p`'s custodial address, as the database keeps it.
+pub fn custody_address(p: u64) -> Option<String> {
+    Some(custody().address_hex(gridshare_domain::ParticipantId(p)))
+}
+
 /// Reward tokens for the submitter's own account: it grants itself the minter role (it deployed
 /// the token, so it is its admin) and mints `amount` to itself — what a test needs to bond or to
 /// hold votes.

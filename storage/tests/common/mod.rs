@@ -98,6 +98,7 @@ pub async fn home_with_gateway(db: &Db, n: u64) -> (ParticipantId, GatewayId, Ga
         role: "homeowner".into(),
         evm_address: None,
         feeder_node: Some(n as u32),
+        custody_address: None,
     };
     participants::upsert(db, &p, NOW).await.unwrap();
     let mut secret = [0u8; 32];

@@ -166,7 +166,7 @@ async fn admin_data(
             id: p.id.0,
             name: p.name.clone(),
             role: p.role.clone(),
-            account: account_of(p.evm_address.as_deref(), p.id),
+            account: account_of(p).unwrap_or_default(),
             node: p.feeder_node,
             installers: served.remove(&p.id.0).unwrap_or_default(),
         })

@@ -203,7 +203,13 @@ pub fn state_with(db: &Db) -> AppState {
     }
 }
 
-/// A participant `P{id}` with `role` ("homeowner", "trader", …) at a feeder node.
+/// The custody seed of the tests' participants (the service derives from its own seed file).
+pub fn custody() -> gridshare_domain::accounts::Custody {
+    gridshare_domain::accounts::Custody::from_bytes([0x5e; 32])
+}
+
+/// A participant `P{id}` with `role` ("homeowner", "trader", …) at a feeder node, with its
+/// custodial account.
 pub async fn participant(db: &Db, id: u64, role: &str, feeder_node: Option<u32>) {
     participants::upsert(
         db,
@@ -213,6 +219,7 @@ pub async fn participant(db: &Db, id: u64, role: &str, feeder_node: Option<u32>)
             role: role.into(),
             evm_address: None,
             feeder_node,
+            custody_address: Some(custody().address_hex(ParticipantId(id))),
         },
         NOW,
     )
