@@ -118,6 +118,7 @@ async fn rig(admin: &str, name: &str, service: Broker, gateway: Broker) -> Rig {
         stopped,
         None,
         gridshare_domain::envelope::MarketKey::from_bytes(&[99u8; 32]).unwrap(),
+        mqtt::Authority::Market,
     ));
     let mut clients = Vec::new();
     for g in 1..=GATEWAYS {

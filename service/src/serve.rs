@@ -156,6 +156,11 @@ pub async fn serve(
             mqtt_stop,
             Some(live.clone()),
             crate::signing::market_key(&cfg.data_dir)?,
+            if cfg.settlement.enabled && cfg.rewards.enabled {
+                crate::mqtt::Authority::Chain
+            } else {
+                crate::mqtt::Authority::Market
+            },
         ))),
     };
     // demand-response events that have ended: verify the response from telemetry, credit rewards

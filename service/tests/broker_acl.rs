@@ -168,6 +168,7 @@ async fn rig(service: Broker, metrics: Arc<Metrics>, g7: u64, g8: u64) -> Rig {
         stopped,
         None,
         market_key(),
+        mqtt::Authority::Market,
     ));
     Rig {
         db,

@@ -270,6 +270,7 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
         stopped,
         None,
         market_key(),
+        mqtt::Authority::Market,
     ));
 
     // an observer that records every downlink

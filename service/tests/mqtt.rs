@@ -338,6 +338,7 @@ async fn rig(broker: &Broker, lane: u64) -> Rig {
         stopped,
         None,
         market_key(),
+        mqtt::Authority::Market,
     ));
     Rig {
         db,
@@ -631,6 +632,7 @@ async fn exercise(broker: Broker, gateway_login: (String, String), lane: u64) {
         stopped,
         None,
         market_key(),
+        mqtt::Authority::Market,
     ));
     let cancel = Message::Cancel(CancelOrder { order_id: OrderId(503) });
     let mut answered = None;
@@ -903,6 +905,7 @@ async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
             stopped,
             None,
             market_key(),
+            mqtt::Authority::Market,
         ));
         (stop, task)
     };
@@ -1062,6 +1065,7 @@ async fn an_order_the_journal_holds_is_neither_lost_nor_taken_twice_after_a_cras
         stopped,
         None,
         market_key(),
+        mqtt::Authority::Market,
     ));
     let mut opts = MqttOptions::new(unique("gs-gw-crash"), broker.host.clone(), broker.port);
     opts.set_credentials(user, pass);
@@ -1168,6 +1172,7 @@ async fn a_gateway_that_signs_two_different_envelopes_with_one_sequence_number_i
             stopped,
             None,
             market_key(),
+            mqtt::Authority::Market,
         ));
         (stop, task)
     };
@@ -1318,6 +1323,7 @@ async fn a_check_sent_while_the_gateway_is_offline_is_asked_again_until_answered
         stopped,
         None,
         market_key(),
+        mqtt::Authority::Market,
     ));
     let started = tokio::time::Instant::now();
     let check_id = gridshare_storage::checks::request(&db, GatewayId(g), ParticipantId(1), now())
@@ -1419,4 +1425,118 @@ async fn a_check_sent_while_the_gateway_is_offline_is_asked_again_until_answered
     );
     let _ = stop.send(true);
     let _ = service.await;
+}
+
+/// With the registry on chain as the authority, a gateway commissioned in the market is not taken
+/// before the registry mirror has found its key on chain: its messages are refused as
+/// `not_on_chain` (counted, not receipted, so its gateway keeps them), while a neighbour already
+/// on chain is taken; once its key is marked on chain, the same message, sent again, is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_is_taken_only_once_its_key_is_in_the_registry_on_chain() {
+    let (_embedded, broker, (user, pass)) = embedded();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
+    let (newcomer, neighbour) = (9_201u64, 9_202u64);
+    for (p, gw, k) in [(1u64, newcomer, 7u8), (2, neighbour, 8)] {
+        participants::upsert(
+            &db,
+            &Participant {
+                id: ParticipantId(p),
+                name: format!("home {p}"),
+                role: "homeowner".into(),
+                evm_address: None,
+                feeder_node: Some(p as u32),
+                custody_address: None,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+        gateways::register(
+            &db,
+            &Gateway {
+                id: GatewayId(gw),
+                owner: ParticipantId(p),
+                installer: None,
+                public_key: key(k).public(),
+                feeder_node: NodeId(p as u32),
+                window: ReplayWindow::default(),
+                revoked_at: None,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(gateways::mark_on_chain(&db, GatewayId(neighbour), now()).await.unwrap());
+    let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let (dr_out, dr_in) = tokio::sync::mpsc::unbounded_channel();
+    std::mem::forget(dr_out);
+    tokio::spawn(mqtt::run(
+        broker.clone(),
+        unique("gs-market"),
+        db.clone(),
+        market.clone(),
+        metrics.clone(),
+        dr_in,
+        stopped,
+        None,
+        market_key(),
+        mqtt::Authority::Chain,
+    ));
+    let mut opts = MqttOptions::new(unique("gs-gw-new"), broker.host.clone(), broker.port);
+    opts.set_credentials(user, pass);
+    let (gw, mut events) = AsyncClient::new(opts, 100);
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let send = |g: u64, bytes: Vec<u8>| {
+        let gw = gw.clone();
+        async move {
+            gw.publish(
+                topics::topic(GatewayId(g), Channel::Telemetry),
+                QoS::AtLeastOnce,
+                false,
+                bytes,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let first = sealed(&key(7), newcomer, 1, &telemetry(100));
+    let neighbours = sealed(&key(8), neighbour, 1, &telemetry(200));
+    // sent until the neighbour's is stored (the intake may not have subscribed yet)
+    for _ in 0..100 {
+        send(newcomer, first.clone()).await;
+        send(neighbour, neighbours.clone()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if stored(&db, neighbour).await == 1 && rejected(&metrics, "not_on_chain") > 0 {
+            break;
+        }
+    }
+    assert_eq!(stored(&db, neighbour).await, 1, "the neighbour on chain is taken");
+    assert!(
+        rejected(&metrics, "not_on_chain") > 0,
+        "refused as not on chain, and counted"
+    );
+    assert_eq!(
+        stored(&db, newcomer).await,
+        0,
+        "nothing taken before its key is on chain"
+    );
+    assert_eq!(rejected(&metrics, "unknown_gateway"), 0, "not mistaken for a stranger");
+
+    // the mirror finds its key on chain: from the intake's next reload (10 s) the same message,
+    // sent again (it was never receipted), is stored: its sequence number was not used up
+    assert!(gateways::mark_on_chain(&db, GatewayId(newcomer), now()).await.unwrap());
+    for _ in 0..150 {
+        send(newcomer, first.clone()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if stored(&db, newcomer).await == 1 {
+            break;
+        }
+    }
+    assert_eq!(stored(&db, newcomer).await, 1, "taken once on chain");
 }

@@ -5,7 +5,9 @@
 //! ([`Mirror`]): every active gateway, and every gateway with a proof still to take on chain, is
 //! commissioned under its key's address for its owner's account (their own address, or the one
 //! the service holds for them), with its feeder node as the site. Commissioning is idempotent: the
-//! registry is read first, and a key is registered once. Revocations cross both ways with the
+//! registry is read first, and a key is registered once. A gateway whose key is found on chain
+//! (registered now, or before) is marked so (`gateways.on_chain_at`): with the incentive
+//! contracts deployed, the intake takes nothing from a gateway before that. Revocations cross both ways with the
 //! chain as the authority ([`Mirror::sync_revocations`]): a key revoked on chain (by its
 //! installer, an admin or a slash) is revoked in the market, which then refuses its messages; a
 //! gateway revoked in the market is revoked on chain.
@@ -204,6 +206,9 @@ impl Mirror {
                         "the gateway's key is registered on chain by another installer for another owner: revoked in the market"
                     );
                     self.taken.push(g.id);
+                } else {
+                    // ours, or another installer's for the same owner: the chain has the key
+                    gateways::mark_on_chain(db, g.id, now).await?;
                 }
                 self.known.insert(key);
                 continue;
@@ -220,6 +225,7 @@ impl Mirror {
             )
             .await?;
             tracing::info!(gateway = %g.id, %key, %owner, "gateway commissioned on chain");
+            gateways::mark_on_chain(db, g.id, now).await?;
             self.known.insert(key);
             done += 1;
         }

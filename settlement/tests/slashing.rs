@@ -121,7 +121,12 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
     let me = s.address();
     let (token, contracts) = deploy(&mut s, 0).await;
 
-    // both gateways are commissioned (once: a second run finds them on chain), then bonded
+    // both gateways are commissioned (once: a second run finds them on chain) and marked so for
+    // the intake, then bonded
+    assert!(
+        gateways::on_chain(&db).await.unwrap().is_empty(),
+        "nothing is on chain yet"
+    );
     let mut mirror = Mirror::default();
     assert_eq!(
         mirror
@@ -130,6 +135,7 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
             .unwrap(),
         2
     );
+    assert_eq!(gateways::on_chain(&db).await.unwrap().len(), 2);
     assert_eq!(
         Mirror::default()
             .commission_pending(&mut s, contracts.registry, &db, NOW)
@@ -457,6 +463,9 @@ async fn taken<C: Chain>(chain: &C, wallet: Wallet, other: Wallet) -> (Vec<Gatew
         .map(|g| g.revoked_at.is_some())
         .collect();
     assert_eq!(revoked, [true, false], "only the key another installer registered");
+    // the key another installer took is not the market's on chain: never marked as there
+    let on: Vec<u64> = gateways::on_chain(&db).await.unwrap().iter().map(|g| g.0).collect();
+    assert_eq!(on, [2], "only the service's own registration counts for the intake");
     let mut again = Mirror::default();
     again
         .commission_pending(&mut s, contracts.registry, &db, NOW)

@@ -62,6 +62,26 @@ pub async fn revoke(db: &Db, id: GatewayId, now: Timestamp) -> Result<()> {
     Ok(())
 }
 
+/// Records that `id`'s key was found in the registry on chain at `now` (the first time counts;
+/// later calls change nothing). Returns whether this call recorded it.
+pub async fn mark_on_chain(db: &Db, id: GatewayId, now: Timestamp) -> Result<bool> {
+    let sql = "UPDATE gateways SET on_chain_at = $1 WHERE id = $2 AND on_chain_at IS NULL";
+    let n = query!(db, sql, pool => |q| q.bind(now.0).bind(id.0 as i64).execute(pool).await?.rows_affected());
+    Ok(n == 1)
+}
+
+/// The gateways whose key has been found in the registry on chain ([`mark_on_chain`]).
+pub async fn on_chain(db: &Db) -> Result<std::collections::HashSet<GatewayId>> {
+    let sql = "SELECT id FROM gateways WHERE on_chain_at IS NOT NULL";
+    query!(db, sql, pool => |q| {
+        q.fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| Ok(GatewayId(r.try_get::<i64, _>("id")? as u64)))
+            .collect()
+    })
+}
+
 // The bitmap is a u64; the column is a signed BIGINT holding the same 64 bits.
 pub(crate) fn window_columns(w: ReplayWindow) -> (i64, i64) {
     (w.highest as i64, w.seen as i64)

@@ -106,6 +106,87 @@ async fn participants_and_typed_errors() {
 }
 
 #[tokio::test]
+async fn a_gateway_is_marked_on_chain_once() {
+    for t in backends().await {
+        let db = &t.db;
+        let (_, first, _) = home_with_gateway(db, 1).await;
+        let (_, second, _) = home_with_gateway(db, 2).await;
+        assert!(gateways::on_chain(db).await.unwrap().is_empty(), "{}", t.name);
+        assert!(gateways::mark_on_chain(db, first, NOW).await.unwrap(), "{}", t.name);
+        assert!(
+            !gateways::mark_on_chain(db, first, NOW).await.unwrap(),
+            "{}: marked twice",
+            t.name
+        );
+        assert!(
+            !gateways::mark_on_chain(db, GatewayId(99), NOW).await.unwrap(),
+            "{}: no such gateway",
+            t.name
+        );
+        let on = gateways::on_chain(db).await.unwrap();
+        assert!(on.contains(&first) && !on.contains(&second), "{}: {on:?}", t.name);
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_custodial_account_is_assigned_once_never_changed_and_never_shared() {
+    for t in backends().await {
+        let db = &t.db;
+        let (home, _, _) = home_with_gateway(db, 1).await;
+        let (other, _, _) = home_with_gateway(db, 2).await;
+        assert_eq!(participants::get(db, home).await.unwrap().account(), None, "{}", t.name);
+        let first = |p: ParticipantId| format!("0x{:040x}", 0xc0_0000 + p.0);
+        let mut assigned = participants::assign_custody(db, first).await.unwrap();
+        assigned.sort();
+        assert_eq!(assigned, vec![home, other], "{}", t.name);
+        let p = participants::get(db, home).await.unwrap();
+        assert_eq!(p.account(), Some(first(home).as_str()), "{}", t.name);
+
+        // assigned again (another seed, a second instance): nobody's account changes
+        let second = |p: ParticipantId| format!("0x{:040x}", 0xd0_0000 + p.0);
+        assert!(
+            participants::assign_custody(db, second).await.unwrap().is_empty(),
+            "{}",
+            t.name
+        );
+        // an upsert (the CLI, the demo) with another custodial address does not move it either,
+        // while name and the participant's own address do change
+        let moved = Participant {
+            name: "renamed".into(),
+            custody_address: Some(second(home)),
+            evm_address: Some("0x00000000000000000000000000000000000a0a0a".into()),
+            ..p.clone()
+        };
+        participants::upsert(db, &moved, NOW).await.unwrap();
+        let now = participants::get(db, home).await.unwrap();
+        assert_eq!(now.custody_address, Some(first(home)), "{}", t.name);
+        assert_eq!(now.name, "renamed", "{}", t.name);
+        // their own address, when they have one, is where they are paid
+        assert_eq!(now.account(), moved.evm_address.as_deref(), "{}", t.name);
+
+        // two participants can never share a custodial account
+        let third = Participant {
+            id: ParticipantId(3),
+            name: "Home 3".into(),
+            role: "homeowner".into(),
+            evm_address: None,
+            feeder_node: None,
+            custody_address: Some(first(home)),
+        };
+        let err = participants::upsert(db, &third, NOW).await.unwrap_err();
+        match &err {
+            StorageError::Duplicate { constraint, .. } => {
+                assert!(constraint.contains("custody_address"), "{}: {err}", t.name)
+            }
+            other => panic!("{}: expected Duplicate, got {other}", t.name),
+        }
+        assert!(participants::get(db, ParticipantId(3)).await.is_err(), "{}", t.name);
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
 async fn gateways_register_revoke_and_keep_their_window() {
     for t in backends().await {
         let db = &t.db;

@@ -66,6 +66,10 @@ pub enum EnvelopeError {
     /// The gateway is not registered.
     #[error("unknown gateway {0}")]
     UnknownGateway(GatewayId),
+    /// The gateway is commissioned in the market but its key is not in the registry on chain yet,
+    /// which is the authority on gateways: refused until it is (within a settlement step).
+    #[error("gateway {0} is not in the registry on chain yet")]
+    NotOnChain(GatewayId),
     /// The gateway was registered and has been revoked (in the registry on chain, by an admin, or
     /// for equivocation): nothing more is taken from it.
     #[error("gateway {0} was revoked")]
@@ -133,6 +137,7 @@ impl EnvelopeError {
             Self::UnsupportedVersion(_) => "unsupported_version",
             Self::UnknownGateway(_) => "unknown_gateway",
             Self::Revoked(_) => "revoked",
+            Self::NotOnChain(_) => "not_on_chain",
             Self::BadSignature(_) => "bad_signature",
             Self::FromTheFuture { .. } => "from_the_future",
             Self::Stale { .. } => "stale",

@@ -87,6 +87,33 @@ fn rejects_tampering_and_strangers() {
     );
 }
 
+#[test]
+fn a_gateway_not_on_chain_yet_is_refused_as_such_until_registered_and_its_message_taken_then() {
+    let key = GatewayKey::from_hex(ANVIL_KEY_0).unwrap();
+    let mut v = Verifier::new(FreshnessPolicy::default());
+    let now = Timestamp(1_000_000);
+    v.hold(GatewayId(9));
+    let env = key.seal(GatewayId(9), 1, now, &cancel()).unwrap();
+    assert_eq!(v.open(&bytes(&env), now), Err(EnvelopeError::NotOnChain(GatewayId(9))));
+    assert_eq!(EnvelopeError::NotOnChain(GatewayId(9)).reason(), "not_on_chain");
+    // its sequence number was not used up: the same message, sent again once the key is on
+    // chain, is taken
+    v.register(GatewayId(9), key.public(), ReplayWindow::default());
+    assert!(v.open(&bytes(&env), now).is_ok());
+    // holding a gateway already taken changes nothing; revoked, it is refused as revoked
+    v.hold(GatewayId(9));
+    assert!(
+        v.open(&bytes(&key.seal(GatewayId(9), 2, now, &cancel()).unwrap()), now)
+            .is_ok()
+    );
+    v.revoke(GatewayId(9));
+    v.hold(GatewayId(9));
+    assert_eq!(
+        v.open(&bytes(&key.seal(GatewayId(9), 3, now, &cancel()).unwrap()), now),
+        Err(EnvelopeError::Revoked(GatewayId(9)))
+    );
+}
+
 /// Both verifiers agree on good signatures and on every kind of bad one (tampered payload,
 /// sequence or signature, another gateway's key, high s, bad v).
 #[test]

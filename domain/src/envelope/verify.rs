@@ -187,6 +187,8 @@ pub struct Checker {
     keys: std::sync::Arc<HashMap<GatewayId, PreparedKey>>,
     /// Gateways revoked (and not registered again): refused as such, not as unknown.
     revoked: std::sync::Arc<std::collections::HashSet<GatewayId>>,
+    /// Gateways commissioned in the market whose key is not on chain yet: refused as such.
+    held: std::sync::Arc<std::collections::HashSet<GatewayId>>,
     policy: FreshnessPolicy,
 }
 
@@ -206,6 +208,8 @@ impl Checker {
     fn not_registered(&self, gateway: GatewayId) -> EnvelopeError {
         if self.revoked.contains(&gateway) {
             EnvelopeError::Revoked(gateway)
+        } else if self.held.contains(&gateway) {
+            EnvelopeError::NotOnChain(gateway)
         } else {
             EnvelopeError::UnknownGateway(gateway)
         }
@@ -276,6 +280,7 @@ impl Verifier {
             checker: Checker {
                 keys: std::sync::Arc::default(),
                 revoked: std::sync::Arc::default(),
+                held: std::sync::Arc::default(),
                 policy,
             },
             windows: HashMap::new(),
@@ -288,7 +293,19 @@ impl Verifier {
         if self.checker.revoked.contains(&gateway) {
             std::sync::Arc::make_mut(&mut self.checker.revoked).remove(&gateway);
         }
+        if self.checker.held.contains(&gateway) {
+            std::sync::Arc::make_mut(&mut self.checker.held).remove(&gateway);
+        }
         self.windows.insert(gateway, window);
+    }
+
+    /// Hold a gateway commissioned in the market whose key is not in the registry on chain yet:
+    /// its messages are refused as [`EnvelopeError::NotOnChain`] (not as unknown) until it is
+    /// registered here. A gateway already registered is left as it is.
+    pub fn hold(&mut self, gateway: GatewayId) {
+        if !self.checker.keys.contains_key(&gateway) && !self.checker.held.contains(&gateway) {
+            std::sync::Arc::make_mut(&mut self.checker.held).insert(gateway);
+        }
     }
 
     /// Forget a gateway (revoked): its messages are refused from now on, as

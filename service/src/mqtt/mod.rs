@@ -93,8 +93,23 @@ const RECEIPT_EVERY: Duration = Duration::from_secs(1);
 /// How often the registered gateways are reloaded (new commissions, revocations).
 const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
+/// Which gateways the intake takes messages from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// The market's database: every gateway commissioned there and not revoked (no registry on
+    /// chain: settlement or rewards are off).
+    Market,
+    /// The registry on chain (deployed with the incentive contracts): a gateway commissioned in
+    /// the market is taken once the registry mirror has found its key on chain
+    /// (`gateways.on_chain_at`); until then its messages are refused as `not_on_chain`, not
+    /// receipted, and taken when its gateway sends them again.
+    Chain,
+}
+
 struct State {
     db: Db,
+    /// Which gateways are taken.
+    authority: Authority,
     market: Market,
     metrics: Arc<Metrics>,
     ingest: Ingest,
@@ -134,6 +149,10 @@ async fn load_gateways(st: &mut State) -> Result<Vec<GatewayId>, String> {
         .map_err(|e| e.to_string())?
         .into_iter()
         .partition(|g| g.revoked_at.is_none());
+    let on_chain = match st.authority {
+        Authority::Market => None,
+        Authority::Chain => Some(gateways::on_chain(&st.db).await.map_err(|e| e.to_string())?),
+    };
     let live: std::collections::HashSet<GatewayId> = active.iter().map(|g| g.id).collect();
     for g in revoked {
         if !st.revoked.contains(&g.id) {
@@ -154,6 +173,11 @@ async fn load_gateways(st: &mut State) -> Result<Vec<GatewayId>, String> {
     }
     let mut new = Vec::new();
     for g in active {
+        if on_chain.as_ref().is_some_and(|on| !on.contains(&g.id)) {
+            // commissioned in the market, not (yet) in the registry on chain
+            st.ingest.verifier_mut().hold(g.id);
+            continue;
+        }
         st.nodes.insert(g.id, g.feeder_node);
         if st.owners.insert(g.id, g.owner).is_none() {
             st.revoked.remove(&g.id);
@@ -245,6 +269,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     live: Option<tokio::sync::broadcast::Sender<Arc<Live>>>,
     market_key: MarketKey,
+    authority: Authority,
 ) -> Result<(), String> {
     let mut opts = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     // a busy broker answers a ping late; what is lost with a connection is sent again anyway
@@ -277,6 +302,7 @@ pub async fn run(
     let freshness = FreshnessPolicy::default().at_speed(market.clock().speed());
     let mut st = State {
         db,
+        authority,
         market,
         metrics,
         ingest: Ingest::new(Verifier::new(freshness)),
