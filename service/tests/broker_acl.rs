@@ -7,13 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gridshare::mqtt::{self, Broker};
-use gridshare_domain::envelope::{DownlinkVerifier, GatewayKey, MarketKey, ReplayWindow};
+use gridshare_domain::envelope::{DownlinkVerifier, GatewayKey, MarketKey};
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::{
     DeviceKind, DeviceStatus, Message, NewOrder, OrderAck, Presence, Quality, Telemetry, TelemetrySample,
@@ -25,8 +27,6 @@ use gridshare_domain::{
 use gridshare_market::{Clock, Market, Metrics, add_participants, wall_clock as now};
 use gridshare_matching_engine::{Command, MarketConfig};
 use gridshare_storage::Db;
-use gridshare_storage::gateways::{self, Gateway};
-use gridshare_storage::participants::{self, Participant};
 use gridshare_storage::readings;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS, SubscribeReasonCode,
@@ -110,35 +110,7 @@ async fn rig(service: Broker, metrics: Arc<Metrics>, g7: u64, g8: u64) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     for (p, g) in [(1u64, g7), (2, g8)] {
-        participants::upsert(
-            &db,
-            &Participant {
-                id: ParticipantId(p),
-                name: format!("home {p}"),
-                role: "homeowner".into(),
-                evm_address: None,
-                feeder_node: Some(p as u32),
-                custody_address: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
-        gateways::register(
-            &db,
-            &Gateway {
-                id: GatewayId(g),
-                owner: ParticipantId(p),
-                installer: None,
-                public_key: key(g).public(),
-                feeder_node: NodeId(p as u32),
-                window: ReplayWindow::default(),
-                revoked_at: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
+        common::home_with_gateway(&db, p, g, &key(g)).await;
     }
     let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
         .await

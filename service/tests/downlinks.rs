@@ -12,16 +12,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gridshare::mqtt;
-use gridshare_domain::envelope::{GatewayKey, MarketKey, ReplayWindow};
+use gridshare_domain::envelope::{GatewayKey, MarketKey};
 use gridshare_domain::topics::{self, Channel};
 use gridshare_domain::wire::{DrEvent, DrInterval, DrSignal, Message, TradingPreferences};
-use gridshare_domain::{EventId, GatewayId, MicroPerKwh, NodeId, ParticipantId, ProgramId, W};
+use gridshare_domain::{EventId, GatewayId, MicroPerKwh, ParticipantId, ProgramId, W};
 use gridshare_gateway::config::{AgentSection, Config, DeviceConfig, GatewaySection, MqttSection};
 use gridshare_gateway::downlink::DownlinkCounts;
 use gridshare_gateway::profile::Profile;
@@ -30,8 +32,6 @@ use gridshare_market::dr::Dispatch;
 use gridshare_market::{Clock, Downlink, Market, Metrics, wall_clock as now};
 use gridshare_matching_engine::MarketConfig;
 use gridshare_storage::Db;
-use gridshare_storage::gateways::{self, Gateway};
-use gridshare_storage::participants::{self, Participant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 const A: u64 = 71;
@@ -225,35 +225,7 @@ async fn forged_misaddressed_and_replayed_downlinks_are_refused_and_genuine_ones
     // the market: two homes, one gateway each, signing downlinks with its key
     let db = Db::open(dir.path().join("db").to_str().unwrap()).await.unwrap();
     for (p, gw) in [(1u64, A), (2, B)] {
-        participants::upsert(
-            &db,
-            &Participant {
-                id: ParticipantId(p),
-                name: format!("home {p}"),
-                role: "homeowner".into(),
-                evm_address: None,
-                feeder_node: Some(p as u32),
-                custody_address: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
-        gateways::register(
-            &db,
-            &Gateway {
-                id: GatewayId(gw),
-                owner: ParticipantId(p),
-                installer: None,
-                public_key: gateway_key(gw).public(),
-                feeder_node: NodeId(p as u32),
-                window: ReplayWindow::default(),
-                revoked_at: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
+        common::home_with_gateway(&db, p, gw, &gateway_key(gw)).await;
     }
     let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
         .await

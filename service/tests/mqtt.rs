@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,8 +25,7 @@ use gridshare_domain::{
 use gridshare_market::{Clock, Market, Metrics, add_participants, wall_clock as now};
 use gridshare_matching_engine::{Command, MarketConfig};
 use gridshare_storage::Db;
-use gridshare_storage::gateways::{self, Gateway};
-use gridshare_storage::participants::{self, Participant};
+use gridshare_storage::gateways;
 use gridshare_storage::readings;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
@@ -271,35 +272,7 @@ async fn rig(broker: &Broker, lane: u64) -> Rig {
     let base = (std::process::id() as u64 % 100_000) * 100 + lane * 10;
     let (g7, g8) = (base + 7, base + 8);
     for (p, g, k) in [(1u64, g7, 7u8), (2, g8, 8)] {
-        participants::upsert(
-            &db,
-            &Participant {
-                id: ParticipantId(p),
-                name: format!("home {p}"),
-                role: "homeowner".into(),
-                evm_address: None,
-                feeder_node: Some(p as u32),
-                custody_address: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
-        gateways::register(
-            &db,
-            &Gateway {
-                id: GatewayId(g),
-                owner: ParticipantId(p),
-                installer: None,
-                public_key: key(k).public(),
-                feeder_node: NodeId(p as u32),
-                window: ReplayWindow::default(),
-                revoked_at: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
+        common::home_with_gateway(&db, p, g, &key(k)).await;
     }
     // homes 1 and 2 on their own nodes under the substation (free, unlimited edges), so a
     // gate-closure auction has a price per node
@@ -808,38 +781,6 @@ async fn a_flood_from_one_gateway_does_not_delay_anothers_order() {
 }
 
 /// Home 1 (node 1) with gateway `g`, whose key is `key(7)`.
-async fn home_with_gateway(db: &Db, g: u64) {
-    participants::upsert(
-        db,
-        &Participant {
-            id: ParticipantId(1),
-            name: "home 1".into(),
-            role: "homeowner".into(),
-            evm_address: None,
-            feeder_node: Some(1),
-            custody_address: None,
-        },
-        now(),
-    )
-    .await
-    .unwrap();
-    gateways::register(
-        db,
-        &Gateway {
-            id: GatewayId(g),
-            owner: ParticipantId(1),
-            installer: None,
-            public_key: key(7).public(),
-            feeder_node: NodeId(1),
-            window: ReplayWindow::default(),
-            revoked_at: None,
-        },
-        now(),
-    )
-    .await
-    .unwrap();
-}
-
 /// Gateway `g`'s client (connecting with `opts`) and its order acknowledgements, each opened
 /// as the gateway opens them (the market's signature, this gateway, this channel).
 async fn gateway_with_acks(opts: MqttOptions, g: u64) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<OrderAck>) {
@@ -875,7 +816,7 @@ async fn an_order_replayed_after_a_graceful_or_an_abrupt_restart_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     let g = 9_001u64;
-    home_with_gateway(&db, g).await;
+    common::home_with_gateway(&db, 1, g, &key(7)).await;
     let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
         .await
         .unwrap();
@@ -996,7 +937,7 @@ async fn an_order_the_journal_holds_is_neither_lost_nor_taken_twice_after_a_cras
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     let g = 9_201u64;
-    home_with_gateway(&db, g).await;
+    common::home_with_gateway(&db, 1, g, &key(7)).await;
     let journal = JournalConfig {
         dir: dir.path().join("engine"),
         durability: gridshare_matching_engine::journal::Durability::EveryCommand,
@@ -1124,35 +1065,7 @@ async fn a_gateway_that_signs_two_different_envelopes_with_one_sequence_number_i
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     let (g, neighbour) = (9_101u64, 9_102u64);
     for (p, gw, k) in [(1u64, g, 7u8), (2, neighbour, 8)] {
-        participants::upsert(
-            &db,
-            &Participant {
-                id: ParticipantId(p),
-                name: format!("home {p}"),
-                role: "homeowner".into(),
-                evm_address: None,
-                feeder_node: Some(p as u32),
-                custody_address: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
-        gateways::register(
-            &db,
-            &Gateway {
-                id: GatewayId(gw),
-                owner: ParticipantId(p),
-                installer: None,
-                public_key: key(k).public(),
-                feeder_node: NodeId(p as u32),
-                window: ReplayWindow::default(),
-                revoked_at: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
+        common::home_with_gateway(&db, p, gw, &key(k)).await;
     }
     let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
         .await
@@ -1307,7 +1220,7 @@ async fn a_check_sent_while_the_gateway_is_offline_is_asked_again_until_answered
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     let g = 9_201u64;
-    home_with_gateway(&db, g).await;
+    common::home_with_gateway(&db, 1, g, &key(7)).await;
     let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())
         .await
         .unwrap();
@@ -1438,35 +1351,7 @@ async fn a_gateway_is_taken_only_once_its_key_is_in_the_registry_on_chain() {
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
     let (newcomer, neighbour) = (9_201u64, 9_202u64);
     for (p, gw, k) in [(1u64, newcomer, 7u8), (2, neighbour, 8)] {
-        participants::upsert(
-            &db,
-            &Participant {
-                id: ParticipantId(p),
-                name: format!("home {p}"),
-                role: "homeowner".into(),
-                evm_address: None,
-                feeder_node: Some(p as u32),
-                custody_address: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
-        gateways::register(
-            &db,
-            &Gateway {
-                id: GatewayId(gw),
-                owner: ParticipantId(p),
-                installer: None,
-                public_key: key(k).public(),
-                feeder_node: NodeId(p as u32),
-                window: ReplayWindow::default(),
-                revoked_at: None,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
+        common::home_with_gateway(&db, p, gw, &key(k)).await;
     }
     assert!(gateways::mark_on_chain(&db, GatewayId(neighbour), now()).await.unwrap());
     let (market, _) = Market::start(MarketConfig::default(), None, db.clone(), Clock::wall())

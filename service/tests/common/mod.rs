@@ -175,3 +175,46 @@ pub fn serve(dir: &std::path::Path, config: &std::path::Path, port: u16) -> Serv
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Home `p` (a homeowner at feeder node `p`, without an address of its own) with gateway `g`
+/// signing with `key`, as an installer commissions them.
+pub async fn home_with_gateway(
+    db: &gridshare_storage::Db,
+    p: u64,
+    g: u64,
+    key: &gridshare_domain::envelope::GatewayKey,
+) {
+    use gridshare_domain::{GatewayId, NodeId, ParticipantId};
+    use gridshare_storage::gateways::{self, Gateway};
+    use gridshare_storage::participants::{self, Participant};
+    let now = gridshare_market::wall_clock();
+    participants::upsert(
+        db,
+        &Participant {
+            id: ParticipantId(p),
+            name: format!("home {p}"),
+            role: "homeowner".into(),
+            evm_address: None,
+            feeder_node: Some(p as u32),
+            custody_address: None,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    gateways::register(
+        db,
+        &Gateway {
+            id: GatewayId(g),
+            owner: ParticipantId(p),
+            installer: None,
+            public_key: key.public(),
+            feeder_node: NodeId(p as u32),
+            window: gridshare_domain::envelope::ReplayWindow::default(),
+            revoked_at: None,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+}
