@@ -8,9 +8,12 @@
 
 use std::collections::BTreeSet;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
+use gridshare_domain::ParticipantId;
+use gridshare_domain::accounts::Custody;
 use gridshare_market::epoch::report::{self, Report};
 use gridshare_settlement::chain::Chain;
+use gridshare_settlement::custody;
 use gridshare_settlement::onchain::{Submitter, Wallet, view};
 use gridshare_settlement::rewards::{Poster, RewardContracts, RewardsError, claim_for};
 use gridshare_storage::Db;
@@ -28,13 +31,15 @@ pub struct RewardsStep {
 }
 
 impl RewardsStep {
-    /// Posts pending epochs, then claims for held accounts against the latest posted epoch.
+    /// Posts pending epochs, then claims for held accounts against the latest posted epoch, and
+    /// makes the tokens of held accounts count as their own votes (once each).
     pub async fn run<C: Chain>(
         &mut self,
         chain: &C,
         db: &Db,
         wallet: &Wallet,
         contracts: RewardContracts,
+        custody: &Custody,
     ) -> Result<(), RewardsError> {
         let posted = Poster::new(chain, db, wallet.clone(), contracts.distributor)
             .post_pending()
@@ -64,19 +69,31 @@ impl RewardsStep {
             .filter(|a| a.cumulative > 0)
             .filter_map(|a| report::parse_address(&a.account).map(|b| (Address::from(b), a.cumulative)))
             .collect();
-        let held: BTreeSet<Address> = gridshare_storage::participants::list(db)
+        let held: Vec<(ParticipantId, Address)> = gridshare_storage::participants::list(db)
             .await?
             .into_iter()
             .filter(|p| p.evm_address.is_none())
-            .filter_map(|p| p.custody_address.and_then(|a| a.parse::<Address>().ok()))
+            .filter_map(|p| Some((p.id, p.custody_address?.parse::<Address>().ok()?)))
             .collect();
+        let accounts: BTreeSet<Address> = held.iter().map(|&(_, a)| a).collect();
         let mut s = Submitter::new(chain, wallet.clone()).await?;
-        let n = claim_for(&mut s, contracts.distributor, &leaves, &held, CLAIMS_PER_TX).await?;
+        let n = claim_for(&mut s, contracts.distributor, &leaves, &accounts, CLAIMS_PER_TX).await?;
         if n > 0 {
             tracing::info!(
                 epoch = last,
                 accounts = n,
                 "rewards claimed for the accounts the service holds"
+            );
+        }
+        // their tokens count as their own votes (ERC-20 votes count delegated tokens only);
+        // casting a vote for the homeowner is not built yet. Idempotent: an account already
+        // delegated is skipped, and a delegation sent twice after a crash is refused by its nonce
+        // and found done at the next run
+        let delegated = custody::delegate_held(&mut s, contracts.token, custody, &held, U256::MAX).await?;
+        if !delegated.is_empty() {
+            tracing::info!(
+                accounts = delegated.len(),
+                "held accounts' votes delegated to themselves"
             );
         }
         self.claimed_epoch = last;

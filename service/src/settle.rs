@@ -564,7 +564,7 @@ async fn run<C: Chain + 'static>(
             }
         }
         if let Some(c) = incentives {
-            if let Err(e) = rewards_step.run(&*chain, &db, &wallet, c.rewards).await {
+            if let Err(e) = rewards_step.run(&*chain, &db, &wallet, c.rewards, &custody).await {
                 tracing::warn!(error = %e, "reward epochs on chain: will try again");
             }
             if let Err(e) = slashing_step.run(&*chain, &db, &wallet, c.gateways, clock.now()).await {

@@ -6,7 +6,9 @@
 //! token, [`permit`]), and the service sends the signed authorisation from its own funded
 //! account. The contracts check the signature against the account, so the service can move a
 //! custodial account's tokens only with that account's key, and only as far as the permit says
-//! (one spender, one amount, one nonce, a deadline).
+//! (one spender, one amount, one nonce, a deadline). The same way, [`delegation`] makes a
+//! custodial account's tokens count as its own votes in governance (ERC-20 votes count only
+//! delegated tokens), and [`delegate_held`] does it for every custodial account holding tokens.
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::SignerSync;
@@ -17,9 +19,16 @@ use gridshare_domain::accounts::Custody;
 
 use crate::chain::Chain;
 use crate::contracts::RewardToken;
-use crate::onchain::{SubmitError, view};
+use crate::onchain::{SubmitError, Submitter, view};
 
 alloy::sol! {
+    /// ERC-5805's delegation, as the token hashes it.
+    struct Delegation {
+        address delegatee;
+        uint256 nonce;
+        uint256 expiry;
+    }
+
     /// EIP-2612's permit, as the token hashes it.
     struct Permit {
         address owner;
@@ -36,6 +45,95 @@ pub fn signer(custody: &Custody, p: ParticipantId) -> Result<PrivateKeySigner, a
     PrivateKeySigner::from_bytes(&B256::from(custody.secret(p)))
 }
 
+/// The token's EIP-712 domain, read from chain (ERC-5267).
+async fn domain<C: Chain>(chain: &C, token: Address) -> Result<Eip712Domain, SubmitError> {
+    let d = view(chain, token, RewardToken::eip712DomainCall {}).await?;
+    Ok(Eip712Domain::new(
+        Some(d.name.into()),
+        Some(d.version.into()),
+        Some(d.chainId),
+        Some(d.verifyingContract),
+        None,
+    ))
+}
+
+/// `owner`'s signature of `message` in `domain`, as the contracts take it: (v, r, s).
+fn sign<T: SolStruct>(
+    owner: &PrivateKeySigner,
+    message: &T,
+    domain: &Eip712Domain,
+) -> Result<(u8, B256, B256), SubmitError> {
+    let sig = owner
+        .sign_hash_sync(&message.eip712_signing_hash(domain))
+        .map_err(SubmitError::Sign)?;
+    Ok((27 + u8::from(sig.v()), B256::from(sig.r()), B256::from(sig.s())))
+}
+
+/// `owner`'s next nonce on `token` (permits and delegations share it).
+async fn nonce<C: Chain>(chain: &C, token: Address, owner: Address) -> Result<U256, SubmitError> {
+    view(chain, token, RewardToken::noncesCall { owner }).await
+}
+
+/// `owner`'s delegation of its votes to `delegatee` (itself, for a custodial account whose
+/// homeowner votes through the service), valid until `expiry` (unix seconds), signed with
+/// `owner`'s key over the token's domain and its next nonce: the call anyone may send.
+pub async fn delegation<C: Chain>(
+    chain: &C,
+    token: Address,
+    owner: &PrivateKeySigner,
+    delegatee: Address,
+    expiry: U256,
+) -> Result<RewardToken::delegateBySigCall, SubmitError> {
+    let domain = domain(chain, token).await?;
+    let nonce = nonce(chain, token, owner.address()).await?;
+    let message = Delegation {
+        delegatee,
+        nonce,
+        expiry,
+    };
+    let (v, r, s) = sign(owner, &message, &domain)?;
+    Ok(RewardToken::delegateBySigCall {
+        delegatee,
+        nonce,
+        expiry,
+        v,
+        r,
+        s,
+    })
+}
+
+/// Makes the tokens of every custodial account in `held` that holds some and has not delegated
+/// them count as its own votes: one `delegateBySig` each, sent (and paid) by `s`. Returns the
+/// accounts delegated. A held account is a participant's; its key is derived from `custody`.
+pub async fn delegate_held<C: Chain>(
+    s: &mut Submitter<'_, C>,
+    token: Address,
+    custody: &Custody,
+    held: &[(ParticipantId, Address)],
+    expiry: U256,
+) -> Result<Vec<Address>, SubmitError> {
+    let mut done = Vec::new();
+    for &(p, account) in held {
+        let delegate = view(s.chain(), token, RewardToken::delegatesCall { account }).await?;
+        if delegate != Address::ZERO {
+            continue;
+        }
+        let balance = view(s.chain(), token, RewardToken::balanceOfCall { account }).await?;
+        if balance.is_zero() {
+            continue;
+        }
+        let key = signer(custody, p).map_err(|e| SubmitError::Sign(alloy::signers::Error::other(e)))?;
+        if key.address() != account {
+            // the database's address is not this seed's: never sign for an account we do not hold
+            continue;
+        }
+        let call = delegation(s.chain(), token, &key, account, expiry).await?;
+        s.send(token, call).await?;
+        done.push(account);
+    }
+    Ok(done)
+}
+
 /// `owner`'s permit for `spender` to take `value` of `token` until `deadline` (unix seconds),
 /// signed with `owner`'s key over the token's own EIP-712 domain and the owner's next nonce, both
 /// read from chain: the call anyone may send (the service, paying the gas).
@@ -47,15 +145,8 @@ pub async fn permit<C: Chain>(
     value: U256,
     deadline: U256,
 ) -> Result<RewardToken::permitCall, SubmitError> {
-    let d = view(chain, token, RewardToken::eip712DomainCall {}).await?;
-    let domain = Eip712Domain::new(
-        Some(d.name.into()),
-        Some(d.version.into()),
-        Some(d.chainId),
-        Some(d.verifyingContract),
-        None,
-    );
-    let nonce = view(chain, token, RewardToken::noncesCall { owner: owner.address() }).await?;
+    let domain = domain(chain, token).await?;
+    let nonce = nonce(chain, token, owner.address()).await?;
     let message = Permit {
         owner: owner.address(),
         spender,
@@ -63,16 +154,14 @@ pub async fn permit<C: Chain>(
         nonce,
         deadline,
     };
-    let sig = owner
-        .sign_hash_sync(&message.eip712_signing_hash(&domain))
-        .map_err(SubmitError::Sign)?;
+    let (v, r, s) = sign(owner, &message, &domain)?;
     Ok(RewardToken::permitCall {
         owner: owner.address(),
         spender,
         value,
         deadline,
-        v: 27 + u8::from(sig.v()),
-        r: B256::from(sig.r()),
-        s: B256::from(sig.s()),
+        v,
+        r,
+        s,
     })
 }

@@ -2,7 +2,8 @@
 //! account holds move only with its own key (derived from the custody seed), as far as its
 //! permit says, and the account itself never sends a transaction or holds gas — the service
 //! sends the signed permit. A neighbour's custodial key, a replayed permit, a permit for more
-//! than it says or one past its deadline move nothing.
+//! than it says or one past its deadline move nothing. The same keys make each custodial
+//! account's tokens count as its own votes, once, and a delegation moves only its signer's votes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -41,8 +42,9 @@ fn refused(r: Result<Receipt, SubmitError>, error: &str) {
     }
 }
 
-/// The scenario on `chain`; returns the final balances (home 1, home 2, the recipient).
-async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
+/// The scenario on `chain`; returns the final balances (home 1, home 2, the recipient) and home
+/// 1's votes.
+async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256, U256) {
     let mut s = Submitter::new(chain, wallet).await.unwrap();
     let service = s.address();
     let token = rewards::deploy(
@@ -143,14 +145,56 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
         "ERC20InsufficientAllowance",
     );
 
+    // votes: every held account with tokens delegates them to itself, signed with its own key;
+    // one without tokens, and one whose recorded address is not this seed's, are left alone
+    let home3 = ParticipantId(3);
+    let held = [
+        (home1, account1),
+        (home2, account2),
+        (home3, Address::from(seed.address(home3))),
+        (ParticipantId(4), Address::repeat_byte(0x44)),
+    ];
+    let delegated = custody::delegate_held(&mut s, token, &seed, &held, U256::from(LATER))
+        .await
+        .unwrap();
+    assert_eq!(delegated, vec![account1, account2]);
+    assert!(
+        custody::delegate_held(&mut s, token, &seed, &held, U256::from(LATER))
+            .await
+            .unwrap()
+            .is_empty(),
+        "delegated once"
+    );
+    // a delegation signed by home 2's key only ever moves home 2's votes: home 1's stay its own
+    let by_two = custody::delegation(chain, token, &key2, recipient, U256::from(LATER))
+        .await
+        .unwrap();
+    s.send(token, by_two.clone()).await.unwrap();
+    refused(s.send(token, by_two).await, "InvalidAccountNonce");
+    let delegate_of = |account| async move {
+        view(chain, token, RewardToken::delegatesCall { account })
+            .await
+            .unwrap()
+    };
+    assert_eq!(delegate_of(account1).await, account1);
+    assert_eq!(
+        delegate_of(account2).await,
+        recipient,
+        "home 2 chose (signed) another delegate"
+    );
+
     // the custodial accounts never sent a transaction: the service paid every gas
     for a in [account1, account2] {
         assert_eq!(chain.nonce(a).await.unwrap(), 0, "{a} sent a transaction");
     }
+    let votes = view(chain, token, RewardToken::getVotesCall { account: account1 })
+        .await
+        .unwrap();
     (
         balance(chain, token, account1).await,
         balance(chain, token, account2).await,
         balance(chain, token, recipient).await,
+        votes,
     )
 }
 
@@ -158,7 +202,10 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256) {
 async fn a_custodial_accounts_tokens_move_only_with_its_own_key_and_it_needs_no_gas_on_both_chains() {
     let evm = EvmChain::in_memory(&[key().address()]);
     let on_evm = scenario(&evm, Wallet::new(key(), EVM_CHAIN_ID)).await;
-    assert_eq!(on_evm, (U256::from(600), U256::from(1_000), U256::from(400)));
+    assert_eq!(
+        on_evm,
+        (U256::from(600), U256::from(1_000), U256::from(400), U256::from(600))
+    );
     let Some(anvil) = Anvil::start(&[]) else { return };
     let anvil = anvil.unwrap();
     let rpc = RpcChain::new(&anvil.url, std::time::Duration::from_secs(10)).unwrap();
