@@ -1413,7 +1413,7 @@ async fn a_gateway_is_taken_only_once_its_key_is_in_the_registry_on_chain() {
     );
     assert_eq!(rejected(&metrics, "unknown_gateway"), 0, "not mistaken for a stranger");
 
-    // the mirror finds its key on chain: from the intake's next reload (10 s) the same message,
+    // the mirror finds its key on chain: from the intake's next reload (a second) the same message,
     // sent again (it was never receipted), is stored: its sequence number was not used up
     assert!(gateways::mark_on_chain(&db, GatewayId(newcomer), now()).await.unwrap());
     for _ in 0..150 {

@@ -92,6 +92,9 @@ const MAX_INFLIGHT: usize = 256;
 const RECEIPT_EVERY: Duration = Duration::from_secs(1);
 /// How often the registered gateways are reloaded (new commissions, revocations).
 const RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// How often while a gateway is held (commissioned, its key not on chain yet): it is taken within
+/// a second of the registry mirror's mark, not up to ten.
+const RELOAD_HELD_EVERY: Duration = Duration::from_secs(1);
 
 /// Which gateways the intake takes messages from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +113,8 @@ struct State {
     db: Db,
     /// Which gateways are taken.
     authority: Authority,
+    /// Gateways held at the last reload (commissioned, not on chain yet).
+    held: usize,
     market: Market,
     metrics: Arc<Metrics>,
     ingest: Ingest,
@@ -172,10 +177,12 @@ async fn load_gateways(st: &mut State) -> Result<Vec<GatewayId>, String> {
         st.nodes.remove(&gone);
     }
     let mut new = Vec::new();
+    st.held = 0;
     for g in active {
         if on_chain.as_ref().is_some_and(|on| !on.contains(&g.id)) {
             // commissioned in the market, not (yet) in the registry on chain
             st.ingest.verifier_mut().hold(g.id);
+            st.held += 1;
             continue;
         }
         st.nodes.insert(g.id, g.feeder_node);
@@ -303,6 +310,7 @@ pub async fn run(
     let mut st = State {
         db,
         authority,
+        held: 0,
         market,
         metrics,
         ingest: Ingest::new(Verifier::new(freshness)),
@@ -344,7 +352,8 @@ pub async fn run(
     let mut pipeline = Pipeline::new(MAX_INFLIGHT);
     let mut feed = st.market.subscribe();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
-    let mut reload = tokio::time::interval(RELOAD_EVERY);
+    let mut reload = tokio::time::interval(RELOAD_HELD_EVERY);
+    let mut last_reload = tokio::time::Instant::now();
     let mut receipts = tokio::time::interval(RECEIPT_EVERY);
     let mut checks_again = tokio::time::interval(downlink::CHECK_ASKED_EVERY);
     checks_again.reset(); // not at once: nothing was sent yet
@@ -398,14 +407,16 @@ pub async fn run(
             _ = checks_again.tick() => downlink::ask_again(&mut st, &client, None),
             _ = flush.tick() => flush_buffer(&mut st).await,
             _ = receipts.tick() => send_receipts(&mut st, &client),
-            _ = reload.tick() => {
+            // every 10 s; every second while a gateway waits for its key to reach the chain
+            _ = reload.tick() => if st.held > 0 || last_reload.elapsed() >= RELOAD_EVERY {
+                last_reload = tokio::time::Instant::now();
                 match load_gateways(&mut st).await {
                     Ok(new) if !new.is_empty() => send_stored_preferences(&st, &client, &new).await,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "reloading gateways"),
                 }
                 st.checker = st.ingest.checker();
-            }
+            },
         }
     }
 }
