@@ -18,6 +18,7 @@
 
 use alloy::primitives::{Address, U256};
 use gridshare_domain::MicroPerKwh;
+use gridshare_domain::accounts::Custody;
 use gridshare_market::Market;
 use gridshare_matching_engine::GridFees;
 use gridshare_settlement::chain::Chain;
@@ -257,7 +258,8 @@ impl GovernanceStep {
     }
 
     /// Takes the proposals made through the service along: proposes the waiting ones (from the
-    /// service's account), queues those that passed and executes those whose delay is over (both
+    /// service's account), casts the votes homeowners asked for while a vote is open
+    /// ([`cast_votes`]), queues those that passed and executes those whose delay is over (both
     /// anyone may do), and stores each one's state and votes. Every step is looked up on chain
     /// first, so a run after a crash never does one twice (and a second `propose` of the same
     /// proposal would be refused by the governor anyway).
@@ -267,6 +269,7 @@ impl GovernanceStep {
         db: &Db,
         wallet: &gridshare_settlement::onchain::Wallet,
         contracts: governance::GovernanceContracts,
+        custody: &Custody,
         now: gridshare_domain::Timestamp,
     ) -> Result<(), GovernanceError> {
         use gridshare_settlement::contracts::GridGovernor;
@@ -299,6 +302,16 @@ impl GovernanceStep {
                 tracing::info!(proposal = stored.id, chain_id = %id, "proposal made on chain");
             }
             let mut state = governance::state(chain, contracts.governor, id).await?;
+            cast_votes(
+                chain,
+                db,
+                wallet,
+                contracts.governor,
+                custody,
+                (&stored, id, state),
+                now,
+            )
+            .await?;
             let mut error = None;
             if state == 4 || state == 5 {
                 let mut s = Submitter::new(chain, wallet.clone()).await?;
@@ -348,6 +361,127 @@ impl GovernanceStep {
         }
         Ok(())
     }
+}
+
+/// Casts the votes homeowners asked the service to cast on a proposal (`POST
+/// /api/v1/governance/proposals/{id}/votes`), each as a ballot signed by the homeowner's custodial
+/// account and sent, with its gas, from the service's account: while the vote is open (state 1),
+/// every waiting vote is cast; once it has closed, a vote still waiting is refused, saying so;
+/// before it opens they wait. A vote is recorded as cast when the governor has the account's vote
+/// (looked up first, so a ballot sent before a crash is found, not sent again), with the votes it
+/// carried (the account's delegated tokens at the proposal's snapshot). Never cast: a participant
+/// with an address of their own (they vote with their wallet), or one whose recorded account is
+/// not the one this seed derives (the service signs only for accounts it holds). A ballot the
+/// governor refuses is recorded with its reason; a chain that does not answer leaves the vote
+/// waiting for the next run.
+async fn cast_votes<C: Chain>(
+    chain: &C,
+    db: &Db,
+    wallet: &gridshare_settlement::onchain::Wallet,
+    governor: Address,
+    custody: &Custody,
+    (stored, id, state): (&gridshare_storage::parameters::Proposal, U256, u8),
+    now: gridshare_domain::Timestamp,
+) -> Result<(), GovernanceError> {
+    use gridshare_settlement::contracts::GridGovernor;
+    use gridshare_settlement::onchain::{Submitter, view};
+    use gridshare_storage::parameters::{vote_done, waiting_votes};
+    if state == 0 {
+        return Ok(()); // the vote has not opened yet
+    }
+    let waiting = waiting_votes(db, stored.id).await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let refuse = |p: gridshare_domain::ParticipantId, reason: String| async move {
+        tracing::info!(proposal = stored.id, participant = %p, %reason, "a vote was not cast");
+        vote_done(db, (stored.id, p), "refused", (None, None, Some(&reason)), now).await
+    };
+    if state != 1 {
+        for v in waiting {
+            let reason = format!("the vote closed ({}) before this vote could be cast", state_name(state));
+            refuse(v.participant, reason).await?;
+        }
+        return Ok(());
+    }
+    let snapshot = view(chain, governor, GridGovernor::proposalSnapshotCall { proposalId: id }).await?;
+    let mut submitter = None;
+    for v in waiting {
+        let p = gridshare_storage::participants::get(db, v.participant).await?;
+        if p.evm_address.is_some() {
+            refuse(
+                v.participant,
+                "this participant has an address of their own and votes with their own wallet".into(),
+            )
+            .await?;
+            continue;
+        }
+        let held = custody.address_hex(v.participant);
+        let account = match p.custody_address.as_deref() {
+            Some(a) if a.eq_ignore_ascii_case(&held) => {
+                held.parse::<Address>()
+                    .map_err(|e| gridshare_storage::StorageError::Corrupt {
+                        field: "participants.custody_address",
+                        reason: e.to_string(),
+                    })?
+            }
+            _ => {
+                refuse(
+                    v.participant,
+                    "the account recorded for this participant is not one this service holds the key of".into(),
+                )
+                .await?;
+                continue;
+            }
+        };
+        let weight = || async move {
+            view(
+                chain,
+                governor,
+                GridGovernor::getVotesCall {
+                    account,
+                    timepoint: snapshot,
+                },
+            )
+            .await
+            .map(|w| w.to_string())
+        };
+        let voted = view(
+            chain,
+            governor,
+            GridGovernor::hasVotedCall {
+                proposalId: id,
+                account,
+            },
+        )
+        .await?;
+        if voted {
+            // cast before a crash (or by the account some other way): found, not sent again
+            let w = weight().await?;
+            vote_done(db, (stored.id, v.participant), "cast", (Some(&w), None, None), now).await?;
+            continue;
+        }
+        let key = gridshare_settlement::custody::signer(custody, v.participant)
+            .map_err(|e| SubmitError::Sign(alloy::signers::Error::other(e)))?;
+        let ballot = gridshare_settlement::custody::ballot(chain, governor, &key, id, v.support).await?;
+        let s = match submitter.as_mut() {
+            Some(s) => s,
+            None => submitter.insert(Submitter::new(chain, wallet.clone()).await?),
+        };
+        match s.send(governor, ballot).await {
+            Ok(receipt) => {
+                let w = weight().await?;
+                let tx = receipt.tx_hash.to_string();
+                vote_done(db, (stored.id, v.participant), "cast", (Some(&w), Some(&tx), None), now).await?;
+                tracing::info!(proposal = stored.id, participant = %v.participant, support = v.support, votes = %w, "vote cast for a homeowner");
+            }
+            Err(e @ (SubmitError::Reverted { .. } | SubmitError::CallReverted(_))) => {
+                refuse(v.participant, e.to_string()).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// A stored proposal as the governor takes it (None when its changes do not read).

@@ -577,7 +577,7 @@ async fn run<C: Chain + 'static>(
                 tracing::warn!(error = %e, "reading the governed parameters: will try again");
             }
             if let Err(e) = governance_step
-                .follow_proposals(&*chain, &db, &wallet, c.governance, clock.now())
+                .follow_proposals(&*chain, &db, &wallet, c.governance, &custody, clock.now())
                 .await
             {
                 tracing::warn!(error = %e, "following proposals on chain: will try again");

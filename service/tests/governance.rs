@@ -4,6 +4,14 @@
 //! execute, the service's governance step reads the new version, stores it and hands the fees to
 //! the market; the book opened before the execution charges the old fee, the first book opened
 //! after it the new one. A step that runs again changes nothing.
+//!
+//! A proposal made through the service passes on the votes of homes without a wallet: each asks
+//! the service to vote (as `POST /api/v1/governance/proposals/{id}/votes` stores it) and the
+//! service casts a ballot signed by the home's custodial account, once the vote opens, with the
+//! home's delegated tokens as its weight. A participant with a wallet of their own, one whose
+//! recorded account this service holds no key for and one who asks after the vote closed are
+//! refused, saying why; a ballot sent again, or signed by a neighbour for another account, is
+//! refused by the governor.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -14,6 +22,7 @@ use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use gridshare::config::Config;
 use gridshare::governance::{GovernanceStep, initial, settings};
+use gridshare_domain::accounts::Custody;
 use gridshare_domain::{
     DeliveryInterval, IntervalLength, MicroPerKwh, NodeId, OrderMode, ParticipantId, Side, TimeInForce, Timestamp, Wh,
     ZoneId,
@@ -22,6 +31,7 @@ use gridshare_market::{Clock, Market, NewOrder, add_participants};
 use gridshare_matching_engine::{Command, Event, GridFees, MarketConfig, NodeConfig};
 use gridshare_settlement::chain::{Chain, EVM_CHAIN_ID, EvmChain, RpcChain};
 use gridshare_settlement::contracts::RewardToken;
+use gridshare_settlement::custody;
 use gridshare_settlement::governance::{self, Proposal, Support};
 use gridshare_settlement::onchain::{Submitter, Wallet, view};
 use gridshare_settlement::rewards::{self, Emission};
@@ -53,7 +63,7 @@ fn config() -> Config {
         network: Some(network()),
         ..MarketConfig::default()
     };
-    cfg.governance.voting_delay_s = 1;
+    cfg.governance.voting_delay_s = 120;
     cfg.governance.voting_period_s = 60;
     cfg.governance.timelock_delay_s = 60;
     cfg
@@ -91,11 +101,11 @@ async fn fee_of_a_trade(m: &Market, interval: DeliveryInterval) -> i64 {
 }
 
 /// The scenario on `chain`, `advance(seconds)` moving its clock on; returns the two books' fees.
-async fn scenario<C: Chain, F: Future<Output = ()>>(
-    chain: &C,
-    wallet: Wallet,
-    advance: impl Fn(u64) -> F,
-) -> (i64, i64) {
+/// The fees of a trade before and after the change, and the votes the homes' ballots carried
+/// (for, against) with each vote's state, by participant.
+type Outcome = ((i64, i64), (String, String), Vec<(u64, String)>);
+
+async fn scenario<C: Chain, F: Future<Output = ()>>(chain: &C, wallet: Wallet, advance: impl Fn(u64) -> F) -> Outcome {
     let cfg = config();
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().to_str().unwrap()).await.unwrap();
@@ -138,6 +148,43 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(
     .await
     .unwrap();
     s.send(token, RewardToken::delegateCall { delegatee: me })
+        .await
+        .unwrap();
+    // homes 1 and 2 have no wallet: the service holds their accounts, which hold reward tokens
+    // (600,000 and 100,000 µ-token) counted as their own votes
+    let seed = Custody::from_bytes([9u8; 32]);
+    for id in [1, 2] {
+        let home = gridshare_storage::participants::Participant {
+            id: ParticipantId(id),
+            name: format!("home {id}"),
+            role: "homeowner".into(),
+            evm_address: None,
+            feeder_node: None,
+            custody_address: None,
+        };
+        gridshare_storage::participants::upsert(&db, &home, Timestamp(0))
+            .await
+            .unwrap();
+    }
+    gridshare_storage::participants::assign_custody(&db, |p| seed.address_hex(p))
+        .await
+        .unwrap();
+    let held = |p: u64| {
+        let a: Address = seed.address_hex(ParticipantId(p)).parse().unwrap();
+        (ParticipantId(p), a)
+    };
+    for (p, amount) in [(1, 600_000u64), (2, 100_000)] {
+        s.send(
+            token,
+            RewardToken::mintCall {
+                to: held(p).1,
+                amount: U256::from(amount),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    custody::delegate_held(&mut s, token, &seed, &[held(1), held(2)], U256::MAX)
         .await
         .unwrap();
     let (init, min, max) = initial(&cfg);
@@ -216,6 +263,25 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(
     gridshare_storage::participants::upsert(&db, &operator, Timestamp(0))
         .await
         .unwrap();
+    // participant 3 has a wallet of their own; participant 4's recorded account is another
+    // seed's (say, a database restored next to the wrong custody file)
+    let other = Custody::from_bytes([8u8; 32]);
+    for (id, evm_address, custody_address) in [
+        (3, Some("0x00000000000000000000000000000000000a0a0a".to_owned()), None),
+        (4, None, Some(other.address_hex(ParticipantId(4)))),
+    ] {
+        let p = gridshare_storage::participants::Participant {
+            id: ParticipantId(id),
+            name: format!("participant {id}"),
+            role: "homeowner".into(),
+            evm_address,
+            feeder_node: None,
+            custody_address,
+        };
+        gridshare_storage::participants::upsert(&db, &p, Timestamp(0))
+            .await
+            .unwrap();
+    }
     let changes = r#"[{"parameter":"networkFee","value":"700"}]"#;
     let number = gridshare_storage::parameters::propose(&db, operator.id, "Network fee 0.0007", changes, Timestamp(0))
         .await
@@ -226,33 +292,92 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(
             .unwrap()
             .remove(0)
     };
-    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+    step.follow_proposals(chain, &db, &wallet, g, &seed, Timestamp(0))
         .await
         .unwrap();
     let p = latest().await;
     assert_eq!(p.id, number);
     assert!(matches!(p.state.as_str(), "pending" | "active"), "{p:?}");
     let id: U256 = p.chain_id.as_deref().unwrap().parse().unwrap();
+    // the homes ask the service to vote (the wallet, holding most votes, does not vote)
+    use gridshare_storage::parameters::{request_vote, votes_of};
+    for (who, support) in [(1, 1), (2, 0), (3, 1), (4, 1)] {
+        assert!(
+            request_vote(&db, number, ParticipantId(who), support, Timestamp(0))
+                .await
+                .unwrap()
+        );
+    }
+    // not open yet: nothing is cast
+    step.follow_proposals(chain, &db, &wallet, g, &seed, Timestamp(0))
+        .await
+        .unwrap();
+    let vote = |who: u64| {
+        let db = db.clone();
+        async move { votes_of(&db, ParticipantId(who), 1).await.unwrap().remove(0) }
+    };
+    assert_eq!(vote(1).await.state, "waiting");
     advance(cfg.governance.voting_delay_s + 1).await;
-    // a fresh submitter: the service's step sent from the same account since
-    let mut voter = Submitter::new(chain, wallet.clone()).await.unwrap();
-    governance::vote(&mut voter, g.governor, id, Support::For)
+    step.follow_proposals(chain, &db, &wallet, g, &seed, Timestamp(0))
         .await
         .unwrap();
+    let (home1, home2) = (vote(1).await, vote(2).await);
+    assert_eq!(
+        (home1.state.as_str(), home1.weight.as_deref()),
+        ("cast", Some("600000")),
+        "{home1:?}"
+    );
+    assert_eq!(
+        (home2.state.as_str(), home2.weight.as_deref()),
+        ("cast", Some("100000")),
+        "{home2:?}"
+    );
+    assert!(home1.tx_hash.is_some());
+    let (own, foreign) = (vote(3).await, vote(4).await);
+    assert_eq!(own.state, "refused");
+    assert!(own.error.as_deref().unwrap().contains("own wallet"), "{own:?}");
+    assert_eq!(foreign.state, "refused");
+    assert!(
+        foreign.error.as_deref().unwrap().contains("holds the key"),
+        "{foreign:?}"
+    );
+    // home 1's ballot again (a fresh one: the service never sends one twice) is refused by the
+    // governor, and so is home 2 signing a ballot that names home 1's account
+    let mut other_sender = Submitter::new(chain, wallet.clone()).await.unwrap();
+    let key = |p: u64| custody::signer(&seed, ParticipantId(p)).unwrap();
+    let again = custody::ballot(chain, g.governor, &key(1), id, 0).await.unwrap();
+    let e = other_sender.send(g.governor, again).await.unwrap_err();
+    assert!(e.to_string().contains("GovernorAlreadyCastVote"), "{e}");
+    let mut forged = custody::ballot(chain, g.governor, &key(2), id, 0).await.unwrap();
+    forged.voter = held(1).1;
+    let e = other_sender.send(g.governor, forged).await.unwrap_err();
+    assert!(e.to_string().contains("GovernorInvalidSignature"), "{e}");
     advance(cfg.governance.voting_period_s + 1).await;
-    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+    // the operator asks to vote too late: refused, saying why
+    assert!(request_vote(&db, number, operator.id, 1, Timestamp(0)).await.unwrap());
+    step.follow_proposals(chain, &db, &wallet, g, &seed, Timestamp(0))
         .await
         .unwrap();
+    let late = vote(operator.id.0).await;
+    assert_eq!(late.state, "refused");
+    assert!(
+        late.error.as_deref().unwrap().contains("the vote closed (succeeded)"),
+        "{late:?}"
+    );
     let p = latest().await;
-    assert_eq!((p.state.as_str(), p.votes.0.as_str()), ("queued", "1000000"), "{p:?}");
+    assert_eq!(
+        (p.state.as_str(), p.votes.0.as_str(), p.votes.1.as_str()),
+        ("queued", "600000", "100000"),
+        "{p:?}"
+    );
     // too early to execute: still queued, and no error
-    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+    step.follow_proposals(chain, &db, &wallet, g, &seed, Timestamp(0))
         .await
         .unwrap();
     let p = latest().await;
     assert_eq!((p.state.as_str(), p.error.as_deref()), ("queued", None), "{p:?}");
     advance(cfg.governance.timelock_delay_s + 1).await;
-    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+    step.follow_proposals(chain, &db, &wallet, g, &seed, Timestamp(0))
         .await
         .unwrap();
     let p = latest().await;
@@ -268,11 +393,15 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(
     gridshare_storage::parameters::propose(&db, operator.id, "garbage", "[not json", Timestamp(0))
         .await
         .unwrap();
-    step.follow_proposals(chain, &db, &wallet, g, Timestamp(0))
+    step.follow_proposals(chain, &db, &wallet, g, &seed, Timestamp(0))
         .await
         .unwrap();
     assert_eq!(latest().await.state, "refused");
-    fees
+    let mut states = Vec::new();
+    for who in [1, 2, 3, 4, operator.id.0] {
+        states.push((who, vote(who).await.state));
+    }
+    (fees, (home1.weight.unwrap(), home2.weight.unwrap()), states)
 }
 
 fn key() -> PrivateKeySigner {

@@ -8,9 +8,11 @@
 //! custodial account's tokens only with that account's key, and only as far as the permit says
 //! (one spender, one amount, one nonce, a deadline). The same way, [`delegation`] makes a
 //! custodial account's tokens count as its own votes in governance (ERC-20 votes count only
-//! delegated tokens), and [`delegate_held`] does it for every custodial account holding tokens.
+//! delegated tokens), [`delegate_held`] does it for every custodial account holding tokens, and
+//! [`ballot`] casts the vote a homeowner chose, signed by their account (the governor counts it
+//! as that account's, once: the ballot carries the account's next nonce on the governor).
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolStruct};
@@ -18,7 +20,7 @@ use gridshare_domain::ParticipantId;
 use gridshare_domain::accounts::Custody;
 
 use crate::chain::Chain;
-use crate::contracts::RewardToken;
+use crate::contracts::{GridGovernor, RewardToken};
 use crate::onchain::{SubmitError, Submitter, view};
 
 alloy::sol! {
@@ -27,6 +29,14 @@ alloy::sol! {
         address delegatee;
         uint256 nonce;
         uint256 expiry;
+    }
+
+    /// OpenZeppelin Governor 5.x's ballot, as the governor hashes it.
+    struct Ballot {
+        uint256 proposalId;
+        uint8 support;
+        address voter;
+        uint256 nonce;
     }
 
     /// EIP-2612's permit, as the token hashes it.
@@ -45,9 +55,10 @@ pub fn signer(custody: &Custody, p: ParticipantId) -> Result<PrivateKeySigner, a
     PrivateKeySigner::from_bytes(&B256::from(custody.secret(p)))
 }
 
-/// The token's EIP-712 domain, read from chain (ERC-5267).
-async fn domain<C: Chain>(chain: &C, token: Address) -> Result<Eip712Domain, SubmitError> {
-    let d = view(chain, token, RewardToken::eip712DomainCall {}).await?;
+/// A contract's EIP-712 domain (the token's, the governor's), read from chain: ERC-5267's
+/// `eip712Domain()`, the same call on either.
+async fn domain<C: Chain>(chain: &C, contract: Address) -> Result<Eip712Domain, SubmitError> {
+    let d = view(chain, contract, RewardToken::eip712DomainCall {}).await?;
     Ok(Eip712Domain::new(
         Some(d.name.into()),
         Some(d.version.into()),
@@ -163,5 +174,40 @@ pub async fn permit<C: Chain>(
         v,
         r,
         s,
+    })
+}
+
+/// `voter`'s ballot on the governor's proposal `proposal`: `support` 0 against, 1 for, 2 abstain,
+/// signed with `voter`'s key over the governor's EIP-712 domain and the voter's next nonce there
+/// (read from chain): the `castVoteBySig` call anyone may send. The governor counts it as
+/// `voter`'s vote with the votes delegated to it at the proposal's snapshot; the nonce makes the
+/// same ballot useless a second time.
+pub async fn ballot<C: Chain>(
+    chain: &C,
+    governor: Address,
+    voter: &PrivateKeySigner,
+    proposal: U256,
+    support: u8,
+) -> Result<GridGovernor::castVoteBySigCall, SubmitError> {
+    let domain = domain(chain, governor).await?;
+    let owner = voter.address();
+    let nonce = view(chain, governor, GridGovernor::noncesCall { owner }).await?;
+    let message = Ballot {
+        proposalId: proposal,
+        support,
+        voter: owner,
+        nonce,
+    };
+    let (v, r, s) = sign(voter, &message, &domain)?;
+    // the governor takes the signature as bytes: r ‖ s ‖ v
+    let mut signature = Vec::with_capacity(65);
+    signature.extend_from_slice(r.as_slice());
+    signature.extend_from_slice(s.as_slice());
+    signature.push(v);
+    Ok(GridGovernor::castVoteBySigCall {
+        proposalId: proposal,
+        support,
+        voter: owner,
+        signature: Bytes::from(signature),
     })
 }

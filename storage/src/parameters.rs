@@ -1,6 +1,6 @@
 //! The governed parameters as the service has seen them on chain, one row per version, and the
-//! proposals made through the service (issue 22): what the dashboard and
-//! `GET /api/v1/governance/…` show.
+//! proposals made through the service and the votes homeowners ask it to cast for them (issue
+//! 22): what the dashboard and `GET /api/v1/governance/…` show.
 
 use gridshare_domain::{ParticipantId, Timestamp};
 use sqlx::Row;
@@ -212,6 +212,16 @@ pub async fn proposals(db: &Db, limit: u32) -> Result<Vec<Proposal>> {
     })
 }
 
+/// One proposal.
+pub async fn proposal(db: &Db, id: u64) -> Result<Option<Proposal>> {
+    let sql = "SELECT id, proposer_id, description, changes, created_at, chain_id, state, votes_for, votes_against, \
+               votes_abstain, error, updated_at FROM proposals WHERE id = $1";
+    query!(db, sql, pool => |q| {
+        let row = q.bind(int(id, "proposals.id")?).fetch_optional(pool).await?;
+        row.as_ref().map(proposal_of).transpose()
+    })
+}
+
 /// Proposals the settlement task still follows (not finished: executed, defeated, canceled,
 /// expired or refused ones are left alone), oldest first.
 pub async fn open(db: &Db) -> Result<Vec<Proposal>> {
@@ -244,6 +254,132 @@ where
             r.try_get("votes_against")?,
             r.try_get("votes_abstain")?,
         ),
+        error: r.try_get("error")?,
+        updated_at: Timestamp(r.try_get("updated_at")?),
+    })
+}
+
+/// A vote a participant asked the service to cast for their custodial account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    /// The proposal (the service's number).
+    pub proposal: u64,
+    /// Whose vote.
+    pub participant: ParticipantId,
+    /// 0 against, 1 for, 2 abstain.
+    pub support: u8,
+    /// When it was asked for (market time).
+    pub requested_at: Timestamp,
+    /// `waiting`, `cast` or `refused`.
+    pub state: String,
+    /// The votes it carried (µ-token, decimal), once cast.
+    pub weight: Option<String>,
+    /// The transaction that cast it, when this service sent it.
+    pub tx_hash: Option<String>,
+    /// Why it was not cast.
+    pub error: Option<String>,
+    /// When its state last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Stores `participant`'s vote on `proposal` (`waiting` until the settlement task casts it).
+/// False, and nothing changed, when they already voted on it: the governor counts one vote per
+/// account, and the first one stands.
+pub async fn request_vote(
+    db: &Db,
+    proposal: u64,
+    participant: ParticipantId,
+    support: u8,
+    now: Timestamp,
+) -> Result<bool> {
+    if support > 2 {
+        return Err(StorageError::Refused {
+            constraint: "proposal_votes.support".into(),
+            message: format!("support must be 0 (against), 1 (for) or 2 (abstain), got {support}"),
+        });
+    }
+    let sql = "INSERT INTO proposal_votes (proposal_id, participant_id, support, requested_at, state, updated_at) \
+               VALUES ($1, $2, $3, $4, 'waiting', $4) ON CONFLICT (proposal_id, participant_id) DO NOTHING";
+    query!(db, sql, pool => |q| {
+        let done = q
+            .bind(int(proposal, "proposal_votes.proposal_id")?)
+            .bind(int(participant.0, "proposal_votes.participant_id")?)
+            .bind(i64::from(support))
+            .bind(now.0)
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    })
+}
+
+/// Records what became of a vote: `cast` (with the votes it carried and its transaction, when
+/// this service sent it) or `refused` (with why). Only a waiting vote changes.
+pub async fn vote_done(
+    db: &Db,
+    vote: (u64, ParticipantId),
+    state: &str,
+    (weight, tx_hash, error): (Option<&str>, Option<&str>, Option<&str>),
+    now: Timestamp,
+) -> Result<()> {
+    let sql = "UPDATE proposal_votes SET state = $1, weight = $2, tx_hash = $3, error = $4, updated_at = $5 \
+               WHERE proposal_id = $6 AND participant_id = $7 AND state = 'waiting'";
+    query!(db, sql, pool => |q| {
+        q.bind(state.to_owned())
+            .bind(weight.map(str::to_owned))
+            .bind(tx_hash.map(str::to_owned))
+            .bind(error.map(str::to_owned))
+            .bind(now.0)
+            .bind(int(vote.0, "proposal_votes.proposal_id")?)
+            .bind(int(vote.1.0, "proposal_votes.participant_id")?)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// The votes on `proposal` still to be cast, in the order they were asked for.
+pub async fn waiting_votes(db: &Db, proposal: u64) -> Result<Vec<Vote>> {
+    let sql = "SELECT proposal_id, participant_id, support, requested_at, state, weight, tx_hash, error, updated_at \
+               FROM proposal_votes WHERE proposal_id = $1 AND state = 'waiting' ORDER BY requested_at, participant_id";
+    query!(db, sql, pool => |q| {
+        let rows = q.bind(int(proposal, "proposal_votes.proposal_id")?).fetch_all(pool).await?;
+        rows.iter().map(vote_of).collect()
+    })
+}
+
+/// `participant`'s votes, newest proposal first (at most `limit`).
+pub async fn votes_of(db: &Db, participant: ParticipantId, limit: u32) -> Result<Vec<Vote>> {
+    let sql = "SELECT proposal_id, participant_id, support, requested_at, state, weight, tx_hash, error, updated_at \
+               FROM proposal_votes WHERE participant_id = $1 ORDER BY proposal_id DESC LIMIT $2";
+    query!(db, sql, pool => |q| {
+        let rows = q
+            .bind(int(participant.0, "proposal_votes.participant_id")?)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(vote_of).collect()
+    })
+}
+
+fn vote_of<R: sqlx::Row>(r: &R) -> Result<Vote>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let support = r.try_get::<i64, _>("support")?;
+    Ok(Vote {
+        proposal: r.try_get::<i64, _>("proposal_id")? as u64,
+        participant: ParticipantId(r.try_get::<i64, _>("participant_id")? as u64),
+        support: u8::try_from(support).map_err(|_| StorageError::Corrupt {
+            field: "proposal_votes.support",
+            reason: format!("{support} is not 0, 1 or 2"),
+        })?,
+        requested_at: Timestamp(r.try_get("requested_at")?),
+        state: r.try_get("state")?,
+        weight: r.try_get("weight")?,
+        tx_hash: r.try_get("tx_hash")?,
         error: r.try_get("error")?,
         updated_at: Timestamp(r.try_get("updated_at")?),
     })

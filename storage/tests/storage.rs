@@ -1219,6 +1219,79 @@ async fn parameter_versions_are_kept_and_the_one_in_force_is_found_on_both_backe
     }
 }
 
+/// A homeowner's vote through the service: stored once per proposal and participant (the first
+/// one stands, as on chain), cast or refused once, and listed for its owner only, on both backends.
+#[tokio::test]
+async fn votes_are_asked_for_once_and_recorded_once_on_both_backends() {
+    use gridshare_storage::parameters;
+    for t in backends().await {
+        let db = &t.db;
+        let (home, _, _) = home_with_gateway(db, 1).await;
+        let (neighbour, _, _) = home_with_gateway(db, 2).await;
+        let proposal = parameters::propose(db, home, "fee", r#"[{"parameter":"feePerHop","value":"1"}]"#, NOW)
+            .await
+            .unwrap();
+        assert!(parameters::request_vote(db, proposal, home, 1, NOW).await.unwrap());
+        // a second vote, even another way, changes nothing
+        assert!(
+            !parameters::request_vote(db, proposal, home, 0, NOW).await.unwrap(),
+            "{}",
+            t.name
+        );
+        assert!(
+            parameters::request_vote(db, proposal, neighbour, 2, Timestamp(NOW.0 + 1))
+                .await
+                .unwrap()
+        );
+        // support outside 0..=2 is refused by name
+        let e = parameters::request_vote(db, proposal, neighbour, 3, NOW)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("support"), "{e}");
+        let waiting = parameters::waiting_votes(db, proposal).await.unwrap();
+        assert_eq!(
+            waiting.iter().map(|v| (v.participant, v.support)).collect::<Vec<_>>(),
+            vec![(home, 1), (neighbour, 2)],
+            "{}",
+            t.name
+        );
+        let later = Timestamp(NOW.0 + 5);
+        parameters::vote_done(
+            db,
+            (proposal, home),
+            "cast",
+            (Some("600000"), Some("0xabc"), None),
+            later,
+        )
+        .await
+        .unwrap();
+        // recorded once: a later outcome for the same vote changes nothing
+        parameters::vote_done(db, (proposal, home), "refused", (None, None, Some("late")), later)
+            .await
+            .unwrap();
+        let mine = parameters::votes_of(db, home, 10).await.unwrap();
+        assert_eq!(mine.len(), 1, "{}", t.name);
+        assert_eq!(
+            (
+                mine[0].state.as_str(),
+                mine[0].weight.as_deref(),
+                mine[0].tx_hash.as_deref(),
+                mine[0].error.as_deref()
+            ),
+            ("cast", Some("600000"), Some("0xabc"), None),
+            "{}",
+            t.name
+        );
+        assert_eq!((mine[0].support, mine[0].updated_at), (1, later));
+        assert_eq!(parameters::waiting_votes(db, proposal).await.unwrap().len(), 1);
+        assert_eq!(
+            parameters::votes_of(db, neighbour, 10).await.unwrap()[0].state,
+            "waiting"
+        );
+        t.finish().await;
+    }
+}
+
 /// Readings of two gateways at pseudo-random times over two hours (gateway 1: a grid meter, some
 /// readings suspect, and an inverter that skips some minutes; gateway 2: a grid meter), stored in
 /// overlapping batches: the export per interval and the complete uptime periods read from the

@@ -248,6 +248,7 @@ fn scope_name(s: Scope) -> &'static str {
         Scope::Trade => "trade",
         Scope::DemandResponse => "demand_response",
         Scope::Govern => "govern",
+        Scope::Vote => "vote",
         Scope::Keys => "keys",
     }
 }

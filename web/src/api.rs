@@ -66,7 +66,8 @@ fn presented_token(parts: &Parts) -> Option<&str> {
 /// Scopes a dashboard session has: all its role allows.
 pub fn role_scopes(role: Role) -> Vec<Scope> {
     match role {
-        Role::Homeowner | Role::Trader => vec![Scope::Read, Scope::Trade, Scope::Keys],
+        Role::Homeowner => vec![Scope::Read, Scope::Trade, Scope::Vote, Scope::Keys],
+        Role::Trader => vec![Scope::Read, Scope::Trade, Scope::Keys],
         Role::Operator => vec![Scope::Read, Scope::DemandResponse, Scope::Govern, Scope::Keys],
         Role::Installer => vec![Scope::Read, Scope::Keys],
         Role::Admin => vec![
@@ -74,6 +75,7 @@ pub fn role_scopes(role: Role) -> Vec<Scope> {
             Scope::Trade,
             Scope::DemandResponse,
             Scope::Govern,
+            Scope::Vote,
             Scope::Keys,
         ],
     }

@@ -72,6 +72,8 @@ pub enum Scope {
     DemandResponse,
     /// Propose changes to the governed parameters (operators and administrators).
     Govern,
+    /// Vote on proposals with the reward tokens of one's account (homeowners).
+    Vote,
     /// List, make and revoke API keys. A dashboard session has it; a key has it only when made
     /// with it, so a leaked read-only or trading key cannot mint keys or revoke its siblings.
     Keys,

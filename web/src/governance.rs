@@ -2,6 +2,11 @@
 //! chain have set — grid fees, tariffs, reward rates, the budget schedule, bond and slashing rules,
 //! redemption — as the service last read them, with every version it has seen. Public, like the
 //! epochs' reports: the rules that decide who earns what are for everyone to read.
+//!
+//! The grid operator and administrators propose changes ([`propose`]); homeowners vote on them
+//! with the reward tokens they earned ([`vote`]): the service casts a homeowner's vote from their
+//! custodial account (a ballot signed with the account's key, sent and paid by the service) once
+//! the vote opens. A homeowner with an address of their own votes with their own wallet.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::{Principal, Role, Scope};
-use crate::error::{ApiError, ApiJson, ApiQuery as Query};
+use crate::error::{ApiError, ApiJson, ApiPath as Path, ApiQuery as Query};
 
 /// How much history.
 #[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
@@ -258,4 +263,192 @@ pub async fn propose(
         .find(|p| p.id == id)
         .ok_or_else(|| ApiError::internal("the proposal just stored is gone"))?;
     Ok((StatusCode::CREATED, ApiJson(proposal_view(&stored))))
+}
+
+/// How a vote goes (the governor's simple counting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Support {
+    /// Against the proposal.
+    Against,
+    /// For it.
+    For,
+    /// Neither (counts towards the quorum).
+    Abstain,
+}
+
+impl Support {
+    /// The governor's number for it.
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Against => 0,
+            Self::For => 1,
+            Self::Abstain => 2,
+        }
+    }
+
+    /// Its name (`for`, `against`, `abstain`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Against => "against",
+            Self::For => "for",
+            Self::Abstain => "abstain",
+        }
+    }
+
+    /// From the governor's number.
+    pub fn from_number(n: u8) -> Option<Self> {
+        [Self::Against, Self::For, Self::Abstain]
+            .into_iter()
+            .find(|s| s.number() == n)
+    }
+}
+
+/// A homeowner's vote on a proposal.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVote {
+    /// `for`, `against` or `abstain`.
+    pub support: Support,
+}
+
+/// A vote the service casts (or cast) for its owner.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VoteView {
+    /// The proposal (the service's number).
+    pub proposal: u64,
+    /// How.
+    pub support: Support,
+    /// `waiting` (cast when the vote opens, at the service's next run), `cast` or `refused`.
+    pub state: String,
+    /// The votes it carried (µ-token, decimal: the account's delegated tokens at the proposal's
+    /// snapshot), once cast.
+    pub votes: Option<String>,
+    /// The transaction that cast it, when the service sent it.
+    pub tx_hash: Option<String>,
+    /// Why it was not cast.
+    pub error: Option<String>,
+    /// When it was asked for (market time, RFC 3339).
+    pub requested_at: String,
+}
+
+fn vote_view(v: &parameters::Vote) -> VoteView {
+    VoteView {
+        proposal: v.proposal,
+        support: Support::from_number(v.support).unwrap_or(Support::Abstain),
+        state: v.state.clone(),
+        votes: v.weight.clone(),
+        tx_hash: v.tx_hash.clone(),
+        error: v.error.clone(),
+        requested_at: v.requested_at.to_rfc3339(),
+    }
+}
+
+/// Vote on a proposal with your reward tokens (homeowners, with the `vote` scope). The service
+/// casts the vote from your account on chain once the vote opens (at its next run): a ballot
+/// signed with your account's key, its gas paid by the service. It carries the tokens your
+/// account held at the proposal's snapshot (rewards claimed before the vote opened). One vote per
+/// proposal: the first stands.
+#[utoipa::path(post, path = "/api/v1/governance/proposals/{id}/votes", tag = "governance", security(("api_key" = [])),
+    params(("id" = u64, Path, description = "The proposal (the service's number)")),
+    request_body = NewVote,
+    responses(
+        (status = 202, description = "Stored; cast when the vote opens", body = VoteView),
+        (status = 401, description = "No credentials", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a homeowner, or no `vote` scope", body = crate::error::ErrorBody),
+        (status = 404, description = "No such proposal", body = crate::error::ErrorBody),
+        (status = 409, description = "Already voted, the vote is over, or you vote with a wallet of your own", body = crate::error::ErrorBody),
+        (status = 422, description = "Bad body", body = crate::error::ErrorBody),
+    ))]
+pub async fn vote(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<u64>,
+    ApiJson(req): ApiJson<NewVote>,
+) -> Result<(StatusCode, ApiJson<VoteView>), ApiError> {
+    let stored = request_vote(&state, &who, id, req.support).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(vote_view(&stored))))
+}
+
+/// Stores `who`'s vote on proposal `id` for the service to cast (the API's and the dashboard's
+/// vote): only a homeowner, with the `vote` scope, on a proposal whose vote is not over, once,
+/// and only for an account the service holds (a homeowner with an address of their own votes
+/// with their wallet).
+pub async fn request_vote(
+    state: &AppState,
+    who: &Principal,
+    id: u64,
+    support: Support,
+) -> Result<parameters::Vote, ApiError> {
+    who.require_scope(Scope::Vote)?;
+    if who.role != Role::Homeowner {
+        return Err(ApiError::forbidden(format!(
+            "the {} role does not vote through the service: homeowners vote with the reward tokens their homes earned",
+            who.role.as_str()
+        )));
+    }
+    let db = state.db()?;
+    let Some(proposal) = parameters::proposal(db, id).await? else {
+        return Err(ApiError::not_found(format!("no proposal {id}")));
+    };
+    if !matches!(proposal.state.as_str(), "waiting" | "pending" | "active") {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "vote_closed",
+            format!("proposal {id} is {}: its vote is over", proposal.state),
+        ));
+    }
+    let me = gridshare_storage::participants::get(db, who.participant).await?;
+    if let Some(own) = me.evm_address {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "own_wallet",
+            format!(
+                "your rewards are paid to your own address {own}, so you vote with your own wallet: `castVote` on the governor, proposal {}",
+                proposal.chain_id.as_deref().unwrap_or("(not on chain yet)")
+            ),
+        ));
+    }
+    if !parameters::request_vote(db, id, who.participant, support.number(), state.clock.now()).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_voted",
+            format!("you already voted on proposal {id}; the first vote stands"),
+        ));
+    }
+    parameters::votes_of(db, who.participant, 500)
+        .await?
+        .into_iter()
+        .find(|v| v.proposal == id)
+        .ok_or_else(|| ApiError::internal("the vote just stored is gone"))
+}
+
+/// Your votes, newest proposal first, with what became of each.
+#[utoipa::path(get, path = "/api/v1/governance/votes", tag = "governance", security(("api_key" = [])),
+    params(ParametersQuery),
+    responses(
+        (status = 200, description = "Your votes", body = Vec<VoteView>),
+        (status = 400, description = "Bad limit", body = crate::error::ErrorBody),
+        (status = 401, description = "No credentials", body = crate::error::ErrorBody),
+    ))]
+pub async fn my_votes(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(q): Query<ParametersQuery>,
+) -> Result<ApiJson<Vec<VoteView>>, ApiError> {
+    who.require_scope(Scope::Read)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be 1 to 500, got {limit}"),
+        ));
+    }
+    Ok(ApiJson(
+        parameters::votes_of(state.db()?, who.participant, limit)
+            .await?
+            .iter()
+            .map(vote_view)
+            .collect(),
+    ))
 }

@@ -75,6 +75,8 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(evidence::equivocations))
         .routes(routes!(governance::governed_parameters))
         .routes(routes!(governance::proposals, governance::propose))
+        .routes(routes!(governance::vote))
+        .routes(routes!(governance::my_votes))
 }
 
 /// The whole document: [`ApiDoc`] with every operation the documented routes register.

@@ -84,7 +84,7 @@ async fn login_sessions_and_keys() {
     // the session works as a cookie and as a bearer token, with its role's scopes
     let (st, me, _) = send(&s, request(Method::GET, "/api/v1/me").cookie(&cookie_pair), None).await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(me["scopes"], json!(["read", "trade", "keys"]));
+    assert_eq!(me["scopes"], json!(["read", "trade", "vote", "keys"]));
     assert_eq!(
         send(&s, request(Method::GET, "/api/v1/me").key(&token), None).await.0,
         StatusCode::OK

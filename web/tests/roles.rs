@@ -158,6 +158,23 @@ async fn every_role_meets_every_boundary() {
             [403, 403, 409, 403, 409, 401],
         ),
         (
+            // homeowners vote through the service with their custodial account's tokens; others
+            // do not (an admin neither: it would vote with its own account, not a home's). There
+            // is no proposal 999: the homeowner gets past every role check to the 404
+            "vote on a proposal",
+            Method::POST,
+            "/api/v1/governance/proposals/999/votes".into(),
+            Some(json!({"support": "for"}).to_string()),
+            [404, 403, 403, 403, 403, 401],
+        ),
+        (
+            "my votes",
+            Method::GET,
+            "/api/v1/governance/votes".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
             "my epoch rewards",
             Method::GET,
             "/api/v1/epochs/rewards".into(),

@@ -172,6 +172,34 @@ pub struct EpochRewardRow {
     pub on_chain: bool,
 }
 
+/// A proposal to change the network's rules, with the home's vote on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRow {
+    /// The proposal (the service's number).
+    pub proposal: u64,
+    /// What it is for.
+    pub description: String,
+    /// The changes, in words (`feePerHop = 3000, …`).
+    pub changes: String,
+    /// The proposal's state (`waiting`, `pending`, `active`, …).
+    pub state: String,
+    /// The home's vote: `for`, `against` or `abstain`, if it voted.
+    pub support: Option<String>,
+    /// What became of it: `waiting`, `cast` or `refused`.
+    pub vote_state: Option<String>,
+    /// The votes it carried, once cast.
+    pub weight: Option<Micro>,
+    /// Why it was not cast.
+    pub error: Option<String>,
+}
+
+impl VoteRow {
+    /// True while the home may still vote on it here.
+    pub fn open(&self) -> bool {
+        self.support.is_none() && matches!(self.state.as_str(), "waiting" | "pending" | "active")
+    }
+}
+
 /// The homeowner's page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HomeData {
@@ -205,6 +233,12 @@ pub struct HomeData {
     /// The home's gateways stopped for equivocation, with the evidence.
     #[serde(default)]
     pub stopped: Vec<SlashRow>,
+    /// Proposals open to a vote and those the home voted on, newest first.
+    #[serde(default)]
+    pub votes: Vec<VoteRow>,
+    /// The home's own address, when it has one: it votes with its own wallet, not here.
+    #[serde(default)]
+    pub own_wallet: Option<String>,
 }
 
 /// One gateway's answer to the home's preferences (the API's shape, so a poll can update it).
@@ -463,6 +497,7 @@ pub(super) fn HomePage(data: HomeData) -> impl IntoView {
                 {data.trades.is_empty().then(|| view! { <p class="muted">"No trades yet: your gateway bids and asks for you."</p> })}
             </section>
             <PreferencesCard data=data.preferences.clone() home=data.session.participant/>
+            <VotesCard rows=data.votes.clone() home=data.session.participant own_wallet=data.own_wallet.clone()/>
         </main>
     }
 }
@@ -554,6 +589,61 @@ fn PreferencesCard(data: PreferencesData, home: u64) -> impl IntoView {
             </form>
         </section>
     }
+}
+
+/// The proposals to change the network's rules: vote with the reward tokens the home earned (the
+/// service casts the vote from the home's account when the vote opens), or see what became of
+/// the home's vote.
+#[component]
+fn VotesCard(rows: Vec<VoteRow>, home: u64, own_wallet: Option<String>) -> impl IntoView {
+    (!rows.is_empty()).then(|| {
+        view! {
+            <section class="card" id="governance">
+                <h2>"The network's rules"</h2>
+                <p class="muted small">"The grid operator proposes changes to fees, tariffs and rewards; homes vote with the reward tokens they earned (those claimed before the vote opens). A passed proposal applies after a waiting period. "
+                    <a href="/network#proposals">"All proposals"</a>
+                </p>
+                {own_wallet.as_ref().map(|a| view! {
+                    <p class="muted small">"Your rewards go to your own address " <code>{a.clone()}</code> ": you vote with your own wallet."</p>
+                })}
+                <ul class="votes">
+                    {rows.into_iter().map(|r| {
+                        let open = r.open() && own_wallet.is_none();
+                        let outcome = match (r.support.as_deref(), r.vote_state.as_deref()) {
+                            (Some(how), Some("cast")) => format!(
+                                "You voted {how}: counted on chain with {}.",
+                                r.weight.map(tokens).unwrap_or_else(|| "your votes".into())
+                            ),
+                            (Some(how), Some("refused")) => format!(
+                                "Your vote ({how}) was not counted: {}.",
+                                r.error.clone().unwrap_or_default()
+                            ),
+                            (Some(how), _) => format!("You voted {how}: it is cast on chain when the vote opens."),
+                            (None, _) if open => String::new(),
+                            (None, _) => format!("Vote {}.", r.state),
+                        };
+                        view! {
+                            <li class="vote" data-proposal=r.proposal>
+                                <p><b>{format!("#{} ", r.proposal)}</b>{r.description.clone()}
+                                    " " <code class="small">{r.changes.clone()}</code>
+                                    " " <span class="muted small">{r.state.clone()}</span>
+                                </p>
+                                {open.then(|| view! {
+                                    <form method="post" action=format!("/home/{home}/votes") class="chips">
+                                        <input type="hidden" name="proposal" value=r.proposal/>
+                                        <button type="submit" name="support" value="for">"Vote for"</button>
+                                        <button type="submit" name="support" value="against">"Against"</button>
+                                        <button type="submit" name="support" value="abstain">"Abstain"</button>
+                                    </form>
+                                })}
+                                {(!outcome.is_empty()).then(|| view! { <p class="small">{outcome}</p> })}
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            </section>
+        }
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ mod trader;
 pub use common::{ErrorData, Flash, LoginData, Session, parse_price};
 pub use home::{
     Balance, Corrections, DEFAULT_PREFERENCES, Energy, EpochRewardRow, HomeData, PowerNow, PreferenceAnswer,
-    PreferencesData, TradeRow, check_preferences,
+    PreferencesData, TradeRow, VoteRow, check_preferences,
 };
 pub use installer::{CheckData, CheckRow, DeviceRow, GatewayRow, InstallerData};
 pub use network::{

@@ -11,7 +11,7 @@ use gridshare_domain::{ParticipantId, Timestamp};
 use gridshare_storage::readings::BucketSize;
 use gridshare_storage::{gateways, market as trades_db, participants};
 use gridshare_ui::Page;
-use gridshare_ui::pages::{Balance, Energy, HomeData, PreferenceAnswer, PreferencesData, Session, TradeRow};
+use gridshare_ui::pages::{Balance, Energy, HomeData, PreferenceAnswer, PreferencesData, Session, TradeRow, VoteRow};
 use serde::Deserialize;
 
 use super::{DAY_MS, Homeowner, PageQuery, SignedIn, back_with, error_page, html, session_of};
@@ -273,7 +273,79 @@ async fn home_data(
             .iter()
             .map(|e| super::slash_row(e, true))
             .collect(),
+        votes: votes(db, home).await?,
+        own_wallet: p.evm_address.clone(),
     })
+}
+
+/// The proposals a home sees: those whose vote is not over, and those it voted on, newest first,
+/// each with the home's vote.
+async fn votes(db: &gridshare_storage::Db, home: ParticipantId) -> Result<Vec<VoteRow>, crate::ApiError> {
+    use gridshare_storage::parameters;
+    let mine = parameters::votes_of(db, home, 50).await?;
+    Ok(parameters::proposals(db, 20)
+        .await?
+        .iter()
+        .filter_map(|p| {
+            let vote = mine.iter().find(|v| v.proposal == p.id);
+            let open = matches!(p.state.as_str(), "waiting" | "pending" | "active");
+            (open || vote.is_some()).then(|| VoteRow {
+                proposal: p.id,
+                description: p.description.clone(),
+                changes: super::network::changes_in_words(&p.changes),
+                state: p.state.clone(),
+                support: vote
+                    .and_then(|v| crate::governance::Support::from_number(v.support).map(|s| s.name().to_owned())),
+                vote_state: vote.map(|v| v.state.clone()),
+                weight: vote
+                    .and_then(|v| v.weight.as_deref()?.parse().ok())
+                    .map(gridshare_domain::Micro),
+                error: vote.and_then(|v| v.error.clone()),
+            })
+        })
+        .collect())
+}
+
+/// The homeowner's vote, as the form sends it.
+#[derive(Debug, Deserialize)]
+pub struct VoteForm {
+    proposal: u64,
+    support: crate::governance::Support,
+}
+
+/// `POST /home/{id}/votes`: the household votes on a proposal (the service casts it from the
+/// home's account when the vote opens); back to the page with what happened.
+pub async fn vote(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+    SignedIn { who, .. }: SignedIn<Homeowner>,
+    Form(f): Form<VoteForm>,
+) -> Response {
+    let page = format!("/home/{id}");
+    // the household itself only: an admin may look at a home, not vote for it
+    if who.participant.0 != id || who.role != Role::Homeowner {
+        let session = session_of(&state, &who).await;
+        return error_page(
+            &state,
+            session,
+            StatusCode::FORBIDDEN,
+            "Not your home",
+            "Only the household itself votes with its rewards.",
+        );
+    }
+    match crate::governance::request_vote(&state, &who, f.proposal, f.support).await {
+        Ok(_) => back_with(
+            &page,
+            true,
+            &format!(
+                "You voted {} on proposal {}. The service casts it from your account when the vote opens.",
+                f.support.name(),
+                f.proposal
+            ),
+            Some("governance"),
+        ),
+        Err(e) => back_with(&page, false, &format!("Not voted: {}.", e.message), Some("governance")),
+    }
 }
 
 /// The home's intervals since `from` settled on an estimate, and their true-ups.

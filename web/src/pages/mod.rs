@@ -192,6 +192,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/logout", post(common::logout))
         .route("/home/{id}", get(home::home))
         .route("/home/{id}/preferences", post(home::preferences))
+        .route("/home/{id}/votes", post(home::vote))
         .route("/installer", get(installer::installer))
         .route("/installer/gateways", post(installer::commission))
         .route("/installer/gateways/{id}/check", post(installer::check))

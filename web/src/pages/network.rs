@@ -88,24 +88,29 @@ fn governed_row(v: &gridshare_storage::parameters::ParameterVersion) -> Governed
     }
 }
 
+/// A proposal's stored changes in words: `feePerHop = 3000, networkFee = 500`.
+pub(super) fn changes_in_words(changes: &str) -> String {
+    let changes: Vec<serde_json::Value> = serde_json::from_str(changes).unwrap_or_default();
+    changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} = {}",
+                c["parameter"].as_str().unwrap_or("?"),
+                c["value"].as_str().unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A stored proposal for the page.
 fn proposal_row(p: &gridshare_storage::parameters::Proposal) -> ProposalRow {
-    let changes: Vec<serde_json::Value> = serde_json::from_str(&p.changes).unwrap_or_default();
     let micro = |v: &str| Micro(v.parse().unwrap_or(0));
     ProposalRow {
         id: p.id,
         description: p.description.clone(),
-        changes: changes
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} = {}",
-                    c["parameter"].as_str().unwrap_or("?"),
-                    c["value"].as_str().unwrap_or("?")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
+        changes: changes_in_words(&p.changes),
         state: p.state.clone(),
         votes: (micro(&p.votes.0), micro(&p.votes.1), micro(&p.votes.2)),
         error: p.error.clone(),
