@@ -240,6 +240,44 @@ fn the_demo_trades_settles_on_chain_and_resumes() {
     let (st, v) = common::http(port, "GET", "/api/v1/equivocations", &home1, None);
     assert_eq!((st, v.as_array().map(Vec::len)), (200, Some(0)), "{v}");
 
+    // once the homes hold rewards, the operator proposes one fee per hop and the homes vote on it
+    // through the API; the service casts their votes from their custodial accounts, queues and
+    // executes the passed proposal, and reads the new fee back from chain for the next books
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let executed = loop {
+        let (st, v) = common::http(port, "GET", "/api/v1/governance/proposals", &operator, None);
+        assert_eq!(st, 200, "{v}");
+        if let Some(p) = v.as_array().and_then(|a| a.first()) {
+            assert!(
+                ["waiting", "pending", "active", "succeeded", "queued", "executed"]
+                    .contains(&p["state"].as_str().unwrap_or("")),
+                "{p}"
+            );
+            if p["state"] == "executed" {
+                break p.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "no proposal executed within 300 s: {v}");
+        std::thread::sleep(Duration::from_millis(1_000));
+    };
+    let votes = |k: &str| executed[k].as_str().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    assert!(votes("votes_for") > votes("votes_against"), "{executed}");
+    assert!(votes("votes_against") > 0, "home 6 voted against: {executed}");
+    let (st, v) = common::http(port, "GET", "/api/v1/governance/votes", &home1, None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v[0]["support"].as_str(), v[0]["state"].as_str()),
+        (Some("for"), Some("cast")),
+        "{v}"
+    );
+    assert!(v[0]["tx_hash"].as_str().is_some_and(|t| t.starts_with("0x")), "{v}");
+    let fee = wait_for(|| {
+        let (st, v) = common::http(port, "GET", "/api/v1/governance/parameters", &home1, None);
+        assert_eq!(st, 200, "{v}");
+        (v["current"]["params"]["feePerHop"] == "3000").then_some(v)
+    });
+    assert!(fee["current"]["version"].as_u64() >= Some(1), "{fee}");
+
     // stop and start again: the same batches, then more
     stop(demo);
     let demo = start(&data, port);

@@ -243,6 +243,18 @@ pub async fn propose(
     who: Principal,
     ApiJson(req): ApiJson<NewProposal>,
 ) -> Result<(StatusCode, ApiJson<ProposalView>), ApiError> {
+    let stored = make_proposal(&state, &who, &req).await?;
+    Ok((StatusCode::CREATED, ApiJson(proposal_view(&stored))))
+}
+
+/// Stores `who`'s proposal for the service to put on chain (the API's and the dashboard's
+/// proposal): the grid operator and administrators only, with the `govern` scope, each change
+/// within the bounds the contract enforces.
+pub async fn make_proposal(
+    state: &AppState,
+    who: &Principal,
+    req: &NewProposal,
+) -> Result<parameters::Proposal, ApiError> {
     who.require_scope(Scope::Govern)?;
     if !matches!(who.role, Role::Operator | Role::Admin) {
         return Err(ApiError::forbidden(format!(
@@ -255,14 +267,11 @@ pub async fn propose(
         Some(v) => serde_json::from_str(&v.bounds).unwrap_or_default(),
         None => serde_json::Value::Null,
     };
-    let changes = check(&req, &bounds)?;
+    let changes = check(req, &bounds)?;
     let id = parameters::propose(db, who.participant, req.description.trim(), &changes, state.clock.now()).await?;
-    let stored = parameters::proposals(db, 500)
+    parameters::proposal(db, id)
         .await?
-        .into_iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| ApiError::internal("the proposal just stored is gone"))?;
-    Ok((StatusCode::CREATED, ApiJson(proposal_view(&stored))))
+        .ok_or_else(|| ApiError::internal("the proposal just stored is gone"))
 }
 
 /// How a vote goes (the governor's simple counting).

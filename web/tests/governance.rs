@@ -246,3 +246,75 @@ async fn the_home_page_offers_the_vote_and_shows_what_became_of_it() {
         page.text
     );
 }
+
+#[tokio::test]
+async fn the_operator_proposes_from_the_network_page_within_the_bounds() {
+    let (db, _dir) = temp_db().await;
+    let state = state_with(&db);
+    parameters_read(&db).await;
+    user(&db, 1, "homeowner", "alice").await;
+    user(&db, 4, "operator", "grid").await;
+    let (_, alice) = sign_in(&state, "alice").await;
+    let (_, grid) = sign_in(&state, "grid").await;
+
+    // everyone sees the parameters in force and their bounds; only the operator the form
+    let public = request(Method::GET, "/network").send(&state).await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert!(
+        public.text.contains("Parameters in force") && public.text.contains("0 – 10000"),
+        "{}",
+        public.text
+    );
+    assert!(!public.text.contains(r#"action="/network/proposals""#));
+    let home = request(Method::GET, "/network").cookie(&alice).send(&state).await;
+    assert!(!home.text.contains(r#"action="/network/proposals""#));
+    let page = request(Method::GET, "/network").cookie(&grid).send(&state).await;
+    assert!(page.text.contains(r#"action="/network/proposals""#), "{}", page.text);
+
+    let post = |cookie: Option<&str>, value: &str| {
+        let form = format!("description=A%20lower%20fee&parameter=feePerHop&value={value}");
+        let mut r = request(Method::POST, "/network/proposals").form(form);
+        if let Some(c) = cookie {
+            r = r.cookie(c);
+        }
+        r.send(&state)
+    };
+    // out of the bounds, not a number, a homeowner, nobody signed in: nothing stored
+    let r = post(Some(&grid), "20000").await;
+    let back = r.header("location").unwrap();
+    assert!(
+        back.contains("err=") && back.contains("outside%20its%20bounds"),
+        "{back}"
+    );
+    let r = post(Some(&grid), "-1").await;
+    assert!(r.header("location").unwrap().contains("err="));
+    let r = post(Some(&alice), "500").await;
+    let back = r.header("location").unwrap();
+    assert!(back.contains("err=") && back.contains("may%20not%20propose"), "{back}");
+    let r = post(None, "500").await;
+    assert_eq!(
+        (r.status, r.header("location").as_deref()),
+        (StatusCode::SEE_OTHER, Some("/login"))
+    );
+    assert!(parameters::proposals(&db, 10).await.unwrap().is_empty());
+
+    // within the bounds: stored, and the page says so
+    let r = post(Some(&grid), "500").await;
+    let back = r.header("location").unwrap();
+    assert!(
+        back.starts_with("/network?ok=") && back.ends_with("#proposals"),
+        "{back}"
+    );
+    let stored = parameters::proposals(&db, 10).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].proposer, stored[0].state.as_str()),
+        (ParticipantId(4), "waiting")
+    );
+    let page = request(Method::GET, &back).cookie(&grid).send(&state).await;
+    assert!(
+        page.text.contains("Proposal 1 stored") && page.text.contains("feePerHop = 500"),
+        "{}",
+        page.text
+    );
+}

@@ -14,13 +14,17 @@
 //!   minute. Gateways and simulators run on the same clock.
 //! - **Operator**: every sixth interval the demo, as the grid operator, calls a demand-response
 //!   event for the homes of one transformer (each in turn) through the API.
+//! - **Community**: once the first rewards are on chain, the operator proposes one grid fee per
+//!   hop and the homes vote on it with their rewards; the service casts their votes and executes
+//!   the passed proposal within minutes.
 //! - **State**: everything lives in `--data-dir` (a fresh temporary directory by default). The
 //!   logins, keys and ports of a neighbourhood are kept in `demo.json` there; starting again with
 //!   the same directory resumes from the journal and the database.
 //!
 //! Files: `neighbourhood.rs` (homes, feeder tree, configuration, the crash-safe first start),
 //! `homes.rs` (a home's simulator and gateway), `operator.rs` (the demo's grid operator),
-//! `equivocate.rs` (the gateway that lies, 90 s in); this file starts them and reports.
+//! `equivocate.rs` (the gateway that lies, 90 s in), `community.rs` (a proposal and the homes'
+//! votes); this file starts them and reports.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +37,7 @@ use homes::{poll_period, start_home};
 use neighbourhood::{first_start, six_in_the_morning};
 use operator::metrics;
 
+mod community;
 mod equivocate;
 mod homes;
 mod neighbourhood;
@@ -187,6 +192,15 @@ pub async fn run(
         n.operator_key.clone(),
         n.homes.len(),
         clock.clone(),
+        stop_rx.clone(),
+    ));
+
+    // once the homes hold reward tokens, the operator proposes a fee and the homes vote on it
+    tokio::spawn(community::run(
+        client.clone(),
+        base.clone(),
+        n.operator_key.clone(),
+        n.homes.iter().map(|h| h.api_key.clone()).collect(),
         stop_rx.clone(),
     ));
 

@@ -171,6 +171,8 @@ pub fn service_config(opts: &Options, data_dir: &Path, n: &Neighbourhood) -> Con
         .map(|h| (h.id.to_string(), h.mqtt_password.clone()))
         .collect();
     cfg.settlement.every_ms = 1_000;
+    // proposals decided in minutes, not days (fixed when the contracts are deployed)
+    cfg.governance = super::community::settings();
     // an epoch every 4 hours of market time (under 3 minutes at the default speed), uptime
     // counted in periods of twice the gateways' polling period
     cfg.rewards.epoch_minutes = 240;
@@ -240,7 +242,7 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
             .map_err(err)?;
         n.logins.insert(role.to_owned(), role.to_owned());
     }
-    n.operator_key = key_for(OPERATOR, "read,demand_response", "demo operator").await?;
+    n.operator_key = key_for(OPERATOR, "read,demand_response,govern", "demo operator").await?;
     n.trader_key = key_for(TRADER, "read,trade", "demo trader").await?;
     for h in 1..=homes {
         let kind = HomeKind::of(h);
@@ -297,7 +299,7 @@ async fn seed(db: &gridshare_storage::Db, data_dir: &Path, homes: usize) -> Resu
             kind,
             node: home_node(h),
             mqtt_password: random_hex(12),
-            api_key: key_for(id, "read", "demo").await?,
+            api_key: key_for(id, "read,vote", "demo").await?,
             min_sell_price: 80_000 + spread * 4_000,
             max_buy_price: 240_000 + spread * 6_000,
             battery_reserve_percent: 20 + (h % 3) as u8 * 10,

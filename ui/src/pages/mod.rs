@@ -21,7 +21,7 @@ pub use home::{
 };
 pub use installer::{CheckData, CheckRow, DeviceRow, GatewayRow, InstallerData};
 pub use network::{
-    AdminData, AdminGatewayRow, EpochRow, GovernedRow, NetworkData, ParticipantRow, ProposalRow, RulesRow,
+    AdminData, AdminGatewayRow, EpochRow, GovernedRow, NetworkData, ParameterRow, ParticipantRow, ProposalRow, RulesRow,
 };
 pub use operator::{EventData, EventRow, FeederRow, OperatorData, ReportRow};
 pub use slashing::{SlashRow, explanation};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use gridshare_domain::Micro;
 
-use super::common::{Header, Session};
+use super::common::{Flash, FlashLine, Header, Session};
 use super::slashing::{SlashRow, SlashedGateways};
 use crate::format::tokens;
 
@@ -85,6 +85,19 @@ pub struct ProposalRow {
     pub error: Option<String>,
 }
 
+/// One governed parameter in force, with the bounds the contract enforces on a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParameterRow {
+    /// Its name, as the contract keys it (`feePerHop`).
+    pub name: String,
+    /// Its value (decimal).
+    pub value: String,
+    /// The least a proposal may set.
+    pub min: String,
+    /// The most.
+    pub max: String,
+}
+
 /// The public network page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkData {
@@ -109,6 +122,12 @@ pub struct NetworkData {
     /// Proposals made through the service, newest first.
     #[serde(default)]
     pub proposals: Vec<ProposalRow>,
+    /// Every governed parameter in force, with its bounds (empty before the service read them).
+    #[serde(default)]
+    pub parameters: Vec<ParameterRow>,
+    /// The last action's result.
+    #[serde(default)]
+    pub flash: Option<Flash>,
 }
 
 /// A participant, for the admin.
@@ -208,6 +227,46 @@ fn Network(data: NetworkData) -> impl IntoView {
                 </table>
             </section>
         })}
+        {(!data.parameters.is_empty()).then(|| {
+            let may_propose = data
+                .session
+                .as_ref()
+                .is_some_and(|s| matches!(s.role.as_str(), "operator" | "admin"));
+            view! {
+                <section class="card" id="propose">
+                    <h2>"Parameters in force"</h2>
+                    <p class="muted small">"Each value and the bounds a proposal must keep it within (µ-currency per kWh for fees and tariffs, µ-token for rewards and bonds, basis points, seconds)."</p>
+                    <table>
+                        <thead><tr><th>"Parameter"</th><th>"Value"</th><th>"Bounds"</th></tr></thead>
+                        <tbody>
+                            {data.parameters.iter().map(|p| view! {
+                                <tr><td><code>{p.name.clone()}</code></td><td>{p.value.clone()}</td><td class="small">{format!("{} – {}", p.min, p.max)}</td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    {may_propose.then(|| view! {
+                        <h3>"Propose a change"</h3>
+                        <p class="muted small">"The service puts the proposal on chain at its next run; homes vote with their reward tokens; a passed proposal applies after the timelock's delay."</p>
+                        <form method="post" action="/network/proposals" class="form">
+                            <label>"What it is for"
+                                <input name="description" required maxlength="1000"/>
+                            </label>
+                            <label>"Parameter"
+                                <select name="parameter">
+                                    {data.parameters.iter().map(|p| view! {
+                                        <option value=p.name.clone()>{format!("{} (now {})", p.name, p.value)}</option>
+                                    }).collect_view()}
+                                </select>
+                            </label>
+                            <label>"New value"
+                                <input name="value" inputmode="numeric" required pattern="[0-9]+"/>
+                            </label>
+                            <button type="submit">"Propose"</button>
+                        </form>
+                    })}
+                </section>
+            }
+        })}
         {(!data.proposals.is_empty()).then(|| view! {
             <section class="card" id="proposals">
                 <h2>"Proposals"</h2>
@@ -271,6 +330,7 @@ pub(super) fn NetworkPage(data: NetworkData) -> impl IntoView {
         <Header session=data.session.clone()/>
         <main>
             <h1>"The network's rewards"</h1>
+            <FlashLine flash=data.flash.clone()/>
             <Network data=data/>
         </main>
     }

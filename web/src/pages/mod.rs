@@ -207,6 +207,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/trader/keys", post(trader::new_key))
         .route("/trader/keys/{id}/revoke", post(trader::revoke_key))
         .route("/network", get(network::network))
+        .route("/network/proposals", post(network::propose))
         .route("/admin", get(network::admin))
         .route("/pkg/{file}", get(pkg::pkg))
 }

@@ -2,7 +2,8 @@
 //! slashed for equivocation) and the admin's page (`GET /admin`: participants, which installer
 //! serves which home, gateways, and the network, with the slashed gateways' envelopes).
 
-use axum::extract::State;
+use axum::Form;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use gridshare_domain::{Micro, Timestamp};
@@ -11,10 +12,10 @@ use gridshare_market::epoch::collect::account_of;
 use gridshare_storage::{epochs, evidence, gateways, installers, participants};
 use gridshare_ui::Page;
 use gridshare_ui::pages::{
-    AdminData, AdminGatewayRow, EpochRow, GovernedRow, NetworkData, ParticipantRow, ProposalRow, RulesRow,
+    AdminData, AdminGatewayRow, EpochRow, GovernedRow, NetworkData, ParameterRow, ParticipantRow, ProposalRow, RulesRow,
 };
 
-use super::{Admin, MaybeSignedIn, SignedIn, html, session_of, session_or_error};
+use super::{Admin, Anyone, MaybeSignedIn, PageQuery, SignedIn, back_with, html, session_of, session_or_error};
 use crate::AppState;
 
 /// The network's data: the latest epochs, what was emitted against the cap, the rules, the
@@ -52,6 +53,11 @@ async fn network_data(state: &AppState, envelopes: bool) -> Result<NetworkData, 
             .iter()
             .map(proposal_row)
             .collect(),
+        parameters: gridshare_storage::parameters::latest(db)
+            .await?
+            .map(|v| parameter_rows(&v))
+            .unwrap_or_default(),
+        flash: None,
         gateways: gateways::active(db).await?.len() as u64,
         slashed: evidence::list(db, None, 50)
             .await?
@@ -88,6 +94,22 @@ fn governed_row(v: &gridshare_storage::parameters::ParameterVersion) -> Governed
     }
 }
 
+/// Every governed parameter of a stored version, in the contract's order, with its bounds.
+fn parameter_rows(v: &gridshare_storage::parameters::ParameterVersion) -> Vec<ParameterRow> {
+    let params: serde_json::Value = serde_json::from_str(&v.params).unwrap_or_default();
+    let bounds: serde_json::Value = serde_json::from_str(&v.bounds).unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+    gridshare_storage::parameters::NAMES
+        .iter()
+        .map(|&name| ParameterRow {
+            name: name.to_owned(),
+            value: text(&params[name]),
+            min: text(&bounds[name][0]),
+            max: text(&bounds[name][1]),
+        })
+        .collect()
+}
+
 /// A proposal's stored changes in words: `feePerHop = 3000, networkFee = 500`.
 pub(super) fn changes_in_words(changes: &str) -> String {
     let changes: Vec<serde_json::Value> = serde_json::from_str(changes).unwrap_or_default();
@@ -117,8 +139,13 @@ fn proposal_row(p: &gridshare_storage::parameters::Proposal) -> ProposalRow {
     }
 }
 
-/// `GET /network`: public; shows who is signed in when someone is.
-pub async fn network(State(state): State<AppState>, MaybeSignedIn(who): MaybeSignedIn) -> Response {
+/// `GET /network`: public; shows who is signed in when someone is (and, to the grid operator and
+/// administrators, the form to propose a change).
+pub async fn network(
+    State(state): State<AppState>,
+    MaybeSignedIn(who): MaybeSignedIn,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let session = match &who {
         Some(w) => session_of(&state, w).await,
         None => None,
@@ -127,7 +154,11 @@ pub async fn network(State(state): State<AppState>, MaybeSignedIn(who): MaybeSig
         Ok(data) => html(
             &state,
             StatusCode::OK,
-            &Page::Network(Box::new(NetworkData { session, ..data })),
+            &Page::Network(Box::new(NetworkData {
+                session,
+                flash: q.flash(),
+                ..data
+            })),
         ),
         Err(e) => super::not_loaded(&state, session, "The network could not be loaded", &e),
     }
@@ -188,4 +219,46 @@ async fn admin_data(
         })
         .collect();
     Ok((rows, gateways, network_data(state, true).await?))
+}
+
+/// The proposal form: one parameter and its new value.
+#[derive(Debug, serde::Deserialize)]
+pub struct ProposalForm {
+    description: String,
+    parameter: String,
+    value: String,
+}
+
+/// `POST /network/proposals`: the grid operator or an administrator proposes a change (checked as
+/// the API checks it: the role, the scope, the bounds); back to the network page with what
+/// happened.
+pub async fn propose(
+    State(state): State<AppState>,
+    SignedIn { who, .. }: SignedIn<Anyone>,
+    Form(f): Form<ProposalForm>,
+) -> Response {
+    let req = crate::governance::NewProposal {
+        description: f.description,
+        changes: vec![crate::governance::Change {
+            parameter: f.parameter.trim().to_owned(),
+            value: f.value.trim().to_owned(),
+        }],
+    };
+    match crate::governance::make_proposal(&state, &who, &req).await {
+        Ok(p) => back_with(
+            "/network",
+            true,
+            &format!(
+                "Proposal {} stored: the service puts it on chain at its next run, and homes vote on it.",
+                p.id
+            ),
+            Some("proposals"),
+        ),
+        Err(e) => back_with(
+            "/network",
+            false,
+            &format!("Not proposed: {}.", e.message),
+            Some("propose"),
+        ),
+    }
 }
