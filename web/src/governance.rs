@@ -255,13 +255,13 @@ pub async fn make_proposal(
     who: &Principal,
     req: &NewProposal,
 ) -> Result<parameters::Proposal, ApiError> {
-    who.require_scope(Scope::Govern)?;
     if !matches!(who.role, Role::Operator | Role::Admin) {
         return Err(ApiError::forbidden(format!(
             "the {} role may not propose: the grid operator and administrators propose, the reward tokens' holders vote",
             who.role.as_str()
         )));
     }
+    who.require_scope(Scope::Govern)?;
     let db = state.db()?;
     let bounds: serde_json::Value = match parameters::latest(db).await? {
         Some(v) => serde_json::from_str(&v.bounds).unwrap_or_default(),
