@@ -200,21 +200,32 @@ contract GatewayStaking is AccessControl {
 
     // ---------------------------------------------------------------- parameters
 
+    /// @notice May set the bond and slashing rules besides the admin: `GridParameters`, which
+    ///         passes on every change the community makes to them there.
+    bytes32 public constant PARAMETERS_ROLE = keccak256("PARAMETERS_ROLE");
+
+    /// The admin or the holder of `PARAMETERS_ROLE`; anyone else gets
+    /// `AccessControlUnauthorizedAccount(account, PARAMETERS_ROLE)`.
+    modifier onlyRules() {
+        if (!hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) _checkRole(PARAMETERS_ROLE);
+        _;
+    }
+
     /// @notice Set the minimum bond (0 allowed: every gateway counts as bonded).
-    function setMinBond(uint256 minBond_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setMinBond(uint256 minBond_) external onlyRules {
         emit MinBondChanged(minBond, minBond_);
         minBond = minBond_;
     }
 
     /// @notice Set the cool-down for later unbond requests (the service: N epochs x epoch length).
-    function setCooldown(uint64 cooldownSeconds_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setCooldown(uint64 cooldownSeconds_) external onlyRules {
         emit CooldownChanged(cooldownSeconds, cooldownSeconds_);
         cooldownSeconds = cooldownSeconds_;
     }
 
     /// @notice Set the shares of a slashed bond that are burnt and paid to the reporter, in basis
     ///         points (sum at most 10,000: `InvalidBps`); the rest stays with the bonders.
-    function setSlashShares(uint16 burnBps, uint16 reporterBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setSlashShares(uint16 burnBps, uint16 reporterBps) external onlyRules {
         _setSlashShares(burnBps, reporterBps);
     }
 

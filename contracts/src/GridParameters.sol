@@ -4,6 +4,14 @@ pragma solidity ^0.8.24;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Time} from "@openzeppelin/contracts/utils/types/Time.sol";
 
+/// @notice The rules a staking contract enforces that the community governs here
+///         (`GatewayStaking` implements it; `GridParameters` holds its `PARAMETERS_ROLE`).
+interface IBondRules {
+    function setMinBond(uint256 minBond_) external;
+    function setCooldown(uint64 cooldownSeconds_) external;
+    function setSlashShares(uint16 burnBps, uint16 reporterBps) external;
+}
+
 /// @title GridParameters
 /// @notice The parameters that decide who earns what, in one place, changed only by governance.
 ///
@@ -27,6 +35,15 @@ import {Time} from "@openzeppelin/contracts/utils/types/Time.sol";
 /// Changes. Every successful `set` (even one to the same value) increments `version`, stamps
 /// `changedAt` and emits `ParameterChanged(key, previous, current, at)`. The constructor emits
 /// `ParameterChanged(key, 0, initial, at)` for every parameter and leaves `version` at 0.
+///
+/// Bond rules. The staking contract (`staking`, fixed at construction; none with address 0)
+/// keeps the minimum bond, the cool-down and the slashing shares it enforces in its own storage,
+/// so that a bond or a slash reads them cheaply. A `set` of `minBond`, `unbondingCooldown`,
+/// `slashBurnBps` or `slashReporterBps` passes the new value on to it in the same transaction
+/// (this contract holds the staking contract's `PARAMETERS_ROLE`), so the rules in force there
+/// are always the governed ones, whoever made the proposal; if the staking contract refuses, the
+/// whole `set` reverts and nothing changes. Its values at deployment are the ones this contract is
+/// deployed with (the deployer gives both the same).
 ///
 /// Units (all micro-units are millionths of the settlement currency; reward amounts are
 /// reward micro-tokens, 10^-6 GSR):
@@ -91,6 +108,7 @@ contract GridParameters is Ownable {
     uint256 private constant COUNT = 16;
     uint256 private constant I_HALVING_EPOCHS = 8;
     uint256 private constant I_UPTIME_THRESHOLD_BPS = 9;
+    uint256 private constant I_MIN_BOND = 10;
     uint256 private constant I_UNBONDING_COOLDOWN = 11;
     uint256 private constant I_SLASH_BURN_BPS = 12;
     uint256 private constant I_SLASH_REPORTER_BPS = 13;
@@ -100,6 +118,9 @@ contract GridParameters is Ownable {
     uint256[COUNT] private _value;
     uint256[COUNT] private _min;
     uint256[COUNT] private _max;
+
+    /// @notice The staking contract whose bond and slashing rules follow these (none: address 0).
+    IBondRules public immutable staking;
 
     /// @notice Incremented by every successful `set` (0 right after construction).
     uint64 public version;
@@ -113,12 +134,19 @@ contract GridParameters is Ownable {
     error InvalidBounds(bytes32 key, uint256 min, uint256 max);
 
     /// @param owner_ the timelock (the only account that may `set`)
+    /// @param staking_ the staking contract that enforces the bond and slashing rules (address 0:
+    ///        none)
     /// @param initial the values in force at deployment, each within its bounds
     /// @param minimum_ the lowest value each parameter may ever take
     /// @param maximum_ the highest value each parameter may ever take
-    constructor(address owner_, Params memory initial, Params memory minimum_, Params memory maximum_)
-        Ownable(owner_)
-    {
+    constructor(
+        address owner_,
+        IBondRules staking_,
+        Params memory initial,
+        Params memory minimum_,
+        Params memory maximum_
+    ) Ownable(owner_) {
+        staking = staking_;
         uint256[COUNT] memory v = _array(initial);
         uint256[COUNT] memory lo = _array(minimum_);
         uint256[COUNT] memory hi = _array(maximum_);
@@ -206,9 +234,26 @@ contract GridParameters is Ownable {
         ++version;
         changedAt = now_;
         emit ParameterChanged(key, previous, value, now_);
+        _passOn(i);
     }
 
     // -------------------------------------------------------------------- internals
+
+    /// Passes a changed bond or slashing rule on to the staking contract (see "Bond rules").
+    /// The casts are safe: `unbondingCooldown` is at most 2^64 - 1 and both shares at most
+    /// 10,000 (hard limits checked at construction).
+    function _passOn(uint256 i) private {
+        if (address(staking) == address(0)) return;
+        if (i == I_MIN_BOND) {
+            staking.setMinBond(_value[i]);
+        } else if (i == I_UNBONDING_COOLDOWN) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            staking.setCooldown(uint64(_value[i]));
+        } else if (i == I_SLASH_BURN_BPS || i == I_SLASH_REPORTER_BPS) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            staking.setSlashShares(uint16(_value[I_SLASH_BURN_BPS]), uint16(_value[I_SLASH_REPORTER_BPS]));
+        }
+    }
 
     function _indexOf(bytes32 key) private pure returns (uint256) {
         bytes32[] memory k = keys();

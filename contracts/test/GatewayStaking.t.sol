@@ -94,7 +94,8 @@ contract GatewayStakingTest is StakingFixture {
         assertEq(staking.minBond(), 5, "min bond set");
         assertEq(uint256(staking.cooldownSeconds()), 60, "cool-down set");
 
-        bytes32 role = staking.DEFAULT_ADMIN_ROLE();
+        // neither the admin nor the parameters contract: refused, naming the parameters' role
+        bytes32 role = staking.PARAMETERS_ROLE();
         vm.startPrank(alice);
         vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, alice, role));
         staking.setMinBond(0);

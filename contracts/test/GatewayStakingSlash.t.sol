@@ -120,7 +120,8 @@ contract GatewayStakingSlashTest is SlashFixture {
         vm.prank(admin);
         vm.expectRevert(abi.encodeWithSelector(GatewayStaking.InvalidBps.selector, 2 * uint256(type(uint16).max)));
         staking.setSlashShares(type(uint16).max, type(uint16).max);
-        bytes32 role = staking.DEFAULT_ADMIN_ROLE();
+        // neither the admin nor the parameters contract: refused, naming the parameters' role
+        bytes32 role = staking.PARAMETERS_ROLE();
         vm.prank(reporter);
         vm.expectRevert(
             abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, reporter, role)

@@ -2,8 +2,12 @@
 pragma solidity ^0.8.24;
 
 import {GridFixture} from "./utils/GridFixture.sol";
-import {GridParameters} from "../src/GridParameters.sol";
+import {GridParameters, IBondRules} from "../src/GridParameters.sol";
+import {GatewayRegistry} from "../src/GatewayRegistry.sol";
+import {GatewayStaking} from "../src/GatewayStaking.sol";
+import {RewardToken} from "../src/RewardToken.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 
 contract GridParametersTest is GridFixture {
     GridParameters internal params;
@@ -129,19 +133,19 @@ contract GridParametersTest is GridFixture {
         vm.expectRevert(
             abi.encodeWithSelector(GridParameters.InvalidBounds.selector, params.UPTIME_THRESHOLD_BPS(), 5_000, 10_001)
         );
-        new GridParameters(timelock, v, lo, hi);
+        new GridParameters(timelock, IBondRules(address(0)), v, lo, hi);
         hi = _maximum();
 
         lo.halvingEpochs = 0;
         vm.expectRevert(abi.encodeWithSelector(GridParameters.InvalidBounds.selector, params.HALVING_EPOCHS(), 0, 1_000));
-        new GridParameters(timelock, v, lo, hi);
+        new GridParameters(timelock, IBondRules(address(0)), v, lo, hi);
         lo = _minimum();
 
         lo.minBond = hi.minBond + 1;
         vm.expectRevert(
             abi.encodeWithSelector(GridParameters.InvalidBounds.selector, params.MIN_BOND(), hi.minBond + 1, hi.minBond)
         );
-        new GridParameters(timelock, v, lo, hi);
+        new GridParameters(timelock, IBondRules(address(0)), v, lo, hi);
         lo = _minimum();
 
         hi.unbondingCooldown = uint256(type(uint64).max) + 1;
@@ -150,21 +154,21 @@ contract GridParametersTest is GridFixture {
                 GridParameters.InvalidBounds.selector, params.UNBONDING_COOLDOWN(), 1 hours, hi.unbondingCooldown
             )
         );
-        new GridParameters(timelock, v, lo, hi);
+        new GridParameters(timelock, IBondRules(address(0)), v, lo, hi);
         hi = _maximum();
 
         v.feePerHop = 100_001;
         vm.expectRevert(abi.encodeWithSelector(GridParameters.OutOfBounds.selector, params.FEE_PER_HOP(), 100_001, 0, 100_000));
-        new GridParameters(timelock, v, lo, hi);
+        new GridParameters(timelock, IBondRules(address(0)), v, lo, hi);
         v = _initial();
 
         v.slashBurnBps = 9_500; // with reporter 1,000: the sum passes 10,000
         vm.expectRevert(abi.encodeWithSelector(GridParameters.OutOfBounds.selector, params.SLASH_BURN_BPS(), 9_500, 0, 9_000));
-        new GridParameters(timelock, v, lo, hi);
+        new GridParameters(timelock, IBondRules(address(0)), v, lo, hi);
         v = _initial();
 
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableInvalidOwner.selector, address(0)));
-        new GridParameters(address(0), v, lo, hi);
+        new GridParameters(address(0), IBondRules(address(0)), v, lo, hi);
     }
 
     /// Whatever is asked, a parameter stays within its bounds and a refusal changes nothing.
@@ -185,5 +189,94 @@ contract GridParametersTest is GridFixture {
         }
         GridParameters.Params memory p = params.current();
         assertLe(p.slashBurnBps + p.slashReporterBps, 10_000, "slashing shares");
+    }
+}
+
+/// The bond and slashing rules the community sets in `GridParameters` are the ones the staking
+/// contract enforces: every change reaches it in the same transaction, a change it refuses
+/// changes nothing in either, and nobody else may set them there.
+contract GridParametersBondRulesTest is GridFixture {
+    GridParameters internal params;
+    GatewayStaking internal staking;
+    address internal timelock = address(0x7173);
+
+    function setUp() public {
+        vm.warp(1_700_000_000);
+        RewardToken token = new RewardToken(address(this), 1_000_000e6);
+        GatewayRegistry registry = new GatewayRegistry(address(this));
+        GridParameters.Params memory v = _initial();
+        // deployed with the same rules as the parameters, as the service does
+        staking = new GatewayStaking(token, registry, address(this), v.minBond, uint64(v.unbondingCooldown));
+        staking.setSlashShares(uint16(v.slashBurnBps), uint16(v.slashReporterBps));
+        params = new GridParameters(timelock, IBondRules(address(staking)), v, _minimum(), _maximum());
+        staking.grantRole(staking.PARAMETERS_ROLE(), address(params));
+        // the deployer hands the staking contract's admin role over, as the service does
+        staking.grantRole(staking.DEFAULT_ADMIN_ROLE(), timelock);
+        staking.renounceRole(staking.DEFAULT_ADMIN_ROLE(), address(this));
+    }
+
+    function _set(bytes32 key, uint256 value) internal {
+        vm.prank(timelock);
+        params.set(key, value);
+    }
+
+    function test_EveryBondRuleChangeReachesTheStakingContract() public {
+        _set(params.MIN_BOND(), 250e6);
+        assertEq(staking.minBond(), 250e6, "minimum bond");
+        _set(params.UNBONDING_COOLDOWN(), 3 days);
+        assertEq(uint256(staking.cooldownSeconds()), 3 days, "cool-down");
+        _set(params.SLASH_BURN_BPS(), 7_000);
+        assertEq(uint256(staking.slashBurnBps()), 7_000, "burnt share");
+        assertEq(uint256(staking.slashReporterBps()), 1_000, "reporter's share kept");
+        _set(params.SLASH_REPORTER_BPS(), 2_500);
+        assertEq(uint256(staking.slashReporterBps()), 2_500, "reporter's share");
+        assertEq(uint256(staking.slashBurnBps()), 7_000, "burnt share kept");
+        // other parameters leave the staking contract alone
+        _set(params.FEE_PER_HOP(), 5_000);
+        assertEq(staking.minBond(), 250e6, "follows");
+    }
+
+    function test_OnlyTheParametersAndTheAdminSetTheRules() public {
+        address stranger = address(0xBAD);
+        bytes32 role = staking.PARAMETERS_ROLE();
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, role));
+        staking.setMinBond(0);
+        // the timelock (the admin) still may, directly
+        vm.prank(timelock);
+        staking.setMinBond(1);
+        assertEq(staking.minBond(), 1, "follows");
+    }
+
+    function test_ARuleTheStakingContractRefusesChangesNothing() public {
+        // without the role, a change of a bond rule reverts as a whole: the parameters keep theirs
+        bytes32 role = staking.PARAMETERS_ROLE();
+        vm.prank(timelock);
+        staking.revokeRole(role, address(params));
+        uint64 version = params.version();
+        bytes32 key = params.MIN_BOND();
+        vm.prank(timelock);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, address(params), role)
+        );
+        params.set(key, 250e6);
+        assertEq(params.get(key), 100e6, "parameter unchanged");
+        assertEq(staking.minBond(), 100e6, "staking unchanged");
+        assertEq(uint256(params.version()), uint256(version), "version unchanged");
+    }
+
+    /// Whatever the community sets, the staking contract enforces the same rules.
+    function testFuzz_TheStakingContractFollows(uint8 which, uint256 value) public {
+        bytes32[4] memory keys =
+            [params.MIN_BOND(), params.UNBONDING_COOLDOWN(), params.SLASH_BURN_BPS(), params.SLASH_REPORTER_BPS()];
+        bytes32 key = keys[which % 4];
+        (uint256 lo, uint256 hi) = params.bounds(key);
+        value = lo + value % (hi - lo + 1);
+        vm.prank(timelock);
+        try params.set(key, value) {} catch {} // the shares' sum rule may refuse it
+        assertEq(staking.minBond(), params.get(params.MIN_BOND()), "follows");
+        assertEq(uint256(staking.cooldownSeconds()), params.get(params.UNBONDING_COOLDOWN()), "follows");
+        assertEq(uint256(staking.slashBurnBps()), params.get(params.SLASH_BURN_BPS()), "follows");
+        assertEq(uint256(staking.slashReporterBps()), params.get(params.SLASH_REPORTER_BPS()), "follows");
     }
 }

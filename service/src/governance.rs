@@ -11,10 +11,11 @@
 //! Reward rates and the uptime threshold apply from the next epoch (the epoch computation takes
 //! the version in force when an epoch began: `gridshare_market::epoch::collect::governed`); the
 //! import and export tariffs price the imbalance of the intervals that begin after the change
-//! (`gridshare_settlement::step`, each position keeping the tariff it was settled at). Not
-//! applied yet: the budget schedule (the distributor enforces the one it was deployed with), the
-//! bond rules and slashing shares (the staking contract keeps its own, which only the timelock
-//! may now change) and redemption.
+//! (`gridshare_settlement::step`, each position keeping the tariff it was settled at). The bond
+//! rules and slashing shares need nothing from the service: the parameters contract passes every
+//! change on to the staking contract in the same transaction, and the service reads the minimum
+//! bond from there. Not applied yet: the budget schedule (the distributor enforces the one it was
+//! deployed with) and redemption.
 
 use alloy::primitives::{Address, U256};
 use gridshare_domain::MicroPerKwh;

@@ -300,6 +300,7 @@ async fn deployment<C: Chain>(
             let g = gridshare_settlement::governance::deploy(
                 &mut s,
                 rewards.token,
+                gateways.staking,
                 crate::governance::settings(cfg),
                 initial,
                 minimum,
@@ -315,9 +316,18 @@ async fn deployment<C: Chain>(
             g
         }
     };
+    // the bond and slashing rules the community sets in the parameters are the staking
+    // contract's: the parameters pass every change on (granted once, while the service is still
+    // the staking contract's admin)
+    let mut s = Submitter::new(chain, wallet.clone()).await?;
+    if gridshare_settlement::governance::bind_staking(&mut s, governance.parameters, gateways.staking)
+        .await
+        .map_err(SettleError::Deploy)?
+    {
+        tracing::info!(parameters = %governance.parameters, staking = %gateways.staking, "the staking contract follows the governed bond rules");
+    }
     // from now on only the community (a passed proposal, through the timelock) may grant a minter
     // or change the bond and slashing rules
-    let mut s = Submitter::new(chain, wallet.clone()).await?;
     let handed = gridshare_settlement::governance::hand_over(
         &mut s,
         &[rewards.token, rewards.distributor, gateways.staking],

@@ -3,7 +3,8 @@
 //! keep applying), a proposal to change the per-hop grid fee goes propose → vote → queue →
 //! execute, the service's governance step reads the new version, stores it and hands the fees to
 //! the market; the book opened before the execution charges the old fee, the first book opened
-//! after it the new one. A step that runs again changes nothing.
+//! after it the new one. A step that runs again changes nothing. A proposal that raises the
+//! minimum bond raises the staking contract's in the same execution.
 //!
 //! A proposal made through the service passes on the votes of homes without a wallet: each asks
 //! the service to vote (as `POST /api/v1/governance/proposals/{id}/votes` stores it) and the
@@ -189,9 +190,17 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(chain: &C, wallet: Wallet, a
         .unwrap();
     let (init, min, max) = initial(&cfg);
     assert_eq!(init.feePerHop, U256::from(1_000), "the configured tree's uniform fee");
-    let g = governance::deploy(&mut s, token, settings(&cfg), init, min, max)
+    // the staking contract follows the bond rules the community sets
+    let staking = gridshare_settlement::slashing::deploy(&mut s, token, 0, 86_400)
+        .await
+        .unwrap()
+        .staking;
+    let g = governance::deploy(&mut s, token, staking, settings(&cfg), init, min, max)
         .await
         .unwrap();
+    assert!(governance::bind_staking(&mut s, g.parameters, staking).await.unwrap());
+    // once is enough: a second run grants nothing
+    assert!(!governance::bind_staking(&mut s, g.parameters, staking).await.unwrap());
 
     // version 0: the configured tree's fees, and the book opened now keeps them
     let mut step = GovernanceStep::default();
@@ -282,7 +291,7 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(chain: &C, wallet: Wallet, a
             .await
             .unwrap();
     }
-    let changes = r#"[{"parameter":"networkFee","value":"700"}]"#;
+    let changes = r#"[{"parameter":"networkFee","value":"700"},{"parameter":"minBond","value":"5000000"}]"#;
     let number = gridshare_storage::parameters::propose(&db, operator.id, "Network fee 0.0007", changes, Timestamp(0))
         .await
         .unwrap();
@@ -388,6 +397,10 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(chain: &C, wallet: Wallet, a
     );
     step.run(chain, &db, &market, g.parameters).await.unwrap();
     assert_eq!(market.grid_fees().map(|f| f.per_kwh), Some(MicroPerKwh(700)));
+    // the same proposal raised the minimum bond, and the staking contract enforces it
+    use gridshare_settlement::contracts::GatewayStaking;
+    let min_bond = view(chain, staking, GatewayStaking::minBondCall {}).await.unwrap();
+    assert_eq!(min_bond, U256::from(5_000_000u64));
     // a proposal outside the bounds is refused before it reaches the chain (the API checks them),
     // and one whose stored changes do not read is marked refused, not sent
     gridshare_storage::parameters::propose(&db, operator.id, "garbage", "[not json", Timestamp(0))

@@ -51,10 +51,13 @@ pub fn key(name: &str) -> B256 {
 
 /// Deploys the timelock, the governor over `token`'s votes and the parameters (owned by the
 /// timelock) with `initial` values within `[minimum, maximum]`; then gives up the timelock's admin
-/// role, so that only a passed proposal changes anything.
+/// role, so that only a passed proposal changes anything. The parameters pass every change of the
+/// bond and slashing rules on to `staking` (`Address::ZERO`: none), which must give them its
+/// `PARAMETERS_ROLE` ([`bind_staking`]).
 pub async fn deploy<C: Chain>(
     s: &mut Submitter<'_, C>,
     token: Address,
+    staking: Address,
     settings: Settings,
     initial: Params,
     minimum: Params,
@@ -93,6 +96,7 @@ pub async fn deploy<C: Chain>(
             &GridParameters::BYTECODE,
             GridParameters::constructorCall {
                 owner_: timelock,
+                staking_: staking,
                 initial,
                 minimum_: minimum,
                 maximum_: maximum,
@@ -127,6 +131,58 @@ pub async fn deploy<C: Chain>(
         timelock,
         governor,
     })
+}
+
+/// Gives `parameters` the staking contract's `PARAMETERS_ROLE`, so that the bond and slashing
+/// rules the community sets there are the ones `staking` enforces; sent by the staking
+/// contract's admin (the deployer, before it hands the admin role to the timelock). Returns
+/// whether it granted it: false when the parameters already hold it, do not pass their rules on
+/// to this staking contract (deployed before they did, or for another one), or the sender is no
+/// longer the staking contract's admin (then only a proposal can grant it).
+pub async fn bind_staking<C: Chain>(
+    s: &mut Submitter<'_, C>,
+    parameters: Address,
+    staking: Address,
+) -> Result<bool, SubmitError> {
+    use crate::contracts::GatewayStaking;
+    match view(s.chain(), parameters, GridParameters::stakingCall {}).await {
+        Ok(bound) if bound == staking => {}
+        Ok(_) | Err(SubmitError::CallReverted(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let role = view(s.chain(), staking, GatewayStaking::PARAMETERS_ROLECall {}).await?;
+    let held = view(
+        s.chain(),
+        staking,
+        GatewayStaking::hasRoleCall {
+            role,
+            account: parameters,
+        },
+    )
+    .await?;
+    let admin = view(s.chain(), staking, GatewayStaking::DEFAULT_ADMIN_ROLECall {}).await?;
+    let me = s.address();
+    let may = view(
+        s.chain(),
+        staking,
+        GatewayStaking::hasRoleCall {
+            role: admin,
+            account: me,
+        },
+    )
+    .await?;
+    if held || !may {
+        return Ok(false);
+    }
+    s.send(
+        staking,
+        GatewayStaking::grantRoleCall {
+            role,
+            account: parameters,
+        },
+    )
+    .await?;
+    Ok(true)
 }
 
 /// The parameters in force and how many changes were executed so far.

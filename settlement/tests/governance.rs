@@ -140,9 +140,17 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(chain: &C, wallet: Wallet, a
     s.send(token, RewardToken::delegateCall { delegatee: me })
         .await
         .unwrap();
-    let g = governance::deploy(&mut s, token, SETTINGS, params(1_000), minimum(), maximum())
-        .await
-        .unwrap();
+    let g = governance::deploy(
+        &mut s,
+        token,
+        Address::ZERO,
+        SETTINGS,
+        params(1_000),
+        minimum(),
+        maximum(),
+    )
+    .await
+    .unwrap();
     assert_eq!(fee(chain, g.parameters).await, (0, U256::from(1_000)));
 
     // nobody sets a parameter directly, not even the account that deployed it all

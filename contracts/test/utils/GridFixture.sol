@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {TestBase} from "./TestBase.sol";
-import {GridParameters} from "../../src/GridParameters.sol";
+import {GridParameters, IBondRules} from "../../src/GridParameters.sol";
 
 /// The cheat code the permit tests need (kept out of TestBase to leave it untouched).
 interface VmSign {
@@ -64,7 +64,7 @@ abstract contract GridFixture is TestBase {
     }
 
     function _deployParameters(address owner) internal returns (GridParameters) {
-        return new GridParameters(owner, _initial(), _minimum(), _maximum());
+        return new GridParameters(owner, IBondRules(address(0)), _initial(), _minimum(), _maximum());
     }
 
     /// 21,000 + calldata + execution; calldata priced the standard way (4 per zero byte, 16 per
