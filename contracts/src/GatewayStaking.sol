@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
@@ -150,6 +151,8 @@ contract GatewayStaking is AccessControl {
     error ZeroAddress();
     /// @notice A zero amount.
     error ZeroAmount();
+    /// `bondWithPermit` for a gateway `owner` does not own (`registered` does).
+    error NotGatewayOwner(address gateway, address owner, address registered);
     /// @notice The gateway is not active in the registry, so it cannot receive a new bond.
     error GatewayNotActive(address gateway);
     /// @notice The bond would leave the gateway's active total below the minimum.
@@ -242,6 +245,34 @@ contract GatewayStaking is AccessControl {
     /// @notice Bond `amount` tokens of the caller (approved beforehand) for `gateway`, which must
     ///         be active in the registry; the gateway's active total must reach `minBond`.
     function bond(address gateway, uint256 amount) external {
+        _bond(msg.sender, gateway, amount);
+    }
+
+    /// @notice Bond `amount` of `owner`'s tokens for `gateway` with `owner`'s EIP-2612 permit (for
+    ///         exactly `amount` to this contract, until `deadline`); anyone may send it. This is
+    ///         how the service bonds for a home whose account it holds: the account signs, the
+    ///         service pays the gas, and the bond is the account's own (only it can unbond).
+    ///         Only for a gateway `owner` owns in the registry (`NotGatewayOwner`), so a permit
+    ///         copied from a pending transaction cannot bond the owner's tokens for another
+    ///         gateway. A permit already used (say front-run) is ignored while the allowance it
+    ///         granted is still there; without an allowance the token's transfer refuses.
+    function bondWithPermit(
+        address owner,
+        address gateway,
+        uint256 amount,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external {
+        if (!registry.isActive(gateway)) revert GatewayNotActive(gateway);
+        address registered = registry.ownerOf(gateway);
+        if (registered != owner) revert NotGatewayOwner(gateway, owner, registered);
+        try IERC20Permit(address(token)).permit(owner, address(this), amount, deadline, v, r, s) {} catch {}
+        _bond(owner, gateway, amount);
+    }
+
+    function _bond(address bonder, address gateway, uint256 amount) private {
         if (amount == 0) revert ZeroAmount();
         if (!registry.isActive(gateway)) revert GatewayNotActive(gateway);
         Pool storage pool = _pools[gateway];
@@ -250,9 +281,9 @@ contract GatewayStaking is AccessControl {
         uint256 shares = _toShares(amount, pool.active, pool.activeShares, Math.Rounding.Floor);
         pool.active = total;
         pool.activeShares += shares;
-        _positions[gateway][msg.sender].activeShares += shares;
-        token.safeTransferFrom(msg.sender, address(this), amount);
-        emit Bonded(gateway, msg.sender, amount, total);
+        _positions[gateway][bonder].activeShares += shares;
+        token.safeTransferFrom(bonder, address(this), amount);
+        emit Bonded(gateway, bonder, amount, total);
     }
 
     /// @notice Move `amount` of the caller's active bond for `gateway` to cool-down; it can be

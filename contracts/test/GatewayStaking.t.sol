@@ -327,3 +327,93 @@ contract GatewayStakingTest is StakingFixture {
         );
     }
 }
+
+/// A home that holds no ether bonds for its own gateway with a permit the service sends: the bond
+/// is the home's (only it can unbond), a copied permit cannot bond for another gateway, a permit
+/// front-run straight to the token still bonds, and a forged or replayed one moves nothing.
+contract GatewayStakingPermitTest is StakingFixture {
+    uint256 internal constant HOME_KEY = 0x40e;
+    address internal home;
+    address internal service = address(0x5e7);
+    address internal gwHome = address(0x6A80);
+
+    function setUp() public {
+        vm.warp(1_800_000_000);
+        _deploy();
+        home = vm.addr(HOME_KEY);
+        vm.prank(admin);
+        token.mint(home, 1_000e6);
+        vm.prank(installer);
+        registry.commission(gwHome, home, "home-3");
+    }
+
+    function _permit(uint256 key, uint256 amount, uint256 deadline) internal view returns (uint8, bytes32, bytes32) {
+        address owner = vm.addr(key);
+        bytes32 structHash = keccak256(
+            abi.encode(
+                keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"),
+                owner,
+                address(staking),
+                amount,
+                token.nonces(owner),
+                deadline
+            )
+        );
+        return vm.sign(key, keccak256(abi.encodePacked("\x19\x01", token.DOMAIN_SEPARATOR(), structHash)));
+    }
+
+    function test_TheServiceBondsForTheHomeWithItsPermit() public {
+        uint256 deadline = block.timestamp + 1 hours;
+        (uint8 v, bytes32 r, bytes32 s) = _permit(HOME_KEY, MIN, deadline);
+        vm.prank(service);
+        staking.bondWithPermit(home, gwHome, MIN, deadline, v, r, s);
+        assertTrue(staking.isBonded(gwHome), "bonded");
+        (uint256 active,,) = staking.bondOf(gwHome, home);
+        assertEq(active, MIN, "the bond is the home's");
+        (uint256 serviceBond,,) = staking.bondOf(gwHome, service);
+        assertEq(serviceBond, 0, "not the sender's");
+        assertEq(token.balanceOf(home), 1_000e6 - MIN, "taken from the home");
+        // only the home can unbond it
+        vm.prank(service);
+        vm.expectRevert(abi.encodeWithSelector(GatewayStaking.InsufficientBond.selector, gwHome, service, 0));
+        staking.requestUnbond(gwHome, MIN);
+        // the same permit again: its nonce is used and no allowance is left
+        vm.prank(service);
+        vm.expectRevert();
+        staking.bondWithPermit(home, gwHome, MIN, deadline, v, r, s);
+        assertEq(token.balanceOf(home), 1_000e6 - MIN, "nothing more taken");
+    }
+
+    function test_ACopiedPermitCannotBondForAnotherGateway() public {
+        uint256 deadline = block.timestamp + 1 hours;
+        (uint8 v, bytes32 r, bytes32 s) = _permit(HOME_KEY, MIN, deadline);
+        // gw belongs to 0x0E, not to the home
+        vm.expectRevert(abi.encodeWithSelector(GatewayStaking.NotGatewayOwner.selector, gw, home, address(0x0E)));
+        staking.bondWithPermit(home, gw, MIN, deadline, v, r, s);
+        assertEq(token.balanceOf(home), 1_000e6, "nothing taken");
+    }
+
+    function test_AFrontRunPermitStillBondsAndAForgedOneMovesNothing() public {
+        uint256 deadline = block.timestamp + 1 hours;
+        (uint8 v, bytes32 r, bytes32 s) = _permit(HOME_KEY, MIN, deadline);
+        // someone sends the permit to the token first: the allowance is there, the bond goes on
+        token.permit(home, address(staking), MIN, deadline, v, r, s);
+        staking.bondWithPermit(home, gwHome, MIN, deadline, v, r, s);
+        (uint256 active,,) = staking.bondOf(gwHome, home);
+        assertEq(active, MIN, "bonded");
+        // a permit signed by another key for the home's tokens grants nothing
+        (v, r, s) = _permit(0xBAD, MIN, deadline);
+        vm.expectRevert();
+        staking.bondWithPermit(home, gwHome, MIN, deadline, v, r, s);
+        assertEq(token.balanceOf(home), 1_000e6 - MIN, "nothing more taken");
+    }
+
+    function test_ARevokedGatewayTakesNoBond() public {
+        uint256 deadline = block.timestamp + 1 hours;
+        (uint8 v, bytes32 r, bytes32 s) = _permit(HOME_KEY, MIN, deadline);
+        vm.prank(installer);
+        registry.revoke(gwHome);
+        vm.expectRevert(abi.encodeWithSelector(GatewayStaking.GatewayNotActive.selector, gwHome));
+        staking.bondWithPermit(home, gwHome, MIN, deadline, v, r, s);
+    }
+}

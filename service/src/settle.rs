@@ -577,7 +577,10 @@ async fn run<C: Chain + 'static>(
             if let Err(e) = rewards_step.run(&*chain, &db, &wallet, c.rewards, &custody).await {
                 tracing::warn!(error = %e, "reward epochs on chain: will try again");
             }
-            if let Err(e) = slashing_step.run(&*chain, &db, &wallet, c.gateways, clock.now()).await {
+            if let Err(e) = slashing_step
+                .run(&*chain, &db, &wallet, c.gateways, &custody, clock.now())
+                .await
+            {
                 tracing::warn!(error = %e, "gateways and slashing on chain: will try again");
             }
             if let Err(e) = governance_step

@@ -6,8 +6,13 @@
 //! the first step), it also reads what only the chain knows: which gateways are bonded (the
 //! staking contract's minimum and each active gateway's `isBonded`), for the epoch task, and the
 //! revocations to carry across (a key revoked on chain is refused by the market from its next
-//! gateway reload; one revoked in the market is revoked on chain).
+//! gateway reload; one revoked in the market is revoked on chain). When the community has set a
+//! minimum bond, the gateways of homes whose accounts the service holds that are below it are
+//! bonded from the homes' own reward tokens ([`bond_held`]).
 
+use alloy::primitives::Address;
+use gridshare_domain::GatewayId;
+use gridshare_domain::accounts::Custody;
 use gridshare_market::epoch::collect::Bonds;
 use gridshare_settlement::chain::Chain;
 use gridshare_settlement::onchain::{Submitter, Wallet};
@@ -35,6 +40,69 @@ pub struct SlashingStep {
     last_read: Option<tokio::time::Instant>,
 }
 
+/// Bonds, for every active gateway on chain that is not `bonded` and whose owner's account the
+/// service holds (a home without a wallet of its own), the shortfall to the staking contract's
+/// minimum from the home's own reward tokens, when the account holds that much (else nothing yet:
+/// its next rewards may). The account signs a permit, the service sends it and pays the gas, and
+/// the bond is the home's own (`gridshare_settlement::custody::bond`). A gateway the chain
+/// refuses to bond for (its key revoked meanwhile, say) is left with a warning. Returns the
+/// gateways bonded.
+pub async fn bond_held<C: Chain>(
+    chain: &C,
+    db: &Db,
+    wallet: &Wallet,
+    staking: Address,
+    custody: &Custody,
+    bonded: &std::collections::BTreeSet<GatewayId>,
+) -> Result<Vec<GatewayId>, SlashingError> {
+    use gridshare_settlement::contracts::{GatewayStaking, RewardToken};
+    use gridshare_settlement::onchain::{SubmitError, view};
+    let on_chain = gridshare_storage::gateways::on_chain(db).await?;
+    let waiting: Vec<_> = gridshare_storage::gateways::active(db)
+        .await?
+        .into_iter()
+        .filter(|g| on_chain.contains(&g.id) && !bonded.contains(&g.id))
+        .collect();
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let min = view(chain, staking, GatewayStaking::minBondCall {}).await?;
+    let token = view(chain, staking, GatewayStaking::tokenCall {}).await?;
+    let mut submitter = None;
+    let mut done = Vec::new();
+    for g in waiting {
+        let p = gridshare_storage::participants::get(db, g.owner).await?;
+        let Some(account) = p.custody_address.as_deref().filter(|_| p.evm_address.is_none()) else {
+            continue; // a home with its own wallet bonds for itself
+        };
+        let Ok(key) = gridshare_settlement::custody::signer(custody, g.owner) else {
+            continue;
+        };
+        if !account.eq_ignore_ascii_case(&key.address().to_string()) {
+            continue; // never sign for an account this seed does not hold
+        }
+        let gateway = Address::from(g.public_key.address());
+        let active = view(chain, staking, GatewayStaking::activeBondCall { gateway }).await?;
+        let need = min.saturating_sub(active);
+        let balance = view(chain, token, RewardToken::balanceOfCall { account: key.address() }).await?;
+        if need.is_zero() || balance < need {
+            continue;
+        }
+        let s = match submitter.as_mut() {
+            Some(s) => s,
+            None => submitter.insert(Submitter::new(chain, wallet.clone()).await?),
+        };
+        match gridshare_settlement::custody::bond(s, token, staking, &key, gateway, need).await {
+            Ok(_) => done.push(g.id),
+            Err(e @ (SubmitError::Reverted { .. } | SubmitError::CallReverted(_))) => {
+                tracing::warn!(gateway = %g.id, error = %e, "the staking contract refused a bond for a home");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
+}
+
 impl SlashingStep {
     /// A step that publishes the bonds it reads on `bonds`.
     pub fn new(bonds: tokio::sync::watch::Sender<Option<Bonds>>) -> Self {
@@ -53,6 +121,7 @@ impl SlashingStep {
         db: &Db,
         wallet: &Wallet,
         contracts: GatewayContracts,
+        custody: &Custody,
         now: gridshare_domain::Timestamp,
     ) -> Result<(), SlashingError> {
         let due = self.last_read.is_none_or(|t| t.elapsed() >= CHAIN_READ_EVERY);
@@ -60,6 +129,17 @@ impl SlashingStep {
             // on its own: the epochs wait for the bonds, so nothing else may hold them up
             match gridshare_settlement::slashing::bonded(chain, contracts.staking, db).await {
                 Ok(set) => {
+                    if let Some(bonded) = &set {
+                        match bond_held(chain, db, wallet, contracts.staking, custody, bonded).await {
+                            Ok(done) if !done.is_empty() => {
+                                tracing::info!(gateways = ?done, "gateways bonded from their homes' rewards");
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "bonding for the homes the service holds: will try again")
+                            }
+                        }
+                    }
                     let bonds = set.map_or(Bonds::NoMinimum, Bonds::Bonded);
                     self.bonds.send_if_modified(|old| {
                         let changed = old.as_ref() != Some(&bonds);

@@ -274,7 +274,7 @@ fn the_demo_trades_settles_on_chain_and_resumes() {
     let fee = wait_for(|| {
         let (st, v) = common::http(port, "GET", "/api/v1/governance/parameters", &home1, None);
         assert_eq!(st, 200, "{v}");
-        (v["current"]["params"]["feePerHop"] == "3000").then_some(v)
+        (v["current"]["params"]["feePerHop"] == "3000" && v["current"]["params"]["minBond"] == "100000").then_some(v)
     });
     assert!(fee["current"]["version"].as_u64() >= Some(1), "{fee}");
 

@@ -10,7 +10,8 @@
 //! custodial account's tokens count as its own votes in governance (ERC-20 votes count only
 //! delegated tokens), [`delegate_held`] does it for every custodial account holding tokens, and
 //! [`ballot`] casts the vote a homeowner chose, signed by their account (the governor counts it
-//! as that account's, once: the ballot carries the account's next nonce on the governor).
+//! as that account's, once: the ballot carries the account's next nonce on the governor), and
+//! [`bond`] bonds the account's tokens for its own gateway (the bond is the account's).
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::SignerSync;
@@ -20,7 +21,8 @@ use gridshare_domain::ParticipantId;
 use gridshare_domain::accounts::Custody;
 
 use crate::chain::Chain;
-use crate::contracts::{GridGovernor, RewardToken};
+use crate::chain::Receipt;
+use crate::contracts::{GatewayStaking, GridGovernor, RewardToken};
 use crate::onchain::{SubmitError, Submitter, view};
 
 alloy::sol! {
@@ -210,4 +212,31 @@ pub async fn ballot<C: Chain>(
         voter: owner,
         signature: Bytes::from(signature),
     })
+}
+
+/// Bonds `amount` of `owner`'s reward tokens for `gateway`, which `owner` must own in the
+/// registry: a permit signed with `owner`'s key for exactly `amount` to the staking contract, and
+/// `bondWithPermit` sent (and paid) by `s`. The bond is `owner`'s own: only it can unbond it.
+pub async fn bond<C: Chain>(
+    s: &mut Submitter<'_, C>,
+    token: Address,
+    staking: Address,
+    owner: &PrivateKeySigner,
+    gateway: Address,
+    amount: U256,
+) -> Result<Receipt, SubmitError> {
+    let p = permit(s.chain(), token, owner, staking, amount, U256::MAX).await?;
+    s.send(
+        staking,
+        GatewayStaking::bondWithPermitCall {
+            owner: p.owner,
+            gateway,
+            amount,
+            deadline: p.deadline,
+            v: p.v,
+            r: p.r,
+            s: p.s,
+        },
+    )
+    .await
 }

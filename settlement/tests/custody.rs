@@ -4,6 +4,8 @@
 //! sends the signed permit. A neighbour's custodial key, a replayed permit, a permit for more
 //! than it says or one past its deadline move nothing. The same keys make each custodial
 //! account's tokens count as its own votes, once, and a delegation moves only its signer's votes.
+//! A custodial account bonds its tokens for its own gateway (the bond is its own) and never for
+//! another's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -15,7 +17,7 @@ use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use gridshare_domain::ParticipantId;
 use gridshare_settlement::chain::{Chain, EVM_CHAIN_ID, EvmChain, Receipt, RpcChain};
-use gridshare_settlement::contracts::RewardToken;
+use gridshare_settlement::contracts::{GatewayRegistry, GatewayStaking, RewardToken};
 use gridshare_settlement::custody;
 use gridshare_settlement::onchain::{SubmitError, Submitter, Wallet, view};
 use gridshare_settlement::rewards::{self, Emission};
@@ -183,6 +185,50 @@ async fn scenario<C: Chain>(chain: &C, wallet: Wallet) -> (U256, U256, U256, U25
         "home 2 chose (signed) another delegate"
     );
 
+    // bonds: home 2's tokens bond for home 2's own gateway, with its permit; the bond is its own
+    let gateways = gridshare_settlement::slashing::deploy(&mut s, token, 100, 86_400)
+        .await
+        .unwrap();
+    let (gw1, gw2) = (Address::repeat_byte(0x61), Address::repeat_byte(0x62));
+    for (gateway, owner) in [(gw1, account1), (gw2, account2)] {
+        s.send(
+            gateways.registry,
+            GatewayRegistry::commissionCall {
+                gatewayKey: gateway,
+                owner,
+                site: alloy::primitives::B256::repeat_byte(0x5e),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    custody::bond(&mut s, token, gateways.staking, &key2, gw2, U256::from(100))
+        .await
+        .unwrap();
+    let bonded = |gateway| async move {
+        view(chain, gateways.staking, GatewayStaking::isBondedCall { gateway })
+            .await
+            .unwrap()
+    };
+    assert!(bonded(gw2).await, "home 2's gateway is bonded");
+    let mine = view(
+        chain,
+        gateways.staking,
+        GatewayStaking::bondOfCall {
+            gateway: gw2,
+            bonder: account2,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(mine.active, U256::from(100), "the bond is home 2's own");
+    // home 2's key cannot bond its tokens for home 1's gateway, nor home 1's for its own
+    refused(
+        custody::bond(&mut s, token, gateways.staking, &key2, gw1, U256::from(100)).await,
+        "NotGatewayOwner",
+    );
+    assert!(!bonded(gw1).await);
+
     // the custodial accounts never sent a transaction: the service paid every gas
     for a in [account1, account2] {
         assert_eq!(chain.nonce(a).await.unwrap(), 0, "{a} sent a transaction");
@@ -204,7 +250,7 @@ async fn a_custodial_accounts_tokens_move_only_with_its_own_key_and_it_needs_no_
     let on_evm = scenario(&evm, Wallet::new(key(), EVM_CHAIN_ID)).await;
     assert_eq!(
         on_evm,
-        (U256::from(600), U256::from(1_000), U256::from(400), U256::from(600))
+        (U256::from(600), U256::from(900), U256::from(400), U256::from(600))
     );
     let Some(anvil) = Anvil::start(&[]) else { return };
     let anvil = anvil.unwrap();

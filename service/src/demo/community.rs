@@ -1,6 +1,8 @@
 //! The demo's community deciding a rule: once the first reward epoch is on chain (so the homes
 //! hold reward tokens, counted as their votes), the grid operator proposes one per-hop grid fee
-//! for every line of the feeder, through the API as a real operator would; the homes vote through
+//! for every line of the feeder and a minimum bond per gateway, through the API as a real
+//! operator would (once it applies, the service bonds each home's gateway from the home's own
+//! rewards: `crate::slashing::bond_held`); the homes vote through
 //! the API with their own keys (most for, some against or abstaining); the service casts their
 //! votes from their custodial accounts, queues the passed proposal and executes it after the
 //! timelock's delay, and the books opened from then on charge the new fee. Each step is said on
@@ -28,6 +30,9 @@ pub(super) fn settings() -> Governance {
 
 /// The fee the operator proposes for every hop (µ-currency per kWh).
 const FEE_PER_HOP: u64 = 3_000;
+/// The bond the operator proposes per gateway (µ-token): 0.1 GSR, less than any demo home earns
+/// in its first epoch, so the service can bond every home's gateway from its own rewards.
+const MIN_BOND: u64 = 100_000;
 
 /// How home `i` (1-based) votes: 0 against, 1 for, 2 abstain.
 fn support_of(i: usize) -> &'static str {
@@ -81,8 +86,11 @@ pub(super) async fn run(
             return;
         }
         let body = serde_json::json!({
-            "description": format!("One grid fee for every line: {FEE_PER_HOP} µ/kWh per hop"),
-            "changes": [{"parameter": "feePerHop", "value": FEE_PER_HOP.to_string()}],
+            "description": format!("One grid fee for every line ({FEE_PER_HOP} µ/kWh per hop) and a bond of 0.1 GSR per gateway"),
+            "changes": [
+                {"parameter": "feePerHop", "value": FEE_PER_HOP.to_string()},
+                {"parameter": "minBond", "value": MIN_BOND.to_string()},
+            ],
         });
         let made = client
             .post(&proposals)
@@ -151,7 +159,9 @@ pub(super) async fn run(
                     votes("votes_abstain")
                 );
                 if now == "executed" {
-                    println!("governance: books opened from now on charge {FEE_PER_HOP} µ/kWh per hop");
+                    println!(
+                        "governance: books opened from now on charge {FEE_PER_HOP} µ/kWh per hop; the service bonds each home's gateway from the home's own rewards"
+                    );
                 }
                 if matches!(
                     now.as_str(),
