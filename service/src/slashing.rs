@@ -140,8 +140,8 @@ impl SlashingStep {
                             }
                         }
                     }
-                    let bonds = set.map_or(Bonds::NoMinimum, Bonds::Bonded);
-                    self.bonds.send_if_modified(|old| {
+                    let bonds = set.clone().map_or(Bonds::NoMinimum, Bonds::Bonded);
+                    let changed = self.bonds.send_if_modified(|old| {
                         let changed = old.as_ref() != Some(&bonds);
                         if changed {
                             tracing::info!(?bonds, "bonded gateways read from chain");
@@ -149,6 +149,12 @@ impl SlashingStep {
                         }
                         changed
                     });
+                    // for the pages (installer, homeowner, admin, network)
+                    if (changed || self.last_read.is_none())
+                        && let Err(e) = gridshare_storage::gateways::record_bonds(db, set.as_ref()).await
+                    {
+                        tracing::warn!(error = %e, "recording the bonds read from chain");
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "reading the bonds on chain: will try again"),
             }

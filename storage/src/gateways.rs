@@ -82,6 +82,62 @@ pub async fn on_chain(db: &Db) -> Result<std::collections::HashSet<GatewayId>> {
     })
 }
 
+/// Records the bonds as read from chain: `None` when the minimum bond is zero (every active
+/// gateway `not_required`), else the gateways whose bond reaches it (`bonded`; every other active
+/// gateway `unbonded`). One transaction, so a page never sees half a reading.
+pub async fn record_bonds(db: &Db, bonded: Option<&std::collections::BTreeSet<GatewayId>>) -> Result<()> {
+    macro_rules! record {
+        ($tx:expr, $ph:literal) => {{
+            match bonded {
+                None => {
+                    sqlx::query("UPDATE gateways SET bond_state = 'not_required' WHERE revoked_at IS NULL")
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                Some(set) => {
+                    sqlx::query("UPDATE gateways SET bond_state = 'unbonded' WHERE revoked_at IS NULL")
+                        .execute(&mut *$tx)
+                        .await?;
+                    for id in set {
+                        sqlx::query(concat!(
+                            "UPDATE gateways SET bond_state = 'bonded' WHERE revoked_at IS NULL AND id = ",
+                            $ph
+                        ))
+                        .bind(id.0 as i64)
+                        .execute(&mut *$tx)
+                        .await?;
+                    }
+                }
+            }
+        }};
+    }
+    match db {
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            record!(tx, "?1");
+            tx.commit().await?;
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            record!(tx, "$1");
+            tx.commit().await?;
+        }
+    }
+    Ok(())
+}
+
+/// Each gateway's bond state as last recorded ([`record_bonds`]); gateways never read are absent.
+pub async fn bond_states(db: &Db) -> Result<std::collections::HashMap<GatewayId, String>> {
+    let sql = "SELECT id, bond_state FROM gateways WHERE bond_state IS NOT NULL";
+    query!(db, sql, pool => |q| {
+        q.fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| Ok((GatewayId(r.try_get::<i64, _>("id")? as u64), r.try_get::<String, _>("bond_state")?)))
+            .collect()
+    })
+}
+
 // The bitmap is a u64; the column is a signed BIGINT holding the same 64 bits.
 pub(crate) fn window_columns(w: ReplayWindow) -> (i64, i64) {
     (w.highest as i64, w.seen as i64)

@@ -1219,6 +1219,36 @@ async fn parameter_versions_are_kept_and_the_one_in_force_is_found_on_both_backe
     }
 }
 
+/// The bonds read from chain, recorded for the pages: every active gateway `not_required` while
+/// the minimum is zero, else `bonded` or `unbonded`; a revoked gateway keeps what it had; on both
+/// backends.
+#[tokio::test]
+async fn bond_states_follow_the_last_reading_on_both_backends() {
+    use gridshare_storage::gateways;
+    for t in backends().await {
+        let db = &t.db;
+        let (_, g1, _) = home_with_gateway(db, 1).await;
+        let (_, g2, _) = home_with_gateway(db, 2).await;
+        let (_, g3, _) = home_with_gateway(db, 3).await;
+        assert!(gateways::bond_states(db).await.unwrap().is_empty(), "{}", t.name);
+        gateways::record_bonds(db, None).await.unwrap();
+        let states = gateways::bond_states(db).await.unwrap();
+        assert_eq!(states.get(&g1).map(String::as_str), Some("not_required"), "{}", t.name);
+        gateways::revoke(db, g3, NOW).await.unwrap();
+        gateways::record_bonds(db, Some(&[g1].into_iter().collect()))
+            .await
+            .unwrap();
+        let states = gateways::bond_states(db).await.unwrap();
+        assert_eq!(
+            (states[&g1].as_str(), states[&g2].as_str(), states[&g3].as_str()),
+            ("bonded", "unbonded", "not_required"),
+            "{}",
+            t.name
+        );
+        t.finish().await;
+    }
+}
+
 /// A homeowner's vote through the service: stored once per proposal and participant (the first
 /// one stands, as on chain), cast or refused once, and listed for its owner only, on both backends.
 #[tokio::test]

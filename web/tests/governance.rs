@@ -318,3 +318,37 @@ async fn the_operator_proposes_from_the_network_page_within_the_bounds() {
         page.text
     );
 }
+
+#[tokio::test]
+async fn bond_states_reach_the_installer_admin_and_network_pages() {
+    use gridshare_domain::GatewayId;
+    let (db, _dir) = temp_db().await;
+    let state = state_with(&db);
+    user(&db, 5, "installer", "ian").await;
+    user(&db, 6, "admin", "root").await;
+    participant(&db, 1, "homeowner", Some(10)).await;
+    participant(&db, 2, "homeowner", Some(20)).await;
+    common::gateway(&db, 11, 1, Some(5), 10).await;
+    common::gateway(&db, 12, 2, Some(5), 20).await;
+    let (_, ian) = sign_in(&state, "ian").await;
+    let (_, root) = sign_in(&state, "root").await;
+
+    // not read from chain yet: said so, and no count on the network page
+    let page = request(Method::GET, "/installer").cookie(&ian).send(&state).await;
+    assert!(page.text.contains("not read from chain"), "{}", page.text);
+    let public = request(Method::GET, "/network").send(&state).await;
+    assert!(public.text.contains("2 active gateways<"), "{}", public.text);
+
+    // a minimum is set and only gateway 11 reaches it
+    let bonded = [GatewayId(11)].into_iter().collect();
+    gridshare_storage::gateways::record_bonds(&db, Some(&bonded))
+        .await
+        .unwrap();
+    let page = request(Method::GET, "/installer").cookie(&ian).send(&state).await;
+    assert!(page.text.contains(">bonded<"), "{}", page.text);
+    assert!(page.text.contains("below the minimum bond"), "{}", page.text);
+    let admin = request(Method::GET, "/admin").cookie(&root).send(&state).await;
+    assert!(admin.text.contains("below the minimum bond"), "{}", admin.text);
+    let public = request(Method::GET, "/network").send(&state).await;
+    assert!(public.text.contains("2 active gateways, 1 bonded"), "{}", public.text);
+}

@@ -115,7 +115,7 @@ pub(super) async fn run(
         }
         let Some(id) = id else { return };
         println!(
-            "governance: the grid operator proposed one fee of {FEE_PER_HOP} µ/kWh per hop (proposal {id}); the homes vote"
+            "governance: the grid operator proposed one fee of {FEE_PER_HOP} µ/kWh per hop and a bond of 0.1 GSR per gateway (proposal {id}); the homes vote"
         );
         for (i, key) in home_keys.iter().enumerate() {
             let vote = serde_json::json!({"support": support_of(i + 1)});

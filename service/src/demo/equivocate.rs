@@ -130,7 +130,7 @@ pub async fn run(db: Db, home: Home, data_dir: &Path, mqtt_port: u16, mut stop: 
         println!(
             "demo: home {}'s gateway was made to sign a second, different reading with sequence number {} \
              (twice the generation it measured): the market stops it and the staking contract takes its bond and revokes its key \
-             (nobody bonds in the demo, so only the key goes) — see the network page",
+             (no bond is required yet this early in the demo, so only the key goes) — see the network page",
             home.id, env.seq
         );
     }

@@ -219,6 +219,16 @@ pub fn parse_price(text: &str, tick: MicroPerKwh) -> Result<MicroPerKwh, String>
     Ok(MicroPerKwh(micro))
 }
 
+/// A gateway's bond state in words, as the pages show it.
+pub fn bond_words(state: Option<&str>) -> &'static str {
+    match state {
+        Some("bonded") => "bonded",
+        Some("unbonded") => "below the minimum bond: earns no uptime or solar rewards",
+        Some("not_required") => "no bond required yet",
+        _ => "not read from chain",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

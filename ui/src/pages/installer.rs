@@ -40,6 +40,10 @@ pub struct GatewayRow {
     pub devices: Vec<DeviceRow>,
     /// Its latest remote check: (id, how it went).
     pub last_check: Option<(u64, String)>,
+    /// Its bond as last read from chain: `bonded`, `unbonded`, `not_required` (no minimum yet);
+    /// none when not read.
+    #[serde(default)]
+    pub bond: Option<String>,
 }
 
 impl GatewayRow {
@@ -153,7 +157,7 @@ pub(super) fn InstallerPage(data: InstallerData) -> impl IntoView {
             <section class="card" id="gateways">
                 <div class="scroll">
                     <table>
-                        <thead><tr><th>"Gateway"</th><th>"Home"</th><th>"Node"</th><th>"State"</th><th>"Last reading"</th><th>"Devices"</th><th>"Problems"</th><th>"Remote check"</th></tr></thead>
+                        <thead><tr><th>"Gateway"</th><th>"Home"</th><th>"Node"</th><th>"State"</th><th>"Last reading"</th><th>"Bond"</th><th>"Devices"</th><th>"Problems"</th><th>"Remote check"</th></tr></thead>
                         <tbody>
                             {data.gateways.iter().map(|g| {
                                 let problems = g.problems();
@@ -162,6 +166,7 @@ pub(super) fn InstallerPage(data: InstallerData) -> impl IntoView {
                                         <td>{g.id}</td><td>{g.owner}</td><td>{g.node}</td>
                                         <td class=if g.online() { "state on" } else { "state off" }>{if g.online() { "online" } else { "offline" }}</td>
                                         <td>{g.last_reading_s.map_or_else(|| "never".to_owned(), age)}</td>
+                                        <td class=match g.bond.as_deref() { Some("unbonded") => "bad", _ => "" }>{super::common::bond_words(g.bond.as_deref())}</td>
                                         <td>{g.devices.iter().map(|d| format!("{} ({}{})", d.name, d.kind, d.power_w.map(|w| format!(", {}", power(W(w)))).unwrap_or_default())).collect::<Vec<_>>().join("; ")}</td>
                                         <td class=if problems.is_empty() { "" } else { "bad" }>{if problems.is_empty() { "none".to_owned() } else { problems.join("; ") }}</td>
                                         <td>

@@ -113,6 +113,10 @@ pub struct NetworkData {
     pub rules: Option<RulesRow>,
     /// Active gateways.
     pub gateways: u64,
+    /// Of them, bonded at least the minimum (none before the bonds were read; all of them while
+    /// no minimum is set).
+    #[serde(default)]
+    pub bonded: Option<u64>,
     /// Gateways stopped for equivocation, newest first (the envelopes only for the admin).
     #[serde(default)]
     pub slashed: Vec<SlashRow>,
@@ -160,6 +164,9 @@ pub struct AdminGatewayRow {
     pub node: u32,
     /// Active, or revoked.
     pub active: bool,
+    /// Its bond as last read from chain (see the installer's page).
+    #[serde(default)]
+    pub bond: Option<String>,
 }
 
 /// The admin's page.
@@ -191,7 +198,7 @@ fn Network(data: NetworkData) -> impl IntoView {
                 <h2>"Emitted"</h2>
                 <p class="big">{tokens(data.emitted)}</p>
                 <p class="small">{emitted.unwrap_or_else(|| "No epoch has ended yet.".into())}</p>
-                <p class="small">{data.gateways} " active gateways"</p>
+                <p class="small">{format!("{} active gateways{}", data.gateways, data.bonded.map(|b| format!(", {b} bonded")).unwrap_or_default())}</p>
             </div>
             {data.rules.map(|r| view! {
                 <div class="card" id="rules">
@@ -363,7 +370,7 @@ pub(super) fn AdminPage(data: AdminData) -> impl IntoView {
             <section class="card" id="gateways">
                 <h2>"Gateways"</h2>
                 <table>
-                    <thead><tr><th>"Id"</th><th>"Home"</th><th>"Installer"</th><th>"Node"</th><th>"State"</th></tr></thead>
+                    <thead><tr><th>"Id"</th><th>"Home"</th><th>"Installer"</th><th>"Node"</th><th>"State"</th><th>"Bond"</th></tr></thead>
                     <tbody>
                         {data.gateways.into_iter().map(|g| view! {
                             <tr>
@@ -372,6 +379,7 @@ pub(super) fn AdminPage(data: AdminData) -> impl IntoView {
                                 <td>{g.installer.map(|i| i.to_string()).unwrap_or_default()}</td>
                                 <td>{g.node}</td>
                                 <td>{if g.active { "active" } else { "revoked" }}</td>
+                                <td class="small">{super::common::bond_words(g.bond.as_deref())}</td>
                             </tr>
                         }).collect_view()}
                     </tbody>

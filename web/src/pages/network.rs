@@ -30,6 +30,8 @@ async fn network_data(state: &AppState, envelopes: bool) -> Result<NetworkData, 
             .and_then(|json| serde_json::from_str(&json).ok()),
         None => None,
     };
+    let active = gateways::active(db).await?;
+    let bonds = gateways::bond_states(db).await?;
     Ok(NetworkData {
         session: None,
         emitted: Micro(list.first().map_or(0, |e| e.cumulative_total)),
@@ -58,7 +60,17 @@ async fn network_data(state: &AppState, envelopes: bool) -> Result<NetworkData, 
             .map(|v| parameter_rows(&v))
             .unwrap_or_default(),
         flash: None,
-        gateways: gateways::active(db).await?.len() as u64,
+        gateways: active.len() as u64,
+        bonded: (!bonds.is_empty()).then(|| {
+            active
+                .iter()
+                .filter(|g| {
+                    bonds
+                        .get(&g.id)
+                        .is_some_and(|s| matches!(s.as_str(), "bonded" | "not_required"))
+                })
+                .count() as u64
+        }),
         slashed: evidence::list(db, None, 50)
             .await?
             .iter()
@@ -207,10 +219,12 @@ async fn admin_data(
             installers: served.remove(&p.id.0).unwrap_or_default(),
         })
         .collect();
+    let bonds = gateways::bond_states(db).await?;
     let gateways = gateways::all(db)
         .await?
         .into_iter()
         .map(|g| AdminGatewayRow {
+            bond: bonds.get(&g.id).cloned(),
             id: g.id.0,
             owner: g.owner.0,
             installer: g.installer.map(|i| i.0),
