@@ -326,7 +326,7 @@ async fn bond_states_reach_the_installer_admin_and_network_pages() {
     let state = state_with(&db);
     user(&db, 5, "installer", "ian").await;
     user(&db, 6, "admin", "root").await;
-    participant(&db, 1, "homeowner", Some(10)).await;
+    user(&db, 1, "homeowner", "alice").await;
     participant(&db, 2, "homeowner", Some(20)).await;
     common::gateway(&db, 11, 1, Some(5), 10).await;
     common::gateway(&db, 12, 2, Some(5), 20).await;
@@ -351,4 +351,9 @@ async fn bond_states_reach_the_installer_admin_and_network_pages() {
     assert!(admin.text.contains("below the minimum bond"), "{}", admin.text);
     let public = request(Method::GET, "/network").send(&state).await;
     assert!(public.text.contains("2 active gateways, 1 bonded"), "{}", public.text);
+    // the homeowner sees their own gateway's, and not the neighbour's
+    let (_, alice) = sign_in(&state, "alice").await;
+    let home = request(Method::GET, "/home/1").cookie(&alice).send(&state).await;
+    assert!(home.text.contains("Gateway 11: bonded"), "{}", home.text);
+    assert!(!home.text.contains("Gateway 12"), "{}", home.text);
 }

@@ -239,6 +239,9 @@ pub struct HomeData {
     /// The home's own address, when it has one: it votes with its own wallet, not here.
     #[serde(default)]
     pub own_wallet: Option<String>,
+    /// Each of the home's gateways and its bond as last read from chain.
+    #[serde(default)]
+    pub bonds: Vec<(u64, Option<String>)>,
 }
 
 /// One gateway's answer to the home's preferences (the API's shape, so a poll can update it).
@@ -439,6 +442,9 @@ pub(super) fn HomePage(data: HomeData) -> impl IntoView {
                         " for verified generation and demand response"
                     </p>
                     <EpochRewards rows=data.epochs.clone()/>
+                    {data.bonds.iter().map(|(g, state)| view! {
+                        <p class="small bond">{format!("Gateway {g}: {}", super::common::bond_words(state.as_deref()))}</p>
+                    }).collect_view()}
                 </div>
             </section>
             <PowerCard power=power_now/>

@@ -274,6 +274,13 @@ async fn home_data(
             .map(|e| super::slash_row(e, true))
             .collect(),
         votes: votes(db, home).await?,
+        bonds: {
+            let states = gateways::bond_states(db).await?;
+            homes_gateways
+                .iter()
+                .map(|g| (g.id.0, states.get(&g.id).cloned()))
+                .collect()
+        },
         own_wallet: p.evm_address.clone(),
     })
 }
