@@ -49,6 +49,20 @@ pub struct ParametersView {
     pub history: Vec<ParameterVersionView>,
 }
 
+impl ParametersQuery {
+    /// The limit asked for (50 when none); a 400 outside 1–500.
+    fn limit(self) -> Result<u32, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be 1 to 500, got {limit}"),
+            ));
+        }
+        Ok(limit)
+    }
+}
+
 fn view(v: &parameters::ParameterVersion) -> ParameterVersionView {
     ParameterVersionView {
         version: v.version,
@@ -67,13 +81,7 @@ pub async fn governed_parameters(
     State(state): State<AppState>,
     Query(q): Query<ParametersQuery>,
 ) -> Result<ApiJson<ParametersView>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be 1 to 500, got {limit}"),
-        ));
-    }
+    let limit = q.limit()?;
     let history: Vec<ParameterVersionView> = parameters::history(state.db()?, limit)
         .await?
         .iter()
@@ -160,13 +168,7 @@ pub async fn proposals(
     State(state): State<AppState>,
     Query(q): Query<ParametersQuery>,
 ) -> Result<ApiJson<Vec<ProposalView>>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be 1 to 500, got {limit}"),
-        ));
-    }
+    let limit = q.limit()?;
     Ok(ApiJson(
         parameters::proposals(state.db()?, limit)
             .await?
@@ -446,13 +448,7 @@ pub async fn my_votes(
     Query(q): Query<ParametersQuery>,
 ) -> Result<ApiJson<Vec<VoteView>>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be 1 to 500, got {limit}"),
-        ));
-    }
+    let limit = q.limit()?;
     Ok(ApiJson(
         parameters::votes_of(state.db()?, who.participant, limit)
             .await?

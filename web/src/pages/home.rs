@@ -313,6 +313,16 @@ async fn votes(db: &gridshare_storage::Db, home: ParticipantId) -> Result<Vec<Vo
         .collect())
 }
 
+/// The household itself only: an admin may look at a home, not act for it (set its preferences,
+/// vote with its rewards). The 403 page saying `why`, for anyone but home `id`'s own homeowner.
+async fn household_only(state: &AppState, who: &Principal, id: u64, why: &str) -> Option<Response> {
+    if who.participant.0 == id && who.role == Role::Homeowner {
+        return None;
+    }
+    let session = session_of(state, who).await;
+    Some(error_page(state, session, StatusCode::FORBIDDEN, "Not your home", why))
+}
+
 /// The homeowner's vote, as the form sends it.
 #[derive(Debug, Deserialize)]
 pub struct VoteForm {
@@ -329,16 +339,8 @@ pub async fn vote(
     Form(f): Form<VoteForm>,
 ) -> Response {
     let page = format!("/home/{id}");
-    // the household itself only: an admin may look at a home, not vote for it
-    if who.participant.0 != id || who.role != Role::Homeowner {
-        let session = session_of(&state, &who).await;
-        return error_page(
-            &state,
-            session,
-            StatusCode::FORBIDDEN,
-            "Not your home",
-            "Only the household itself votes with its rewards.",
-        );
+    if let Some(refused) = household_only(&state, &who, id, "Only the household itself votes with its rewards.").await {
+        return refused;
     }
     match crate::governance::request_vote(&state, &who, f.proposal, f.support).await {
         Ok(_) => back_with(
@@ -419,16 +421,15 @@ pub async fn preferences(
 ) -> Response {
     let page = format!("/home/{id}");
     let back = |ok: bool, text: String| back_with(&page, ok, &text, Some("preferences"));
-    // the household itself only: an admin may look at a home, not set its preferences
-    if who.participant.0 != id || who.role != Role::Homeowner {
-        let session = session_of(&state, &who).await;
-        return error_page(
-            &state,
-            session,
-            StatusCode::FORBIDDEN,
-            "Not your home",
-            "Only the household itself sets its trading preferences.",
-        );
+    if let Some(refused) = household_only(
+        &state,
+        &who,
+        id,
+        "Only the household itself sets its trading preferences.",
+    )
+    .await
+    {
+        return refused;
     }
     let p =
         match gridshare_ui::pages::check_preferences(&f.min_sell_price, &f.max_buy_price, &f.battery_reserve_percent) {
