@@ -339,6 +339,17 @@ async fn bond_states_reach_the_installer_admin_and_network_pages() {
     let public = request(Method::GET, "/network").send(&state).await;
     assert!(public.text.contains("2 active gateways<"), "{}", public.text);
 
+    // no minimum yet
+    gridshare_storage::gateways::record_bonds(&db, None).await.unwrap();
+    let public = request(Method::GET, "/network").send(&state).await;
+    assert!(
+        public.text.contains("2 active gateways, no bond required yet"),
+        "{}",
+        public.text
+    );
+    let page = request(Method::GET, "/installer").cookie(&ian).send(&state).await;
+    assert!(page.text.contains("no bond required yet"), "{}", page.text);
+
     // a minimum is set and only gateway 11 reaches it
     let bonded = [GatewayId(11)].into_iter().collect();
     gridshare_storage::gateways::record_bonds(&db, Some(&bonded))

@@ -113,10 +113,10 @@ pub struct NetworkData {
     pub rules: Option<RulesRow>,
     /// Active gateways.
     pub gateways: u64,
-    /// Of them, bonded at least the minimum (none before the bonds were read; all of them while
-    /// no minimum is set).
+    /// Their bonds in words (`3 bonded`, `no bond required yet`; none before the bonds were
+    /// read from chain).
     #[serde(default)]
-    pub bonded: Option<u64>,
+    pub bonds: Option<String>,
     /// Gateways stopped for equivocation, newest first (the envelopes only for the admin).
     #[serde(default)]
     pub slashed: Vec<SlashRow>,
@@ -198,7 +198,7 @@ fn Network(data: NetworkData) -> impl IntoView {
                 <h2>"Emitted"</h2>
                 <p class="big">{tokens(data.emitted)}</p>
                 <p class="small">{emitted.unwrap_or_else(|| "No epoch has ended yet.".into())}</p>
-                <p class="small">{format!("{} active gateways{}", data.gateways, data.bonded.map(|b| format!(", {b} bonded")).unwrap_or_default())}</p>
+                <p class="small">{format!("{} active gateways{}", data.gateways, data.bonds.map(|b| format!(", {b}")).unwrap_or_default())}</p>
             </div>
             {data.rules.map(|r| view! {
                 <div class="card" id="rules">

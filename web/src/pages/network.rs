@@ -61,16 +61,19 @@ async fn network_data(state: &AppState, envelopes: bool) -> Result<NetworkData, 
             .unwrap_or_default(),
         flash: None,
         gateways: active.len() as u64,
-        bonded: (!bonds.is_empty()).then(|| {
-            active
-                .iter()
-                .filter(|g| {
-                    bonds
-                        .get(&g.id)
-                        .is_some_and(|s| matches!(s.as_str(), "bonded" | "not_required"))
-                })
-                .count() as u64
-        }),
+        bonds: {
+            let state = |s: &str| {
+                active
+                    .iter()
+                    .filter(|g| bonds.get(&g.id).is_some_and(|b| b == s))
+                    .count()
+            };
+            match (state("bonded"), state("unbonded"), state("not_required")) {
+                (0, 0, 0) => None,
+                (0, 0, _) => Some("no bond required yet".to_owned()),
+                (bonded, _, _) => Some(format!("{bonded} bonded")),
+            }
+        },
         slashed: evidence::list(db, None, 50)
             .await?
             .iter()
