@@ -33,6 +33,11 @@ pub struct GatewayView {
     pub feeder_node: u32,
     /// Its public key (hex).
     pub public_key: String,
+    /// Its bond as the service last read it from chain: `bonded` (at least the minimum),
+    /// `unbonded` (below it: the gateway earns no uptime or local-renewable rewards) or
+    /// `not_required` (the minimum is zero); none before the first reading or without the
+    /// incentive contracts.
+    pub bond: Option<String>,
 }
 
 /// The gateways I may see.
@@ -45,11 +50,14 @@ pub async fn list(State(state): State<AppState>, who: Principal) -> Result<ApiJs
 /// The active gateways `who` may see: their own, the ones they commissioned, or all (operators).
 pub async fn visible_gateways(state: &AppState, who: &Principal) -> Result<Vec<GatewayView>, ApiError> {
     who.require_scope(Scope::Read)?;
-    let all = gateways::active(state.db()?).await?;
+    let db = state.db()?;
+    let all = gateways::active(db).await?;
+    let bonds = gateways::bond_states(db).await?;
     Ok(all
         .iter()
         .filter(|g| may_see(who, g))
         .map(|g| GatewayView {
+            bond: bonds.get(&g.id).cloned(),
             id: g.id.0,
             owner: g.owner.0,
             installer: g.installer.map(|p| p.0),

@@ -358,6 +358,22 @@ async fn bond_states_reach_the_installer_admin_and_network_pages() {
     let page = request(Method::GET, "/installer").cookie(&ian).send(&state).await;
     assert!(page.text.contains(">bonded<"), "{}", page.text);
     assert!(page.text.contains("below the minimum bond"), "{}", page.text);
+    // and the API says the same to the installer
+    let ian_key = key(&db, 5, "read").await;
+    let (st, list) = call(&state, Method::GET, "/api/v1/gateways", Some(&ian_key), None).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    let bond_of = |id: u64| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == id)
+            .map(|g| g["bond"].clone())
+    };
+    assert_eq!(
+        (bond_of(11), bond_of(12)),
+        (Some(json!("bonded")), Some(json!("unbonded"))),
+        "{list}"
+    );
     let admin = request(Method::GET, "/admin").cookie(&root).send(&state).await;
     assert!(admin.text.contains("below the minimum bond"), "{}", admin.text);
     let public = request(Method::GET, "/network").send(&state).await;

@@ -47,14 +47,13 @@ async fn installer_gateways(state: &AppState, who: &Principal) -> Result<Vec<Gat
     let db = state.db()?;
     let now = state.clock.now();
     let mine = readings::visible_gateways(state, who).await?;
-    let bonds = gridshare_storage::gateways::bond_states(db).await?;
     let mut rows = Vec::with_capacity(mine.len());
     for g in mine {
         let latest = gridshare_storage::readings::latest_per_device(db, gridshare_domain::GatewayId(g.id), now).await?;
         let last = latest.iter().map(|r| r.sample.at.0).max();
         let word = |v: String| v.replace('_', " ");
         rows.push(GatewayRow {
-            bond: bonds.get(&gridshare_domain::GatewayId(g.id)).cloned(),
+            bond: g.bond.clone(),
             id: g.id,
             owner: g.owner,
             node: g.feeder_node,
