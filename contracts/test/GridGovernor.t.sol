@@ -143,6 +143,45 @@ contract GridGovernorTest is GridFixture {
         assertEq(uint256(params.version()), 1, "version");
     }
 
+    /// A homeowner without ether votes: the service relays the ballot the home's account signed
+    /// (`castVoteBySig`), counted as the home's vote, once.
+    function test_CastVoteBySigCountsOnceForTheSigner() public {
+        uint256 homeKey = 0x40e;
+        address home = vm.addr(homeKey);
+        vm.prank(admin);
+        token.mint(home, 20_000e6);
+        vm.prank(home);
+        token.delegate(home);
+        vm.warp(block.timestamp + 1);
+        (address[] memory targets, uint256[] memory values, bytes[] memory calldatas) = _proposal(11_000);
+        vm.prank(alice);
+        uint256 id = governor.propose(targets, values, calldatas, "fee per hop: 0.011 per kWh");
+        vm.warp(block.timestamp + VOTING_DELAY + 1);
+
+        bytes32 domain = keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256(bytes(governor.name())),
+                keccak256(bytes(governor.version())),
+                block.chainid,
+                address(governor)
+            )
+        );
+        bytes32 ballot = keccak256(abi.encode(governor.BALLOT_TYPEHASH(), id, uint8(1), home, governor.nonces(home)));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(homeKey, keccak256(abi.encodePacked("\x19\x01", domain, ballot)));
+        bytes memory data = abi.encodeCall(IGovernor.castVoteBySig, (id, uint8(1), home, abi.encodePacked(r, s, v)));
+        _cool();
+        vm.prank(address(0x5e7)); // the service relays it
+        Tx memory vote = _tx(data, _measure(address(governor), data));
+        assertTrue(governor.hasVoted(id, home), "counted as the home's vote");
+        (, uint256 forVotes,) = governor.proposalVotes(id);
+        assertEq(forVotes, 20_000e6, "with the home's votes");
+        // the same ballot again: its nonce is used
+        (bool ok,) = address(governor).call(data);
+        assertTrue(!ok, "a replayed ballot is refused");
+        Console.log("governance: castVoteBySig tx gas (relayed ballot)", vote.total);
+    }
+
     function test_OutOfBoundsFailsAtExecuteAndChangesNothing() public {
         uint256 tooHigh = 100_001;
         uint256 id = _pass(tooHigh, "fee per hop: too high", false);
