@@ -327,10 +327,17 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(chain: &C, wallet: Wallet, a
     };
     assert_eq!(vote(1).await.state, "waiting");
     advance(cfg.governance.voting_delay_s + 1).await;
+    // home 2's ballot reached the chain but the service crashed before recording it: the next
+    // run finds it cast (and sends nothing twice)
+    let key = |p: u64| custody::signer(&seed, ParticipantId(p)).unwrap();
+    let mut crashed = Submitter::new(chain, wallet.clone()).await.unwrap();
+    let sent = custody::ballot(chain, g.governor, &key(2), id, 0).await.unwrap();
+    crashed.send(g.governor, sent).await.unwrap();
     step.follow_proposals(chain, &db, &wallet, g, &seed, Timestamp(0))
         .await
         .unwrap();
     let (home1, home2) = (vote(1).await, vote(2).await);
+    assert_eq!(home2.tx_hash, None, "found on chain, not sent again: {home2:?}");
     assert_eq!(
         (home1.state.as_str(), home1.weight.as_deref()),
         ("cast", Some("600000")),
@@ -353,7 +360,6 @@ async fn scenario<C: Chain, F: Future<Output = ()>>(chain: &C, wallet: Wallet, a
     // home 1's ballot again (a fresh one: the service never sends one twice) is refused by the
     // governor, and so is home 2 signing a ballot that names home 1's account
     let mut other_sender = Submitter::new(chain, wallet.clone()).await.unwrap();
-    let key = |p: u64| custody::signer(&seed, ParticipantId(p)).unwrap();
     let again = custody::ballot(chain, g.governor, &key(1), id, 0).await.unwrap();
     let e = other_sender.send(g.governor, again).await.unwrap_err();
     assert!(e.to_string().contains("GovernorAlreadyCastVote"), "{e}");
